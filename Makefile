@@ -1,0 +1,40 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# `make run` is the local demo: DEBUG on, SQLite unless DATABASE_URL says otherwise.
+RUN_ENV := DEBUG=$${DEBUG:-1}
+
+.PHONY: run test venv lint format serve worker clean-db
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@python -c 'import sys; sys.exit(sys.version_info < (3, 12))' || { \
+	  echo "Python 3.12+ is needed (.python-version selects it with pyenv); found: $$(python --version)"; exit 1; }
+	python -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+run: venv
+	$(RUN_ENV) $(BIN)/python manage.py migrate --no-input
+	$(RUN_ENV) $(BIN)/python manage.py seed_demo --if-empty
+	$(RUN_ENV) $(BIN)/python manage.py create_demo_users
+	@echo "Serving on http://$(HOST):$(PORT)/ with a task worker (Ctrl-C stops both)."
+	@trap 'kill 0' EXIT INT TERM; \
+	  $(RUN_ENV) $(BIN)/python manage.py db_worker & \
+	  $(RUN_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: venv
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .

@@ -1,0 +1,161 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.urls import reverse
+
+# The Clients tab lists customers with at least one finalized order, the Leads tab the others.
+IS_CLIENT = Q(orders_count__gt=0)
+IS_LEAD = Q(orders_count=0)
+
+
+class Customer(models.Model):
+    """A shop customer. The primary key is the client ID staff see and search for."""
+
+    email = models.EmailField(max_length=254)
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField("customer since", db_index=True)
+    default_billing_address = models.ForeignKey(
+        "clients.Address",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    default_shipping_address = models.ForeignKey(
+        "clients.Address",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # Optimistic locking: a form carries the version it was read at; a save from an older
+    # version is refused instead of overwriting what someone else saved meanwhile.
+    version = models.PositiveIntegerField(default=1)
+
+    # --- Denormalized fields -------------------------------------------------------------
+    # The lists sort, filter and page on these at a million customers; aggregating orders
+    # per request would take seconds. They are written only by the services in
+    # clients/services.py and orders/services.py, inside the transaction that changes the
+    # source rows, and `manage.py rebuild_customer_stats` recomputes them and reports drift.
+    orders_count = models.PositiveIntegerField("orders", default=0)
+    total_spent = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    first_order_at = models.DateTimeField(null=True, blank=True)
+    last_order_at = models.DateTimeField(null=True, blank=True)
+    last_order = models.ForeignKey(
+        "orders.Order",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    last_source = models.CharField(max_length=100, blank=True)
+    last_medium = models.CharField(max_length=100, blank=True)
+    # Country of the default billing address, so the country filter needs no join.
+    country = models.CharField(max_length=2, blank=True)
+    # True while at least one active push subscription exists.
+    push_opt_in = models.BooleanField("push accepted", default=False)
+    # Lower-case, accent-free "id first last email phone-digits": one column the search box
+    # can match with a substring (a trigram index serves it on PostgreSQL).
+    search_text = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="customer_email_unique_ci"),
+        ]
+
+    def __str__(self):
+        return self.full_name or self.email
+
+    def get_absolute_url(self):
+        return reverse("clients:client-detail", args=[self.pk])
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def is_client(self) -> bool:
+        return self.orders_count > 0
+
+
+class Address(models.Model):
+    """A postal address in a customer's address book."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="addresses")
+    name = models.CharField(max_length=200)
+    company = models.CharField(max_length=200, blank=True)
+    line1 = models.CharField("address line 1", max_length=200)
+    line2 = models.CharField("address line 2", max_length=200, blank=True)
+    postal_code = models.CharField(max_length=20)
+    city = models.CharField(max_length=100)
+    region = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 code.")
+    phone = models.CharField(max_length=32, blank=True)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        verbose_name_plural = "addresses"
+
+    def __str__(self):
+        return ", ".join(p for p in (self.name, self.line1, self.postal_code, self.city) if p)
+
+    def as_snapshot(self) -> dict:
+        """The address as an order keeps it, frozen at the time of the order."""
+        return {field: getattr(self, field) for field in ADDRESS_FIELDS}
+
+
+ADDRESS_FIELDS = (
+    "name",
+    "company",
+    "line1",
+    "line2",
+    "postal_code",
+    "city",
+    "region",
+    "country",
+    "phone",
+)
+
+
+class Note(models.Model):
+    """One version of the back-office note about a customer.
+
+    Notes are append-only: saving the note adds a version, so nothing staff wrote is ever
+    lost. The customer's current note is its newest version.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="notes")
+    text = models.TextField(blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "-created_at", "-id"])]
+
+    def __str__(self):
+        return f"Note on {self.customer_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class AuditEntry(models.Model):
+    """Who changed what on a customer, when, from what to what."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="audit_entries")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField()
+    action = models.CharField(max_length=50)
+    # {"field": [before, after], ...}
+    changes = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "-at", "-id"])]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self):
+        return f"{self.action} on {self.customer_id} at {self.at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,73 @@
+from decimal import Decimal
+
+from django.db import models
+from django.urls import reverse
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PAID = "paid", "Paid"
+    FULFILLED = "fulfilled", "Fulfilled"
+    CANCELLED = "cancelled", "Cancelled"
+    REFUNDED = "refunded", "Refunded"
+
+
+# A finalized purchase is an order that was paid; pending and cancelled orders never count.
+FINALIZED_STATUSES = (OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.REFUNDED)
+
+MONEY = {"max_digits": 12, "decimal_places": 2, "default": Decimal("0.00")}
+
+
+class Order(models.Model):
+    number = models.CharField(max_length=32, unique=True)
+    customer = models.ForeignKey(
+        "clients.Customer", on_delete=models.PROTECT, related_name="orders"
+    )
+    placed_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING
+    )
+    currency = models.CharField(max_length=3)
+    subtotal = models.DecimalField(**MONEY)
+    shipping = models.DecimalField(**MONEY)
+    tax = models.DecimalField(**MONEY)
+    discount = models.DecimalField(**MONEY)
+    total = models.DecimalField(**MONEY)
+    refunded_amount = models.DecimalField(**MONEY)
+    # Where the customer came from when the app was opened for this order (utm_*).
+    source = models.CharField(max_length=100, blank=True)
+    medium = models.CharField(max_length=100, blank=True)
+    campaign = models.CharField(max_length=200, blank=True)
+    # The addresses as they were when the order was placed (see Address.as_snapshot).
+    billing_address = models.JSONField(default=dict)
+    shipping_address = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "-placed_at", "-id"])]
+
+    def __str__(self):
+        return self.number
+
+    def get_absolute_url(self):
+        return reverse("orders:order-detail", args=[self.number])
+
+    @property
+    def is_finalized(self) -> bool:
+        return self.status in FINALIZED_STATUSES
+
+    @property
+    def net_total(self) -> Decimal:
+        """What the order brought in: its total less what was refunded."""
+        return self.total - self.refunded_amount
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product_name = models.CharField(max_length=200)
+    sku = models.CharField("SKU", max_length=64, blank=True)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    line_total = models.DecimalField(max_digits=12, decimal_places=2)
+
+    def __str__(self):
+        return f"{self.quantity} x {self.product_name}"
