@@ -1,12 +1,16 @@
 """Reads of orders, shaped for the pages and commands that use them."""
 
+import zoneinfo
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import Count, F, Max, Min, Sum
+from django.conf import settings
+from django.db.models import Count, F, Max, Min, Prefetch, QuerySet, Sum
+from django.db.models.functions import TruncMonth
+from django.utils import timezone
 
-from orders.models import FINALIZED_STATUSES, Order
+from orders.models import FINALIZED_STATUSES, Order, OrderLine
 
 ZERO = Decimal("0.00")
 
@@ -84,3 +88,98 @@ def customer_stats_for(customer_ids: list[int]) -> dict[int, CustomerStats]:
             last_medium=medium,
         )
     return stats
+
+
+# --- The client page and the order page ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PurchaseSummary:
+    """How a customer buys, from the statistics stored on the customer (no query)."""
+
+    orders_count: int
+    total_spent: Decimal
+    average_cart: Decimal | None
+    # Average days between consecutive finalized orders; None below two orders.
+    days_between_orders: float | None
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+
+
+def customer_purchase_summary(customer) -> PurchaseSummary:
+    """The client page's statistics, read from the customer's denormalized fields."""
+    count = customer.orders_count
+    average = (customer.total_spent / count).quantize(ZERO) if count else None
+    days = None
+    if count >= 2 and customer.first_order_at and customer.last_order_at:
+        # The gaps between consecutive orders add up to last - first, so their average
+        # needs only the stored first and last order dates.
+        span = customer.last_order_at - customer.first_order_at
+        days = span.total_seconds() / 86400 / (count - 1)
+    return PurchaseSummary(
+        orders_count=count,
+        total_spent=customer.total_spent,
+        average_cart=average,
+        days_between_orders=days,
+        first_order_at=customer.first_order_at,
+        last_order_at=customer.last_order_at,
+    )
+
+
+def customer_orders(*, customer_id: int) -> QuerySet[Order]:
+    """A customer's orders of every status, newest first, with the history table's columns."""
+    return (
+        Order.objects.filter(customer_id=customer_id)
+        .order_by("-placed_at", "-id")
+        .only(
+            "id",
+            "number",
+            "placed_at",
+            "status",
+            "currency",
+            "total",
+            "refunded_amount",
+            "source",
+            "medium",
+        )
+    )
+
+
+def _month_start(moment: datetime, months_back: int = 0) -> datetime:
+    year, month = moment.year, moment.month - months_back
+    while month < 1:
+        year, month = year - 1, month + 12
+    return moment.replace(year=year, month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def customer_monthly_spend(
+    *, customer_id: int, months: int = 12, now: datetime | None = None
+) -> list[tuple[date, Decimal]]:
+    """What a customer spent (finalized orders, net of refunds) in each of the last `months`
+    calendar months of the shop's time zone, oldest first, months without orders included.
+    One aggregate query."""
+    tz = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    local_now = timezone.localtime(now or timezone.now(), tz)
+    start = _month_start(local_now, months - 1)
+    rows = (
+        Order.objects.filter(
+            customer_id=customer_id, status__in=FINALIZED_STATUSES, placed_at__gte=start
+        )
+        .annotate(month=TruncMonth("placed_at", tzinfo=tz))
+        .values("month")
+        .annotate(spent=Sum(F("total") - F("refunded_amount")))
+        .order_by()
+    )
+    spent = {timezone.localtime(row["month"], tz).date(): row["spent"] for row in rows}
+    result = []
+    for back in range(months - 1, -1, -1):
+        month = _month_start(local_now, back).date()
+        result.append((month, Decimal(spent.get(month) or ZERO).quantize(ZERO)))
+    return result
+
+
+def order_detail() -> QuerySet[Order]:
+    """Orders with their customer and lines, as the order page shows them."""
+    return Order.objects.select_related("customer").prefetch_related(
+        Prefetch("lines", queryset=OrderLine.objects.order_by("pk"))
+    )
