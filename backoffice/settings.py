@@ -69,6 +69,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "backoffice.context_processors.backoffice",
             ],
+            "builtins": ["backoffice.templatetags.formatting"],
         },
     },
 ]
@@ -101,6 +102,8 @@ TIME_ZONE = os.environ.get("SHOP_TIME_ZONE", "Europe/Paris")
 # ISO 4217 code of the shop's currency; orders carry their own currency too.
 SHOP_CURRENCY = os.environ.get("SHOP_CURRENCY", "EUR")
 SHOP_NAME = os.environ.get("SHOP_NAME", "Demo shop")
+# Where the shop is: phone numbers typed without a country code are read as this country's.
+SHOP_COUNTRY = os.environ.get("SHOP_COUNTRY", "FR")
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

@@ -1,0 +1,100 @@
+"""The search box and filters of the Clients and Leads tabs."""
+
+import django_filters
+from django import forms
+from django.core.validators import MaxValueValidator, RegexValidator
+from django.db.models import Q
+
+from clients.models import Customer
+from clients.search import normalize, phone_digits
+
+# Offered as suggestions; any value stored on orders can be typed.
+KNOWN_SOURCES = ("google", "facebook", "instagram", "newsletter", "direct", "bing", "tiktok")
+KNOWN_MEDIUMS = ("organic", "cpc", "referral", "email", "none", "social")
+
+_MONEY = {"max_digits": 12, "decimal_places": 2, "min_value": 0}
+_COUNT = {"min_value": 0, "validators": [MaxValueValidator(10**9)]}
+_TEXT = {"max_length": 100}
+
+
+class CountFilter(django_filters.NumberFilter):
+    field_class = forms.IntegerField
+
+
+class CustomerFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        method="search", label="Search", max_length=200, help_text="Client ID, name, email or phone"
+    )
+    source = django_filters.CharFilter(field_name="last_source", label="Last source", **_TEXT)
+    medium = django_filters.CharFilter(field_name="last_medium", label="Medium", **_TEXT)
+    spent_min = django_filters.NumberFilter(
+        field_name="total_spent", lookup_expr="gte", label="Total spent from", **_MONEY
+    )
+    spent_max = django_filters.NumberFilter(
+        field_name="total_spent", lookup_expr="lte", label="Total spent to", **_MONEY
+    )
+    orders_min = CountFilter(
+        field_name="orders_count",
+        lookup_expr="gte",
+        label="Orders from",
+        **_COUNT,
+    )
+    orders_max = CountFilter(
+        field_name="orders_count",
+        lookup_expr="lte",
+        label="Orders to",
+        **_COUNT,
+    )
+    last_order = django_filters.DateFromToRangeFilter(
+        field_name="last_order_at", label="Last order between"
+    )
+    created = django_filters.DateFromToRangeFilter(
+        field_name="created_at", label="Customer since between"
+    )
+    push = django_filters.BooleanFilter(
+        field_name="push_opt_in",
+        label="Push notifications",
+        widget=forms.Select(choices=[("", "Any"), ("true", "Accepted"), ("false", "Not accepted")]),
+    )
+    country = django_filters.CharFilter(
+        field_name="country",
+        method="by_country",
+        label="Country",
+        max_length=2,
+        validators=[RegexValidator(r"^[A-Za-z]{2}$", "Enter a two-letter country code.")],
+    )
+
+    class Meta:
+        model = Customer
+        fields = []
+
+    def search(self, queryset, name, value):
+        text = normalize(value)
+        if not text:
+            return queryset
+        condition = Q(search_text__contains=text)
+        if digits := phone_digits(value):
+            condition |= Q(search_text__contains=digits)
+        return queryset.filter(condition)
+
+    def by_country(self, queryset, name, value):
+        return queryset.filter(country=value.upper())
+
+    @property
+    def active(self) -> bool:
+        """Whether any search or filter is applied."""
+        return self.is_bound and any(
+            v not in (None, "", [], slice(None)) and not _empty_range(v)
+            for v in self.form.cleaned_data.values()
+        )
+
+    def errors_text(self) -> str:
+        return "; ".join(
+            f"{self.form.fields[field].label if field in self.form.fields else field}: "
+            + " ".join(errors)
+            for field, errors in self.form.errors.items()
+        )
+
+
+def _empty_range(value) -> bool:
+    return isinstance(value, slice) and value.start is None and value.stop is None

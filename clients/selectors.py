@@ -1,0 +1,100 @@
+"""Reads of customers, shaped for the pages that show them."""
+
+from django.db.models import QuerySet
+from django.http import QueryDict
+
+from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, Note
+
+TABS = {"clients": IS_CLIENT, "leads": IS_LEAD}
+
+# The columns the Clients and Leads tables show, and nothing else.
+LIST_COLUMNS = (
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "created_at",
+    "orders_count",
+    "total_spent",
+    "last_order_at",
+    "last_order__number",
+    "last_source",
+    "last_medium",
+    "push_opt_in",
+)
+
+MAX_SELECTED = 500
+
+
+def customer_list(*, tab: str) -> QuerySet[Customer]:
+    """The customers of one tab ("clients" or "leads"), with only the columns the table shows."""
+    return Customer.objects.filter(TABS[tab]).select_related("last_order").only(*LIST_COLUMNS)
+
+
+def tab_counts() -> dict[str, int]:
+    """How many customers each tab holds."""
+    return {tab: Customer.objects.filter(condition).count() for tab, condition in TABS.items()}
+
+
+def customer_audience(*, tab: str, audience: str, ids: list, query: str) -> QuerySet[Customer]:
+    """The push-accepting customers a campaign started from a tab goes to.
+
+    `audience` is "all" (the whole tab), "filtered" (the tab under the search and filters in
+    `query`, a query string) or "selected" (the ids ticked on the page). Everything is
+    re-checked here: ids are only kept if they belong to the tab and accepted push.
+    Raises ValueError with a message for the user when the input is not valid.
+    """
+    from clients.filters import CustomerFilter  # filters import this module's TABS
+
+    if tab not in TABS:
+        raise ValueError("Unknown tab: choose Clients or Leads.")
+    customers = Customer.objects.filter(TABS[tab], push_opt_in=True)
+    if audience == "all":
+        return customers
+    if audience == "filtered":
+        filterset = CustomerFilter(QueryDict(query or ""), queryset=customers)
+        if not filterset.is_valid():
+            raise ValueError("The search and filters are not valid: " + filterset.errors_text())
+        return filterset.qs
+    if audience == "selected":
+        try:
+            pks = {int(pk) for pk in ids}
+        except (TypeError, ValueError):
+            raise ValueError("The selection is not valid.") from None
+        if not pks:
+            raise ValueError("No customer is selected.")
+        if len(pks) > MAX_SELECTED:
+            raise ValueError(f"At most {MAX_SELECTED} customers can be selected.")
+        return customers.filter(pk__in=pks)
+    raise ValueError("Unknown audience: choose all, filtered or selected customers.")
+
+
+# --- The client page ---------------------------------------------------------------------
+
+
+def customer_detail() -> QuerySet[Customer]:
+    """Customers with what the client page header and address cards show."""
+    return Customer.objects.select_related("default_billing_address", "default_shipping_address")
+
+
+def customer_addresses(*, customer_id: int) -> list[Address]:
+    """All of a customer's addresses, oldest first."""
+    return list(Address.objects.filter(customer_id=customer_id).order_by("pk"))
+
+
+def note_versions(*, customer_id: int) -> QuerySet[Note]:
+    """A customer's note versions with their authors, the current one first."""
+    return (
+        Note.objects.filter(customer_id=customer_id)
+        .select_related("author")
+        .order_by("-created_at", "-id")
+    )
+
+
+def audit_entries(*, customer_id: int) -> QuerySet[AuditEntry]:
+    """Who changed what on a customer, newest first."""
+    return (
+        AuditEntry.objects.filter(customer_id=customer_id)
+        .select_related("actor")
+        .order_by("-at", "-id")
+    )

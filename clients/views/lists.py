@@ -1,0 +1,116 @@
+"""The Clients and Leads tabs."""
+
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.core.paginator import EmptyPage, Paginator
+from django_filters.views import FilterView
+from django_tables2 import SingleTableMixin
+
+from clients.filters import KNOWN_MEDIUMS, KNOWN_SOURCES, CustomerFilter
+from clients.selectors import customer_list, tab_counts
+from clients.tables import SORT_KEYS, CustomerTable
+
+PAGE_SIZES = (25, 50, 100)
+PUSH_PERMISSION = "notifications.send_campaign"
+
+
+class KnownCountPaginator(Paginator):
+    """A paginator told the number of rows instead of counting them again."""
+
+    def __init__(self, *args, count: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.count = count  # shadows the cached_property
+
+
+class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
+    permission_required = "clients.view_customer"
+    table_class = CustomerTable
+    filterset_class = CustomerFilter
+    template_name = "clients/client_list.html"
+    # Invalid filters are reported and left out; the valid ones still apply.
+    strict = False
+    tab = "clients"
+    default_sort = "-last_order"
+
+    def get_queryset(self):
+        return customer_list(tab=self.tab)
+
+    def get_table(self, **kwargs):
+        self.notices = []
+        self.counts = tab_counts()
+        table = CustomerTable(
+            self.get_table_data(),
+            request=self.request,
+            show_select=self.request.user.has_perm(PUSH_PERMISSION),
+        )
+        table.order_by = self._sort()
+        per_page = self._int_param("per_page", default=PAGE_SIZES[0])
+        if per_page not in PAGE_SIZES:
+            self.notices.append(f"Rows per page can be {', '.join(map(str, PAGE_SIZES))}.")
+            per_page = PAGE_SIZES[0]
+        page = self._int_param("page", default=1)
+        paginator = {"per_page": per_page}
+        if not self._filtered():
+            # The whole tab: its size is already known from the tab counts.
+            paginator["paginator_class"] = KnownCountPaginator
+            paginator["count"] = self.counts[self.tab]
+        try:
+            table.paginate(page=page, **paginator)
+        except EmptyPage:
+            last = max(table.paginator.num_pages, 1)
+            self.notices.append(f"Page {page} does not exist; showing page {last}.")
+            table.paginate(page=last, **paginator)
+        return table
+
+    def _filtered(self) -> bool:
+        return self.filterset.is_bound and (not self.filterset.is_valid() or self.filterset.active)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        filterset = self.filterset
+        if filterset.is_bound and not filterset.is_valid():
+            self.notices.append("Some filters were ignored: " + filterset.errors_text())
+        context.update(
+            tab=self.tab,
+            counts=self.counts,
+            notices=self.notices,
+            filters_active=filterset.is_valid() and filterset.active,
+            page_sizes=PAGE_SIZES,
+            known_sources=KNOWN_SOURCES,
+            known_mediums=KNOWN_MEDIUMS,
+            can_send_push=self.request.user.has_perm(PUSH_PERMISSION),
+            query=self._filter_query(),
+        )
+        return context
+
+    def _sort(self) -> str:
+        sort = self.request.GET.get("sort", "")
+        if sort and sort.removeprefix("-") in SORT_KEYS:
+            return sort
+        if sort:
+            self.notices.append(f"Unknown sort “{sort[:50]}”; showing the default order.")
+        return self.default_sort
+
+    def _int_param(self, name: str, *, default: int) -> int:
+        raw = self.request.GET.get(name, "")
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            self.notices.append(f"“{raw[:20]}” is not a valid {name.replace('_', ' ')}.")
+            return default
+        return value
+
+    def _filter_query(self) -> str:
+        """The search and filters of the current page as a query string (no sort or page)."""
+        params = self.request.GET.copy()
+        for key in ("sort", "page", "per_page"):
+            params.pop(key, None)
+        return params.urlencode()
+
+
+class LeadListView(CustomerListView):
+    tab = "leads"
+    default_sort = "-created_at"

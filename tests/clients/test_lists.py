@@ -1,0 +1,330 @@
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from clients.models import Customer
+from clients.selectors import customer_audience
+from clients.services import address_create
+from orders.models import OrderStatus
+from tests.factories import AddressFactory, CustomerFactory, make_order
+
+pytestmark = pytest.mark.django_db
+
+ROW_ID = re.compile(r'<a href="/clients/(\d+)/">#')
+
+
+def row_ids(response) -> list[int]:
+    return [int(pk) for pk in ROW_ID.findall(response.content.decode())]
+
+
+@pytest.fixture
+def shop():
+    """Three clients and two leads with distinct values in every column."""
+    now = timezone.now()
+    ana = CustomerFactory(
+        first_name="Éloïse",
+        last_name="Ardent",
+        email="eloise@example.fr",
+        phone="+33 6 12 34 56 78",
+        created_at=now - timedelta(days=400),
+    )
+    ben = CustomerFactory(
+        first_name="Ben",
+        last_name="Brook",
+        email="ben@shop.co.uk",
+        phone="07700 900123",
+        created_at=now - timedelta(days=300),
+    )
+    cat = CustomerFactory(
+        first_name="Cat",
+        last_name="Cole",
+        email="cat@example.com",
+        phone="",
+        created_at=now - timedelta(days=200),
+        push_opt_in=True,
+    )
+    address_create(
+        customer=cat,
+        name="Cat Cole",
+        line1="1 High St",
+        postal_code="EC1A 1BB",
+        city="London",
+        country="GB",
+    )
+    lead1 = CustomerFactory(
+        first_name="Dan",
+        last_name="Dune",
+        email="dan@example.com",
+        created_at=now - timedelta(days=10),
+        push_opt_in=True,
+    )
+    lead2 = CustomerFactory(
+        first_name="Eve",
+        last_name="East",
+        email="eve@example.com",
+        created_at=now - timedelta(days=5),
+    )
+    make_order(
+        ana, total="300.00", placed_at=now - timedelta(days=50), source="google", medium="cpc"
+    )
+    make_order(
+        ana, total="20.00", placed_at=now - timedelta(days=40), source="newsletter", medium="email"
+    )
+    make_order(
+        ben, total="75.50", placed_at=now - timedelta(days=30), source="facebook", medium="referral"
+    )
+    make_order(
+        cat, total="10.00", placed_at=now - timedelta(days=3), source="direct", medium="none"
+    )
+    make_order(lead1, status=OrderStatus.PENDING, total="99.00")
+    make_order(lead2, status=OrderStatus.CANCELLED, total="15.00")
+    return {"ana": ana, "ben": ben, "cat": cat, "lead1": lead1, "lead2": lead2}
+
+
+def test_login_is_required(client):
+    response = client.get("/clients/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_users_without_a_role_are_refused(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("nobody", password="x-123456789"))
+    assert client.get("/clients/").status_code == 403
+
+
+def test_clients_tab_lists_customers_with_a_finalized_order(viewer_client, shop):
+    response = viewer_client.get("/clients/")
+    assert response.status_code == 200
+    assert set(row_ids(response)) == {shop["ana"].pk, shop["ben"].pk, shop["cat"].pk}
+    html = response.content.decode()
+    assert re.search(r"Clients<span class=\"count-badge\">3</span>", html)
+    assert re.search(r"Leads<span class=\"count-badge\">2</span>", html)
+    # Newest last order first by default.
+    assert row_ids(response) == [shop["cat"].pk, shop["ben"].pk, shop["ana"].pk]
+    assert "€320.00" in html and "2 orders" in html
+    assert "newsletter / email" in html
+    ana_last = shop["ana"].orders.order_by("-placed_at").first()
+    assert f'href="/orders/{ana_last.number}/"' in html
+
+
+def test_leads_tab_lists_customers_without_a_finalized_order(viewer_client, shop):
+    response = viewer_client.get("/clients/leads/")
+    assert response.status_code == 200
+    assert row_ids(response) == [shop["lead2"].pk, shop["lead1"].pk]  # newest account first
+    assert "No customer matches" not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("eloise", ["ana"]),  # accents ignored
+        ("ÉLOÏSE", ["ana"]),
+        ("ARDENT", ["ana"]),
+        ("shop.co", ["ben"]),  # email fragment
+        ("900123", ["ben"]),  # phone digits
+        ("06 12 34", ["ana"]),  # phone as typed with spaces
+        ("0612", ["ana"]),
+        ("@example", ["ana", "cat"]),
+        ("nobody-matches", []),
+    ],
+)
+def test_search(viewer_client, shop, query, expected):
+    response = viewer_client.get("/clients/", {"q": query})
+    assert response.status_code == 200
+    assert set(row_ids(response)) == {shop[name].pk for name in expected}
+
+
+def test_search_by_client_id(viewer_client, shop):
+    response = viewer_client.get("/clients/", {"q": str(shop["ben"].pk)})
+    assert shop["ben"].pk in row_ids(response)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"source": "newsletter"}, ["ana"]),
+        ({"medium": "referral"}, ["ben"]),
+        ({"spent_min": "50", "spent_max": "100"}, ["ben"]),
+        ({"spent_min": "75.50"}, ["ana", "ben"]),
+        ({"orders_min": "2"}, ["ana"]),
+        ({"orders_max": "1"}, ["ben", "cat"]),
+        ({"push": "true"}, ["cat"]),
+        ({"push": "false"}, ["ana", "ben"]),
+        ({"country": "gb"}, ["cat"]),
+    ],
+)
+def test_filters(viewer_client, shop, params, expected):
+    response = viewer_client.get("/clients/", params)
+    assert response.status_code == 200
+    assert set(row_ids(response)) == {shop[name].pk for name in expected}
+
+
+def test_date_range_filters(viewer_client, shop):
+    today = timezone.localdate()
+    recent = (today - timedelta(days=35)).isoformat()
+    response = viewer_client.get("/clients/", {"last_order_after": recent})
+    assert set(row_ids(response)) == {shop["ben"].pk, shop["cat"].pk}
+    response = viewer_client.get(
+        "/clients/", {"created_before": (today - timedelta(days=350)).isoformat()}
+    )
+    assert set(row_ids(response)) == {shop["ana"].pk}
+    response = viewer_client.get(
+        "/clients/leads/", {"created_after": (today - timedelta(days=7)).isoformat()}
+    )
+    assert set(row_ids(response)) == {shop["lead2"].pk}
+
+
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("id", ["ana", "ben", "cat"]),
+        ("-id", ["cat", "ben", "ana"]),
+        ("name", ["ana", "ben", "cat"]),
+        ("-name", ["cat", "ben", "ana"]),
+        ("last_order", ["ana", "ben", "cat"]),
+        ("-last_order", ["cat", "ben", "ana"]),
+        ("last_source", ["cat", "ben", "ana"]),  # direct, facebook, newsletter
+        ("-last_source", ["ana", "ben", "cat"]),
+        ("total_spent", ["cat", "ben", "ana"]),
+        ("-total_spent", ["ana", "ben", "cat"]),
+        ("orders_count", ["ben", "cat", "ana"]),  # ties broken by id
+        ("-orders_count", ["ana", "cat", "ben"]),
+        ("created_at", ["ana", "ben", "cat"]),
+        ("-created_at", ["cat", "ben", "ana"]),
+    ],
+)
+def test_sorting_on_every_column(viewer_client, shop, sort, expected):
+    response = viewer_client.get("/clients/", {"sort": sort})
+    assert row_ids(response) == [shop[name].pk for name in expected]
+
+
+def test_pages_are_stable_and_cover_every_row_once(viewer_client):
+    for _ in range(60):
+        make_order(CustomerFactory(), total="10.00")  # equal totals: ties everywhere
+    seen = []
+    for page in (1, 2, 3):
+        response = viewer_client.get("/clients/", {"sort": "-total_spent", "page": page})
+        seen += row_ids(response)
+    assert len(seen) == 60 and len(set(seen)) == 60
+    response = viewer_client.get("/clients/", {"per_page": 50})
+    assert len(row_ids(response)) == 50
+    assert "Rows 1–50 of 60" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("params", "notice"),
+    [
+        ({"page": "abc"}, "is not a valid page"),
+        ({"page": "-3"}, "is not a valid page"),
+        ({"page": "99999999999999999999"}, "does not exist"),
+        ({"per_page": "1000"}, "Rows per page can be 25, 50, 100"),
+        ({"per_page": "x"}, "is not a valid per page"),
+        ({"sort": "password"}, "Unknown sort"),
+        ({"sort": "-"}, "Unknown sort"),
+        ({"spent_min": "ten"}, "Some filters were ignored"),
+        ({"spent_min": "1e999"}, "Some filters were ignored"),
+        ({"orders_min": "99999999999999999999"}, "Some filters were ignored"),
+        ({"last_order_after": "2024-02-30"}, "Some filters were ignored"),
+        ({"created_before": "yesterday"}, "Some filters were ignored"),
+        ({"country": "France"}, "Some filters were ignored"),
+        ({"q": "x" * 500}, "Some filters were ignored"),
+    ],
+)
+def test_malformed_query_strings_show_the_page_with_a_message(viewer_client, shop, params, notice):
+    response = viewer_client.get("/clients/", params)
+    assert response.status_code == 200
+    assert notice in response.content.decode()
+    assert row_ids(response)  # the page still lists clients
+
+
+def test_invalid_filters_are_ignored_but_valid_ones_apply(viewer_client, shop):
+    response = viewer_client.get("/clients/", {"spent_min": "abc", "source": "facebook"})
+    assert row_ids(response) == [shop["ben"].pk]
+
+
+def test_nul_bytes_and_repeated_keys_do_not_break_the_page(viewer_client, shop):
+    response = viewer_client.get("/clients/?q=a%00b&sort=id&sort=-id&page=1&page=2")
+    assert response.status_code == 200
+
+
+def _count_queries(client, url) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/clients/?per_page=100",
+        "/clients/leads/?per_page=100",
+        "/clients/?q=example&source=google&per_page=100",
+    ],
+)
+def test_query_count_does_not_grow_with_rows(viewer_client, url):
+    make_order(CustomerFactory(email="first@example.com"), source="google")
+    CustomerFactory()
+    few = _count_queries(viewer_client, url)
+    for i in range(40):
+        customer = CustomerFactory(email=f"bulk{i}@example.com", push_opt_in=i % 2 == 0)
+        AddressFactory(customer=customer)
+        make_order(customer, source="google")
+        CustomerFactory()
+    many = _count_queries(viewer_client, url)
+    assert few == many
+    assert many <= 8
+
+
+def test_query_count_does_not_grow_with_page_size(viewer_client):
+    for _ in range(30):
+        make_order(CustomerFactory())
+    assert _count_queries(viewer_client, "/clients/?per_page=25") == _count_queries(
+        viewer_client, "/clients/?per_page=100"
+    )
+
+
+class TestAudience:
+    def test_all_is_the_push_accepting_customers_of_the_tab(self, shop):
+        assert list(customer_audience(tab="clients", audience="all", ids=[], query="")) == [
+            shop["cat"]
+        ]
+        assert list(customer_audience(tab="leads", audience="all", ids=[], query="")) == [
+            shop["lead1"]
+        ]
+
+    def test_selected_ids_are_refiltered(self, shop):
+        ids = [shop["cat"].pk, shop["ana"].pk, shop["lead1"].pk, 999999]
+        audience = customer_audience(tab="clients", audience="selected", ids=ids, query="")
+        assert list(audience) == [shop["cat"]]  # not push, wrong tab, unknown: dropped
+
+    def test_filtered_applies_the_tab_search_and_filters(self, shop):
+        Customer.objects.filter(pk=shop["ben"].pk).update(push_opt_in=True)
+        audience = customer_audience(
+            tab="clients", audience="filtered", ids=[], query="source=facebook"
+        )
+        assert list(audience) == [Customer.objects.get(pk=shop["ben"].pk)]
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"tab": "admins", "audience": "all"}, "Unknown tab"),
+            ({"tab": "clients", "audience": "everyone"}, "Unknown audience"),
+            ({"tab": "clients", "audience": "selected", "ids": []}, "No customer"),
+            ({"tab": "clients", "audience": "selected", "ids": ["1; DROP"]}, "not valid"),
+            ({"tab": "clients", "audience": "filtered", "query": "spent_min=abc"}, "not valid"),
+        ],
+    )
+    def test_invalid_input_is_refused_with_a_message(self, shop, kwargs, message):
+        kwargs = {"ids": [], "query": ""} | kwargs
+        with pytest.raises(ValueError, match=message):
+            customer_audience(**kwargs)
+
+
+def test_money_is_decimal_end_to_end(shop):
+    ana = Customer.objects.get(pk=shop["ana"].pk)
+    assert isinstance(ana.total_spent, Decimal) and ana.total_spent == Decimal("320.00")
