@@ -171,10 +171,7 @@ def note_context(request, customer: Customer) -> dict:
     versions, links = _paginate(
         request, note_versions(customer_id=customer.pk), param="notes", per_page=NOTES_PER_PAGE
     )
-    if versions.number == 1:
-        current = versions.object_list[0] if versions.object_list else None
-    else:
-        current = note_versions(customer_id=customer.pk).first()
+    current = note_versions(customer_id=customer.pk).first()
     return {"note": current, "note_versions": versions, "note_links": links}
 
 
