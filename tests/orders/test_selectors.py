@@ -1,0 +1,60 @@
+"""Order reads used by the client page: monthly spend and the purchase summary."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from orders.models import OrderStatus
+from orders.selectors import customer_monthly_spend, customer_purchase_summary
+from tests.factories import CustomerFactory, make_order
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+def test_monthly_spend_covers_twelve_months_in_the_shop_time_zone(settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    customer = CustomerFactory()
+    # 31 March 22:30 UTC is already 1 April in Paris.
+    make_order(customer, total="10.00", placed_at=datetime(2026, 3, 31, 22, 30, tzinfo=UTC))
+    make_order(customer, total="5.00", placed_at=datetime(2026, 4, 20, tzinfo=UTC))
+    make_order(
+        customer, total="40.00", refunded="15.00", placed_at=datetime(2026, 6, 1, tzinfo=UTC)
+    )
+    make_order(customer, status=OrderStatus.REFUNDED, total="30.00", placed_at=NOW)
+    make_order(customer, status=OrderStatus.PENDING, total="99.00", placed_at=NOW)
+    make_order(customer, status=OrderStatus.CANCELLED, total="99.00", placed_at=NOW)
+    # Before the window (12 months = July 2025 to June 2026).
+    make_order(customer, total="77.00", placed_at=datetime(2025, 6, 20, tzinfo=UTC))
+    make_order(CustomerFactory(), total="500.00", placed_at=NOW)
+
+    months = customer_monthly_spend(customer_id=customer.pk, now=NOW)
+    assert len(months) == 12
+    assert months[0][0].isoformat() == "2025-07-01" and months[-1][0].isoformat() == "2026-06-01"
+    spend = {month.isoformat()[:7]: value for month, value in months}
+    assert spend["2026-03"] == Decimal("0.00")
+    assert spend["2026-04"] == Decimal("15.00")
+    assert spend["2026-06"] == Decimal("25.00")
+    assert sum(spend.values()) == Decimal("40.00")
+
+
+def test_purchase_summary_comes_from_the_stored_statistics():
+    customer = CustomerFactory()
+    start = NOW - timedelta(days=60)
+    for days, total in ((0, "10.00"), (15, "20.00"), (45, "60.00")):
+        make_order(customer, total=total, placed_at=start + timedelta(days=days))
+    customer.refresh_from_db()
+    summary = customer_purchase_summary(customer)
+    assert summary.orders_count == 3
+    assert summary.total_spent == Decimal("90.00")
+    assert summary.average_cart == Decimal("30.00")
+    # Gaps of 15 and 30 days.
+    assert summary.days_between_orders == pytest.approx(22.5)
+
+
+def test_purchase_summary_of_a_lead():
+    summary = customer_purchase_summary(CustomerFactory())
+    assert summary.orders_count == 0
+    assert summary.average_cart is None and summary.days_between_orders is None
