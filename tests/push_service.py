@@ -1,0 +1,814 @@
+"""A real Web Push service on 127.0.0.1 for the test suite.
+
+`PushService` is an HTTP/1.1 server (``ThreadingHTTPServer``, one thread per connection, keep-alive)
+that plays both ends a browser subscription involves: the push service that an application server
+POSTs to (RFC 8030), and the user agent that holds the subscription's private key and decrypts the
+message (RFC 8291). Nothing is mocked: pywebpush, requests/aiohttp and the crypto run for real, so
+a test proves that what the application sends would be accepted and could be read by a browser.
+
+Quick start (the ``push_service`` and ``vapid_keys`` fixtures in tests/notifications/conftest.py
+do the first two lines for you)::
+
+    with PushService(vapid_public_key=vapid_keys.public_key) as service:
+        subscription = service.new_subscription()    # what PushSubscription.toJSON() gives
+        webpush(subscription, data='{"title": "Sale"}', ttl=3600,
+                vapid_private_key=vapid_keys.private_key,
+                vapid_claims={"sub": "mailto:ops@example.com"})
+        [message] = service.messages_for(subscription["endpoint"])
+        assert message.json() == {"title": "Sale"}
+
+API
+---
+``PushService(*, vapid_public_key=None)``
+    ``vapid_public_key`` is the application server key (base64url, uncompressed P-256 point, the
+    ``applicationServerKey`` a browser would subscribe with). When given, every subscription is
+    "restricted" (RFC 8292 section 4.2): a JWT signed with another key is answered 403. When
+    ``None`` any key is accepted, but a valid VAPID JWT is still required.
+``start() -> PushService``, ``stop()``, and ``with PushService() as service:``
+    Binds 127.0.0.1 on a free port and serves from a background thread. ``stop()`` closes open
+    keep-alive connections too, so it never hangs; it is idempotent.
+``origin: str``
+    ``"http://127.0.0.1:PORT"``; the ``aud`` every JWT must carry.
+``new_subscription() -> dict``
+    ``{"endpoint": origin + "/push/<random id>", "expirationTime": None,
+    "keys": {"p256dh": ..., "auth": ...}}`` (the shape of ``PushSubscription.toJSON()``). The
+    service keeps the private key and auth secret to decrypt what is sent to it.
+``received: list[Received]`` and ``messages_for(endpoint) -> list[Received]``
+    Snapshots (copies), in arrival order, of the messages answered 201. A `Received` has
+    ``endpoint``, ``payload`` (decrypted bytes), ``json()``, ``headers`` (every request header,
+    case-insensitive: ``headers["TTL"]``), ``ttl`` (int), ``urgency`` ("normal" when absent),
+    ``topic`` (or None), ``claims`` (the JWT claims: ``aud``, ``exp``, ``sub``),
+    ``vapid_public_key`` (the ``k`` it was signed with), ``location`` (the Location answered) and
+    ``received_at`` (aware UTC datetime).
+``respond(endpoint_or_None, *, status, times=None, retry_after=None, delay=0.0)``
+    Programs the answer for one endpoint (a ``new_subscription()`` endpoint) or, with ``None``, for
+    every endpoint; an endpoint's own programming wins over the global one. ``status`` is 201 or
+    400-599. ``times=N`` applies to the next N requests only, then the service answers 201 again;
+    ``times=None`` until reprogrammed. ``retry_after`` (seconds) adds a ``Retry-After`` header
+    (429, 503...). ``delay`` makes the service wait that many seconds before answering (a slow
+    service; with ``status=201`` the message is still delivered, after the delay). Each call
+    replaces the previous programming for the same target; ``respond(target, status=201)``
+    restores normal service. Programmed answers apply to requests that pass validation: a
+    malformed request still gets its own 4xx, so a failure test also proves the request itself was
+    right. A message answered anything but 201 is not delivered (not in ``received``).
+``set_down(down: bool)``
+    Simulates an outage by **refusing connections**: the listening socket is closed (the port
+    stays reserved, so the origin does not change) and open keep-alive connections are dropped.
+    Clients see a connection error (``requests.ConnectionError``,
+    ``aiohttp.ClientConnectorError``), not an HTTP status; to test a 503 use
+    ``respond(None, status=503, retry_after=...)``. ``set_down(False)`` listens again on the same
+    port.
+``requests_count: int``
+    HTTP requests that reached the service (any method, any answer).
+``connections_count: int``
+    TCP connections accepted; shows whether a client reuses pooled keep-alive connections.
+``clear()``
+    Forgets received messages and resets both counters. Subscriptions, programmed answers and the
+    up/down state are kept.
+
+What a request must look like (otherwise the answer is an error with a JSON body
+``{"code", "error", "message"}`` naming the problem):
+
+- ``POST`` (else 405) to a ``/push/<id>`` endpoint of this service (else 404), with
+  ``Content-Length`` (no chunked bodies: 411).
+- ``Authorization: vapid t=<JWT>, k=<key>`` (RFC 8292). Absent, or another scheme such as the
+  draft ``WebPush <JWT>`` that a ``py_vapid.Vapid01`` instance signs: 401 with
+  ``WWW-Authenticate: vapid``. Sign with ``py_vapid.Vapid`` (= ``Vapid02``) or give pywebpush the
+  private key string. The JWT must be ES256 and verify with ``k``; ``k`` must be the expected key
+  when the service has one; ``aud`` must equal ``origin``; ``exp`` must be in the future and at
+  most 24 h ahead; ``sub`` must be a ``mailto:`` or ``https:`` URI. Otherwise 403.
+- ``TTL`` (RFC 8030 section 5.2, required): a non-negative integer, else 400. ``Urgency``, if
+  sent: very-low, low, normal or high, else 400. ``Topic``, if sent: 1-32 base64url characters,
+  else 400.
+- A body needs ``Content-Encoding: aes128gcm`` (else 415) and at most 4096 octets (else 413;
+  RFC 8291 section 4: 4096 octets of body leave 3993 octets of plaintext). A message without a
+  body (a "tickle") is accepted and delivered with ``payload == b""``.
+- The body must decrypt per RFC 8291/8188 with the subscription's keys: one record, ``idlen`` 65
+  with the sender's public key as ``keyid``, a valid AES-GCM tag, the 0x02 padding delimiter.
+  Otherwise 400: a real push service cannot read the body and would accept it, then the browser
+  would drop the message silently; failing loudly here is what a test needs.
+- Success: 201 with a ``Location`` header (``origin + "/message/<id>"``) and an empty body.
+
+Every response carries ``Content-Length``; connections stay open (HTTP/1.1 keep-alive) unless the
+client asks to close or the request could not be read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import re
+import secrets
+import socket
+import socketserver
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+__all__ = ["PushService", "Received", "decrypt_aes128gcm"]
+
+logger = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+MAX_BODY = 4096
+MAX_JWT_LIFETIME = 24 * 60 * 60
+URGENCIES = ("very-low", "low", "normal", "high")
+# Bodies up to this size are read (and discarded) before an error answer, so the connection stays
+# usable; a client announcing more is answered 413 and disconnected.
+_MAX_DRAIN = 1024 * 1024
+_PATH_RE = re.compile(r"^/push/([A-Za-z0-9_-]+)$")
+_DIGITS_RE = re.compile(r"^[0-9]{1,10}$")
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_SUB_RE = re.compile(r"^(mailto:.+|https://.+)$", re.IGNORECASE)
+_SENDER_KEY_LEN = 65
+_HEADER_LEN = 16 + 4 + 1 + _SENDER_KEY_LEN
+_TAG_LEN = 16
+
+
+def _b64decode(value: str | bytes) -> bytes:
+    """Decode base64url with or without padding; raise ValueError on anything else."""
+    if isinstance(value, str):
+        value = value.encode("ascii", "strict")
+    value = value.rstrip(b"=")
+    if not re.fullmatch(rb"[A-Za-z0-9_-]*", value):
+        raise ValueError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
+    except binascii.Error as exc:
+        raise ValueError("not base64url") from exc
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _public_bytes(key: ec.EllipticCurvePublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+
+
+def _hkdf(ikm: bytes, *, salt: bytes, info: bytes, length: int) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
+class DecryptionError(ValueError):
+    """The body is not an RFC 8291 message this subscription can read."""
+
+
+def decrypt_aes128gcm(
+    body: bytes, *, private_key: ec.EllipticCurvePrivateKey, auth_secret: bytes
+) -> bytes:
+    """Decrypt a Web Push message body (RFC 8291 over RFC 8188 aes128gcm) as a user agent does."""
+    if len(body) < _HEADER_LEN:
+        raise DecryptionError(f"body of {len(body)} octets is shorter than the aes128gcm header")
+    salt = body[:16]
+    record_size = int.from_bytes(body[16:20], "big")
+    idlen = body[20]
+    if idlen != _SENDER_KEY_LEN:
+        raise DecryptionError(
+            f"idlen is {idlen}: RFC 8291 puts the 65-octet sender public key in keyid"
+        )
+    sender_key_bytes = body[21:_HEADER_LEN]
+    ciphertext = body[_HEADER_LEN:]
+    if record_size < _TAG_LEN + 2:
+        raise DecryptionError(f"record size {record_size} is below the RFC 8188 minimum of 18")
+    if len(ciphertext) < _TAG_LEN + 1:
+        raise DecryptionError("the record is shorter than a padding delimiter and a tag")
+    if len(ciphertext) > record_size:
+        raise DecryptionError(
+            f"{len(ciphertext)} octets of records with rs={record_size}: RFC 8291 requires "
+            "a single record"
+        )
+    try:
+        sender_key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), sender_key_bytes)
+    except ValueError as exc:
+        raise DecryptionError("keyid is not a P-256 public key") from exc
+
+    ecdh_secret = private_key.exchange(ec.ECDH(), sender_key)
+    key_info = b"WebPush: info\x00" + _public_bytes(private_key.public_key()) + sender_key_bytes
+    ikm = _hkdf(ecdh_secret, salt=auth_secret, info=key_info, length=32)
+    cek = _hkdf(ikm, salt=salt, info=b"Content-Encoding: aes128gcm\x00", length=16)
+    nonce = _hkdf(ikm, salt=salt, info=b"Content-Encoding: nonce\x00", length=12)
+    try:
+        # A single record has sequence number 0, so its nonce is the derived nonce itself.
+        plaintext = AESGCM(cek).decrypt(nonce, ciphertext, None)
+    except InvalidTag as exc:
+        raise DecryptionError(
+            "AES-GCM authentication failed (tampered body, or encrypted for other keys)"
+        ) from exc
+    unpadded = plaintext.rstrip(b"\x00")
+    if not unpadded or unpadded[-1] != 0x02:
+        raise DecryptionError("the record does not end with the 0x02 last-record delimiter")
+    return unpadded[:-1]
+
+
+class Headers(Mapping[str, str]):
+    """Read-only, case-insensitive request headers."""
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._items = {name.lower(): (name, value) for name, value in items}
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()][1]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({dict(self.items())!r})"
+
+
+@dataclass(frozen=True)
+class Received:
+    """A push message the service accepted (201) and decrypted."""
+
+    endpoint: str
+    payload: bytes
+    headers: Headers
+    ttl: int
+    urgency: str
+    topic: str | None
+    claims: dict[str, Any]
+    vapid_public_key: str
+    location: str
+    received_at: datetime
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+@dataclass
+class _Subscription:
+    endpoint: str
+    private_key: ec.EllipticCurvePrivateKey
+    auth_secret: bytes
+
+
+@dataclass
+class _Rule:
+    status: int
+    remaining: int | None
+    retry_after: int | None
+    delay: float
+
+
+@dataclass
+class _Answer:
+    status: int
+    message: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    delay: float = 0.0
+    delivery: Received | None = None
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+_UNAUTHORIZED = (("WWW-Authenticate", "vapid"),)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+    def __init__(self, push_service: PushService) -> None:
+        self.push_service = push_service
+        super().__init__((HOST, 0), _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name (socket.getfqdn), a DNS call for nothing.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.socket.getsockname()[:2]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client went away; nothing to report
+        logger.exception("push service: error while serving %s", client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "LocalPushService/1.0"
+    disable_nagle_algorithm = True
+    # An idle keep-alive connection is closed after this many seconds (clients reconnect).
+    timeout = 60
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.push_service._connection_opened(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.push_service._connection_closed(self.connection)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    def _serve(self) -> None:
+        service = self.server.push_service
+        service._count_request()
+        body = self._read_body()
+        if body is None:
+            return
+        answer = service._answer(self.command, self.path, self.headers.items(), body)
+        if answer.delay and service._stopping.wait(answer.delay):
+            self.close_connection = True
+            return
+        if answer.delivery is not None:
+            service._deliver(answer.delivery)
+        self._send(answer)
+
+    def _read_body(self) -> bytes | None:
+        """Read the request body; answer and return None when it cannot be read."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            self._send(_Answer(HTTPStatus.LENGTH_REQUIRED, "send the body with Content-Length"))
+            return None
+        raw_length = self.headers.get("Content-Length", "0").strip()
+        if not _DIGITS_RE.match(raw_length):
+            self.close_connection = True
+            self._send(_Answer(HTTPStatus.BAD_REQUEST, f"bad Content-Length {raw_length!r}"))
+            return None
+        length = int(raw_length)
+        if length > _MAX_DRAIN:
+            self.close_connection = True
+            self._send(_too_large(length))
+            return None
+        body = self.rfile.read(length)
+        if len(body) < length:
+            self.close_connection = True
+            return None
+        return body
+
+    # Every method is counted and answered; PushService rejects all but POST with 405.
+    do_POST = do_GET = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
+
+    def _send(self, answer: _Answer) -> None:
+        payload = b""
+        if answer.status >= 400:
+            payload = json.dumps(
+                {
+                    "code": answer.status,
+                    "error": _phrase(answer.status),
+                    "message": answer.message,
+                }
+            ).encode()
+        try:
+            self.send_response(answer.status)
+            for name, value in answer.headers:
+                self.send_header(name, value)
+            if payload:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if payload and self.command != "HEAD":
+                self.wfile.write(payload)
+        except OSError:
+            # The client gave up (its timeout ran out while the service was slow, for example).
+            self.close_connection = True
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _too_large(length: int) -> _Answer:
+    return _Answer(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        f"body of {length} octets exceeds the {MAX_BODY}-octet limit (RFC 8291 section 4)",
+    )
+
+
+class PushService:
+    """A real Web Push service on 127.0.0.1 (see the module docstring)."""
+
+    def __init__(self, *, vapid_public_key: str | None = None) -> None:
+        self._expected_key: bytes | None = None
+        if vapid_public_key is not None:
+            try:
+                self._expected_key = _b64decode(vapid_public_key)
+                ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), self._expected_key)
+            except ValueError as exc:
+                raise ValueError(
+                    "vapid_public_key must be a base64url uncompressed P-256 point"
+                ) from exc
+        self._lock = threading.Lock()
+        self._subscriptions: dict[str, _Subscription] = {}
+        self._rules: dict[str | None, _Rule] = {}
+        self._received: list[Received] = []
+        self._requests_count = 0
+        self._connections_count = 0
+        self._connections: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._placeholder: socket.socket | None = None
+        self._stopping = threading.Event()
+        self._origin: str | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> PushService:
+        if self._server is not None:
+            raise RuntimeError("the push service is already started")
+        self._stopping.clear()
+        self._server = _Server(self)
+        self._origin = f"http://{HOST}:{self._server.server_port}"
+        self._serve_in_background()
+        return self
+
+    def stop(self) -> None:
+        server = self._server
+        if server is None:
+            return
+        self._stopping.set()
+        if self._thread is not None:
+            server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._drop_connections()
+        server.server_close()  # also waits for the connection threads
+        if self._placeholder is not None:
+            self._placeholder.close()
+            self._placeholder = None
+        self._server = None
+
+    def __enter__(self) -> PushService:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def set_down(self, down: bool) -> None:
+        server = self._require_server()
+        if down and self._placeholder is None:
+            server.shutdown()
+            self._thread.join()
+            self._thread = None
+            port = server.server_port
+            server.socket.close()
+            # Keep the port bound (but not listening) so connections are refused and nothing else
+            # can take the port meanwhile: endpoints handed out stay valid once the service is up.
+            self._placeholder = _reusable_socket()
+            self._placeholder.bind((HOST, port))
+            self._drop_connections()
+        elif not down and self._placeholder is not None:
+            listener = _reusable_socket()
+            listener.bind((HOST, server.server_port))
+            listener.listen(server.request_queue_size)
+            server.socket = listener
+            self._placeholder.close()
+            self._placeholder = None
+            self._serve_in_background()
+
+    # -- subscriptions and programming --------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        if self._origin is None:
+            raise RuntimeError("start() the push service first")
+        return self._origin
+
+    def new_subscription(self) -> dict[str, Any]:
+        private_key = ec.generate_private_key(ec.SECP256R1())
+        auth_secret = secrets.token_bytes(16)
+        endpoint = f"{self.origin}/push/{secrets.token_urlsafe(24)}"
+        with self._lock:
+            self._subscriptions[endpoint] = _Subscription(endpoint, private_key, auth_secret)
+        return {
+            "endpoint": endpoint,
+            "expirationTime": None,
+            "keys": {
+                "p256dh": _b64encode(_public_bytes(private_key.public_key())),
+                "auth": _b64encode(auth_secret),
+            },
+        }
+
+    def respond(
+        self,
+        endpoint_or_None: str | None,
+        *,
+        status: int,
+        times: int | None = None,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        with self._lock:
+            known = endpoint_or_None is None or endpoint_or_None in self._subscriptions
+        if not known:
+            raise ValueError(f"{endpoint_or_None!r} is not an endpoint of this push service")
+        if status != HTTPStatus.CREATED and not 400 <= status <= 599:
+            raise ValueError(f"status must be 201 or 400-599, not {status}")
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1 (or None for every request)")
+        if retry_after is not None and (retry_after < 0 or status < 400):
+            raise ValueError("retry_after must be >= 0 and goes with an error status")
+        if delay < 0:
+            raise ValueError("delay must be >= 0")
+        with self._lock:
+            if status == HTTPStatus.CREATED and not delay:
+                self._rules.pop(endpoint_or_None, None)
+            else:
+                self._rules[endpoint_or_None] = _Rule(status, times, retry_after, delay)
+
+    # -- observations -------------------------------------------------------------------------
+
+    @property
+    def received(self) -> list[Received]:
+        with self._lock:
+            return list(self._received)
+
+    def messages_for(self, endpoint: str) -> list[Received]:
+        with self._lock:
+            return [message for message in self._received if message.endpoint == endpoint]
+
+    @property
+    def requests_count(self) -> int:
+        with self._lock:
+            return self._requests_count
+
+    @property
+    def connections_count(self) -> int:
+        with self._lock:
+            return self._connections_count
+
+    def clear(self) -> None:
+        with self._lock:
+            self._received.clear()
+            self._requests_count = 0
+            self._connections_count = 0
+
+    # -- request handling (called from the connection threads) --------------------------------
+
+    def _answer(
+        self, method: str, path: str, header_items: list[tuple[str, str]], body: bytes
+    ) -> _Answer:
+        try:
+            return self._accept(method, path, Headers(header_items), body)
+        except _Reject as reject:
+            return _Answer(reject.status, reject.message, reject.headers)
+
+    def _accept(self, method: str, path: str, headers: Headers, body: bytes) -> _Answer:
+        if method != "POST":
+            raise _Reject(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                f"{method} is not allowed: push messages are POSTed",
+                (("Allow", "POST"),),
+            )
+        match = _PATH_RE.match(path)
+        endpoint = f"{self.origin}{path}"
+        with self._lock:
+            subscription = self._subscriptions.get(endpoint) if match else None
+        if subscription is None:
+            raise _Reject(HTTPStatus.NOT_FOUND, f"no push subscription at {path}")
+
+        claims, key = self._check_vapid(headers.get("Authorization"))
+        ttl, urgency, topic = _check_push_headers(headers)
+        payload = b""
+        if body:
+            encoding = headers.get("Content-Encoding", "")
+            if encoding.strip().lower() != "aes128gcm":
+                raise _Reject(
+                    HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                    f"Content-Encoding {encoding!r}: only aes128gcm (RFC 8291) is accepted",
+                )
+            if len(body) > MAX_BODY:
+                raise _Reject(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _too_large(len(body)).message)
+            try:
+                payload = decrypt_aes128gcm(
+                    body,
+                    private_key=subscription.private_key,
+                    auth_secret=subscription.auth_secret,
+                )
+            except DecryptionError as exc:
+                raise _Reject(HTTPStatus.BAD_REQUEST, f"cannot decrypt the body: {exc}") from exc
+
+        rule = self._take_rule(endpoint)
+        if rule is not None and rule.status != HTTPStatus.CREATED:
+            retry = (
+                (("Retry-After", str(rule.retry_after)),) if rule.retry_after is not None else ()
+            )
+            return _Answer(
+                rule.status, "programmed failure (PushService.respond)", retry, rule.delay
+            )
+        location = f"{self.origin}/message/{secrets.token_urlsafe(16)}"
+        delivery = Received(
+            endpoint=endpoint,
+            payload=payload,
+            headers=headers,
+            ttl=ttl,
+            urgency=urgency,
+            topic=topic,
+            claims=claims,
+            vapid_public_key=key,
+            location=location,
+            received_at=datetime.now(UTC),
+        )
+        return _Answer(
+            HTTPStatus.CREATED,
+            headers=(("Location", location),),
+            delay=rule.delay if rule else 0.0,
+            delivery=delivery,
+        )
+
+    def _check_vapid(self, authorization: str | None) -> tuple[dict[str, Any], str]:
+        """Verify an RFC 8292 ``vapid`` Authorization header; return the claims and the key."""
+        if not authorization:
+            raise _Reject(
+                HTTPStatus.UNAUTHORIZED, "missing Authorization: vapid t=..., k=...", _UNAUTHORIZED
+            )
+        scheme, _, params = authorization.strip().partition(" ")
+        if scheme.lower() != "vapid":
+            raise _Reject(
+                HTTPStatus.UNAUTHORIZED,
+                f"Authorization scheme {scheme!r}: only RFC 8292 'vapid t=..., k=...' is accepted",
+                _UNAUTHORIZED,
+            )
+        parts = {}
+        for item in params.split(","):
+            name, sep, value = item.strip().partition("=")
+            if sep:
+                parts[name.strip().lower()] = value.strip()
+        if not parts.get("t") or not parts.get("k"):
+            raise _Reject(
+                HTTPStatus.UNAUTHORIZED, "the vapid credentials need both t and k", _UNAUTHORIZED
+            )
+        token, key = parts["t"], parts["k"]
+        claims = _verify_jwt(token, key, expected_key=self._expected_key)
+        if claims.get("aud") != self.origin:
+            raise _Reject(
+                HTTPStatus.FORBIDDEN,
+                f"JWT aud {claims.get('aud')!r} is not this push service's origin {self.origin!r}",
+            )
+        exp = claims.get("exp")
+        now = time.time()
+        if not isinstance(exp, int) or isinstance(exp, bool):
+            raise _Reject(HTTPStatus.FORBIDDEN, f"JWT exp {exp!r} is not an integer")
+        if exp <= now:
+            raise _Reject(HTTPStatus.FORBIDDEN, f"JWT expired {now - exp:.0f} s ago")
+        if exp > now + MAX_JWT_LIFETIME:
+            raise _Reject(
+                HTTPStatus.FORBIDDEN,
+                f"JWT exp is {exp - now:.0f} s ahead; RFC 8292 allows at most 24 hours",
+            )
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not _SUB_RE.match(sub):
+            raise _Reject(
+                HTTPStatus.FORBIDDEN, f"JWT sub {sub!r} must be a mailto: or https: contact URI"
+            )
+        return claims, key
+
+    def _take_rule(self, endpoint: str) -> _Rule | None:
+        with self._lock:
+            for target in (endpoint, None):
+                rule = self._rules.get(target)
+                if rule is None:
+                    continue
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                    if rule.remaining == 0:
+                        del self._rules[target]
+                return rule
+        return None
+
+    def _deliver(self, message: Received) -> None:
+        with self._lock:
+            self._received.append(message)
+
+    def _count_request(self) -> None:
+        with self._lock:
+            self._requests_count += 1
+
+    def _connection_opened(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections_count += 1
+            self._connections.add(connection)
+
+    def _connection_closed(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
+    def _drop_connections(self) -> None:
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def _serve_in_background(self) -> None:
+        server = self._require_server()
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"push-service-{server.server_port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _require_server(self) -> _Server:
+        if self._server is None:
+            raise RuntimeError("start() the push service first")
+        return self._server
+
+
+def _reusable_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return sock
+
+
+def _verify_jwt(token: str, key: str, *, expected_key: bytes | None) -> dict[str, Any]:
+    """Check an ES256 JWT's signature with the VAPID key ``k``; return its claims."""
+    try:
+        key_bytes = _b64decode(key)
+        public_key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), key_bytes)
+    except ValueError as exc:
+        raise _Reject(
+            HTTPStatus.FORBIDDEN, "k is not a base64url uncompressed P-256 public key"
+        ) from exc
+    if expected_key is not None and key_bytes != expected_key:
+        raise _Reject(
+            HTTPStatus.FORBIDDEN,
+            f"the subscription is restricted to application server key {_b64encode(expected_key)}"
+            f", the JWT is signed with {_b64encode(key_bytes)}",
+        )
+    pieces = token.split(".")
+    if len(pieces) != 3:
+        raise _Reject(HTTPStatus.FORBIDDEN, "t is not a JWS compact serialization")
+    try:
+        header = json.loads(_b64decode(pieces[0]))
+        claims = json.loads(_b64decode(pieces[1]))
+        signature = _b64decode(pieces[2])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _Reject(HTTPStatus.FORBIDDEN, "the JWT does not decode") from exc
+    if not isinstance(header, dict) or header.get("alg") != "ES256":
+        alg = header.get("alg") if isinstance(header, dict) else None
+        raise _Reject(HTTPStatus.FORBIDDEN, f"JWT alg {alg!r}: RFC 8292 requires ES256")
+    if not isinstance(claims, dict):
+        raise _Reject(HTTPStatus.FORBIDDEN, "the JWT claims are not a JSON object")
+    if len(signature) != 64:
+        raise _Reject(HTTPStatus.FORBIDDEN, "an ES256 signature is 64 octets (r || s)")
+    der = encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
+    signing_input = f"{pieces[0]}.{pieces[1]}".encode("ascii")
+    try:
+        public_key.verify(der, signing_input, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as exc:
+        raise _Reject(HTTPStatus.FORBIDDEN, "the JWT signature does not verify with k") from exc
+    return claims
+
+
+def _check_push_headers(headers: Headers) -> tuple[int, str, str | None]:
+    """Validate TTL, Urgency and Topic (RFC 8030 section 5)."""
+    raw_ttl = headers.get("TTL")
+    if raw_ttl is None:
+        raise _Reject(HTTPStatus.BAD_REQUEST, "missing TTL header (RFC 8030 section 5.2)")
+    if not _DIGITS_RE.match(raw_ttl.strip()):
+        raise _Reject(HTTPStatus.BAD_REQUEST, f"TTL {raw_ttl!r} is not a non-negative integer")
+    urgency = headers.get("Urgency", "normal").strip().lower()
+    if urgency not in URGENCIES:
+        raise _Reject(
+            HTTPStatus.BAD_REQUEST, f"Urgency {urgency!r} is not one of {', '.join(URGENCIES)}"
+        )
+    topic = headers.get("Topic")
+    if topic is not None and not _TOPIC_RE.match(topic):
+        raise _Reject(HTTPStatus.BAD_REQUEST, f"Topic {topic!r} must be 1-32 base64url characters")
+    return int(raw_ttl), urgency, topic
