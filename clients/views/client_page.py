@@ -120,7 +120,7 @@ def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
 
     Every bar carries its amount as text, so the chart reads without hovering.
     """
-    width, height, top, bottom = 720, 200, 24, 36
+    width, height, top, bottom = 1000, 230, 26, 40
     slot = width / len(months)
     peak = max((value for _, value in months), default=Decimal(0))
     plot = height - top - bottom
@@ -146,8 +146,8 @@ def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
         "width": width,
         "height": height,
         "baseline": top + plot,
-        "label_y": height - bottom + 16,
-        "year_y": height - bottom + 30,
+        "label_y": height - bottom + 18,
+        "year_y": height - bottom + 34,
         "slot": slot,
         "has_spend": peak > 0,
         "total": sum((value for _, value in months), Decimal(0)),
