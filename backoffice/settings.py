@@ -121,6 +121,34 @@ STORAGES = {
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
+# --- Web push (notifications app) ------------------------------------------------------------
+# The VAPID key pair identifies the shop to push services (`manage.py generate_vapid_keys`
+# makes one; `make run` keeps a development pair in .local/vapid.env). The private key is the
+# base64url raw key or a PEM, inline or in a file; the public key is derived from it.
+VAPID_PRIVATE_KEY = os.environ.get("VAPID_PRIVATE_KEY", "")
+VAPID_PRIVATE_KEY_FILE = os.environ.get("VAPID_PRIVATE_KEY_FILE", "")
+VAPID_PUBLIC_KEY = os.environ.get("VAPID_PUBLIC_KEY", "")
+VAPID_SUBJECT = os.environ.get("VAPID_SUBJECT", "mailto:webmaster@localhost")
+# Where customers' browsers reach the back office (click links); default: the admin's request.
+PUSH_PUBLIC_URL = os.environ.get("PUSH_PUBLIC_URL", "")
+# Storefront origins allowed to call the subscription endpoints from their pages (CORS).
+PUSH_STOREFRONT_ORIGINS = env_list("PUSH_STOREFRONT_ORIGINS", default=[])
+# Shared with the storefront to sign customer tokens (notifications/tokens.py explains them).
+PUSH_STOREFRONT_SECRET = os.environ.get("PUSH_STOREFRONT_SECRET", "")
+# Subscriptions may only point at these push services (an endpoint is a URL the workers POST
+# to, so it must not reach into the shop's network). A leading dot allows subdomains.
+PUSH_ENDPOINT_HOSTS = env_list(
+    "PUSH_ENDPOINT_HOSTS",
+    default=[
+        "fcm.googleapis.com",
+        "updates.push.services.mozilla.com",
+        ".push.apple.com",
+        ".notify.windows.com",
+    ],
+)
+# Plain-HTTP loopback endpoints (local push services in development and tests).
+PUSH_ALLOW_LOOPBACK_ENDPOINTS = env_bool("PUSH_ALLOW_LOOPBACK_ENDPOINTS", default=DEBUG)
+
 DJANGO_TABLES2_TEMPLATE = "tables/table.html"
 
 # Content Security Policy: everything comes from our own origin; scripts need the nonce.

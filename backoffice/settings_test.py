@@ -21,3 +21,9 @@ WHITENOISE_AUTOREFRESH = True
 # each run gets its own test database.
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": f"test_backoffice_{os.getpid()}"}  # noqa: F405
+
+# Push delivery in tests: the local push service listens on 127.0.0.1 over plain HTTP, and
+# retries wait milliseconds instead of seconds.
+PUSH_ALLOW_LOOPBACK_ENDPOINTS = True
+PUSH_RETRY_BASE_DELAY = 0.01
+PUSH_REQUEST_TIMEOUT = 3.0

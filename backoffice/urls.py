@@ -7,5 +7,6 @@ urlpatterns = [
     path("", include("django.contrib.auth.urls")),
     path("clients/", include("clients.urls")),
     path("orders/", include("orders.urls")),
+    path("push/", include("notifications.urls")),
     path("django-admin/", admin.site.urls),
 ]

@@ -1,0 +1,30 @@
+"""Tunables of push delivery, with defaults; settings.PUSH_* override them."""
+
+from django.conf import settings
+
+DEFAULTS = {
+    # Deliveries per batch task: several workers share a campaign batch by batch.
+    "PUSH_BATCH_SIZE": 1000,
+    # Deliveries a worker claims at once and sends concurrently; at most this many have an
+    # unknown outcome if the worker is killed (see delivery.py).
+    "PUSH_WAVE_SIZE": 500,
+    # Open connections per worker (the aiohttp pool).
+    "PUSH_CONCURRENCY": 100,
+    # Seconds for one request to a push service, connection included.
+    "PUSH_REQUEST_TIMEOUT": 10.0,
+    # Attempts per delivery on 429, 5xx and network errors before it is marked failed.
+    "PUSH_MAX_ATTEMPTS": 5,
+    # First retry delay in seconds; doubled on each attempt (with jitter).
+    "PUSH_RETRY_BASE_DELAY": 2.0,
+    # Longest Retry-After honoured; longer answers are capped.
+    "PUSH_MAX_RETRY_AFTER": 3600.0,
+    # A worker sleeps for retries up to this many seconds; longer waits re-enqueue the batch.
+    "PUSH_MAX_INLINE_WAIT": 30.0,
+    # How long a claimed wave belongs to its worker; after that, rows still "sending" are
+    # from a worker that died and get the outcome "unknown".
+    "PUSH_CLAIM_LEASE": 120.0,
+}
+
+
+def push_setting(name: str):
+    return getattr(settings, name, DEFAULTS[name])

@@ -1,0 +1,242 @@
+"""Sending one batch of a campaign: claim, send concurrently, record, retry.
+
+A campaign's delivery rows (one per subscription, created when it starts) are split into
+batches; each batch is one task. A worker running a batch repeats:
+
+1. Claim a wave of due pending rows: mark them "sending" with its claim id and a lease
+   (`PUSH_CLAIM_LEASE`) and commit, before any request leaves.
+2. Send the wave concurrently through the pooled client (notifications/webpush.py).
+3. Record each answer in one transaction with the campaign's counters:
+   201 → sent; 404/410 → expired (the subscription too, and the customer's opt-in);
+   429 → pending again after Retry-After; 5xx and network errors → pending again after an
+   exponential backoff, failed after `PUSH_MAX_ATTEMPTS`; other 4xx → failed.
+
+Exactly-once is impossible over HTTP when a worker can die between sending a request and
+recording its answer; the issue asks that no subscription receives a campaign twice, so
+delivery is **at most once**: a row recorded as sent, or claimed by a worker, is never sent
+again. A worker that is killed leaves at most one wave (`PUSH_WAVE_SIZE` rows) "sending";
+when its lease has passed, the next run of the batch (`manage.py push_resume`, which
+`make run` calls before starting the worker) marks those rows "unknown" (they may or may not
+have arrived) and sends the rest. A row is only re-sent after an answer that says it was not
+delivered (429, 5xx, network error before an answer).
+"""
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections import defaultdict
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from notifications.conf import push_setting
+from notifications.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from notifications.payload import campaign_payload
+from notifications.webpush import PushClient, PushMessage, PushResult, vapid_get
+
+logger = logging.getLogger(__name__)
+
+EXPIRED_CODES = {404, 410}
+RETRY_CODES = {408, 425, 429}
+
+
+def _is_retryable(result: PushResult) -> bool:
+    return result.status is None or result.status in RETRY_CODES or result.status >= 500
+
+
+def _backoff(attempts: int) -> float:
+    base = push_setting("PUSH_RETRY_BASE_DELAY")
+    return base * 2 ** (attempts - 1) * random.uniform(1.0, 1.25)
+
+
+def deliveries_expire_stale(*, campaign_id: int, batch: int | None = None) -> int:
+    """Give the outcome "unknown" to rows a dead worker left "sending" past their lease."""
+    with transaction.atomic():
+        stale = Delivery.objects.filter(
+            campaign_id=campaign_id,
+            status=DeliveryStatus.SENDING,
+            claimed_until__lt=timezone.now(),
+        )
+        if batch is not None:
+            stale = stale.filter(batch=batch)
+        count = stale.update(
+            status=DeliveryStatus.UNKNOWN,
+            error="The worker stopped while sending; not sent again to avoid a duplicate.",
+        )
+        if count:
+            Campaign.objects.filter(pk=campaign_id).update(unknown=F("unknown") + count)
+    return count
+
+
+def _claim(*, campaign_id: int, batch: int, size: int) -> tuple[str, list[Delivery]]:
+    """Claim up to `size` due pending rows of the batch for this worker (committed)."""
+    claim = uuid.uuid4().hex
+    now = timezone.now()
+    with transaction.atomic():
+        due = (
+            Delivery.objects.filter(campaign_id=campaign_id, batch=batch, status="pending")
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .order_by("pk")
+            # On PostgreSQL two workers skip each other's rows; the status condition of the
+            # update below makes the claim exclusive on every database.
+            .select_for_update(skip_locked=True)
+        )
+        ids = list(due.values_list("pk", flat=True)[:size])
+        if ids:
+            Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING).update(
+                status=DeliveryStatus.SENDING,
+                claim=claim,
+                claimed_until=now + timedelta(seconds=push_setting("PUSH_CLAIM_LEASE")),
+                attempts=F("attempts") + 1,
+            )
+    rows = list(
+        Delivery.objects.filter(claim=claim, status=DeliveryStatus.SENDING)
+        .select_related("subscription")
+        .only(
+            "pk",
+            "attempts",
+            "subscription__id",
+            "subscription__endpoint",
+            "subscription__p256dh",
+            "subscription__auth",
+        )
+        .order_by("pk")
+    )
+    return claim, rows
+
+
+def _record(*, campaign_id: int, claim: str, rows: list[Delivery], results: list[PushResult]):
+    """Store a wave's answers, the subscriptions' health and the campaign's counters."""
+    from notifications.services import subscriptions_expire, subscriptions_record_results
+
+    now = timezone.now()
+    by_key = {row.pk: row for row in rows}
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    ok_subs, failed_subs, expired_subs = [], [], []
+    max_attempts = push_setting("PUSH_MAX_ATTEMPTS")
+    for result in results:
+        row = by_key[result.key]
+        code = result.status
+        if code is not None and 200 <= code < 300:
+            groups[(DeliveryStatus.SENT, code, "", None)].append(row.pk)
+            ok_subs.append(row.subscription_id)
+        elif code in EXPIRED_CODES:
+            groups[(DeliveryStatus.EXPIRED, code, result.error, None)].append(row.pk)
+            expired_subs.append(row.subscription_id)
+        elif _is_retryable(result) and row.attempts < max_attempts:
+            delay = _backoff(row.attempts)
+            if result.retry_after is not None:
+                delay = min(result.retry_after, push_setting("PUSH_MAX_RETRY_AFTER"))
+            when = now + timedelta(seconds=round(delay, 1))
+            groups[(DeliveryStatus.PENDING, code, result.error, when)].append(row.pk)
+            failed_subs.append(row.subscription_id)
+        else:
+            groups[(DeliveryStatus.FAILED, code, result.error, None)].append(row.pk)
+            failed_subs.append(row.subscription_id)
+    counts = defaultdict(int)
+    with transaction.atomic():
+        for (status, code, error, when), ids in groups.items():
+            updated = Delivery.objects.filter(
+                pk__in=ids, claim=claim, status=DeliveryStatus.SENDING
+            ).update(
+                status=status,
+                last_status_code=code,
+                error=error,
+                next_attempt_at=when,
+                claimed_until=None,
+                sent_at=now if status == DeliveryStatus.SENT else None,
+            )
+            counts[status] += updated
+        subscriptions_record_results(ok=ok_subs, failed=failed_subs, at=now)
+        if expired_subs:
+            subscriptions_expire(subscription_ids=expired_subs, at=now)
+        changes = {
+            name: F(name) + counts[status]
+            for name, status in (
+                ("delivered", DeliveryStatus.SENT),
+                ("failed", DeliveryStatus.FAILED),
+                ("expired", DeliveryStatus.EXPIRED),
+            )
+            if counts[status]
+        }
+        if changes:
+            Campaign.objects.filter(pk=campaign_id).update(**changes)
+
+
+def _next_wait(*, campaign_id: int, batch: int) -> float | None:
+    """Seconds until the batch's next retry is due; None when nothing is left to send."""
+    pending = Delivery.objects.filter(
+        campaign_id=campaign_id, batch=batch, status=DeliveryStatus.PENDING
+    )
+    nxt = pending.order_by(F("next_attempt_at").asc(nulls_first=True)).first()
+    if nxt is None:
+        return None
+    if nxt.next_attempt_at is None:
+        return 0.0
+    return max(0.0, (nxt.next_attempt_at - timezone.now()).total_seconds())
+
+
+def batch_send(*, campaign_id: int, batch: int) -> str:
+    """Send one batch of a campaign until every row has an outcome; safe to run twice.
+
+    Returns "done", "deferred" (a long retry wait was handed back to the queue) or
+    "skipped" (the campaign is not sending).
+    """
+    from notifications.services import campaign_finish_if_done
+    from notifications.tasks import send_batch
+
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None or campaign.status != CampaignStatus.SENDING:
+        return "skipped"
+    base_payload = campaign_payload(campaign)
+    topic = f"campaign-{campaign.pk}"
+    outcome = "done"
+    loop = asyncio.new_event_loop()
+    client = PushClient(
+        vapid=vapid_get(),
+        concurrency=push_setting("PUSH_CONCURRENCY"),
+        timeout=push_setting("PUSH_REQUEST_TIMEOUT"),
+    )
+    try:
+        loop.run_until_complete(client.open())
+        deliveries_expire_stale(campaign_id=campaign_id, batch=batch)
+        while True:
+            claim, rows = _claim(
+                campaign_id=campaign_id, batch=batch, size=push_setting("PUSH_WAVE_SIZE")
+            )
+            if not rows:
+                wait = _next_wait(campaign_id=campaign_id, batch=batch)
+                if wait is None:
+                    break
+                can_defer = send_batch.get_backend().supports_defer
+                if wait > push_setting("PUSH_MAX_INLINE_WAIT") and can_defer:
+                    run_after = timezone.now() + timedelta(seconds=wait)
+                    send_batch.using(run_after=run_after).enqueue(campaign_id, batch)
+                    outcome = "deferred"
+                    break
+                time.sleep(min(wait, 1.0) if wait else 0.05)
+                continue
+            messages = [
+                PushMessage(
+                    key=row.pk,
+                    endpoint=row.subscription.endpoint,
+                    p256dh=row.subscription.p256dh,
+                    auth=row.subscription.auth,
+                    payload=base_payload.for_subscription(row.subscription_id),
+                    ttl=campaign.ttl,
+                    urgency=campaign.urgency,
+                    topic=topic,
+                )
+                for row in rows
+            ]
+            results = loop.run_until_complete(client.send_many(messages))
+            _record(campaign_id=campaign_id, claim=claim, rows=rows, results=results)
+    finally:
+        loop.run_until_complete(client.close())
+        loop.close()
+    campaign_finish_if_done(campaign_id=campaign_id)
+    return outcome

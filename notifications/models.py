@@ -1,0 +1,220 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+
+class SubscriptionStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    # The push service answered 404/410: the browser dropped the subscription.
+    EXPIRED = "expired", "Expired"
+    # The customer turned notifications off on the storefront.
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+
+
+class PushSubscription(models.Model):
+    """One browser or device of a customer that accepted the shop's notifications."""
+
+    customer = models.ForeignKey(
+        "clients.Customer", on_delete=models.CASCADE, related_name="push_subscriptions"
+    )
+    endpoint = models.CharField(max_length=1024, unique=True)
+    # The browser's P-256 public key and authentication secret, base64url as toJSON() gives them.
+    p256dh = models.CharField(max_length=100)
+    auth = models.CharField(max_length=50)
+    user_agent = models.CharField(max_length=300, blank=True)
+    status = models.CharField(
+        max_length=20, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE
+    )
+    created_at = models.DateTimeField()
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "status"])]
+
+    def __str__(self):
+        return f"{self.customer_id}: {self.endpoint[:60]}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == SubscriptionStatus.ACTIVE
+
+    def as_subscription_info(self) -> dict:
+        return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
+
+
+class CampaignStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    CANCELLED = "cancelled", "Cancelled"
+    # The audience could not be resolved when the campaign started (the reason is stored).
+    FAILED = "failed", "Failed"
+
+
+class Urgency(models.TextChoices):
+    VERY_LOW = "very-low", "Very low (only when charging and on Wi-Fi)"
+    LOW = "low", "Low"
+    NORMAL = "normal", "Normal"
+    HIGH = "high", "High (wakes the device)"
+
+
+class AudienceKind(models.TextChoices):
+    SELECTED = "selected", "Selected customers"
+    ALL = "all", "All push-accepting customers"
+    FILTERED = "filtered", "Customers matching the search and filters"
+
+
+class Campaign(models.Model):
+    """A push notification sent (or to be sent) to an audience taken from the Clients/Leads tabs."""
+
+    title = models.CharField(max_length=120)
+    body = models.TextField("message")
+    link = models.URLField("link opened on click", max_length=1000)
+    icon = models.URLField("icon URL", max_length=1000, blank=True)
+    image = models.URLField("image URL", max_length=1000, blank=True)
+    ttl = models.PositiveIntegerField("time to live (seconds)", default=86400)
+    urgency = models.CharField(max_length=10, choices=Urgency.choices, default=Urgency.NORMAL)
+
+    # The audience as the admin chose it; resolved again when the campaign starts sending.
+    audience_tab = models.CharField(max_length=10)
+    audience_kind = models.CharField(max_length=10, choices=AudienceKind.choices)
+    audience_ids = models.JSONField(default=list, blank=True)
+    audience_query = models.TextField(blank=True)
+
+    status = models.CharField(
+        max_length=10, choices=CampaignStatus.choices, default=CampaignStatus.SCHEDULED
+    )
+    error = models.TextField(blank=True)
+    # Where the back office is reachable from the customers' browsers (for click links).
+    public_base_url = models.CharField(max_length=300)
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    send_at = models.DateTimeField(db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    # --- Denormalized counters ---------------------------------------------------------------
+    # The history and the progress bar read these instead of counting up to hundreds of
+    # thousands of delivery rows per campaign on every poll. They are written only by
+    # notifications/services.py and notifications/delivery.py in the transaction that changes
+    # the delivery rows; `manage.py rebuild_push_stats` recomputes them and reports drift.
+    customers_count = models.PositiveIntegerField("customers", default=0)
+    recipients = models.PositiveIntegerField("devices", default=0)
+    delivered = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    expired = models.PositiveIntegerField(default=0)
+    unknown = models.PositiveIntegerField(default=0)
+    clicks = models.PositiveIntegerField(default=0)
+
+    COUNTERS = ("recipients", "delivered", "failed", "expired", "unknown", "clicks")
+
+    class Meta:
+        permissions = [
+            ("send_campaign", "Can create, schedule, send and cancel push campaigns"),
+        ]
+        indexes = [models.Index(fields=["-created_at", "-id"])]
+
+    def __str__(self):
+        return self.title
+
+    def get_absolute_url(self):
+        return reverse("notifications:campaign-detail", args=[self.pk])
+
+    @property
+    def done(self) -> int:
+        return self.delivered + self.failed + self.expired + self.unknown
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == CampaignStatus.SENT:
+            return 100
+        if not self.recipients:
+            return 0
+        return min(100, self.done * 100 // self.recipients)
+
+    @property
+    def click_rate(self) -> float | None:
+        return self.clicks / self.delivered if self.delivered else None
+
+    @property
+    def is_cancellable(self) -> bool:
+        return self.status == CampaignStatus.SCHEDULED
+
+    @property
+    def audience_label(self) -> str:
+        tab = {"clients": "Clients", "leads": "Leads"}.get(self.audience_tab, self.audience_tab)
+        if self.audience_kind == AudienceKind.SELECTED:
+            return f"{tab}: {len(self.audience_ids)} selected"
+        if self.audience_kind == AudienceKind.FILTERED:
+            return f"{tab}: search and filters"
+        return f"{tab}: all"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    # Claimed by a worker that is sending it right now (until claimed_until).
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Delivered"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Subscription expired"
+    # A worker stopped while the request was on the wire: it may or may not have arrived,
+    # and it is not sent again so that no one gets the campaign twice.
+    UNKNOWN = "unknown", "Outcome unknown"
+
+
+FINAL_DELIVERY_STATUSES = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.EXPIRED,
+    DeliveryStatus.UNKNOWN,
+)
+
+
+class Delivery(models.Model):
+    """The campaign for one subscription: created when the campaign starts, one row per pair."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="deliveries")
+    subscription = models.ForeignKey(
+        PushSubscription, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    batch = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Which worker run claimed the row, and until when the claim holds (see delivery.py).
+    claim = models.CharField(max_length=32, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "subscription"], name="delivery_once_per_subscription"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["campaign", "batch", "status"],
+                name="delivery_open_rows",
+                condition=Q(status__in=["pending", "sending"]),
+            ),
+            models.Index(fields=["campaign", "status"], name="delivery_campaign_status"),
+        ]
+
+    def __str__(self):
+        return f"campaign {self.campaign_id} → subscription {self.subscription_id}"
