@@ -1,0 +1,94 @@
+from datetime import date
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Count, Q
+
+from clients import demo
+from clients.models import Address, Customer, Note
+from clients.search import customer_search_text
+from orders.models import Order, OrderStatus
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _seed(*args):
+    call_command("seed_demo", *args, verbosity=0)
+
+
+def test_seed_demo_builds_a_shop_whose_stored_statistics_have_no_drift(capsys):
+    _seed("--customers", "150", "--seed", "7", "--chunk-size", "40")
+
+    assert Customer.objects.count() == 150
+    clients = Customer.objects.filter(orders_count__gt=0).count()
+    assert 60 <= clients <= 120  # about 60% clients, the rest leads
+    statuses = set(Order.objects.values_list("status", flat=True))
+    assert statuses == set(OrderStatus.values)
+    assert Order.objects.filter(
+        status__in=[OrderStatus.PAID, OrderStatus.FULFILLED], refunded_amount__gt=0
+    ).exists(), "some partial refunds"
+    line_counts = set(
+        Order.objects.annotate(n=Count("lines")).values_list("n", flat=True).distinct()
+    )
+    assert line_counts <= {1, 2, 3, 4} and 1 in line_counts
+    assert Order.objects.values("medium").distinct().count() >= 5
+    assert Note.objects.filter(author__username="staff").exists()
+    assert Customer.objects.annotate(n=Count("addresses")).filter(n__gte=2).exists()
+
+    for customer in Customer.objects.select_related("default_billing_address"):
+        assert customer.search_text == customer_search_text(
+            pk=customer.pk,
+            first_name=customer.first_name,
+            last_name=customer.last_name,
+            email=customer.email,
+            phone=customer.phone,
+        )
+        billing = customer.default_billing_address
+        assert customer.country == (billing.country if billing else "")
+        first_order = customer.orders.order_by("placed_at").first()
+        if first_order:
+            assert customer.created_at < first_order.placed_at
+
+    call_command("rebuild_customer_stats", "--check")
+    assert "150 customers checked, 0 had drifted" in capsys.readouterr().out
+
+    # New ids follow the existing rows; the sequences were moved past them.
+    _seed("--customers", "20", "--seed", "8")
+    assert Customer.objects.count() == 170
+    address = Address.objects.create(
+        customer=Customer.objects.first(), name="X", line1="1 rue", postal_code="1", city="Y"
+    )
+    assert address.pk > Address.objects.exclude(pk=address.pk).order_by("-pk").first().pk
+
+
+def test_push_opt_in_matches_active_subscriptions():
+    if demo.PushSubscription is None:
+        pytest.skip("the notifications app has no subscription model yet")
+    _seed("--customers", "120", "--seed", "3")
+    with_active = Customer.objects.filter(push_subscriptions__status="active").distinct()
+    opted_in = Customer.objects.filter(push_opt_in=True)
+    assert set(with_active) == set(opted_in)
+    assert 15 <= opted_in.count() <= 60  # about 30%
+    ended = demo.PushSubscription.objects.filter(~Q(status="active"))
+    assert all(s.ended_at for s in ended)
+
+
+def test_if_empty_adds_nothing_when_customers_exist():
+    _seed("--customers", "5")
+    _seed("--customers", "50", "--if-empty")
+    assert Customer.objects.count() == 5
+
+
+def test_same_seed_same_shop():
+    def rows(seed):
+        shop = demo.DemoShop(
+            seed=seed,
+            customers=60,
+            first_ids=dict.fromkeys((t.model for t in demo.TABLES), 1),
+            today=date(2026, 1, 15),
+            staff_id=1,
+        )
+        return [shop.chunk(30), shop.chunk(30)]
+
+    assert rows(5) == rows(5)
+    assert rows(5) != rows(6)
