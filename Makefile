@@ -23,8 +23,13 @@ run: venv
 	$(RUN_ENV) $(BIN)/python manage.py migrate --no-input
 	$(RUN_ENV) $(BIN)/python manage.py seed_demo --if-empty
 	$(RUN_ENV) $(BIN)/python manage.py create_demo_users
+	@# Development VAPID keys for web push: created once, outside git (.local/ is ignored).
+	@test -n "$$VAPID_PRIVATE_KEY$$VAPID_PRIVATE_KEY_FILE" || test -f .local/vapid.env || \
+	  $(RUN_ENV) $(BIN)/python manage.py generate_vapid_keys --env-file .local/vapid.env
 	@echo "Serving on http://$(HOST):$(PORT)/ with a task worker (Ctrl-C stops both)."
 	@trap 'kill 0' EXIT INT TERM; \
+	  if [ -z "$$VAPID_PRIVATE_KEY$$VAPID_PRIVATE_KEY_FILE" ]; then set -a; . ./.local/vapid.env; set +a; fi; \
+	  $(RUN_ENV) $(BIN)/python manage.py push_resume && \
 	  $(RUN_ENV) $(BIN)/python manage.py db_worker & \
 	  $(RUN_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
