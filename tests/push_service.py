@@ -137,6 +137,7 @@ _DIGITS_RE = re.compile(r"^[0-9]{1,10}$")
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _SUB_RE = re.compile(r"^(mailto:.+|https://.+)$", re.IGNORECASE)
 _SENDER_KEY_LEN = 65
+_VERIFIED_TOKENS_MAX = 4096
 _HEADER_LEN = 16 + 4 + 1 + _SENDER_KEY_LEN
 _TAG_LEN = 16
 
@@ -432,6 +433,7 @@ class PushService:
         self._subscriptions: dict[str, _Subscription] = {}
         self._rules: dict[str | None, _Rule] = {}
         self._received: list[Received] = []
+        self._verified_tokens: dict[tuple[str, str], dict[str, Any]] = {}
         self._requests_count = 0
         self._connections_count = 0
         self._connections: set[socket.socket] = set()
@@ -671,7 +673,16 @@ class PushService:
                 HTTPStatus.UNAUTHORIZED, "the vapid credentials need both t and k", _UNAUTHORIZED
             )
         token, key = parts["t"], parts["k"]
-        claims = _verify_jwt(token, key, expected_key=self._expected_key)
+        # A campaign signs one JWT and reuses it; like a real push service, verify it once.
+        with self._lock:
+            verified = self._verified_tokens.get((token, key))
+        if verified is None:
+            verified = _verify_jwt(token, key, expected_key=self._expected_key)
+            with self._lock:
+                if len(self._verified_tokens) >= _VERIFIED_TOKENS_MAX:
+                    self._verified_tokens.clear()
+                self._verified_tokens[token, key] = verified
+        claims = dict(verified)
         if claims.get("aud") != self.origin:
             raise _Reject(
                 HTTPStatus.FORBIDDEN,

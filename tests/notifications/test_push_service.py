@@ -7,14 +7,17 @@ verified; these tests pin down both halves so the notifications tests can trust 
 import asyncio
 import concurrent.futures
 import json
+import os
 import time
 
 import aiohttp
 import pytest
 import requests
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from py_vapid import Vapid01
 from py_vapid.utils import b64urldecode, b64urlencode
 from pywebpush import WebPusher, WebPushException, webpush, webpush_async
@@ -155,14 +158,15 @@ def test_subscription_has_the_push_subscription_json_shape(push_service):
 def test_webpusher_with_a_session_reuses_one_keep_alive_connection(push_service, vapid_keys):
     subscriptions = [push_service.new_subscription() for _ in range(2)]
     session = requests.Session()
+    # One JWT for the whole campaign, as a sender that signs once per batch does.
+    authorization = vapid_keys.vapid.sign({"aud": push_service.origin, "sub": CONTACT})
     sent = []
 
     for index in range(10):
         subscription = subscriptions[index % 2]
-        headers = vapid_keys.vapid.sign({"aud": push_service.origin, "sub": CONTACT})
         data = json.dumps({"n": index})
         response = WebPusher(subscription, requests_session=session).send(
-            data, headers=headers, ttl=120
+            data, headers=dict(authorization), ttl=120
         )
         assert response.status_code == 201, response.text
         sent.append((subscription["endpoint"], {"n": index}))
@@ -452,6 +456,52 @@ def test_tampered_body_is_400(push_service, vapid_keys, change, explanation):
     assert response.status_code == 400
     assert explanation in response.json()["message"]
     assert push_service.received == []
+
+
+def encrypt_record(subscription: dict, record: bytes) -> bytes:
+    """Encrypt one record exactly as given (payload, delimiter, padding): RFC 8291 by hand."""
+    ua_public = b64urldecode(subscription["keys"]["p256dh"].encode())
+    auth_secret = b64urldecode(subscription["keys"]["auth"].encode())
+    sender = ec.generate_private_key(ec.SECP256R1())
+    sender_public = sender.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    ecdh_secret = sender.exchange(
+        ec.ECDH(), ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), ua_public)
+    )
+    salt = os.urandom(16)
+
+    def hkdf(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+        return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+    ikm = hkdf(ecdh_secret, auth_secret, b"WebPush: info\x00" + ua_public + sender_public, 32)
+    cek = hkdf(ikm, salt, b"Content-Encoding: aes128gcm\x00", 16)
+    nonce = hkdf(ikm, salt, b"Content-Encoding: nonce\x00", 12)
+    header = salt + (4096).to_bytes(4, "big") + bytes([len(sender_public)]) + sender_public
+    return header + AESGCM(cek).encrypt(nonce, record, None)
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (b"hi\x02", 201),
+        (b"hi\x02\x00\x00\x00\x00", 201),  # zero padding after the delimiter is allowed
+        (b"hi\x01", 400),  # the delimiter of a record that is not the last one
+        (b"hi", 400),  # no delimiter at all
+        (b"hi\x02\x00\x07", 400),  # padding must be zeros
+    ],
+)
+def test_padding_delimiter_is_checked(push_service, vapid_keys, record, expected):
+    subscription = push_service.new_subscription()
+
+    response = post(
+        subscription["endpoint"],
+        body=encrypt_record(subscription, record),
+        headers=raw_headers(push_service, vapid_keys),
+    )
+
+    assert response.status_code == expected, response.text
+    assert [m.payload for m in push_service.received] == ([b"hi"] if expected == 201 else [])
 
 
 def test_body_encrypted_for_another_subscription_is_400(push_service, vapid_keys):
