@@ -39,7 +39,7 @@ API
     case-insensitive: ``headers["TTL"]``), ``ttl`` (int), ``urgency`` ("normal" when absent),
     ``topic`` (or None), ``claims`` (the JWT claims: ``aud``, ``exp``, ``sub``),
     ``vapid_public_key`` (the ``k`` it was signed with), ``location`` (the Location answered) and
-    ``received_at`` (aware UTC datetime).
+    ``received_at`` (aware UTC datetime of the request's arrival, before any programmed delay).
 ``respond(endpoint_or_None, *, status, times=None, retry_after=None, delay=0.0)``
     Programs the answer for one endpoint (a ``new_subscription()`` endpoint) or, with ``None``, for
     every endpoint; an endpoint's own programming wins over the global one. ``status`` is 201 or
@@ -690,8 +690,9 @@ class PushService:
             )
         exp = claims.get("exp")
         now = time.time()
-        if not isinstance(exp, int) or isinstance(exp, bool):
-            raise _Reject(HTTPStatus.FORBIDDEN, f"JWT exp {exp!r} is not an integer")
+        # A NumericDate (RFC 7519) may be fractional; booleans are ints to Python, not to JSON.
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            raise _Reject(HTTPStatus.FORBIDDEN, f"JWT exp {exp!r} is not a NumericDate")
         if exp <= now:
             raise _Reject(HTTPStatus.FORBIDDEN, f"JWT expired {now - exp:.0f} s ago")
         if exp > now + MAX_JWT_LIFETIME:

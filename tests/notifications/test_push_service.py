@@ -9,6 +9,7 @@ import concurrent.futures
 import json
 import os
 import time
+from collections.abc import Iterator
 
 import aiohttp
 import pytest
@@ -76,7 +77,7 @@ def encrypt(subscription: dict, data: bytes) -> bytes:
     return WebPusher(subscription).encode(data)["body"]
 
 
-def post(url: str, *, body: bytes = b"", headers: dict) -> requests.Response:
+def post(url: str, *, body: bytes | Iterator[bytes] = b"", headers: dict) -> requests.Response:
     return requests.post(url, data=body, headers=headers, timeout=10)
 
 
@@ -267,18 +268,22 @@ def test_signature_must_verify_with_the_announced_key(push_service, vapid_keys):
     assert push_service.received == []
 
 
-def test_a_correct_hand_signed_jwt_is_accepted(push_service, vapid_keys):
+@pytest.mark.parametrize("exp_ahead", [3600, 3600.5, 24 * 3600 - 5])
+def test_a_correct_hand_signed_jwt_is_accepted(push_service, vapid_keys, exp_ahead):
     """The control for the rejections below: the same helper, with valid claims, gets a 201."""
     subscription = push_service.new_subscription()
+    exp = time.time() // 1 + exp_ahead
+    authorization = vapid_authorization(vapid_keys, valid_claims(push_service, exp=exp))
 
     response = post(
         subscription["endpoint"],
         body=encrypt(subscription, b"hi"),
-        headers=raw_headers(push_service, vapid_keys),
+        headers=raw_headers(push_service, vapid_keys, Authorization=authorization),
     )
 
     assert response.status_code == 201, response.text
     assert push_service.received[0].payload == b"hi"
+    assert push_service.received[0].claims["exp"] == exp
 
 
 @pytest.mark.parametrize(
@@ -290,7 +295,8 @@ def test_a_correct_hand_signed_jwt_is_accepted(push_service, vapid_keys):
         ({"aud": "https://push.example.net"}, "is not this push service's origin"),
         ({"sub": None}, "must be a mailto: or https: contact URI"),
         ({"sub": "ops@example.com"}, "must be a mailto: or https: contact URI"),
-        ({"exp": "tomorrow"}, "is not an integer"),
+        ({"exp": "tomorrow"}, "is not a NumericDate"),
+        ({"exp": True}, "is not a NumericDate"),
     ],
 )
 def test_invalid_claims_are_rejected(push_service, vapid_keys, changes, explanation):
@@ -299,7 +305,7 @@ def test_invalid_claims_are_rejected(push_service, vapid_keys, changes, explanat
     for name, value in changes.items():
         if value is None:
             del jwt_claims[name]
-        elif name == "exp" and isinstance(value, int):
+        elif name == "exp" and type(value) is int:
             jwt_claims["exp"] = int(time.time()) + value
         else:
             jwt_claims[name] = value
@@ -530,6 +536,20 @@ def test_unknown_endpoint_is_404(push_service, vapid_keys):
     assert push_service.requests_count == 2
 
 
+def test_chunked_body_is_411(push_service, vapid_keys):
+    subscription = push_service.new_subscription()
+    body = encrypt(subscription, b"hi")
+
+    response = post(
+        subscription["endpoint"],
+        body=iter([body[:50], body[50:]]),  # requests streams an iterator with chunked encoding
+        headers=raw_headers(push_service, vapid_keys),
+    )
+
+    assert response.status_code == 411
+    assert push_service.received == []
+
+
 def test_only_post_is_allowed(push_service):
     subscription = push_service.new_subscription()
 
@@ -741,3 +761,17 @@ def test_stop_closes_idle_keep_alive_connections():
     with pytest.raises(requests.exceptions.ConnectionError):
         send(subscription, keys, requests_session=session)
     session.close()
+
+
+def test_a_service_that_is_down_stops_cleanly():
+    service = PushService().start()
+    subscription = service.new_subscription()
+    service.set_down(True)
+    service.set_down(True)  # already down: nothing changes
+
+    started = time.monotonic()
+    service.stop()
+
+    assert time.monotonic() - started < 2
+    with pytest.raises(requests.exceptions.ConnectionError):
+        send(subscription, make_vapid_keys())
