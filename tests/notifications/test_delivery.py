@@ -1,20 +1,276 @@
-import pytest
+"""Delivery against a real local push service (tests/push_service.py): no mocks of the HTTP
+client or of the cryptography; the service verifies the VAPID JWT and decrypts each message."""
 
-from notifications.models import CampaignStatus, Delivery, DeliveryStatus
+import io
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from clients.models import AuditEntry
+from notifications import delivery
+from notifications.models import (
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    PushSubscription,
+    SubscriptionStatus,
+)
 from tests.notifications.fixtures_push import send_campaign, subscribe, vapid_settings  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures("vapid_settings")
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("vapid_settings")]
 
 
-@pytest.mark.django_db
-def test_campaign_reaches_every_subscription_once(push_service, django_capture_on_commit_callbacks):
+@pytest.fixture
+def run(django_capture_on_commit_callbacks):
+    return lambda **kwargs: send_campaign(django_capture_on_commit_callbacks, **kwargs)
+
+
+def _deliveries(campaign):
+    return {d.subscription_id: d for d in Delivery.objects.filter(campaign=campaign)}
+
+
+def test_every_subscription_gets_the_campaign_once_with_the_protocol_headers(
+    push_service, run, settings
+):
+    settings.PUSH_CONCURRENCY = 3
     subscriptions = [subscribe(push_service) for _ in range(12)]
-    campaign = send_campaign(django_capture_on_commit_callbacks)
+    campaign = run(ttl=3600, urgency="high", title="Spring sale")
     assert campaign.status == CampaignStatus.SENT
     assert (campaign.recipients, campaign.delivered, campaign.failed) == (12, 12, 0)
+    assert campaign.customers_count == 12
+    assert campaign.finished_at is not None
+    tokens = set()
     for subscription in subscriptions:
-        received = push_service.messages_for(subscription.endpoint)
-        assert len(received) == 1
-        data = received[0].json()
+        [message] = push_service.messages_for(subscription.endpoint)
+        data = message.json()
+        assert set(data) == {"title", "body", "url", "icon", "image", "tag"}
         assert data["title"] == "Spring sale"
+        assert data["tag"] == f"campaign-{campaign.pk}"
         assert data["url"].startswith("https://backoffice.example/push/c/")
+        assert (message.ttl, message.urgency, message.topic) == (
+            3600,
+            "high",
+            f"campaign-{campaign.pk}",
+        )
+        assert message.claims["aud"] == push_service.origin
+        tokens.add(message.headers["Authorization"])
+        subscription.refresh_from_db()
+        assert subscription.last_success_at is not None
+    # One VAPID JWT for the push service's origin, reused for every message.
+    assert len(tokens) == 1
+    assert all(
+        d.status == DeliveryStatus.SENT and d.attempts == 1 for d in _deliveries(campaign).values()
+    )
+    # Connections are pooled: at most PUSH_CONCURRENCY of them, reused for all 12 messages.
+    assert push_service.connections_count <= 3
+
+
+def test_gone_subscriptions_expire_and_customers_lose_their_opt_in(push_service, run):
+    gone = subscribe(push_service)
+    missing = subscribe(push_service)
+    kept = subscribe(push_service)
+    second_device = subscribe(push_service, customer=kept.customer)
+    push_service.respond(gone.endpoint, status=410)
+    push_service.respond(missing.endpoint, status=404)
+    push_service.respond(second_device.endpoint, status=410)
+    campaign = run()
+    assert (campaign.delivered, campaign.expired, campaign.failed) == (1, 3, 0)
+    for subscription in (gone, missing, second_device):
+        subscription.refresh_from_db()
+        assert subscription.status == SubscriptionStatus.EXPIRED
+        assert _deliveries(campaign)[subscription.pk].status == DeliveryStatus.EXPIRED
+    gone.customer.refresh_from_db()
+    kept.customer.refresh_from_db()
+    assert gone.customer.push_opt_in is False
+    assert kept.customer.push_opt_in is True  # one device still accepts
+    assert AuditEntry.objects.filter(
+        customer=gone.customer, action="push_opt_in", changes={"push_opt_in": [True, False]}
+    ).exists()
+    # Expired subscriptions are not sent the next campaign.
+    push_service.clear()
+    second = run()
+    assert second.recipients == 1
+    assert len(push_service.received) == 1
+
+
+def test_429_is_retried_after_retry_after(push_service, run):
+    subscription = subscribe(push_service)
+    push_service.respond(subscription.endpoint, status=429, times=1, retry_after=1)
+    campaign = run()
+    row = _deliveries(campaign)[subscription.pk]
+    assert (row.status, row.attempts, row.last_status_code) == (DeliveryStatus.SENT, 2, 201)
+    [message] = push_service.messages_for(subscription.endpoint)
+    assert campaign.delivered == 1
+    # The retry waited for Retry-After (1 s) after the refused request.
+    assert (message.received_at - campaign.started_at).total_seconds() >= 1
+
+
+def test_server_errors_are_retried_with_backoff_then_fail(push_service, run, settings):
+    settings.PUSH_MAX_ATTEMPTS = 3
+    flaky = subscribe(push_service)
+    broken = subscribe(push_service)
+    push_service.respond(flaky.endpoint, status=503, times=2)
+    push_service.respond(broken.endpoint, status=500)
+    campaign = run()
+    rows = _deliveries(campaign)
+    assert (rows[flaky.pk].status, rows[flaky.pk].attempts) == (DeliveryStatus.SENT, 3)
+    assert (rows[broken.pk].status, rows[broken.pk].attempts) == (DeliveryStatus.FAILED, 3)
+    assert rows[broken.pk].last_status_code == 500
+    assert (campaign.delivered, campaign.failed, campaign.status) == (1, 1, CampaignStatus.SENT)
+    broken.refresh_from_db()
+    assert broken.status == SubscriptionStatus.ACTIVE  # a failing server is not an expiry
+    assert broken.consecutive_failures == 3
+    assert len(push_service.messages_for(flaky.endpoint)) == 1
+
+
+def test_an_unreachable_push_service_fails_after_the_retries(push_service, run, settings):
+    settings.PUSH_MAX_ATTEMPTS = 2
+    subscription = subscribe(push_service)
+    push_service.set_down(True)
+    campaign = run()
+    row = _deliveries(campaign)[subscription.pk]
+    assert (row.status, row.attempts, row.last_status_code) == (DeliveryStatus.FAILED, 2, None)
+    assert row.error
+    assert campaign.failed == 1 and campaign.status == CampaignStatus.SENT
+
+
+def test_a_slow_push_service_times_out(push_service, run, settings):
+    settings.PUSH_MAX_ATTEMPTS = 1
+    settings.PUSH_REQUEST_TIMEOUT = 0.5
+    slow = subscribe(push_service)
+    fast = subscribe(push_service)
+    push_service.respond(slow.endpoint, status=201, delay=2.0)
+    campaign = run()
+    rows = _deliveries(campaign)
+    assert rows[slow.pk].status == DeliveryStatus.FAILED
+    assert "Timed out" in rows[slow.pk].error
+    assert rows[fast.pk].status == DeliveryStatus.SENT
+
+
+def test_other_client_errors_fail_without_retry(push_service, run):
+    subscription = subscribe(push_service)
+    push_service.respond(subscription.endpoint, status=400)
+    campaign = run()
+    row = _deliveries(campaign)[subscription.pk]
+    assert (row.status, row.attempts, row.last_status_code) == (DeliveryStatus.FAILED, 1, 400)
+
+
+class WorkerKilled(BaseException):
+    """Stands for the worker process dying: nothing after it runs."""
+
+
+def _kill_on_wave(monkeypatch, wave: int, *, before_sending: bool):
+    """Kill the worker on its `wave`-th wave: after the wave was claimed but before it was
+    sent (before_sending), or after the push service answered but before the answers were
+    recorded."""
+    calls = []
+    if before_sending:
+        real_send = delivery.PushClient.send_many
+
+        async def send_many(self, messages):
+            calls.append(1)
+            if len(calls) == wave:
+                raise WorkerKilled
+            return await real_send(self, messages)
+
+        monkeypatch.setattr(delivery.PushClient, "send_many", send_many)
+    else:
+        real_record = delivery._record
+
+        def record(**kwargs):
+            calls.append(1)
+            if len(calls) == wave:
+                raise WorkerKilled
+            return real_record(**kwargs)
+
+        monkeypatch.setattr(delivery, "_record", record)
+
+
+def _lease_runs_out(campaign):
+    """Time passes beyond the dead worker's claim."""
+    Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.SENDING).update(
+        claimed_until=timezone.now() - timedelta(seconds=1)
+    )
+
+
+def _resume():
+    call_command("push_resume", stdout=io.StringIO())
+
+
+def test_a_worker_killed_after_sending_resumes_without_sending_twice(
+    push_service, run, settings, monkeypatch
+):
+    """Killed after the push service accepted a wave but before the answers were recorded."""
+    settings.PUSH_WAVE_SIZE = 4
+    subscriptions = [subscribe(push_service) for _ in range(10)]
+    _kill_on_wave(monkeypatch, 2, before_sending=False)
+    campaign = run()
+    assert campaign.status == CampaignStatus.SENDING
+    statuses = [d.status for d in _deliveries(campaign).values()]
+    assert statuses.count(DeliveryStatus.SENT) == 4
+    assert statuses.count(DeliveryStatus.SENDING) == 4  # arrived, but the worker never knew
+    assert statuses.count(DeliveryStatus.PENDING) == 2
+    assert len(push_service.received) == 8
+
+    monkeypatch.undo()
+    # A restarted worker before the dead one's lease ran out leaves its rows alone...
+    _resume()
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.SENDING
+    assert len(push_service.received) == 10
+    # ...and once it has, the campaign completes.
+    _lease_runs_out(campaign)
+    _resume()
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.SENT
+    assert (campaign.delivered, campaign.unknown, campaign.failed) == (6, 4, 0)
+    # Every subscription received the campaign exactly once.
+    for subscription in subscriptions:
+        assert len(push_service.messages_for(subscription.endpoint)) == 1
+    assert len(push_service.received) == 10
+
+
+def test_a_worker_killed_before_sending_a_claimed_wave_never_doubles(
+    push_service, run, settings, monkeypatch
+):
+    """At most once: rows whose outcome is unknown are not sent again."""
+    settings.PUSH_WAVE_SIZE = 4
+    subscriptions = [subscribe(push_service) for _ in range(10)]
+    _kill_on_wave(monkeypatch, 2, before_sending=True)
+    campaign = run()
+    assert campaign.status == CampaignStatus.SENDING
+    assert len(push_service.received) == 4
+    monkeypatch.undo()
+    _lease_runs_out(campaign)
+    _resume()
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.SENT
+    assert (campaign.delivered, campaign.unknown) == (6, 4)
+    counts = [len(push_service.messages_for(s.endpoint)) for s in subscriptions]
+    assert max(counts) == 1 and sum(counts) == 6
+    unknown = Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.UNKNOWN)
+    assert all(len(push_service.messages_for(d.subscription.endpoint)) == 0 for d in unknown)
+
+
+def test_running_a_batch_twice_sends_nothing_more(push_service, run):
+    subscriptions = [subscribe(push_service) for _ in range(3)]
+    campaign = run()
+    assert delivery.batch_send(campaign_id=campaign.pk, batch=0) == "skipped"
+    campaign.status = CampaignStatus.SENDING
+    campaign.save(update_fields=["status"])
+    assert delivery.batch_send(campaign_id=campaign.pk, batch=0) == "done"
+    assert len(push_service.received) == len(subscriptions)
+
+
+def test_a_campaign_is_split_into_batches(push_service, run, settings):
+    settings.PUSH_BATCH_SIZE = 2
+    for _ in range(5):
+        subscribe(push_service)
+    campaign = run()
+    assert sorted(
+        set(Delivery.objects.filter(campaign=campaign).values_list("batch", flat=True))
+    ) == [0, 1, 2]
+    assert campaign.delivered == 5
+    assert PushSubscription.objects.filter(consecutive_failures=0).count() == 5

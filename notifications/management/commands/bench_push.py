@@ -1,0 +1,199 @@
+import os
+import threading
+import time
+import uuid
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from clients.models import Customer
+from notifications.bench import Sink, key_pool
+from notifications.conf import push_setting
+from notifications.delivery import batch_send
+from notifications.models import Campaign, CampaignStatus, Delivery, PushSubscription
+from notifications.webpush import vapid_get, vapid_keys_generate
+
+
+class _Rollback(Exception):
+    pass
+
+
+class _RssSampler:
+    """The process's resident memory, sampled every 20 ms while it runs (Linux /proc)."""
+
+    def __init__(self):
+        self.peak = self.start = _rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _rss())
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def _mb(value: int) -> str:
+    return f"{value / 2**20:.1f} MB"
+
+
+class Command(BaseCommand):
+    help = (
+        "Benchmark push delivery: send a campaign to N generated subscriptions on a local sink "
+        "(127.0.0.1, answers 201) with the real batch code, then the same messages with the naive "
+        "loop (pywebpush.webpush() per subscription) on a sample; print messages per second, "
+        "the ratio and memory. Everything it writes to the database is rolled back."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--subscriptions", type=int, default=10000)
+        parser.add_argument(
+            "--naive-sample",
+            type=int,
+            default=2000,
+            help="Messages sent with the naive loop (it is slow; its rate is per message).",
+        )
+        parser.add_argument("--key-pool", type=int, default=200, help="Distinct browser keys.")
+
+    def handle(self, *, subscriptions, naive_sample, key_pool, **options):
+        if subscriptions < 1:
+            raise CommandError("--subscriptions must be at least 1.")
+        public, private = vapid_keys_generate()
+        # The benchmark signs with its own throwaway key, whatever the settings say.
+        settings.VAPID_PRIVATE_KEY, settings.VAPID_PUBLIC_KEY = private, public
+        keys = key_pool_make(key_pool, self.stderr)
+        with Sink() as sink:
+            try:
+                with transaction.atomic():
+                    self._run(sink, subscriptions, keys, naive_sample)
+                    raise _Rollback
+            except _Rollback:
+                pass
+
+    def _run(self, sink, n, keys, naive_sample):
+        self.stderr.write(f"Creating {n:,} subscriptions…")
+        campaign = _setup(sink.origin, n, keys)
+        batches = (n + push_setting("PUSH_BATCH_SIZE") - 1) // push_setting("PUSH_BATCH_SIZE")
+        vapid = vapid_get()
+        signed_before = vapid.signed
+        self.stderr.write(f"Sending through the batch code ({batches} batches)…")
+        with _RssSampler() as rss:
+            started = time.perf_counter()
+            for batch in range(batches):
+                batch_send(campaign_id=campaign.pk, batch=batch)
+            elapsed = time.perf_counter() - started
+        campaign.refresh_from_db()
+        if campaign.delivered != n or campaign.status != CampaignStatus.SENT:
+            raise CommandError(f"Only {campaign.delivered:,} of {n:,} were delivered.")
+        ours = n / elapsed
+
+        sample = min(n, naive_sample)
+        self.stderr.write(f"Sending {sample:,} messages with the naive loop…")
+        naive = _naive(sink.origin, sample, keys, settings.VAPID_PRIVATE_KEY)
+
+        out = self.stdout.write
+        out(f"subscriptions: {n:,} (sink {sink.origin}, {len(keys)} distinct browser keys)")
+        out(
+            f"batch delivery: {n:,} messages in {elapsed:.2f} s = {ours:,.0f} messages/s "
+            f"(one process, {push_setting('PUSH_CONCURRENCY')} connections, "
+            f"{vapid.signed - signed_before} VAPID JWT signed)"
+        )
+        out(
+            f"naive loop (pywebpush.webpush() per subscription, sample of {sample:,}): "
+            f"{naive:,.0f} messages/s"
+        )
+        out(f"ratio: {ours / naive:.1f}x")
+        out(
+            f"memory while sending: RSS {_mb(rss.start)} -> peak {_mb(rss.peak)} "
+            f"(+{_mb(rss.peak - rss.start)})"
+        )
+
+
+def key_pool_make(size, stderr):
+    stderr.write(f"Generating {size} P-256 browser key pairs…")
+    return key_pool(size)
+
+
+def _setup(origin: str, n: int, keys) -> Campaign:
+    """N customers with one subscription each on the sink, and a campaign's delivery rows.
+
+    Written directly (not through the services) because it is a throwaway fixture inside
+    a transaction that is rolled back.
+    """
+    now = timezone.now()
+    run = uuid.uuid4().hex[:8]
+    campaign = Campaign.objects.create(
+        title="Benchmark",
+        body="A benchmark message of a realistic length for a shop's push notification.",
+        link="https://shop.example/sale",
+        audience_tab="leads",
+        audience_kind="all",
+        status=CampaignStatus.SENDING,
+        public_base_url="https://backoffice.example",
+        created_at=now,
+        send_at=now,
+        started_at=now,
+        recipients=n,
+    )
+    batch_size = push_setting("PUSH_BATCH_SIZE")
+    chunk = 5000
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        customers = Customer.objects.bulk_create(
+            Customer(email=f"bench-{run}-{i}@example.invalid", created_at=now, push_opt_in=True)
+            for i in range(start, stop)
+        )
+        subs = PushSubscription.objects.bulk_create(
+            PushSubscription(
+                customer=customer,
+                endpoint=f"{origin}/push/{run}-{i}",
+                p256dh=keys[i % len(keys)][0],
+                auth=keys[i % len(keys)][1],
+                created_at=now,
+            )
+            for i, customer in zip(range(start, stop), customers, strict=True)
+        )
+        Delivery.objects.bulk_create(
+            Delivery(campaign=campaign, subscription=sub, batch=i // batch_size)
+            for i, sub in zip(range(start, stop), subs, strict=True)
+        )
+    return campaign
+
+
+def _naive(origin: str, sample: int, keys, private_key: str) -> float:
+    """The loop a first version would write: one webpush() call per subscription."""
+    from pywebpush import webpush
+
+    data = (
+        '{"title":"Benchmark","body":"A benchmark message of a realistic length for a shop\'s '
+        'push notification.","url":"https://backoffice.example/push/c/x"}'
+    )
+    started = time.perf_counter()
+    for i in range(sample):
+        p256dh, auth = keys[i % len(keys)]
+        webpush(
+            {"endpoint": f"{origin}/push/naive-{i}", "keys": {"p256dh": p256dh, "auth": auth}},
+            data=data,
+            vapid_private_key=private_key,
+            vapid_claims={"sub": "mailto:bench@example.com"},
+            ttl=86400,
+            timeout=10,
+        )
+    return sample / (time.perf_counter() - started)
