@@ -39,12 +39,12 @@ def _click_mac(secret: str, message: str) -> str:
 def click_token(*, campaign_id: int, subscription_id: int) -> str:
     """The token of a notification's click link, for one campaign and one subscription.
 
-    "<campaign>-<subscription>-<128-bit HMAC-SHA256 under a key derived from SECRET_KEY>".
+    "<campaign>.<subscription>.<128-bit HMAC-SHA256 under a key derived from SECRET_KEY>".
     Every message of a campaign carries its own, so it is built with one HMAC (about 20
     times faster than django.core.signing, which re-derives its key on every call).
     """
-    message = f"{campaign_id}-{subscription_id}"
-    return f"{message}-{_click_mac(settings.SECRET_KEY, message)}"
+    message = f"{campaign_id}.{subscription_id}"
+    return f"{message}.{_click_mac(settings.SECRET_KEY, message)}"
 
 
 def click_token_read(token: str) -> tuple[int, int] | None:
@@ -53,10 +53,10 @@ def click_token_read(token: str) -> tuple[int, int] | None:
     Tokens signed with a key in SECRET_KEY_FALLBACKS still count, so rotating the secret
     key does not break the links of notifications already delivered.
     """
-    parts = token.split("-") if isinstance(token, str) and len(token) <= 100 else []
+    parts = token.split(".") if isinstance(token, str) and len(token) <= 100 else []
     if len(parts) != 3 or not all(p.isdigit() and p.isascii() for p in parts[:2]):
         return None
-    message = f"{parts[0]}-{parts[1]}"
+    message = f"{parts[0]}.{parts[1]}"
     for secret in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]:
         if hmac.compare_digest(_click_mac(secret, message), parts[2]):
             return int(parts[0]), int(parts[1])
