@@ -15,9 +15,10 @@ from django.core.paginator import Page, Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
-from django.utils.formats import number_format
+from django.utils.formats import date_format, number_format
 from django.views import View
 
+from backoffice.templatetags.formatting import money
 from clients.forms import AddressForm, ContactForm, DefaultAddressesForm, NoteForm
 from clients.models import Address, Customer
 from clients.selectors import audit_entries, customer_addresses, customer_detail, note_versions
@@ -113,6 +114,11 @@ class ChartBar:
     value: Decimal
     text: str
     text_y: float
+    money: str
+    month_label: str
+    month_name: str
+    # Written under the first month and under each January.
+    year_label: str
 
 
 def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
@@ -139,6 +145,10 @@ def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
                 value=value,
                 text=number_format(value, decimal_pos=0, use_l10n=True, force_grouping=True),
                 text_y=round(y - 6, 1),
+                money=money(value),
+                month_label=date_format(month, "M"),
+                month_name=date_format(month, "F Y"),
+                year_label=date_format(month, "Y") if index == 0 or month.month == 1 else "",
             )
         )
     return {
@@ -172,7 +182,13 @@ def note_context(request, customer: Customer) -> dict:
         request, note_versions(customer_id=customer.pk), param="notes", per_page=NOTES_PER_PAGE
     )
     current = note_versions(customer_id=customer.pk).first()
-    return {"note": current, "note_versions": versions, "note_links": links}
+    # Earlier versions are listed on request only (their page is read lazily, if shown).
+    return {
+        "note": current,
+        "note_versions": versions,
+        "note_links": links,
+        "show_versions": "notes" in request.GET,
+    }
 
 
 def history_context(request, customer: Customer) -> dict:
