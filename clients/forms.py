@@ -20,6 +20,8 @@ phone_validator = RegexValidator(
     "Enter a phone number: digits, spaces and + ( ) . - / only, e.g. +33 6 12 34 56 78.",
 )
 country_validator = RegexValidator(r"^[A-Z]{2}$", "Enter a two-letter country code, e.g. FR.")
+_DAMAGED = "This form is damaged or out of date: reload the page and try again."
+_DAMAGED_FORM_ERRORS = {"required": _DAMAGED, "invalid": _DAMAGED, "min_value": _DAMAGED}
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -38,8 +40,10 @@ class CountryCodeField(forms.CharField):
 class VersionedForm(forms.Form):
     """A form saved with optimistic locking: it posts back what it was read from."""
 
-    version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
-    base = forms.CharField(widget=forms.HiddenInput)
+    version = forms.IntegerField(
+        widget=forms.HiddenInput, min_value=0, error_messages=_DAMAGED_FORM_ERRORS
+    )
+    base = forms.CharField(widget=forms.HiddenInput, error_messages=_DAMAGED_FORM_ERRORS)
 
     def __init__(self, *args, version: int | None = None, base: dict | None = None, **kwargs):
         kwargs.setdefault("label_suffix", "")
@@ -53,11 +57,9 @@ class VersionedForm(forms.Form):
         try:
             base = signing.loads(self.cleaned_data["base"], salt=_BASE_SALT)
         except signing.BadSignature:
-            raise forms.ValidationError(
-                "This form is damaged or out of date: reload the page and try again."
-            ) from None
+            raise forms.ValidationError(_DAMAGED) from None
         if not isinstance(base, dict):
-            raise forms.ValidationError("This form is damaged: reload the page and try again.")
+            raise forms.ValidationError(_DAMAGED)
         return base
 
     def rebase(self, *, version: int, base: dict) -> None:
@@ -156,4 +158,6 @@ class NoteForm(forms.Form):
         help_text="Visible only in the back office.",
     )
     # The id of the newest note version the form was read with ("" when there was none).
-    based_on = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=1)
+    based_on = forms.IntegerField(
+        widget=forms.HiddenInput, required=False, min_value=1, error_messages=_DAMAGED_FORM_ERRORS
+    )

@@ -98,10 +98,10 @@ CONTACT_FIELDS = ("first_name", "last_name", "phone")
 DEFAULT_ADDRESS_FIELDS = ("default_billing_address", "default_shipping_address")
 
 
-def _last_change(customer: Customer) -> dict:
-    """Who made the newest change to a customer and when, for a conflict message."""
+def _last_change(customer: Customer, action: str) -> dict:
+    """Who made the newest change of a kind to a customer and when, for a conflict message."""
     entry = (
-        AuditEntry.objects.filter(customer=customer)
+        AuditEntry.objects.filter(customer=customer, action=action)
         .select_related("actor")
         .order_by("-at", "-id")
         .first()
@@ -112,7 +112,13 @@ def _last_change(customer: Customer) -> dict:
 
 
 def _check_version(
-    *, customer: Customer, current: dict, version: int, stored_version: int, base: dict | None
+    *,
+    customer: Customer,
+    action: str,
+    current: dict,
+    version: int,
+    stored_version: int,
+    base: dict | None,
 ) -> None:
     """Refuse a save made from an older version when a field it edits changed meanwhile.
 
@@ -123,14 +129,14 @@ def _check_version(
     if version == stored_version:
         return
     if base is None:
-        raise Conflict(changes={}, **_last_change(customer))
+        raise Conflict(changes={}, **_last_change(customer, action))
     changes = {
         name: [base.get(name, ""), value]
         for name, value in current.items()
         if base.get(name, "") != value
     }
     if changes:
-        raise Conflict(changes=changes, **_last_change(customer))
+        raise Conflict(changes=changes, **_last_change(customer, action))
 
 
 def customer_contact_values(customer: Customer) -> dict[str, str]:
@@ -158,6 +164,7 @@ def customer_update_contact(
     before = customer_contact_values(customer)
     _check_version(
         customer=customer,
+        action="contact_update",
         current=before,
         version=version,
         stored_version=customer.version,
@@ -215,6 +222,7 @@ def address_set_default(
     try:
         _check_version(
             customer=customer,
+            action="default_addresses",
             current=before,
             version=version,
             stored_version=customer.version,
@@ -256,6 +264,7 @@ def address_update(
     before = address_values(address)
     _check_version(
         customer=customer,
+        action="address_update",
         current=before,
         version=version,
         stored_version=address.version,

@@ -298,7 +298,8 @@ def test_the_email_cannot_be_changed_even_by_a_forged_post(staff_client, custome
         ({"first_name": "", "last_name": ""}, "Enter a first name or a last name."),
         ({"last_name": "Love\x00lace"}, "control characters"),
         ({"base": "forged"}, "damaged or out of date"),
-        ({"version": "abc"}, "Enter a whole number"),
+        ({"version": "abc"}, "damaged or out of date"),
+        ({"version": ""}, "damaged or out of date"),
     ],
 )
 def test_invalid_contact_input_shows_errors_and_saves_nothing(
