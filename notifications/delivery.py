@@ -24,6 +24,7 @@ delivered (429, 5xx, network error before an answer).
 import asyncio
 import logging
 import random
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -182,6 +183,30 @@ def _next_wait(*, campaign_id: int, batch: int) -> float | None:
     return max(0.0, (nxt.next_attempt_at - timezone.now()).total_seconds())
 
 
+class _EventLoopThread:
+    """An event loop in its own thread for the HTTP side of a batch.
+
+    The database work stays in the calling thread (the ORM is synchronous), and the batch
+    works whether or not the caller's thread already runs an event loop.
+    """
+
+    def __enter__(self) -> "_EventLoopThread":
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="push-sender", daemon=True
+        )
+        self.thread.start()
+        return self
+
+    def run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def __exit__(self, *exc) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
 def batch_send(*, campaign_id: int, batch: int) -> str:
     """Send one batch of a campaign until every row has an outcome; safe to run twice.
 
@@ -197,48 +222,47 @@ def batch_send(*, campaign_id: int, batch: int) -> str:
     base_payload = campaign_payload(campaign)
     topic = f"campaign-{campaign.pk}"
     outcome = "done"
-    loop = asyncio.new_event_loop()
     client = PushClient(
         vapid=vapid_get(),
         concurrency=push_setting("PUSH_CONCURRENCY"),
         timeout=push_setting("PUSH_REQUEST_TIMEOUT"),
     )
-    try:
-        loop.run_until_complete(client.open())
-        deliveries_expire_stale(campaign_id=campaign_id, batch=batch)
-        while True:
-            claim, rows = _claim(
-                campaign_id=campaign_id, batch=batch, size=push_setting("PUSH_WAVE_SIZE")
-            )
-            if not rows:
-                wait = _next_wait(campaign_id=campaign_id, batch=batch)
-                if wait is None:
-                    break
-                can_defer = send_batch.get_backend().supports_defer
-                if wait > push_setting("PUSH_MAX_INLINE_WAIT") and can_defer:
-                    run_after = timezone.now() + timedelta(seconds=wait)
-                    send_batch.using(run_after=run_after).enqueue(campaign_id, batch)
-                    outcome = "deferred"
-                    break
-                time.sleep(min(wait, 1.0) if wait else 0.05)
-                continue
-            messages = [
-                PushMessage(
-                    key=row.pk,
-                    endpoint=row.subscription.endpoint,
-                    p256dh=row.subscription.p256dh,
-                    auth=row.subscription.auth,
-                    payload=base_payload.for_subscription(row.subscription_id),
-                    ttl=campaign.ttl,
-                    urgency=campaign.urgency,
-                    topic=topic,
+    with _EventLoopThread() as loop:
+        loop.run(client.open())
+        try:
+            deliveries_expire_stale(campaign_id=campaign_id, batch=batch)
+            while True:
+                claim, rows = _claim(
+                    campaign_id=campaign_id, batch=batch, size=push_setting("PUSH_WAVE_SIZE")
                 )
-                for row in rows
-            ]
-            results = loop.run_until_complete(client.send_many(messages))
-            _record(campaign_id=campaign_id, claim=claim, rows=rows, results=results)
-    finally:
-        loop.run_until_complete(client.close())
-        loop.close()
+                if not rows:
+                    wait = _next_wait(campaign_id=campaign_id, batch=batch)
+                    if wait is None:
+                        break
+                    can_defer = send_batch.get_backend().supports_defer
+                    if wait > push_setting("PUSH_MAX_INLINE_WAIT") and can_defer:
+                        run_after = timezone.now() + timedelta(seconds=wait)
+                        send_batch.using(run_after=run_after).enqueue(campaign_id, batch)
+                        outcome = "deferred"
+                        break
+                    time.sleep(min(wait, 1.0) if wait else 0.05)
+                    continue
+                messages = [
+                    PushMessage(
+                        key=row.pk,
+                        endpoint=row.subscription.endpoint,
+                        p256dh=row.subscription.p256dh,
+                        auth=row.subscription.auth,
+                        payload=base_payload.for_subscription(row.subscription_id),
+                        ttl=campaign.ttl,
+                        urgency=campaign.urgency,
+                        topic=topic,
+                    )
+                    for row in rows
+                ]
+                results = loop.run(client.send_many(messages))
+                _record(campaign_id=campaign_id, claim=claim, rows=rows, results=results)
+        finally:
+            loop.run(client.close())
     campaign_finish_if_done(campaign_id=campaign_id)
     return outcome
