@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 
 def backoffice(request):
@@ -15,11 +16,11 @@ def _role(user) -> str:
     if not user.is_authenticated:
         return ""
     if user.is_superuser:
-        return "Superuser"
+        return _("Superuser")
     if user.has_perm("notifications.send_campaign"):
-        return "Admin"
+        return _("Admin")
     if user.has_perm("clients.change_customer"):
-        return "Staff"
+        return _("Staff")
     if user.has_perm("clients.view_customer"):
-        return "Viewer"
+        return _("Viewer")
     return ""
