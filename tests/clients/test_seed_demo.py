@@ -2,11 +2,13 @@ from datetime import date
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.db.models import Count, Q
 
 from clients import demo
 from clients.models import Address, Customer, Note
 from clients.search import customer_search_text
+from clients.selectors import tab_counts
 from orders.models import Order, OrderStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,3 +94,30 @@ def test_same_seed_same_shop():
 
     assert rows(5) == rows(5)
     assert rows(5) != rows(6)
+
+
+def _schema(cursor):
+    cursor.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1")
+    indexes = cursor.fetchall()
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE connamespace = current_schema()::regnamespace ORDER BY 1"
+    )
+    return indexes, cursor.fetchall()
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the bulk mode is PostgreSQL's (COPY, catalog)"
+)
+def test_bulk_load_restores_every_index_and_constraint_and_keeps_counts_exact(capsys):
+    with connection.cursor() as cursor:
+        before = _schema(cursor)
+    _seed("--customers", "200", "--bulk", "--chunk-size", "70")
+    with connection.cursor() as cursor:
+        assert _schema(cursor) == before
+    assert tab_counts() == {
+        "clients": Customer.objects.filter(orders_count__gt=0).count(),
+        "leads": Customer.objects.filter(orders_count=0).count(),
+    }
+    call_command("rebuild_customer_stats", "--check")
+    assert "200 customers checked, 0 had drifted" in capsys.readouterr().out

@@ -1,3 +1,4 @@
+import argparse
 import time
 
 from django.contrib.auth.models import Group, User
@@ -35,9 +36,20 @@ class Command(BaseCommand):
             default=10_000,
             help="Customers generated and committed per transaction.",
         )
+        parser.add_argument(
+            "--bulk",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=(
+                "PostgreSQL: load in one transaction, building indexes and checking foreign "
+                f"keys once at the end (default: from {demo.BULK_LOAD_CUSTOMERS:,} customers)."
+            ),
+        )
         parser.add_argument("--database", default="default")
 
-    def handle(self, *, customers, seed, if_empty, chunk_size, database, verbosity, **options):
+    def handle(
+        self, *, customers, seed, if_empty, chunk_size, bulk, database, verbosity, **options
+    ):
         if customers < 0 or chunk_size < 1:
             raise CommandError("--customers must be 0 or more and --chunk-size at least 1.")
         if if_empty and Customer.objects.using(database).exists():
@@ -53,13 +65,18 @@ class Command(BaseCommand):
             staff_id=self._staff_author(database).pk,
         )
         vendor = connections[database].vendor
-        writer = demo.writer_for(database)
+        if bulk is None:
+            bulk = customers >= demo.BULK_LOAD_CUSTOMERS
+        writer = demo.writer_for(database, bulk=bulk)
         try:
             while shop.done < customers:
                 writer.write(shop.chunk(min(chunk_size, customers - shop.done)))
                 if verbosity:
                     self._progress(shop, started)
         finally:
+            if verbosity and bulk and vendor == "postgresql":
+                self.stderr.write("\n  building indexes and checking foreign keys…", ending="")
+                self.stderr.flush()
             writer.close()
         demo.reset_sequences(database)
         if verbosity:
