@@ -1,8 +1,37 @@
 from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.db import connection, transaction
 
 from clients.models import Customer
+from orders.models import FINALIZED_STATUSES
 from orders.selectors import CustomerStats, customer_stats_for
+
+# PostgreSQL: every customer's stored statistics against the orders, in one statement (so one
+# snapshot: the services change orders and statistics in the same transaction). Returns the
+# number of customers and the ids of those that differ. Mirrors orders.selectors.
+_DRIFT_SQL = """
+WITH finalized AS (
+    SELECT customer_id, id, placed_at, total - refunded_amount AS net, source, medium
+    FROM orders_order WHERE status = ANY(%(statuses)s)
+), totals AS (
+    SELECT customer_id, count(*) AS n, sum(net) AS spent,
+           min(placed_at) AS first_at, max(placed_at) AS last_at
+    FROM finalized GROUP BY customer_id
+), last AS (
+    SELECT DISTINCT ON (customer_id) customer_id, id, source, medium
+    FROM finalized ORDER BY customer_id, placed_at DESC, id DESC
+)
+SELECT count(*), array_agg(c.id) FILTER (WHERE
+       c.orders_count IS DISTINCT FROM coalesce(t.n, 0)
+    OR c.total_spent IS DISTINCT FROM coalesce(t.spent, 0)
+    OR c.first_order_at IS DISTINCT FROM t.first_at
+    OR c.last_order_at IS DISTINCT FROM t.last_at
+    OR c.last_order_id IS DISTINCT FROM l.id
+    OR c.last_source IS DISTINCT FROM coalesce(l.source, '')
+    OR c.last_medium IS DISTINCT FROM coalesce(l.medium, ''))
+FROM clients_customer c
+LEFT JOIN totals t ON t.customer_id = c.id
+LEFT JOIN last l ON l.customer_id = c.id
+"""
 
 
 class Command(BaseCommand):
@@ -18,6 +47,9 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=5000)
 
     def handle(self, *, check, batch_size, verbosity, **options):
+        if connection.vendor == "postgresql":
+            self._handle_set_based(check=check, batch_size=batch_size, verbosity=verbosity)
+            return
         fields = CustomerStats.FIELDS
         total = Customer.objects.count()
         drifted = seen = 0
@@ -52,6 +84,43 @@ class Command(BaseCommand):
                 self.stderr.write(f"\r{seen:,}/{total:,} customers checked", ending="")
         if verbosity >= 1 and total > batch_size:
             self.stderr.write("")
+        verb = "had drifted" if check else "had drifted and were fixed"
+        self.stdout.write(f"{seen} customers checked, {drifted} {verb}.")
+        if check and drifted:
+            raise SystemExit(1)
+
+    def _handle_set_based(self, *, check, batch_size, verbosity):
+        """PostgreSQL: find the drifted customers with one set-based query (seconds for a
+        million customers instead of minutes of batches), then fix only those, locked and
+        recomputed one batch at a time as the services would."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+            cursor.execute(_DRIFT_SQL, {"statuses": [str(s) for s in FINALIZED_STATUSES]})
+            seen, suspects = cursor.fetchone()
+        suspects = sorted(suspects or [])
+        fields = CustomerStats.FIELDS
+        drifted = 0
+        for start in range(0, len(suspects), batch_size):
+            with transaction.atomic():
+                batch = list(
+                    Customer.objects.select_for_update()
+                    .filter(pk__in=suspects[start : start + batch_size])
+                    .order_by("pk")
+                    .only("pk", *fields)
+                )
+                truth = customer_stats_for([c.pk for c in batch])
+                wrong = []
+                for customer in batch:
+                    stats = truth[customer.pk]
+                    if any(getattr(customer, f) != getattr(stats, f) for f in fields):
+                        if verbosity >= 2:
+                            self.stdout.write(f"customer {customer.pk} drifted")
+                        for f in fields:
+                            setattr(customer, f, getattr(stats, f))
+                        wrong.append(customer)
+                if wrong and not check:
+                    Customer.objects.bulk_update(wrong, fields, batch_size=1000)
+            drifted += len(wrong)
         verb = "had drifted" if check else "had drifted and were fixed"
         self.stdout.write(f"{seen} customers checked, {drifted} {verb}.")
         if check and drifted:
