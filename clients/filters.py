@@ -4,6 +4,7 @@ import django_filters
 from django import forms
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from clients.models import Customer
 from clients.search import normalize, phone_digits
@@ -23,45 +24,50 @@ class CountFilter(django_filters.NumberFilter):
 
 class CustomerFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
-        method="search", label="Search", max_length=200, help_text="Client ID, name, email or phone"
+        method="search",
+        label=_("Search"),
+        max_length=200,
+        help_text=_("Client ID, name, email or phone"),
     )
-    source = django_filters.CharFilter(field_name="last_source", label="Last source", **_TEXT)
-    medium = django_filters.CharFilter(field_name="last_medium", label="Medium", **_TEXT)
+    source = django_filters.CharFilter(field_name="last_source", label=_("Last source"), **_TEXT)
+    medium = django_filters.CharFilter(field_name="last_medium", label=_("Medium"), **_TEXT)
     spent_min = django_filters.NumberFilter(
-        field_name="total_spent", lookup_expr="gte", label="Total spent from", **_MONEY
+        field_name="total_spent", lookup_expr="gte", label=_("Total spent from"), **_MONEY
     )
     spent_max = django_filters.NumberFilter(
-        field_name="total_spent", lookup_expr="lte", label="Total spent to", **_MONEY
+        field_name="total_spent", lookup_expr="lte", label=_("Total spent to"), **_MONEY
     )
     orders_min = CountFilter(
         field_name="orders_count",
         lookup_expr="gte",
-        label="Orders from",
+        label=_("Orders from"),
         **_COUNT,
     )
     orders_max = CountFilter(
         field_name="orders_count",
         lookup_expr="lte",
-        label="Orders to",
+        label=_("Orders to"),
         **_COUNT,
     )
     last_order = django_filters.DateFromToRangeFilter(
-        field_name="last_order_at", label="Last order between"
+        field_name="last_order_at", label=_("Last order between")
     )
     created = django_filters.DateFromToRangeFilter(
-        field_name="created_at", label="Customer since between"
+        field_name="created_at", label=_("Customer since between")
     )
     push = django_filters.BooleanFilter(
         field_name="push_opt_in",
-        label="Push notifications",
-        widget=forms.Select(choices=[("", "Any"), ("true", "Accepted"), ("false", "Not accepted")]),
+        label=_("Push notifications"),
+        widget=forms.Select(
+            choices=[("", _("Any")), ("true", _("Accepted")), ("false", _("Not accepted"))]
+        ),
     )
     country = django_filters.CharFilter(
         field_name="country",
         method="by_country",
-        label="Country",
+        label=_("Country"),
         max_length=2,
-        validators=[RegexValidator(r"^[A-Za-z]{2}$", "Enter a two-letter country code.")],
+        validators=[RegexValidator(r"^[A-Za-z]{2}$", _("Enter a two-letter country code."))],
     )
 
     class Meta:

@@ -3,6 +3,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 # The Clients tab lists customers with at least one finalized order, the Leads tab the others.
 IS_CLIENT = Q(orders_count__gt=0)
@@ -16,7 +17,7 @@ class Customer(models.Model):
     first_name = models.CharField(max_length=150, blank=True)
     last_name = models.CharField(max_length=150, blank=True)
     phone = models.CharField(max_length=32, blank=True)
-    created_at = models.DateTimeField("customer since", db_index=True)
+    created_at = models.DateTimeField(_("customer since"), db_index=True)
     default_billing_address = models.ForeignKey(
         "clients.Address",
         null=True,
@@ -40,7 +41,7 @@ class Customer(models.Model):
     # per request would take seconds. They are written only by the services in
     # clients/services.py and orders/services.py, inside the transaction that changes the
     # source rows, and `manage.py rebuild_customer_stats` recomputes them and reports drift.
-    orders_count = models.PositiveIntegerField("orders", default=0)
+    orders_count = models.PositiveIntegerField(_("orders"), default=0)
     total_spent = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     first_order_at = models.DateTimeField(null=True, blank=True)
     last_order_at = models.DateTimeField(null=True, blank=True)
@@ -56,7 +57,7 @@ class Customer(models.Model):
     # Country of the default billing address, so the country filter needs no join.
     country = models.CharField(max_length=2, blank=True)
     # True while at least one active push subscription exists.
-    push_opt_in = models.BooleanField("push accepted", default=False)
+    push_opt_in = models.BooleanField(_("push accepted"), default=False)
     # Lower-case, accent-free "id first last email phone-digits": one column the search box
     # can match with a substring (a trigram index serves it on PostgreSQL).
     search_text = models.TextField(blank=True, editable=False)
@@ -87,17 +88,17 @@ class Address(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="addresses")
     name = models.CharField(max_length=200)
     company = models.CharField(max_length=200, blank=True)
-    line1 = models.CharField("address line 1", max_length=200)
-    line2 = models.CharField("address line 2", max_length=200, blank=True)
+    line1 = models.CharField(_("address line 1"), max_length=200)
+    line2 = models.CharField(_("address line 2"), max_length=200, blank=True)
     postal_code = models.CharField(max_length=20)
     city = models.CharField(max_length=100)
     region = models.CharField(max_length=100, blank=True)
-    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 code.")
+    country = models.CharField(max_length=2, help_text=_("ISO 3166-1 alpha-2 code."))
     phone = models.CharField(max_length=32, blank=True)
     version = models.PositiveIntegerField(default=1)
 
     class Meta:
-        verbose_name_plural = "addresses"
+        verbose_name_plural = _("addresses")
 
     def __str__(self):
         return ", ".join(p for p in (self.name, self.line1, self.postal_code, self.city) if p)
@@ -155,7 +156,7 @@ class AuditEntry(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["customer", "-at", "-id"])]
-        verbose_name_plural = "audit entries"
+        verbose_name_plural = _("audit entries")
 
     def __str__(self):
         return f"{self.action} on {self.customer_id} at {self.at:%Y-%m-%d %H:%M}"

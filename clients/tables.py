@@ -8,9 +8,9 @@ import django_tables2 as tables
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html
-from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
-from django.utils.translation import ngettext
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from backoffice.templatetags.formatting import money
 
@@ -18,35 +18,35 @@ from backoffice.templatetags.formatting import money
 class CustomerTable(tables.Table):
     # Only shown to users who may send push campaigns (see CustomerListView).
     select = tables.Column(
-        verbose_name="Select",
+        verbose_name=_("Select"),
         accessor="push_opt_in",
         orderable=False,
         attrs={"th": {"class": "select-col"}, "td": {"class": "select-col"}},
     )
-    id = tables.Column(verbose_name="Client ID", attrs={"td": {"class": "nowrap"}})
+    id = tables.Column(verbose_name=_("Client ID"), attrs={"td": {"class": "nowrap"}})
     name = tables.Column(
-        verbose_name="Name and email",
+        verbose_name=_("Name and email"),
         accessor="last_name",
         order_by=("last_name", "first_name", "id"),
         empty_values=(),
     )
     last_order = tables.Column(
-        verbose_name="Last order", accessor="last_order_at", order_by=("last_order_at", "id")
+        verbose_name=_("Last order"), accessor="last_order_at", order_by=("last_order_at", "id")
     )
     last_source = tables.Column(
-        verbose_name="Last source", order_by=("last_source", "last_medium", "id")
+        verbose_name=_("Last source"), order_by=("last_source", "last_medium", "id")
     )
     total_spent = tables.Column(
-        verbose_name="Total spent",
+        verbose_name=_("Total spent"),
         order_by=("total_spent", "id"),
         attrs={"th": {"class": "num"}, "td": {"class": "num"}},
     )
     orders_count = tables.Column(
-        verbose_name="Orders",
+        verbose_name=_("Orders"),
         order_by=("orders_count", "id"),
         attrs={"th": {"class": "num"}, "td": {"class": "num"}},
     )
-    created_at = tables.Column(verbose_name="Customer since", order_by=("created_at", "id"))
+    created_at = tables.Column(verbose_name=_("Customer since"), order_by=("created_at", "id"))
 
     class Meta:
         orderable = True
@@ -54,7 +54,7 @@ class CustomerTable(tables.Table):
         page_field = "page"
         per_page_field = "per_page"
         attrs = {"class": "data"}
-        empty_text = "No customer matches."
+        empty_text = _("No customer matches.")
 
     def __init__(self, *args, show_select: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -66,9 +66,9 @@ class CustomerTable(tables.Table):
             return ""
         return format_html(
             '<input type="checkbox" name="ids" value="{}" form="push-form" '
-            'aria-label="Select client {}" class="row-select">',
+            'aria-label="{}" class="row-select">',
             record.pk,
-            record.pk,
+            gettext("Select client %(id)s") % {"id": record.pk},
         )
 
     def render_id(self, value, record):
@@ -76,7 +76,11 @@ class CustomerTable(tables.Table):
 
     def render_name(self, record):
         badge = (
-            mark_safe(' <span class="badge badge-push" title="Accepted push">Push</span>')
+            format_html(
+                ' <span class="badge badge-push" title="{}">{}</span>',
+                gettext("Accepted push"),
+                gettext("Push"),
+            )
             if record.push_opt_in
             else ""
         )

@@ -2,6 +2,8 @@
 
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.paginator import EmptyPage, Paginator
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
@@ -11,6 +13,8 @@ from clients.tables import SORT_KEYS, CustomerTable
 
 PAGE_SIZES = (25, 50, 100)
 PUSH_PERMISSION = "notifications.send_campaign"
+# How the integer query parameters are named in messages about them.
+PARAM_NAMES = {"page": _lazy("page"), "per_page": _lazy("per page")}
 
 
 class KnownCountPaginator(Paginator):
@@ -45,7 +49,9 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
         table.order_by = self._sort()
         per_page = self._int_param("per_page", default=PAGE_SIZES[0])
         if per_page not in PAGE_SIZES:
-            self.notices.append(f"Rows per page can be {', '.join(map(str, PAGE_SIZES))}.")
+            self.notices.append(
+                _("Rows per page can be %(sizes)s.") % {"sizes": ", ".join(map(str, PAGE_SIZES))}
+            )
             per_page = PAGE_SIZES[0]
         page = self._int_param("page", default=1)
         paginator = {"per_page": per_page}
@@ -57,7 +63,10 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
             table.paginate(page=page, **paginator)
         except EmptyPage:
             last = max(table.paginator.num_pages, 1)
-            self.notices.append(f"Page {page} does not exist; showing page {last}.")
+            self.notices.append(
+                _("Page %(page)s does not exist; showing page %(last)s.")
+                % {"page": page, "last": last}
+            )
             table.paginate(page=last, **paginator)
         return table
 
@@ -68,7 +77,9 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
         context = super().get_context_data(**kwargs)
         filterset = self.filterset
         if filterset.is_bound and not filterset.is_valid():
-            self.notices.append("Some filters were ignored: " + filterset.errors_text())
+            self.notices.append(
+                _("Some filters were ignored: %(errors)s") % {"errors": filterset.errors_text()}
+            )
         context.update(
             tab=self.tab,
             counts=self.counts,
@@ -87,7 +98,9 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
         if sort and sort.removeprefix("-") in SORT_KEYS:
             return sort
         if sort:
-            self.notices.append(f"Unknown sort “{sort[:50]}”; showing the default order.")
+            self.notices.append(
+                _("Unknown sort “%(sort)s”; showing the default order.") % {"sort": sort[:50]}
+            )
         return self.default_sort
 
     def _int_param(self, name: str, *, default: int) -> int:
@@ -99,7 +112,10 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
         except ValueError:
             value = 0
         if value < 1:
-            self.notices.append(f"“{raw[:20]}” is not a valid {name.replace('_', ' ')}.")
+            self.notices.append(
+                _("“%(value)s” is not a valid %(name)s.")
+                % {"value": raw[:20], "name": PARAM_NAMES.get(name, name)}
+            )
             return default
         return value
 
