@@ -10,6 +10,7 @@ import re
 from django import forms
 from django.core import signing
 from django.core.validators import RegexValidator
+from django.utils.translation import gettext_lazy as _
 
 from clients.models import ADDRESS_FIELDS, Address, Customer
 
@@ -17,17 +18,17 @@ _BASE_SALT = "clients.forms.base"
 
 phone_validator = RegexValidator(
     r"^\+?[0-9][0-9 ().\-/]{3,30}$",
-    "Enter a phone number: digits, spaces and + ( ) . - / only, e.g. +33 6 12 34 56 78.",
+    _("Enter a phone number: digits, spaces and + ( ) . - / only, e.g. +33 6 12 34 56 78."),
 )
-country_validator = RegexValidator(r"^[A-Z]{2}$", "Enter a two-letter country code, e.g. FR.")
-_DAMAGED = "This form is damaged or out of date: reload the page and try again."
+country_validator = RegexValidator(r"^[A-Z]{2}$", _("Enter a two-letter country code, e.g. FR."))
+_DAMAGED = _("This form is damaged or out of date: reload the page and try again.")
 _DAMAGED_FORM_ERRORS = {"required": _DAMAGED, "invalid": _DAMAGED, "min_value": _DAMAGED}
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _no_control_chars(value: str) -> None:
     if _CONTROL_CHARS.search(value):
-        raise forms.ValidationError("Remove the invisible control characters.")
+        raise forms.ValidationError(_("Remove the invisible control characters."))
 
 
 class CountryCodeField(forms.CharField):
@@ -73,14 +74,25 @@ class VersionedForm(forms.Form):
 
 class ContactForm(VersionedForm):
     # Shown for reference only: a disabled field ignores whatever a request posts for it.
-    email = forms.EmailField(disabled=True, required=False, help_text="Not editable.")
+    email = forms.EmailField(
+        label=_("Email"), disabled=True, required=False, help_text=_("Not editable.")
+    )
     first_name = forms.CharField(
-        max_length=150, required=False, strip=True, validators=[_no_control_chars]
+        label=_("First name"),
+        max_length=150,
+        required=False,
+        strip=True,
+        validators=[_no_control_chars],
     )
     last_name = forms.CharField(
-        max_length=150, required=False, strip=True, validators=[_no_control_chars]
+        label=_("Last name"),
+        max_length=150,
+        required=False,
+        strip=True,
+        validators=[_no_control_chars],
     )
     phone = forms.CharField(
+        label=_("Phone"),
         max_length=32,
         required=False,
         strip=True,
@@ -93,27 +105,37 @@ class ContactForm(VersionedForm):
     def clean(self):
         cleaned = super().clean()
         if not self.errors and not (cleaned.get("first_name") or cleaned.get("last_name")):
-            raise forms.ValidationError("Enter a first name or a last name.")
+            raise forms.ValidationError(_("Enter a first name or a last name."))
         return cleaned
 
 
 class AddressForm(VersionedForm):
-    name = forms.CharField(max_length=200, validators=[_no_control_chars])
-    company = forms.CharField(max_length=200, required=False, validators=[_no_control_chars])
-    line1 = forms.CharField(label="Address line 1", max_length=200, validators=[_no_control_chars])
-    line2 = forms.CharField(
-        label="Address line 2", max_length=200, required=False, validators=[_no_control_chars]
+    name = forms.CharField(label=_("Name"), max_length=200, validators=[_no_control_chars])
+    company = forms.CharField(
+        label=_("Company"), max_length=200, required=False, validators=[_no_control_chars]
     )
-    postal_code = forms.CharField(max_length=20, validators=[_no_control_chars])
-    city = forms.CharField(max_length=100, validators=[_no_control_chars])
-    region = forms.CharField(max_length=100, required=False, validators=[_no_control_chars])
+    line1 = forms.CharField(
+        label=_("Address line 1"), max_length=200, validators=[_no_control_chars]
+    )
+    line2 = forms.CharField(
+        label=_("Address line 2"), max_length=200, required=False, validators=[_no_control_chars]
+    )
+    postal_code = forms.CharField(
+        label=_("Postal code"), max_length=20, validators=[_no_control_chars]
+    )
+    city = forms.CharField(label=_("City"), max_length=100, validators=[_no_control_chars])
+    region = forms.CharField(
+        label=_("Region"), max_length=100, required=False, validators=[_no_control_chars]
+    )
     country = CountryCodeField(
+        label=_("Country"),
         max_length=2,
         min_length=2,
         validators=[country_validator],
-        help_text="Two-letter ISO code, e.g. FR, DE, US.",
+        help_text=_("Two-letter ISO code, e.g. FR, DE, US."),
     )
     phone = forms.CharField(
+        label=_("Phone"),
         max_length=32,
         required=False,
         validators=[phone_validator],
@@ -126,13 +148,13 @@ class AddressForm(VersionedForm):
 class DefaultAddressesForm(VersionedForm):
     billing = forms.ModelChoiceField(
         queryset=Address.objects.none(),
-        label="Default billing address",
+        label=_("Default billing address"),
         widget=forms.RadioSelect,
         empty_label=None,
     )
     shipping = forms.ModelChoiceField(
         queryset=Address.objects.none(),
-        label="Default shipping address",
+        label=_("Default shipping address"),
         widget=forms.RadioSelect,
         empty_label=None,
     )
@@ -151,11 +173,11 @@ class DefaultAddressesForm(VersionedForm):
 class NoteForm(forms.Form):
     label_suffix = ""
     text = forms.CharField(
-        label="Note",
+        label=_("Note"),
         required=False,
         max_length=10_000,
         widget=forms.Textarea(attrs={"rows": 6}),
-        help_text="Visible only in the back office.",
+        help_text=_("Visible only in the back office."),
     )
     # The id of the newest note version the form was read with ("" when there was none).
     based_on = forms.IntegerField(

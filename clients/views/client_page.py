@@ -16,6 +16,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.utils.formats import date_format, number_format
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.views import View
 
 from backoffice.templatetags.formatting import money
@@ -40,29 +41,29 @@ NOTES_PER_PAGE = 10
 HISTORY_PER_PAGE = 20
 
 FIELD_LABELS = {
-    "first_name": "First name",
-    "last_name": "Last name",
-    "phone": "Phone",
-    "email": "Email",
-    "default_billing_address": "Default billing address",
-    "default_shipping_address": "Default shipping address",
-    "note": "Note",
-    "address": "Address",
-    "name": "Name",
-    "company": "Company",
-    "line1": "Address line 1",
-    "line2": "Address line 2",
-    "postal_code": "Postal code",
-    "city": "City",
-    "region": "Region",
-    "country": "Country",
+    "first_name": gettext_lazy("First name"),
+    "last_name": gettext_lazy("Last name"),
+    "phone": gettext_lazy("Phone"),
+    "email": gettext_lazy("Email"),
+    "default_billing_address": gettext_lazy("Default billing address"),
+    "default_shipping_address": gettext_lazy("Default shipping address"),
+    "note": gettext_lazy("Note"),
+    "address": gettext_lazy("Address"),
+    "name": gettext_lazy("Name"),
+    "company": gettext_lazy("Company"),
+    "line1": gettext_lazy("Address line 1"),
+    "line2": gettext_lazy("Address line 2"),
+    "postal_code": gettext_lazy("Postal code"),
+    "city": gettext_lazy("City"),
+    "region": gettext_lazy("Region"),
+    "country": gettext_lazy("Country"),
 }
 ACTION_LABELS = {
-    "contact_update": "Contact changed",
-    "address_create": "Address added",
-    "address_update": "Address corrected",
-    "default_addresses": "Default addresses changed",
-    "note_save": "Note saved",
+    "contact_update": gettext_lazy("Contact changed"),
+    "address_create": gettext_lazy("Address added"),
+    "address_update": gettext_lazy("Address corrected"),
+    "default_addresses": gettext_lazy("Default addresses changed"),
+    "note_save": gettext_lazy("Note saved"),
 }
 
 EDIT_PERMISSIONS = {
@@ -168,9 +169,9 @@ def _frequency_text(days: float | None) -> str:
     if days is None:
         return "—"
     if days < 0.5:
-        return "several times a day"
+        return gettext("several times a day")
     rounded = round(days)
-    return "every day" if rounded == 1 else f"every {rounded} days"
+    return ngettext("every day", "every %(days)d days", rounded) % {"days": rounded}
 
 
 def _can_edit(user) -> dict[str, bool]:
@@ -337,7 +338,7 @@ class SectionEditView(PermissionRequiredMixin, View):
 
 class ContactEditView(SectionEditView):
     section = "contact"
-    success_message = "Contact saved."
+    success_message = gettext_lazy("Contact saved.")
 
     def unbound_form(self):
         return ContactForm(
@@ -378,7 +379,7 @@ class _AddressesCard(SectionEditView):
 
 class DefaultAddressesEditView(_AddressesCard):
     section = "defaults"
-    success_message = "Default addresses saved."
+    success_message = gettext_lazy("Default addresses saved.")
 
     def load(self) -> None:
         super().load()
@@ -423,7 +424,7 @@ class DefaultAddressesEditView(_AddressesCard):
 
 class AddressEditView(_AddressesCard):
     section = "addresses"
-    success_message = "Address saved."
+    success_message = gettext_lazy("Address saved.")
 
     def load(self) -> None:
         super().load()
@@ -456,7 +457,7 @@ class AddressEditView(_AddressesCard):
 
 class NoteEditView(SectionEditView):
     section = "note"
-    success_message = "Note saved."
+    success_message = gettext_lazy("Note saved.")
 
     def card_context(self) -> dict:
         return note_context(self.request, self.customer)
