@@ -164,7 +164,7 @@ def test_requests_fail_cleanly_while_postgres_is_down_and_recover_after(gunicorn
     browser = Client()
     browser.force_login(UserFactory(role="Viewer"))
     cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}"
-    pages = ["/clients/leads/?search=restartproof", f"/clients/{customer.pk}/"]
+    pages = ["/clients/leads/?q=restartproof", f"/clients/{customer.pk}/"]
 
     # Both workers serve and keep their database connection open.
     for _ in range(6):
