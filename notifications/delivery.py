@@ -46,6 +46,8 @@ RETRY_CODES = {408, 425, 429}
 
 
 def _is_retryable(result: PushResult) -> bool:
+    if not result.retryable:
+        return False
     return result.status is None or result.status in RETRY_CODES or result.status >= 500
 
 

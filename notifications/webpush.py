@@ -225,6 +225,8 @@ class PushResult:
     status: int | None  # None: no HTTP answer (network error, timeout)
     retry_after: float | None = None
     error: str = ""
+    # False when sending again cannot help (the subscription's keys are unusable).
+    retryable: bool = True
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
@@ -290,7 +292,8 @@ class PushClient:
         try:
             body = encrypt(message.payload, p256dh=message.p256dh, auth=message.auth)
         except ValueError as exc:
-            return PushResult(message.key, None, error=f"Cannot encrypt: {exc}"[:300])
+            error = f"Cannot encrypt for this subscription: {exc}"[:300]
+            return PushResult(message.key, None, error=error, retryable=False)
         headers = {
             "Authorization": self.vapid.authorization(endpoint_origin(message.endpoint)),
             "Content-Encoding": "aes128gcm",

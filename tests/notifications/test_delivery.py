@@ -274,3 +274,16 @@ def test_a_campaign_is_split_into_batches(push_service, run, settings):
     ) == [0, 1, 2]
     assert campaign.delivered == 5
     assert PushSubscription.objects.filter(consecutive_failures=0).count() == 5
+
+
+def test_a_subscription_with_unusable_keys_fails_at_once(push_service, run):
+    good = subscribe(push_service)
+    bad = subscribe(push_service)
+    # Not a point on P-256 (as a storefront bug or a corrupted import could leave it).
+    PushSubscription.objects.filter(pk=bad.pk).update(p256dh="BA" + "A" * 85)
+    campaign = run()
+    rows = _deliveries(campaign)
+    assert (rows[bad.pk].status, rows[bad.pk].attempts) == (DeliveryStatus.FAILED, 1)
+    assert "Cannot encrypt" in rows[bad.pk].error
+    assert rows[good.pk].status == DeliveryStatus.SENT
+    assert push_service.requests_count == 1
