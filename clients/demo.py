@@ -803,6 +803,10 @@ class CopyWriter:
                         self._copy(connection, cursor, payload)
                     for statement in restore:
                         cursor.execute(statement)
+                with connection.cursor() as cursor:
+                    # Fresh planner statistics, so the lists use their indexes right away.
+                    for table in TABLES:
+                        cursor.execute(f"ANALYZE {connection.ops.quote_name(table.table)}")
             else:
                 while (payload := self.queue.get()) is not None:
                     with transaction.atomic(using=self.using), connection.cursor() as cursor:
