@@ -24,7 +24,12 @@ from django.views.decorators.csrf import csrf_exempt
 from clients.models import Customer
 from notifications import services
 from notifications.tokens import storefront_token_read
-from notifications.webpush import b64url_decode, receiver_key_parse, vapid_get
+from notifications.webpush import (
+    b64url_decode,
+    receiver_key_parse,
+    vapid_configured,
+    vapid_get,
+)
 
 MAX_BODY = 4096
 
@@ -142,6 +147,8 @@ def _api(handler):
 def public_key(request):
     if request.method != "GET":
         raise BadRequest("Use GET.", status=405)
+    if not vapid_configured():
+        raise BadRequest("Web push is not configured on this back office (no VAPID key).", 503)
     return JsonResponse({"publicKey": vapid_get().public_key})
 
 

@@ -20,28 +20,28 @@ RESUBSCRIBE = reverse("notifications:storefront-resubscribe")
 
 
 @pytest.fixture
-def browser():
-    """An anonymous client that enforces CSRF like a browser on another site would."""
+def storefront():
+    """An anonymous client that enforces CSRF like a storefront on another site would."""
     return Client(enforce_csrf_checks=True)
 
 
-def _post(browser, url, data, **extra):
+def _post(storefront, url, data, **extra):
     body = data if isinstance(data, (bytes, str)) else json.dumps(data)
-    return browser.post(url, body, content_type="application/json", **extra)
+    return storefront.post(url, body, content_type="application/json", **extra)
 
 
-def test_the_public_key_is_served_to_anyone(browser, vapid_keys):
-    response = browser.get(reverse("notifications:storefront-key"))
+def test_the_public_key_is_served_to_anyone(storefront, vapid_keys):
+    response = storefront.get(reverse("notifications:storefront-key"))
     assert response.status_code == 200
     assert response.json() == {"publicKey": vapid_keys.public_key}
 
 
-def test_subscribing_stores_the_browser_and_opts_the_customer_in(browser, push_service):
+def test_subscribing_stores_the_browser_and_opts_the_customer_in(storefront, push_service):
     customer = CustomerFactory()
     sub = push_service.new_subscription()
     token = storefront_token_issue(customer_id=customer.pk)
     response = _post(
-        browser, SUBSCRIBE, {"token": token, "subscription": sub}, HTTP_USER_AGENT="Firefox/140"
+        storefront, SUBSCRIBE, {"token": token, "subscription": sub}, HTTP_USER_AGENT="Firefox/140"
     )
     assert response.status_code == 201
     stored = PushSubscription.objects.get()
@@ -53,11 +53,11 @@ def test_subscribing_stores_the_browser_and_opts_the_customer_in(browser, push_s
     customer.refresh_from_db()
     assert customer.push_opt_in is True
     assert AuditEntry.objects.filter(customer=customer, action="push_opt_in").count() == 1
-    # The same browser again: still one subscription.
-    assert _post(browser, SUBSCRIBE, {"token": token, "subscription": sub}).status_code == 201
+    # The same storefront again: still one subscription.
+    assert _post(storefront, SUBSCRIBE, {"token": token, "subscription": sub}).status_code == 201
     assert PushSubscription.objects.count() == 1
 
-    response = _post(browser, UNSUBSCRIBE, {"token": token, "endpoint": sub["endpoint"]})
+    response = _post(storefront, UNSUBSCRIBE, {"token": token, "endpoint": sub["endpoint"]})
     assert response.status_code == 200 and response.json() == {"unsubscribed": True}
     stored.refresh_from_db()
     customer.refresh_from_db()
@@ -65,16 +65,16 @@ def test_subscribing_stores_the_browser_and_opts_the_customer_in(browser, push_s
     assert customer.push_opt_in is False
 
 
-def test_another_customer_cannot_unsubscribe_a_browser(browser, push_service):
+def test_another_customer_cannot_unsubscribe_a_browser(storefront, push_service):
     owner, other = CustomerFactory(), CustomerFactory()
     sub = push_service.new_subscription()
     _post(
-        browser,
+        storefront,
         SUBSCRIBE,
         {"token": storefront_token_issue(customer_id=owner.pk), "subscription": sub},
     )
     response = _post(
-        browser,
+        storefront,
         UNSUBSCRIBE,
         {"token": storefront_token_issue(customer_id=other.pk), "endpoint": sub["endpoint"]},
     )
@@ -119,9 +119,9 @@ def _with(data, path, value):
     ],
 )
 def test_bad_subscriptions_are_refused_and_store_nothing(
-    browser, push_service, path, value, status
+    storefront, push_service, path, value, status
 ):
-    response = _post(browser, SUBSCRIBE, _with(_valid(push_service), path, value))
+    response = _post(storefront, SUBSCRIBE, _with(_valid(push_service), path, value))
     assert response.status_code == status
     assert "error" in response.json()
     assert not PushSubscription.objects.exists()
@@ -137,56 +137,58 @@ def test_bad_subscriptions_are_refused_and_store_nothing(
         ("\udcff", "application/json"),
     ],
 )
-def test_malformed_or_oversized_bodies_are_a_400(browser, body, content_type):
-    response = browser.post(
+def test_malformed_or_oversized_bodies_are_a_400(storefront, body, content_type):
+    response = storefront.post(
         SUBSCRIBE, body.encode("utf-8", "surrogatepass"), content_type=content_type
     )
     assert response.status_code == 400
     assert not PushSubscription.objects.exists()
 
 
-def test_an_expired_token_is_refused(browser, push_service, settings):
+def test_an_expired_token_is_refused(storefront, push_service, settings):
     settings.PUSH_STOREFRONT_TOKEN_MAX_AGE = 60
     data = _valid(push_service)
     customer_id = storefront_token_read(data["token"])
     data["token"] = storefront_token_issue(customer_id=customer_id, now=1_000_000)
-    assert _post(browser, SUBSCRIBE, data).status_code == 403
+    assert _post(storefront, SUBSCRIBE, data).status_code == 403
 
 
-def test_a_token_for_a_deleted_customer_is_refused(browser, push_service):
+def test_a_token_for_a_deleted_customer_is_refused(storefront, push_service):
     data = _valid(push_service)
     data["token"] = storefront_token_issue(customer_id=987654)
-    assert _post(browser, SUBSCRIBE, data).status_code == 403
+    assert _post(storefront, SUBSCRIBE, data).status_code == 403
 
 
-def test_wrong_methods(browser):
-    assert browser.get(SUBSCRIBE).status_code == 405
-    assert browser.post(reverse("notifications:storefront-key")).status_code == 405
+def test_wrong_methods(storefront):
+    assert storefront.get(SUBSCRIBE).status_code == 405
+    assert storefront.post(reverse("notifications:storefront-key")).status_code == 405
 
 
-def test_cors_only_for_the_configured_storefronts(browser, push_service, settings):
+def test_cors_only_for_the_configured_storefronts(storefront, push_service, settings):
     settings.PUSH_STOREFRONT_ORIGINS = ["https://shop.example"]
-    preflight = browser.options(SUBSCRIBE, HTTP_ORIGIN="https://shop.example")
+    preflight = storefront.options(SUBSCRIBE, HTTP_ORIGIN="https://shop.example")
     assert preflight.status_code == 204
     assert preflight["Access-Control-Allow-Origin"] == "https://shop.example"
-    response = _post(browser, SUBSCRIBE, _valid(push_service), HTTP_ORIGIN="https://evil.example")
-    assert response.status_code == 201  # CORS is the browser's business; the token is ours
+    response = _post(
+        storefront, SUBSCRIBE, _valid(push_service), HTTP_ORIGIN="https://evil.example"
+    )
+    assert response.status_code == 201  # CORS is the storefront's business; the token is ours
     assert "Access-Control-Allow-Origin" not in response
 
 
-def test_a_renewed_subscription_replaces_the_old_one(browser, push_service):
+def test_a_renewed_subscription_replaces_the_old_one(storefront, push_service):
     data = _valid(push_service)
-    _post(browser, SUBSCRIBE, data)
+    _post(storefront, SUBSCRIBE, data)
     old = data["subscription"]
     new = push_service.new_subscription()
     forged = _post(
-        browser,
+        storefront,
         RESUBSCRIBE,
         {"oldEndpoint": old["endpoint"], "oldAuth": "AAAAAAAAAAAAAAAAAAAAAA", "subscription": new},
     )
     assert forged.status_code == 403
     response = _post(
-        browser,
+        storefront,
         RESUBSCRIBE,
         {"oldEndpoint": old["endpoint"], "oldAuth": old["keys"]["auth"], "subscription": new},
     )
@@ -207,3 +209,11 @@ def test_the_demo_storefront_exists_only_in_debug(client, settings):
     html = response.content.decode()
     assert "notifications/storefront.js" in html and "data-token=" in html
     assert "<script>" not in html  # only nonce'd external scripts (CSP)
+
+
+def test_the_public_key_endpoint_says_when_push_is_not_configured(storefront, settings):
+    settings.VAPID_PRIVATE_KEY = ""
+    settings.VAPID_PRIVATE_KEY_FILE = ""
+    response = storefront.get(reverse("notifications:storefront-key"))
+    assert response.status_code == 503
+    assert "not configured" in response.json()["error"]
