@@ -9,8 +9,9 @@ Nothing here touches the database; notifications/delivery.py drives it.
   the same computation about twice as slowly (it copies the subscription and goes through
   http_ece's generic record loop). The tests decrypt it with http_ece and with a real push
   service, so it cannot drift from the standard.
-- Sending: aiohttp with one connection pool per worker (TCPConnector limit), a total timeout
-  on every request, and TTL, Urgency and Topic set explicitly.
+- Sending: one pool of keep-alive connections per worker (notifications/http1.py, bounded
+  by PUSH_CONCURRENCY), a total timeout on every request, and TTL, Urgency and Topic set
+  explicitly.
 """
 
 import asyncio
@@ -27,13 +28,14 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import aiohttp
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from notifications.http1 import Http1Pool, HttpError
 
 # A push service accepts at most 4096 bytes of encrypted payload (RFC 8030 §7.2). The
 # aes128gcm body is: salt (16) + record size (4) + key id length (1) + sender's public key
@@ -266,24 +268,16 @@ class PushClient:
     vapid: Vapid
     concurrency: int = 100
     timeout: float = 10.0
-    session: aiohttp.ClientSession | None = field(default=None, init=False)
+    pool: Http1Pool | None = field(default=None, init=False)
 
     async def open(self) -> "PushClient":
-        connector = aiohttp.TCPConnector(
-            limit=self.concurrency, limit_per_host=self.concurrency, ttl_dns_cache=300
-        )
-        self.session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        )
+        self.pool = Http1Pool(limit=self.concurrency, timeout=self.timeout)
         return self
 
     async def close(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
 
     async def send_many(self, messages: list[PushMessage]) -> list[PushResult]:
         return await asyncio.gather(*(self.send(m) for m in messages))
@@ -303,14 +297,13 @@ class PushClient:
             "Topic": message.topic,
         }
         try:
-            async with self.session.post(message.endpoint, data=body, headers=headers) as resp:
-                status = resp.status
-                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-                text = "" if status < 300 else (await resp.text(errors="replace"))[:200]
-                await resp.read()
+            response = await self.pool.post(message.endpoint, headers=headers, body=body)
         except TimeoutError:
             return PushResult(message.key, None, error=f"Timed out after {self.timeout:g} s")
-        except (aiohttp.ClientError, OSError) as exc:
-            return PushResult(message.key, None, error=f"{type(exc).__name__}: {exc}"[:300])
+        except HttpError as exc:
+            return PushResult(message.key, None, error=str(exc)[:300])
+        status = response.status
+        retry_after = retry_after_seconds(response.headers.get("retry-after"))
+        text = response.body[:200].decode("utf-8", "replace") if status >= 300 else ""
         error = "" if status < 300 else f"HTTP {status} {text}".strip()[:300]
         return PushResult(message.key, status, retry_after=retry_after, error=error)
