@@ -8,6 +8,7 @@ from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
 from clients.filters import KNOWN_MEDIUMS, KNOWN_SOURCES, CustomerFilter
+from clients.paginators import CappedCountPaginator
 from clients.selectors import customer_list, tab_counts
 from clients.tables import SORT_KEYS, CustomerTable
 
@@ -41,11 +42,12 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
     def get_table(self, **kwargs):
         self.notices = []
         self.counts = tab_counts()
+        # Not `request=`: django-tables2 would then paginate once more, counting every row.
         table = CustomerTable(
             self.get_table_data(),
-            request=self.request,
             show_select=self.request.user.has_perm(PUSH_PERMISSION),
         )
+        table.request = self.request
         table.order_by = self._sort()
         per_page = self._int_param("per_page", default=PAGE_SIZES[0])
         if per_page not in PAGE_SIZES:
@@ -54,7 +56,7 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
             )
             per_page = PAGE_SIZES[0]
         page = self._int_param("page", default=1)
-        paginator = {"per_page": per_page}
+        paginator = {"per_page": per_page, "paginator_class": CappedCountPaginator}
         if not self._filtered():
             # The whole tab: its size is already known from the tab counts.
             paginator["paginator_class"] = KnownCountPaginator
@@ -62,7 +64,9 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
         try:
             table.paginate(page=page, **paginator)
         except EmptyPage:
-            last = max(table.paginator.num_pages, 1)
+            # A capped count (CappedCountPaginator) does not know the last page: go to the first.
+            capped = getattr(table.paginator, "capped", False)
+            last = 1 if capped else max(table.paginator.num_pages, 1)
             self.notices.append(
                 _("Page %(page)s does not exist; showing page %(last)s.")
                 % {"page": page, "last": last}

@@ -14,7 +14,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from clients.models import Customer
+from clients.paginators import CappedCountPaginator
 from clients.search import normalize, phone_variants
+from clients.selectors import DeepPageQuerySet
 from clients.tables import SORT_KEYS
 from orders.models import Order, OrderLine
 
@@ -183,3 +185,41 @@ def test_tab_counts_are_the_python_counts(viewer_client, customers):
         "clients": len(_clients(customers)),
         "leads": len(_leads(customers)),
     }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("sort", ["-last_order", "name", "-total_spent", "created_at"])
+def test_deep_pages_read_by_ids_first_give_the_same_rows(
+    viewer_client, customers, sort, monkeypatch
+):
+    monkeypatch.setattr(DeepPageQuerySet, "DEEP_OFFSET", 1)  # every page after the first
+    assert _ids(viewer_client, "/clients/", sort=sort) == _sorted(_clients(customers), sort)
+    assert _ids(viewer_client, "/clients/leads/", sort=sort) == _sorted(_leads(customers), sort)
+    keep = FILTERS["no push"][1]
+    expected = _sorted([r for r in _clients(customers) if keep(r)], sort)
+    assert _ids(viewer_client, "/clients/", sort=sort, push="false") == expected
+
+
+@pytest.mark.django_db
+def test_capped_counts_page_through_every_match(viewer_client, customers, monkeypatch):
+    monkeypatch.setattr(CappedCountPaginator, "cap", 30)
+    keep = FILTERS["no push"][1]
+    expected = _sorted([r for r in _clients(customers) if keep(r)], "-last_order")
+    assert len(expected) > 50  # past the cap, over several pages
+    ids, page = [], 1
+    while True:
+        response = viewer_client.get("/clients/", {"push": "false", "page": page})
+        html = response.content.decode()
+        table = response.context["table"]
+        assert table.paginator.capped
+        assert "of more than 30" in html and "Last page" not in html
+        ids += [int(pk) for pk in ROW_ID.findall(html)]
+        if not table.page.has_next():
+            break
+        assert 'rel="next"' in html
+        page += 1
+    assert ids == expected
+    response = viewer_client.get("/clients/", {"push": "false", "page": page + 1})
+    assert response.status_code == 200
+    assert f"Page {page + 1} does not exist; showing page 1." in response.content.decode()
+    assert ROW_ID.findall(response.content.decode())[0] == str(expected[0])
