@@ -1,0 +1,221 @@
+"""Hostile input, property-based: random and malicious query strings and form bodies sent to
+every route of the project, as every role. Never a 5xx; never a change from a refused request.
+
+HYPOTHESIS_PROFILE=long runs many more examples than CI does (HYPOTHESIS_PROFILE=ci, the
+default, keeps the whole file around a minute on two cores).
+"""
+
+import json
+import os
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.routes import (
+    ADMIN_NAMESPACE,
+    ROLES,
+    World,
+    configure_push,
+    discover_routes,
+    fingerprint,
+    route_url,
+    storefront_token,
+)
+
+pytestmark = pytest.mark.django_db
+
+PROFILES = {"ci": 16, "long": 400}
+EXAMPLES = PROFILES[os.environ.get("HYPOTHESIS_PROFILE", "ci")]
+HYPOTHESIS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+
+# Every parameter name a view or form of the project reads, so the values reach real code.
+KNOWN_KEYS = [
+    *("q", "source", "medium", "spent_min", "spent_max", "orders_min", "orders_max"),
+    *("last_order_after", "last_order_before", "created_after", "created_before"),
+    *("last_order_min", "last_order_max", "created_min", "created_max"),
+    *("push", "country", "sort", "page", "per_page", "notes", "history"),
+    *("version", "base", "first_name", "last_name", "phone", "email"),
+    *("name", "company", "line1", "line2", "postal_code", "city", "region"),
+    *("billing", "shipping", "text", "based_on"),
+    *("tab", "audience", "ids", "query", "title", "body", "link", "icon", "image"),
+    *("ttl", "urgency", "when", "send_at", "customer"),
+    *("username", "password", "old_password", "new_password1", "new_password2"),
+    *("next", "language", "token", "uidb64"),
+]
+HOSTILE = [
+    *("", " ", "0", "-1", "1.5", "-0", "1e309", "NaN", "Infinity", "0x1F", "007"),
+    str(2**63),
+    str(-(2**63) - 1),
+    "9" * 400,
+    "١٢٣",  # Arabic-Indic digits
+    "½",
+    "\x00",
+    "a\x00b",
+    "%00",
+    "%",
+    "\r\n\t",
+    "' OR 1=1 --",
+    "'; DROP TABLE clients_customer; --",
+    '" OR ""="',
+    "1; SELECT pg_sleep(10)",
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "{{ 7|add:7 }}{% debug %}",
+    "../../../../etc/passwd",
+    "javascript:alert(1)",
+    "//evil.example.com",
+    "https://evil.example.com/",
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 🙂 ﷽ é",
+    "\u202etxt.exe",
+    "2026-02-30",
+    "2026-13-45T25:61",
+    "9999-12-31",
+    "0001-01-01",
+    *("true", "false", "None", "null", "[]", "{}", "-last_order", "-", "--name"),
+    *("clients", "leads", "all", "selected", "filtered", "later", "now", "high"),
+]
+hostile_values = st.one_of(
+    st.sampled_from(HOSTILE),
+    st.text(max_size=40),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.builds(
+        lambda s, n: s * n,
+        st.sampled_from(["a", "é", "🙂", "1", "<", "%"]),
+        st.integers(1000, 20000),
+    ),
+)
+keys = st.one_of(st.sampled_from(KNOWN_KEYS), st.text(min_size=1, max_size=12))
+# Repeated keys allowed: a list of pairs, not a dict.
+pairs = st.lists(st.tuples(keys, hostile_values), max_size=8)
+
+ROUTES = [
+    r
+    for r in discover_routes()
+    if r.namespace != ADMIN_NAMESPACE or r.name == f"{ADMIN_NAMESPACE}:login"
+]
+# Routes where a request that succeeds (a redirect after a POST by a logged-in user) may
+# change data. Anything else must leave every table as it was.
+WRITES = {
+    "clients:contact-update",
+    "clients:default-addresses-update",
+    "clients:address-update",
+    "clients:note-update",
+    "notifications:campaign-create",
+    "notifications:campaign-cancel",
+    "password_change",
+}
+
+
+@pytest.fixture
+def world(settings):
+    configure_push(settings)
+    return World.create()
+
+
+def _assert_handled(response, what: str) -> None:
+    assert response.status_code < 500, f"{what}: {response.status_code}"
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
+def test_hostile_query_strings_and_forms(route, world):
+    url = route_url(route, world)
+
+    @HYPOTHESIS
+    @given(
+        role=st.sampled_from(ROLES),
+        query=pairs,
+        form=pairs,
+        urlencoded=st.booleans(),
+    )
+    def check(role, query, form, urlencoded):
+        target = f"{url}?{urlencode(query)}" if query else url
+        client = world.client(role)
+        before = fingerprint()
+        response = client.get(target)
+        _assert_handled(response, f"GET {target} as {role}")
+        assert fingerprint() == before or route.name == "notifications:click", "GET changed data"
+
+        if urlencoded:
+            response = client.post(
+                target, urlencode(form), content_type="application/x-www-form-urlencoded"
+            )
+        else:
+            data = {}
+            for key, value in form:
+                data.setdefault(key, []).append(value)
+            response = client.post(target, data)
+        _assert_handled(response, f"POST {target} {form!r} as {role}")
+        succeeded = response.status_code == 302 and role != "anonymous"
+        if not (succeeded and route.name in WRITES):
+            assert fingerprint() == before, f"POST {target} {form!r} as {role} changed data"
+
+    check()
+
+
+# --- The storefront's JSON API --------------------------------------------------------------
+
+json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(allow_nan=False),
+        st.sampled_from(HOSTILE),
+        st.text(max_size=30),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+API_KEYS = ["token", "subscription", "endpoint", "keys", "p256dh", "auth", "oldEndpoint", "oldAuth"]
+STOREFRONT = [
+    r for r in ROUTES if r.name.startswith("notifications:storefront-") and "demo" not in r.name
+]
+
+
+@pytest.mark.parametrize("route", STOREFRONT, ids=lambda r: r.name)
+def test_hostile_json_to_the_storefront_api(route, world):
+    url = route_url(route, world)
+    token = storefront_token(world)
+
+    @HYPOTHESIS
+    @given(
+        body=st.one_of(
+            st.dictionaries(st.sampled_from(API_KEYS), json_values, max_size=5),
+            json_values,
+        ),
+        real_token=st.booleans(),
+        raw=st.one_of(st.none(), st.binary(max_size=300), st.sampled_from(HOSTILE)),
+        content_type=st.sampled_from(
+            [
+                "application/json",
+                "application/json; charset=utf-8",
+                "text/plain",
+                "application/x-www-form-urlencoded",
+            ]
+        ),
+    )
+    def check(body, real_token, raw, content_type):
+        if real_token and isinstance(body, dict):
+            body = {**body, "token": token}
+        payload = raw if raw is not None else json.dumps(body)
+        before = fingerprint()
+        response = world.client("anonymous").post(url, payload, content_type=content_type)
+        _assert_handled(response, f"POST {url} {payload!r}")
+        if response.status_code >= 400:
+            assert fingerprint() == before, f"POST {url} {payload!r} changed data"
+
+    check()
