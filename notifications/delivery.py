@@ -22,12 +22,15 @@ delivered (429, 5xx, network error before an answer).
 """
 
 import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import random
 import threading
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
@@ -75,7 +78,19 @@ def deliveries_expire_stale(*, campaign_id: int, batch: int | None = None) -> in
     return count
 
 
-def _claim(*, campaign_id: int, batch: int, size: int) -> tuple[str, list[Delivery]]:
+@dataclass(slots=True)
+class _Row:
+    """A claimed delivery with what sending it needs."""
+
+    pk: int
+    attempts: int
+    subscription_id: int
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
+def _claim(*, campaign_id: int, batch: int, size: int) -> tuple[str, list[_Row]]:
     """Claim up to `size` due pending rows of the batch for this worker (committed)."""
     claim = uuid.uuid4().hex
     now = timezone.now()
@@ -98,23 +113,25 @@ def _claim(*, campaign_id: int, batch: int, size: int) -> tuple[str, list[Delive
             )
     if not ids:
         return claim, []
-    rows = list(
-        Delivery.objects.filter(pk__in=ids, claim=claim, status=DeliveryStatus.SENDING)
-        .select_related("subscription")
-        .only(
+    rows = [
+        _Row(*values)
+        for values in Delivery.objects.filter(
+            pk__in=ids, claim=claim, status=DeliveryStatus.SENDING
+        )
+        .order_by("pk")
+        .values_list(
             "pk",
             "attempts",
-            "subscription__id",
+            "subscription_id",
             "subscription__endpoint",
             "subscription__p256dh",
             "subscription__auth",
         )
-        .order_by("pk")
-    )
+    ]
     return claim, rows
 
 
-def _record(*, campaign_id: int, claim: str, rows: list[Delivery], results: list[PushResult]):
+def _record(*, campaign_id: int, claim: str, rows: list[_Row], results: list[PushResult]):
     """Store a wave's answers, the subscriptions' health and the campaign's counters."""
     from notifications.services import subscriptions_expire, subscriptions_record_results
 
@@ -200,8 +217,11 @@ class _EventLoopThread:
         self.thread.start()
         return self
 
+    def submit(self, coroutine) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
     def run(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+        return self.submit(coroutine).result()
 
     def __exit__(self, *exc) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -229,42 +249,63 @@ def batch_send(*, campaign_id: int, batch: int) -> str:
         concurrency=push_setting("PUSH_CONCURRENCY"),
         timeout=push_setting("PUSH_REQUEST_TIMEOUT"),
     )
+    wave_size = push_setting("PUSH_WAVE_SIZE")
+
+    def messages(rows: list[_Row]) -> list[PushMessage]:
+        return [
+            PushMessage(
+                key=row.pk,
+                endpoint=row.endpoint,
+                p256dh=row.p256dh,
+                auth=row.auth,
+                payload=base_payload.for_subscription(row.subscription_id),
+                ttl=campaign.ttl,
+                urgency=campaign.urgency,
+                topic=topic,
+            )
+            for row in rows
+        ]
+
     with _EventLoopThread() as loop:
         loop.run(client.open())
+        # Two waves overlap: while one is on the wire, the worker records the previous one
+        # and claims the next, so the database round trips cost no sending time.
+        in_flight = None  # (claim, rows, future of the results)
         try:
             deliveries_expire_stale(campaign_id=campaign_id, batch=batch)
             while True:
-                claim, rows = _claim(
-                    campaign_id=campaign_id, batch=batch, size=push_setting("PUSH_WAVE_SIZE")
-                )
-                if not rows:
-                    wait = _next_wait(campaign_id=campaign_id, batch=batch)
-                    if wait is None:
-                        break
-                    can_defer = send_batch.get_backend().supports_defer
-                    if wait > push_setting("PUSH_MAX_INLINE_WAIT") and can_defer:
-                        run_after = timezone.now() + timedelta(seconds=wait)
-                        send_batch.using(run_after=run_after).enqueue(campaign_id, batch)
-                        outcome = "deferred"
-                        break
-                    time.sleep(min(wait, 1.0) if wait else 0.05)
-                    continue
-                messages = [
-                    PushMessage(
-                        key=row.pk,
-                        endpoint=row.subscription.endpoint,
-                        p256dh=row.subscription.p256dh,
-                        auth=row.subscription.auth,
-                        payload=base_payload.for_subscription(row.subscription_id),
-                        ttl=campaign.ttl,
-                        urgency=campaign.urgency,
-                        topic=topic,
+                claim, rows = _claim(campaign_id=campaign_id, batch=batch, size=wave_size)
+                finished = None
+                if in_flight is not None:
+                    finished = (*in_flight[:2], in_flight[2].result())
+                    in_flight = None
+                if rows:
+                    in_flight = (claim, rows, loop.submit(client.send_many(messages(rows))))
+                if finished is not None:
+                    _record(
+                        campaign_id=campaign_id,
+                        claim=finished[0],
+                        rows=finished[1],
+                        results=finished[2],
                     )
-                    for row in rows
-                ]
-                results = loop.run(client.send_many(messages))
-                _record(campaign_id=campaign_id, claim=claim, rows=rows, results=results)
+                if in_flight is not None or finished is not None:
+                    continue
+                wait = _next_wait(campaign_id=campaign_id, batch=batch)
+                if wait is None:
+                    break
+                can_defer = send_batch.get_backend().supports_defer
+                if wait > push_setting("PUSH_MAX_INLINE_WAIT") and can_defer:
+                    run_after = timezone.now() + timedelta(seconds=wait)
+                    send_batch.using(run_after=run_after).enqueue(campaign_id, batch)
+                    outcome = "deferred"
+                    break
+                time.sleep(min(wait, 1.0) if wait else 0.05)
         finally:
+            if in_flight is not None:
+                # Stopping on an error: let the requests on the wire finish rather than cut
+                # them at a random point; their rows stay "sending" (outcome unknown).
+                with contextlib.suppress(BaseException):
+                    in_flight[2].result()
             loop.run(client.close())
     campaign_finish_if_done(campaign_id=campaign_id)
     return outcome

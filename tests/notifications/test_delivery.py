@@ -204,32 +204,36 @@ def test_a_worker_killed_after_sending_resumes_without_sending_twice(
 ):
     """Killed after the push service accepted a wave but before the answers were recorded."""
     settings.PUSH_WAVE_SIZE = 4
-    subscriptions = [subscribe(push_service) for _ in range(10)]
+    subscriptions = [subscribe(push_service) for _ in range(14)]
     _kill_on_wave(monkeypatch, 2, before_sending=False)
     campaign = run()
     assert campaign.status == CampaignStatus.SENDING
     statuses = [d.status for d in _deliveries(campaign).values()]
     assert statuses.count(DeliveryStatus.SENT) == 4
-    assert statuses.count(DeliveryStatus.SENDING) == 4  # arrived, but the worker never knew
+    # The second wave was answered but never recorded; the third (sent while the second was
+    # being recorded) was left to finish. Both arrived, but the worker never knew.
+    assert statuses.count(DeliveryStatus.SENDING) == 8
     assert statuses.count(DeliveryStatus.PENDING) == 2
-    assert len(push_service.received) == 8
+    assert len(push_service.received) == 12
 
     monkeypatch.undo()
-    # A restarted worker before the dead one's lease ran out leaves its rows alone...
+    # A restarted worker sends the pending rows but leaves the dead one's claimed rows alone
+    # until their lease runs out...
     _resume()
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.SENDING
-    assert len(push_service.received) == 10
+    assert (campaign.delivered, campaign.unknown) == (6, 0)
+    assert len(push_service.received) == 14
     # ...and once it has, the campaign completes.
     _lease_runs_out(campaign)
     _resume()
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.SENT
-    assert (campaign.delivered, campaign.unknown, campaign.failed) == (6, 4, 0)
+    assert (campaign.delivered, campaign.unknown, campaign.failed) == (6, 8, 0)
     # Every subscription received the campaign exactly once.
     for subscription in subscriptions:
         assert len(push_service.messages_for(subscription.endpoint)) == 1
-    assert len(push_service.received) == 10
+    assert len(push_service.received) == 14
 
 
 def test_a_worker_killed_before_sending_a_claimed_wave_never_doubles(
@@ -241,15 +245,16 @@ def test_a_worker_killed_before_sending_a_claimed_wave_never_doubles(
     _kill_on_wave(monkeypatch, 2, before_sending=True)
     campaign = run()
     assert campaign.status == CampaignStatus.SENDING
+    # The first wave was sent; the second and third were claimed, then the worker died.
     assert len(push_service.received) == 4
     monkeypatch.undo()
     _lease_runs_out(campaign)
     _resume()
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.SENT
-    assert (campaign.delivered, campaign.unknown) == (6, 4)
+    assert (campaign.delivered, campaign.unknown) == (4, 6)
     counts = [len(push_service.messages_for(s.endpoint)) for s in subscriptions]
-    assert max(counts) == 1 and sum(counts) == 6
+    assert max(counts) == 1 and sum(counts) == 4
     unknown = Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.UNKNOWN)
     assert all(len(push_service.messages_for(d.subscription.endpoint)) == 0 for d in unknown)
 
