@@ -130,6 +130,8 @@ LOGOUT_REDIRECT_URL = "login"
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("fr", "Français")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# SHORT_DATE_FORMAT and SHORT_DATETIME_FORMAT as each language writes them.
+FORMAT_MODULE_PATH = ["backoffice.formats"]
 USE_I18N = True
 USE_TZ = True
 # The shop's own time zone: dates are shown and scheduled in it.

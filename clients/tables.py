@@ -100,7 +100,7 @@ class CustomerTable(tables.Table):
             '<a href="{}">{}</a><span class="sub">{}</span>',
             reverse("orders:order-detail", args=[order.number]),
             order.number,
-            date_format(localtime(value), "j M Y"),
+            date_format(localtime(value), "SHORT_DATE_FORMAT"),
         )
 
     def render_last_source(self, value, record):
@@ -113,7 +113,7 @@ class CustomerTable(tables.Table):
         return ngettext("%(n)d order", "%(n)d orders", value) % {"n": value}
 
     def render_created_at(self, value):
-        return date_format(localtime(value), "j M Y")
+        return date_format(localtime(value), "SHORT_DATE_FORMAT")
 
 
 # The sort keys the tables accept (each may be prefixed with "-").

@@ -147,7 +147,7 @@ def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
                 text=number_format(value, decimal_pos=0, use_l10n=True, force_grouping=True),
                 text_y=round(y - 6, 1),
                 money=money(value),
-                month_label=date_format(month, "M"),
+                month_label=date_format(month, "N"),
                 month_name=date_format(month, "F Y"),
                 year_label=date_format(month, "Y") if index == 0 or month.month == 1 else "",
             )

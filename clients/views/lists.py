@@ -3,7 +3,7 @@
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.paginator import EmptyPage, Paginator
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
@@ -15,7 +15,7 @@ from clients.tables import SORT_KEYS, CustomerTable
 PAGE_SIZES = (25, 50, 100)
 PUSH_PERMISSION = "notifications.send_campaign"
 # How the integer query parameters are named in messages about them.
-PARAM_NAMES = {"page": _lazy("page"), "per_page": _lazy("per page")}
+PARAM_NAMES = {"page": gettext_lazy("page"), "per_page": gettext_lazy("per page")}
 
 
 class KnownCountPaginator(Paginator):
