@@ -72,7 +72,7 @@ class Command(BaseCommand):
                     naive_repeat,
                     warmup=0,
                 )
-        self._report(results, naive, counts, Path(output))
+        self._report(results, naive, tab_counts(), Path(output))
 
     # --- cases -------------------------------------------------------------------------
 
