@@ -15,6 +15,7 @@ this module implements just that, strictly:
 """
 
 import asyncio
+import functools
 import ssl
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,6 +23,12 @@ from urllib.parse import urlsplit
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the system's certificates takes tens of milliseconds: once per process.
+    return ssl.create_default_context()
 
 
 class HttpError(Exception):
@@ -52,21 +59,35 @@ class Http1Pool:
         self.timeout = timeout
         self._slots = asyncio.Semaphore(limit)
         self._idle: dict[tuple, list[_Connection]] = defaultdict(list)
-        self._ssl = ssl.create_default_context()
+        self._origins: dict[str, tuple[tuple, str]] = {}
         self.connections_opened = 0
+
+    def _origin(self, url: str) -> tuple[tuple, str, str]:
+        """(pool key, Host header, request target) of a URL; origins are parsed once."""
+        start = url.find("://")
+        end = url.find("/", start + 3) if start > 0 else -1
+        origin, target = (url, "/") if end < 0 else (url[:end], url[end:])
+        known = self._origins.get(origin)
+        if known is None:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise HttpError(f"Not an http(s) URL: {url[:100]}")
+            try:
+                default = 443 if parts.scheme == "https" else 80
+                port = parts.port or default
+            except ValueError as exc:
+                raise HttpError(f"Bad port in {origin[:100]}") from exc
+            host = parts.hostname
+            if ":" in host:
+                host = f"[{host}]"
+            if port != default:
+                host = f"{host}:{port}"
+            known = self._origins[origin] = ((parts.scheme, parts.hostname, port), host)
+        return known[0], known[1], target.split("#", 1)[0]
 
     async def post(self, url: str, *, headers: dict[str, str], body: bytes) -> Response:
         """POST `body` to `url`; raises HttpError (or TimeoutError) when there is no answer."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise HttpError(f"Not an http(s) URL: {url[:100]}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        key = (parts.scheme, parts.hostname, port)
-        default_port = port == (443 if parts.scheme == "https" else 80)
-        host = parts.hostname if default_port else f"{parts.hostname}:{port}"
-        if ":" in parts.hostname and not default_port:
-            host = f"[{parts.hostname}]:{port}"
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        key, host, target = self._origin(url)
         lines = [f"POST {target} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
@@ -104,7 +125,7 @@ class Http1Pool:
                 return connection
             connection.close()
         scheme, host, port = key
-        tls = self._ssl if scheme == "https" else None
+        tls = _tls_context() if scheme == "https" else None
         reader, writer = await asyncio.open_connection(
             host, port, ssl=tls, server_hostname=host if tls else None, limit=MAX_HEAD
         )

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import struct
 import time
 from dataclasses import dataclass, field
@@ -50,18 +51,23 @@ _RECORD_SIZE = 4096
 VAPID_TOKEN_LIFETIME = 12 * 3600
 VAPID_RENEW_BEFORE = 3600
 
+_P256 = ec.SECP256R1()
+
 
 def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+
+
 def b64url_decode(text: str) -> bytes:
     """Decode base64url with or without padding; raises ValueError on anything else."""
-    if not isinstance(text, str) or not text.isascii():
+    if not isinstance(text, str) or not _B64URL.fullmatch(text):
         raise ValueError("not base64url")
-    text = text.strip().replace("+", "-").replace("/", "_").rstrip("=")
+    text = text.rstrip("=")
     try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, TypeError) as exc:
         raise ValueError("not base64url") from exc
 
@@ -169,12 +175,16 @@ def vapid_configured() -> bool:
 # --- Encryption ----------------------------------------------------------------------------
 
 
-def receiver_key_parse(p256dh: str) -> ec.EllipticCurvePublicKey:
-    """The browser's public key; raises ValueError unless it is a point on P-256."""
+def _receiver_key(p256dh: str) -> tuple[ec.EllipticCurvePublicKey, bytes]:
     raw = b64url_decode(p256dh)
     if len(raw) != 65 or raw[0] != 4:
         raise ValueError("p256dh must be an uncompressed P-256 point (65 bytes).")
-    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    return ec.EllipticCurvePublicKey.from_encoded_point(_P256, raw), raw
+
+
+def receiver_key_parse(p256dh: str) -> ec.EllipticCurvePublicKey:
+    """The browser's public key; raises ValueError unless it is a point on P-256."""
+    return _receiver_key(p256dh)[0]
 
 
 def _hmac(key: bytes, data: bytes) -> bytes:
@@ -185,13 +195,10 @@ def encrypt(plaintext: bytes, *, p256dh: str, auth: str) -> bytes:
     """Encrypt a push message for one subscription (RFC 8291, aes128gcm, one record)."""
     if len(plaintext) > MAX_PLAINTEXT_SIZE:
         raise ValueError(f"Payload is {len(plaintext)} bytes; at most {MAX_PLAINTEXT_SIZE}.")
-    receiver = receiver_key_parse(p256dh)
-    ua_public = receiver.public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
+    receiver, ua_public = _receiver_key(p256dh)
     auth_secret = b64url_decode(auth)
     # A fresh sender key pair and salt per message, as RFC 8291 §3.4 requires.
-    sender = ec.generate_private_key(ec.SECP256R1())
+    sender = ec.generate_private_key(_P256)
     as_public = sender.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
