@@ -344,6 +344,7 @@ TABLES = tuple(t for t in (CUSTOMER, ADDRESS, ORDER, ORDER_LINE, NOTE, PUSH_SUBS
 _FINALIZED = frozenset(str(s) for s in FINALIZED_STATUSES)
 _TIME_OF_DAY = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(DAY)]
 BASKETS = 4096
+KEY_POOL = 4096
 TRAFFIC_TABLE = 1000
 
 
@@ -390,6 +391,7 @@ class DemoShop:
         self.exact_search_text = False
         self.traffic = self._traffic_table()
         self.baskets = [self._basket() for _ in range(BASKETS)]
+        self.keys = self._key_pools()
 
     # --- pools of whole values ----------------------------------------------------------------
 
@@ -444,9 +446,6 @@ class DemoShop:
         if country == "GB":
             return f"+44 7{n // 10**5 % 1000:03d} {n % 10**6:06d}"
         return f"+1 ({200 + n % 800}) {n // 1000 % 900 + 100}-{n // 10**5 % 10000:04d}"
-
-    def _key(self, size: int) -> str:
-        return base64.urlsafe_b64encode(self.rng.randbytes(size)).rstrip(b"=").decode()
 
     def _locale(self, draw: float) -> LocalePool:
         for pool, share in self.pools:
@@ -683,33 +682,56 @@ class DemoShop:
             return "pending"  # an abandoned checkout, never cleaned up
         return "paid" if age_days < 30 else "fulfilled"
 
+    def _key_pools(self) -> dict[str, list[str]]:
+        """Random base64url pieces the subscriptions' keys are put together from.
+
+        Each piece encodes a multiple of 3 bytes, so two pieces side by side are the base64url
+        of their bytes side by side: p256dh is 0x04 || X || Y (65 bytes, an uncompressed
+        P-256 point, as browsers send it), auth 16 bytes.
+        """
+        rng = self.rng
+
+        def pool(size, prefix=b""):
+            return [
+                base64.urlsafe_b64encode(prefix + rng.randbytes(size)).rstrip(b"=").decode()
+                for _ in range(KEY_POOL)
+            ]
+
+        return {
+            "point_head": pool(32, b"\x04"),
+            "point_tail": pool(32),
+            "auth": pool(16),
+            "token_head": pool(6),
+            "token_tail": pool(75),
+        }
+
     def _subscriptions(self, customer_id, created, subscriptions) -> bool:
         rng = self.rng
-        draw = rng.random()
+        rand = rng.random
+        draw = rand()
         if draw >= 0.34:
             return False
         active = draw < 0.30  # the other 4% once accepted, then the subscription ended
-        devices = 1 if rng.random() < 0.85 else 2
+        devices = 1 if rand() < 0.85 else 2
         first = self._ids(PushSubscription, devices)
+        keys = self.keys
         for k in range(devices):
-            since = rng.randrange(created, self.end - 60)
+            since = created + int(rand() * (self.end - 60 - created))
+            moment = self._ts(since + int(rand() * (self.end - since)))
             if active:
-                state, ended, last_success = (
-                    "active",
-                    NULL,
-                    self._ts(rng.randrange(since, self.end)),
-                )
+                state, ended, last_success = "active", NULL, moment
             else:
-                state = "expired" if rng.random() < 0.5 else "unsubscribed"
-                ended, last_success = self._ts(rng.randrange(since, self.end)), NULL
-            # The id after a fixed-length random part keeps endpoints unique. The keys are an
-            # uncompressed P-256 point (0x04 || X || Y) and a 16-byte secret, base64url.
-            p256dh = base64.urlsafe_b64encode(b"\x04" + rng.randbytes(64)).rstrip(b"=").decode()
+                state = "expired" if rand() < 0.5 else "unsubscribed"
+                ended, last_success = moment, NULL
+            # The subscription id in the endpoint keeps endpoints unique.
             subscriptions.append(
-                f"{first + k}\t{customer_id}\t"
-                f"https://fcm.googleapis.com/fcm/send/{self._key(5)}{first + k:x}:"
-                f"APA91b{self._key(100)}\t{p256dh}\t{self._key(16)}\t"
-                f"{USER_AGENTS[int(rng.random() * len(USER_AGENTS))]}\t{state}\t"
+                f"{first + k}\t{customer_id}\thttps://fcm.googleapis.com/fcm/send/"
+                f"{keys['token_head'][int(rand() * KEY_POOL)]}{first + k:x}:APA91b"
+                f"{keys['token_tail'][int(rand() * KEY_POOL)]}\t"
+                f"{keys['point_head'][int(rand() * KEY_POOL)]}"
+                f"{keys['point_tail'][int(rand() * KEY_POOL)]}\t"
+                f"{keys['auth'][int(rand() * KEY_POOL)]}\t"
+                f"{USER_AGENTS[int(rand() * len(USER_AGENTS))]}\t{state}\t"
                 f"{self._ts(since)}\t{last_success}\t{ended}"
             )
         return active
