@@ -25,6 +25,8 @@ LIST_COLUMNS = (
 )
 
 MAX_SELECTED = 500
+# The largest value of a BigAutoField primary key.
+MAX_PK = 2**63 - 1
 
 
 class DeepPageQuerySet(QuerySet):
@@ -101,6 +103,10 @@ def customer_audience(*, tab: str, audience: str, ids: list, query: str) -> Quer
             pks = {int(pk) for pk in ids}
         except (TypeError, ValueError):
             raise ValueError("The selection is not valid.") from None
+        # An id outside the primary key's range is no customer (and SQLite cannot even
+        # compare with it): refused like any other invalid selection.
+        if any(not 0 < pk <= MAX_PK for pk in pks):
+            raise ValueError("The selection is not valid.")
         if not pks:
             raise ValueError("No customer is selected.")
         if len(pks) > MAX_SELECTED:

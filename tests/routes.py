@@ -80,7 +80,10 @@ class World:
     @classmethod
     def create(cls) -> "World":
         customer = CustomerFactory(
-            email=SECRETS["email"], last_name=SECRETS["last_name"], phone=SECRETS["phone"]
+            email=SECRETS["email"],
+            last_name=SECRETS["last_name"],
+            phone=SECRETS["phone"],
+            push_opt_in=True,
         )
         address = AddressFactory(customer=customer, name=f"Mme {SECRETS['last_name']}")
         customer.default_billing_address = address
