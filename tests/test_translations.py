@@ -193,7 +193,8 @@ def visible_texts(html: str) -> set[str]:
 
 def shared_words() -> set[str]:
     """Words French writes as English does: those of entries translated identically."""
-    words = {name for _, name in settings.LANGUAGES}
+    # Each language is named in itself in the language switch.
+    words = {"English", "Français"}
     for entry in catalog().translated_entries():
         if entry.msgid == entry.msgstr:
             words.update(re.findall(r"[^\W\d_]+", entry.msgid))

@@ -1,0 +1,103 @@
+"""The main pages in both languages: axe-core finds no serious or critical accessibility
+violation, and each page is saved as a screenshot at desktop and mobile widths.
+
+Screenshots go to test-results/screenshots/ (ignored by git), or to $SCREENSHOT_DIR:
+`SCREENSHOT_DIR=docs/screenshots make test` refreshes the ones the README shows.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+from playwright.sync_api import Page, expect
+
+from notifications.models import Campaign
+from notifications.services import Audience, Message, campaign_create
+from tests.browser.conftest import DESKTOP, MOBILE, log_in
+from tests.browser.shop import build_shop
+from tests.factories import UserFactory
+
+AXE = Path(settings.BASE_DIR) / "static" / "vendor" / "axe-core" / "axe.min.js"
+SCREENSHOTS = Path(
+    os.environ.get("SCREENSHOT_DIR") or Path(settings.BASE_DIR) / "test-results" / "screenshots"
+)
+BLOCKING = {"serious", "critical"}
+
+
+def axe_violations(page: Page) -> list[dict]:
+    """Run axe-core on the page as it is now (WCAG 2.1 A and AA, and best practices)."""
+    # Evaluated through the DevTools protocol: the page's CSP does not apply to it, so the
+    # pages are checked with their real policy in force.
+    page.evaluate(AXE.read_text())
+    result = page.evaluate(
+        """() => axe.run(document, {
+            runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa",
+                                            "best-practice"]},
+            resultTypes: ["violations"],
+        })"""
+    )
+    return [
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "nodes": [n["target"] for n in v["nodes"][:5]],
+        }
+        for v in result["violations"]
+        if v["impact"] in BLOCKING
+    ]
+
+
+def check_and_capture(page: Page, name: str, lang: str) -> list[dict]:
+    """axe on the page at desktop width, then screenshots at both widths."""
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    violations = axe_violations(page)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width, viewport in (("desktop", DESKTOP), ("mobile", MOBILE)):
+        page.set_viewport_size(viewport)
+        page.screenshot(path=SCREENSHOTS / f"{name}-{lang}-{width}.png", full_page=True)
+    page.set_viewport_size(DESKTOP)
+    return [{"page": name, **v} for v in violations]
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_main_pages_have_no_serious_accessibility_violation(new_page, lang):
+    shop = build_shop(clients=30, leads=6)
+    admin = UserFactory(role="Admin")
+    campaign = campaign_create(
+        actor=admin,
+        audience=Audience(tab="clients", kind="all"),
+        message=Message(
+            title="Soldes d’hiver" if lang == "fr" else "Winter sale",
+            body="-20 % sur tout" if lang == "fr" else "20% off everything",
+            link="https://shop.example/sale",
+        ),
+        send_at=None,
+        public_base_url="http://localhost",
+    )
+    found = []
+    page = new_page(lang=lang)
+    page.goto("/login/")
+    found += check_and_capture(page, "login", lang)
+    log_in(page, admin.username)
+    pages = [
+        ("clients", "/clients/"),
+        ("leads", "/clients/leads/"),
+        ("client", shop.star.get_absolute_url()),
+        ("order", shop.star_order.get_absolute_url()),
+        ("push-compose", reverse("notifications:campaign-create") + "?tab=clients&audience=all"),
+        ("campaign", Campaign.objects.get(pk=campaign.pk).get_absolute_url()),
+    ]
+    for name, url in pages:
+        page.goto(url)
+        found += check_and_capture(page, name, lang)
+    # The client page with an editor open, as staff see it.
+    page.goto(shop.star.get_absolute_url())
+    page.locator("#contact a[href$='/contact/']").click()
+    expect(page.locator("#contact form")).to_be_visible()
+    found += [{"page": "contact-editor", **v} for v in axe_violations(page)]
+    assert found == [], json.dumps(found, indent=1, ensure_ascii=False)
+    assert page.js_errors == []
