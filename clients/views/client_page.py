@@ -38,7 +38,7 @@ from orders.selectors import customer_monthly_spend, customer_orders, customer_p
 TEMPLATE = "clients/client_detail.html"
 ORDERS_PER_PAGE = 20
 NOTES_PER_PAGE = 10
-HISTORY_PER_PAGE = 20
+HISTORY_PER_PAGE = 10
 
 FIELD_LABELS = {
     "first_name": gettext_lazy("First name"),
