@@ -23,10 +23,11 @@ expect.set_options(timeout=10_000)
 
 
 def chromium_path() -> str | None:
-    """The Chromium to drive: $CHROMIUM, else Debian's /usr/bin/chromium, else one on PATH."""
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
+    """The Chromium to drive: $CHROMIUM if set, else Debian's /usr/bin/chromium or one on PATH."""
+    if chosen := os.environ.get("CHROMIUM"):
+        return chosen if os.access(chosen, os.X_OK) else None
+    if os.access("/usr/bin/chromium", os.X_OK):
+        return "/usr/bin/chromium"
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -75,7 +76,7 @@ def browser_type_launch_args(browser_type_launch_args: dict, _migrations_data) -
     path = chromium_path()
     if path is None:
         message = (
-            "No Chromium found (/usr/bin/chromium or $CHROMIUM): browser tests not run. "
+            "No Chromium found ($CHROMIUM, /usr/bin/chromium or on PATH): browser tests not run. "
             "Install it with `apt-get install chromium`."
         )
         if os.environ.get("REQUIRE_BROWSER") == "1":
