@@ -71,7 +71,8 @@ class Sink:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(1024)
         self.origin = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+        # Spawned, not forked: the parent may already run threads (the sender's event loop).
+        ctx = multiprocessing.get_context("spawn")
         self._ready = ctx.Event()
         self.process = ctx.Process(target=_serve, args=(self.sock, self._ready), daemon=True)
 

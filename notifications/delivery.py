@@ -229,6 +229,33 @@ class _EventLoopThread:
         self.loop.close()
 
 
+_sender_state: dict = {}
+_sender_lock = threading.Lock()
+
+
+def _sender() -> tuple[_EventLoopThread, PushClient]:
+    """The worker process's event loop and push client, kept from batch to batch.
+
+    Keeping them keeps the pool's connections (and their TLS sessions) to the push services
+    open across batches and campaigns, instead of a hundred new handshakes per batch.
+    """
+    vapid = vapid_get()
+    config = (vapid, push_setting("PUSH_CONCURRENCY"), push_setting("PUSH_REQUEST_TIMEOUT"))
+    with _sender_lock:
+        current = _sender_state.get("current")
+        if current is not None and current[0] == config and current[1].thread.is_alive():
+            return current[1], current[2]
+        if current is not None:
+            with contextlib.suppress(Exception):
+                current[1].run(current[2].close())
+            current[1].__exit__(None, None, None)
+        loop = _EventLoopThread().__enter__()
+        client = PushClient(vapid=vapid, concurrency=config[1], timeout=config[2])
+        loop.run(client.open())
+        _sender_state["current"] = (config, loop, client)
+        return loop, client
+
+
 def batch_send(*, campaign_id: int, batch: int) -> str:
     """Send one batch of a campaign until every row has an outcome; safe to run twice.
 
@@ -244,11 +271,7 @@ def batch_send(*, campaign_id: int, batch: int) -> str:
     base_payload = campaign_payload(campaign)
     topic = f"campaign-{campaign.pk}"
     outcome = "done"
-    client = PushClient(
-        vapid=vapid_get(),
-        concurrency=push_setting("PUSH_CONCURRENCY"),
-        timeout=push_setting("PUSH_REQUEST_TIMEOUT"),
-    )
+    loop, client = _sender()
     wave_size = push_setting("PUSH_WAVE_SIZE")
 
     def messages(rows: list[_Row]) -> list[PushMessage]:
@@ -266,46 +289,43 @@ def batch_send(*, campaign_id: int, batch: int) -> str:
             for row in rows
         ]
 
-    with _EventLoopThread() as loop:
-        loop.run(client.open())
-        # Two waves overlap: while one is on the wire, the worker records the previous one
-        # and claims the next, so the database round trips cost no sending time.
-        in_flight = None  # (claim, rows, future of the results)
-        try:
-            deliveries_expire_stale(campaign_id=campaign_id, batch=batch)
-            while True:
-                claim, rows = _claim(campaign_id=campaign_id, batch=batch, size=wave_size)
-                finished = None
-                if in_flight is not None:
-                    finished = (*in_flight[:2], in_flight[2].result())
-                    in_flight = None
-                if rows:
-                    in_flight = (claim, rows, loop.submit(client.send_many(messages(rows))))
-                if finished is not None:
-                    _record(
-                        campaign_id=campaign_id,
-                        claim=finished[0],
-                        rows=finished[1],
-                        results=finished[2],
-                    )
-                if in_flight is not None or finished is not None:
-                    continue
-                wait = _next_wait(campaign_id=campaign_id, batch=batch)
-                if wait is None:
-                    break
-                can_defer = send_batch.get_backend().supports_defer
-                if wait > push_setting("PUSH_MAX_INLINE_WAIT") and can_defer:
-                    run_after = timezone.now() + timedelta(seconds=wait)
-                    send_batch.using(run_after=run_after).enqueue(campaign_id, batch)
-                    outcome = "deferred"
-                    break
-                time.sleep(min(wait, 1.0) if wait else 0.05)
-        finally:
+    # Two waves overlap: while one is on the wire, the worker records the previous one
+    # and claims the next, so the database round trips cost no sending time.
+    in_flight = None  # (claim, rows, future of the results)
+    try:
+        deliveries_expire_stale(campaign_id=campaign_id, batch=batch)
+        while True:
+            claim, rows = _claim(campaign_id=campaign_id, batch=batch, size=wave_size)
+            finished = None
             if in_flight is not None:
-                # Stopping on an error: let the requests on the wire finish rather than cut
-                # them at a random point; their rows stay "sending" (outcome unknown).
-                with contextlib.suppress(BaseException):
-                    in_flight[2].result()
-            loop.run(client.close())
+                finished = (*in_flight[:2], in_flight[2].result())
+                in_flight = None
+            if rows:
+                in_flight = (claim, rows, loop.submit(client.send_many(messages(rows))))
+            if finished is not None:
+                _record(
+                    campaign_id=campaign_id,
+                    claim=finished[0],
+                    rows=finished[1],
+                    results=finished[2],
+                )
+            if in_flight is not None or finished is not None:
+                continue
+            wait = _next_wait(campaign_id=campaign_id, batch=batch)
+            if wait is None:
+                break
+            can_defer = send_batch.get_backend().supports_defer
+            if wait > push_setting("PUSH_MAX_INLINE_WAIT") and can_defer:
+                run_after = timezone.now() + timedelta(seconds=wait)
+                send_batch.using(run_after=run_after).enqueue(campaign_id, batch)
+                outcome = "deferred"
+                break
+            time.sleep(min(wait, 1.0) if wait else 0.05)
+    finally:
+        if in_flight is not None:
+            # Stopping on an error: let the requests on the wire finish rather than cut
+            # them at a random point; their rows stay "sending" (outcome unknown).
+            with contextlib.suppress(BaseException):
+                in_flight[2].result()
     campaign_finish_if_done(campaign_id=campaign_id)
     return outcome
