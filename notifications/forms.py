@@ -5,19 +5,10 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from notifications.models import AudienceKind, Urgency
+from notifications.models import TTL_CHOICES, AudienceKind, Urgency
 from notifications.payload import payload_size
 from notifications.services import Audience, Message
 from notifications.webpush import MAX_PLAINTEXT_SIZE
-
-TTL_CHOICES = [
-    (3600, "1 hour"),
-    (6 * 3600, "6 hours"),
-    (86400, "1 day"),
-    (3 * 86400, "3 days"),
-    (7 * 86400, "1 week"),
-    (28 * 86400, "4 weeks (the longest push services keep a message)"),
-]
 
 
 class AudienceForm(forms.Form):

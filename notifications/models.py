@@ -61,6 +61,17 @@ class Urgency(models.TextChoices):
     HIGH = "high", "High (wakes the device)"
 
 
+# How long push services keep a message for an offline device (the TTL header).
+TTL_CHOICES = [
+    (3600, "1 hour"),
+    (6 * 3600, "6 hours"),
+    (86400, "1 day"),
+    (3 * 86400, "3 days"),
+    (7 * 86400, "1 week"),
+    (28 * 86400, "4 weeks (the longest push services keep a message)"),
+]
+
+
 class AudienceKind(models.TextChoices):
     SELECTED = "selected", "Selected customers"
     ALL = "all", "All push-accepting customers"
@@ -144,6 +155,10 @@ class Campaign(models.Model):
     @property
     def click_rate(self) -> float | None:
         return self.clicks / self.delivered if self.delivered else None
+
+    @property
+    def ttl_label(self) -> str:
+        return dict(TTL_CHOICES).get(self.ttl, f"{self.ttl} seconds")
 
     @property
     def is_cancellable(self) -> bool:
