@@ -1,0 +1,97 @@
+"""A real worker process killed with SIGKILL in the middle of a campaign (PostgreSQL only:
+the worker is a separate process and needs to see the committed test database)."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from notifications.models import CampaignStatus, Delivery, DeliveryStatus
+from notifications.services import Audience, Message, campaign_create
+from tests.notifications.fixtures_push import subscribe, vapid_settings  # noqa: F401
+
+pytestmark = [
+    pytest.mark.skipif(
+        not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+        reason="needs PostgreSQL: the killed worker is another process",
+    ),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.usefixtures("vapid_settings"),
+]
+
+WORKER = """
+import django
+django.setup()
+from django.conf import settings
+settings.PUSH_WAVE_SIZE = 4
+from notifications.delivery import batch_send
+batch_send(campaign_id={campaign_id}, batch=0)
+"""
+
+
+def test_a_killed_worker_process_never_makes_anyone_receive_twice(
+    push_service, settings, vapid_keys
+):
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    subscriptions = [subscribe(push_service) for _ in range(24)]
+    campaign = campaign_create(
+        actor=None,
+        audience=Audience(tab="leads", kind="all"),
+        message=Message(title="Flash sale", body="Tonight only", link="https://shop.example"),
+        send_at=None,
+        public_base_url="https://backoffice.example",
+    )
+    from notifications.services import campaign_start
+
+    assert campaign_start(campaign_id=campaign.pk) == [0]
+    push_service.respond(None, status=201, delay=0.3)  # slow enough to kill it mid-way
+
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "backoffice.settings_test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}",
+        "VAPID_PRIVATE_KEY": vapid_keys.private_key,
+        "VAPID_SUBJECT": "mailto:shop@example.com",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER.format(campaign_id=campaign.pk)],
+        env=env,
+        cwd=settings.BASE_DIR,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while push_service.requests_count < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(worker.pid, signal.SIGKILL)
+    finally:
+        worker.wait(10)
+    assert worker.returncode == -signal.SIGKILL
+    killed_at = len(push_service.received)
+    assert 0 < Delivery.objects.filter(status=DeliveryStatus.PENDING).count() < 24
+
+    # A restarted worker, after the dead one's lease: the campaign completes.
+    push_service.respond(None, status=201)
+    Delivery.objects.filter(status=DeliveryStatus.SENDING).update(
+        claimed_until=timezone.now() - timedelta(seconds=1)
+    )
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    call_command("push_resume", stdout=io.StringIO())
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.SENT
+    assert campaign.delivered + campaign.unknown == 24 and campaign.failed == 0
+    counts = {s.endpoint: len(push_service.messages_for(s.endpoint)) for s in subscriptions}
+    assert max(counts.values()) == 1  # nobody received it twice
+    assert len(push_service.received) > killed_at
+    # Every delivery recorded as sent really arrived once.
+    for row in Delivery.objects.filter(status=DeliveryStatus.SENT).select_related("subscription"):
+        assert counts[row.subscription.endpoint] == 1
