@@ -8,7 +8,7 @@ DEFAULTS = {
     # Deliveries a worker claims at once and sends concurrently; at most this many have an
     # unknown outcome if the worker is killed (see delivery.py).
     "PUSH_WAVE_SIZE": 500,
-    # Open connections per worker (the aiohttp pool).
+    # Open connections per worker process (notifications/http1.py).
     "PUSH_CONCURRENCY": 100,
     # Seconds for one request to a push service, connection included.
     "PUSH_REQUEST_TIMEOUT": 10.0,
