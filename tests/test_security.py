@@ -19,7 +19,10 @@ from django.urls import reverse
 
 import backoffice.settings as production_settings
 from backoffice.client_ip import client_ip_address
-from tests.factories import UserFactory
+from notifications.models import PushSubscription
+from notifications.tokens import storefront_token_issue
+from tests.factories import CustomerFactory, UserFactory
+from tests.routes import configure_push
 
 BASE_DIR = Path(settings.BASE_DIR)
 PASSWORD = "secret-pass-123"
@@ -272,3 +275,43 @@ def test_template_has_nothing_the_csp_would_block(path):
         if 'nonce="{{ csp_nonce }}"' not in match.group(0)
     ]
     assert not problems, f"{path.name}: {', '.join(problems)}"
+
+
+# --- Forged tokens and redirects -------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_subscription_endpoint_refuses_forged_customer_tokens(settings):
+    configure_push(settings)
+    alice, bob = CustomerFactory(), CustomerFactory()
+    customer_id, issued, mac = storefront_token_issue(customer_id=alice.pk).split(".")
+    forged = [
+        f"{bob.pk}.{issued}.{mac}",  # alice's signature moved to bob
+        f"{customer_id}.{issued}.{mac[:-2]}{'AA' if mac[-2:] != 'AA' else 'BB'}",
+        f"{customer_id}.{int(issued) + 1}.{mac}",
+        f"{customer_id}.{issued}.",
+        "",
+    ]
+    subscription = {
+        "endpoint": "https://fcm.googleapis.com/fcm/send/abc",
+        "keys": {"p256dh": "B" + "A" * 86, "auth": "QUFBQUFBQUFBQUFBQUFBQQ"},
+    }
+    for token in forged:
+        response = Client().post(
+            reverse("notifications:storefront-subscribe"),
+            {"token": token, "subscription": subscription},
+            content_type="application/json",
+        )
+        assert response.status_code == 403, token
+    assert not PushSubscription.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("next_url", ["https://evil.example.com/", "//evil.example.com/x"])
+def test_logging_in_never_redirects_to_another_site(next_url):
+    UserFactory(username="erin")
+    response = Client().post(
+        reverse("login"), {"username": "erin", "password": PASSWORD, "next": next_url}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse(settings.LOGIN_REDIRECT_URL)
