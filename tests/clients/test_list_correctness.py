@@ -10,6 +10,7 @@ import re
 from datetime import date, datetime
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -46,6 +47,7 @@ def customers(django_db_setup, django_db_blocker):
         OrderLine.objects.all().delete()
         Order.objects.all().delete()
         Customer.objects.all().delete()
+        User.objects.filter(username="staff").delete()  # the demo notes' author
 
 
 def _ids(client, url, **params) -> list[int]:

@@ -11,7 +11,10 @@ from clients.search import customer_search_text
 from clients.selectors import tab_counts
 from orders.models import Order, OrderStatus
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# seed_demo commits (from a second connection on PostgreSQL), so these tests need real
+# transactions; serialized_rollback keeps the migrations' rows (roles, content types) right for
+# the other transactional tests that restore them.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def _seed(*args):
