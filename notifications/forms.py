@@ -4,6 +4,8 @@ from urllib.parse import urlsplit
 from django import forms
 from django.conf import settings
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from notifications.models import TTL_CHOICES, AudienceKind, Urgency
 from notifications.payload import payload_size
@@ -14,7 +16,7 @@ from notifications.webpush import MAX_PLAINTEXT_SIZE
 class AudienceForm(forms.Form):
     """The audience as the Clients/Leads tab sends it (GET) and the compose form carries it."""
 
-    tab = forms.ChoiceField(choices=[("clients", "Clients"), ("leads", "Leads")])
+    tab = forms.ChoiceField(choices=[("clients", _("Clients")), ("leads", _("Leads"))])
     audience = forms.ChoiceField(choices=AudienceKind.choices)
     ids = forms.TypedMultipleChoiceField(coerce=int, required=False)
     query = forms.CharField(required=False, max_length=2000)
@@ -36,57 +38,57 @@ class AudienceForm(forms.Form):
 
 def _http_url(value: str) -> None:
     if value and urlsplit(value).scheme not in ("http", "https"):
-        raise forms.ValidationError("Use an http:// or https:// address.")
+        raise forms.ValidationError(_("Use an http:// or https:// address."))
 
 
 class ComposeForm(forms.Form):
-    title = forms.CharField(max_length=120)
+    title = forms.CharField(label=_("Title"), max_length=120)
     body = forms.CharField(
-        label="Message", widget=forms.Textarea(attrs={"rows": 4, "data-push-counted": ""})
+        label=_("Message"), widget=forms.Textarea(attrs={"rows": 4, "data-push-counted": ""})
     )
     link = forms.URLField(
-        label="Link opened on click",
+        label=_("Link opened on click"),
         max_length=1000,
         assume_scheme="https",
         validators=[_http_url],
-        help_text="The page customers land on when they click the notification.",
+        help_text=_("The page customers land on when they click the notification."),
     )
     icon = forms.URLField(
-        label="Icon URL",
+        label=_("Icon URL"),
         max_length=1000,
         required=False,
         assume_scheme="https",
         validators=[_http_url],
     )
     image = forms.URLField(
-        label="Image URL",
+        label=_("Image URL"),
         max_length=1000,
         required=False,
         assume_scheme="https",
         validators=[_http_url],
-        help_text="Shown large by some browsers (Chrome on Android and Windows).",
+        help_text=_("Shown large by some browsers (Chrome on Android and Windows)."),
     )
     when = forms.ChoiceField(
-        label="Send",
-        choices=[("now", "Now"), ("later", "Later")],
+        label=_("Send"),
+        choices=[("now", _("Now")), ("later", _("Later"))],
         initial="now",
         widget=forms.RadioSelect,
     )
     send_at = forms.DateTimeField(
-        label="Date and time",
+        label=_("Date and time"),
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
-        help_text=f"In the shop's time zone ({settings.TIME_ZONE}).",
+        help_text=format_lazy(_("In the shop’s time zone ({zone})."), zone=settings.TIME_ZONE),
     )
     ttl = forms.TypedChoiceField(
-        label="Keep trying for",
+        label=_("Keep trying for"),
         choices=TTL_CHOICES,
         coerce=int,
         initial=86400,
-        help_text="How long push services keep the message for a device that is offline.",
+        help_text=_("How long push services keep the message for a device that is offline."),
     )
-    urgency = forms.ChoiceField(choices=Urgency.choices, initial=Urgency.NORMAL)
+    urgency = forms.ChoiceField(label=_("Urgency"), choices=Urgency.choices, initial=Urgency.NORMAL)
 
     def __init__(self, *args, base_url: str, **kwargs):
         self.base_url = base_url
@@ -96,15 +98,15 @@ class ComposeForm(forms.Form):
     def clean_send_at(self):
         value = self.cleaned_data.get("send_at")
         if value is not None and value <= timezone.now() + timedelta(minutes=1):
-            raise forms.ValidationError("Choose a time at least a minute from now.")
+            raise forms.ValidationError(_("Choose a time at least a minute from now."))
         if value is not None and value > timezone.now() + timedelta(days=365):
-            raise forms.ValidationError("Choose a time within a year.")
+            raise forms.ValidationError(_("Choose a time within a year."))
         return value
 
     def clean(self):
         data = super().clean()
         if data.get("when") == "later" and not data.get("send_at") and "send_at" not in self.errors:
-            self.add_error("send_at", "Choose when to send it.")
+            self.add_error("send_at", _("Choose when to send it."))
         fields = ("title", "body", "icon", "image")
         if all(name in data for name in fields):
             size = payload_size(
@@ -116,9 +118,12 @@ class ComposeForm(forms.Form):
             )
             if size > MAX_PLAINTEXT_SIZE:
                 raise forms.ValidationError(
-                    f"The notification is {size - MAX_PLAINTEXT_SIZE} bytes too long: push "
-                    f"services accept {MAX_PLAINTEXT_SIZE} bytes of content once encrypted "
-                    f"within 4 KB. Shorten the title, message or URLs."
+                    _(
+                        "The notification is %(over)d bytes too long: push services accept "
+                        "%(max)d bytes of content once encrypted within 4 KB. Shorten the "
+                        "title, message or URLs."
+                    )
+                    % {"over": size - MAX_PLAINTEXT_SIZE, "max": MAX_PLAINTEXT_SIZE}
                 )
         return data
 

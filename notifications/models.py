@@ -2,14 +2,16 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 
 class SubscriptionStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
+    ACTIVE = "active", _("Active")
     # The push service answered 404/410: the browser dropped the subscription.
-    EXPIRED = "expired", "Expired"
+    EXPIRED = "expired", _("Expired")
     # The customer turned notifications off on the storefront.
-    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
 
 
 class PushSubscription(models.Model):
@@ -46,36 +48,36 @@ class PushSubscription(models.Model):
 
 
 class CampaignStatus(models.TextChoices):
-    SCHEDULED = "scheduled", "Scheduled"
-    SENDING = "sending", "Sending"
-    SENT = "sent", "Sent"
-    CANCELLED = "cancelled", "Cancelled"
+    SCHEDULED = "scheduled", _("Scheduled")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    CANCELLED = "cancelled", _("Cancelled")
     # The audience could not be resolved when the campaign started (the reason is stored).
-    FAILED = "failed", "Failed"
+    FAILED = "failed", _("Failed")
 
 
 class Urgency(models.TextChoices):
-    VERY_LOW = "very-low", "Very low (only when charging and on Wi-Fi)"
-    LOW = "low", "Low"
-    NORMAL = "normal", "Normal"
-    HIGH = "high", "High (wakes the device)"
+    VERY_LOW = "very-low", _("Very low (only when charging and on Wi-Fi)")
+    LOW = "low", _("Low")
+    NORMAL = "normal", _("Normal")
+    HIGH = "high", _("High (wakes the device)")
 
 
 # How long push services keep a message for an offline device (the TTL header).
 TTL_CHOICES = [
-    (3600, "1 hour"),
-    (6 * 3600, "6 hours"),
-    (86400, "1 day"),
-    (3 * 86400, "3 days"),
-    (7 * 86400, "1 week"),
-    (28 * 86400, "4 weeks (the longest push services keep a message)"),
+    (3600, _("1 hour")),
+    (6 * 3600, _("6 hours")),
+    (86400, _("1 day")),
+    (3 * 86400, _("3 days")),
+    (7 * 86400, _("1 week")),
+    (28 * 86400, _("4 weeks (the longest push services keep a message)")),
 ]
 
 
 class AudienceKind(models.TextChoices):
-    SELECTED = "selected", "Selected customers"
-    ALL = "all", "All push-accepting customers"
-    FILTERED = "filtered", "Customers matching the search and filters"
+    SELECTED = "selected", _("Selected customers")
+    ALL = "all", _("All push-accepting customers")
+    FILTERED = "filtered", _("Customers matching the search and filters")
 
 
 class Campaign(models.Model):
@@ -158,7 +160,7 @@ class Campaign(models.Model):
 
     @property
     def ttl_label(self) -> str:
-        return dict(TTL_CHOICES).get(self.ttl, f"{self.ttl} seconds")
+        return dict(TTL_CHOICES).get(self.ttl, gettext("%(ttl)d seconds") % {"ttl": self.ttl})
 
     @property
     def is_cancellable(self) -> bool:
@@ -166,24 +168,29 @@ class Campaign(models.Model):
 
     @property
     def audience_label(self) -> str:
-        tab = {"clients": "Clients", "leads": "Leads"}.get(self.audience_tab, self.audience_tab)
+        tab = {"clients": gettext("Clients"), "leads": gettext("Leads")}.get(
+            self.audience_tab, self.audience_tab
+        )
         if self.audience_kind == AudienceKind.SELECTED:
-            return f"{tab}: {len(self.audience_ids)} selected"
+            return gettext("%(tab)s: %(count)d selected") % {
+                "tab": tab,
+                "count": len(self.audience_ids),
+            }
         if self.audience_kind == AudienceKind.FILTERED:
-            return f"{tab}: search and filters"
-        return f"{tab}: all"
+            return gettext("%(tab)s: search and filters") % {"tab": tab}
+        return gettext("%(tab)s: all") % {"tab": tab}
 
 
 class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
+    PENDING = "pending", _("Pending")
     # Claimed by a worker that is sending it right now (until claimed_until).
-    SENDING = "sending", "Sending"
-    SENT = "sent", "Delivered"
-    FAILED = "failed", "Failed"
-    EXPIRED = "expired", "Subscription expired"
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Delivered")
+    FAILED = "failed", _("Failed")
+    EXPIRED = "expired", _("Subscription expired")
     # A worker stopped while the request was on the wire: it may or may not have arrived,
     # and it is not sent again so that no one gets the campaign twice.
-    UNKNOWN = "unknown", "Outcome unknown"
+    UNKNOWN = "unknown", _("Outcome unknown")
 
 
 FINAL_DELIVERY_STATUSES = (

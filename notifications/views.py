@@ -13,11 +13,13 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from notifications import selectors, services
 from notifications.forms import AudienceForm, ComposeForm
+from notifications.models import DeliveryStatus
 from notifications.payload import payload_size
 from notifications.tokens import click_token_read
 from notifications.webpush import MAX_PLAINTEXT_SIZE, vapid_configured
@@ -48,7 +50,10 @@ def campaign_detail(request, pk: int):
     context = {
         "campaign": campaign,
         "can_send": request.user.has_perm(SEND),
-        "answers": selectors.campaign_answers(campaign_id=campaign.pk),
+        "answers": [
+            {**row, "label": DeliveryStatus(row["status"]).label}
+            for row in selectors.campaign_answers(campaign_id=campaign.pk)
+        ],
         "errors": selectors.campaign_errors(campaign_id=campaign.pk),
     }
     if request.headers.get("HX-Request"):
@@ -83,7 +88,7 @@ def campaign_create(request):
     if request.method == "POST" and form.is_valid():
         try:
             if not counts["devices"]:
-                raise ValueError("No device of this audience accepts notifications.")
+                raise ValueError(_("No device of this audience accepts notifications."))
             campaign = services.campaign_create(
                 actor=request.user,
                 audience=audience,
@@ -95,9 +100,9 @@ def campaign_create(request):
             form.add_error(None, str(exc))
         else:
             if campaign.send_at > campaign.created_at:
-                messages.success(request, "The campaign is scheduled.")
+                messages.success(request, _("The campaign is scheduled."))
             else:
-                messages.success(request, "The campaign is being sent.")
+                messages.success(request, _("The campaign is being sent."))
             return redirect(campaign)
     empty_size = payload_size(title="", body="", icon="", image="", base_url=base_url)
     return render(
@@ -126,7 +131,7 @@ def campaign_cancel(request, pk: int):
     except ValueError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "The campaign is cancelled; nothing was sent.")
+        messages.success(request, _("The campaign is cancelled; nothing was sent."))
     return redirect(campaign)
 
 
@@ -137,8 +142,8 @@ def click(request, token: str):
     """A notification was clicked: count it and go to the campaign's own link, nowhere else."""
     ids = click_token_read(token)
     if ids is None:
-        raise Http404("This link is not valid.")
+        raise Http404(_("This link is not valid."))
     campaign = services.click_record(campaign_id=ids[0], subscription_id=ids[1])
     if campaign is None:
-        raise Http404("This campaign no longer exists.")
+        raise Http404(_("This campaign no longer exists."))
     return HttpResponseRedirect(campaign.link)

@@ -27,6 +27,8 @@ from backoffice.templatetags.formatting import money
 from clients.forms import ContactForm
 from clients.models import Address, Customer, Note
 from clients.services import address_create, customer_contact_values, note_save
+from notifications.models import Campaign
+from notifications.services import Audience, Message, campaign_create
 from orders.models import Order, OrderLine
 from tests.factories import CustomerFactory, UserFactory, make_order
 
@@ -216,7 +218,7 @@ def shared_words() -> set[str]:
 def data_values() -> set[str]:
     """Every text the database holds for the pages: names, emails, numbers, addresses…"""
     values = {settings.SHOP_NAME, settings.SHOP_CURRENCY}
-    for model in (Customer, Address, Order, OrderLine, Note, UserFactory._meta.model):
+    for model in (Customer, Address, Order, OrderLine, Note, Campaign, UserFactory._meta.model):
         text_fields = [
             f.name
             for f in model._meta.concrete_fields
@@ -271,6 +273,14 @@ def shop(db):
         text="Call after noon",
         based_on=Note.objects.get(customer=star).pk,
     )
+    # A campaign (it stays scheduled: the test transaction never commits).
+    campaign_create(
+        actor=UserFactory(role="Admin"),
+        audience=Audience(tab="clients", kind="selected", ids=(star.pk,)),
+        message=Message(title="Soldes", body="-20 %", link="https://shop.example/"),
+        send_at=None,
+        public_base_url="https://backoffice.example",
+    )
     return star
 
 
@@ -289,6 +299,11 @@ def _pages(star):
         reverse("clients:address-update", args=[star.pk, address.pk]),
         reverse("orders:order-detail", args=["Z0"]),
         "/clients/999999/",
+        reverse("notifications:campaign-list"),
+        reverse("notifications:campaign-create") + f"?tab=clients&audience=selected&ids={star.pk}",
+        reverse("notifications:campaign-create") + "?tab=leads&audience=all",
+        reverse("notifications:campaign-create") + "?tab=nowhere&audience=all",
+        Campaign.objects.get().get_absolute_url(),
     ]
 
 

@@ -30,8 +30,8 @@
     size.classList.toggle("push-size-over", total > max);
     const submit = form.querySelector("button[type=submit]");
     if (submit && !submit.dataset.noDevices) submit.disabled = total > max;
-    if (preview.title) preview.title.textContent = values.title || "Title";
-    if (preview.body) preview.body.textContent = values.body || "Message";
+    if (preview.title) preview.title.textContent = values.title || preview.title.dataset.empty;
+    if (preview.body) preview.body.textContent = values.body || preview.body.dataset.empty;
     if (preview.icon) setImage(preview.icon, values.icon);
     if (preview.image) setImage(preview.image, values.image);
     const later = form.querySelector("input[name=when][value=later]");
