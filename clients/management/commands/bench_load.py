@@ -109,6 +109,12 @@ class Command(BaseCommand):
             "--output", default=str(Path(settings.BASE_DIR) / "bench" / "results" / "load.json")
         )
         parser.add_argument(
+            "--only",
+            action="append",
+            choices=list(MIX),
+            help="Only this kind of page (repeatable), to see which one is slow.",
+        )
+        parser.add_argument(
             "--strict", action="store_true", help="Exit with an error if a target is missed."
         )
 
@@ -120,7 +126,8 @@ class Command(BaseCommand):
         if connection.vendor == "sqlite":
             self.stderr.write("Warning: SQLite; the targets are meant for PostgreSQL.")
         self.rng = random.Random()
-        paths, mix = self.build_paths(options["sample"])
+        kinds = options["only"] or list(MIX)
+        paths, mix = self.build_paths(options["sample"], kinds)
         username, password = self.create_user()
         workdir = Path(tempfile.mkdtemp(prefix="bench_load_"))
         server = None
@@ -162,8 +169,8 @@ class Command(BaseCommand):
 
     # --- The URLs -----------------------------------------------------------------------
 
-    def build_paths(self, sample: int) -> tuple[list[str], dict[str, list[str]]]:
-        """A shuffled list of real URLs in the proportions of MIX."""
+    def build_paths(self, sample: int, kinds: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+        """A shuffled list of real URLs of these kinds, in the proportions of MIX."""
         top = Customer.objects.aggregate(top=Max("pk"))["top"]
         wanted = {self.rng.randint(1, top) for _ in range(sample * 3)}
         customers = list(
@@ -208,9 +215,10 @@ class Command(BaseCommand):
             "client": [f"/clients/{c['pk']}/" for c in customers],
             "order": [f"/orders/{number}/" for number in numbers],
         }
+        mix = {kind: mix[kind] for kind in kinds}
         paths = []
-        for kind, share in MIX.items():
-            paths += [self.rng.choice(mix[kind]) for _ in range(share * 50)]
+        for kind in kinds:
+            paths += [self.rng.choice(mix[kind]) for _ in range(MIX[kind] * 50)]
         self.rng.shuffle(paths)
         return paths, mix
 
@@ -367,7 +375,7 @@ class Command(BaseCommand):
                 "wrk_threads": options["threads"],
                 "connections": options["connections"],
                 "cpus": os.cpu_count(),
-                "mix_percent": MIX,
+                "mix_percent": {k: v for k, v in MIX.items() if k in mix},
                 "distinct_urls": {kind: len(set(paths)) for kind, paths in mix.items()},
             },
             "requests": raw["requests"],
