@@ -17,3 +17,16 @@ def client_ip_address(request: HttpRequest) -> str:
     if len(forwarded) < count:
         return remote
     return forwarded[-count]
+
+
+def login_username(request: HttpRequest, credentials: dict | None) -> str | None:
+    """The username a failed login is recorded under, cut to what axes can store.
+
+    Django's login form does not enforce the username's length before authenticating, so a
+    hostile 1,000-character username reached axes' 255-character column (a 500 on
+    PostgreSQL). Real usernames are at most 150 characters, so nothing real is cut.
+    """
+    username = (credentials or {}).get("username")
+    if username is None and request is not None and request.method == "POST":
+        username = request.POST.get("username")
+    return username[:255] if isinstance(username, str) else username

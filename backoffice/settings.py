@@ -115,6 +115,7 @@ AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 # to the number of proxies that append to X-Forwarded-For, so the client's address is used.
 TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", 0))
 AXES_CLIENT_IP_CALLABLE = "backoffice.client_ip.client_ip_address"
+AXES_USERNAME_CALLABLE = "backoffice.client_ip.login_username"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
