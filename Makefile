@@ -26,9 +26,10 @@ run: venv
 	@# Development VAPID keys for web push: created once, outside git (.local/ is ignored).
 	@test -n "$$VAPID_PRIVATE_KEY$$VAPID_PRIVATE_KEY_FILE" || test -f .local/vapid.env || \
 	  $(RUN_ENV) $(BIN)/python manage.py generate_vapid_keys --env-file .local/vapid.env
-	@echo "Serving on http://$(HOST):$(PORT)/ with a task worker (Ctrl-C stops both)."
+	@echo "Serving on http://$(HOST):$(PORT)/ with a task worker and the demo push service (Ctrl-C stops them)."
 	@trap 'kill 0' EXIT INT TERM; \
 	  if [ -z "$$VAPID_PRIVATE_KEY$$VAPID_PRIVATE_KEY_FILE" ]; then set -a; . ./.local/vapid.env; set +a; fi; \
+	  $(RUN_ENV) $(BIN)/python manage.py run_demo_push_service & \
 	  $(RUN_ENV) $(BIN)/python manage.py push_resume && \
 	  $(RUN_ENV) $(BIN)/python manage.py db_worker & \
 	  $(RUN_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)

@@ -186,6 +186,9 @@ PUSH_ENDPOINT_HOSTS = env_list(
 )
 # Plain-HTTP loopback endpoints (local push services in development and tests).
 PUSH_ALLOW_LOOPBACK_ENDPOINTS = env_bool("PUSH_ALLOW_LOOPBACK_ENDPOINTS", default=DEBUG)
+# Port of the demo push service on 127.0.0.1 (`manage.py run_demo_push_service`, started by
+# `make run`); the demo shop's subscriptions (seed_demo) point at it.
+PUSH_DEMO_SERVICE_PORT = int(os.environ.get("PUSH_DEMO_SERVICE_PORT", "8765"))
 
 DJANGO_TABLES2_TEMPLATE = "tables/table.html"
 

@@ -10,7 +10,6 @@ and country are computed here from the very rows generated, so they are exact fr
 (`rebuild_customer_stats --check` reports no drift).
 """
 
-import base64
 import json
 import queue
 import random
@@ -27,12 +26,9 @@ from faker import Faker
 
 from clients.models import ADDRESS_FIELDS, Address, Customer, Note
 from clients.search import customer_search_text, normalize
+from notifications.demo_push_service import demo_endpoint_base, demo_subscription_keys
+from notifications.models import PushSubscription
 from orders.models import FINALIZED_STATUSES, Order, OrderLine
-
-try:  # The notifications app owns subscriptions; the demo fills them when the model exists.
-    from notifications.models import PushSubscription
-except ImportError:  # pragma: no cover - only before the notifications app has its model
-    PushSubscription = None
 
 NULL = "\\N"  # COPY text format's NULL
 DAY = 86400
@@ -318,24 +314,20 @@ ORDER_LINE = TableSpec(
     OrderLine, ("id", "order_id", "product_name", "sku", "quantity", "unit_price", "line_total")
 )
 NOTE = TableSpec(Note, ("id", "customer_id", "text", "author_id", "created_at"))
-PUSH_SUBSCRIPTION = (
-    TableSpec(
-        PushSubscription,
-        (
-            "id",
-            "customer_id",
-            "endpoint",
-            "p256dh",
-            "auth",
-            "user_agent",
-            "status",
-            "created_at",
-            "last_success_at",
-            "ended_at",
-        ),
-    )
-    if PushSubscription is not None
-    else None
+PUSH_SUBSCRIPTION = TableSpec(
+    PushSubscription,
+    (
+        "id",
+        "customer_id",
+        "endpoint",
+        "p256dh",
+        "auth",
+        "user_agent",
+        "status",
+        "created_at",
+        "last_success_at",
+        "ended_at",
+    ),
 )
 
 # Parents before children, so that a writer without deferred constraints could load them too.
@@ -344,7 +336,6 @@ TABLES = tuple(t for t in (CUSTOMER, ADDRESS, ORDER, ORDER_LINE, NOTE, PUSH_SUBS
 _FINALIZED = frozenset(str(s) for s in FINALIZED_STATUSES)
 _TIME_OF_DAY = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(DAY)]
 BASKETS = 4096
-KEY_POOL = 4096
 TRAFFIC_TABLE = 1000
 
 
@@ -392,6 +383,8 @@ class DemoShop:
         self.traffic = self._traffic_table()
         self.baskets = [self._basket() for _ in range(BASKETS)]
         self.keys = self._key_pools()
+        # Demo subscriptions point at the demo push service on this machine, never the internet.
+        self.endpoint_base = demo_endpoint_base(settings.PUSH_DEMO_SERVICE_PORT)
 
     # --- pools of whole values ----------------------------------------------------------------
 
@@ -682,28 +675,14 @@ class DemoShop:
             return "pending"  # an abandoned checkout, never cleaned up
         return "paid" if age_days < 30 else "fulfilled"
 
-    def _key_pools(self) -> dict[str, list[str]]:
-        """Random base64url pieces the subscriptions' keys are put together from.
+    def _key_pools(self) -> list[str]:
+        """The subscriptions' keys as COPY text ("p256dh\tauth"), one per demo key pair.
 
-        Each piece encodes a multiple of 3 bytes, so two pieces side by side are the base64url
-        of their bytes side by side: p256dh is 0x04 || X || Y (65 bytes, an uncompressed
-        P-256 point, as browsers send it), auth 16 bytes.
+        They are the demo push service's fixed pool of real P-256 key pairs, so that service
+        (`manage.py run_demo_push_service`, started by `make run`) decrypts every demo campaign;
+        each endpoint names its pair (notifications/demo_push_service.py).
         """
-        rng = self.rng
-
-        def pool(size, prefix=b""):
-            return [
-                base64.urlsafe_b64encode(prefix + rng.randbytes(size)).rstrip(b"=").decode()
-                for _ in range(KEY_POOL)
-            ]
-
-        return {
-            "point_head": pool(32, b"\x04"),
-            "point_tail": pool(32),
-            "auth": pool(16),
-            "token_head": pool(6),
-            "token_tail": pool(75),
-        }
+        return [f"{p256dh}\t{auth}" for p256dh, auth in demo_subscription_keys()]
 
     def _subscriptions(self, customer_id, created, subscriptions) -> bool:
         rng = self.rng
@@ -715,7 +694,9 @@ class DemoShop:
         devices = 1 if rand() < 0.85 else 2
         first = self._ids(PushSubscription, devices)
         keys = self.keys
+        endpoint_base = self.endpoint_base
         for k in range(devices):
+            key_index = int(rand() * len(keys))
             since = created + int(rand() * (self.end - 60 - created))
             moment = self._ts(since + int(rand() * (self.end - since)))
             if active:
@@ -723,14 +704,10 @@ class DemoShop:
             else:
                 state = "expired" if rand() < 0.5 else "unsubscribed"
                 ended, last_success = moment, NULL
-            # The subscription id in the endpoint keeps endpoints unique.
             subscriptions.append(
-                f"{first + k}\t{customer_id}\thttps://fcm.googleapis.com/fcm/send/"
-                f"{keys['token_head'][int(rand() * KEY_POOL)]}{first + k:x}:APA91b"
-                f"{keys['token_tail'][int(rand() * KEY_POOL)]}\t"
-                f"{keys['point_head'][int(rand() * KEY_POOL)]}"
-                f"{keys['point_tail'][int(rand() * KEY_POOL)]}\t"
-                f"{keys['auth'][int(rand() * KEY_POOL)]}\t"
+                # The subscription id in the endpoint keeps endpoints unique.
+                f"{first + k}\t{customer_id}\t{endpoint_base}{first + k:x}-{key_index}\t"
+                f"{keys[key_index]}\t"
                 f"{USER_AGENTS[int(rand() * len(USER_AGENTS))]}\t{state}\t"
                 f"{self._ts(since)}\t{last_success}\t{ended}"
             )

@@ -1,4 +1,7 @@
-"""A real Web Push service on 127.0.0.1 for the test suite.
+"""A real Web Push service on 127.0.0.1, for the test suite and the demo.
+
+The tests import it as ``tests.push_service``; ``make run`` serves `DemoPushService` (below) with
+``manage.py run_demo_push_service`` so the demo shop's campaigns are delivered without any network.
 
 `PushService` is an HTTP/1.1 server (``ThreadingHTTPServer``, one thread per connection, keep-alive)
 that plays both ends a browser subscription involves: the push service that an application server
@@ -19,13 +22,14 @@ do the first two lines for you)::
 
 API
 ---
-``PushService(*, vapid_public_key=None)``
+``PushService(*, vapid_public_key=None, port=0)``
     ``vapid_public_key`` is the application server key (base64url, uncompressed P-256 point, the
     ``applicationServerKey`` a browser would subscribe with). When given, every subscription is
     "restricted" (RFC 8292 section 4.2): a JWT signed with another key is answered 403. When
-    ``None`` any key is accepted, but a valid VAPID JWT is still required.
+    ``None`` any key is accepted, but a valid VAPID JWT is still required. ``port`` 0 (the
+    default) picks a free port.
 ``start() -> PushService``, ``stop()``, and ``with PushService() as service:``
-    Binds 127.0.0.1 on a free port and serves from a background thread. ``stop()`` closes open
+    Binds 127.0.0.1 on ``port`` and serves from a background thread. ``stop()`` closes open
     keep-alive connections too, so it never hangs; it is idempotent.
 ``origin: str``
     ``"http://127.0.0.1:PORT"``; the ``aud`` every JWT must carry.
@@ -97,7 +101,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import contextlib
+import functools
+import hashlib
 import json
 import logging
 import re
@@ -107,7 +114,7 @@ import socketserver
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -121,7 +128,15 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["PushService", "Received", "decrypt_aes128gcm"]
+__all__ = [
+    "DemoPushService",
+    "PushService",
+    "Received",
+    "decrypt_aes128gcm",
+    "demo_endpoint",
+    "demo_endpoint_base",
+    "demo_subscription_keys",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +276,7 @@ class Received:
 @dataclass
 class _Subscription:
     endpoint: str
-    private_key: ec.EllipticCurvePrivateKey
+    private_key: ec.EllipticCurvePrivateKey | None  # None: the service cannot read its messages
     auth_secret: bytes
 
 
@@ -297,9 +312,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
-    def __init__(self, push_service: PushService) -> None:
+    def __init__(self, push_service: PushService, port: int = 0) -> None:
         self.push_service = push_service
-        super().__init__((HOST, 0), _Handler)
+        super().__init__((HOST, port), _Handler)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host name (socket.getfqdn), a DNS call for nothing.
@@ -419,7 +434,8 @@ def _too_large(length: int) -> _Answer:
 class PushService:
     """A real Web Push service on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, *, vapid_public_key: str | None = None) -> None:
+    def __init__(self, *, vapid_public_key: str | None = None, port: int = 0) -> None:
+        self._port = port
         self._expected_key: bytes | None = None
         if vapid_public_key is not None:
             try:
@@ -449,7 +465,7 @@ class PushService:
         if self._server is not None:
             raise RuntimeError("the push service is already started")
         self._stopping.clear()
-        self._server = _Server(self)
+        self._server = _Server(self, self._port)
         self._origin = f"http://{HOST}:{self._server.server_port}"
         self._serve_in_background()
         return self
@@ -596,8 +612,7 @@ class PushService:
             )
         match = _PATH_RE.match(path)
         endpoint = f"{self.origin}{path}"
-        with self._lock:
-            subscription = self._subscriptions.get(endpoint) if match else None
+        subscription = self._subscription_for(endpoint, match[1]) if match else None
         if subscription is None:
             raise _Reject(HTTPStatus.NOT_FOUND, f"no push subscription at {path}")
 
@@ -613,14 +628,7 @@ class PushService:
                 )
             if len(body) > MAX_BODY:
                 raise _Reject(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _too_large(len(body)).message)
-            try:
-                payload = decrypt_aes128gcm(
-                    body,
-                    private_key=subscription.private_key,
-                    auth_secret=subscription.auth_secret,
-                )
-            except DecryptionError as exc:
-                raise _Reject(HTTPStatus.BAD_REQUEST, f"cannot decrypt the body: {exc}") from exc
+            payload = self._decrypt(body, subscription)
 
         rule = self._take_rule(endpoint)
         if rule is not None and rule.status != HTTPStatus.CREATED:
@@ -649,6 +657,18 @@ class PushService:
             delay=rule.delay if rule else 0.0,
             delivery=delivery,
         )
+
+    def _subscription_for(self, endpoint: str, endpoint_id: str) -> _Subscription | None:
+        with self._lock:
+            return self._subscriptions.get(endpoint)
+
+    def _decrypt(self, body: bytes, subscription: _Subscription) -> bytes:
+        try:
+            return decrypt_aes128gcm(
+                body, private_key=subscription.private_key, auth_secret=subscription.auth_secret
+            )
+        except DecryptionError as exc:
+            raise _Reject(HTTPStatus.BAD_REQUEST, f"cannot decrypt the body: {exc}") from exc
 
     def _check_vapid(self, authorization: str | None) -> tuple[dict[str, Any], str]:
         """Verify an RFC 8292 ``vapid`` Authorization header; return the claims and the key."""
@@ -824,3 +844,118 @@ def _check_push_headers(headers: Headers) -> tuple[int, str, str | None]:
     if topic is not None and not _TOPIC_RE.match(topic):
         raise _Reject(HTTPStatus.BAD_REQUEST, f"Topic {topic!r} must be 1-32 base64url characters")
     return int(raw_ttl), urgency, topic
+
+
+# --- The demo push service -------------------------------------------------------------------
+# seed_demo gives the demo shop's subscriptions endpoints on this service and keys from a fixed
+# pool of P-256 key pairs derived from a constant seed, so the service (in another process) holds
+# every private key and decrypts what the workers send, like the browsers would.
+
+DEMO_KEY_PAIRS = 64
+# Share of demo endpoints (per 10,000) answered 410 Gone: subscriptions the browser dropped.
+DEMO_GONE_PER_10K = 300
+_DEMO_ID_RE = re.compile(r"^demo-[0-9a-f]+-([0-9]{1,2})$")
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+@functools.cache
+def _demo_key_pairs() -> tuple[tuple[ec.EllipticCurvePrivateKey, bytes], ...]:
+    pairs = []
+    for index in range(DEMO_KEY_PAIRS):
+        digest = hashlib.sha256(b"demo-push-%d" % index).digest()
+        scalar = int.from_bytes(digest, "big") % (_P256_ORDER - 1) + 1  # in [1, order - 1]
+        auth = hashlib.sha256(b"demo-push-auth-%d" % index).digest()[:16]
+        pairs.append((ec.derive_private_key(scalar, ec.SECP256R1()), auth))
+    return tuple(pairs)
+
+
+def demo_subscription_keys() -> list[tuple[str, str]]:
+    """The demo key pool as a browser sends it: (p256dh, auth), base64url without padding."""
+    return [
+        (_b64encode(_public_bytes(private_key.public_key())), _b64encode(auth))
+        for private_key, auth in _demo_key_pairs()
+    ]
+
+
+def demo_endpoint_base(port: int) -> str:
+    """What every demo endpoint starts with; ``<subscription id, hex>-<key index>`` follows."""
+    return f"http://{HOST}:{port}/push/demo-"
+
+
+def demo_endpoint(*, port: int, subscription_id: int, key_index: int) -> str:
+    """A demo subscription's endpoint; it names its key pair so the service can decrypt."""
+    return f"{demo_endpoint_base(port)}{subscription_id:x}-{key_index}"
+
+
+def demo_endpoint_gone(endpoint_id: str) -> bool:
+    """Whether the demo service answers 410 Gone for this endpoint (a fixed 3% of them)."""
+    digest = hashlib.sha256(endpoint_id.encode("ascii")).digest()
+    return int.from_bytes(digest[:4], "big") % 10_000 < DEMO_GONE_PER_10K
+
+
+class DemoPushService(PushService):
+    """`PushService` for the demo shop: every ``/push/<id>`` endpoint exists.
+
+    Messages to a ``demo_endpoint()`` are decrypted with the demo key pool; any other endpoint
+    (or a body that does not decrypt) is still answered 201, as a real push service that cannot
+    read bodies would, and the failure is reported. A fixed 3% of endpoints answer 410 Gone.
+    Only the last 1,000 messages are kept in ``received``. ``report`` gets one line per push.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        vapid_public_key: str | None = None,
+        report: Callable[[str], None] = logger.info,
+    ) -> None:
+        super().__init__(vapid_public_key=vapid_public_key, port=port)
+        self._received = collections.deque(maxlen=1000)
+        self._report = report
+
+    def _subscription_for(self, endpoint: str, endpoint_id: str) -> _Subscription | None:
+        match = _DEMO_ID_RE.match(endpoint_id)
+        if match and int(match[1]) < DEMO_KEY_PAIRS:
+            private_key, auth = _demo_key_pairs()[int(match[1])]
+            return _Subscription(endpoint, private_key, auth)
+        return _Subscription(endpoint, None, b"")
+
+    def _decrypt(self, body: bytes, subscription: _Subscription) -> bytes:
+        if subscription.private_key is None:
+            self._report(f"cannot decrypt the push to {subscription.endpoint}: not a demo key")
+            return b""
+        try:
+            return decrypt_aes128gcm(
+                body, private_key=subscription.private_key, auth_secret=subscription.auth_secret
+            )
+        except DecryptionError as exc:
+            self._report(f"cannot decrypt the push to {subscription.endpoint}: {exc}")
+            return b""
+
+    def _take_rule(self, endpoint: str) -> _Rule | None:
+        if demo_endpoint_gone(endpoint.rpartition("/")[2]):
+            return _Rule(HTTPStatus.GONE, None, None, 0.0)
+        return super()._take_rule(endpoint)
+
+    def _answer(
+        self, method: str, path: str, header_items: list[tuple[str, str]], body: bytes
+    ) -> _Answer:
+        answer = super()._answer(method, path, header_items, body)
+        if answer.delivery is not None:
+            self._report(f"201 {path} {_title(answer.delivery.payload)}")
+        elif answer.status == HTTPStatus.GONE:
+            self._report(f"410 {path} (an expired demo subscription)")
+        else:
+            self._report(f"{answer.status} {method} {path}: {answer.message}")
+        return answer
+
+
+def _title(payload: bytes) -> str:
+    if not payload:
+        return "(no readable payload)"
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return f"({len(payload)} bytes, not JSON)"
+    title = data.get("title") if isinstance(data, dict) else None
+    return f"title={title!r}" if isinstance(title, str) else "(no title)"

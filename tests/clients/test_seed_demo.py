@@ -1,3 +1,4 @@
+import re
 from datetime import date
 
 import pytest
@@ -9,6 +10,7 @@ from clients import demo
 from clients.models import Address, Customer, Note
 from clients.search import customer_search_text
 from clients.selectors import tab_counts
+from notifications.demo_push_service import demo_subscription_keys
 from orders.models import Order, OrderStatus
 
 # seed_demo commits (from a second connection on PostgreSQL), so these tests need real
@@ -76,6 +78,35 @@ def test_push_opt_in_matches_active_subscriptions():
     assert 15 <= opted_in.count() <= 60  # about 30%
     ended = demo.PushSubscription.objects.filter(~Q(status="active"))
     assert all(s.ended_at for s in ended)
+
+
+@pytest.mark.parametrize(
+    "bulk",
+    [
+        "--no-bulk",
+        pytest.param(
+            "--bulk",
+            marks=pytest.mark.skipif(
+                connection.vendor != "postgresql", reason="the bulk mode is PostgreSQL's"
+            ),
+        ),
+    ],
+)
+def test_subscriptions_point_at_the_demo_push_service_with_its_keys(settings, bulk):
+    settings.PUSH_DEMO_SERVICE_PORT = 8799
+    _seed("--customers", "120", "--seed", "3", bulk)
+    keys = demo_subscription_keys()
+    subscriptions = list(demo.PushSubscription.objects.all())
+    assert len(subscriptions) >= 15
+    for subscription in subscriptions:
+        # Never a push service on the internet: the local demo service, which holds the keys.
+        match = re.fullmatch(
+            r"http://127\.0\.0\.1:8799/push/demo-([0-9a-f]+)-([0-9]+)", subscription.endpoint
+        )
+        assert match, subscription.endpoint
+        assert int(match[1], 16) == subscription.pk
+        assert (subscription.p256dh, subscription.auth) == keys[int(match[2])]
+    assert len({s.p256dh for s in subscriptions}) > 10  # drawn from the whole pool
 
 
 def test_if_empty_adds_nothing_when_customers_exist():
