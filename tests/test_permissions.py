@@ -38,10 +38,9 @@ def E(get, post):
 PROTECTED_READ = E(get=(LOGIN, 200, 200, 200), post=(LOGIN, 405, 405, 405))
 # An empty POST to an editor is an invalid form: shown again with its errors (200).
 STAFF_EDIT = E(get=(LOGIN, 403, 200, 200), post=(LOGIN, 403, 200, 200))
-# Public by design: Django's password reset and language switch, and the storefront's push
+# Public by design: the language switch, and the storefront's push
 # endpoints and click redirect, which customers' browsers call without a back-office login.
 PUBLIC_PAGE = E(get=(200, 200, 200, 200), post=(200, 200, 200, 200))
-PUBLIC_DONE_PAGE = E(get=(200, 200, 200, 200), post=(405, 405, 405, 405))
 STOREFRONT_POST = E(get=(405, 405, 405, 405), post=(400, 400, 400, 400))
 
 EXPECTED = {
@@ -50,10 +49,6 @@ EXPECTED = {
     "logout": E(get=(LOGIN, 405, 405, 405), post=(LOGIN,) + (LOGGED_OUT,) * 3),
     "password_change": E(get=(LOGIN, 200, 200, 200), post=(LOGIN, 200, 200, 200)),
     "password_change_done": PROTECTED_READ,
-    "password_reset": PUBLIC_PAGE,
-    "password_reset_done": PUBLIC_DONE_PAGE,
-    "password_reset_confirm": PUBLIC_PAGE,
-    "password_reset_complete": PUBLIC_DONE_PAGE,
     "set_language": E(get=(302, 302, 302, 302), post=(302, 302, 302, 302)),
     "clients:client-list": PROTECTED_READ,
     "clients:lead-list": PROTECTED_READ,
@@ -89,10 +84,6 @@ ADMIN_DEFAULT = E(get=(ANY_LOGIN,) + (ADMIN_LOGIN,) * 3, post=(ANY_LOGIN,) + (AD
 # Reachable without logging in (anything that does not redirect anonymous users to log in).
 PUBLIC = {
     "login",
-    "password_reset",
-    "password_reset_done",
-    "password_reset_confirm",
-    "password_reset_complete",
     "set_language",
     "notifications:click",
     "notifications:storefront-key",
