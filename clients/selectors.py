@@ -1,10 +1,13 @@
 """Reads of customers, shaped for the pages that show them."""
 
+from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
 from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, Note
+from orders.models import Order
 
 TABS = {"clients": IS_CLIENT, "leads": IS_LEAD}
 
@@ -118,9 +121,64 @@ def customer_audience(*, tab: str, audience: str, ids: list, query: str) -> Quer
 # --- The client page ---------------------------------------------------------------------
 
 
+def _count_per_customer(model) -> Coalesce:
+    """How many rows of `model` belong to the outer customer, as a scalar subquery."""
+    rows = (
+        model.objects.filter(customer=OuterRef("pk"))
+        .order_by()
+        .values("customer")
+        .annotate(c=Count("pk"))
+        .values("c")
+    )
+    return Coalesce(Subquery(rows, output_field=IntegerField()), 0)
+
+
 def customer_detail() -> QuerySet[Customer]:
-    """Customers with what the client page header and address cards show."""
-    return Customer.objects.select_related("default_billing_address", "default_shipping_address")
+    """Customers with what the client page shows beside its lists, in one query.
+
+    Besides the header and the default addresses: `order_rows` (orders of every status),
+    `note_rows` (note versions) and `audit_rows` (change history entries), the counts the page's
+    paginators are given, and the current note's columns `current_note_*`, read back by
+    current_note().
+    """
+    current = Note.objects.filter(customer=OuterRef("pk")).order_by("-created_at", "-id")
+    username = f"author__{get_user_model().USERNAME_FIELD}"
+    return Customer.objects.select_related(
+        "default_billing_address", "default_shipping_address"
+    ).annotate(
+        order_rows=_count_per_customer(Order),
+        note_rows=_count_per_customer(Note),
+        audit_rows=_count_per_customer(AuditEntry),
+        current_note_id=Subquery(current.values("pk")[:1]),
+        current_note_text=Subquery(current.values("text")[:1]),
+        current_note_created_at=Subquery(current.values("created_at")[:1]),
+        current_note_author_id=Subquery(current.values("author_id")[:1]),
+        current_note_author_username=Subquery(current.values(username)[:1]),
+    )
+
+
+def current_note(customer: Customer) -> Note | None:
+    """The customer's current note version (with its author's username), from the
+    annotations of customer_detail(): no query."""
+    if customer.current_note_id is None:
+        return None
+    note = Note(
+        pk=customer.current_note_id,
+        customer=customer,
+        text=customer.current_note_text,
+        created_at=customer.current_note_created_at,
+    )
+    if customer.current_note_author_id is not None:
+        user_model = get_user_model()
+        note.author = user_model(
+            pk=customer.current_note_author_id,
+            **{user_model.USERNAME_FIELD: customer.current_note_author_username},
+        )
+    else:
+        note.author = None
+    note._state.adding = False
+    note._state.db = customer._state.db
+    return note
 
 
 def customer_addresses(*, customer_id: int) -> list[Address]:

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Page
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
@@ -22,7 +22,13 @@ from django.views import View
 from backoffice.templatetags.formatting import money
 from clients.forms import AddressForm, ContactForm, DefaultAddressesForm, NoteForm
 from clients.models import Address, Customer
-from clients.selectors import audit_entries, customer_addresses, customer_detail, note_versions
+from clients.selectors import (
+    audit_entries,
+    current_note,
+    customer_addresses,
+    customer_detail,
+    note_versions,
+)
 from clients.services import (
     Conflict,
     address_set_default,
@@ -33,6 +39,7 @@ from clients.services import (
     customer_update_contact,
     note_save,
 )
+from clients.views.lists import KnownCountPaginator
 from orders.selectors import customer_monthly_spend, customer_orders, customer_purchase_summary
 
 TEMPLATE = "clients/client_detail.html"
@@ -87,10 +94,14 @@ def _change_rows(changes: dict) -> list[tuple[str, object, object]]:
     return rows
 
 
-def _paginate(request, queryset, *, param: str, per_page: int) -> tuple[Page, dict]:
+def _paginate(request, queryset, *, count: int, param: str, per_page: int) -> tuple[Page, dict]:
     """One page of `queryset` chosen by the query parameter `param`, with links that keep
-    the page's other parameters (the page has several independent lists)."""
-    page = Paginator(queryset, per_page).get_page(request.GET.get(param))
+    the page's other parameters (the page has several independent lists).
+
+    `count` is the number of rows of `queryset`, read with the customer (customer_detail()),
+    so that paginating costs no COUNT query.
+    """
+    page = KnownCountPaginator(queryset, per_page, count=count).get_page(request.GET.get(param))
 
     def link(number: int) -> str:
         params = request.GET.copy()
@@ -180,12 +191,15 @@ def _can_edit(user) -> dict[str, bool]:
 
 def note_context(request, customer: Customer) -> dict:
     versions, links = _paginate(
-        request, note_versions(customer_id=customer.pk), param="notes", per_page=NOTES_PER_PAGE
+        request,
+        note_versions(customer_id=customer.pk),
+        count=customer.note_rows,
+        param="notes",
+        per_page=NOTES_PER_PAGE,
     )
-    current = note_versions(customer_id=customer.pk).first()
     # Earlier versions are listed on request only (their page is read lazily, if shown).
     return {
-        "note": current,
+        "note": current_note(customer),
         "note_versions": versions,
         "note_links": links,
         "show_versions": "notes" in request.GET,
@@ -196,6 +210,7 @@ def history_context(request, customer: Customer) -> dict:
     page, links = _paginate(
         request,
         audit_entries(customer_id=customer.pk),
+        count=customer.audit_rows,
         param="history",
         per_page=HISTORY_PER_PAGE,
     )
@@ -215,7 +230,11 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
     """Everything the client page shows, in a fixed number of queries."""
     summary = customer_purchase_summary(customer)
     orders, order_links = _paginate(
-        request, customer_orders(customer_id=customer.pk), param="page", per_page=ORDERS_PER_PAGE
+        request,
+        customer_orders(customer_id=customer.pk),
+        count=customer.order_rows,
+        param="page",
+        per_page=ORDERS_PER_PAGE,
     )
     context = {
         "customer": customer,
@@ -463,7 +482,7 @@ class NoteEditView(SectionEditView):
         return note_context(self.request, self.customer)
 
     def _current(self):
-        return note_versions(customer_id=self.customer.pk).first()
+        return current_note(self.customer)
 
     def unbound_form(self):
         current = self._current()
