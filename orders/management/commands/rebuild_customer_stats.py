@@ -66,28 +66,13 @@ class Command(BaseCommand):
                 if not batch:
                     break
                 last_pk = batch[-1].pk
-                truth = customer_stats_for([c.pk for c in batch])
-                wrong = []
-                for customer in batch:
-                    stats = truth[customer.pk]
-                    if any(getattr(customer, f) != getattr(stats, f) for f in fields):
-                        if verbosity >= 2:
-                            self.stdout.write(f"customer {customer.pk} drifted")
-                        for f in fields:
-                            setattr(customer, f, getattr(stats, f))
-                        wrong.append(customer)
-                if wrong and not check:
-                    Customer.objects.bulk_update(wrong, fields, batch_size=1000)
-            drifted += len(wrong)
+                drifted += self._fix_batch(batch, check=check, verbosity=verbosity)
             seen += len(batch)
             if verbosity >= 1 and total > batch_size:
                 self.stderr.write(f"\r{seen:,}/{total:,} customers checked", ending="")
         if verbosity >= 1 and total > batch_size:
             self.stderr.write("")
-        verb = "had drifted" if check else "had drifted and were fixed"
-        self.stdout.write(f"{seen} customers checked, {drifted} {verb}.")
-        if check and drifted:
-            raise SystemExit(1)
+        self._report(seen=seen, drifted=drifted, check=check)
 
     def _handle_set_based(self, *, check, batch_size, verbosity):
         """PostgreSQL: find the drifted customers with one set-based query (seconds for a
@@ -108,19 +93,27 @@ class Command(BaseCommand):
                     .order_by("pk")
                     .only("pk", *fields)
                 )
-                truth = customer_stats_for([c.pk for c in batch])
-                wrong = []
-                for customer in batch:
-                    stats = truth[customer.pk]
-                    if any(getattr(customer, f) != getattr(stats, f) for f in fields):
-                        if verbosity >= 2:
-                            self.stdout.write(f"customer {customer.pk} drifted")
-                        for f in fields:
-                            setattr(customer, f, getattr(stats, f))
-                        wrong.append(customer)
-                if wrong and not check:
-                    Customer.objects.bulk_update(wrong, fields, batch_size=1000)
-            drifted += len(wrong)
+                drifted += self._fix_batch(batch, check=check, verbosity=verbosity)
+        self._report(seen=seen, drifted=drifted, check=check)
+
+    def _fix_batch(self, batch, *, check, verbosity) -> int:
+        """Compare a locked batch with its orders; fix the drifted (unless --check); count them."""
+        fields = CustomerStats.FIELDS
+        truth = customer_stats_for([c.pk for c in batch])
+        wrong = []
+        for customer in batch:
+            stats = truth[customer.pk]
+            if any(getattr(customer, f) != getattr(stats, f) for f in fields):
+                if verbosity >= 2:
+                    self.stdout.write(f"customer {customer.pk} drifted")
+                for f in fields:
+                    setattr(customer, f, getattr(stats, f))
+                wrong.append(customer)
+        if wrong and not check:
+            Customer.objects.bulk_update(wrong, fields, batch_size=1000)
+        return len(wrong)
+
+    def _report(self, *, seen, drifted, check):
         verb = "had drifted" if check else "had drifted and were fixed"
         self.stdout.write(f"{seen} customers checked, {drifted} {verb}.")
         if check and drifted:
