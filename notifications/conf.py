@@ -12,10 +12,16 @@ DEFAULTS = {
     "PUSH_CONCURRENCY": 100,
     # Seconds for one request to a push service, connection included.
     "PUSH_REQUEST_TIMEOUT": 10.0,
-    # Attempts per delivery on 429, 5xx and network errors before it is marked failed.
-    "PUSH_MAX_ATTEMPTS": 5,
-    # First retry delay in seconds; doubled on each attempt (with jitter).
+    # Attempts per delivery on 429, 5xx and network errors before it is marked failed. With
+    # the delays below, the 9 waits between 10 attempts add up to 302-378 s: a delivery
+    # survives a push-service outage of about five minutes.
+    "PUSH_MAX_ATTEMPTS": 10,
+    # First retry delay in seconds; doubled on each attempt up to PUSH_RETRY_MAX_DELAY, then
+    # multiplied by a random 1-1.25 so that retries of one wave spread out.
     "PUSH_RETRY_BASE_DELAY": 2.0,
+    # Longest backoff before the jitter: during a long outage each delivery is retried about
+    # once a minute, and is sent at most that long (x1.25) after the service is back.
+    "PUSH_RETRY_MAX_DELAY": 60.0,
     # Longest Retry-After honoured; longer answers are capped.
     "PUSH_MAX_RETRY_AFTER": 3600.0,
     # A worker sleeps for retries up to this many seconds; longer waits re-enqueue the batch.

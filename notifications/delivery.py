@@ -9,7 +9,9 @@ batches; each batch is one task. A worker running a batch repeats:
 3. Record each answer in one transaction with the campaign's counters:
    201 → sent; 404/410 → expired (the subscription too, and the customer's opt-in);
    429 → pending again after Retry-After; 5xx and network errors → pending again after an
-   exponential backoff, failed after `PUSH_MAX_ATTEMPTS`; other 4xx → failed.
+   exponential backoff capped at `PUSH_RETRY_MAX_DELAY` (`retry_delay`), failed after
+   `PUSH_MAX_ATTEMPTS` (the defaults ride out an outage of about five minutes); other
+   4xx → failed.
 
 Exactly-once is impossible over HTTP when a worker can die between sending a request and
 recording its answer; the issue asks that no subscription receives a campaign twice, so
@@ -54,9 +56,19 @@ def _is_retryable(result: PushResult) -> bool:
     return result.status is None or result.status in RETRY_CODES or result.status >= 500
 
 
-def _backoff(attempts: int) -> float:
-    base = push_setting("PUSH_RETRY_BASE_DELAY")
-    return base * 2 ** (attempts - 1) * random.uniform(1.0, 1.25)
+RETRY_JITTER = (1.0, 1.25)
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before retrying a delivery whose `attempts`-th attempt failed (no Retry-After).
+
+    PUSH_RETRY_BASE_DELAY doubled per attempt, capped at PUSH_RETRY_MAX_DELAY, jittered.
+    """
+    nominal = min(
+        push_setting("PUSH_RETRY_BASE_DELAY") * 2 ** (attempts - 1),
+        push_setting("PUSH_RETRY_MAX_DELAY"),
+    )
+    return nominal * random.uniform(*RETRY_JITTER)
 
 
 def deliveries_expire_stale(*, campaign_id: int, batch: int | None = None) -> int:
@@ -150,7 +162,7 @@ def _record(*, campaign_id: int, claim: str, rows: list[_Row], results: list[Pus
             groups[(DeliveryStatus.EXPIRED, code, result.error, None)].append(row.pk)
             expired_subs.append(row.subscription_id)
         elif _is_retryable(result) and row.attempts < max_attempts:
-            delay = _backoff(row.attempts)
+            delay = retry_delay(row.attempts)
             if result.retry_after is not None:
                 delay = min(result.retry_after, push_setting("PUSH_MAX_RETRY_AFTER"))
             when = now + timedelta(seconds=round(delay, 1))

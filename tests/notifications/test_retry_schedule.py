@@ -1,0 +1,106 @@
+"""The default retry schedule outlasts a push service that is down for more than a minute.
+
+The test settings shorten the retry delays for the rest of the suite; these tests remove that
+override, so they check the defaults of notifications/conf.py, the ones production runs with.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from notifications import delivery
+from notifications.models import CampaignStatus, Delivery, DeliveryStatus
+from notifications.services import campaign_start
+from tests.notifications.fixtures_push import send_campaign, subscribe, vapid_settings  # noqa: F401
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("vapid_settings")]
+
+# What the defaults must give, in seconds, before the jitter: the wait after the 1st, 2nd, ...
+# failed attempt, until the last attempt (the 10th), after which the delivery fails.
+DEFAULT_WAITS = [2, 4, 8, 16, 32, 60, 60, 60, 60]
+LOW, HIGH = delivery.RETRY_JITTER
+
+
+@pytest.fixture
+def production_retry_settings(settings):
+    for name in ("PUSH_MAX_ATTEMPTS", "PUSH_RETRY_BASE_DELAY", "PUSH_RETRY_MAX_DELAY"):
+        if hasattr(settings, name):
+            delattr(settings, name)
+    return settings
+
+
+@pytest.mark.usefixtures("production_retry_settings")
+def test_the_default_waits_add_up_to_five_minutes_in_jittered_steps():
+    assert (LOW, HIGH) == (1.0, 1.25)
+    shortest, longest = [], []
+    for attempts, nominal in enumerate(DEFAULT_WAITS, start=1):
+        samples = [delivery.retry_delay(attempts) for _ in range(2000)]
+        assert all(nominal * LOW <= s <= nominal * HIGH for s in samples), attempts
+        # Jittered, not a constant: retries of one wave do not all hit the service at once.
+        assert max(samples) - min(samples) > 0.15 * nominal
+        shortest.append(min(samples))
+        longest.append(max(samples))
+    # A delivery is given up only after more than a minute of waiting (in fact five)...
+    assert sum(shortest) > 300 > 60
+    assert sum(longest) <= 1.25 * sum(DEFAULT_WAITS) == 377.5
+    # ...without hammering: at most 5 attempts in the first minute of an outage, never two
+    # within 2 s, and after the service is back every delivery is tried within 75 s.
+    earliest_attempts = [sum(shortest[:i]) for i in range(len(shortest) + 1)]
+    assert len([t for t in earliest_attempts if t < 60]) == 5
+    assert min(shortest) >= 2 and max(longest) <= 75
+
+
+def test_the_cap_holds_for_any_number_of_attempts(settings):
+    settings.PUSH_RETRY_BASE_DELAY = 1.0
+    settings.PUSH_RETRY_MAX_DELAY = 5.0
+    assert 2.0 <= delivery.retry_delay(2) <= 2.5
+    for attempts in (4, 10, 100):
+        assert 5.0 <= delivery.retry_delay(attempts) <= 6.25
+
+
+@pytest.mark.parametrize("outage", ["connection refused", "503", "429 without Retry-After"])
+def test_a_delivery_walks_the_default_schedule_during_an_outage_then_fails(
+    push_service, production_retry_settings, django_capture_on_commit_callbacks, outage
+):
+    """Each failed attempt is recorded with the next default wait; the 10th fails.
+
+    The worker hands every wait back to the queue (PUSH_MAX_INLINE_WAIT 0) and the test moves
+    the clock by making the retry due, so the five minutes take a second.
+    """
+    settings = production_retry_settings
+    settings.PUSH_MAX_INLINE_WAIT = 0
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    subscription = subscribe(push_service)
+    if outage == "connection refused":
+        push_service.set_down(True)
+    else:
+        push_service.respond(None, status=int(outage[:3]))
+    campaign = send_campaign(django_capture_on_commit_callbacks)
+    assert campaign_start(campaign_id=campaign.pk) == [0]
+
+    waited = []
+    for attempts, nominal in enumerate(DEFAULT_WAITS, start=1):
+        before = timezone.now()
+        assert delivery.batch_send(campaign_id=campaign.pk, batch=0) == "deferred"
+        after = timezone.now()
+        row = Delivery.objects.get(campaign=campaign)
+        assert (row.status, row.attempts) == (DeliveryStatus.PENDING, attempts)
+        assert row.error
+        # next_attempt_at is rounded to 0.1 s.
+        assert row.next_attempt_at - before >= timedelta(seconds=nominal * LOW - 0.05)
+        assert row.next_attempt_at - after <= timedelta(seconds=nominal * HIGH + 0.05)
+        waited.append((row.next_attempt_at - after).total_seconds())
+        Delivery.objects.filter(pk=row.pk).update(
+            next_attempt_at=timezone.now() - timedelta(seconds=1)
+        )
+    assert sum(waited) > 60
+
+    assert delivery.batch_send(campaign_id=campaign.pk, batch=0) == "done"
+    row = Delivery.objects.get(campaign=campaign)
+    assert (row.status, row.attempts) == (DeliveryStatus.FAILED, len(DEFAULT_WAITS) + 1)
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.failed, campaign.delivered) == (CampaignStatus.SENT, 1, 0)
+    assert push_service.received == []
+    subscription.refresh_from_db()
+    assert subscription.consecutive_failures == len(DEFAULT_WAITS) + 1
