@@ -22,17 +22,24 @@ do the first two lines for you)::
 
 API
 ---
-``PushService(*, vapid_public_key=None, port=0)``
+``PushService(*, vapid_public_key=None, port=0, tls=False, tls_hostnames=(HOST, "localhost"))``
     ``vapid_public_key`` is the application server key (base64url, uncompressed P-256 point, the
     ``applicationServerKey`` a browser would subscribe with). When given, every subscription is
     "restricted" (RFC 8292 section 4.2): a JWT signed with another key is answered 403. When
     ``None`` any key is accepted, but a valid VAPID JWT is still required. ``port`` 0 (the
-    default) picks a free port.
+    default) picks a free port (``HOST`` is 127.0.0.1). ``tls=True`` serves HTTPS, as every
+    real push service does: ``start()`` makes a throwaway CA and a server certificate it signs
+    for ``tls_hostnames`` (IP addresses and DNS names, as subjectAltName entries); a client
+    verifies the service by trusting ``ca_file``.
 ``start() -> PushService``, ``stop()``, and ``with PushService() as service:``
     Binds 127.0.0.1 on ``port`` and serves from a background thread. ``stop()`` closes open
     keep-alive connections too, so it never hangs; it is idempotent.
 ``origin: str``
-    ``"http://127.0.0.1:PORT"``; the ``aud`` every JWT must carry.
+    ``"http://127.0.0.1:PORT"`` (``https://`` with ``tls``); the ``aud`` every JWT must carry.
+``ca_file: str``
+    With ``tls``, the path of the throwaway CA's certificate (PEM) while the service runs: give it
+    to the client (``PUSH_CA_FILE``, ``requests``' ``verify=``) to trust the service. A new CA
+    is made at each ``start()``; no one else trusts it.
 ``new_subscription() -> dict``
     ``{"endpoint": origin + "/push/<random id>", "expirationTime": None,
     "keys": {"p256dh": ..., "auth": ...}}`` (the shape of ``PushSubscription.toJSON()``). The
@@ -65,7 +72,8 @@ API
 ``requests_count: int``
     HTTP requests that reached the service (any method, any answer).
 ``connections_count: int``
-    TCP connections accepted; shows whether a client reuses pooled keep-alive connections.
+    TCP connections accepted (with ``tls``, whether or not the handshake then succeeds); shows
+    whether a client reuses pooled keep-alive connections.
 ``clear()``
     Forgets received messages and resets both counters. Subscriptions, programmed answers and the
     up/down state are kept.
@@ -105,28 +113,35 @@ import collections
 import contextlib
 import functools
 import hashlib
+import ipaddress
 import json
 import logging
 import re
 import secrets
+import shutil
 import socket
 import socketserver
+import ssl
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
     "DemoPushService",
@@ -312,8 +327,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
-    def __init__(self, push_service: PushService, port: int = 0) -> None:
+    def __init__(
+        self, push_service: PushService, port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.push_service = push_service
+        self.tls = tls
         super().__init__((HOST, port), _Handler)
 
     def server_bind(self) -> None:
@@ -321,9 +339,25 @@ class _Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.socket.getsockname()[:2]
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        if self.tls is not None:
+            # The handshake happens in the connection's thread (_Handler.setup): done here, one
+            # slow or silent client would stop the service from accepting anyone else.
+            connection = self.tls.wrap_socket(
+                connection, server_side=True, do_handshake_on_connect=False
+            )
+        return connection, address
+
     def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
             return  # the client went away; nothing to report
+        if isinstance(error, ssl.SSLError):
+            # A client that does not trust the certificate, or speaks plain HTTP to the TLS
+            # port: its own error says what happened.
+            logger.debug("push service: TLS handshake with %s failed: %s", client_address, error)
+            return
         logger.exception("push service: error while serving %s", client_address)
 
 
@@ -338,6 +372,13 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.server.push_service._connection_opened(self.connection)
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.do_handshake()  # within `timeout`, set by super().setup()
+            except BaseException:
+                # finish() does not run when setup() fails; the server closes the socket.
+                self.server.push_service._connection_closed(self.connection)
+                raise
 
     def finish(self) -> None:
         try:
@@ -434,8 +475,20 @@ def _too_large(length: int) -> _Answer:
 class PushService:
     """A real Web Push service on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, *, vapid_public_key: str | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        vapid_public_key: str | None = None,
+        port: int = 0,
+        tls: bool = False,
+        tls_hostnames: Sequence[str] = (HOST, "localhost"),
+    ) -> None:
         self._port = port
+        self._tls = tls
+        self._tls_hostnames = tuple(tls_hostnames)
+        if tls and not self._tls_hostnames:
+            raise ValueError("a TLS push service needs at least one host name for its certificate")
+        self._tls_directory: str | None = None
         self._expected_key: bytes | None = None
         if vapid_public_key is not None:
             try:
@@ -465,8 +518,17 @@ class PushService:
         if self._server is not None:
             raise RuntimeError("the push service is already started")
         self._stopping.clear()
-        self._server = _Server(self, self._port)
-        self._origin = f"http://{HOST}:{self._server.server_port}"
+        try:
+            context = None
+            if self._tls:
+                self._tls_directory = tempfile.mkdtemp(prefix="push-service-tls-")
+                context = _tls_server_context(Path(self._tls_directory), self._tls_hostnames)
+            self._server = _Server(self, self._port, context)
+        except BaseException:
+            self._remove_tls_files()
+            raise
+        scheme = "https" if self._tls else "http"
+        self._origin = f"{scheme}://{HOST}:{self._server.server_port}"
         self._serve_in_background()
         return self
 
@@ -485,6 +547,12 @@ class PushService:
             self._placeholder.close()
             self._placeholder = None
         self._server = None
+        self._remove_tls_files()
+
+    def _remove_tls_files(self) -> None:
+        if self._tls_directory is not None:
+            shutil.rmtree(self._tls_directory, ignore_errors=True)
+            self._tls_directory = None
 
     def __enter__(self) -> PushService:
         if self._server is None:
@@ -523,6 +591,14 @@ class PushService:
         if self._origin is None:
             raise RuntimeError("start() the push service first")
         return self._origin
+
+    @property
+    def ca_file(self) -> str:
+        if not self._tls:
+            raise RuntimeError("the push service serves plain HTTP (PushService(tls=True) for TLS)")
+        if self._tls_directory is None:
+            raise RuntimeError("start() the push service first")
+        return str(Path(self._tls_directory) / _CA_FILE)
 
     def new_subscription(self) -> dict[str, Any]:
         private_key = ec.generate_private_key(ec.SECP256R1())
@@ -762,7 +838,9 @@ class PushService:
             connections = list(self._connections)
         for connection in connections:
             with contextlib.suppress(OSError):  # already closed by the client
-                connection.shutdown(socket.SHUT_RDWR)
+                # The plain socket's shutdown, also for TLS connections: SSLSocket.shutdown()
+                # would drop its TLS state under the thread still reading from it.
+                socket.socket.shutdown(connection, socket.SHUT_RDWR)
 
     def _serve_in_background(self) -> None:
         server = self._require_server()
@@ -784,6 +862,107 @@ def _reusable_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     return sock
+
+
+_CA_FILE = "ca.pem"
+
+
+def _tls_server_context(directory: Path, hostnames: tuple[str, ...]) -> ssl.SSLContext:
+    """A throwaway CA and a server certificate it signs for `hostnames`, in `directory`.
+
+    Returns the server's context. The CA's certificate is `directory / _CA_FILE`; its private
+    key is never written, so nothing else can be signed with it. P-256 keys: fast to make.
+    """
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name(
+        [
+            x509.NameAttribute(
+                NameOID.COMMON_NAME, f"Local push service test CA {secrets.token_hex(4)}"
+            )
+        ]
+    )
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ca_ski, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    names: list[x509.GeneralName] = []
+    for hostname in hostnames:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(hostname)))
+        except ValueError:
+            names.append(x509.DNSName(hostname))
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])]))
+        .issuer_name(ca_name)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    (directory / _CA_FILE).write_bytes(ca_cert.public_bytes(pem))
+    (directory / "server.pem").write_bytes(server_cert.public_bytes(pem))
+    key_file = directory / "server.key"
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(
+        server_key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(directory / "server.pem", key_file)
+    return context
 
 
 def _verify_jwt(token: str, key: str, *, expected_key: bytes | None) -> dict[str, Any]:
