@@ -190,6 +190,9 @@ PUSH_ALLOW_LOOPBACK_ENDPOINTS = env_bool("PUSH_ALLOW_LOOPBACK_ENDPOINTS", defaul
 # Port of the demo push service on 127.0.0.1 (`manage.py run_demo_push_service`, started by
 # `make run`); the demo shop's subscriptions (seed_demo) point at it.
 PUSH_DEMO_SERVICE_PORT = int(os.environ.get("PUSH_DEMO_SERVICE_PORT", "8765"))
+# A PEM file of CA certificates the workers trust for push services, in addition to the
+# system's (hostnames are still checked); empty: the system's only.
+PUSH_CA_FILE = os.environ.get("PUSH_CA_FILE", "")
 
 DJANGO_TABLES2_TEMPLATE = "tables/table.html"
 

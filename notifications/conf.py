@@ -29,6 +29,9 @@ DEFAULTS = {
     # How long a claimed wave belongs to its worker; after that, rows still "sending" are
     # from a worker that died and get the outcome "unknown".
     "PUSH_CLAIM_LEASE": 120.0,
+    # A PEM file of CA certificates trusted for push services besides the system's (a push
+    # service behind a private CA, the tests' local HTTPS one); "" for the system's only.
+    "PUSH_CA_FILE": "",
 }
 
 

@@ -35,6 +35,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -252,7 +253,12 @@ def _sender() -> tuple[_EventLoopThread, PushClient]:
     open across batches and campaigns, instead of a hundred new handshakes per batch.
     """
     vapid = vapid_get()
-    config = (vapid, push_setting("PUSH_CONCURRENCY"), push_setting("PUSH_REQUEST_TIMEOUT"))
+    config = (
+        vapid,
+        push_setting("PUSH_CONCURRENCY"),
+        push_setting("PUSH_REQUEST_TIMEOUT"),
+        push_setting("PUSH_CA_FILE"),
+    )
     with _sender_lock:
         current = _sender_state.get("current")
         if current is not None and current[0] == config and current[1].thread.is_alive():
@@ -261,9 +267,18 @@ def _sender() -> tuple[_EventLoopThread, PushClient]:
             with contextlib.suppress(Exception):
                 current[1].run(current[2].close())
             current[1].__exit__(None, None, None)
+            del _sender_state["current"]
         loop = _EventLoopThread().__enter__()
-        client = PushClient(vapid=vapid, concurrency=config[1], timeout=config[2])
-        loop.run(client.open())
+        client = PushClient(
+            vapid=vapid, concurrency=config[1], timeout=config[2], ca_file=config[3]
+        )
+        try:
+            loop.run(client.open())
+        except OSError as exc:
+            # A CA file that cannot be used: stop before claiming anything, rather than
+            # fail every delivery of the batch with a certificate error.
+            loop.__exit__(None, None, None)
+            raise ImproperlyConfigured(f"PUSH_CA_FILE {config[3]}: {exc}") from exc
         _sender_state["current"] = (config, loop, client)
         return loop, client
 

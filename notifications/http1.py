@@ -8,7 +8,8 @@ narrow — POST with a small body, keep-alive, TLS, a status code and a few head
 this module implements just that, strictly:
 
 - at most `limit` connections in all, kept alive and reused per origin (scheme, host, port);
-- TLS with the system's trusted certificates and hostname checking for https;
+- TLS with the system's trusted certificates (plus the CAs of `ca_file`, if given) and
+  hostname checking for https;
 - responses with Content-Length, chunked transfer coding, or read-to-close bodies, at most
   64 KB of headers and 1 MB of body (push services answer with almost nothing);
 - a total timeout per request (connecting included); any error closes that connection.
@@ -29,6 +30,17 @@ MAX_BODY = 1024 * 1024
 def _tls_context() -> ssl.SSLContext:
     # Loading the system's certificates takes tens of milliseconds: once per process.
     return ssl.create_default_context()
+
+
+def tls_context_with(ca_file: str) -> ssl.SSLContext:
+    """The system's trusted certificates plus those of `ca_file` (PEM); hostnames checked.
+
+    Raises OSError (ssl.SSLError included) when the file cannot be read or holds no
+    certificate.
+    """
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=ca_file)
+    return context
 
 
 class HttpError(Exception):
@@ -54,9 +66,11 @@ class _Connection:
 
 
 class Http1Pool:
-    def __init__(self, *, limit: int = 100, timeout: float = 10.0):
+    def __init__(self, *, limit: int = 100, timeout: float = 10.0, ca_file: str = ""):
         self.limit = limit
         self.timeout = timeout
+        # Read now, so a wrong file is an error here rather than a failure of every request.
+        self._tls = tls_context_with(ca_file) if ca_file else None
         self._slots = asyncio.Semaphore(limit)
         self._idle: dict[tuple, list[_Connection]] = defaultdict(list)
         self._origins: dict[str, tuple[tuple, str]] = {}
@@ -125,7 +139,9 @@ class Http1Pool:
                 return connection
             connection.close()
         scheme, host, port = key
-        tls = _tls_context() if scheme == "https" else None
+        tls = None
+        if scheme == "https":
+            tls = self._tls if self._tls is not None else _tls_context()
         reader, writer = await asyncio.open_connection(
             host, port, ssl=tls, server_hostname=host if tls else None, limit=MAX_HEAD
         )

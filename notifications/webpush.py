@@ -275,10 +275,12 @@ class PushClient:
     vapid: Vapid
     concurrency: int = 100
     timeout: float = 10.0
+    # A PEM bundle of CAs trusted besides the system's (PUSH_CA_FILE).
+    ca_file: str = ""
     pool: Http1Pool | None = field(default=None, init=False)
 
     async def open(self) -> "PushClient":
-        self.pool = Http1Pool(limit=self.concurrency, timeout=self.timeout)
+        self.pool = Http1Pool(limit=self.concurrency, timeout=self.timeout, ca_file=self.ca_file)
         return self
 
     async def close(self) -> None:
