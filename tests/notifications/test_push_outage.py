@@ -1,0 +1,168 @@
+"""The push service down for a full minute during a campaign: every delivery arrives once.
+
+A real `manage.py db_worker` process, with the production settings (so the production retry
+policy of notifications/conf.py: nothing shortened), sends a campaign to 300 subscriptions of
+the local push service (tests/push_service.py) while that service refuses connections. The
+service stays down for 60 s, measured from the worker's first refused attempt, then comes
+back; the campaign must complete with every subscription receiving it exactly once.
+
+It takes about 80-90 s, so it only runs with RUN_FAULT_TESTS=1 (CI sets it for the
+PostgreSQL run); PostgreSQL because the worker is another process reading the test database.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from notifications.conf import DEFAULTS
+from notifications.models import (
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    PushSubscription,
+    SubscriptionStatus,
+)
+from notifications.services import Audience, Message, campaign_create
+from tests.notifications.fixtures_push import subscribe, vapid_settings  # noqa: F401
+
+pytestmark = [
+    pytest.mark.skipif(
+        not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+        reason="needs PostgreSQL: the worker is another process",
+    ),
+    pytest.mark.skipif(
+        os.environ.get("RUN_FAULT_TESTS") != "1",
+        reason="keeps a push service down for a minute (about 90 s): set RUN_FAULT_TESTS=1",
+    ),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.usefixtures("vapid_settings"),
+]
+
+SUBSCRIPTIONS = 300
+OUTAGE = 60.0  # seconds the service refuses connections after the first refused attempt
+# After the service is back, each delivery is retried within the longest wait (60 s x 1.25);
+# the rest is slack for the worker's polling and a busy two-core machine.
+RECOVERY_BOUND = DEFAULTS["PUSH_RETRY_MAX_DELAY"] * 1.25 + 30
+
+
+@pytest.fixture
+def db_worker(settings, vapid_keys, tmp_path):
+    """A `manage.py db_worker` process on the test database, with the production settings."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "backoffice.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": "push-outage-test",
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}"
+        ),
+        "VAPID_PRIVATE_KEY": vapid_keys.private_key,
+        "VAPID_SUBJECT": "mailto:shop@example.com",
+    }
+    log_path = tmp_path / "db_worker.log"
+    with log_path.open("w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "manage.py", "db_worker"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        worker.log = lambda: log_path.read_text()[-3000:]
+        try:
+            yield worker
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+
+def _statuses(campaign) -> dict[str, int]:
+    rows = Delivery.objects.filter(campaign=campaign)
+    return {status: rows.filter(status=status).count() for status in DeliveryStatus.values}
+
+
+def test_a_campaign_sent_while_the_push_service_is_down_for_a_minute_completes(
+    push_service, db_worker
+):
+    subscriptions = [subscribe(push_service) for _ in range(SUBSCRIPTIONS)]
+    push_service.set_down(True)
+    down_at = time.monotonic()
+    campaign = campaign_create(
+        actor=None,
+        audience=Audience(tab="leads", kind="all"),
+        message=Message(title="Back soon", body="Outage sale", link="https://shop.example"),
+        send_at=None,
+        public_base_url="https://backoffice.example",
+    )
+    rows = Delivery.objects.filter(campaign=campaign)
+
+    # The worker starts the campaign and its first attempts are refused.
+    deadline = time.monotonic() + 60
+    while not rows.filter(attempts__gte=1, status=DeliveryStatus.PENDING).exists():
+        assert db_worker.poll() is None, db_worker.log()
+        assert time.monotonic() < deadline, ("no refused attempt", db_worker.log())
+        time.sleep(0.2)
+    first_refused_at = time.monotonic()
+
+    # Down for a full minute from there: deliveries keep retrying, none is given up.
+    while time.monotonic() < first_refused_at + OUTAGE:
+        assert db_worker.poll() is None, db_worker.log()
+        assert not rows.filter(status=DeliveryStatus.FAILED).exists(), _statuses(campaign)
+        time.sleep(1)
+    during = _statuses(campaign)
+    attempts = sorted(set(rows.values_list("attempts", flat=True)))
+    push_service.set_down(False)
+    up_at = time.monotonic()
+    up_wall = timezone.now()
+    assert during[DeliveryStatus.PENDING] + during[DeliveryStatus.SENDING] == SUBSCRIPTIONS
+    assert push_service.received == []
+    # Retried several times in the minute (2, 4, 8, 16 and 32 s apart), not hammered.
+    assert attempts[0] >= 4 and attempts[-1] <= 6, attempts
+
+    # Back up: the campaign completes within the longest retry wait (plus slack).
+    campaign.refresh_from_db()
+    while campaign.status != CampaignStatus.SENT:
+        assert db_worker.poll() is None, db_worker.log()
+        assert time.monotonic() - up_at < RECOVERY_BOUND, (_statuses(campaign), db_worker.log())
+        time.sleep(0.5)
+        campaign.refresh_from_db()
+    recovered_in = time.monotonic() - up_at
+    print(
+        f"\npush service down {up_at - down_at:.1f} s ({up_at - first_refused_at:.1f} s after"
+        f" the first refused attempt); attempts per delivery at the end of the outage:"
+        f" {attempts}; campaign sent {recovered_in:.1f} s after the service came back"
+    )
+
+    assert (campaign.recipients, campaign.delivered) == (SUBSCRIPTIONS, SUBSCRIPTIONS)
+    assert (campaign.failed, campaign.expired, campaign.unknown) == (0, 0, 0)
+    assert campaign.finished_at is not None
+    # Every subscription received it exactly once, as sent (the service decrypted each).
+    assert len(push_service.received) == SUBSCRIPTIONS
+    for subscription in subscriptions:
+        [message] = push_service.messages_for(subscription.endpoint)
+        assert message.json()["title"] == "Back soon"
+        assert message.topic == f"campaign-{campaign.pk}"
+        assert message.received_at >= up_wall - timedelta(seconds=1)
+    assert _statuses(campaign)[DeliveryStatus.SENT] == SUBSCRIPTIONS
+    for row in rows:
+        assert row.last_status_code == 201 and row.sent_at is not None
+        assert attempts[0] < row.attempts <= DEFAULTS["PUSH_MAX_ATTEMPTS"]
+    assert (
+        PushSubscription.objects.filter(
+            status=SubscriptionStatus.ACTIVE, consecutive_failures=0, last_success_at__isnull=False
+        ).count()
+        == SUBSCRIPTIONS
+    )
