@@ -1,5 +1,7 @@
 """Reads of customers, shaped for the pages that show them."""
 
+import functools
+
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
@@ -139,6 +141,12 @@ def _count_per_customer(model) -> Coalesce:
 
 
 def customer_detail() -> QuerySet[Customer]:
+    """See _customer_detail(); a fresh copy of it (building it costs more than a copy)."""
+    return _customer_detail().all()
+
+
+@functools.cache
+def _customer_detail() -> QuerySet[Customer]:
     """Customers with what the client page shows beside its lists, in one query.
 
     Besides the header and the default addresses: `order_rows` (orders of every status),
