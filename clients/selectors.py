@@ -149,7 +149,8 @@ def customer_detail() -> QuerySet[Customer]:
 def _customer_detail() -> QuerySet[Customer]:
     """Customers with what the client page shows beside its lists, in one query.
 
-    Besides the header and the default addresses: `order_rows` (orders of every status),
+    Besides the header and the default addresses: `address_rows` (addresses in the book),
+    `order_rows` (orders of every status),
     `note_rows` (note versions) and `audit_rows` (change history entries), the counts the page's
     paginators are given, and the current note's columns `current_note_*`, read back by
     current_note().
@@ -159,6 +160,7 @@ def _customer_detail() -> QuerySet[Customer]:
     return Customer.objects.select_related(
         "default_billing_address", "default_shipping_address"
     ).annotate(
+        address_rows=_count_per_customer(Address),
         order_rows=_count_per_customer(Order),
         note_rows=_count_per_customer(Note),
         audit_rows=_count_per_customer(AuditEntry),

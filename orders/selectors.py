@@ -4,6 +4,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Literal
 
 from django.conf import settings
 from django.db.models import Count, F, Max, Min, Prefetch, QuerySet, Sum
@@ -153,24 +154,34 @@ def _month_start(moment: datetime, months_back: int = 0) -> datetime:
 
 
 def customer_monthly_spend(
-    *, customer_id: int, months: int = 12, now: datetime | None = None
+    *,
+    customer_id: int,
+    months: int = 12,
+    now: datetime | None = None,
+    last_order_at: datetime | Literal["unknown"] | None = "unknown",
 ) -> list[tuple[date, Decimal]]:
     """What a customer spent (finalized orders, net of refunds) in each of the last `months`
     calendar months of the shop's time zone, oldest first, months without orders included.
-    One aggregate query."""
+
+    One aggregate query, skipped when `last_order_at` (the customer's stored last finalized
+    order, None if none) says that no finalized order falls in those months.
+    """
     tz = zoneinfo.ZoneInfo(settings.TIME_ZONE)
     local_now = timezone.localtime(now or timezone.now(), tz)
     start = _month_start(local_now, months - 1)
-    rows = (
-        Order.objects.filter(
-            customer_id=customer_id, status__in=FINALIZED_STATUSES, placed_at__gte=start
+    if last_order_at != "unknown" and (last_order_at is None or last_order_at < start):
+        spent = {}
+    else:
+        rows = (
+            Order.objects.filter(
+                customer_id=customer_id, status__in=FINALIZED_STATUSES, placed_at__gte=start
+            )
+            .annotate(month=TruncMonth("placed_at", tzinfo=tz))
+            .values("month")
+            .annotate(spent=Sum(F("total") - F("refunded_amount")))
+            .order_by()
         )
-        .annotate(month=TruncMonth("placed_at", tzinfo=tz))
-        .values("month")
-        .annotate(spent=Sum(F("total") - F("refunded_amount")))
-        .order_by()
-    )
-    spent = {timezone.localtime(row["month"], tz).date(): row["spent"] for row in rows}
+        spent = {timezone.localtime(row["month"], tz).date(): row["spent"] for row in rows}
     result = []
     for back in range(months - 1, -1, -1):
         month = _month_start(local_now, back).date()

@@ -238,10 +238,12 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
     )
     context = {
         "customer": customer,
-        "addresses": customer_addresses(customer_id=customer.pk),
+        "addresses": customer_addresses(customer_id=customer.pk) if customer.address_rows else [],
         "summary": summary,
         "frequency": _frequency_text(summary.days_between_orders),
-        "chart": spend_chart(customer_monthly_spend(customer_id=customer.pk)),
+        "chart": spend_chart(
+            customer_monthly_spend(customer_id=customer.pk, last_order_at=customer.last_order_at)
+        ),
         "orders": orders,
         "order_links": order_links,
         "can_edit": _can_edit(request.user),

@@ -40,6 +40,32 @@ def test_monthly_spend_covers_twelve_months_in_the_shop_time_zone(settings):
     assert sum(spend.values()) == Decimal("40.00")
 
 
+def test_monthly_spend_skips_its_query_only_when_the_last_order_is_outside_the_window(
+    django_assert_num_queries,
+):
+    customer = CustomerFactory()
+    make_order(customer, total="12.00", placed_at=datetime(2026, 2, 3, tzinfo=UTC))
+    make_order(customer, total="8.00", placed_at=datetime(2025, 1, 3, tzinfo=UTC))
+    customer.refresh_from_db()
+    with django_assert_num_queries(1):
+        months = customer_monthly_spend(
+            customer_id=customer.pk, now=NOW, last_order_at=customer.last_order_at
+        )
+    assert sum(value for _, value in months) == Decimal("12.00")
+    # The same answers as the query gives, without it: a last order before the window, none.
+    for last_order_at in (datetime(2025, 6, 30, tzinfo=UTC), None):
+        with django_assert_num_queries(0):
+            skipped = customer_monthly_spend(
+                customer_id=customer.pk,
+                now=datetime(2027, 6, 15, tzinfo=UTC),
+                last_order_at=last_order_at,
+            )
+        assert skipped == customer_monthly_spend(
+            customer_id=customer.pk, now=datetime(2027, 6, 15, tzinfo=UTC)
+        )
+        assert len(skipped) == 12 and not any(value for _, value in skipped)
+
+
 def test_purchase_summary_comes_from_the_stored_statistics():
     customer = CustomerFactory()
     start = NOW - timedelta(days=60)
