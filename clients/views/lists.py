@@ -56,11 +56,16 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
             )
             per_page = PAGE_SIZES[0]
         page = self._int_param("page", default=1)
-        paginator = {"per_page": per_page, "paginator_class": CappedCountPaginator}
+        paginator = {
+            "per_page": per_page,
+            "paginator_class": CappedCountPaginator,
+            "one_pass": bool(self.request.GET.get("q", "").strip()),
+        }
         if not self._filtered():
             # The whole tab: its size is already known from the tab counts.
             paginator["paginator_class"] = KnownCountPaginator
             paginator["count"] = self.counts[self.tab]
+            del paginator["one_pass"]
         try:
             table.paginate(page=page, **paginator)
         except EmptyPage:

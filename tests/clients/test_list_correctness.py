@@ -225,3 +225,38 @@ def test_capped_counts_page_through_every_match(viewer_client, customers, monkey
     assert response.status_code == 200
     assert f"Page {page + 1} does not exist; showing page 1." in response.content.decode()
     assert ROW_ID.findall(response.content.decode())[0] == str(expected[0])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("sort", sorted(SORT_KEYS) + [f"-{key}" for key in sorted(SORT_KEYS)])
+def test_searches_count_and_page_in_one_pass_in_every_order(viewer_client, customers, sort):
+    """A search reads its matches once for the count and the page (CappedCountPaginator's
+    one pass): every sort, both ways, pages through exactly the Python result."""
+    query = "e"  # in most names and e-mail addresses: several pages
+    expected = _sorted([r for r in _clients(customers) if _matches(r, query)], sort)
+    assert len(expected) > 50
+    response = viewer_client.get("/clients/", {"q": query, "sort": sort})
+    paginator = response.context["table"].paginator
+    assert paginator.one_pass and paginator.count == len(expected)
+    assert _ids(viewer_client, "/clients/", q=query, sort=sort) == expected
+
+
+@pytest.mark.django_db
+def test_searches_past_the_cap_page_through_every_match(viewer_client, customers, monkeypatch):
+    monkeypatch.setattr(CappedCountPaginator, "cap", 30)
+    query = "e"
+    expected = _sorted([r for r in _clients(customers) if _matches(r, query)], "-last_order")
+    assert len(expected) > 50
+    ids, page = [], 1
+    while True:
+        response = viewer_client.get("/clients/", {"q": query, "page": page})
+        table = response.context["table"]
+        assert table.paginator.capped
+        ids += [int(pk) for pk in ROW_ID.findall(response.content.decode())]
+        if not table.page.has_next():
+            break
+        page += 1
+    assert ids == expected
+    # A page past the end of a search is reported, and the first page shown.
+    response = viewer_client.get("/clients/", {"q": "zzzz-nobody", "page": 3})
+    assert "Page 3 does not exist; showing page 1." in response.content.decode()
