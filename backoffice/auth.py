@@ -6,7 +6,6 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
-from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections, router
 
 
@@ -44,46 +43,61 @@ class PermissionsInOneQueryBackend(ModelBackend):
             return
 
         found = {"user": set(), "group": set()}
-        with connections[router.db_for_read(Permission)].cursor() as cursor:
-            cursor.execute(_permissions_sql(), [user_obj.pk, user_obj.pk])
-            for app, name, origin in cursor.fetchall():
-                found[origin].add(f"{app}.{name}")
+        alias = router.db_for_read(Permission)
+        with connections[alias].cursor() as cursor:
+            cursor.execute(_permission_ids_sql(), [user_obj.pk, user_obj.pk])
+            rows = cursor.fetchall()
+        names = _permission_names(alias)
+        if any(pk not in names for pk, _origin in rows):
+            # A permission created since the names were read: read them again.
+            _PERMISSION_NAMES.pop(alias, None)
+            names = _permission_names(alias)
+        for pk, origin in rows:
+            if pk in names:
+                found[origin].add(names[pk])
         user_obj._user_perm_cache = found["user"]
         user_obj._group_perm_cache = found["group"]
 
 
-@functools.cache
-def _permissions_sql() -> str:
-    """The user's own and group permissions as (app_label, codename, origin) rows.
+# Per database: permission id -> "app_label.codename". Permissions are created by migrations
+# and never renamed by the back office; like Django's content type cache, the names are read
+# once per process (and again when an unknown id shows up).
+_PERMISSION_NAMES: dict[str, dict[int, str]] = {}
 
-    The same joins as ModelBackend's two queries, written once from the models' metadata:
-    building them with the ORM cost more CPU on every request than running them.
+
+def _permission_names(alias: str) -> dict[int, str]:
+    names = _PERMISSION_NAMES.get(alias)
+    if names is None:
+        rows = Permission.objects.using(alias).values_list(
+            "pk", "content_type__app_label", "codename"
+        )
+        names = _PERMISSION_NAMES[alias] = {pk: f"{app}.{name}" for pk, app, name in rows}
+    return names
+
+
+@functools.cache
+def _permission_ids_sql() -> str:
+    """The ids of the user's own and group permissions, each tagged with its origin.
+
+    The same joins as ModelBackend's two queries, minus the permission and content type
+    tables (their names come from _permission_names()): planning the full five-table union
+    cost PostgreSQL more than the rest of a list page's queries together.
     """
     user_model = get_user_model()
     own = user_model._meta.get_field("user_permissions").remote_field.through._meta
     groups = user_model._meta.get_field("groups")
     membership = groups.remote_field.through._meta
     group_perms = groups.related_model._meta.get_field("permissions").remote_field.through._meta
-    permission = Permission._meta
-    content_type = ContentType._meta
 
     def column(meta, model) -> str:
         return next(f.column for f in meta.fields if f.related_model is model)
 
     q = connection.ops.quote_name
-    perm = q(permission.db_table)
-    ct = q(content_type.db_table)
-    select = (
-        f"SELECT ct.{q('app_label')}, p.{q('codename')}, %s FROM {perm} p "
-        f"JOIN {ct} ct ON ct.{q('id')} = p.{q(permission.get_field('content_type').column)} "
-    )
     return (
-        select.replace("%s", "'user'")
-        + f"JOIN {q(own.db_table)} up ON up.{q(column(own, Permission))} = p.{q('id')} "
+        f"SELECT up.{q(column(own, Permission))}, 'user' FROM {q(own.db_table)} up "
         f"WHERE up.{q(column(own, user_model))} = %s "
-        "UNION ALL " + select.replace("%s", "'group'") + f"JOIN {q(group_perms.db_table)} gp "
-        f"ON gp.{q(column(group_perms, Permission))} = p.{q('id')} "
-        f"JOIN {q(membership.db_table)} ug "
+        f"UNION ALL SELECT gp.{q(column(group_perms, Permission))}, 'group' "
+        f"FROM {q(group_perms.db_table)} gp JOIN {q(membership.db_table)} ug "
         f"ON ug.{q(column(membership, groups.related_model))} = "
         f"gp.{q(column(group_perms, groups.related_model))} "
         f"WHERE ug.{q(column(membership, user_model))} = %s"

@@ -9,7 +9,7 @@ from django.contrib.auth.models import AnonymousUser, Group, Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from backoffice.auth import PermissionsInOneQueryBackend
+from backoffice.auth import _PERMISSION_NAMES, PermissionsInOneQueryBackend
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -60,6 +60,7 @@ def test_user_and_group_permissions_match_model_backend_in_one_query(mixed_user)
     assert "clients.view_customer" in own and "clients.view_customer" in via_groups
     assert "clients.delete_address" in via_groups
 
+    PermissionsInOneQueryBackend().get_all_permissions(fresh(mixed_user))  # names read once
     user = fresh(mixed_user)
     backend = PermissionsInOneQueryBackend()
     with CaptureQueriesContext(connection) as queries:
@@ -76,6 +77,7 @@ def test_user_and_group_permissions_match_model_backend_in_one_query(mixed_user)
 
 
 def test_user_has_perm_costs_one_query_per_request(mixed_user):
+    fresh(mixed_user).has_perm("clients.view_customer")  # the permission names, once
     user = fresh(mixed_user)
     with CaptureQueriesContext(connection) as queries:
         assert user.has_perm("clients.change_customer")
@@ -142,3 +144,21 @@ def test_async_permission_checks_match(mixed_user):
     backend = PermissionsInOneQueryBackend()
     assert async_to_sync(backend.aget_all_permissions)(fresh(mixed_user)) == everything
     assert async_to_sync(backend.ahas_perm)(fresh(mixed_user), "clients.delete_address")
+
+
+def test_permission_names_are_read_once_and_again_for_a_new_permission(mixed_user):
+    _PERMISSION_NAMES.clear()
+    first, second = fresh(mixed_user), fresh(mixed_user)
+    with CaptureQueriesContext(connection) as queries:
+        assert first.has_perm("clients.change_customer")
+        assert second.has_perm("clients.change_customer")
+    assert len(queries) == 3  # the names, then one query per request
+    # A permission created after the names were read (a new model, a data migration).
+    new = Permission.objects.create(
+        codename="export_customers",
+        name="Can export customers",
+        content_type=Permission.objects.get(codename="view_customer").content_type,
+    )
+    mixed_user.user_permissions.add(new)
+    assert fresh(mixed_user).has_perm("clients.export_customers")
+    assert fresh(mixed_user).get_all_permissions() == model_backend_answers(mixed_user)[2]
