@@ -44,6 +44,18 @@ def parse_database_url(url: str, *, default_sqlite: Path) -> dict:
         return _sqlite(name or default_sqlite)
     if parts.scheme in {"postgres", "postgresql", "pgsql"}:
         conn_max_age = int(options.pop("conn_max_age", 60))
+        # Parameters bound by the server, and statements run five times on a connection
+        # prepared: PostgreSQL then skips planning them (a client page's query took longer to
+        # plan than to run). Behind a pooler that cannot keep prepared statements (PgBouncer
+        # in transaction mode before 1.21), add ?prepare_threshold=none to DATABASE_URL.
+        options["server_side_binding"] = _flag(options.get("server_side_binding", "true"))
+        threshold = options.get("prepare_threshold", "5")
+        try:
+            options["prepare_threshold"] = None if threshold.lower() == "none" else int(threshold)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"DATABASE_URL: prepare_threshold must be a number or none, not {threshold!r}."
+            ) from None
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parts.path.lstrip("/")),
@@ -56,6 +68,14 @@ def parse_database_url(url: str, *, default_sqlite: Path) -> dict:
             "OPTIONS": options,
         }
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported.")
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"DATABASE_URL: {value!r} is not a yes/no value.")
 
 
 def _sqlite(name) -> dict:
