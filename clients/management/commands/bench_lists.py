@@ -5,11 +5,13 @@ import statistics
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
+from django.db.models import Count
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import NoReverseMatch, reverse
@@ -108,11 +110,25 @@ class Command(BaseCommand):
             "email fragment": local[1:9],
             "name fragment": (sample.last_name or local)[:5],
         }
+        # The worst name search: the clients' most frequent last name (every match is read).
+        common = (
+            Customer.objects.filter(orders_count__gt=0)
+            .exclude(last_name="")
+            .values("last_name")
+            .annotate(n=Count("pk"))
+            .order_by("-n", "last_name")
+            .values_list("last_name", flat=True)
+            .first()
+        )
+        if common:
+            searches["most common last name"] = common
         if sample.phone:
             digits = "".join(c for c in sample.phone if c.isdigit())
             searches["phone"] = digits[-8:]
         for label, text in searches.items():
-            cases.append((f"clients, search {label} “{text}”", f"{clients_url}?q={text}"))
+            cases.append(
+                (f"clients, search {label} “{text}”", f"{clients_url}?{urlencode({'q': text})}")
+            )
         cases.append(("leads, page 1", reverse("clients:lead-list")))
         try:
             big = self._big_customer()

@@ -98,7 +98,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--duration", type=int, default=60, help="Seconds of load (60).")
         parser.add_argument("--warmup", type=int, default=5, help="Seconds of warm-up (5).")
-        parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (4).")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=os.cpu_count() or 2,
+            help=(
+                "gunicorn workers (default: one per core; the work is CPU-bound and the "
+                "database shares the cores: more workers measured slower)."
+            ),
+        )
         parser.add_argument(
             "--connections", type=int, default=8, help="Open connections kept busy by wrk (8)."
         )
