@@ -82,8 +82,8 @@ class CustomerTable(tables.Table):
             (getattr(self, f"render_{column.name}"), column.attrs["td"].as_html())
             for column in self.columns
         ]
-        self._client_url = _url_pattern("clients:client-detail")
-        self._order_url = _url_pattern("orders:order-detail")
+        self._client_url = url_pattern("clients:client-detail")
+        self._order_url = url_pattern("orders:order-detail")
         self._zone = get_current_timezone()
         self._language = get_language()
         self._push_badge = format_html(
@@ -193,7 +193,7 @@ def short_date(language: str, day: date) -> str:
 _PLACEHOLDER = "0000000000"
 
 
-def _url_pattern(name: str) -> str:
+def url_pattern(name: str) -> str:
     """A URL with one argument as a str.format pattern: reverse() once per page, not per row."""
     return reverse(name, args=[_PLACEHOLDER]).replace(_PLACEHOLDER, "{}")
 

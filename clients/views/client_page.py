@@ -5,9 +5,11 @@ without JavaScript its URL renders the whole page with that card in edit mode, a
 posts back to it.
 """
 
+import functools
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from urllib.parse import quote
 
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
@@ -15,8 +17,12 @@ from django.core.paginator import Page
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
+from django.utils import translation
 from django.utils.formats import date_format, number_format
-from django.utils.translation import gettext, gettext_lazy, ngettext
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+from django.utils.timezone import localtime
+from django.utils.translation import get_language, gettext, gettext_lazy, ngettext
 from django.views import View
 
 from backoffice.templatetags.formatting import money
@@ -39,7 +45,9 @@ from clients.services import (
     customer_update_contact,
     note_save,
 )
+from clients.tables import url_pattern
 from clients.views.lists import KnownCountPaginator
+from orders.models import OrderStatus
 from orders.selectors import customer_monthly_spend, customer_orders, customer_purchase_summary
 
 TEMPLATE = "clients/client_detail.html"
@@ -115,6 +123,37 @@ def _paginate(request, queryset, *, count: int, param: str, per_page: int) -> tu
     return page, links
 
 
+def order_history_rows(orders) -> list[str]:
+    """The order history's rows as HTML, rendered in one pass (as the lists' rows: the
+    template language spent about 150 µs per row on five cells)."""
+    url = url_pattern("orders:order-detail")
+    statuses = {value: str(label) for value, label in OrderStatus.choices}
+    refunded = gettext("refunded %(amount)s")
+    rows = []
+    for order in orders:
+        amount = escape(money(order.total, order.currency))
+        if order.refunded_amount:
+            amount += (
+                f'<span class="sub">'
+                f"{escape(refunded % {'amount': money(order.refunded_amount, order.currency)})}"
+                "</span>"
+            )
+        status = escape(order.status)
+        rows.append(
+            mark_safe(
+                f'<tr><td class="nowrap">'
+                f"{date_format(localtime(order.placed_at), 'SHORT_DATETIME_FORMAT')}</td>"
+                f'<td><a href="{escape(url.format(quote(order.number, safe="")))}">'
+                f"{escape(order.number)}</a></td>"
+                f'<td class="num">{amount}</td>'
+                f"<td>{escape(order.source or '—')} / {escape(order.medium or '—')}</td>"
+                f'<td><span class="badge badge-{status}">'
+                f"{escape(statuses.get(order.status, order.status))}</span></td></tr>"
+            )
+        )
+    return rows
+
+
 @dataclass(frozen=True)
 class ChartBar:
     x: float
@@ -131,6 +170,14 @@ class ChartBar:
     month_name: str
     # Written under the first month and under each January.
     year_label: str
+
+
+@functools.lru_cache(maxsize=512)
+def _month_labels(language: str | None, month: date) -> tuple[str, str]:
+    """A month's short label and full name in `language` (formatting dates per bar cost more
+    than drawing the chart)."""
+    with translation.override(language):
+        return date_format(month, "N"), date_format(month, "F Y")
 
 
 def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
@@ -158,9 +205,9 @@ def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
                 text=number_format(value, decimal_pos=0, use_l10n=True, force_grouping=True),
                 text_y=round(y - 6, 1),
                 money=money(value),
-                month_label=date_format(month, "N"),
-                month_name=date_format(month, "F Y"),
-                year_label=date_format(month, "Y") if index == 0 or month.month == 1 else "",
+                month_label=_month_labels(get_language(), month)[0],
+                month_name=_month_labels(get_language(), month)[1],
+                year_label=str(month.year) if index == 0 or month.month == 1 else "",
             )
         )
     return {
@@ -245,6 +292,7 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
             customer_monthly_spend(customer_id=customer.pk, last_order_at=customer.last_order_at)
         ),
         "orders": orders,
+        "order_rows": order_history_rows(orders),
         "order_links": order_links,
         "can_edit": _can_edit(request.user),
         **note_context(request, customer),
