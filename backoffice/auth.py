@@ -6,6 +6,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.db import connection, connections, router
 
 
@@ -19,6 +20,18 @@ class PermissionsInOneQueryBackend(ModelBackend):
     get_group_permissions(), get_all_permissions() and has_perm() answer exactly as before.
     Inactive and anonymous users have no permission; superusers have every permission.
     """
+
+    def get_user(self, user_id):
+        """The logged-in user of a request, as ModelBackend reads it, with SQL written once
+        (the ORM's get() cost twice as much CPU, on every request)."""
+        user_model = get_user_model()
+        try:
+            pk = user_model._meta.pk.to_python(user_id)
+        except ValidationError:
+            return None  # a session holding something else than a primary key
+        users = list(user_model._default_manager.raw(_user_sql(), [pk]))
+        user = users[0] if users else None
+        return user if user is not None and self.user_can_authenticate(user) else None
 
     def _get_permissions(self, user_obj, obj, from_name):
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
@@ -57,6 +70,14 @@ class PermissionsInOneQueryBackend(ModelBackend):
                 found[origin].add(names[pk])
         user_obj._user_perm_cache = found["user"]
         user_obj._group_perm_cache = found["group"]
+
+
+@functools.cache
+def _user_sql() -> str:
+    meta = get_user_model()._meta
+    q = connection.ops.quote_name
+    columns = ", ".join(q(field.column) for field in meta.concrete_fields)
+    return f"SELECT {columns} FROM {q(meta.db_table)} WHERE {q(meta.pk.column)} = %s"
 
 
 # Per database: permission id -> "app_label.codename". Permissions are created by migrations

@@ -210,6 +210,8 @@ SECURE_CSP = {
     "form-action": [CSP.SELF],
 }
 
+# Django's database sessions, read with plain SQL (backoffice/sessions.py).
+SESSION_ENGINE = "backoffice.sessions"
 SESSION_COOKIE_HTTPONLY = True
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
