@@ -150,13 +150,12 @@ class CustomerTable(tables.Table):
         )
 
     def render_last_order(self, record):
-        order = record.last_order
-        if order is None:
+        number = record.last_order_number
+        if number is None:
             return ""
-        number = escape(order.number)
         return mark_safe(
-            f'<a href="{escape(self._order_url.format(quote(order.number, safe="")))}">'
-            f'{number}</a><span class="sub">{self._date(record.last_order_at)}</span>'
+            f'<a href="{escape(self._order_url.format(quote(number, safe="")))}">'
+            f'{escape(number)}</a><span class="sub">{self._date(record.last_order_at)}</span>'
         )
 
     def render_last_source(self, record):
