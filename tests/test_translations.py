@@ -20,8 +20,11 @@ from django.db import models
 from django.test import Client
 from django.urls import reverse
 from django.utils import translation
-from django.utils.formats import date_format
+from django.utils.formats import date_format, number_format
 from django.utils.timezone import localtime
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from backoffice.templatetags.formatting import money
 from clients.forms import ContactForm
@@ -98,6 +101,24 @@ def test_money_is_written_as_each_language_writes_it(language, expected, negativ
     with translation.override(language):
         assert money(Decimal("1234.56")) == expected
         assert money(Decimal("-5")) == negative
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    amount=st.decimals(min_value=-(10**14), max_value=10**14, allow_nan=False, places=4)
+    | st.decimals(allow_nan=False, allow_infinity=False),
+    language=st.sampled_from(["en", "fr", "de", None]),
+)
+def test_money_writes_amounts_as_number_format_does(amount, language):
+    """money()'s fast path (groups of three) against Django's number_format."""
+    with translation.override(language):
+        sign = "-" if amount < 0 else ""
+        expected = number_format(abs(amount), decimal_pos=2, use_l10n=True, force_grouping=True)
+        symbol = {"EUR": "€", "USD": "$", "GBP": "£"}.get(settings.SHOP_CURRENCY)
+        if language == "fr":
+            assert money(amount) == f"{sign}{expected}\u00a0{symbol}"
+        else:
+            assert money(amount) == f"{sign}{symbol}{expected}"
 
 
 @pytest.mark.django_db
