@@ -24,18 +24,12 @@ from django.db import connection
 from django.test import Client
 
 from tests.factories import CustomerFactory, UserFactory
+from tests.markers import fault_test
 
-pytestmark = [
-    pytest.mark.skipif(
-        not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
-        reason="restarts the PostgreSQL server: needs PostgreSQL",
-    ),
-    pytest.mark.skipif(
-        os.environ.get("RUN_FAULT_TESTS") != "1",
-        reason="restarts PostgreSQL, disrupting its other clients: set RUN_FAULT_TESTS=1",
-    ),
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+pytestmark = fault_test(
+    needs_postgresql="restarts the PostgreSQL server: needs PostgreSQL",
+    why_opt_in="restarts PostgreSQL, disrupting its other clients",
+)
 
 BASE_DIR = Path(settings.BASE_DIR)
 PORTS = range(8014, 8020)

@@ -17,7 +17,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -30,18 +29,14 @@ from notifications.models import (
     SubscriptionStatus,
 )
 from notifications.services import Audience, Message, campaign_create
+from tests.markers import fault_test
 from tests.notifications.fixtures_push import subscribe, vapid_settings  # noqa: F401
 
 pytestmark = [
-    pytest.mark.skipif(
-        not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
-        reason="needs PostgreSQL: the worker is another process",
+    *fault_test(
+        needs_postgresql="needs PostgreSQL: the worker is another process",
+        why_opt_in="keeps a push service down for a minute (about 90 s)",
     ),
-    pytest.mark.skipif(
-        os.environ.get("RUN_FAULT_TESTS") != "1",
-        reason="keeps a push service down for a minute (about 90 s): set RUN_FAULT_TESTS=1",
-    ),
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.usefixtures("vapid_settings"),
 ]
 
