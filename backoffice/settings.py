@@ -75,7 +75,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "backoffice.context_processors.backoffice",
             ],
-            "builtins": ["backoffice.templatetags.formatting"],
+            "builtins": ["backoffice.templatetags.formatting", "backoffice.templatetags.languages"],
         },
     },
 ]
@@ -153,7 +153,7 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "backoffice.staticfiles.ManifestStaticFilesStorage"
         )
     },
 }
