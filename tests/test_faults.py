@@ -25,6 +25,7 @@ from django.test import Client
 
 from tests.factories import CustomerFactory, UserFactory
 from tests.markers import fault_test
+from tests.processes import stop
 
 pytestmark = fault_test(
     needs_postgresql="restarts the PostgreSQL server: needs PostgreSQL",
@@ -132,12 +133,7 @@ def gunicorn(postgres_back_up, tmp_path):
                 time.sleep(0.2)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=20)
         output.close()
 
 

@@ -31,6 +31,7 @@ from notifications.models import (
 from notifications.services import Audience, Message, campaign_create
 from tests.markers import fault_test
 from tests.notifications.fixtures_push import subscribe, vapid_settings  # noqa: F401
+from tests.processes import stop
 
 pytestmark = [
     *fault_test(
@@ -76,12 +77,7 @@ def db_worker(settings, vapid_keys, tmp_path):
         try:
             yield worker
         finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+            stop(worker, timeout=30)
 
 
 def _statuses(campaign) -> dict[str, int]:
