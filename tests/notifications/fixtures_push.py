@@ -28,22 +28,33 @@ def subscribe(push_service, customer=None, **kwargs):
     )
 
 
-def send_campaign(capture, *, audience=None, send_at=None, actor=None, **message):
-    """Create a campaign as an admin would and run what the worker runs (the tests' tasks
-    backend runs tasks immediately when the transaction commits)."""
+def new_campaign(*, audience=None, send_at=None, actor=None, **message):
+    """A campaign created as the back office creates it, to the whole Leads tab unless told;
+    what starts it is up to the test's tasks backend."""
     fields = {
         "title": "Spring sale",
         "body": "20% off everything",
         "link": "https://shop.example/sale",
     }
     fields.update(message)
+    return campaign_create(
+        actor=actor,
+        audience=audience or Audience(tab="leads", kind="all"),
+        message=Message(**fields),
+        send_at=send_at,
+        public_base_url="https://backoffice.example",
+    )
+
+
+def send_campaign(capture, *, audience=None, send_at=None, actor=None, **message):
+    """Create a campaign as an admin would and run what the worker runs (the tests' tasks
+    backend runs tasks immediately when the transaction commits)."""
     with capture(execute=True):
-        campaign = campaign_create(
-            actor=actor or UserFactory(role="Admin"),
-            audience=audience or Audience(tab="leads", kind="all"),
-            message=Message(**fields),
+        campaign = new_campaign(
+            audience=audience,
             send_at=send_at,
-            public_base_url="https://backoffice.example",
+            actor=actor or UserFactory(role="Admin"),
+            **message,
         )
     campaign.refresh_from_db()
     return campaign

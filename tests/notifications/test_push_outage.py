@@ -28,9 +28,12 @@ from notifications.models import (
     PushSubscription,
     SubscriptionStatus,
 )
-from notifications.services import Audience, Message, campaign_create
 from tests.markers import fault_test
-from tests.notifications.fixtures_push import subscribe, vapid_settings  # noqa: F401
+from tests.notifications.fixtures_push import (  # noqa: F401
+    new_campaign,
+    subscribe,
+    vapid_settings,
+)
 from tests.processes import stop
 
 pytestmark = [
@@ -91,13 +94,7 @@ def test_a_campaign_sent_while_the_push_service_is_down_for_a_minute_completes(
     subscriptions = [subscribe(push_service) for _ in range(SUBSCRIPTIONS)]
     push_service.set_down(True)
     down_at = time.monotonic()
-    campaign = campaign_create(
-        actor=None,
-        audience=Audience(tab="leads", kind="all"),
-        message=Message(title="Back soon", body="Outage sale", link="https://shop.example"),
-        send_at=None,
-        public_base_url="https://backoffice.example",
-    )
+    campaign = new_campaign(title="Back soon", body="Outage sale", link="https://shop.example")
     rows = Delivery.objects.filter(campaign=campaign)
 
     # The worker starts the campaign and its first attempts are refused.

@@ -17,7 +17,12 @@ from notifications.services import (
     subscriptions_expire,
 )
 from tests.factories import CustomerFactory, UserFactory
-from tests.notifications.fixtures_push import send_campaign, subscribe, vapid_settings  # noqa: F401
+from tests.notifications.fixtures_push import (  # noqa: F401
+    new_campaign,
+    send_campaign,
+    subscribe,
+    vapid_settings,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("vapid_settings")]
 
@@ -106,13 +111,7 @@ def test_the_audience_is_resolved_again_when_the_campaign_starts(push_service, s
 def test_an_audience_that_became_invalid_fails_the_campaign(push_service, settings):
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
     subscribe(push_service)
-    campaign = campaign_create(
-        actor=None,
-        audience=Audience(tab="leads", kind="all"),
-        message=Message(title="t", body="b", link="https://shop.example"),
-        send_at=None,
-        public_base_url="https://backoffice.example",
-    )
+    campaign = new_campaign(title="t", body="b", link="https://shop.example")
     type(campaign).objects.filter(pk=campaign.pk).update(audience_tab="nope")
     assert campaign_start(campaign_id=campaign.pk) == []
     campaign.refresh_from_db()

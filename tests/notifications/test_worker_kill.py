@@ -17,8 +17,12 @@ from django.db import connection
 from django.utils import timezone
 
 from notifications.models import CampaignStatus, Delivery, DeliveryStatus
-from notifications.services import Audience, Message, campaign_create, campaign_start
-from tests.notifications.fixtures_push import subscribe, vapid_settings  # noqa: F401
+from notifications.services import campaign_start
+from tests.notifications.fixtures_push import (  # noqa: F401
+    new_campaign,
+    subscribe,
+    vapid_settings,
+)
 
 pytestmark = [
     pytest.mark.skipif(
@@ -58,13 +62,7 @@ def _start_worker(settings, vapid_keys, campaign_id: int) -> subprocess.Popen:
 
 def _start_campaign(push_service, count: int):
     subscriptions = [subscribe(push_service) for _ in range(count)]
-    campaign = campaign_create(
-        actor=None,
-        audience=Audience(tab="leads", kind="all"),
-        message=Message(title="Flash sale", body="Tonight only", link="https://shop.example"),
-        send_at=None,
-        public_base_url="https://backoffice.example",
-    )
+    campaign = new_campaign(title="Flash sale", body="Tonight only", link="https://shop.example")
     assert campaign_start(campaign_id=campaign.pk) == [0]
     return campaign, subscriptions
 
