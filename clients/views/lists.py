@@ -56,16 +56,15 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
             )
             per_page = PAGE_SIZES[0]
         page = self._int_param("page", default=1)
-        paginator = {
-            "per_page": per_page,
-            "paginator_class": CappedCountPaginator,
-            "one_pass": bool(self.request.GET.get("q", "").strip()),
-        }
-        if not self._filtered():
+        if self._filtered():
+            paginator = {
+                "paginator_class": CappedCountPaginator,
+                "one_pass": bool(self.request.GET.get("q", "").strip()),
+            }
+        else:
             # The whole tab: its size is already known from the tab counts.
-            paginator["paginator_class"] = KnownCountPaginator
-            paginator["count"] = self.counts[self.tab]
-            del paginator["one_pass"]
+            paginator = {"paginator_class": KnownCountPaginator, "count": self.counts[self.tab]}
+        paginator["per_page"] = per_page
         try:
             table.paginate(page=page, **paginator)
         except EmptyPage:
