@@ -11,9 +11,7 @@ Pages on the origins in PUSH_STOREFRONT_ORIGINS may call these endpoints (CORS).
 malformed, oversized or unsigned is answered 400/403 and stores nothing.
 """
 
-import ipaddress
 import json
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -23,6 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from clients.models import Customer
 from notifications import services
+from notifications.endpoints import endpoint_problem
 from notifications.tokens import storefront_token_read
 from notifications.webpush import (
     b64url_decode,
@@ -49,27 +48,6 @@ def _cors(request, response):
         response["Access-Control-Max-Age"] = "3600"
         response["Vary"] = "Origin"
     return response
-
-
-def _endpoint_allowed(endpoint: str) -> bool:
-    parts = urlsplit(endpoint)
-    host = (parts.hostname or "").lower()
-    if not host or parts.username or parts.password:
-        return False
-    if settings.PUSH_ALLOW_LOOPBACK_ENDPOINTS and parts.scheme in ("http", "https"):
-        try:
-            if ipaddress.ip_address(host).is_loopback:
-                return True
-        except ValueError:
-            if host == "localhost":
-                return True
-    if parts.scheme != "https":
-        return False
-    for allowed in settings.PUSH_ENDPOINT_HOSTS:
-        allowed = allowed.lower()
-        if host == allowed.lstrip(".") or (allowed.startswith(".") and host.endswith(allowed)):
-            return True
-    return False
 
 
 def _json_body(request) -> dict:
@@ -107,9 +85,10 @@ def _subscription(value) -> dict:
     """Validate PushSubscription.toJSON(): an allowed endpoint and real keys."""
     if not isinstance(value, dict):
         raise BadRequest("subscription must be PushSubscription.toJSON().")
-    endpoint = _string(value.get("endpoint"), "subscription.endpoint", 1024)
-    if not _endpoint_allowed(endpoint):
-        raise BadRequest("subscription.endpoint is not a known push service.")
+    endpoint = value.get("endpoint")
+    problem = endpoint_problem(endpoint)
+    if problem:
+        raise BadRequest(f"subscription.endpoint: {problem}")
     keys = value.get("keys")
     if not isinstance(keys, dict):
         raise BadRequest("subscription.keys is missing.")
