@@ -76,8 +76,9 @@ retry_after_date=False, fraction=None, seed=None, for_seconds=None)``
     it; with an error status it is not). ``retry_after_date=True`` sends ``Retry-After`` as an
     HTTP date ``retry_after`` seconds ahead instead of a number of seconds. ``fraction=0.3``
     applies the answer to each request with that probability (the others get normal service;
-    ``seed`` makes the draw repeatable). ``for_seconds`` ends the programming by itself after
-    that long (a 30 s storm of 429). Each call replaces the previous programming for the same
+    ``seed`` makes the draw repeatable). ``for_seconds`` ends the programming by itself that long
+    after the first request it answered (a 30 s storm of 429, however long the client takes to
+    start sending). Each call replaces the previous programming for the same
     target; ``respond(target, status=201)`` restores normal service. Programmed answers apply
     to requests that pass validation: a malformed request still gets its own 4xx, so a failure
     test also proves the request itself was right. A message programmed to anything but 201 is
@@ -350,7 +351,9 @@ class _Rule:
     # Applies to each request with this probability (None: to every request).
     fraction: float | None = None
     random: random.Random | None = None
-    # time.monotonic() after which the rule no longer applies (None: until reprogrammed).
+    # Seconds the rule lasts from the first request it answers (None: until reprogrammed),
+    # and the time.monotonic() at which it ends once that request came.
+    duration: float | None = None
     until: float | None = None
 
 
@@ -772,7 +775,7 @@ class PushService:
                     retry_after_date=retry_after_date,
                     fraction=fraction,
                     random=random.Random(seed) if fraction is not None else None,
-                    until=time.monotonic() + for_seconds if for_seconds is not None else None,
+                    duration=for_seconds,
                 )
 
     # -- observations -------------------------------------------------------------------------
@@ -968,6 +971,8 @@ class PushService:
                 if rule.until is not None and time.monotonic() >= rule.until:
                     del self._rules[target]
                     continue
+                if rule.duration is not None and rule.until is None:
+                    rule.until = time.monotonic() + rule.duration
                 if rule.fraction is not None and rule.random.random() >= rule.fraction:
                     return None  # this request is spared: normal service
                 if rule.remaining is not None:
