@@ -28,6 +28,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.db import connection
@@ -36,7 +37,6 @@ from django_tasks_db.models import DBTaskResult
 
 from clients.models import AuditEntry, Customer
 from demo.push_service import PushService
-from notifications.conf import push_setting
 from notifications.models import (
     Campaign,
     CampaignStatus,
@@ -55,6 +55,7 @@ PUSH_REQUEST_TIMEOUT = 2.0
 PUSH_RETRY_BASE_DELAY = 0.5
 PUSH_RETRY_MAX_DELAY = 2.0
 PUSH_CLAIM_LEASE = 10.0
+PUSH_WATCHDOG_INTERVAL = 5.0
 """
 
 CHUNK = 1000
@@ -131,12 +132,12 @@ class Bench:
             "DEBUG": "0",
             "SECRET_KEY": settings.SECRET_KEY,
             "VAPID_PRIVATE_KEY": vapid_private,
+            "DATABASE_URL": _database_url(),
         }
         self.service = PushService(vapid_public_key=vapid_public)
         self.processes: list[subprocess.Popen] = []
         self.campaign_ids: list[int] = []
         self.subscription_ids: list[int] = []
-        self.batch_size = push_setting("PUSH_BATCH_SIZE")
 
     # -- setup and teardown ------------------------------------------------------------------
 
@@ -221,6 +222,8 @@ class Bench:
     # -- one scenario ------------------------------------------------------------------------
 
     def campaign(self, scenario: Scenario) -> Campaign:
+        """A campaign to the Leads tab (only the bench's customers accept push: checked), due
+        now; the workers start it as they start any campaign (start_campaign)."""
         now = timezone.now()
         campaign = Campaign.objects.create(
             title=f"Fault bench: {scenario.name}",
@@ -228,24 +231,26 @@ class Bench:
             link="https://shop.example/sale",
             audience_tab="leads",
             audience_kind="all",
-            status=CampaignStatus.SENDING,
+            status=CampaignStatus.SCHEDULED,
             public_base_url="https://backoffice.example",
             created_at=now,
             send_at=now,
-            started_at=now,
-            recipients=self.n,
-            customers_count=self.n,
         )
         self.campaign_ids.append(campaign.pk)
-        for start in range(0, self.n, CHUNK):
-            Delivery.objects.bulk_create(
-                Delivery(campaign=campaign, subscription_id=sub, batch=i // self.batch_size)
-                for i, sub in enumerate(self.subscription_ids[start : start + CHUNK], start)
-            )
         return campaign
 
+    def settle(self, campaign: Campaign) -> None:
+        """Leave nothing of an unfinished scenario to the next one's workers."""
+        DBTaskResult.objects.filter(
+            task_path__startswith="notifications.tasks.",
+            args_kwargs__args__0=campaign.pk,
+        ).exclude(status__in=["SUCCESSFUL", "FAILED"]).delete()
+        Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.SENDING).update(
+            status=CampaignStatus.FAILED, error="bench_push_faults: not completed in time"
+        )
+
     def scenario(self, scenario: Scenario) -> Result:
-        from notifications.tasks import send_batch
+        from notifications.tasks import start_campaign
 
         self.service.respond(None, status=201)
         self.service.clear()
@@ -255,9 +260,7 @@ class Bench:
         time.sleep(2.0)  # the workers' start-up, so that the time is the campaign's
         program(self.service, scenario.name)
         started = time.monotonic()
-        batches = (self.n + self.batch_size - 1) // self.batch_size
-        for batch in range(batches):
-            send_batch.enqueue(campaign.pk, batch)
+        start_campaign.enqueue(campaign.pk)
         notes = []
         if scenario.kills:
             rng = random.Random(3)
@@ -284,6 +287,7 @@ class Bench:
                 break
             time.sleep(0.25)
         self.stop_workers()
+        self.settle(campaign)
         if self.service.is_down:
             self.service.set_down(False)
         return self.count(scenario, campaign, seconds, notes)
@@ -310,8 +314,27 @@ class Bench:
         )
 
 
+def _database_url() -> str:
+    """The database this process uses, for the workers (whatever DATABASE_URL says)."""
+    db = connection.settings_dict
+    user = quote(db["USER"] or "", safe="")
+    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
+    credentials = f"{user}{password}@" if user else ""
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    # The options of DATABASE_URL (prepare_threshold=none behind a pooler...) carry over.
+    query = urlsplit(os.environ.get("DATABASE_URL", "")).query
+    return f"postgres://{credentials}{db['HOST'] or ''}{port}/{quote(db['NAME'], safe='')}" + (
+        f"?{query}" if query else ""
+    )
+
+
 def check_database() -> str | None:
     """Why the bench cannot run on this database, or None."""
     if connection.vendor != "postgresql":
         return "bench_push_faults needs PostgreSQL (its workers are other processes)."
+    if PushSubscription.objects.filter(status="active").exists():
+        return (
+            "bench_push_faults sends to the whole Leads tab: run it on a database without "
+            "active push subscriptions (createdb a fresh one and migrate)."
+        )
     return None
