@@ -61,7 +61,8 @@ API
     finished with: ``method``, ``target`` (the request target exactly as on the request line),
     ``endpoint`` (``origin + target``), ``status`` (the answer, or None when the connection was
     dropped or the service stopped before answering), ``delivered`` (in ``received``),
-    ``payload`` (decrypted, when delivered) and ``at`` (arrival, aware UTC).
+    ``payload`` (decrypted, when delivered), ``at`` (arrival, aware UTC) and ``delayed`` (the
+    seconds it waited before answering: past the client's timeout, nobody read the answer).
 ``respond(endpoint_or_None, *, status, times=None, retry_after=None, delay=0.0, drop=False,
 retry_after_date=False, fraction=None, seed=None, for_seconds=None)``
     Programs the answer for one endpoint (a ``new_subscription()`` endpoint) or, with ``None``, for
@@ -331,6 +332,8 @@ class RequestRecord:
     delivered: bool
     payload: bytes | None
     at: datetime
+    # Seconds the service waited before answering (a programmed delay), 0.0 for none.
+    delayed: float = 0.0
 
 
 @dataclass
@@ -471,6 +474,7 @@ class _Handler(BaseHTTPRequestHandler):
                 delivered=answer.delivery is not None,
                 payload=answer.delivery.payload if answer.delivery is not None else None,
                 at=arrived,
+                delayed=answer.delay,
             )
         )
         if answered:

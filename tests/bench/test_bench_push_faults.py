@@ -6,11 +6,12 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from clients.models import Customer
 from notifications.models import Campaign, PushSubscription
+from tests.factories import CustomerFactory
 from tests.markers import fault_test
-from tests.notifications.fixtures_push import subscribe
 
 pytestmark = fault_test(
     needs_postgresql="needs PostgreSQL: the workers are other processes",
@@ -51,8 +52,14 @@ def test_the_bench_counts_a_campaign_under_faults_and_deletes_what_it_wrote(sett
     assert not Campaign.objects.exists()
 
 
-def test_the_bench_refuses_a_database_with_subscriptions(push_service, settings):
+def test_the_bench_refuses_a_database_with_subscriptions(settings):
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-    subscribe(push_service)
+    PushSubscription.objects.create(
+        customer=CustomerFactory(),
+        endpoint="https://fcm.googleapis.com/fcm/send/x",
+        p256dh="x",
+        auth="y",
+        created_at=timezone.now(),
+    )
     with pytest.raises(CommandError, match="without active push subscriptions"):
         call_command("bench_push_faults", subscriptions=5, stdout=StringIO())
