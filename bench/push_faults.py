@@ -78,7 +78,9 @@ SCENARIOS = [
     Scenario("500", "500 to 20% of requests for 10 s"),
     Scenario("refused", "connections refused for the first 10 s"),
     Scenario(
-        "kill", "the worker SIGKILLed 3 times, 2 s apart, a new one started each time", kills=3
+        "kill",
+        "the sending worker SIGKILLed 3 times, 1-2 s into its sending, a new one started each time",
+        kills=3,
     ),
     Scenario("two-workers", "two workers at once", workers=2),
 ]
