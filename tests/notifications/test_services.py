@@ -1,9 +1,13 @@
 """Subscriptions keep Customer.push_opt_in exact; campaigns freeze their audience at start."""
 
+import concurrent.futures
 import io
+import threading
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
+from django.db import connection
 
 from clients.models import AuditEntry, Customer
 from notifications.models import CampaignStatus, Delivery, PushSubscription, SubscriptionStatus
@@ -182,3 +186,39 @@ def test_one_token_cannot_create_thousands_of_recipients(push_service, settings)
     campaign_start(campaign_id=campaign.pk)
     campaign.refresh_from_db()
     assert campaign.recipients == Delivery.objects.filter(campaign=campaign).count() == 20
+
+
+@pytest.mark.skipif(
+    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    reason="needs PostgreSQL: concurrent transactions",
+)
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_subscribes_never_exceed_the_limit(push_service, settings):
+    """Browsers of one customer subscribing at the same time: the customer's row is locked
+    first, so the limit holds exactly and the opt-in stays exact."""
+    settings.PUSH_MAX_SUBSCRIPTIONS_PER_CUSTOMER = 5
+    customer = CustomerFactory()
+    infos = [push_service.new_subscription() for _ in range(24)]
+    start = threading.Barrier(4)
+
+    def subscribe_some(chunk):
+        start.wait()
+        try:
+            for info in chunk:
+                subscription_save(
+                    customer=customer,
+                    endpoint=info["endpoint"],
+                    p256dh=info["keys"]["p256dh"],
+                    auth=info["keys"]["auth"],
+                )
+        finally:
+            connection.close()
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(subscribe_some, [infos[i::4] for i in range(4)]))
+
+    active = PushSubscription.objects.filter(customer=customer, status="active")
+    assert active.count() == 5
+    assert PushSubscription.objects.filter(customer=customer).count() == 24
+    assert AuditEntry.objects.filter(action="push_subscription_replaced").count() == 19
+    assert _opt_in(customer) is True
