@@ -636,6 +636,8 @@ def test_slow_answer_still_delivers(push_service, vapid_keys):
 
     assert time.monotonic() - started >= 0.3
     assert len(push_service.received) == 1
+    [record] = push_service.requests
+    assert (record.status, record.delayed) == (201, 0.3)
 
 
 def test_slow_failure_and_client_timeout(push_service, vapid_keys):
