@@ -6,12 +6,13 @@ import json
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clients.models import AuditEntry
+from clients.models import AuditEntry, Customer
 from notifications.endpoints import endpoint_problem
-from notifications.models import PushSubscription, SubscriptionStatus
+from notifications.models import Delivery, DeliveryStatus, PushSubscription, SubscriptionStatus
 from notifications.tokens import storefront_token_issue
 from tests.factories import CustomerFactory
 from tests.notifications.fixtures_push import send_campaign, vapid_settings  # noqa: F401
@@ -249,3 +250,64 @@ def test_an_accepted_endpoint_is_written_to_the_wire_byte_for_byte(storefront, p
 
     check()
     assert len(accepted) >= PROPERTY_EXAMPLES // 4, accepted
+
+
+# --- rows that got in another way are refused by the sender -------------------------------------
+
+
+def test_stored_hostile_endpoints_are_failed_by_the_sender_and_nothing_is_injected(
+    push_service, run
+):
+    """Rows that bypassed the storefront (older data, the admin, an import): the sender checks
+    the endpoint again, fails those rows alone with the reason, and writes nothing of them."""
+    victim = push_service.new_subscription()
+    honest = push_service.new_subscription()
+    smuggled = (
+        f"/push/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+        f"POST {victim['endpoint'].removeprefix(push_service.origin)} HTTP/1.1\r\nTTL: 0\r\n\r\n"
+    )
+    hostile = {
+        "request smuggling": push_service.origin + smuggled,
+        "header injection": push_service.origin + "/push/y\r\nX-Injected: 1",
+        "non-Latin-1": push_service.origin + "/push/\u4e2d",
+        "space": push_service.origin + "/push/a b",
+    }
+    keys = push_service.new_subscription()["keys"]
+    for endpoint in [victim["endpoint"], honest["endpoint"]]:
+        customer = CustomerFactory()
+        info = victim if endpoint == victim["endpoint"] else honest
+        PushSubscription.objects.create(
+            customer=customer,
+            endpoint=endpoint,
+            p256dh=info["keys"]["p256dh"],
+            auth=info["keys"]["auth"],
+            created_at=timezone.now(),
+        )
+    for endpoint in hostile.values():
+        PushSubscription.objects.create(
+            customer=CustomerFactory(),
+            endpoint=endpoint,
+            p256dh=keys["p256dh"],
+            auth=keys["auth"],
+            created_at=timezone.now(),
+        )
+    Customer.objects.update(push_opt_in=True)
+
+    campaign = run(title="Only the honest ones")
+
+    assert campaign.status == "sent"
+    rows = {
+        d.subscription.endpoint: d
+        for d in Delivery.objects.filter(campaign=campaign).select_related("subscription")
+    }
+    for what, endpoint in hostile.items():
+        assert rows[endpoint].status == DeliveryStatus.FAILED, what
+        assert rows[endpoint].error, what
+    assert rows[victim["endpoint"]].status == DeliveryStatus.SENT
+    assert rows[honest["endpoint"]].status == DeliveryStatus.SENT
+    # The service saw exactly the two honest requests: nothing smuggled, nothing injected.
+    assert sorted(r.target for r in push_service.requests) == sorted(
+        e.removeprefix(push_service.origin) for e in [victim["endpoint"], honest["endpoint"]]
+    )
+    assert all("X-Injected" not in r.headers for r in push_service.received)
+    assert PushSubscription.objects.get(endpoint=victim["endpoint"]).status == "active"
