@@ -42,6 +42,10 @@ DEFAULTS = {
     # A PEM file of CA certificates trusted for push services besides the system's (a push
     # service behind a private CA, the tests' local HTTPS one); "" for the system's only.
     "PUSH_CA_FILE": "",
+    # Active subscriptions one customer may have (browsers, devices); subscribing one more
+    # replaces the oldest, so one storefront token cannot make a campaign send thousands of
+    # requests.
+    "PUSH_MAX_SUBSCRIPTIONS_PER_CUSTOMER": 20,
 }
 
 

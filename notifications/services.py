@@ -83,8 +83,37 @@ def subscription_save(
         subscription.consecutive_failures = 0
         subscription.ended_at = None
         subscription.save()
+    _subscriptions_limit(customer=customer, keep=subscription, now=now, lock=affected)
     _opt_in_refresh(affected)
     return subscription
+
+
+def _subscriptions_limit(
+    *, customer: Customer, keep: PushSubscription, now: datetime, lock
+) -> None:
+    """Replace the customer's oldest active subscriptions beyond the limit, auditing each."""
+    limit = max(1, push_setting("PUSH_MAX_SUBSCRIPTIONS_PER_CUSTOMER"))
+    # The customers' rows are the lock (in id order, as _opt_in_refresh takes them): two
+    # browsers subscribing at once cannot both see room.
+    list(Customer.objects.select_for_update().filter(pk__in=lock).order_by("pk").values("pk"))
+    active = PushSubscription.objects.filter(customer=customer, status=SubscriptionStatus.ACTIVE)
+    excess = active.count() - limit
+    if excess <= 0:
+        return
+    oldest = list(active.exclude(pk=keep.pk).order_by("created_at", "pk")[:excess])
+    PushSubscription.objects.filter(pk__in=[s.pk for s in oldest]).update(
+        status=SubscriptionStatus.UNSUBSCRIBED, ended_at=now
+    )
+    for replaced in oldest:
+        audit_record(
+            customer=customer,
+            actor=None,
+            action="push_subscription_replaced",
+            changes={
+                "subscription": [replaced.pk, keep.pk],
+                "status": [SubscriptionStatus.ACTIVE, SubscriptionStatus.UNSUBSCRIBED],
+            },
+        )
 
 
 @transaction.atomic

@@ -57,12 +57,17 @@ def _json_body(request) -> dict:
     if not length.isdigit() or int(length) > MAX_BODY:
         raise BadRequest(f"The request must have a body of at most {MAX_BODY} bytes.")
     try:
-        data = json.loads(request.read(MAX_BODY + 1))
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(request.read(MAX_BODY + 1), parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nesting deeper than the interpreter's recursion limit ([[[[...).
         raise BadRequest("The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.")
     return data
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")  # json.loads accepts NaN and Infinity by default
 
 
 def _customer(data: dict) -> Customer:
@@ -78,7 +83,18 @@ def _customer(data: dict) -> Customer:
 def _string(value, name: str, max_length: int) -> str:
     if not isinstance(value, str) or not value or len(value) > max_length:
         raise BadRequest(f"{name} must be a string of 1 to {max_length} characters.")
+    if "\x00" in value or not _encodable(value):
+        # A NUL or a lone surrogate ("\ud800" in JSON) cannot be stored, nor even looked up.
+        raise BadRequest(f"{name} contains characters no text may contain.")
     return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _subscription(value) -> dict:
