@@ -295,24 +295,35 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
 
     def prepare(claim: str, rows: list[DeliveryToSend]):
         """(requests ready to write, outcomes of rows that cannot be sent)."""
-        ready, refused, held = [], [], {}
+        ready, refused, held, messages = [], [], {}, []
+        by_pk = {}
         for row in rows:
             paused = pauses.paused_until(endpoint_origin(row.endpoint))
             if paused is not None:
                 held.setdefault(paused, []).append(row.pk)
                 continue
-            message = PushMessage(
-                key=row.pk,
-                endpoint=row.endpoint,
-                p256dh=row.p256dh,
-                auth=row.auth,
-                payload=base_payload.for_subscription(row.subscription_id),
-                ttl=campaign.ttl,
-                urgency=campaign.urgency,
-                topic=topic,
+            by_pk[row.pk] = row
+            messages.append(
+                PushMessage(
+                    key=row.pk,
+                    endpoint=row.endpoint,
+                    p256dh=row.p256dh,
+                    auth=row.auth,
+                    payload=base_payload.for_subscription(row.subscription_id),
+                    ttl=campaign.ttl,
+                    urgency=campaign.urgency,
+                    topic=topic,
+                )
             )
-            prepared = client.prepare(message)
+        # Encrypting and building run on the sender's event loop thread, between the
+        # answers of the wave on the wire, while this thread waits without holding the GIL:
+        # two threads doing Python work at once would make the loop wait for the GIL on
+        # every answer.
+        for message, prepared in zip(
+            messages, loop.run(_prepare_all(client, messages)), strict=True
+        ):
             if isinstance(prepared, PushResult):
+                row = by_pk[message.key]
                 refused.append(
                     DeliveryOutcome(
                         pk=row.pk,
@@ -322,7 +333,7 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                     )
                 )
             else:
-                ready.append((row.pk, prepared))
+                ready.append((message.key, prepared))
         for until, ids in held.items():
             # Held back by a 429 pause of their push service: not an attempt, not written.
             when = datetime.fromtimestamp(until, tz=UTC)
@@ -407,6 +418,10 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                 future.result()
     services.campaign_finish_if_done(campaign_id=campaign_id)
     return outcome
+
+
+async def _prepare_all(client: PushClient, messages: list[PushMessage]) -> list:
+    return [client.prepare(message) for message in messages]
 
 
 def _still_sending(campaign_id: int) -> bool:
