@@ -5,12 +5,12 @@ from django.conf import settings
 DEFAULTS = {
     # Deliveries per batch task: several workers share a campaign batch by batch.
     "PUSH_BATCH_SIZE": 1000,
-    # Deliveries a worker claims at once and writes together; never more than
-    # PUSH_CONCURRENCY, so a whole wave is written as soon as it is marked "sending". At most
-    # this many have an unknown outcome if the worker is killed (see delivery.py).
+    # Deliveries a worker claims at once and writes together. Two waves are on the wire at
+    # once, so a wave is at most PUSH_CONCURRENCY / 2: the whole wave is written as soon as it
+    # is marked "sending". At most two waves have an unknown outcome if the worker is killed.
     "PUSH_WAVE_SIZE": 100,
     # Open connections per worker process (notifications/http1.py).
-    "PUSH_CONCURRENCY": 100,
+    "PUSH_CONCURRENCY": 200,
     # Seconds for one request to a push service, connection included.
     "PUSH_REQUEST_TIMEOUT": 10.0,
     # Attempts per delivery on 5xx, 408 and connections that could not be opened before it is

@@ -45,6 +45,7 @@ import random
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -71,6 +72,9 @@ EXPIRED_CODES = {404, 410}
 # Answers that prove the push service did not take the message: it is safe to send again.
 RETRY_CODES = {408, 425, 429}
 RETRY_JITTER = (1.0, 1.25)
+# Waves on the wire at once per worker: while one is answered and recorded, the next is
+# written. Each wave is at most PUSH_CONCURRENCY / WAVES_IN_FLIGHT rows.
+WAVES_IN_FLIGHT = 2
 
 
 def retry_delay(attempts: int) -> float:
@@ -281,29 +285,45 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
     base_payload = campaign_payload(campaign)
     topic = f"campaign-{campaign.pk}"
     loop, client, pauses = _sender()
-    wave_size = max(1, min(push_setting("PUSH_WAVE_SIZE"), push_setting("PUSH_CONCURRENCY")))
+    # Two waves are on the wire at once (one is recorded while the next is written), so each
+    # is at most half the connections: every request of a wave has a connection the moment
+    # the wave is marked sending.
+    concurrency = push_setting("PUSH_CONCURRENCY")
+    wave_size = max(1, min(push_setting("PUSH_WAVE_SIZE"), concurrency // WAVES_IN_FLIGHT))
+    waves_in_flight = WAVES_IN_FLIGHT if concurrency >= WAVES_IN_FLIGHT else 1
     lease = push_setting("PUSH_CLAIM_LEASE")
 
     def prepare(claim: str, rows: list[DeliveryToSend]):
         """(requests ready to write, outcomes of rows that cannot be sent)."""
-        ready, refused, held = [], [], {}
+        ready, refused, held, messages = [], [], {}, []
+        by_pk = {}
         for row in rows:
             paused = pauses.paused_until(endpoint_origin(row.endpoint))
             if paused is not None:
                 held.setdefault(paused, []).append(row.pk)
                 continue
-            message = PushMessage(
-                key=row.pk,
-                endpoint=row.endpoint,
-                p256dh=row.p256dh,
-                auth=row.auth,
-                payload=base_payload.for_subscription(row.subscription_id),
-                ttl=campaign.ttl,
-                urgency=campaign.urgency,
-                topic=topic,
+            by_pk[row.pk] = row
+            messages.append(
+                PushMessage(
+                    key=row.pk,
+                    endpoint=row.endpoint,
+                    p256dh=row.p256dh,
+                    auth=row.auth,
+                    payload=base_payload.for_subscription(row.subscription_id),
+                    ttl=campaign.ttl,
+                    urgency=campaign.urgency,
+                    topic=topic,
+                )
             )
-            prepared = client.prepare(message)
+        # Encrypting and building run on the sender's event loop thread, between the
+        # answers of the wave on the wire, while this thread waits without holding the GIL:
+        # two threads doing Python work at once would make the loop wait for the GIL on
+        # every answer.
+        for message, prepared in zip(
+            messages, loop.run(_prepare_all(client, messages)), strict=True
+        ):
             if isinstance(prepared, PushResult):
+                row = by_pk[message.key]
                 refused.append(
                     DeliveryOutcome(
                         pk=row.pk,
@@ -313,14 +333,14 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                     )
                 )
             else:
-                ready.append((row.pk, prepared))
+                ready.append((message.key, prepared))
         for until, ids in held.items():
             # Held back by a 429 pause of their push service: not an attempt, not written.
             when = datetime.fromtimestamp(until, tz=UTC)
             services.deliveries_release(claim=claim, ids=ids, retry_at=min(when, give_up_at))
         return ready, refused
 
-    in_flight = None  # (claim, rows by pk, future of the results)
+    in_flight: deque = deque()  # (claim, rows by pk, future of the results), oldest first
     claimed = None  # (claim, ids) claimed and not yet marked sending
     outcome = BatchRun("done", orphan_batches=orphans)
     stopped = False
@@ -335,18 +355,19 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
             claimed = (claim, [row.pk for row in rows]) if rows else None
             ready, outcomes = prepare(claim, rows) if rows else ([], [])
             claims = [claim]
-            if in_flight is not None:
-                results = in_flight[2].result()
+            # The oldest wave is waited for when no more may be written, or when nothing new
+            # was claimed (the batch is draining).
+            if in_flight and (len(in_flight) >= waves_in_flight or not rows):
+                done_claim, by_pk, future = in_flight.popleft()
+                results = future.result()
                 now = timezone.now()
-                by_pk = in_flight[1]
                 outcomes += [
                     _outcome(
                         by_pk[result.key], result, now=now, give_up_at=give_up_at, pauses=pauses
                     )
                     for result in results
                 ]
-                claims.append(in_flight[0])
-                in_flight = None
+                claims.append(done_claim)
             sendable = set()
             if outcomes or ready:
                 sendable = services.deliveries_record(
@@ -358,10 +379,12 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
             if ready:
                 go = [(pk, request) for pk, request in ready if pk in sendable]
                 if go:
-                    in_flight = (
-                        claim,
-                        {row.pk: row for row in rows},
-                        loop.submit(client.send_prepared(go)),
+                    in_flight.append(
+                        (
+                            claim,
+                            {row.pk: row for row in rows},
+                            loop.submit(client.send_prepared(go)),
+                        )
                     )
                 if len(go) < len(ready):
                     # The campaign stopped sending (cancelled), or a claim was lost.
@@ -370,7 +393,7 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                     )
                     stopped = stopped or not _still_sending(campaign_id)
             claimed = None
-            if in_flight is not None or rows:
+            if in_flight or rows:
                 continue
             if stopped or not _still_sending(campaign_id):
                 outcome = BatchRun("stopped")
@@ -388,13 +411,17 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
             # Stopping on an error before the wave was marked sending: it was never written.
             with contextlib.suppress(Exception):
                 services.deliveries_release(claim=claimed[0], ids=claimed[1])
-        if in_flight is not None:
+        for _, _, future in in_flight:
             # Stopping on an error: let the requests on the wire finish rather than cut them
             # at a random point; their rows stay "sending" and their outcome becomes unknown.
             with contextlib.suppress(BaseException):
-                in_flight[2].result()
+                future.result()
     services.campaign_finish_if_done(campaign_id=campaign_id)
     return outcome
+
+
+async def _prepare_all(client: PushClient, messages: list[PushMessage]) -> list:
+    return [client.prepare(message) for message in messages]
 
 
 def _still_sending(campaign_id: int) -> bool:

@@ -434,41 +434,45 @@ def deliveries_claim(
     """Claim up to `size` due pending rows of a batch of a campaign that is still sending."""
     now = timezone.now()
     with transaction.atomic():
-        if not Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).exists():
-            return []
         due = (
             Delivery.objects.filter(
-                campaign_id=campaign_id, batch=batch, status=DeliveryStatus.PENDING
+                campaign_id=campaign_id,
+                # Re-checked at every claim: a cancelled campaign stops here.
+                campaign__status=CampaignStatus.SENDING,
+                batch=batch,
+                status=DeliveryStatus.PENDING,
             )
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
             .order_by("pk")
             # On PostgreSQL two workers skip each other's rows; the status condition of the
             # update below makes the claim exclusive on every database.
-            .select_for_update(skip_locked=True)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list(
+                "pk",
+                "attempts",
+                "subscription_id",
+                "subscription__endpoint",
+                "subscription__p256dh",
+                "subscription__auth",
+            )[:size]
         )
-        ids = list(due.values_list("pk", flat=True)[:size])
-        if not ids:
+        rows = [DeliveryToSend(*values) for values in due]
+        if not rows:
             return []
-        Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING).update(
+        ids = [row.pk for row in rows]
+        claimed = Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING).update(
             status=DeliveryStatus.CLAIMED,
             claim=claim,
             claimed_until=now + timedelta(seconds=lease),
         )
-    return [
-        DeliveryToSend(*values)
-        for values in Delivery.objects.filter(
-            pk__in=ids, claim=claim, status=DeliveryStatus.CLAIMED
-        )
-        .order_by("pk")
-        .values_list(
-            "pk",
-            "attempts",
-            "subscription_id",
-            "subscription__endpoint",
-            "subscription__p256dh",
-            "subscription__auth",
-        )
-    ]
+        if claimed != len(ids):
+            # Another worker took some between the read and the update (SQLite has no
+            # row locks): keep only what this claim holds.
+            held = set(
+                Delivery.objects.filter(pk__in=ids, claim=claim).values_list("pk", flat=True)
+            )
+            rows = [row for row in rows if row.pk in held]
+    return rows
 
 
 def deliveries_release(*, claim: str, ids, retry_at: datetime | None = None) -> int:
@@ -494,9 +498,6 @@ def deliveries_record(
     this claim still holds (a claim whose lease passed may have been given to another worker).
     """
     now = timezone.now()
-    campaign = (
-        Campaign.objects.select_for_update().filter(pk=campaign_id).only("pk", "status").first()
-    )
     groups: dict[tuple, list[int]] = {}
     ok_subs, failed_subs, expired_subs = [], [], []
     for outcome in outcomes:
@@ -532,12 +533,22 @@ def deliveries_record(
     subscriptions_record_results(ok=ok_subs, failed=failed_subs, at=now)
     if expired_subs:
         subscriptions_expire(subscription_ids=expired_subs, at=now)
-    _counters_add(campaign_id, counts)
-    if to_send is None or not to_send[1]:
+    # One statement adds the counters, locks the campaign row until the commit (a concurrent
+    # campaign_cancel waits for it, or this waits for the cancel) and says whether the
+    # campaign is still sending.
+    changes = {
+        _COUNTER_OF[status]: F(_COUNTER_OF[status]) + n
+        for status, n in counts.items()
+        if n and status in _COUNTER_OF
+    } or {"status": F("status")}
+    sending = Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).update(
+        **changes
+    )
+    if not sending and any(counts.get(status) for status in _COUNTER_OF):
+        _counters_add(campaign_id, counts)
+    if to_send is None or not to_send[1] or not sending:
         return set()
     claim, ids, lease = to_send
-    if campaign is None or campaign.status != CampaignStatus.SENDING:
-        return set()
     held = Delivery.objects.filter(pk__in=ids, claim=claim, status=DeliveryStatus.CLAIMED)
     marked = held.update(
         status=DeliveryStatus.SENDING, claimed_until=now + timedelta(seconds=lease)
