@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django_filters.fields import DateRangeField
 
-from clients.countries import is_country
+from backoffice.countries import is_country
 from clients.models import Customer
 from clients.search import normalize, phone_digits
 

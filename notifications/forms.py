@@ -49,9 +49,13 @@ class ComposeForm(forms.Form):
     link = forms.URLField(
         label=_("Link opened on click"),
         max_length=1000,
+        required=False,
         assume_scheme="https",
         validators=[_http_url],
-        help_text=_("The page customers land on when they click the notification."),
+        help_text=_(
+            "The page customers land on when they click the notification. Optional: without "
+            "it a click opens the shop’s home page, and clicks are not counted."
+        ),
     )
     icon = forms.URLField(
         label=_("Icon URL"),
@@ -92,6 +96,7 @@ class ComposeForm(forms.Form):
 
     def __init__(self, *args, base_url: str, **kwargs):
         self.base_url = base_url
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.fields["title"].widget.attrs["data-push-counted"] = ""
 

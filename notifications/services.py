@@ -213,17 +213,47 @@ def campaign_create(
     return campaign
 
 
+# Why the deliveries a cancellation stopped were not sent (Delivery.error).
+CANCELLED_ERROR = "Not sent: the campaign was cancelled."
+
+
 @transaction.atomic
 def campaign_cancel(*, campaign: Campaign, actor) -> Campaign:
-    """Cancel a scheduled campaign; raises ValueError once it has started."""
+    """Cancel a scheduled campaign, or stop one that is sending: what has not been sent is
+    not sent. Raises ValueError once the campaign has finished.
+
+    A sending campaign's pending deliveries are marked failed with CANCELLED_ERROR (and
+    counted as failed, so the counters stay equal to the rows); deliveries already on the wire
+    finish and are recorded by their worker, which then stops (delivery.batch_send sends only
+    for a sending campaign) and settles anything that came back to pending
+    (campaign_finish_if_done).
+    """
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status != CampaignStatus.SCHEDULED:
+    if campaign.status not in (CampaignStatus.SCHEDULED, CampaignStatus.SENDING):
         raise ValueError(f"The campaign is {campaign.get_status_display().lower()}: too late.")
+    was_sending = campaign.status == CampaignStatus.SENDING
     campaign.status = CampaignStatus.CANCELLED
     campaign.cancelled_at = timezone.now()
     campaign.cancelled_by = actor
     campaign.save(update_fields=["status", "cancelled_at", "cancelled_by"])
+    if was_sending:
+        _deliveries_cancel_pending(campaign_id=campaign.pk)
+        campaign.refresh_from_db(fields=["failed"])
     return campaign
+
+
+def _deliveries_cancel_pending(*, campaign_id: int) -> int:
+    """Mark a cancelled campaign's pending deliveries failed (never sent), counting them."""
+    count = Delivery.objects.filter(campaign_id=campaign_id, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.FAILED,
+        error=CANCELLED_ERROR,
+        next_attempt_at=None,
+        claim="",
+        claimed_until=None,
+    )
+    if count:
+        Campaign.objects.filter(pk=campaign_id).update(failed=F("failed") + count)
+    return count
 
 
 def campaign_start(*, campaign_id: int) -> list[int]:
@@ -291,6 +321,11 @@ def campaign_start(*, campaign_id: int) -> list[int]:
 def campaign_finish_if_done(*, campaign_id: int) -> bool:
     """Mark a sending campaign sent once every delivery has an outcome."""
     campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+    if campaign is not None and campaign.status == CampaignStatus.CANCELLED:
+        # Cancelled while this worker's requests were on the wire: those that came back to be
+        # retried are not sent again.
+        _deliveries_cancel_pending(campaign_id=campaign_id)
+        return False
     if campaign is None or campaign.status != CampaignStatus.SENDING:
         return False
     open_rows = Delivery.objects.filter(

@@ -26,6 +26,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from backoffice.countries import country_name
 from backoffice.templatetags.formatting import money
 from clients.forms import ContactForm
 from clients.models import Address, Customer, Note
@@ -202,8 +203,11 @@ class VisibleText(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.texts: list[str] = []
         self._hidden = 0
+        self._joined = False
 
     def handle_starttag(self, tag, attrs):
+        # A line-break opportunity inside a word (long emails): the text goes on.
+        self._joined = tag == "wbr"
         if tag in self.HIDDEN:
             self._hidden += 1
         attrs = dict(attrs)
@@ -217,7 +221,11 @@ class VisibleText(HTMLParser):
 
     def handle_data(self, data):
         if not self._hidden and data.strip():
-            self.texts.append(data)
+            if self._joined and self.texts:
+                self.texts[-1] += data
+            else:
+                self.texts.append(data)
+        self._joined = False
 
 
 def visible_texts(html: str) -> set[str]:
@@ -249,6 +257,9 @@ def data_values() -> set[str]:
             values.update(str(value) for value in row if value)
     values.update(str(address) for address in Address.objects.all())
     values.update(customer.full_name for customer in Customer.objects.all())
+    # Countries are named by CLDR in each language ("France" is French for France too).
+    for code in Address.objects.values_list("country", flat=True):
+        values.update(country_name(code, language) for language in ("en", "fr"))
     return {value for value in values if value}
 
 
