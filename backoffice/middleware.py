@@ -4,9 +4,10 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseNotFound
 from django.shortcuts import resolve_url
 from django.utils.cache import patch_cache_control
+from django.views.defaults import page_not_found
 
 
 class PrivatePagesMiddleware:
@@ -60,3 +61,32 @@ def _hx_login_redirect(request) -> HttpResponse:
     response["HX-Redirect"] = target
     patch_cache_control(response, private=True, no_store=True)
     return response
+
+
+class NotFoundPageMiddleware:
+    """With DEBUG on too, a page that does not exist gets the back office's own 404 page
+    (templates/404.html) rather than Django's technical page listing the URL patterns, so the
+    demo (`make run`) looks as production does.
+
+    Two ways lead to a 404: a view raises Http404 (seen here in process_exception), or no URL
+    pattern matches (Django then answers with its technical page before any view runs:
+    recognised here as a plain HttpResponseNotFound to a request that resolved to no view).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            settings.DEBUG
+            and type(response) is HttpResponseNotFound
+            and getattr(request, "resolver_match", None) is None
+        ):
+            return page_not_found(request, Http404())
+        return response
+
+    def process_exception(self, request, exception):
+        if settings.DEBUG and isinstance(exception, Http404):
+            return page_not_found(request, exception)
+        return None

@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Cache-Control: private, no-store for logged-in pages; HX-Redirect to log in for htmx.
     "backoffice.middleware.PrivatePagesMiddleware",
+    # The back office's own 404 page with DEBUG on as well.
+    "backoffice.middleware.NotFoundPageMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

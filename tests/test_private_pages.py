@@ -80,3 +80,21 @@ def test_plain_requests_without_a_session_are_still_redirected(client):
     response = client.get("/push/1/")
     assert response.status_code == 302
     assert "HX-Redirect" not in response
+
+
+@pytest.mark.parametrize("path", ["/no-such-page/", "/clients/999999/", "/push/999999/"])
+def test_the_apps_own_404_page_with_debug_on(viewer_client, settings, path):
+    settings.DEBUG = True
+    response = viewer_client.get(path, headers={"accept-language": "fr"})
+    assert response.status_code == 404
+    assert "Cette page n’existe pas." in response.text
+    assert "URLconf" not in response.text and "DEBUG = True" not in response.text
+    assert "private" in response["Cache-Control"]
+
+
+def test_the_404_page_for_anonymous_users_with_debug_on(client, settings):
+    settings.DEBUG = True
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert "This page does not exist." in response.text
+    assert "URLconf" not in response.text
