@@ -411,3 +411,23 @@ def test_the_detector_catches_a_forgotten_translate_tag():
     assert untranslated(french, english, {"Ada Lovelace"}, {"Clients"}) == ["Forgotten"]
     attribute = '<a aria-label="Edit contact">x</a>'
     assert untranslated(attribute, attribute, set(), set()) == ["Edit contact"]
+
+
+# --- French typography ----------------------------------------------------------------------
+
+# A space that may not break the line: before ":" and inside « », and a narrow one before ; ? !
+_FRENCH_SPACE_BEFORE = re.compile(r"(?<![\u00a0\u202f])[:;?!»](?!//)")
+_FRENCH_SPACE_AFTER = re.compile(r"«(?!\u00a0)")
+
+
+def test_french_punctuation_has_a_non_breaking_space_before_it():
+    """French writes "Pays : France", "Annulée ; rien", "Sûr ?", « ainsi » with a space before
+    (a non-breaking one, so the sign never starts a line): every translation does."""
+    wrong = []
+    for entry in catalog().translated_entries():
+        for text in [entry.msgstr, *entry.msgstr_plural.values()]:
+            # Placeholders and URLs are not prose.
+            prose = re.sub(r"%\(\w+\)[sd]|https?://\S+", "", text)
+            if _FRENCH_SPACE_BEFORE.search(prose) or _FRENCH_SPACE_AFTER.search(prose):
+                wrong.append(text)
+    assert not wrong, wrong
