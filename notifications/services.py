@@ -348,3 +348,84 @@ def click_record(*, campaign_id: int, subscription_id: int) -> Campaign | None:
         if first:
             Campaign.objects.filter(pk=campaign_id).update(clicks=F("clicks") + 1)
     return Campaign.objects.filter(pk=campaign_id).only("pk", "link").first()
+
+
+# --- A test before the campaign --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestPushOutcome:
+    customer: Customer
+    delivered: bool
+    status: int | None
+    error: str
+
+
+def campaign_send_test(*, actor, message: Message, customer_id: int) -> TestPushOutcome:
+    """Send the message once to one customer's newest device that accepts notifications,
+    through the push client the campaigns use, before sending the campaign (audited).
+
+    Raises ValueError when the customer does not exist or has no such device. The click
+    opens the message's link directly (a test is not a campaign: no click is counted).
+    """
+    import asyncio
+    import uuid
+
+    from notifications.payload import payload_bytes, payload_data
+    from notifications.webpush import PushClient, PushMessage, vapid_get
+
+    customer = Customer.objects.filter(pk=customer_id).first()
+    subscription = (
+        PushSubscription.objects.filter(customer_id=customer_id, status=SubscriptionStatus.ACTIVE)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if customer is None or subscription is None:
+        raise ValueError(f"Client {customer_id} has no device that accepts notifications.")
+    payload = payload_bytes(
+        payload_data(
+            title=message.title,
+            body=message.body,
+            url=message.link,
+            icon=message.icon,
+            image=message.image,
+            tag=f"test-{uuid.uuid4().hex}",
+        )
+    )
+    push = PushMessage(
+        key=subscription.pk,
+        endpoint=subscription.endpoint,
+        p256dh=subscription.p256dh,
+        auth=subscription.auth,
+        payload=payload,
+        ttl=message.ttl,
+        urgency=message.urgency,
+        topic="test",
+    )
+
+    async def send():
+        client = PushClient(
+            vapid=vapid_get(),
+            concurrency=1,
+            timeout=push_setting("PUSH_REQUEST_TIMEOUT"),
+            ca_file=push_setting("PUSH_CA_FILE"),
+        )
+        await client.open()
+        try:
+            return await client.send(push)
+        finally:
+            await client.close()
+
+    result = asyncio.run(send())
+    delivered = result.status is not None and 200 <= result.status < 300
+    outcome = f"{result.status} " if result.status else ""
+    outcome += "delivered" if delivered else result.error or "not delivered"
+    audit_record(
+        customer=customer,
+        actor=actor,
+        action="push_test",
+        changes={"title": [None, message.title], "outcome": [None, outcome.strip()]},
+    )
+    return TestPushOutcome(
+        customer=customer, delivered=delivered, status=result.status, error=result.error
+    )

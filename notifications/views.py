@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from notifications import selectors, services
-from notifications.forms import AudienceForm, ComposeForm
+from notifications.forms import AudienceForm, ComposeForm, TestPushForm
 from notifications.models import CampaignStatus, DeliveryStatus
 from notifications.payload import payload_size
 from notifications.tokens import click_token_read
@@ -109,12 +109,69 @@ def campaign_create(request):
                     request, _("The campaign is being sent."), extra_tags="campaign-sending"
                 )
             return redirect(campaign)
+    status = 400 if request.method == "POST" else 200
+    return _compose_page(request, audience_form, form, TestPushForm(), counts, status=status)
+
+
+@require_POST
+@permission_required(SEND, raise_exception=True)
+def campaign_test(request):
+    """Send the message being composed once to one customer's device, then show the form
+    again as it was, with the outcome."""
+    audience_form = AudienceForm(request.POST)
+    if not audience_form.is_valid():
+        return render(
+            request,
+            "notifications/campaign_audience_error.html",
+            {"errors": audience_form.errors},
+            status=400,
+        )
+    try:
+        counts = selectors.audience_counts(audience_form.to_audience())
+    except ValueError as exc:
+        return render(
+            request, "notifications/campaign_audience_error.html", {"message": str(exc)}, status=400
+        )
+    form = ComposeForm(request.POST, base_url=_base_url(request))
+    test_form = TestPushForm(request.POST)
+    if not (form.is_valid() and test_form.is_valid()):
+        return _compose_page(request, audience_form, form, test_form, counts, status=400)
+    customer_id = test_form.cleaned_data["test_customer"]
+    try:
+        outcome = services.campaign_send_test(
+            actor=request.user, message=form.message(), customer_id=customer_id
+        )
+    except ValueError:
+        test_form.add_error(
+            "test_customer",
+            _("Client %(id)s has no device that accepts notifications.") % {"id": customer_id},
+        )
+        return _compose_page(request, audience_form, form, test_form, counts, status=400)
+    if outcome.delivered:
+        messages.success(
+            request,
+            _("Test sent to %(name)s (client %(id)s): the push service accepted it.")
+            % {"name": outcome.customer, "id": customer_id},
+        )
+    else:
+        messages.error(
+            request,
+            _("The test to %(name)s (client %(id)s) was not delivered: %(error)s")
+            % {"name": outcome.customer, "id": customer_id, "error": outcome.error},
+        )
+    return _compose_page(request, audience_form, form, test_form, counts, status=200)
+
+
+def _compose_page(request, audience_form, form, test_form, counts, *, status: int):
+    audience = audience_form.to_audience()
+    base_url = _base_url(request)
     empty_size = payload_size(title="", body="", icon="", image="", base_url=base_url)
     return render(
         request,
         "notifications/campaign_form.html",
         {
             "form": form,
+            "test_form": test_form,
             "audience_form": audience_form,
             "audience": audience,
             "counts": counts,
@@ -123,7 +180,7 @@ def campaign_create(request):
             "vapid_ready": vapid_configured(),
             "back_url": _audience_list_url(audience),
         },
-        status=400 if request.method == "POST" else 200,
+        status=status,
     )
 
 

@@ -72,6 +72,8 @@ FIELD_LABELS = {
     "city": gettext_lazy("City"),
     "region": gettext_lazy("Region"),
     "country": gettext_lazy("Country"),
+    "title": gettext_lazy("Title"),
+    "outcome": gettext_lazy("Outcome"),
 }
 ACTION_LABELS = {
     "contact_update": gettext_lazy("Contact changed"),
@@ -79,6 +81,7 @@ ACTION_LABELS = {
     "address_update": gettext_lazy("Address corrected"),
     "default_addresses": gettext_lazy("Default addresses changed"),
     "note_save": gettext_lazy("Note saved"),
+    "push_test": gettext_lazy("Test notification sent"),
 }
 
 EDIT_PERMISSIONS = {
