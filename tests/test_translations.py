@@ -66,11 +66,17 @@ def test_the_compiled_catalog_matches_the_po_file():
                 got = compiled.ngettext(entry.msgid, entry.msgid_plural, n)
                 if got != entry.msgstr_plural[index]:
                     stale.append(entry.msgid)
+        elif entry.msgctxt is not None:
+            if compiled.pgettext(entry.msgctxt, entry.msgid) != entry.msgstr:
+                stale.append(entry.msgid)
         elif compiled.gettext(entry.msgid) != entry.msgstr:
             stale.append(entry.msgid)
     assert stale == [], "Run `manage.py compilemessages` (apt-get install gettext)."
     # No entry of the compiled catalog is missing from the .po file either.
-    msgids = {entry.msgid for entry in catalog()}
+    msgids = {
+        entry.msgid if entry.msgctxt is None else f"{entry.msgctxt}\x04{entry.msgid}"
+        for entry in catalog()
+    }
     assert set(compiled._catalog) - {""} <= msgids | {
         (entry.msgid, 0) for entry in catalog() if entry.msgid_plural
     } | {(entry.msgid, 1) for entry in catalog() if entry.msgid_plural}
