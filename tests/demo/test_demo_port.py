@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from notifications.demo_push_service import (
+from demo.push_service import (
     DemoPushService,
     demo_endpoint,
     demo_endpoint_gone,
@@ -97,7 +97,7 @@ def test_a_campaign_after_a_port_change_is_delivered(settings, django_capture_on
         port = int(service.origin.rpartition(":")[2])
         settings.PUSH_DEMO_SERVICE_PORT = port
         # What `make run` runs before the worker (the service also does it when it starts).
-        from notifications.management.commands.run_demo_push_service import (
+        from demo.management.commands.run_demo_push_service import (
             demo_endpoints_follow,
         )
 

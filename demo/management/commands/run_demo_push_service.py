@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Value
 from django.db.models.functions import Concat, StrIndex, Substr
 
-from notifications.demo_push_service import HOST, DemoPushService, demo_endpoint_base
+from demo.push_service import HOST, DemoPushService, demo_endpoint_base
 from notifications.models import PushSubscription
 
 # Every demo endpoint, whatever port it was seeded with: http://127.0.0.1:<port>/push/demo-…
