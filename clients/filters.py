@@ -61,7 +61,8 @@ class ShopDateRangeFilter(django_filters.DateFromToRangeFilter):
 
 
 def _country_code(value: str) -> None:
-    if not is_country(value):
+    # Anything but two letters is already refused by the format check.
+    if len(value) == 2 and value.isascii() and value.isalpha() and not is_country(value):
         raise forms.ValidationError(
             _("No country has the code “%(code)s”."), params={"code": value.upper()}
         )

@@ -107,3 +107,9 @@ def test_equal_bounds_and_real_countries_still_filter(viewer_client, shop):
         reverse("clients:client-list"), {"orders_min": "1", "orders_max": "1", "country": "fr"}
     )
     assert "Some filters were ignored" not in response.text
+
+
+def test_a_malformed_country_gets_one_message(viewer_client, shop):
+    response = viewer_client.get(reverse("clients:client-list"), {"country": "1é"})
+    assert "Enter a two-letter country code." in response.text
+    assert "No country has the code" not in response.text
