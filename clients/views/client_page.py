@@ -8,7 +8,7 @@ posts back to it.
 import functools
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import quote
 
 from django.contrib import messages
@@ -72,6 +72,8 @@ FIELD_LABELS = {
     "city": gettext_lazy("City"),
     "region": gettext_lazy("Region"),
     "country": gettext_lazy("Country"),
+    "title": gettext_lazy("Title"),
+    "outcome": gettext_lazy("Outcome"),
 }
 ACTION_LABELS = {
     "contact_update": gettext_lazy("Contact changed"),
@@ -79,6 +81,7 @@ ACTION_LABELS = {
     "address_update": gettext_lazy("Address corrected"),
     "default_addresses": gettext_lazy("Default addresses changed"),
     "note_save": gettext_lazy("Note saved"),
+    "push_test": gettext_lazy("Test notification sent"),
 }
 
 EDIT_PERMISSIONS = {
@@ -129,6 +132,11 @@ def order_history_rows(orders) -> list[str]:
     url = url_pattern("orders:order-detail")
     statuses = {value: str(label) for value, label in OrderStatus.choices}
     refunded = gettext("refunded %(amount)s")
+    # Each cell names its column: on a phone the rows are shown as stacked cells (app.css).
+    date_l, number_l, amount_l, source_l, status_l = (
+        escape(gettext(label))
+        for label in ("Date", "Number", "Amount", "Source / medium", "Status")
+    )
     rows = []
     for order in orders:
         amount = escape(money(order.total, order.currency))
@@ -141,13 +149,15 @@ def order_history_rows(orders) -> list[str]:
         status = escape(order.status)
         rows.append(
             mark_safe(
-                f'<tr><td class="nowrap">'
+                f'<tr><td class="nowrap" data-label="{date_l}">'
                 f"{date_format(localtime(order.placed_at), 'SHORT_DATETIME_FORMAT')}</td>"
-                f'<td><a href="{escape(url.format(quote(order.number, safe="")))}">'
+                f'<td data-label="{number_l}">'
+                f'<a href="{escape(url.format(quote(order.number, safe="")))}">'
                 f"{escape(order.number)}</a></td>"
-                f'<td class="num">{amount}</td>'
-                f"<td>{escape(order.source or '—')} / {escape(order.medium or '—')}</td>"
-                f'<td><span class="badge badge-{status}">'
+                f'<td class="num" data-label="{amount_l}">{amount}</td>'
+                f'<td data-label="{source_l}">'
+                f"{escape(order.source or '—')} / {escape(order.medium or '—')}</td>"
+                f'<td data-label="{status_l}"><span class="badge badge-{status}">'
                 f"{escape(statuses.get(order.status, order.status))}</span></td></tr>"
             )
         )
@@ -202,7 +212,13 @@ def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
                 height=round(bar_height, 1),
                 month=month,
                 value=value,
-                text=number_format(value, decimal_pos=0, use_l10n=True, force_grouping=True),
+                # Rounded, not cut: number_format drops the decimals (€64.70 would read 64).
+                text=number_format(
+                    value.quantize(Decimal(1), rounding=ROUND_HALF_UP),
+                    decimal_pos=0,
+                    use_l10n=True,
+                    force_grouping=True,
+                ),
                 text_y=round(y - 6, 1),
                 money=money(value),
                 month_label=_month_labels(get_language(), month)[0],

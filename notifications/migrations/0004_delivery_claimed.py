@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0002_roles'),
+        ('notifications', '0003_campaign_link_optional'),
     ]
 
     operations = [
