@@ -282,3 +282,26 @@ def test_a_subscription_with_unusable_keys_fails_at_once(push_service, run):
     assert "Cannot encrypt" in rows[bad.pk].error
     assert rows[good.pk].status == DeliveryStatus.SENT
     assert push_service.requests_count == 1
+
+
+def test_cancelling_fails_claimed_rows_and_they_are_never_marked_sending(push_service):
+    subscriptions = [subscribe(push_service) for _ in range(3)]
+    campaign = new_campaign(title="t", body="b", link="https://shop.example")
+    services.campaign_start(campaign_id=campaign.pk)
+    rows = services.deliveries_claim(
+        campaign_id=campaign.pk, batch=0, size=10, lease=60, claim="live-worker"
+    )
+    services.campaign_cancel(campaign=campaign, actor=None)
+    # The worker, about to write its claimed wave, is refused: nothing may be written.
+    sendable = services.deliveries_record(
+        campaign_id=campaign.pk,
+        outcomes=[],
+        claims=("live-worker",),
+        to_send=("live-worker", [row.pk for row in rows], 60),
+    )
+    assert sendable == set()
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.failed) == (CampaignStatus.CANCELLED, 3)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.FAILED}
+    assert delivery.batch_send(campaign_id=campaign.pk, batch=0).outcome == "skipped"
+    assert all(push_service.messages_for(s.endpoint) == [] for s in subscriptions)
