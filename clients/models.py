@@ -142,6 +142,18 @@ class Note(models.Model):
         return f"Note on {self.customer_id} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
+class AuditAction(models.TextChoices):
+    """What an audit entry records; the label is the change history's wording."""
+
+    CONTACT_UPDATE = "contact_update", _("Contact changed")
+    ADDRESS_CREATE = "address_create", _("Address added")
+    ADDRESS_UPDATE = "address_update", _("Address corrected")
+    DEFAULT_ADDRESSES = "default_addresses", _("Default addresses changed")
+    NOTE_SAVE = "note_save", _("Note saved")
+    # Written when the customer's browsers subscribe or unsubscribe (notifications/services.py).
+    PUSH_OPT_IN = "push_opt_in", _("Push notifications consent changed")
+
+
 class AuditEntry(models.Model):
     """Who changed what on a customer, when, from what to what."""
 
@@ -150,7 +162,7 @@ class AuditEntry(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     at = models.DateTimeField()
-    action = models.CharField(max_length=50)
+    action = models.CharField(max_length=50, choices=AuditAction.choices)
     # {"field": [before, after], ...}
     changes = models.JSONField(default=dict)
 
