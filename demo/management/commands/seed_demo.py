@@ -79,6 +79,11 @@ class Command(BaseCommand):
                 self.stderr.flush()
             writer.close()
         demo.reset_sequences(database)
+        if customers:
+            if verbosity:
+                self.stderr.write("\n  vacuuming and analyzing…", ending="")
+                self.stderr.flush()
+            demo.vacuum_analyze(database)
         if verbosity:
             if customers:
                 self.stderr.write("")
