@@ -142,6 +142,24 @@ class Note(models.Model):
         return f"Note on {self.customer_id} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
+class TabCount(models.Model):
+    """PostgreSQL only: how many customers each tab holds, in 16 slots kept exact by triggers
+    on the customers table (the table, its functions and triggers are created by
+    clients/migrations/0004_postgres_list_indexes.py; the model gives its name to the SQL
+    that reads it)."""
+
+    slot = models.SmallIntegerField(primary_key=True)
+    clients = models.BigIntegerField(default=0)
+    leads = models.BigIntegerField(default=0)
+
+    class Meta:
+        managed = False
+        db_table = "clients_tab_count"
+
+    def __str__(self):
+        return f"slot {self.slot}: {self.clients} clients, {self.leads} leads"
+
+
 class AuditAction(models.TextChoices):
     """What an audit entry records; the label is the change history's wording."""
 
