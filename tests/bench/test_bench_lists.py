@@ -109,3 +109,19 @@ def test_bench_lists_measures_the_deep_page_after_a_burst_of_order_changes(
 def test_bench_lists_refuses_negative_numbers(buyers, option):
     with pytest.raises(CommandError):
         call_command("bench_lists", "--deep-page-only", option, "-1")
+
+
+def test_bench_deviations_compares_each_deviation_with_stock_django(buyers, tmp_path, capsys):
+    output = tmp_path / "deviations.json"
+    call_command("bench_deviations", "--repeat", "3", "--list-repeat", "2", "--output", output)
+    data = json.loads(output.read_text())
+    cases = {c["case"]: c for c in data["cases"]}
+    assert len(cases) == 7
+    for case in cases.values():
+        for side in ("stock", "ours"):
+            assert case[side]["calls"] > 0 and case[side]["median_us"] > 0
+    # ModelBackend reads a user's own and group permissions in two queries; ours in one.
+    permissions = cases["permissions of a Staff user"]
+    assert (permissions["stock"]["queries"], permissions["ours"]["queries"]) == (2, 1)
+    assert cases["session read"]["ours"]["queries"] == 1
+    assert "session read: stock" in capsys.readouterr().out

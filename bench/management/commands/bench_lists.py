@@ -367,15 +367,18 @@ class Command(BaseCommand):
     def _measure(self, client, name, url, repeat, warmup=2):
         for _ in range(warmup):
             client.get(url, secure=True)
-        times, queries, sql_times = [], [], []
+        times, cpu_times, queries, sql_times = [], [], [], []
         for _ in range(repeat):
             with CaptureQueriesContext(connection) as captured:
+                cpu_started = time.process_time()
                 started = time.perf_counter()
                 response = client.get(url, secure=True)
                 elapsed = (time.perf_counter() - started) * 1000
+                cpu = (time.process_time() - cpu_started) * 1000
             if response.status_code != 200:
                 raise CommandError(f"{url} answered {response.status_code}.")
             times.append(elapsed)
+            cpu_times.append(cpu)
             queries.append(len(captured.captured_queries))
             sql_times.append(sum(float(q["time"]) for q in captured.captured_queries) * 1000)
         times.sort()
@@ -385,16 +388,52 @@ class Command(BaseCommand):
             "requests": repeat,
             "median_ms": round(statistics.median(times), 2),
             "p95_ms": round(times[min(len(times) - 1, round(0.95 * len(times)) - 1)], 2),
+            # Django's own CPU (this process; the database's work is not in it).
+            "cpu_median_ms": round(statistics.median(cpu_times), 2),
             # The database's share of the median: the rest is Python (view, templates).
             "sql_median_ms": round(statistics.median(sql_times), 2),
             "queries": max(queries),
             "queries_constant": min(queries) == max(queries),
         }
+        if "offset" in name:
+            result.update(self._explain_deep_page(captured.captured_queries))
         self.stderr.write(
             f"  {name}: median {result['median_ms']} ms, p95 {result['p95_ms']} ms, "
-            f"{result['queries']} queries ({result['sql_median_ms']} ms SQL)"
+            f"CPU {result['cpu_median_ms']} ms, {result['queries']} queries "
+            f"({result['sql_median_ms']} ms SQL)"
+            + (
+                f", ids query {result['ids_query_ms']} ms with {result['heap_fetches']:,} "
+                "heap fetches"
+                if "heap_fetches" in result
+                else ""
+            )
         )
         return result
+
+    def _explain_deep_page(self, queries) -> dict:
+        """PostgreSQL: how the deep page's ids query ran (EXPLAIN ANALYZE): its time in the
+        database and how many index entries needed a visit to the table (heap fetches; none
+        when the visibility map is current). Independent of the machine's load."""
+        if connection.vendor != "postgresql":
+            return {}
+        offset_queries = [q["sql"] for q in queries if " OFFSET " in q["sql"].upper()]
+        if not offset_queries:
+            return {}
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {offset_queries[0]}")
+            explained = cursor.fetchone()[0]
+        if isinstance(explained, str):
+            explained = json.loads(explained)
+        plan = explained[0]
+
+        def heap_fetches(node) -> int:
+            own = node.get("Heap Fetches", 0)
+            return own + sum(heap_fetches(child) for child in node.get("Plans", []))
+
+        return {
+            "ids_query_ms": round(plan["Execution Time"], 2),
+            "heap_fetches": heap_fetches(plan["Plan"]),
+        }
 
     def _report(self, results, naive, counts, output):
         width = max(len(r["case"]) for r in results) + 2
