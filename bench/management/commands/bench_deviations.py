@@ -70,11 +70,14 @@ class Command(BaseCommand):
             ("search page (most common last name)", *self._search_cases()),
             ("deep page (offset ~half of the Clients tab)", *self._deep_page_cases()),
         ]
+        slow = {"deep page (offset ~half of the Clients tab)"}  # Django's takes seconds at 1M
         results = []
         for name, stock, ours, cheap in pairs:
             if stock() != ours():
                 raise CommandError(f"{name}: the project's answer differs from stock Django's.")
             n = repeat if cheap else list_repeat
+            if name in slow:
+                n = max(1, list_repeat // 5)
             results.append(
                 {
                     "case": name,
@@ -130,7 +133,8 @@ class Command(BaseCommand):
     def _filter_count_cases(self):
         matches = CustomerFilter({"source": "google"}, queryset=customer_list(tab="clients")).qs
         return (
-            lambda: Paginator(matches.order_by(*DEFAULT_ORDER), 25).count,
+            # What the page can say of it: the exact number up to the cap, "more than" past it.
+            lambda: min(Paginator(matches.order_by(*DEFAULT_ORDER), 25).count, COUNT_CAP + 1),
             lambda: CappedCountPaginator(matches.order_by(*DEFAULT_ORDER), 25).count,
             False,
         )
