@@ -317,6 +317,9 @@ class Command(BaseCommand):
                 )
                 return results
             label, extra = "autovacuum", {"autovacuum_after_s": round(waited, 1)}
+        elif connection.in_atomic_block:
+            self.stderr.write("  autovacuum is off and VACUUM cannot run in a transaction")
+            return results
         else:
             # The server's autovacuum is off (postgresql.conf): do the VACUUM it would have
             # done, so the number still says what the customers table's settings achieve.
