@@ -8,7 +8,7 @@ posts back to it.
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.translation import gettext_lazy
 from django.views import View
@@ -35,7 +35,6 @@ from clients.views.client_page import (
     history_context,
     is_htmx,
     note_context,
-    render,
 )
 
 

@@ -8,9 +8,7 @@ from urllib.parse import quote
 
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.paginator import Page
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
-from django.template.loader import render_to_string
+from django.shortcuts import get_object_or_404, render
 from django.utils.formats import date_format
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -173,7 +171,3 @@ class ClientDetailView(PermissionRequiredMixin, View):
     def get(self, request, pk: int):
         customer = get_object_or_404(customer_detail(), pk=pk)
         return render(request, TEMPLATE, client_page_context(request, customer))
-
-
-def render(request, template: str, context: dict, status: int = 200) -> HttpResponse:
-    return HttpResponse(render_to_string(template, context, request), status=status)
