@@ -170,6 +170,8 @@ class AuditAction(models.TextChoices):
     NOTE_SAVE = "note_save", _("Note saved")
     # Written when the customer's browsers subscribe or unsubscribe (notifications/services.py).
     PUSH_OPT_IN = "push_opt_in", _("Push notifications consent changed")
+    # A test notification an admin sent to the customer's devices (notifications/services.py).
+    PUSH_TEST = "push_test", _("Test notification sent")
 
 
 class AuditEntry(models.Model):

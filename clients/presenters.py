@@ -5,7 +5,7 @@ views (clients/views/client_page.py) call these and the template draws the resul
 import functools
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.utils import translation
 from django.utils.formats import date_format, number_format
@@ -33,6 +33,8 @@ FIELD_LABELS = {
     "region": gettext_lazy("Region"),
     "country": gettext_lazy("Country"),
     "push_opt_in": gettext_lazy("Push accepted"),
+    "title": gettext_lazy("Title"),
+    "outcome": gettext_lazy("Outcome"),
 }
 
 
@@ -132,7 +134,13 @@ def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
                 height=round(bar_height, 1),
                 month=month,
                 value=value,
-                text=number_format(value, decimal_pos=0, use_l10n=True, force_grouping=True),
+                # Rounded, not cut: number_format drops the decimals (€64.70 would read 64).
+                text=number_format(
+                    value.quantize(Decimal(1), rounding=ROUND_HALF_UP),
+                    decimal_pos=0,
+                    use_l10n=True,
+                    force_grouping=True,
+                ),
                 text_y=round(y - 6, 1),
                 money=money(value),
                 month_label=_month_labels(get_language(), month)[0],

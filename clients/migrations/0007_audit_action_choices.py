@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='auditentry',
             name='action',
-            field=models.CharField(choices=[('contact_update', 'Contact changed'), ('address_create', 'Address added'), ('address_update', 'Address corrected'), ('default_addresses', 'Default addresses changed'), ('note_save', 'Note saved'), ('push_opt_in', 'Push notifications consent changed')], max_length=50),
+            field=models.CharField(choices=[('contact_update', 'Contact changed'), ('address_create', 'Address added'), ('address_update', 'Address corrected'), ('default_addresses', 'Default addresses changed'), ('note_save', 'Note saved'), ('push_opt_in', 'Push notifications consent changed'), ('push_test', 'Test notification sent')], max_length=50),
         ),
     ]

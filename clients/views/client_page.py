@@ -75,6 +75,11 @@ def order_history_rows(orders) -> list[str]:
     url = url_pattern("orders:order-detail")
     statuses = {value: str(label) for value, label in OrderStatus.choices}
     refunded = gettext("refunded %(amount)s")
+    # Each cell names its column: on a phone the rows are shown as stacked cells (app.css).
+    date_l, number_l, amount_l, source_l, status_l = (
+        escape(gettext(label))
+        for label in ("Date", "Number", "Amount", "Source / medium", "Status")
+    )
     rows = []
     for order in orders:
         amount = escape(money(order.total, order.currency))
@@ -87,13 +92,15 @@ def order_history_rows(orders) -> list[str]:
         status = escape(order.status)
         rows.append(
             mark_safe(
-                f'<tr><td class="nowrap">'
+                f'<tr><td class="nowrap" data-label="{date_l}">'
                 f"{date_format(localtime(order.placed_at), 'SHORT_DATETIME_FORMAT')}</td>"
-                f'<td><a href="{escape(url.format(quote(order.number, safe="")))}">'
+                f'<td data-label="{number_l}">'
+                f'<a href="{escape(url.format(quote(order.number, safe="")))}">'
                 f"{escape(order.number)}</a></td>"
-                f'<td class="num">{amount}</td>'
-                f"<td>{escape(order.source or '—')} / {escape(order.medium or '—')}</td>"
-                f'<td><span class="badge badge-{status}">'
+                f'<td class="num" data-label="{amount_l}">{amount}</td>'
+                f'<td data-label="{source_l}">'
+                f"{escape(order.source or '—')} / {escape(order.medium or '—')}</td>"
+                f'<td data-label="{status_l}"><span class="badge badge-{status}">'
                 f"{escape(statuses.get(order.status, order.status))}</span></td></tr>"
             )
         )
