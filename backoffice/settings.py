@@ -110,11 +110,17 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
+# STOCK_DJANGO=1 swaps this project's faster readers of sessions, users and permissions for
+# Django's own (README: "Deviations from stock Django"): CI runs the fast tests that way too,
+# so the back office is known to work on stock Django and the deviations stay optional.
+STOCK_DJANGO = env_bool("STOCK_DJANGO", default=False)
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses a locked-out login before the password is checked.
     "axes.backends.AxesStandaloneBackend",
     # ModelBackend, with a user's own and group permissions read in one query.
-    "backoffice.auth.PermissionsInOneQueryBackend",
+    "django.contrib.auth.backends.ModelBackend"
+    if STOCK_DJANGO
+    else "backoffice.auth.PermissionsInOneQueryBackend",
 ]
 
 # Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one username, or
@@ -225,7 +231,7 @@ SECURE_CSP = {
 }
 
 # Django's database sessions, read with plain SQL (backoffice/sessions.py).
-SESSION_ENGINE = "backoffice.sessions"
+SESSION_ENGINE = "django.contrib.sessions.backends.db" if STOCK_DJANGO else "backoffice.sessions"
 SESSION_COOKIE_HTTPONLY = True
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)

@@ -4,6 +4,8 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clients.models import Customer
@@ -116,3 +118,33 @@ def test_rebuild_customer_stats_reports_and_fixes_drift(capsys):
     assert (bad.orders_count, bad.total_spent) == (1, Decimal("7.25"))
     call_command("rebuild_customer_stats", "--check")
     assert "0 had drifted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("start", "target"),
+    [(OrderStatus.PAID, OrderStatus.FULFILLED), (OrderStatus.PENDING, OrderStatus.CANCELLED)],
+)
+def test_a_change_that_keeps_the_statistics_does_not_rewrite_the_customer(start, target):
+    customer = CustomerFactory()
+    make_order(customer, total="12.00")
+    order = make_order(customer, status=start, total="8.00")
+    table = Customer._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        order_set_status(order=order, status=target)
+    updates = [q["sql"] for q in queries if q["sql"].startswith("UPDATE") and table in q["sql"]]
+    assert updates == []
+    customer.refresh_from_db()
+    expected = (2, Decimal("20.00")) if start == OrderStatus.PAID else (1, Decimal("12.00"))
+    assert (customer.orders_count, customer.total_spent) == expected
+
+
+def test_a_change_of_the_statistics_rewrites_only_what_changed():
+    customer = CustomerFactory()
+    order = make_order(customer, status=OrderStatus.PENDING, total="8.00")
+    with CaptureQueriesContext(connection) as queries:
+        order_set_status(order=order, status=OrderStatus.PAID)
+    table = Customer._meta.db_table
+    updates = [q["sql"] for q in queries if q["sql"].startswith("UPDATE") and table in q["sql"]]
+    assert len(updates) == 1 and '"email"' not in updates[0]
+    customer.refresh_from_db()
+    assert (customer.orders_count, customer.total_spent) == (1, Decimal("8.00"))
