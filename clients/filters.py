@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from clients.models import Customer
-from clients.search import normalize, phone_digits
+from clients.search import MAX_PK, parse_query
 
 # Offered as suggestions; any value stored on orders can be typed.
 KNOWN_SOURCES = ("google", "facebook", "instagram", "newsletter", "direct", "bing", "tiktok")
@@ -75,12 +75,18 @@ class CustomerFilter(django_filters.FilterSet):
         fields = []
 
     def search(self, queryset, name, value):
-        text = normalize(value)
-        if not text:
+        """Every word of the search in the customer's search text, in any order; a
+        phone-like search also as one string of digits; "#295" is client 295 alone."""
+        query = parse_query(value)
+        if query.client_id is not None:
+            if query.client_id > MAX_PK:
+                return queryset.none()
+            return queryset.filter(pk=query.client_id)
+        if not query.words:
             return queryset
-        condition = Q(search_text__contains=text)
-        if digits := phone_digits(value):
-            condition |= Q(search_text__contains=digits)
+        condition = Q(*(Q(search_text__contains=word) for word in query.words))
+        if query.digits and (query.digits,) != query.words:
+            condition |= Q(search_text__contains=query.digits)
         return queryset.filter(condition)
 
     def by_country(self, queryset, name, value):

@@ -9,6 +9,7 @@ from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
 from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, Note
+from clients.search import MAX_PK
 from orders.models import Order
 
 TABS = {"clients": IS_CLIENT, "leads": IS_LEAD}
@@ -30,8 +31,6 @@ LIST_COLUMNS = (
 )
 
 MAX_SELECTED = 500
-# The largest value of a BigAutoField primary key.
-MAX_PK = 2**63 - 1
 
 
 class DeepPageQuerySet(QuerySet):
@@ -87,6 +86,17 @@ def tab_counts() -> dict[str, int]:
             clients, leads = cursor.fetchone()
         return {"clients": int(clients), "leads": int(leads)}
     return {tab: Customer.objects.filter(condition).count() for tab, condition in TABS.items()}
+
+
+def customer_match_count(*, tab: str, params: QueryDict, cap: int) -> int:
+    """How many customers of `tab` the search and filters in `params` find, counted up to
+    cap + 1 (0 when they are not valid)."""
+    from clients.filters import CustomerFilter  # filters import this module's TABS
+
+    filterset = CustomerFilter(params, queryset=Customer.objects.filter(TABS[tab]))
+    if not filterset.is_valid():
+        return 0
+    return filterset.qs.order_by()[: cap + 1].count()
 
 
 def customer_audience(*, tab: str, audience: str, ids: list, query: str) -> QuerySet[Customer]:

@@ -2,18 +2,22 @@
 
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.paginator import EmptyPage, Paginator
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
 from clients.filters import KNOWN_MEDIUMS, KNOWN_SOURCES, CustomerFilter
-from clients.paginators import CappedCountPaginator
-from clients.selectors import customer_list, tab_counts
+from clients.paginators import COUNT_CAP, CappedCountPaginator
+from clients.search import SearchQuery, parse_query
+from clients.selectors import customer_list, customer_match_count, tab_counts
 from clients.tables import SORT_KEYS, CustomerTable
 
 PAGE_SIZES = (25, 50, 100)
 PUSH_PERMISSION = "notifications.send_campaign"
+OTHER_TAB = {"clients": "leads", "leads": "clients"}
+TAB_URLS = {"clients": "clients:client-list", "leads": "clients:lead-list"}
 # How the integer query parameters are named in messages about them.
 PARAM_NAMES = {"page": gettext_lazy("page"), "per_page": gettext_lazy("per page")}
 
@@ -57,9 +61,11 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
             per_page = PAGE_SIZES[0]
         page = self._int_param("page", default=1)
         if self._filtered():
+            search = self._search()
             paginator = {
                 "paginator_class": CappedCountPaginator,
-                "one_pass": bool(self.request.GET.get("q", "").strip()),
+                "one_pass": bool(search.words or search.client_id is not None),
+                "first_pk": search.exact_id,
             }
         else:
             # The whole tab: its size is already known from the tab counts.
@@ -77,6 +83,33 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
             )
             table.paginate(page=last, **paginator)
         return table
+
+    def _search(self) -> SearchQuery:
+        """The valid search of the page (SearchQuery() when there is none)."""
+        if not self.filterset.is_valid():
+            return SearchQuery()
+        return parse_query(self.filterset.form.cleaned_data.get("q") or "")
+
+    def _other_tab_matches(self) -> dict | None:
+        """How many customers of the other tab the same search and filters find, for the
+        "N matches in Leads" link (searches only; counted up to COUNT_CAP + 1)."""
+        search = self._search()
+        if not (search.words or search.client_id is not None):
+            return None
+        other = OTHER_TAB[self.tab]
+        count = customer_match_count(tab=other, params=self.request.GET, cap=COUNT_CAP)
+        if not count:
+            return None
+        params = self.request.GET.copy()
+        for key in ("page", "sort"):
+            params.pop(key, None)
+        return {
+            "tab": other,
+            "count": count,
+            "capped": count > COUNT_CAP,
+            "cap": COUNT_CAP,
+            "url": reverse(TAB_URLS[other]) + "?" + params.urlencode(),
+        }
 
     def _filtered(self) -> bool:
         return self.filterset.is_bound and (not self.filterset.is_valid() or self.filterset.active)
@@ -98,6 +131,7 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
             known_mediums=KNOWN_MEDIUMS,
             can_send_push=self.request.user.has_perm(PUSH_PERMISSION),
             query=self._filter_query(),
+            other_tab=self._other_tab_matches(),
         )
         return context
 

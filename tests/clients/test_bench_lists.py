@@ -2,7 +2,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from clients.tables import SORT_KEYS
 from tests.factories import AddressFactory, CustomerFactory, make_order
@@ -56,8 +56,15 @@ def test_bench_lists_measures_every_case_and_writes_json(buyers, tmp_path, capsy
     assert any(c.startswith("clients, search name fragment") for c in cases)
     assert any(c.startswith("clients, search phone") for c in cases)
     assert "leads, page 1" in cases and "client page, 5,000 orders" in cases
+    # Issue 17's searches: the ID as written, digits that are an ID, surname first, and a
+    # search on the Leads tab (which also counts the clients it matches).
+    for label in ("client ID as written", "client ID digits", "surname first"):
+        assert any(c.startswith(f"clients, search {label} ") for c in cases), label
+    assert any(c.startswith("leads, search most common last name ") for c in cases)
+    assert any(c.startswith("leads, search client ID as written ") for c in cases)
     for case in data["cases"]:
         assert case["requests"] == 2 and case["median_ms"] > 0 and case["queries"] > 0
+        assert case["cpu_median_ms"] > 0
         assert case["queries_constant"]
     assert data["naive"]["median_ms"] > 0
     assert data["summary"]["ratio_naive_to_same_sort"] >= 0
@@ -68,3 +75,12 @@ def test_bench_lists_measures_every_case_and_writes_json(buyers, tmp_path, capsy
     # A second run reuses the client with 5,000 orders instead of adding another.
     call_command("bench_lists", "--repeat", "1", "--skip-naive", "--output", output)
     assert json.loads(output.read_text())["customers"] == data["customers"]
+
+
+def test_bench_lists_only_runs_the_cases_named(buyers, tmp_path):
+    output = tmp_path / "lists.json"
+    call_command("bench_lists", "--repeat", "1", "--only", "search", "--output", output)
+    cases = [c["case"] for c in json.loads(output.read_text())["cases"]]
+    assert cases and all("search" in c for c in cases)
+    with pytest.raises(CommandError, match="No case matches"):
+        call_command("bench_lists", "--only", "no such case", "--output", output)

@@ -145,14 +145,30 @@ def test_date_range_filters_match_python(viewer_client, customers):
 
 
 def _matches(row, query: str) -> bool:
-    """The search box's promise in plain Python: client ID, name, email or phone contain the
-    query, ignoring case and accents; a phone-like query matches any written form."""
-    text = normalize(" ".join(str(row[f]) for f in ("id", "first_name", "last_name", "email")))
-    if normalize(query) in text or normalize(query) in normalize(row["phone"]):
+    """The search box's promise in plain Python: "#295" is client 295; otherwise every word
+    of the query is in the client ID, name, email or phone (as written or its digits in any
+    form), in any order, ignoring case and accents; a phone-like query also matches any
+    written form of the phone as a whole."""
+    query = query.strip()
+    if query.startswith("#") and query[1:].strip().isdigit():
+        return row["id"] == int(query[1:].strip())
+    fields = [str(row[f]) for f in ("id", "first_name", "last_name", "email", "phone")]
+    fields += phone_variants(row["phone"])  # its digits, international and national
+    words = [w.lstrip("#") or w for w in normalize(query).split()]
+    if words and all(any(w in normalize(f) for f in fields) for w in words):
         return True
     digits = "".join(c for c in query if c.isdigit())
-    phone_like = digits and all(c.isdigit() or c in " +-.()/" for c in query.strip())
-    return bool(phone_like) and any(digits in v for v in phone_variants(row["phone"]))
+    phone_like = len(query) >= 4 and all(c.isdigit() or c in " +-.()/" for c in query)
+    return bool(digits and phone_like) and any(digits in v for v in phone_variants(row["phone"]))
+
+
+def _searched(rows, query: str, sort: str) -> list[int]:
+    """The matches in the list's order, a client ID typed as digits first."""
+    ids = _sorted([r for r in rows if _matches(r, query)], sort)
+    if query.isdigit() and not query.startswith("0") and int(query) in ids:
+        ids.remove(int(query))
+        ids.insert(0, int(query))
+    return ids
 
 
 @pytest.mark.django_db
@@ -169,15 +185,61 @@ def test_searches_match_python(viewer_client, customers):
         with_name["phone"][-8:],  # phone as written
         national[:6],  # national form of an international number
         str(with_name["id"]),  # client ID
+        f"#{with_name['id']}",  # client ID as the list writes it
+        f"{with_name['last_name']} {with_name['first_name']}",  # surname first
+        f"{with_name['first_name'][:3]} {with_name['email'][-6:]}".upper(),  # two fields
         "zzzz-nobody",
     ]
+    # Digits that are a client ID and also in other customers' IDs, phones or e-mails.
+    digit_queries = [str(r["id"]) for r in customers if r["id"] >= 10][:8]
+    queries += [q for q in digit_queries if sum(_matches(r, q) for r in customers) > 1][:3]
+    assert len(queries) > 10
     for query in queries:
         for tab, rows, sort in (
             ("/clients/", _clients(customers), "-last_order"),
             ("/clients/leads/", _leads(customers), "-created_at"),
+            ("/clients/", _clients(customers), "name"),
         ):
-            expected = _sorted([r for r in rows if _matches(r, query)], sort)
-            assert _ids(viewer_client, tab, q=query) == expected, (tab, query)
+            expected = _searched(rows, query, sort)
+            assert _ids(viewer_client, tab, q=query, sort=sort) == expected, (tab, query)
+
+
+@pytest.mark.django_db
+def test_an_exact_client_id_ranks_first_past_the_count_cap(viewer_client, customers, monkeypatch):
+    """Past the count cap the page comes from the sort index: the exact ID is still first
+    and every match is listed once."""
+    monkeypatch.setattr(CappedCountPaginator, "cap", 3)
+    rows = _clients(customers)
+    query = next(
+        str(r["id"])
+        for r in sorted(rows, key=lambda r: r["id"])
+        if sum(_matches(x, str(r["id"])) for x in rows) > 4
+    )
+    for sort in ("-last_order", "id", "-id"):
+        expected = _searched(rows, query, sort)
+        assert expected[0] == int(query)
+        ids, page = [], 1
+        while True:
+            response = viewer_client.get("/clients/", {"q": query, "sort": sort, "page": page})
+            table = response.context["table"]
+            assert table.paginator.capped
+            ids += [int(pk) for pk in ROW_ID.findall(response.content.decode())]
+            if not table.page.has_next():
+                break
+            page += 1
+        assert ids == expected, sort
+
+
+@pytest.mark.django_db
+def test_other_tab_counts_match_python(viewer_client, customers):
+    for query in ("e", "ma", "gmail", "zzzz-nobody"):
+        for tab, other in (
+            ("/clients/", _leads(customers)),
+            ("/clients/leads/", _clients(customers)),
+        ):
+            response = viewer_client.get(tab, {"q": query})
+            expected = sum(_matches(r, query) for r in other)
+            assert (response.context["other_tab"] or {}).get("count", 0) == expected, query
 
 
 @pytest.mark.django_db
