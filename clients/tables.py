@@ -23,13 +23,6 @@ from backoffice.templatetags.formatting import money
 
 
 class CustomerTable(tables.Table):
-    # Only shown to users who may send push campaigns (see CustomerListView).
-    select = tables.Column(
-        verbose_name=_("Select"),
-        accessor="push_opt_in",
-        orderable=False,
-        attrs={"th": {"class": "select-col"}, "td": {"class": "select-col"}},
-    )
     id = tables.Column(verbose_name=_("Client ID"), attrs={"td": {"class": "nowrap"}})
     name = tables.Column(
         verbose_name=_("Name and email"),
@@ -54,6 +47,14 @@ class CustomerTable(tables.Table):
         attrs={"th": {"class": "num"}, "td": {"class": "num"}},
     )
     created_at = tables.Column(verbose_name=_("Customer since"), order_by=("created_at", "id"))
+    # The push checkboxes, in the last column as the help page says; only shown to users
+    # who may send push campaigns (see CustomerListView).
+    select = tables.Column(
+        verbose_name=_("Select"),
+        accessor="push_opt_in",
+        orderable=False,
+        attrs={"th": {"class": "select-col"}, "td": {"class": "select-col"}},
+    )
 
     class Meta:
         orderable = True
@@ -63,8 +64,10 @@ class CustomerTable(tables.Table):
         attrs = {"class": "data"}
         empty_text = _("No customer matches.")
 
-    def __init__(self, *args, show_select: bool = False, **kwargs):
+    def __init__(self, *args, show_select: bool = False, selected=frozenset(), **kwargs):
         super().__init__(*args, **kwargs)
+        # The ids ticked for a push (clients/selection.py), shown ticked on every page.
+        self.selected = selected
         if not show_select:
             self.columns.hide("select")
 
@@ -114,6 +117,16 @@ class CustomerTable(tables.Table):
         for column in self.columns:
             attrs = column.attrs["th"].as_html()
             header = escape(str(column.header))
+            if column.name == "select":
+                # Ticks every push-accepting row of the page (static/js/app.js; hidden
+                # without JavaScript, where each row's box still works on its own).
+                label = gettext("Select every customer of this page who accepts push")
+                cells.append(
+                    f'<th {attrs} scope="col"><input type="checkbox" class="select-page" '
+                    f'aria-label="{escape(label)}" hidden>'
+                    f'<span class="visually-hidden">{header}</span></th>'
+                )
+                continue
             if not column.orderable:
                 cells.append(
                     f'<th {attrs} scope="col"><span class="visually-hidden">{header}</span></th>'
@@ -134,9 +147,11 @@ class CustomerTable(tables.Table):
     def render_select(self, record):
         if not record.push_opt_in:
             return ""
+        checked = " checked" if record.pk in self.selected else ""
         return mark_safe(
             f'<input type="checkbox" name="ids" value="{record.pk}" form="push-form" '
-            f'aria-label="{escape(self._select_label % {"id": record.pk})}" class="row-select">'
+            f'aria-label="{escape(self._select_label % {"id": record.pk})}" '
+            f'class="row-select"{checked}>'
         )
 
     def render_id(self, record):

@@ -11,7 +11,8 @@ from django_tables2 import SingleTableMixin
 from clients.filters import KNOWN_MEDIUMS, KNOWN_SOURCES, CustomerFilter
 from clients.paginators import COUNT_CAP, CappedCountPaginator
 from clients.search import SearchQuery, parse_query
-from clients.selectors import customer_list, customer_match_count, tab_counts
+from clients.selection import selected_ids
+from clients.selectors import MAX_SELECTED, customer_list, customer_match_count, tab_counts
 from clients.tables import SORT_KEYS, CustomerTable
 
 PAGE_SIZES = (25, 50, 100)
@@ -47,9 +48,10 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
         self.notices = []
         self.counts = tab_counts()
         # Not `request=`: django-tables2 would then paginate once more, counting every row.
+        can_send = self.request.user.has_perm(PUSH_PERMISSION)
+        self.selection = selected_ids(self.request.session, self.tab) if can_send else []
         table = CustomerTable(
-            self.get_table_data(),
-            show_select=self.request.user.has_perm(PUSH_PERMISSION),
+            self.get_table_data(), show_select=can_send, selected=set(self.selection)
         )
         table.request = self.request
         table.order_by = self._sort()
@@ -132,6 +134,8 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
             can_send_push=self.request.user.has_perm(PUSH_PERMISSION),
             query=self._filter_query(),
             other_tab=self._other_tab_matches(),
+            selection_ids=self.selection,
+            max_selected=MAX_SELECTED,
         )
         return context
 
