@@ -1,20 +1,18 @@
 """The Clients and Leads tables.
 
-django-tables2 gives the columns, their headers and sort links; the rows are rendered by
-`CustomerTable.body_rows` in one pass (see there why).
+django-tables2 gives the columns, their headers and sort links; the rows' values are computed
+by `CustomerTable.row_values` in one pass (see there why) and rendered by templates/clients/
+client_list.html.
 """
 
 import functools
 from datetime import date
-from html import escape
 from urllib.parse import quote
 
 import django_tables2 as tables
 from django.urls import reverse
 from django.utils import translation
 from django.utils.formats import date_format
-from django.utils.html import conditional_escape, format_html
-from django.utils.safestring import mark_safe
 from django.utils.timezone import get_current_timezone
 from django.utils.translation import get_language, gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -71,129 +69,78 @@ class CustomerTable(tables.Table):
         if not show_select:
             self.columns.hide("select")
 
-    def body_rows(self) -> list[str]:
-        """The current page's rows as HTML, rendered in one pass.
+    def row_values(self) -> list[dict]:
+        """The current page's rows as plain values, for the template's `rows` partial.
 
         django-tables2's generic cell path inspects each render method's signature and
         rebuilds the column's attributes for every cell: at 100 rows that cost several times
-        the SQL query. Here each column's attributes are built once, each cell is a plain
-        method of the record, and what is the same on every row (translated words, URL
-        patterns, the time zone) is looked up once per page: the rows of a list page are
-        most of its rendering time, and lists are most of the back office's traffic.
+        the SQL query. Here each row's values are computed once, in one pass, and what is the
+        same on every row (translated words, URL patterns, the time zone, dates and order
+        counts already written) is looked up once per page: the rows of a list page are most
+        of its rendering time, and lists are most of the back office's traffic. The markup
+        and its escaping stay the template's.
         """
-        columns = [
-            (getattr(self, f"render_{column.name}"), column.attrs["td"].as_html())
-            for column in self.columns
-        ]
-        self._client_url = url_pattern("clients:client-detail")
-        self._order_url = url_pattern("orders:order-detail")
-        self._zone = get_current_timezone()
-        self._language = get_language()
-        self._push_badge = format_html(
-            ' <span class="badge badge-push" title="{}">{}</span>',
-            gettext("Accepted push"),
-            gettext("Push"),
-        )
-        self._select_label = gettext("Select client %(id)s")
-        self._orders_text = {}
-        return [
-            mark_safe(
-                "<tr>"
-                + "".join(
-                    f"<td {attrs}>{conditional_escape(render(record))}</td>"
-                    for render, attrs in columns
-                )
-                + "</tr>"
+        client_url = url_pattern("clients:client-detail")
+        order_url = url_pattern("orders:order-detail")
+        zone = get_current_timezone()
+        language = get_language()
+        select_label = gettext("Select client %(id)s")
+        orders_text = {}
+        rows = []
+        for record in (row.record for row in self.page.object_list):
+            pk = record.pk
+            count = record.orders_count
+            text = orders_text.get(count)
+            if text is None:
+                text = orders_text[count] = ngettext("%(n)d order", "%(n)d orders", count) % {
+                    "n": count
+                }
+            number = record.last_order_number
+            source, medium = record.last_source, record.last_medium
+            rows.append(
+                {
+                    # Text, not a number: the template would localize a number.
+                    "id": str(pk),
+                    "url": client_url.format(pk),
+                    "name": record.full_name or "—",
+                    "email": record.email,
+                    "push": record.push_opt_in,
+                    "select_label": select_label % {"id": pk},
+                    "selected": pk in self.selected,
+                    "order_number": number,
+                    "order_url": "" if number is None else order_url.format(quote(number, safe="")),
+                    "order_date": ""
+                    if number is None
+                    else _date(language, zone, record.last_order_at),
+                    "source": f"{source} / {medium}" if medium else source,
+                    "total_spent": money(record.total_spent),
+                    "orders": text,
+                    "created": _date(language, zone, record.created_at),
+                }
             )
-            for record in (row.record for row in self.page.object_list)
-        ]
+        return rows
 
-    def header_cells(self) -> list[str]:
-        """The column headers as HTML, with their sort links (the rows' reasoning, once per
-        column instead of a template loop of attribute lookups and query-string tags)."""
+    def headers(self) -> list[dict]:
+        """The column headers: label, CSS class, and for sortable ones the link that sorts by
+        them (the other way round if they already sort the page) and their aria-sort."""
         params = self.request.GET.copy()
         params.pop("page", None)
-        cells = []
+        headers = []
         for column in self.columns:
-            attrs = column.attrs["th"].as_html()
-            header = escape(str(column.header))
-            if column.name == "select":
-                # Ticks every push-accepting row of the page (static/js/app.js; hidden
-                # without JavaScript, where each row's box still works on its own).
-                label = gettext("Select every customer of this page who accepts push")
-                cells.append(
-                    f'<th {attrs} scope="col"><input type="checkbox" class="select-page" '
-                    f'aria-label="{escape(label)}" hidden>'
-                    f'<span class="visually-hidden">{header}</span></th>'
-                )
-                continue
-            if not column.orderable:
-                cells.append(
-                    f'<th {attrs} scope="col"><span class="visually-hidden">{header}</span></th>'
-                )
-                continue
-            alias = column.order_by_alias
-            sort = ""
-            if column.is_ordered:
-                direction = "descending" if alias.is_descending else "ascending"
-                sort = f' aria-sort="{direction}"'
-            params["sort"] = alias.next
-            cells.append(
-                f'<th {attrs} scope="col"{sort}>'
-                f'<a href="?{escape(params.urlencode())}">{header}</a></th>'
-            )
-        return [mark_safe(cell) for cell in cells]
+            header = {"name": column.name, "label": column.header, "url": "", "aria_sort": ""}
+            header["css"] = column.attrs["th"].get("class", "")
+            if column.orderable:
+                alias = column.order_by_alias
+                if column.is_ordered:
+                    header["aria_sort"] = "descending" if alias.is_descending else "ascending"
+                params["sort"] = alias.next
+                header["url"] = "?" + params.urlencode()
+            headers.append(header)
+        return headers
 
-    def render_select(self, record):
-        if not record.push_opt_in:
-            return ""
-        checked = " checked" if record.pk in self.selected else ""
-        return mark_safe(
-            f'<input type="checkbox" name="ids" value="{record.pk}" form="push-form" '
-            f'aria-label="{escape(self._select_label % {"id": record.pk})}" '
-            f'class="row-select"{checked}>'
-        )
 
-    def render_id(self, record):
-        return mark_safe(f'<a href="{self._client_url.format(record.pk)}">#{record.pk}</a>')
-
-    def render_name(self, record):
-        badge = self._push_badge if record.push_opt_in else ""
-        return mark_safe(
-            f'<a href="{self._client_url.format(record.pk)}">{escape(record.full_name or "—")}</a>'
-            f'{badge}<span class="sub">{escape(record.email)}</span>'
-        )
-
-    def render_last_order(self, record):
-        number = record.last_order_number
-        if number is None:
-            return ""
-        return mark_safe(
-            f'<a href="{escape(self._order_url.format(quote(number, safe="")))}">'
-            f'{escape(number)}</a><span class="sub">{self._date(record.last_order_at)}</span>'
-        )
-
-    def render_last_source(self, record):
-        source, medium = record.last_source, record.last_medium
-        return f"{source} / {medium}" if medium else source
-
-    def render_total_spent(self, record):
-        return money(record.total_spent)
-
-    def render_orders_count(self, record):
-        count = record.orders_count
-        text = self._orders_text.get(count)
-        if text is None:
-            text = self._orders_text[count] = ngettext("%(n)d order", "%(n)d orders", count) % {
-                "n": count
-            }
-        return text
-
-    def render_created_at(self, record):
-        return self._date(record.created_at)
-
-    def _date(self, moment) -> str:
-        return short_date(self._language, moment.astimezone(self._zone).date())
+def _date(language: str, zone, moment) -> str:
+    return short_date(language, moment.astimezone(zone).date())
 
 
 @functools.lru_cache(maxsize=8192)

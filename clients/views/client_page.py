@@ -19,8 +19,6 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.formats import date_format, number_format
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 from django.utils.translation import get_language, gettext, gettext_lazy, ngettext
 from django.views import View
@@ -123,35 +121,34 @@ def _paginate(request, queryset, *, count: int, param: str, per_page: int) -> tu
     return page, links
 
 
-def order_history_rows(orders) -> list[str]:
-    """The order history's rows as HTML, rendered in one pass (as the lists' rows: the
-    template language spent about 150 µs per row on five cells)."""
+def order_history_rows(orders) -> list[dict]:
+    """The order history's rows as plain values, for the template's `order_rows` partial.
+
+    Computed in one pass with what is the same on every row (the URL pattern, the status
+    labels, the "refunded" wording) looked up once: the template language spent about 150 µs
+    per row when it formatted the five cells itself.
+    """
     url = url_pattern("orders:order-detail")
     statuses = {value: str(label) for value, label in OrderStatus.choices}
     refunded = gettext("refunded %(amount)s")
-    rows = []
-    for order in orders:
-        amount = escape(money(order.total, order.currency))
-        if order.refunded_amount:
-            amount += (
-                f'<span class="sub">'
-                f"{escape(refunded % {'amount': money(order.refunded_amount, order.currency)})}"
-                "</span>"
-            )
-        status = escape(order.status)
-        rows.append(
-            mark_safe(
-                f'<tr><td class="nowrap">'
-                f"{date_format(localtime(order.placed_at), 'SHORT_DATETIME_FORMAT')}</td>"
-                f'<td><a href="{escape(url.format(quote(order.number, safe="")))}">'
-                f"{escape(order.number)}</a></td>"
-                f'<td class="num">{amount}</td>'
-                f"<td>{escape(order.source or '—')} / {escape(order.medium or '—')}</td>"
-                f'<td><span class="badge badge-{status}">'
-                f"{escape(statuses.get(order.status, order.status))}</span></td></tr>"
-            )
-        )
-    return rows
+    return [
+        {
+            "placed_at": date_format(localtime(order.placed_at), "SHORT_DATETIME_FORMAT"),
+            "number": order.number,
+            "url": url.format(quote(order.number, safe="")),
+            "total": money(order.total, order.currency),
+            "refunded": (
+                refunded % {"amount": money(order.refunded_amount, order.currency)}
+                if order.refunded_amount
+                else ""
+            ),
+            "source": order.source or "—",
+            "medium": order.medium or "—",
+            "status": order.status,
+            "status_label": statuses.get(order.status, order.status),
+        }
+        for order in orders
+    ]
 
 
 @dataclass(frozen=True)

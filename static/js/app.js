@@ -132,3 +132,27 @@ document.addEventListener("htmx:afterSettle", (event) => {
     || card.querySelector(".card-header :is(a, button)");
   if (control) control.focus();
 });
+
+// Whole rows of the Clients and Leads tabs open the client page. Their links and checkboxes
+// keep working on their own, selecting text does not navigate, Ctrl/⌘-click and the middle
+// button open a new tab. From the keyboard, each row's links are the way in (the row shows
+// its focus, see app.css).
+function rowTarget(event) {
+  const row = event.target.closest("tr[data-href]");
+  if (!row || event.target.closest("a, button, input, label, select, textarea")) return null;
+  if (String(window.getSelection ? window.getSelection() : "")) return null;
+  return row.dataset.href;
+}
+document.addEventListener("click", (event) => {
+  const url = event.button === 0 && rowTarget(event);
+  if (!url) return;
+  if (event.ctrlKey || event.metaKey || event.shiftKey) {
+    window.open(url, "_blank", "noopener");
+  } else {
+    window.location.assign(url);
+  }
+});
+document.addEventListener("auxclick", (event) => {
+  const url = event.button === 1 && rowTarget(event);
+  if (url) window.open(url, "_blank", "noopener");
+});
