@@ -9,7 +9,7 @@ from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
 from clients.filters import KNOWN_MEDIUMS, KNOWN_SOURCES, CustomerFilter
-from clients.paginators import COUNT_CAP, CappedCountPaginator
+from clients.paginators import CappedCountPaginator
 from clients.search import SearchQuery, parse_query
 from clients.selection import selected_ids
 from clients.selectors import MAX_SELECTED, customer_list, customer_match_count, tab_counts
@@ -18,6 +18,10 @@ from clients.tables import SORT_KEYS, CustomerTable
 PAGE_SIZES = (25, 50, 100)
 PUSH_PERMISSION = "notifications.send_campaign"
 OTHER_TAB = {"clients": "leads", "leads": "clients"}
+# The other tab's matches are counted up to this many ("more than 1,000 matches in Leads"):
+# the exact number is on that tab, and counting a common name's every match there would
+# cost as much as the search itself.
+OTHER_TAB_CAP = 1000
 TAB_URLS = {"clients": "clients:client-list", "leads": "clients:lead-list"}
 # How the integer query parameters are named in messages about them.
 PARAM_NAMES = {"page": gettext_lazy("page"), "per_page": gettext_lazy("per page")}
@@ -94,12 +98,12 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
 
     def _other_tab_matches(self) -> dict | None:
         """How many customers of the other tab the same search and filters find, for the
-        "N matches in Leads" link (searches only; counted up to COUNT_CAP + 1)."""
+        "N matches in Leads" link (searches only; counted up to OTHER_TAB_CAP + 1)."""
         search = self._search()
         if not (search.words or search.client_id is not None):
             return None
         other = OTHER_TAB[self.tab]
-        count = customer_match_count(tab=other, params=self.request.GET, cap=COUNT_CAP)
+        count = customer_match_count(tab=other, params=self.request.GET, cap=OTHER_TAB_CAP)
         if not count:
             return None
         params = self.request.GET.copy()
@@ -108,8 +112,8 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
         return {
             "tab": other,
             "count": count,
-            "capped": count > COUNT_CAP,
-            "cap": COUNT_CAP,
+            "capped": count > OTHER_TAB_CAP,
+            "cap": OTHER_TAB_CAP,
             "url": reverse(TAB_URLS[other]) + "?" + params.urlencode(),
         }
 

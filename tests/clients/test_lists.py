@@ -234,7 +234,7 @@ def test_a_search_says_how_many_match_in_the_other_tab(viewer_client, shop):
 
 
 def test_the_other_tab_count_says_more_than_the_cap(viewer_client, shop, monkeypatch):
-    monkeypatch.setattr("clients.views.lists.COUNT_CAP", 1)
+    monkeypatch.setattr("clients.views.lists.OTHER_TAB_CAP", 1)
     response = viewer_client.get("/clients/", {"q": "@example"})
     assert "More than 1 matches in Leads" in response.content.decode()
 
