@@ -103,7 +103,7 @@ class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
         if not (search.words or search.client_id is not None):
             return None
         other = OTHER_TAB[self.tab]
-        count = customer_match_count(tab=other, params=self.request.GET, cap=OTHER_TAB_CAP)
+        count = customer_match_count(tab=other, filterset=self.filterset, cap=OTHER_TAB_CAP)
         if not count:
             return None
         params = self.request.GET.copy()
