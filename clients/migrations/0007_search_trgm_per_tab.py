@@ -35,6 +35,6 @@ def backwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("clients", "0005_customer_naive_proxy")]
+    dependencies = [("clients", "0006_delete_customernaive")]
 
     operations = [migrations.RunPython(forwards, backwards, elidable=False)]
