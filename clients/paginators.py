@@ -4,7 +4,6 @@ from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
-from django_tables2.rows import BoundRows
 
 # A search or filter counts its matches up to this many; past it the page says "more than".
 COUNT_CAP = 10_000
@@ -29,12 +28,7 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self._queryset().order_by()[: self.cap + 1].count()
-
-    def _queryset(self):
-        rows = self.object_list
-        # django-tables2 hands over its rows; count on the queryset underneath them.
-        return getattr(getattr(rows, "data", None), "data", rows)
+        return self.object_list.order_by()[: self.cap + 1].count()
 
     @property
     def capped(self) -> bool:
@@ -85,7 +79,7 @@ class CappedCountPaginator(Paginator):
             number = int(number)
         except (TypeError, ValueError):
             return None
-        queryset = self._queryset()
+        queryset = self.object_list
         ordering = queryset.query.order_by
         offset = (number - 1) * self.per_page
         if (
@@ -126,10 +120,16 @@ class CappedCountPaginator(Paginator):
         ids = [row[0] for row in rows]
         records = {record.pk: record for record in queryset.filter(pk__in=ids).order_by()}
         page_rows = [records[pk] for pk in ids if pk in records]
-        object_list = self.object_list
-        if isinstance(object_list, BoundRows):
-            page_rows = BoundRows(page_rows, table=object_list.table)
         return self._get_page(page_rows, number, self)
+
+
+class KnownCountPaginator(Paginator):
+    """A paginator told the number of rows instead of counting them again (a whole tab, from
+    the tab counts; a client page's lists, from the counts read with the customer)."""
+
+    def __init__(self, *args, count: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.count = count  # shadows the cached_property
 
 
 class OpenEndedPage(Page):
