@@ -5,7 +5,7 @@ Only PostgreSQL gets them (SQLite serves development-sized shops without them):
 - per tab (orders_count > 0 for Clients, = 0 for Leads), a partial index for each sortable
   column, ending with the id as the table's orderings do, so any page in either direction is
   read from an index in order (clients/listing.py; the name sort's indexes are replaced in
-  0006 so that customers without a name come last);
+  0007 so that customers without a name come last);
 - partial indexes for the filters not covered by those (country, push opt-in);
 - a trigram GIN index on search_text for the search box (`search_text LIKE '%x%'`);
 - clients_tab_count: the number of customers in each tab, kept exact by statement-level

@@ -35,7 +35,7 @@ def declared_indexes() -> dict[str, tuple[str, str]]:
     leave them (a later migration replacing an index of the same name wins)."""
     indexes = {}
     list_indexes = importlib.import_module("clients.migrations.0004_postgres_list_indexes")
-    name_indexes = importlib.import_module("clients.migrations.0006_nameless_last_name_indexes")
+    name_indexes = importlib.import_module("clients.migrations.0007_nameless_last_name_indexes")
     statements = [create for create, _drop in list_indexes._index_statements()]
     statements += [create for create, _drop in name_indexes._statements()]
     for statement in statements:

@@ -51,6 +51,6 @@ class Migration(migrations.Migration):
     # CONCURRENTLY: building the indexes does not block writes to a live customers table.
     atomic = False
 
-    dependencies = [("clients", "0005_customer_naive_proxy")]
+    dependencies = [("clients", "0006_delete_customernaive")]
 
     operations = [migrations.RunPython(forwards, backwards, elidable=False)]
