@@ -1,5 +1,7 @@
 """The search box and filters of the Clients and Leads tabs."""
 
+import functools
+
 import django_filters
 from django import forms
 from django.core.validators import MaxValueValidator, RegexValidator
@@ -110,3 +112,16 @@ class CustomerFilter(django_filters.FilterSet):
 
 def _empty_range(value) -> bool:
     return isinstance(value, slice) and value.start is None and value.stop is None
+
+
+@functools.cache
+def filter_keys() -> frozenset[str]:
+    """The query-string keys the search and filters read ("q", "source", "last_order_after"…)."""
+    keys = set()
+    for name, field in CustomerFilter().form.fields.items():
+        widget = field.widget
+        if hasattr(widget, "suffixes"):  # a range: name_after, name_before
+            keys.update(widget.suffixed(name, suffix) for suffix in widget.suffixes)
+        else:
+            keys.add(name)
+    return frozenset(keys)

@@ -5,7 +5,6 @@ from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
-from django_tables2.rows import BoundRows
 
 # A search or filter counts its matches up to this many; past it the page says "more than".
 COUNT_CAP = 10_000
@@ -33,12 +32,7 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self._queryset().order_by()[: self.cap + 1].count()
-
-    def _queryset(self):
-        rows = self.object_list
-        # django-tables2 hands over its rows; count on the queryset underneath them.
-        return getattr(getattr(rows, "data", None), "data", rows)
+        return self.object_list.order_by()[: self.cap + 1].count()
 
     @property
     def capped(self) -> bool:
@@ -75,24 +69,16 @@ class CappedCountPaginator(Paginator):
 
     def _rows(self, bottom: int, top: int):
         """Rows bottom..top of the list, with `first_pk` moved to its head when it matches."""
-        if self.first_pk is None or not isinstance(self._queryset(), QuerySet):
-            return self.object_list[bottom:top]
-        queryset = self._queryset()
+        queryset = self.object_list
+        if self.first_pk is None or not isinstance(queryset, QuerySet):
+            return queryset[bottom:top]
         first = list(queryset.filter(pk=self.first_pk).order_by())
         if not first:
-            return self.object_list[bottom:top]
+            return queryset[bottom:top]
         others = queryset.exclude(pk=self.first_pk)
         if bottom == 0:
-            records = first + list(others[: max(top - 1, 0)])
-        else:
-            records = list(others[bottom - 1 : top - 1])
-        return self._wrap(records)
-
-    def _wrap(self, records: list):
-        """`records` as the kind of rows the paginator was given (django-tables2's rows)."""
-        if isinstance(self.object_list, BoundRows):
-            return BoundRows(records, table=self.object_list.table)
-        return records
+            return first + list(others[: max(top - 1, 0)])
+        return list(others[bottom - 1 : top - 1])
 
     def _page_in_one_pass(self, number) -> Page | None:
         """The page and the capped count from one scan of the matches, when there are at
@@ -113,7 +99,7 @@ class CappedCountPaginator(Paginator):
             number = int(number)
         except (TypeError, ValueError):
             return None
-        queryset = self._queryset()
+        queryset = self.object_list
         ordering = queryset.query.order_by
         offset = (number - 1) * self.per_page
         if (
@@ -130,7 +116,7 @@ class CappedCountPaginator(Paginator):
             inner, params = matches[: self.cap + 1].query.sql_with_params()
         except EmptyResultSet:  # a search that cannot match (.none())
             self.count = 0
-            return self._get_page(self._wrap([]), self.validate_number(number), self)
+            return self._get_page([], self.validate_number(number), self)
         columns = ", ".join(f"c{i}" for i in range(len(fields) + 1))
         order = ", ".join(
             f"c{i} {'DESC' if o.startswith('-') else 'ASC'}" for i, o in enumerate(ordering, 1)
@@ -163,7 +149,16 @@ class CappedCountPaginator(Paginator):
         ids = [row[0] for row in rows]
         records = {record.pk: record for record in queryset.filter(pk__in=ids).order_by()}
         page_rows = [records[pk] for pk in ids if pk in records]
-        return self._get_page(self._wrap(page_rows), number, self)
+        return self._get_page(page_rows, number, self)
+
+
+class KnownCountPaginator(Paginator):
+    """A paginator told the number of rows instead of counting them again (a whole tab, from
+    the tab counts; a client page's lists, from the counts read with the customer)."""
+
+    def __init__(self, *args, count: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.count = count  # shadows the cached_property
 
 
 class OpenEndedPage(Page):

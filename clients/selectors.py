@@ -8,6 +8,7 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
+from clients.filters import CustomerFilter
 from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, Note
 from clients.search import MAX_PK
 from orders.models import Order
@@ -99,12 +100,11 @@ def customer_audience(*, tab: str, audience: str, ids: list, query: str) -> Quer
     """The push-accepting customers a campaign started from a tab goes to.
 
     `audience` is "all" (the whole tab), "filtered" (the tab under the search and filters in
-    `query`, a query string) or "selected" (the ids ticked on the page). Everything is
-    re-checked here: ids are only kept if they belong to the tab and accepted push.
+    `query`, the query string the list gave: clients.listing.filter_query) or "selected" (the
+    ids ticked on the page). Everything is re-checked here: ids are only kept if they belong
+    to the tab and accepted push.
     Raises ValueError with a message for the user when the input is not valid.
     """
-    from clients.filters import CustomerFilter  # filters import this module's TABS
-
     if tab not in TABS:
         raise ValueError("Unknown tab: choose Clients or Leads.")
     customers = Customer.objects.filter(TABS[tab], push_opt_in=True)

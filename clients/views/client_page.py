@@ -25,7 +25,9 @@ from django.views import View
 
 from backoffice.templatetags.formatting import money
 from clients.forms import AddressForm, ContactForm, DefaultAddressesForm, NoteForm
+from clients.listing import url_pattern
 from clients.models import Address, Customer
+from clients.paginators import KnownCountPaginator
 from clients.selectors import (
     audit_entries,
     current_note,
@@ -43,8 +45,6 @@ from clients.services import (
     customer_update_contact,
     note_save,
 )
-from clients.tables import url_pattern
-from clients.views.lists import KnownCountPaginator
 from orders.models import OrderStatus
 from orders.selectors import customer_monthly_spend, customer_orders, customer_purchase_summary
 

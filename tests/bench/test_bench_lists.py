@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 
-from clients.tables import SORT_KEYS
+from clients.listing import SORTS
 from tests.factories import AddressFactory, CustomerFactory, make_order
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +47,7 @@ def test_bench_lists_measures_every_case_and_writes_json(buyers, tmp_path, capsy
     call_command("bench_lists", "--repeat", "2", "--naive-repeat", "1", "--output", output)
     data = json.loads(output.read_text())
     cases = [c["case"] for c in data["cases"]]
-    for key in SORT_KEYS:
+    for key in SORTS:
         assert f"clients, sort {key}" in cases and f"clients, sort -{key}" in cases
     for label in ("source", "medium", "push accepted", "country", "orders range"):
         assert f"clients, filter {label}" in cases

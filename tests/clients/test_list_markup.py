@@ -8,8 +8,10 @@ so an attribute broken open or a tag let through fails whatever its spelling.
 """
 
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 
 from clients.models import Customer
@@ -109,9 +111,7 @@ def hostile_client():
 
 
 @pytest.mark.parametrize("language", ["en", "fr"])
-def test_every_cell_of_the_clients_rows_is_escaped(
-    admin_client_role, hostile_client, language, settings
-):
+def test_every_cell_of_the_clients_rows_is_escaped(admin_client_role, hostile_client, language):
     with override_settings(SHOP_CURRENCY=HOSTILE_CURRENCY):
         response = admin_client_role.get("/clients/", HTTP_ACCEPT_LANGUAGE=language)
     html = response.content.decode()
@@ -174,3 +174,18 @@ def test_every_cell_of_the_order_history_is_escaped(viewer_client, hostile_clien
     assert 'badge badge-paid" onclick="x' in classes  # one attribute, not two
     hrefs = {value for tag, name, value in table.attrs if name == "href"}
     assert hrefs == {"/orders/%3Ci%3E%22%27%26javascript%3Ax/"}
+
+
+def test_no_markup_is_declared_safe_outside_format_html():
+    """Escaping stays Django's: no mark_safe/SafeString in the product code and no |safe or
+    autoescape off in the templates (format_html, which escapes its arguments, is the way)."""
+    root = Path(settings.BASE_DIR)
+    offenders = []
+    for app in ("backoffice", "clients", "orders", "notifications"):
+        for path in (root / app).rglob("*.py"):
+            text = path.read_text()
+            offenders += [f"{path}: {w}" for w in ("mark_safe", "SafeString") if w in text]
+    for path in (root / "templates").rglob("*.html"):
+        text = path.read_text()
+        offenders += [f"{path}: {w}" for w in ("|safe", "autoescape off") if w in text]
+    assert offenders == []

@@ -234,7 +234,7 @@ def test_a_search_says_how_many_match_in_the_other_tab(viewer_client, shop):
 
 
 def test_the_other_tab_count_says_more_than_the_cap(viewer_client, shop, monkeypatch):
-    monkeypatch.setattr("clients.views.lists.OTHER_TAB_CAP", 1)
+    monkeypatch.setattr("clients.listing.OTHER_TAB_CAP", 1)
     response = viewer_client.get("/clients/", {"q": "@example"})
     assert "More than 1 matches in Leads" in response.content.decode()
 
@@ -436,3 +436,38 @@ def test_each_tab_has_its_own_trigram_index_for_the_search():
     assert sorted(indexes) == ["customer_clients_search_trgm", "customer_leads_search_trgm"]
     assert indexes["customer_clients_search_trgm"].endswith("WHERE (orders_count > 0)")
     assert indexes["customer_leads_search_trgm"].endswith("WHERE (orders_count = 0)")
+
+
+@pytest.mark.parametrize("sort", ["name", "-name"])
+def test_customers_without_a_name_sort_last_both_ways(viewer_client, shop, sort):
+    nameless = CustomerFactory(first_name="", last_name="", email="anon@example.com")
+    make_order(nameless, total="5.00")
+    named = ["ana", "ben", "cat"] if sort == "name" else ["cat", "ben", "ana"]
+    response = viewer_client.get("/clients/", {"sort": sort})
+    assert row_ids(response) == [shop[name].pk for name in named] + [nameless.pk]
+
+
+def test_the_push_query_is_the_search_and_filters_only(admin_client_role, shop):
+    params = {"q": "o", "source": "facebook", "sort": "id", "page": "1", "per_page": "50"}
+    response = admin_client_role.get("/clients/", {**params, "junk": "<x>"})
+    listing = response.context["listing"]
+    assert listing.filter_query == "q=o&source=facebook"
+    assert 'name="query" value="q=o&amp;source=facebook"' in response.content.decode()
+    Customer.objects.filter(pk=shop["ben"].pk).update(push_opt_in=True)
+    audience = customer_audience(
+        tab="clients", audience="filtered", ids=[], query=listing.filter_query
+    )
+    assert [c.pk for c in audience] == [shop["ben"].pk]
+
+
+def test_header_links_sort_each_column_and_flip_the_current_one(viewer_client, shop):
+    response = viewer_client.get("/clients/", {"sort": "name", "page": "2", "q": "e"})
+    headers = {h["label"]: h for h in response.context["listing"].headers}
+    assert headers["Name and email"]["url"] == "?sort=-name&q=e"
+    assert headers["Name and email"]["aria_sort"] == "ascending"
+    assert headers["Total spent"]["url"] == "?sort=total_spent&q=e"
+    assert headers["Total spent"]["aria_sort"] == ""
+    response = viewer_client.get("/clients/", {"sort": "-name"})
+    headers = {h["label"]: h for h in response.context["listing"].headers}
+    assert headers["Name and email"]["url"] == "?sort=name"
+    assert headers["Name and email"]["aria_sort"] == "descending"

@@ -17,10 +17,10 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from clients.listing import SORTS
 from clients.models import Customer
 from clients.selectors import tab_counts
 from clients.services import address_create, customer_create
-from clients.tables import SORT_KEYS
 from orders.models import Order, OrderLine, OrderStatus
 from orders.selectors import CustomerStats, customer_stats_compute
 
@@ -88,7 +88,7 @@ class Command(BaseCommand):
     def _cases(self, counts):
         clients_url = reverse("clients:client-list")
         cases = []
-        for key in sorted(SORT_KEYS):
+        for key in sorted(SORTS):
             for sort in (key, f"-{key}"):
                 cases.append((f"clients, sort {sort}", f"{clients_url}?sort={sort}"))
         middle = max(1, counts["clients"] // 2 // 25)

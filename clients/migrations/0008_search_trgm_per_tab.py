@@ -35,6 +35,6 @@ def backwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("clients", "0006_delete_customernaive")]
+    dependencies = [("clients", "0007_nameless_last_name_indexes")]
 
     operations = [migrations.RunPython(forwards, backwards, elidable=False)]
