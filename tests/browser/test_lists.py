@@ -215,6 +215,15 @@ def test_whole_rows_open_the_client_page(page_as, push_service, lang, size):
     page.wait_for_url(f"**/clients/{target.pk}/")
     page.go_back()
 
+    # Ctrl-click and the middle button open it in a new tab, leaving the list.
+    for kwargs in ({"modifiers": ["Control"]}, {"button": "middle"}):
+        with page.context.expect_page() as opened:
+            row.locator("td.cell-source").click(**kwargs)
+        tab = opened.value
+        tab.wait_for_url(f"**/clients/{target.pk}/")
+        tab.close()
+        assert page.url.endswith("/clients/")
+
     # From the keyboard: the row's link takes the focus, the row shows it, Enter opens it.
     link = row.locator("td.cell-name a")
     link.focus()
