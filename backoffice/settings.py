@@ -51,12 +51,20 @@ if DEV_APPS:
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Pages compressed (whitenoise serves static files compressed already, before this runs).
+    # Safe against BREACH: the CSRF token is masked afresh in every response and
+    # GZipMiddleware pads each response with random bytes (README, "Security").
+    "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The language: the one picked in the menu (a cookie), else the browser's Accept-Language.
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Cache-Control: private, no-store for logged-in pages; HX-Redirect to log in for htmx.
+    "backoffice.middleware.PrivatePagesMiddleware",
+    # The back office's own 404 page with DEBUG on as well.
+    "backoffice.middleware.NotFoundPageMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -8,7 +8,7 @@ posts back to it.
 import functools
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import quote
 
 from django.contrib import messages
@@ -70,6 +70,8 @@ FIELD_LABELS = {
     "city": gettext_lazy("City"),
     "region": gettext_lazy("Region"),
     "country": gettext_lazy("Country"),
+    "title": gettext_lazy("Title"),
+    "outcome": gettext_lazy("Outcome"),
 }
 ACTION_LABELS = {
     "contact_update": gettext_lazy("Contact changed"),
@@ -77,6 +79,7 @@ ACTION_LABELS = {
     "address_update": gettext_lazy("Address corrected"),
     "default_addresses": gettext_lazy("Default addresses changed"),
     "note_save": gettext_lazy("Note saved"),
+    "push_test": gettext_lazy("Test notification sent"),
 }
 
 EDIT_PERMISSIONS = {
@@ -199,7 +202,13 @@ def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
                 height=round(bar_height, 1),
                 month=month,
                 value=value,
-                text=number_format(value, decimal_pos=0, use_l10n=True, force_grouping=True),
+                # Rounded, not cut: number_format drops the decimals (€64.70 would read 64).
+                text=number_format(
+                    value.quantize(Decimal(1), rounding=ROUND_HALF_UP),
+                    decimal_pos=0,
+                    use_l10n=True,
+                    force_grouping=True,
+                ),
                 text_y=round(y - 6, 1),
                 money=money(value),
                 month_label=_month_labels(get_language(), month)[0],
