@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clients.selection import selected_ids
-from notifications import selectors, services
+from notifications import selectors, services, tasks
 from notifications.forms import AudienceForm, ComposeForm, TestPushForm
 from notifications.models import CampaignStatus, DeliveryStatus
 from notifications.payload import payload_size
@@ -106,7 +106,7 @@ def campaign_create(request):
         try:
             if not counts["devices"]:
                 raise ValueError(_("No device of this audience accepts notifications."))
-            campaign = services.campaign_create(
+            campaign = tasks.campaign_submit(
                 actor=request.user,
                 audience=audience,
                 message=form.message(),

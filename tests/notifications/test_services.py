@@ -1,12 +1,16 @@
 """Subscriptions keep Customer.push_opt_in exact; campaigns freeze their audience at start."""
 
+import concurrent.futures
 import io
+import threading
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
+from django.db import connection
 
-from clients.models import Customer
-from notifications.models import CampaignStatus, Delivery, SubscriptionStatus
+from clients.models import AuditEntry, Customer
+from notifications.models import CampaignStatus, Delivery, PushSubscription, SubscriptionStatus
 from notifications.services import (
     Audience,
     Message,
@@ -130,3 +134,91 @@ def test_an_invalid_audience_stores_nothing():
     from notifications.models import Campaign
 
     assert not Campaign.objects.exists()
+
+
+def test_subscribing_beyond_the_limit_replaces_the_oldest(push_service, settings):
+    settings.PUSH_MAX_SUBSCRIPTIONS_PER_CUSTOMER = 3
+    customer = CustomerFactory()
+    first, second, third = (subscribe(push_service, customer=customer) for _ in range(3))
+    fourth = subscribe(push_service, customer=customer)
+
+    statuses = dict(PushSubscription.objects.values_list("pk", "status"))
+    assert statuses == {
+        first.pk: SubscriptionStatus.UNSUBSCRIBED,
+        second.pk: SubscriptionStatus.ACTIVE,
+        third.pk: SubscriptionStatus.ACTIVE,
+        fourth.pk: SubscriptionStatus.ACTIVE,
+    }
+    [entry] = AuditEntry.objects.filter(action="push_subscription_replaced")
+    assert entry.customer_id == customer.pk
+    assert entry.changes["subscription"] == [first.pk, fourth.pk]
+    assert _opt_in(customer) is True
+
+    # Another customer's subscriptions do not count; re-saving an active one replaces nothing.
+    subscribe(push_service)
+    subscription_save(
+        customer=customer, endpoint=second.endpoint, p256dh=second.p256dh, auth=second.auth
+    )
+    assert PushSubscription.objects.filter(customer=customer, status="active").count() == 3
+    assert AuditEntry.objects.filter(action="push_subscription_replaced").count() == 1
+
+    # Reactivating the oldest (replaced) one makes it the one kept: the oldest other goes.
+    subscription_save(
+        customer=customer, endpoint=first.endpoint, p256dh=first.p256dh, auth=first.auth
+    )
+    active = set(
+        PushSubscription.objects.filter(customer=customer, status="active").values_list(
+            "pk", flat=True
+        )
+    )
+    assert active == {first.pk, third.pk, fourth.pk}
+    out = io.StringIO()
+    call_command("rebuild_push_stats", "--check", stdout=out)
+
+
+def test_one_token_cannot_create_thousands_of_recipients(push_service, settings):
+    """The default limit: 20 active subscriptions per customer, whatever the storefront sends."""
+    customer = CustomerFactory()
+    for _ in range(25):
+        subscribe(push_service, customer=customer)
+    assert PushSubscription.objects.filter(customer=customer, status="active").count() == 20
+    campaign = new_campaign()
+    campaign_start(campaign_id=campaign.pk)
+    campaign.refresh_from_db()
+    assert campaign.recipients == Delivery.objects.filter(campaign=campaign).count() == 20
+
+
+@pytest.mark.skipif(
+    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    reason="needs PostgreSQL: concurrent transactions",
+)
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_subscribes_never_exceed_the_limit(push_service, settings):
+    """Browsers of one customer subscribing at the same time: the customer's row is locked
+    first, so the limit holds exactly and the opt-in stays exact."""
+    settings.PUSH_MAX_SUBSCRIPTIONS_PER_CUSTOMER = 5
+    customer = CustomerFactory()
+    infos = [push_service.new_subscription() for _ in range(24)]
+    start = threading.Barrier(4)
+
+    def subscribe_some(chunk):
+        start.wait()
+        try:
+            for info in chunk:
+                subscription_save(
+                    customer=customer,
+                    endpoint=info["endpoint"],
+                    p256dh=info["keys"]["p256dh"],
+                    auth=info["keys"]["auth"],
+                )
+        finally:
+            connection.close()
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(subscribe_some, [infos[i::4] for i in range(4)]))
+
+    active = PushSubscription.objects.filter(customer=customer, status="active")
+    assert active.count() == 5
+    assert PushSubscription.objects.filter(customer=customer).count() == 24
+    assert AuditEntry.objects.filter(action="push_subscription_replaced").count() == 19
+    assert _opt_in(customer) is True

@@ -84,7 +84,13 @@ class Command(BaseCommand):
         # the last 9,000 queries in memory, and the setup's bulk inserts alone (their SQL
         # holds every value) would inflate the process by tens of MB at 100,000
         # subscriptions, and the log of the sending's queries would grow with N.
-        overrides = {"VAPID_PRIVATE_KEY": private, "VAPID_PUBLIC_KEY": public, "DEBUG": False}
+        overrides = {
+            "VAPID_PRIVATE_KEY": private,
+            "VAPID_PUBLIC_KEY": public,
+            "DEBUG": False,
+            # The sink is on 127.0.0.1, an endpoint the sender accepts only with this on.
+            "PUSH_ALLOW_LOOPBACK_ENDPOINTS": True,
+        }
         with override_settings(**overrides), Sink() as sink:
             try:
                 with transaction.atomic():
