@@ -35,7 +35,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_filters",
-    "django_tables2",
     "django_tasks_db",
     "axes",
     "clients",
@@ -213,8 +212,6 @@ PUSH_DEMO_SERVICE_PORT = int(os.environ.get("PUSH_DEMO_SERVICE_PORT", "8765"))
 # A PEM file of CA certificates the workers trust for push services, in addition to the
 # system's (hostnames are still checked); empty: the system's only.
 PUSH_CA_FILE = os.environ.get("PUSH_CA_FILE", "")
-
-DJANGO_TABLES2_TEMPLATE = "tables/table.html"
 
 # Content Security Policy: everything comes from our own origin; scripts need the nonce.
 SECURE_CSP = {

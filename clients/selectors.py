@@ -8,7 +8,9 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
+from clients.filters import CustomerFilter
 from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, Note, TabCount
+from clients.search import MAX_PK
 from orders.models import Order
 
 TABS = {"clients": IS_CLIENT, "leads": IS_LEAD}
@@ -30,8 +32,6 @@ LIST_COLUMNS = (
 )
 
 MAX_SELECTED = 500
-# The largest value of a BigAutoField primary key.
-MAX_PK = 2**63 - 1
 
 
 class DeepPageQuerySet(QuerySet):
@@ -90,16 +90,22 @@ def tab_counts() -> dict[str, int]:
     return {tab: Customer.objects.filter(condition).count() for tab, condition in TABS.items()}
 
 
+def customer_match_count(*, tab: str, filterset, cap: int) -> int:
+    """How many customers of `tab` the valid search and filters of `filterset` (a bound
+    CustomerFilter of the other tab) find, counted up to cap + 1."""
+    matches = filterset.filter_queryset(Customer.objects.filter(TABS[tab]))
+    return matches.order_by()[: cap + 1].count()
+
+
 def customer_audience(*, tab: str, audience: str, ids: list, query: str) -> QuerySet[Customer]:
     """The push-accepting customers a campaign started from a tab goes to.
 
     `audience` is "all" (the whole tab), "filtered" (the tab under the search and filters in
-    `query`, a query string) or "selected" (the ids ticked on the page). Everything is
-    re-checked here: ids are only kept if they belong to the tab and accepted push.
+    `query`, the query string the list gave: clients.listing.filter_query) or "selected" (the
+    ids ticked on the page). Everything is re-checked here: ids are only kept if they belong
+    to the tab and accepted push.
     Raises ValueError with a message for the user when the input is not valid.
     """
-    from clients.filters import CustomerFilter  # filters import this module's TABS
-
     if tab not in TABS:
         raise ValueError("Unknown tab: choose Clients or Leads.")
     customers = Customer.objects.filter(TABS[tab], push_opt_in=True)

@@ -1,11 +1,12 @@
 from django.urls import path
 
-from clients.views import client_editors, client_page, lists
+from clients.views import client_editors, client_page, lists, selection
 
 app_name = "clients"
 urlpatterns = [
     path("", lists.CustomerListView.as_view(), name="client-list"),
     path("leads/", lists.LeadListView.as_view(), name="lead-list"),
+    path("selection/", selection.SelectionView.as_view(), name="selection"),
     path("<int:pk>/", client_page.ClientDetailView.as_view(), name="client-detail"),
     path("<int:pk>/contact/", client_editors.ContactEditView.as_view(), name="contact-update"),
     path(

@@ -10,14 +10,14 @@ from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.paginator import Page
 from django.shortcuts import get_object_or_404, render
 from django.utils.formats import date_format
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 from django.utils.translation import gettext
 from django.views import View
 
 from backoffice.templatetags.formatting import money
+from clients.listing import url_pattern
 from clients.models import Customer
+from clients.paginators import KnownCountPaginator
 from clients.presenters import frequency_text, history_entries, spend_chart
 from clients.selectors import (
     audit_entries,
@@ -26,8 +26,6 @@ from clients.selectors import (
     customer_detail,
     note_versions,
 )
-from clients.tables import url_pattern
-from clients.views.lists import KnownCountPaginator
 from orders.models import OrderStatus
 from orders.selectors import customer_monthly_spend, customer_orders, customer_purchase_summary
 
@@ -69,42 +67,34 @@ def _paginate(request, queryset, *, count: int, param: str, per_page: int) -> tu
     return page, links
 
 
-def order_history_rows(orders) -> list[str]:
-    """The order history's rows as HTML, rendered in one pass (as the lists' rows: the
-    template language spent about 150 µs per row on five cells)."""
+def order_history_rows(orders) -> list[dict]:
+    """The order history's rows as plain values, for the template's `order_rows` partial.
+
+    Computed in one pass with what is the same on every row (the URL pattern, the status
+    labels, the "refunded" wording) looked up once: the template language spent about 150 µs
+    per row when it formatted the five cells itself.
+    """
     url = url_pattern("orders:order-detail")
     statuses = {value: str(label) for value, label in OrderStatus.choices}
     refunded = gettext("refunded %(amount)s")
-    # Each cell names its column: on a phone the rows are shown as stacked cells (app.css).
-    date_l, number_l, amount_l, source_l, status_l = (
-        escape(gettext(label))
-        for label in ("Date", "Number", "Amount", "Source / medium", "Status")
-    )
-    rows = []
-    for order in orders:
-        amount = escape(money(order.total, order.currency))
-        if order.refunded_amount:
-            amount += (
-                f'<span class="sub">'
-                f"{escape(refunded % {'amount': money(order.refunded_amount, order.currency)})}"
-                "</span>"
-            )
-        status = escape(order.status)
-        rows.append(
-            mark_safe(
-                f'<tr><td class="nowrap" data-label="{date_l}">'
-                f"{date_format(localtime(order.placed_at), 'SHORT_DATETIME_FORMAT')}</td>"
-                f'<td data-label="{number_l}">'
-                f'<a href="{escape(url.format(quote(order.number, safe="")))}">'
-                f"{escape(order.number)}</a></td>"
-                f'<td class="num" data-label="{amount_l}">{amount}</td>'
-                f'<td data-label="{source_l}">'
-                f"{escape(order.source or '—')} / {escape(order.medium or '—')}</td>"
-                f'<td data-label="{status_l}"><span class="badge badge-{status}">'
-                f"{escape(statuses.get(order.status, order.status))}</span></td></tr>"
-            )
-        )
-    return rows
+    return [
+        {
+            "placed_at": date_format(localtime(order.placed_at), "SHORT_DATETIME_FORMAT"),
+            "number": order.number,
+            "url": url.format(quote(order.number, safe="")),
+            "total": money(order.total, order.currency),
+            "refunded": (
+                refunded % {"amount": money(order.refunded_amount, order.currency)}
+                if order.refunded_amount
+                else ""
+            ),
+            "source": order.source or "—",
+            "medium": order.medium or "—",
+            "status": order.status,
+            "status_label": statuses.get(order.status, order.status),
+        }
+        for order in orders
+    ]
 
 
 def can_edit(user) -> dict[str, bool]:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clients', '0009_tab_count_unmanaged'),
+        ('clients', '0011_search_trgm_per_tab'),
     ]
 
     operations = [
