@@ -17,7 +17,10 @@ class Customer(models.Model):
     first_name = models.CharField(max_length=150, blank=True)
     last_name = models.CharField(max_length=150, blank=True)
     phone = models.CharField(max_length=32, blank=True)
-    created_at = models.DateTimeField(_("customer since"), db_index=True)
+    # No index of its own: the lists sort and filter on it within a tab, which the per-tab
+    # (created_at, id) indexes serve (migration 0004); one more index would be one more
+    # entry to write on every change of the row's list columns (each paid order).
+    created_at = models.DateTimeField(_("customer since"))
     default_billing_address = models.ForeignKey(
         "clients.Address",
         null=True,
@@ -45,12 +48,15 @@ class Customer(models.Model):
     total_spent = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     first_order_at = models.DateTimeField(null=True, blank=True)
     last_order_at = models.DateTimeField(null=True, blank=True)
+    # No index: nothing looks customers up by their last order (orders are never deleted,
+    # Order.customer is PROTECT), and every paid order writes this column.
     last_order = models.ForeignKey(
         "orders.Order",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
     last_source = models.CharField(max_length=100, blank=True)
     last_medium = models.CharField(max_length=100, blank=True)

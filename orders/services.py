@@ -1,26 +1,82 @@
-"""Every change to orders goes through here, and keeps the customer's statistics exact."""
+"""Every change to orders goes through here, and keeps the customer's statistics exact.
 
+The customer's statistics (orders_count, total_spent, first/last finalized order, last
+source and medium: see clients.models.Customer) change only when an order becomes finalized
+(paid) or is refunded. Those two services update them in one UPDATE statement that adjusts the
+stored values from the order's own figures: the statement takes the customer's row lock and
+PostgreSQL re-evaluates it on the newest committed row, so concurrent changes for one customer
+are serialized and each one adds to the previous one's result. This costs no read of the
+customer's other orders (a customer with 5,000 orders costs what a customer with one does),
+and changes that cannot move the statistics (placing a pending order, fulfilling, cancelling a
+pending order) do not write the customer's row at all: every write of that row rewrites its
+entries in the customers table's list indexes (the Clients and Leads sorts, the search index),
+the most expensive part of an order's write path on a large shop.
+
+Locks are always taken in the same order, the order's row first and then the customer's, so
+two calls cannot deadlock. `manage.py rebuild_customer_stats` recomputes the statistics from
+the orders and reports any drift.
+
+Every refusal raises an OrderError (a ValidationError) whose `code` and `field` say what was
+wrong, before anything is written: a refused call changes nothing.
+"""
+
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from clients.models import Customer
-from orders.models import Order, OrderLine, OrderStatus
-from orders.selectors import ZERO, CustomerStats, customer_stats_compute
+from clients.models import Address, Customer
+from orders.models import FINALIZED_STATUSES, MONEY, Order, OrderLine, OrderStatus
+from orders.selectors import ZERO
 
-# Which status may follow which; anything else is refused.
+# Which status may follow which; anything else is refused. A full refund (order_refund) is
+# the only way to REFUNDED.
 _TRANSITIONS = {
     OrderStatus.PENDING: {OrderStatus.PAID, OrderStatus.CANCELLED},
-    OrderStatus.PAID: {OrderStatus.FULFILLED, OrderStatus.REFUNDED},
-    OrderStatus.FULFILLED: {OrderStatus.REFUNDED},
+    OrderStatus.PAID: {OrderStatus.FULFILLED},
+    OrderStatus.FULFILLED: set(),
     OrderStatus.CANCELLED: set(),
     OrderStatus.REFUNDED: set(),
 }
+REFUNDABLE_STATUSES = (OrderStatus.PAID, OrderStatus.FULFILLED)
+
+# The largest amount a money column holds (12 digits, 2 after the point).
+MAX_AMOUNT = Decimal(10 ** (MONEY["max_digits"] - MONEY["decimal_places"])) - Decimal("0.01")
+MAX_LINES = 500
+# A shop's clock may run a little ahead of ours; an order placed further in the future is a
+# mistake (it would stay the customer's "last order" until that date).
+FUTURE_TOLERANCE = timedelta(hours=1)
+
+
+class OrderError(ValidationError):
+    """A refused order change: nothing was written.
+
+    `code` is stable (the API's problem type), `field` names the input at fault (or "").
+    `conflict` is True when the request is valid but the order's current state forbids it
+    (the API answers 409), False when the request itself is invalid (422).
+    """
+
+    conflict = False
+
+    def __init__(self, message: str, *, code: str, field: str = ""):
+        super().__init__(message, code=code)
+        self.field = field
+
+
+class OrderInvalid(OrderError):
+    """The request itself is wrong (no lines, a negative amount, another currency...)."""
+
+
+class OrderConflict(OrderError):
+    """The order's current state forbids the change (paying a cancelled order, refunding
+    more than was paid, an order number already used)."""
+
+    conflict = True
 
 
 @dataclass(frozen=True)
@@ -31,20 +87,283 @@ class LineInput:
     unit_price: Decimal
 
 
-def _customer_lock(customer_id: int) -> Customer:
-    # Every order change for a customer locks the customer row first, so concurrent
-    # changes are serialized and each recomputation sees the previous one's orders.
-    return Customer.objects.select_for_update().get(pk=customer_id)
+@dataclass(frozen=True)
+class Attribution:
+    """Where the customer came from for an order (UTM source, medium, campaign)."""
+
+    source: str = ""
+    medium: str = ""
+    campaign: str = ""
 
 
-def _customer_stats_store(customer: Customer) -> None:
-    stats = customer_stats_compute(customer_id=customer.pk)
-    for field in CustomerStats.FIELDS:
-        setattr(customer, field, getattr(stats, field))
-    customer.save(update_fields=list(CustomerStats.FIELDS))
+# Finds the attribution of an order placed without one: the customer's latest app launch or
+# visit before the order (registered by the storefront app, which owns launches).
+AttributionFinder = Callable[[int, datetime], Attribution | None]
+_attribution_finders: list[AttributionFinder] = []
+
+
+def attribution_finder_register(finder: AttributionFinder) -> None:
+    """Let an app that records launches attribute orders placed without a source."""
+    if finder not in _attribution_finders:
+        _attribution_finders.append(finder)
+
+
+def _attribution_for(customer_id: int, placed_at: datetime) -> Attribution:
+    for finder in _attribution_finders:
+        found = finder(customer_id, placed_at)
+        if found is not None:
+            return found
+    return Attribution()
+
+
+# --- Validation ----------------------------------------------------------------------------
+
+
+def _amount(value, field: str, *, allow_zero: bool = True) -> Decimal:
+    try:
+        amount = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise OrderInvalid(
+            f"{field} is not an amount.", code="invalid-amount", field=field
+        ) from None
+    if not amount.is_finite() or amount != amount.quantize(ZERO):
+        raise OrderInvalid(
+            f"{field} must be an amount with at most 2 decimals.",
+            code="invalid-amount",
+            field=field,
+        )
+    if amount < ZERO or (amount == ZERO and not allow_zero):
+        raise OrderInvalid(
+            f"{field} must be {'zero or ' if allow_zero else ''}positive.",
+            code="invalid-amount",
+            field=field,
+        )
+    if amount > MAX_AMOUNT:
+        raise OrderInvalid(f"{field} is too large.", code="invalid-amount", field=field)
+    return amount.quantize(ZERO)
+
+
+def _text(value: str, field: str, max_length: int, *, required: bool = False) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise OrderInvalid(f"{field} is required.", code="required", field=field)
+    if len(value) > max_length:
+        raise OrderInvalid(
+            f"{field} is longer than {max_length} characters.", code="too-long", field=field
+        )
+    if "\x00" in value:
+        raise OrderInvalid(f"{field} contains a NUL character.", code="invalid-text", field=field)
+    return value
+
+
+@dataclass(frozen=True)
+class OrderDraft:
+    """An order checked and computed, ready to be written (see order_draft)."""
+
+    number: str
+    currency: str
+    placed_at: datetime
+    lines: tuple[LineInput, ...]
+    subtotal: Decimal
+    shipping: Decimal
+    tax: Decimal
+    discount: Decimal
+    total: Decimal
+    # None: attribute it to the customer's last launch before placed_at.
+    attribution: Attribution | None
+
+    def line_rows(self, order: Order) -> list[OrderLine]:
+        return [
+            OrderLine(
+                order=order,
+                product_name=line.product_name,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                line_total=line.unit_price * line.quantity,
+            )
+            for line in self.lines
+        ]
+
+
+def order_draft(
+    *,
+    number: str,
+    lines: list[LineInput],
+    shipping=ZERO,
+    tax=ZERO,
+    discount=ZERO,
+    total=None,
+    currency: str | None = None,
+    source: str | None = None,
+    medium: str | None = None,
+    campaign: str | None = None,
+    placed_at: datetime | None = None,
+    now: datetime | None = None,
+) -> OrderDraft:
+    """Check an order as the shop sends it and compute its amounts (no query).
+
+    `total`, when given, must equal subtotal + shipping + tax - discount. Raises OrderInvalid.
+    """
+    number = _text(number, "number", Order._meta.get_field("number").max_length, required=True)
+    shop_currency = settings.SHOP_CURRENCY
+    currency = (currency or shop_currency).strip().upper()
+    if currency != shop_currency:
+        # Statistics add amounts up: they hold in one currency, the shop's.
+        raise OrderInvalid(
+            f"The shop's currency is {shop_currency}; this order is in {currency}.",
+            code="currency-mismatch",
+            field="currency",
+        )
+    if not lines:
+        raise OrderInvalid("An order needs at least one line.", code="no-lines", field="lines")
+    if len(lines) > MAX_LINES:
+        raise OrderInvalid(
+            f"An order has at most {MAX_LINES} lines.", code="too-many-lines", field="lines"
+        )
+    checked = []
+    subtotal = ZERO
+    for i, line in enumerate(lines):
+        where = f"lines[{i}]"
+        quantity = line.quantity
+        if (
+            isinstance(quantity, bool)
+            or not isinstance(quantity, int)
+            or not 1 <= quantity <= 10**6
+        ):
+            raise OrderInvalid(
+                "quantity must be a whole number from 1 to 1,000,000.",
+                code="invalid-quantity",
+                field=f"{where}.quantity",
+            )
+        price = _amount(line.unit_price, f"{where}.unit_price")
+        checked.append(
+            LineInput(
+                product_name=_text(line.product_name, f"{where}.product_name", 200, required=True),
+                sku=_text(line.sku, f"{where}.sku", 64),
+                quantity=quantity,
+                unit_price=price,
+            )
+        )
+        subtotal += price * quantity
+        if subtotal > MAX_AMOUNT:
+            raise OrderInvalid(
+                "The order's amount is too large.", code="invalid-amount", field=where
+            )
+    shipping = _amount(shipping, "shipping")
+    tax = _amount(tax, "tax")
+    discount = _amount(discount, "discount")
+    computed = subtotal + shipping + tax - discount
+    if computed < ZERO:
+        raise OrderInvalid(
+            "The discount is larger than the order's amount.",
+            code="invalid-amount",
+            field="discount",
+        )
+    if computed > MAX_AMOUNT:
+        raise OrderInvalid("The order's amount is too large.", code="invalid-amount", field="total")
+    if total is not None and _amount(total, "total") != computed:
+        raise OrderInvalid(
+            f"total is {total} but the lines, shipping, tax and discount make {computed}.",
+            code="total-mismatch",
+            field="total",
+        )
+    now = now or timezone.now()
+    placed_at = placed_at or now
+    if timezone.is_naive(placed_at):
+        raise OrderInvalid(
+            "placed_at needs a time zone offset.", code="invalid-datetime", field="placed_at"
+        )
+    if placed_at > now + FUTURE_TOLERANCE:
+        raise OrderInvalid(
+            "placed_at is in the future.", code="invalid-datetime", field="placed_at"
+        )
+    if source is None and medium is None and campaign is None:
+        attribution = None
+    else:
+        attribution = Attribution(
+            source=_text(source, "source", 100),
+            medium=_text(medium, "medium", 100),
+            campaign=_text(campaign, "campaign", 200),
+        )
+    return OrderDraft(
+        number=number,
+        currency=currency,
+        placed_at=placed_at,
+        lines=tuple(checked),
+        subtotal=subtotal,
+        shipping=shipping,
+        tax=tax,
+        discount=discount,
+        total=computed,
+        attribution=attribution,
+    )
+
+
+def _address_snapshots(customer_id: int) -> tuple[dict, dict]:
+    """The customer's current default billing and shipping addresses, as orders keep them,
+    read from the database (the caller's copy of the customer may be stale)."""
+    ids = (
+        Customer.objects.filter(pk=customer_id)
+        .values_list("default_billing_address_id", "default_shipping_address_id")
+        .first()
+    )
+    if ids is None:
+        raise Customer.DoesNotExist(f"No customer {customer_id}.")
+    billing_id, shipping_id = ids
+    if billing_id is None and shipping_id is None:
+        return {}, {}
+    found = {a.pk: a.as_snapshot() for a in Address.objects.filter(pk__in=ids)}
+    return found.get(billing_id, {}), found.get(shipping_id, {})
+
+
+def order_build(*, customer: Customer, draft: OrderDraft, billing: dict, shipping: dict) -> Order:
+    """The unsaved pending order of a draft (also used by the bulk import)."""
+    attribution = draft.attribution or _attribution_for(customer.pk, draft.placed_at)
+    return Order(
+        number=draft.number,
+        customer=customer,
+        placed_at=draft.placed_at,
+        status=OrderStatus.PENDING,
+        currency=draft.currency,
+        subtotal=draft.subtotal,
+        shipping=draft.shipping,
+        tax=draft.tax,
+        discount=draft.discount,
+        total=draft.total,
+        source=attribution.source,
+        medium=attribution.medium,
+        campaign=attribution.campaign,
+        billing_address=billing,
+        shipping_address=shipping,
+    )
+
+
+def order_number_taken(number: str) -> OrderConflict:
+    return OrderConflict(
+        f"The order number {number} is already used.", code="order-number-taken", field="number"
+    )
 
 
 @transaction.atomic
+def order_create(*, customer: Customer, draft: OrderDraft) -> Order:
+    """Record a new pending order from a checked draft, freezing the customer's default
+    addresses on it. A pending order does not count in the statistics: the customer's row is
+    read, not written. Raises OrderConflict if the number is already used."""
+    if Order.objects.filter(number=draft.number).exists():
+        raise order_number_taken(draft.number)
+    billing, shipping = _address_snapshots(customer.pk)
+    order = order_build(customer=customer, draft=draft, billing=billing, shipping=shipping)
+    try:
+        with transaction.atomic():
+            order.save(force_insert=True)
+    except IntegrityError:
+        # Another call created the same number since the check above.
+        raise order_number_taken(draft.number) from None
+    OrderLine.objects.bulk_create(draft.line_rows(order))
+    return order
+
+
 def order_place(
     *,
     customer: Customer,
@@ -53,75 +372,163 @@ def order_place(
     shipping: Decimal = ZERO,
     tax: Decimal = ZERO,
     discount: Decimal = ZERO,
+    total: Decimal | None = None,
     currency: str | None = None,
-    source: str = "",
-    medium: str = "",
-    campaign: str = "",
+    source: str | None = None,
+    medium: str | None = None,
+    campaign: str | None = None,
     placed_at: datetime | None = None,
 ) -> Order:
-    """Record a new (pending) order, freezing the customer's default addresses on it."""
-    if not lines:
-        raise ValidationError("An order needs at least one line.")
-    customer = _customer_lock(customer.pk)
-    subtotal = sum((line.unit_price * line.quantity for line in lines), ZERO)
-    billing = customer.default_billing_address
-    shipping_address = customer.default_shipping_address
-    order = Order.objects.create(
+    """Check and record a new (pending) order. Without source, medium and campaign, the
+    customer's last launch before `placed_at` attributes it."""
+    draft = order_draft(
         number=number,
-        customer=customer,
-        placed_at=placed_at or timezone.now(),
-        status=OrderStatus.PENDING,
-        currency=currency or settings.SHOP_CURRENCY,
-        subtotal=subtotal,
+        lines=lines,
         shipping=shipping,
         tax=tax,
         discount=discount,
-        total=subtotal + shipping + tax - discount,
+        total=total,
+        currency=currency,
         source=source,
         medium=medium,
         campaign=campaign,
-        billing_address=billing.as_snapshot() if billing else {},
-        shipping_address=shipping_address.as_snapshot() if shipping_address else {},
+        placed_at=placed_at,
     )
-    OrderLine.objects.bulk_create(
-        OrderLine(
-            order=order,
-            product_name=line.product_name,
-            sku=line.sku,
-            quantity=line.quantity,
-            unit_price=line.unit_price,
-            line_total=line.unit_price * line.quantity,
+    return order_create(customer=customer, draft=draft)
+
+
+# --- Statistics ----------------------------------------------------------------------------
+
+
+# The statistics an order change adjusts (see CustomerStats; first_order_at never moves later).
+_STATS_FIELDS = (
+    "orders_count",
+    "total_spent",
+    "first_order_at",
+    "last_order_at",
+    "last_order_id",
+    "last_source",
+    "last_medium",
+)
+
+
+def _customer_stats_lock(customer_id: int) -> Customer:
+    # The customer's row lock serializes every statistics change for one customer, so each
+    # adjustment starts from the previous one's committed result.
+    return Customer.objects.select_for_update().only(*_STATS_FIELDS).get(pk=customer_id)
+
+
+def _stats_add_finalized(order: Order) -> None:
+    """Count a newly finalized order in its customer's statistics."""
+    customer = _customer_stats_lock(order.customer_id)
+    changes = {
+        "orders_count": customer.orders_count + 1,
+        "total_spent": customer.total_spent + order.total - order.refunded_amount,
+    }
+    if customer.first_order_at is None or order.placed_at < customer.first_order_at:
+        changes["first_order_at"] = order.placed_at
+    # The last order is the newest by (placed_at, id), as customer_stats_compute sorts them.
+    last = (customer.last_order_at, customer.last_order_id or 0)
+    if customer.last_order_at is None or (order.placed_at, order.pk) > last:
+        changes.update(
+            last_order_at=order.placed_at,
+            last_order_id=order.pk,
+            last_source=order.source,
+            last_medium=order.medium,
         )
-        for line in lines
+    Customer.objects.filter(pk=customer.pk).update(**changes)
+
+
+def _stats_subtract_refund(order: Order, amount: Decimal) -> None:
+    """Take a refund off its (finalized) order's customer's total spent."""
+    customer = _customer_stats_lock(order.customer_id)
+    Customer.objects.filter(pk=customer.pk).update(total_spent=customer.total_spent - amount)
+
+
+# --- Status changes and refunds ------------------------------------------------------------
+
+
+def _order_lock(order: Order) -> Order:
+    # Only the columns the changes read: the address snapshots stay unread.
+    return (
+        Order.objects.select_for_update()
+        .only(
+            "customer_id",
+            "number",
+            "placed_at",
+            "status",
+            "total",
+            "refunded_amount",
+            "source",
+            "medium",
+        )
+        .get(pk=order.pk)
     )
-    return order
+
+
+def _refuse_transition(order: Order, status: str) -> OrderConflict:
+    return OrderConflict(
+        f"An order that is {order.status} cannot become {status}.",
+        code="invalid-transition",
+        field="status",
+    )
 
 
 @transaction.atomic
 def order_set_status(*, order: Order, status: str) -> Order:
     """Move an order to `status` (pay, fulfil, cancel) and update the customer's statistics."""
-    customer = _customer_lock(order.customer_id)
-    order = Order.objects.select_for_update().get(pk=order.pk)
+    if status not in OrderStatus.values:
+        raise OrderInvalid(
+            f"{status} is not an order status.", code="invalid-status", field="status"
+        )
+    order = _order_lock(order)
     if status not in _TRANSITIONS[order.status]:
-        raise ValidationError(f"An order that is {order.status} cannot become {status}.")
+        raise _refuse_transition(order, status)
+    was_finalized = order.status in FINALIZED_STATUSES
     order.status = status
     order.save(update_fields=["status"])
-    _customer_stats_store(customer)
+    if status in FINALIZED_STATUSES and not was_finalized:
+        _stats_add_finalized(order)
     return order
 
 
+def order_pay(*, order: Order) -> Order:
+    """A pending order was paid: it becomes a finalized purchase."""
+    return order_set_status(order=order, status=OrderStatus.PAID)
+
+
+def order_fulfil(*, order: Order) -> Order:
+    """A paid order was shipped or handed over."""
+    return order_set_status(order=order, status=OrderStatus.FULFILLED)
+
+
+def order_cancel(*, order: Order) -> Order:
+    """A pending order was abandoned or cancelled before payment."""
+    return order_set_status(order=order, status=OrderStatus.CANCELLED)
+
+
 @transaction.atomic
-def order_refund(*, order: Order, amount: Decimal) -> Order:
-    """Refund part or all of a paid order; a full refund marks it refunded."""
-    customer = _customer_lock(order.customer_id)
-    order = Order.objects.select_for_update().get(pk=order.pk)
-    if order.status not in (OrderStatus.PAID, OrderStatus.FULFILLED):
-        raise ValidationError(f"An order that is {order.status} cannot be refunded.")
-    if amount <= ZERO or order.refunded_amount + amount > order.total:
-        raise ValidationError("The refund must be positive and at most what is left to refund.")
+def order_refund(*, order: Order, amount) -> Order:
+    """Refund part or all of a paid order; the refund that brings the refunded amount to the
+    total marks it refunded. Several partial refunds add up."""
+    amount = _amount(amount, "amount", allow_zero=False)
+    order = _order_lock(order)
+    if order.status not in REFUNDABLE_STATUSES:
+        raise OrderConflict(
+            f"An order that is {order.status} cannot be refunded.",
+            code="invalid-transition",
+            field="status",
+        )
+    left = order.total - order.refunded_amount
+    if amount > left:
+        raise OrderConflict(
+            f"The refund of {amount} is more than the {left} left to refund on this order.",
+            code="refund-exceeds-paid",
+            field="amount",
+        )
     order.refunded_amount += amount
     if order.refunded_amount == order.total:
         order.status = OrderStatus.REFUNDED
     order.save(update_fields=["refunded_amount", "status"])
-    _customer_stats_store(customer)
+    _stats_subtract_refund(order, amount)
     return order
