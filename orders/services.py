@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from clients.models import Address, Customer
 from orders.models import FINALIZED_STATUSES, MONEY, Order, OrderLine, OrderStatus
-from orders.selectors import ZERO
+from orders.selectors import ZERO, customer_stats_for
 
 # Which status may follow which; anything else is refused. A full refund (order_refund) is
 # the only way to REFUNDED.
@@ -415,7 +415,7 @@ _STATS_FIELDS = (
 def _customer_stats_lock(customer_id: int) -> Customer:
     # The customer's row lock serializes every statistics change for one customer, so each
     # adjustment starts from the previous one's committed result.
-    return Customer.objects.select_for_update().only(*_STATS_FIELDS).get(pk=customer_id)
+    return Customer.objects.select_for_update(no_key=True).only(*_STATS_FIELDS).get(pk=customer_id)
 
 
 def _stats_add_finalized(order: Order) -> None:
@@ -449,21 +449,14 @@ def _stats_subtract_refund(order: Order, amount: Decimal) -> None:
 
 
 def _order_lock(order: Order) -> Order:
-    # Only the columns the changes read: the address snapshots stay unread.
-    return (
-        Order.objects.select_for_update()
-        .only(
-            "customer_id",
-            "number",
-            "placed_at",
-            "status",
-            "total",
-            "refunded_amount",
-            "source",
-            "medium",
-        )
-        .get(pk=order.pk)
+    """The order, locked, found by id or else by number (Order.DoesNotExist if none). Every
+    column but the address snapshots, so that the caller can show the changed order."""
+    found = Order.objects.select_for_update(no_key=True).defer(
+        "billing_address", "shipping_address"
     )
+    if order.pk is not None:
+        return found.get(pk=order.pk)
+    return found.get(number=order.number)
 
 
 def _refuse_transition(order: Order, status: str) -> OrderConflict:
@@ -532,3 +525,183 @@ def order_refund(*, order: Order, amount) -> Order:
     order.save(update_fields=["refunded_amount", "status"])
     _stats_subtract_refund(order, amount)
     return order
+
+
+# --- Bulk import (a shop's history) --------------------------------------------------------
+
+# Which (status, refunded) an imported order may move to from the one stored: only forward,
+# as the calls above would have moved it.
+_REACHABLE = {
+    OrderStatus.PENDING: {s for s in OrderStatus.values},
+    OrderStatus.PAID: {OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.REFUNDED},
+    OrderStatus.FULFILLED: {OrderStatus.FULFILLED, OrderStatus.REFUNDED},
+    OrderStatus.CANCELLED: {OrderStatus.CANCELLED},
+    OrderStatus.REFUNDED: {OrderStatus.REFUNDED},
+}
+
+
+@dataclass(frozen=True)
+class ImportedOrder:
+    """One order of an import: its draft, its customer, and where its life has got to."""
+
+    draft: OrderDraft
+    customer_id: int
+    status: str = OrderStatus.PENDING
+    refunded_amount: Decimal | None = None
+
+
+def order_import_check(item: ImportedOrder) -> ImportedOrder:
+    """Check an imported order's status and refunded amount against its total (no query)."""
+    if item.status not in OrderStatus.values:
+        raise OrderInvalid(
+            f"{item.status} is not an order status.", code="invalid-status", field="status"
+        )
+    total = item.draft.total
+    refunded = item.refunded_amount
+    if refunded is None:
+        refunded = total if item.status == OrderStatus.REFUNDED else ZERO
+    refunded = _amount(refunded, "refunded_amount")
+    if refunded > total:
+        raise OrderInvalid(
+            "refunded_amount is more than the order's total.",
+            code="refund-exceeds-paid",
+            field="refunded_amount",
+        )
+    if item.status == OrderStatus.REFUNDED and refunded != total:
+        raise OrderInvalid(
+            "A refunded order was refunded in full; send refunded_amount = total, or the "
+            "status it had (paid or fulfilled) with a partial refund.",
+            code="invalid-status",
+            field="refunded_amount",
+        )
+    if refunded and item.status not in (*REFUNDABLE_STATUSES, OrderStatus.REFUNDED):
+        raise OrderInvalid(
+            f"An order that is {item.status} has no refund.",
+            code="invalid-status",
+            field="refunded_amount",
+        )
+    if item.status in REFUNDABLE_STATUSES and refunded == total and total > ZERO:
+        raise OrderInvalid(
+            "An order refunded in full is refunded; send status refunded.",
+            code="invalid-status",
+            field="status",
+        )
+    return ImportedOrder(
+        draft=item.draft, customer_id=item.customer_id, status=item.status, refunded_amount=refunded
+    )
+
+
+def _same_order(order: Order, item: ImportedOrder) -> bool:
+    draft = item.draft
+    return (
+        order.customer_id == item.customer_id
+        and order.total == draft.total
+        and order.currency == draft.currency
+        and order.placed_at == draft.placed_at
+    )
+
+
+@transaction.atomic
+def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderError]:
+    """Apply a batch of checked imported orders (order_import_check) in one transaction: each
+    one is created, moved forward (updated) or found as it is (unchanged), or refused with the
+    OrderError saying why. Every customer whose finalized orders changed gets its statistics
+    recomputed from its orders, under its row lock. Order numbers must be distinct in a batch.
+
+    Set-based: a few queries per batch, not per order (a shop's history is millions of
+    orders). Locks: the batch's existing orders, then its customers, both by id.
+    """
+    numbers = [item.draft.number for item in items]
+    if len(set(numbers)) != len(numbers):
+        raise ValueError("An import batch has distinct order numbers.")
+    existing = {
+        order.number: order
+        for order in Order.objects.select_for_update(no_key=True)
+        .filter(number__in=numbers)
+        .defer("billing_address", "shipping_address")
+        .order_by("pk")
+    }
+    customer_ids = {item.customer_id for item in items}
+    customers = {
+        c.pk: c
+        for c in Customer.objects.select_for_update(no_key=True)
+        .filter(pk__in=sorted(customer_ids))
+        .only("pk", "default_billing_address_id", "default_shipping_address_id")
+        .order_by("pk")
+    }
+    address_ids = {
+        pk
+        for c in customers.values()
+        for pk in (c.default_billing_address_id, c.default_shipping_address_id)
+        if pk is not None
+    }
+    addresses = {a.pk: a.as_snapshot() for a in Address.objects.filter(pk__in=address_ids)}
+    results: list = [None] * len(items)
+    new_orders, new_items, changed_orders, touched = [], [], [], set()
+    for i, item in enumerate(items):
+        order = existing.get(item.draft.number)
+        customer = customers.get(item.customer_id)
+        if customer is None:
+            results[i] = OrderInvalid(
+                "is not a customer of this shop", code="unknown-customer", field="customer_id"
+            )
+        elif order is None:
+            order = order_build(
+                customer=customer,
+                draft=item.draft,
+                billing=addresses.get(customer.default_billing_address_id, {}),
+                shipping=addresses.get(customer.default_shipping_address_id, {}),
+            )
+            order.status = item.status
+            order.refunded_amount = item.refunded_amount
+            new_orders.append(order)
+            new_items.append(item)
+            results[i] = ("created", order)
+            if item.status in FINALIZED_STATUSES:
+                touched.add(customer.pk)
+        elif not _same_order(order, item):
+            results[i] = order_number_taken(item.draft.number)
+        elif (order.status, order.refunded_amount) == (item.status, item.refunded_amount):
+            results[i] = ("unchanged", order)
+        elif item.status not in _REACHABLE[order.status] or (
+            item.refunded_amount < order.refunded_amount
+        ):
+            results[i] = _refuse_transition(order, item.status)
+        else:
+            order.status = item.status
+            order.refunded_amount = item.refunded_amount
+            changed_orders.append(order)
+            results[i] = ("updated", order)
+            if item.status in FINALIZED_STATUSES:
+                touched.add(customer.pk)
+    if new_orders:
+        Order.objects.bulk_create(new_orders)
+        OrderLine.objects.bulk_create(
+            [
+                row
+                for order, item in zip(new_orders, new_items, strict=True)
+                for row in item.draft.line_rows(order)
+            ],
+            batch_size=2000,
+        )
+    if changed_orders:
+        Order.objects.bulk_update(changed_orders, ["status", "refunded_amount"])
+    if touched:
+        _customers_stats_refresh(sorted(touched))
+    return results
+
+
+def _customers_stats_refresh(customer_ids: list[int]) -> None:
+    """Recompute locked customers' statistics from their orders; write only those that moved."""
+    fields = _STATS_FIELDS
+    truth = customer_stats_for(customer_ids)
+    stored = Customer.objects.filter(pk__in=customer_ids).only("pk", *fields)
+    changed = []
+    for customer in stored:
+        stats = truth[customer.pk]
+        if any(getattr(customer, f) != getattr(stats, f) for f in fields):
+            for f in fields:
+                setattr(customer, f, getattr(stats, f))
+            changed.append(customer)
+    if changed:
+        Customer.objects.bulk_update(changed, list(fields), batch_size=500)

@@ -9,19 +9,24 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clients.models import Customer
-from orders.models import OrderStatus
+from clients.services import address_create
+from orders.models import Order, OrderStatus
 from orders.services import (
     Attribution,
+    ImportedOrder,
     LineInput,
     OrderConflict,
     OrderInvalid,
     attribution_finder_register,
     order_cancel,
+    order_draft,
     order_fulfil,
+    order_import_check,
     order_pay,
     order_place,
     order_refund,
     order_set_status,
+    orders_import,
 )
 from tests.factories import AddressFactory, CustomerFactory, make_order
 
@@ -323,3 +328,74 @@ def test_an_order_without_a_source_is_attributed_by_the_registered_finder():
     assert (order.source, order.medium, order.campaign) == ("google", "cpc", "spring")
     assert (given.source, given.medium) == ("", "")
     assert seen == [customer.pk]
+
+
+def _imported(customer, number, status=OrderStatus.PENDING, refunded=None, price="10.00", **kw):
+    draft = order_draft(
+        number=number,
+        lines=_lines(price),
+        placed_at=kw.pop("placed_at", datetime(2026, 1, 5, 12, tzinfo=UTC)),
+        source=kw.pop("source", "google"),
+        medium="cpc",
+    )
+    return order_import_check(
+        ImportedOrder(draft=draft, customer_id=customer.pk, status=status, refunded_amount=refunded)
+    )
+
+
+def test_import_creates_moves_forward_or_leaves_orders_and_keeps_statistics_exact():
+    alice, bob = CustomerFactory(), CustomerFactory()
+    address_create(
+        customer=alice, name="A", line1="1 rue", postal_code="69001", city="Lyon", country="FR"
+    )
+    first = orders_import(
+        [
+            _imported(alice, "I-1", OrderStatus.PAID),
+            _imported(alice, "I-2", OrderStatus.FULFILLED, refunded=Decimal("5.00")),
+            _imported(alice, "I-3", OrderStatus.REFUNDED),
+            _imported(bob, "I-4"),
+            _imported(bob, "I-5", OrderStatus.CANCELLED),
+        ]
+    )
+    assert [r[0] for r in first] == ["created"] * 5
+    alice.refresh_from_db()
+    # 20 + (20 - 5) + (20 - 20): every line is 2 x 10.00
+    assert (alice.orders_count, alice.total_spent) == (3, Decimal("35.00"))
+    assert Order.objects.get(number="I-1").lines.count() == 1
+    assert Order.objects.get(number="I-1").billing_address["city"] == "Lyon"
+    again = orders_import(
+        [
+            _imported(alice, "I-1", OrderStatus.PAID),
+            _imported(alice, "I-2", OrderStatus.REFUNDED),
+            _imported(bob, "I-4", OrderStatus.PAID),
+            _imported(bob, "I-5", OrderStatus.PAID),
+            _imported(alice, "I-3", OrderStatus.REFUNDED, price="11.00"),
+        ]
+    )
+    (other_customer,) = orders_import([_imported(bob, "I-1", OrderStatus.PAID)])
+    assert again[0][0] == "unchanged"
+    assert again[1][0] == again[2][0] == "updated"
+    assert isinstance(again[3], OrderConflict) and again[3].code == "invalid-transition"
+    assert isinstance(again[4], OrderConflict) and again[4].code == "order-number-taken"
+    assert isinstance(other_customer, OrderConflict)
+    alice.refresh_from_db()
+    bob.refresh_from_db()
+    assert (alice.orders_count, alice.total_spent) == (3, Decimal("20.00"))
+    assert (bob.orders_count, bob.total_spent) == (1, Decimal("20.00"))
+    call_command("rebuild_customer_stats", "--check")
+
+
+@pytest.mark.parametrize(
+    ("status", "refunded", "field"),
+    [
+        ("lost", None, "status"),
+        (OrderStatus.PAID, Decimal("21.00"), "refunded_amount"),
+        (OrderStatus.PENDING, Decimal("1.00"), "refunded_amount"),
+        (OrderStatus.REFUNDED, Decimal("1.00"), "refunded_amount"),
+        (OrderStatus.PAID, Decimal("20.00"), "status"),
+    ],
+)
+def test_import_refuses_impossible_states(status, refunded, field):
+    with pytest.raises(OrderInvalid) as error:
+        _imported(CustomerFactory(), "J-1", status, refunded)
+    assert error.value.field == field
