@@ -148,6 +148,36 @@ class Note(models.Model):
         return f"Note on {self.customer_id} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
+class TabCount(models.Model):
+    """PostgreSQL only: how many customers each tab holds, in 16 slots kept exact by triggers
+    on the customers table (the table, its functions and triggers are created by
+    clients/migrations/0004_postgres_list_indexes.py; the model gives its name to the SQL
+    that reads it)."""
+
+    slot = models.SmallIntegerField(primary_key=True)
+    clients = models.BigIntegerField(default=0)
+    leads = models.BigIntegerField(default=0)
+
+    class Meta:
+        managed = False
+        db_table = "clients_tab_count"
+
+    def __str__(self):
+        return f"slot {self.slot}: {self.clients} clients, {self.leads} leads"
+
+
+class AuditAction(models.TextChoices):
+    """What an audit entry records; the label is the change history's wording."""
+
+    CONTACT_UPDATE = "contact_update", _("Contact changed")
+    ADDRESS_CREATE = "address_create", _("Address added")
+    ADDRESS_UPDATE = "address_update", _("Address corrected")
+    DEFAULT_ADDRESSES = "default_addresses", _("Default addresses changed")
+    NOTE_SAVE = "note_save", _("Note saved")
+    # Written when the customer's browsers subscribe or unsubscribe (notifications/services.py).
+    PUSH_OPT_IN = "push_opt_in", _("Push notifications consent changed")
+
+
 class AuditEntry(models.Model):
     """Who changed what on a customer, when, from what to what."""
 
@@ -156,7 +186,7 @@ class AuditEntry(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     at = models.DateTimeField()
-    action = models.CharField(max_length=50)
+    action = models.CharField(max_length=50, choices=AuditAction.choices)
     # {"field": [before, after], ...}
     changes = models.JSONField(default=dict)
 

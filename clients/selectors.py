@@ -8,7 +8,7 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
-from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, Note
+from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, Note, TabCount
 from orders.models import Order
 
 TABS = {"clients": IS_CLIENT, "leads": IS_LEAD}
@@ -81,8 +81,9 @@ def tab_counts() -> dict[str, int]:
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
+            table = connection.ops.quote_name(TabCount._meta.db_table)
             cursor.execute(
-                "SELECT coalesce(sum(clients), 0), coalesce(sum(leads), 0) FROM clients_tab_count"
+                f"SELECT coalesce(sum(clients), 0), coalesce(sum(leads), 0) FROM {table}"
             )
             clients, leads = cursor.fetchone()
         return {"clients": int(clients), "leads": int(leads)}

@@ -6,7 +6,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from clients.models import ADDRESS_FIELDS, Address, AuditEntry, Customer, Note
+from clients.models import ADDRESS_FIELDS, Address, AuditAction, AuditEntry, Customer, Note
 from clients.search import customer_search_text
 
 
@@ -20,13 +20,13 @@ class Conflict(Exception):
     at: datetime | None = None
 
 
-def audit_record(*, customer: Customer, actor, action: str, changes: dict) -> AuditEntry:
+def audit_record(*, customer: Customer, actor, action: AuditAction, changes: dict) -> AuditEntry:
     """Write one audit entry (who, when, what, before -> after) for a change to a customer."""
     return AuditEntry.objects.create(
         customer=customer,
         actor=actor,
         at=timezone.now(),
-        action=action,
+        action=AuditAction(action),  # an action without a label is refused (ValueError)
         changes=changes,
     )
 
@@ -86,7 +86,7 @@ def address_create(
         audit_record(
             customer=customer,
             actor=actor,
-            action="address_create",
+            action=AuditAction.ADDRESS_CREATE,
             changes={"address": ["", str(address)]},
         )
     return address
@@ -164,7 +164,7 @@ def customer_update_contact(
     before = customer_contact_values(customer)
     _check_version(
         customer=customer,
-        action="contact_update",
+        action=AuditAction.CONTACT_UPDATE,
         current=before,
         version=version,
         stored_version=customer.version,
@@ -185,7 +185,7 @@ def customer_update_contact(
     customer.version += 1
     customer_refresh_search_text(customer)
     customer.save(update_fields=[*changes, "version", "search_text"])
-    audit_record(customer=customer, actor=actor, action="contact_update", changes=changes)
+    audit_record(customer=customer, actor=actor, action=AuditAction.CONTACT_UPDATE, changes=changes)
     return customer
 
 
@@ -222,7 +222,7 @@ def address_set_default(
     try:
         _check_version(
             customer=customer,
-            action="default_addresses",
+            action=AuditAction.DEFAULT_ADDRESSES,
             current=before,
             version=version,
             stored_version=customer.version,
@@ -242,7 +242,9 @@ def address_set_default(
     customer.country = billing.country
     customer.version += 1
     customer.save(update_fields=[*DEFAULT_ADDRESS_FIELDS, "country", "version"])
-    audit_record(customer=customer, actor=actor, action="default_addresses", changes=changes)
+    audit_record(
+        customer=customer, actor=actor, action=AuditAction.DEFAULT_ADDRESSES, changes=changes
+    )
     return customer
 
 
@@ -264,7 +266,7 @@ def address_update(
     before = address_values(address)
     _check_version(
         customer=customer,
-        action="address_update",
+        action=AuditAction.ADDRESS_UPDATE,
         current=before,
         version=version,
         stored_version=address.version,
@@ -283,7 +285,7 @@ def address_update(
         customer.save(update_fields=["country"])
     changes = {name: [before[name], after[name]] for name in changed}
     changes["address"] = [str(Address(**before)), str(address)]
-    audit_record(customer=customer, actor=actor, action="address_update", changes=changes)
+    audit_record(customer=customer, actor=actor, action=AuditAction.ADDRESS_UPDATE, changes=changes)
     return address
 
 
@@ -319,6 +321,9 @@ def note_save(*, customer: Customer, actor, text: str, based_on: int | None) -> 
         customer=customer, text=text, author=actor, created_at=timezone.now()
     )
     audit_record(
-        customer=customer, actor=actor, action="note_save", changes={"note": [before, text]}
+        customer=customer,
+        actor=actor,
+        action=AuditAction.NOTE_SAVE,
+        changes={"note": [before, text]},
     )
     return note

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from clients.models import Customer
+from clients.models import AuditAction, Customer
 from clients.services import audit_record
 from notifications.conf import push_setting
 from notifications.models import (
@@ -47,7 +47,7 @@ def _opt_in_refresh(customer_ids) -> None:
         audit_record(
             customer=customer,
             actor=None,
-            action="push_opt_in",
+            action=AuditAction.PUSH_OPT_IN,
             changes={"push_opt_in": [before, customer.push_opt_in]},
         )
     if changed:

@@ -70,7 +70,7 @@ EXPECTED = {
     "notifications:storefront-unsubscribe": STOREFRONT_POST,
     "notifications:storefront-resubscribe": STOREFRONT_POST,
     # The demo storefront exists only with DEBUG on.
-    "notifications:storefront-demo": E(get=(404, 404, 404, 404), post=(404, 404, 404, 404)),
+    "demo:storefront": E(get=(404, 404, 404, 404), post=(404, 404, 404, 404)),
     # The Django admin is for staff accounts (is_staff); none of the roles is one.
     "admin:login": PUBLIC_PAGE,
     "admin:logout": E(
@@ -90,7 +90,7 @@ PUBLIC = {
     "notifications:storefront-subscribe",
     "notifications:storefront-unsubscribe",
     "notifications:storefront-resubscribe",
-    "notifications:storefront-demo",
+    "demo:storefront",
     "admin:login",
 }
 # POST endpoints without CSRF protection: called cross-site by the storefront, without cookies.

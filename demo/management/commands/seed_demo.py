@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django.utils import timezone
 
-from clients import demo
 from clients.models import Customer
+from demo import shop as demo
 
 
 class Command(BaseCommand):
@@ -79,6 +79,11 @@ class Command(BaseCommand):
                 self.stderr.flush()
             writer.close()
         demo.reset_sequences(database)
+        if customers:
+            if verbosity:
+                self.stderr.write("\n  vacuuming and analyzing…", ending="")
+                self.stderr.flush()
+            demo.vacuum_analyze(database)
         if verbosity:
             if customers:
                 self.stderr.write("")

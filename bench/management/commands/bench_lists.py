@@ -1,6 +1,7 @@
 import json
 import os
 import platform
+import random
 import statistics
 import time
 from datetime import timedelta
@@ -11,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Max, Min
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import NoReverseMatch, reverse
@@ -23,6 +24,7 @@ from clients.services import address_create, customer_create
 from clients.tables import SORT_KEYS
 from orders.models import Order, OrderLine, OrderStatus
 from orders.selectors import CustomerStats, customer_stats_compute
+from orders.services import order_set_status
 
 BENCH_USER = "bench-superuser"
 BIG_CUSTOMER_EMAIL = "bench.5000.orders@example.com"
@@ -33,6 +35,14 @@ RESULTS = Path(settings.BASE_DIR) / "bench" / "results" / "lists.json"
 TARGET_P95_MS = 50
 TARGET_QUERIES = 8
 TARGET_RATIO = 100
+
+# clients migration 0008: autovacuum runs once this many customers' rows were rewritten.
+AUTOVACUUM_THRESHOLD = 500
+
+
+def _json_state(state: dict) -> dict:
+    last = state.get("last_autovacuum")
+    return {**state, "last_autovacuum": last.isoformat(timespec="seconds") if last else None}
 
 
 class Command(BaseCommand):
@@ -50,11 +60,46 @@ class Command(BaseCommand):
             "--naive-repeat", type=int, default=3, help="Requests for the naive reference."
         )
         parser.add_argument("--skip-naive", action="store_true")
+        parser.add_argument(
+            "--deep-page-only",
+            action="store_true",
+            help="Only the deep page (offset ~half of the Clients tab); implies --skip-naive.",
+        )
+        parser.add_argument(
+            "--updates",
+            type=int,
+            default=0,
+            help=(
+                "After the cases, change N orders' status through the order services (each "
+                "rewrites its customer's row), then measure the deep page again right away "
+                "and, on PostgreSQL, once autovacuum has caught up. Changes the database."
+            ),
+        )
+        parser.add_argument(
+            "--autovacuum-wait",
+            type=int,
+            default=300,
+            help="Seconds to wait for autovacuum after --updates (PostgreSQL; default 300).",
+        )
         parser.add_argument("--output", default=str(RESULTS))
 
-    def handle(self, *, repeat, naive_repeat, skip_naive, output, **options):
-        if repeat < 1 or naive_repeat < 1:
-            raise CommandError("--repeat and --naive-repeat must be at least 1.")
+    def handle(
+        self,
+        *,
+        repeat,
+        naive_repeat,
+        skip_naive,
+        deep_page_only,
+        updates,
+        autovacuum_wait,
+        output,
+        **options,
+    ):
+        if repeat < 1 or naive_repeat < 1 or updates < 0 or autovacuum_wait < 0:
+            raise CommandError(
+                "--repeat and --naive-repeat must be at least 1, --updates and "
+                "--autovacuum-wait at least 0."
+            )
         counts = tab_counts()
         if counts["clients"] < 2:
             raise CommandError("Load some customers first: manage.py seed_demo --customers N.")
@@ -62,15 +107,24 @@ class Command(BaseCommand):
         client.force_login(self._bench_user())
         hosts = [*settings.ALLOWED_HOSTS, "testserver"]
         results = []
+        skip_naive = skip_naive or deep_page_only
+        deep_name, deep_url = self._deep_page_case(counts)
         with override_settings(ALLOWED_HOSTS=hosts):
-            for name, url in self._cases(counts):
+            cases = [(deep_name, deep_url)] if deep_page_only else self._cases(counts)
+            for name, url in cases:
                 results.append(self._measure(client, name, url, repeat))
+            if updates:
+                results.extend(
+                    self._after_updates(
+                        client, deep_name, deep_url, repeat, updates, autovacuum_wait
+                    )
+                )
             naive = None
             if not skip_naive:
                 naive = self._measure(
                     client,
                     "naive: admin changelist aggregating orders, by total spent",
-                    reverse("admin:clients_customernaive_changelist"),
+                    reverse("admin:bench_customernaive_changelist"),
                     naive_repeat,
                     warmup=0,
                 )
@@ -84,8 +138,7 @@ class Command(BaseCommand):
         for key in sorted(SORT_KEYS):
             for sort in (key, f"-{key}"):
                 cases.append((f"clients, sort {sort}", f"{clients_url}?sort={sort}"))
-        middle = max(1, counts["clients"] // 2 // 25)
-        cases.append((f"clients, page {middle:,} (offset ~half)", f"{clients_url}?page={middle}"))
+        cases.append(self._deep_page_case(counts))
 
         sample = self._sample_customer()
         today = timezone.localdate()
@@ -141,6 +194,14 @@ class Command(BaseCommand):
         except NoReverseMatch:
             self.stderr.write("No client page URL (clients:client-detail): case skipped.")
         return cases
+
+    def _deep_page_case(self, counts) -> tuple[str, str]:
+        """The Clients tab's page in the middle of the list (offset ~300,000 at 1M)."""
+        middle = max(1, counts["clients"] // 2 // 25)
+        return (
+            f"clients, page {middle:,} (offset ~half)",
+            f"{reverse('clients:client-list')}?page={middle}",
+        )
 
     def _sample_customer(self) -> Customer:
         """A client from the middle of the list with a name and a phone, for the searches."""
@@ -227,6 +288,79 @@ class Command(BaseCommand):
             setattr(customer, field, getattr(stats, field))
         customer.save(update_fields=list(CustomerStats.FIELDS))
         return customer
+
+    # --- a burst of updates -------------------------------------------------------------
+
+    def _after_updates(self, client, name, url, repeat, updates, autovacuum_wait) -> list[dict]:
+        """The deep page after `updates` order changes: right away, then (PostgreSQL) once
+        autovacuum has vacuumed the customers table again."""
+        started = time.monotonic()
+        self._order_changes(updates)
+        burst_s = time.monotonic() - started
+        burst_end = timezone.now()
+        self.stderr.write(f"  {updates:,} order changes in {burst_s:.1f} s")
+        right_away = self._measure(
+            client, f"{name}, right after {updates:,} order changes", url, repeat
+        )
+        right_away["customers_table"] = _json_state(self._table_state())
+        results = [right_away]
+        if connection.vendor != "postgresql":
+            return results
+        waited = self._wait_for_autovacuum(burst_end, autovacuum_wait)
+        if waited is None:
+            self.stderr.write(f"  autovacuum did not vacuum the customers in {autovacuum_wait} s")
+            return results
+        later = self._measure(
+            client, f"{name}, after {updates:,} order changes and autovacuum", url, repeat
+        )
+        later["autovacuum_after_s"] = round(waited, 1)
+        later["customers_table"] = _json_state(self._table_state())
+        results.append(later)
+        return results
+
+    def _order_changes(self, count: int) -> None:
+        """Change `count` random orders' status (pending -> paid, paid -> fulfilled) through
+        the order services, each in its own transaction, as the shop's traffic would."""
+        moves = {OrderStatus.PENDING: OrderStatus.PAID, OrderStatus.PAID: OrderStatus.FULFILLED}
+        bounds = Order.objects.aggregate(low=Min("pk"), high=Max("pk"))
+        rng = random.Random(2026)
+        done = misses = 0
+        while done < count:
+            ids = [rng.randint(bounds["low"], bounds["high"]) for _ in range(1000)]
+            found = Order.objects.filter(pk__in=ids, status__in=list(moves)).only(
+                "pk", "customer_id", "status"
+            )
+            misses = 0 if found else misses + 1
+            if misses > 20:
+                raise CommandError("No pending or paid orders left to change.")
+            for order in found[: count - done]:
+                order_set_status(order=order, status=moves[order.status])
+                done += 1
+
+    def _table_state(self) -> dict:
+        """The customers table's dead rows and last autovacuum (PostgreSQL)."""
+        if connection.vendor != "postgresql":
+            return {}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT n_dead_tup, last_autovacuum, autovacuum_count "
+                "FROM pg_stat_user_tables WHERE relid = %s::regclass",
+                [connection.ops.quote_name(Customer._meta.db_table)],
+            )
+            dead, last, runs = cursor.fetchone()
+        return {"dead_rows": dead, "last_autovacuum": last, "autovacuum_runs": runs}
+
+    def _wait_for_autovacuum(self, since, timeout) -> float | None:
+        """Seconds until autovacuum has vacuumed the customers table after `since` and left
+        fewer dead rows than its threshold (clients migration 0008); None after `timeout`."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            state = self._table_state()
+            last = state["last_autovacuum"]
+            if last and last > since and state["dead_rows"] < AUTOVACUUM_THRESHOLD:
+                return time.monotonic() - started
+            time.sleep(2)
+        return None
 
     # --- measuring -----------------------------------------------------------------------
 

@@ -2,14 +2,15 @@ import json
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from clients.tables import SORT_KEYS
+from orders.models import FINALIZED_STATUSES, Order
 from tests.factories import AddressFactory, CustomerFactory, make_order
 
 pytestmark = pytest.mark.django_db
 
-NAIVE_URL = "/django-admin/clients/customernaive/"
+NAIVE_URL = "/django-admin/bench/customernaive/"
 
 
 @pytest.fixture
@@ -68,3 +69,43 @@ def test_bench_lists_measures_every_case_and_writes_json(buyers, tmp_path, capsy
     # A second run reuses the client with 5,000 orders instead of adding another.
     call_command("bench_lists", "--repeat", "1", "--skip-naive", "--output", output)
     assert json.loads(output.read_text())["customers"] == data["customers"]
+
+
+def test_bench_lists_measures_the_deep_page_after_a_burst_of_order_changes(
+    buyers, tmp_path, capsys
+):
+    small, big = buyers
+    for _ in range(3):
+        make_order(big, status="pending")
+    make_order(small, status="pending")
+    finalized_before = Order.objects.filter(status__in=FINALIZED_STATUSES).count()
+    output = tmp_path / "lists.json"
+    call_command(
+        "bench_lists",
+        "--deep-page-only",
+        "--updates",
+        "4",
+        "--autovacuum-wait",
+        "0",
+        "--repeat",
+        "2",
+        "--output",
+        output,
+    )
+    data = json.loads(output.read_text())
+    cases = [c["case"] for c in data["cases"]]
+    assert len(cases) == 2 and cases[0].startswith("clients, page ")
+    assert cases[1] == f"{cases[0]}, right after 4 order changes"
+    assert data["naive"] is None
+    # Four orders moved forward through the services (pending -> paid or paid -> fulfilled),
+    # and the stored statistics followed.
+    changed = Order.objects.filter(status__in=FINALIZED_STATUSES).count() - finalized_before
+    assert changed <= 4 and Order.objects.filter(status="fulfilled").count() == 4 - changed
+    call_command("rebuild_customer_stats", "--check")
+    assert "0 had drifted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("option", ["--updates", "--autovacuum-wait"])
+def test_bench_lists_refuses_negative_numbers(buyers, option):
+    with pytest.raises(CommandError):
+        call_command("bench_lists", "--deep-page-only", option, "-1")
