@@ -23,5 +23,7 @@ urlpatterns = [
     path("clients/", include("clients.urls")),
     path("orders/", include("orders.urls")),
     path("push/", include("notifications.urls")),
+    # The storefront API: its own authentication (API keys, customer tokens), no session.
+    path("api/", include("storefront.urls")),
     path("django-admin/", admin.site.urls),
 ]
