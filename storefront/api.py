@@ -22,7 +22,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from storefront.calls import api_call
-from storefront.endpoints import addresses, customers, launches, push
+from storefront.endpoints import addresses, customers, imports, launches, orders, push
 from storefront.parsing import StrictJsonParser
 from storefront.problems import TYPES, Problem, problem_response
 
@@ -133,3 +133,5 @@ api.add_router("/customers", customers.router, tags=["Customers"])
 api.add_router("/customers", addresses.router, tags=["Addresses"])
 api.add_router("", launches.router, tags=["Launches"])
 api.add_router("/push", push.router, tags=["Push subscriptions"])
+api.add_router("/orders", orders.router, tags=["Orders"])
+api.add_router("/import", imports.router, tags=["Bulk import"])

@@ -76,6 +76,28 @@ _TYPES = [
         "used by another customer); nothing was changed.",
     ),
     ProblemType(
+        "invalid-transition",
+        409,
+        "Invalid order status change",
+        "The order's current status does not allow this change (paying a cancelled order, "
+        "fulfilling an unpaid one, refunding an unpaid one...); nothing was changed. "
+        "`detail` says which status the order has.",
+    ),
+    ProblemType(
+        "refund-exceeds-paid",
+        409,
+        "Refund too large",
+        "The refund is more than what is left to refund on the order (its total less the "
+        "refunds already made); nothing was changed.",
+    ),
+    ProblemType(
+        "order-number-taken",
+        409,
+        "Order number already used",
+        "Another order already has this number (order numbers are unique); nothing was "
+        "changed. Retrying a creation? Send the same Idempotency-Key to get its response.",
+    ),
+    ProblemType(
         "idempotency-key-in-use",
         409,
         "Idempotency key in use",
