@@ -17,7 +17,7 @@ from django.db.models import Prefetch, Q
 from django.http import HttpResponse
 from django.urls import reverse
 from ninja import Query, Router, Status
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from clients.models import Customer
 from orders.models import Order, OrderLine, OrderStatus
@@ -95,12 +95,6 @@ class OrderCreate(In):
     medium: Text(100) | None = None
     campaign: Text(200) | None = None
 
-    @model_validator(mode="after")
-    def _one_customer(self):
-        if (self.customer_id is None) == (self.customer_external_id is None):
-            raise ValueError("give exactly one of customer_id and customer_external_id")
-        return self
-
 
 class RefundCreate(In):
     amount: PositiveMoney = Field(description="What was refunded this time.")
@@ -158,6 +152,8 @@ def _order_get(number: str) -> Order:
 
 def _customer_id(payload: OrderCreate) -> int:
     """The order's customer id; a customer given by its id is checked by order_create."""
+    if (payload.customer_id is None) == (payload.customer_external_id is None):
+        raise field_error("customer_id", "give exactly one of customer_id and customer_external_id")
     if payload.customer_id is not None:
         return payload.customer_id
     pk = (
