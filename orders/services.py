@@ -27,7 +27,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from clients.models import Address, Customer
@@ -691,8 +691,52 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
     return results
 
 
+# PostgreSQL: the statistics of the given customers recomputed from their orders and written,
+# in one statement, only where they moved (mirrors customer_stats_compute and
+# rebuild_customer_stats; the rows are already locked by the caller).
+_STATS_REFRESH_SQL = """
+WITH finalized AS (
+    SELECT customer_id, id, placed_at, total - refunded_amount AS net, source, medium
+    FROM orders_order
+    WHERE customer_id = ANY(%(ids)s) AND status = ANY(%(statuses)s)
+), totals AS (
+    SELECT customer_id, count(*) AS n, sum(net) AS spent,
+           min(placed_at) AS first_at, max(placed_at) AS last_at
+    FROM finalized GROUP BY customer_id
+), last AS (
+    SELECT DISTINCT ON (customer_id) customer_id, id, source, medium
+    FROM finalized ORDER BY customer_id, placed_at DESC, id DESC
+), truth AS (
+    SELECT ids.id, coalesce(t.n, 0) AS n, coalesce(t.spent, 0) AS spent, t.first_at,
+           t.last_at, l.id AS last_id, coalesce(l.source, '') AS source,
+           coalesce(l.medium, '') AS medium
+    FROM unnest(%(ids)s::bigint[]) AS ids(id)
+    LEFT JOIN totals t ON t.customer_id = ids.id
+    LEFT JOIN last l ON l.customer_id = ids.id
+)
+UPDATE clients_customer c
+SET orders_count = truth.n, total_spent = truth.spent, first_order_at = truth.first_at,
+    last_order_at = truth.last_at, last_order_id = truth.last_id, last_source = truth.source,
+    last_medium = truth.medium
+FROM truth
+WHERE c.id = truth.id
+  AND (c.orders_count, c.total_spent, c.first_order_at, c.last_order_at, c.last_order_id,
+       c.last_source, c.last_medium)
+      IS DISTINCT FROM
+      (truth.n, truth.spent, truth.first_at, truth.last_at, truth.last_id, truth.source,
+       truth.medium)
+"""
+
+
 def _customers_stats_refresh(customer_ids: list[int]) -> None:
     """Recompute locked customers' statistics from their orders; write only those that moved."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _STATS_REFRESH_SQL,
+                {"ids": customer_ids, "statuses": [str(s) for s in FINALIZED_STATUSES]},
+            )
+        return
     fields = _STATS_FIELDS
     truth = customer_stats_for(customer_ids)
     stored = Customer.objects.filter(pk__in=customer_ids).only("pk", *fields)
