@@ -11,6 +11,7 @@ import http.client
 import json
 import random
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +43,12 @@ PRODUCTS = [
     ("Notebook", "NOTE-A5", "9.50"),
 ]
 PLATFORMS = [("ios", "iPhone 15"), ("android", "Pixel 8"), ("web", "Firefox"), ("web", "Safari")]
+
+
+def _ascii(name: str) -> str:
+    """A name as an email's local part: lower-case ASCII letters and digits."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return "".join(c for c in folded.lower() if c.isalnum()) or "customer"
 
 
 class ApiError(Exception):
@@ -156,7 +163,7 @@ class Storefront:
         visitor = uuid.uuid4().hex
         source, medium = self._launch(visitor_id=visitor)
         first, last = self.fake.first_name(), self.fake.last_name()
-        email = f"{first}.{last}.{uuid.uuid4().hex[:6]}@example.com".lower().replace(" ", "")
+        email = f"{_ascii(first)}.{_ascii(last)}.{uuid.uuid4().hex[:6]}@example.com"
         customer = self.client.call(
             "POST",
             "/customers",
@@ -180,7 +187,8 @@ class Storefront:
                 "country": self.random.choice(["FR", "FR", "FR", "BE", "DE", "GB"]),
             },
         )
-        self.say("sign-up", f"#{customer['id']} {first} {last} (from {source} / {medium})")
+        origin = f"{source} / {medium}" if medium else source
+        self.say("sign-up", f"#{customer['id']} {first} {last} (from {origin})")
 
     def come_back(self):
         customer_id = self.random.choice(self.shop.customers)
