@@ -148,6 +148,16 @@ ROUTE_KWARGS = {
     "api:address-list": lambda w: {"customer_id": w.customer.pk},
     "api:address-create": lambda w: {"customer_id": w.customer.pk},
     **{
+        name: (lambda w: {"number": w.order.number})
+        for name in (
+            "api:order-detail",
+            "api:order-pay",
+            "api:order-fulfil",
+            "api:order-cancel",
+            "api:order-refund",
+        )
+    },
+    **{
         name: (lambda w: {"customer_id": w.customer.pk, "address_id": w.address.pk})
         for name in ("api:address-detail", "api:address-update", "api:address-delete")
     },

@@ -97,6 +97,14 @@ EXPECTED = {
     "api:push-subscribe": API_POST,
     "api:push-unsubscribe": API_POST,
     "api:push-resubscribe": API_POST,
+    "api:order-list": API_COLLECTION,
+    "api:order-create": API_COLLECTION,
+    "api:order-detail": API_READ,
+    "api:order-pay": API_POST,
+    "api:order-fulfil": API_POST,
+    "api:order-cancel": API_POST,
+    "api:order-refund": API_POST,
+    "api:import": API_POST,
     # The Django admin is for staff accounts (is_staff); none of the roles is one.
     "admin:login": PUBLIC_PAGE,
     "admin:logout": E(
