@@ -148,7 +148,11 @@ def _lines(*prices):
 
 
 def _customer_writes(queries) -> list[str]:
-    return [q["sql"] for q in queries if q["sql"].startswith('UPDATE "clients_customer"')]
+    return [
+        q["sql"]
+        for q in queries
+        if q["sql"].strip().replace('"', "").startswith("UPDATE clients_customer ")
+    ]
 
 
 def test_place_computes_amounts_and_checks_the_given_total():
