@@ -477,9 +477,12 @@ class Command(BaseCommand):
             n = 0
             while True:
                 next_at += interval
-                pause = next_at - time.monotonic()
-                if next_at > end:
+                now = time.monotonic()
+                # A client that fell behind does not catch up after the end: the run lasts
+                # --duration, and the rate reached is what it reports.
+                if next_at > end or now > end:
                     break
+                pause = next_at - now
                 if pause > 0:
                     time.sleep(pause)
                 n += 1
