@@ -141,6 +141,26 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def _post_json(port: int, path: str, body: str, key: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        conn.request(
+            "POST",
+            path,
+            body=body,
+            headers={
+                "Authorization": f"Bearer {key}",
+                "Content-Type": "application/json",
+                "Host": "127.0.0.1",
+            },
+        )
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
 class CpuMeter:
     """CPU time used by the gunicorn workers and by this database's PostgreSQL backends."""
 
@@ -466,8 +486,6 @@ class Command(BaseCommand):
         rate, duration = options["rate"], options["duration"]
         threads = max(4, int(rate // 10))
         latencies, errors, lock = [], [], threading.Lock()
-        start = time.monotonic()
-        end = start + duration
         interval = threads / rate
 
         def client(index):
@@ -524,7 +542,15 @@ class Command(BaseCommand):
                             errors.append(str(getattr(response, "status", response)))
             conn.close()
 
+        # Warm-up: each worker imports and connects on its first calls.
+        for n in range(4):
+            number = f"{self.prefix}PW-{n}"
+            body = json.dumps({"number": number, "customer_id": customers[0], "lines": LINES})
+            for path, payload in (("/api/v1/orders", body), (f"/api/v1/orders/{number}/pay", "")):
+                _post_json(options["port"], path, payload, key)
         self.stdout.write(f"Paced: {rate:g} orders/s (create + pay) for {duration} s…")
+        start = time.monotonic()
+        end = start + duration
         meter = CpuMeter(server.pid)
         before = meter.sample()
         workers = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
