@@ -337,31 +337,48 @@ def _run(request) -> Iterator[bytes]:
     yield (json.dumps(summary) + "\n").encode()
 
 
+def _inline(schema: dict) -> dict:
+    """A model's JSON schema with its nested models written in place (no $ref to resolve)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(dict(defs[ref.removeprefix("#/$defs/")]))
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return walk(schema)
+
+
 @router.post(
     "",
     auth=[ApiKeyAuth(Scope.ORDERS_WRITE)],
     url_name="import",
     summary="Import customers and orders (NDJSON, answered line by line)",
-    response={200: None},
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {
                 NDJSON: {
                     "schema": {
+                        "description": "One of these objects per line.",
                         "oneOf": [
-                            {"$ref": "#/components/schemas/CustomerImport"},
-                            {"$ref": "#/components/schemas/OrderImport"},
-                        ]
+                            _inline(CustomerImport.model_json_schema()),
+                            _inline(OrderImport.model_json_schema()),
+                        ],
                     }
                 }
             },
         },
         "responses": {
-            "200": {
+            200: {
                 "description": "One line per input line: {line, result: created | updated | "
                 "unchanged | error, type, id or number, errors}, then {summary}.",
-                "content": {NDJSON: {}},
+                "content": {NDJSON: {"schema": {"type": "object"}}},
             }
         },
     },
