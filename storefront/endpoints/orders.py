@@ -9,6 +9,7 @@ transition, a refund over what is left, a number already used, an invalid amount
 import base64
 import binascii
 import json
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
@@ -43,6 +44,7 @@ WRITE = [ApiKeyAuth(Scope.ORDERS_WRITE)]
 
 # The shop's order number: what it prints on the receipt, also the order's URL.
 NUMBER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._#-]{0,31}$"
+_NUMBER = re.compile(NUMBER_PATTERN)
 Number = Annotated[str, Field(pattern=NUMBER_PATTERN, description="The shop's order number.")]
 Money = Annotated[
     Decimal,
@@ -143,7 +145,14 @@ def _orders():
     )
 
 
+def _number_known(number: str) -> None:
+    """A path that cannot be an order number (a NUL byte, too long...) is no order: 404."""
+    if not _NUMBER.fullmatch(number):
+        raise Problem("not-found", "No such order.")
+
+
 def _order_get(number: str) -> Order:
+    _number_known(number)
     order = _orders().filter(number=number).first()
     if order is None:
         raise Problem("not-found", f"No order {number}.")
@@ -219,6 +228,7 @@ def order_detail(request, number: str):
 def _change(number: str, change, **kwargs) -> Order:
     """Apply a service to the order `number`; the changed order (the service read it, locked)
     with its lines, as the response shows it."""
+    _number_known(number)
     try:
         order = change(order=Order(number=number), **kwargs)
     except Order.DoesNotExist:

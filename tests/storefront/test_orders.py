@@ -251,6 +251,10 @@ def test_unknown_orders_are_404_problems(api):
     assert_problem(api.get("/orders/NOPE"), 404, "not-found")
     assert_problem(post(api, "/orders/NOPE/pay"), 404, "not-found")
     assert_problem(post(api, "/orders/NOPE/refunds", {"amount": "1"}), 404, "not-found")
+    # Found by the property test: a NUL byte in the path reached PostgreSQL (500).
+    for number in ("%00", "a%00b", "x" * 40, "%C3%A9"):
+        assert_problem(post(api, f"/orders/{number}/pay"), 404, "not-found")
+        assert_problem(api.get(f"/orders/{number}"), 404, "not-found")
 
 
 def test_idempotent_replay_and_conflict(api):
