@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Now
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -17,7 +17,18 @@ class Customer(models.Model):
     first_name = models.CharField(max_length=150, blank=True)
     last_name = models.CharField(max_length=150, blank=True)
     phone = models.CharField(max_length=32, blank=True)
-    created_at = models.DateTimeField(_("customer since"), db_index=True)
+    # No index of its own: the lists sort and filter on it within a tab, which the per-tab
+    # (created_at, id) indexes serve (migration 0004); one more index would be one more
+    # entry to write on every change of the row's list columns (each paid order).
+    created_at = models.DateTimeField(_("customer since"))
+    # The shop's own id for the account (its platform's customer id), set through the API.
+    external_id = models.CharField(max_length=100, blank=True)
+    # The customer's language (a BCP 47 tag such as "fr" or "en-GB"), as the shop knows it.
+    language = models.CharField(max_length=35, blank=True)
+    # When the account's details (contact, email, language, addresses) last changed, for the
+    # API's `updated_since`; the statistics do not touch it. Rows older than the column got
+    # the time of the migration (a constant default: PostgreSQL adds it without a rewrite).
+    updated_at = models.DateTimeField(db_default=Now())
     default_billing_address = models.ForeignKey(
         "clients.Address",
         null=True,
@@ -45,12 +56,15 @@ class Customer(models.Model):
     total_spent = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     first_order_at = models.DateTimeField(null=True, blank=True)
     last_order_at = models.DateTimeField(null=True, blank=True)
+    # No index: nothing looks customers up by their last order (orders are never deleted,
+    # Order.customer is PROTECT), and every paid order writes this column.
     last_order = models.ForeignKey(
         "orders.Order",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
     last_source = models.CharField(max_length=100, blank=True)
     last_medium = models.CharField(max_length=100, blank=True)
@@ -65,7 +79,14 @@ class Customer(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(Lower("email"), name="customer_email_unique_ci"),
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=~Q(external_id=""),
+                name="customer_external_id_unique",
+            ),
         ]
+        # The API's customer list pages by (updated_at, id) from `updated_since`.
+        indexes = [models.Index(fields=["updated_at", "id"], name="customer_updated_idx")]
 
     def __str__(self):
         return self.full_name or self.email
@@ -178,6 +199,17 @@ class AuditAction(models.TextChoices):
         "push_subscription_replaced",
         _("Oldest push subscription replaced by a new one"),
     )
+    # Made by the customer through the shop's API (storefront/).
+    SIGN_UP = "sign_up", _("Account created")
+    CUSTOMER_UPDATE = "customer_update", _("Details changed")
+    ADDRESS_DELETE = "address_delete", _("Address deleted")
+
+
+class AuditOrigin(models.TextChoices):
+    """Who made a change: staff in the back office, or the customer (through the shop's API)."""
+
+    STAFF = "staff", _("staff")
+    CUSTOMER = "customer", _("the customer")
 
 
 class AuditEntry(models.Model):
@@ -189,6 +221,7 @@ class AuditEntry(models.Model):
     )
     at = models.DateTimeField()
     action = models.CharField(max_length=50, choices=AuditAction.choices)
+    origin = models.CharField(max_length=10, choices=AuditOrigin.choices, default="staff")
     # {"field": [before, after], ...}
     changes = models.JSONField(default=dict)
 

@@ -141,6 +141,26 @@ ROUTE_KWARGS = {
     "orders:order-detail": lambda w: {"number": w.order.number},
     "notifications:campaign-detail": lambda w: {"pk": w.campaign.pk},
     "notifications:campaign-cancel": lambda w: {"pk": w.campaign.pk},
+    "api-problem": lambda w: {"slug": "validation"},
+    "api:customer-detail": lambda w: {"customer_id": w.customer.pk},
+    "api:customer-update": lambda w: {"customer_id": w.customer.pk},
+    "api:customer-launches": lambda w: {"customer_id": w.customer.pk},
+    "api:address-list": lambda w: {"customer_id": w.customer.pk},
+    "api:address-create": lambda w: {"customer_id": w.customer.pk},
+    **{
+        name: (lambda w: {"number": w.order.number})
+        for name in (
+            "api:order-detail",
+            "api:order-pay",
+            "api:order-fulfil",
+            "api:order-cancel",
+            "api:order-refund",
+        )
+    },
+    **{
+        name: (lambda w: {"customer_id": w.customer.pk, "address_id": w.address.pk})
+        for name in ("api:address-detail", "api:address-update", "api:address-delete")
+    },
     "notifications:click": lambda w: {
         "token": click_token(campaign_id=w.campaign.pk, subscription_id=w.subscription.pk)
     },
