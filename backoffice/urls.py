@@ -25,5 +25,6 @@ urlpatterns = [
     path("push/", include("notifications.urls")),
     # The storefront API: its own authentication (API keys, customer tokens), no session.
     path("api/", include("storefront.urls")),
+    path("settings/", include("storefront.backoffice_urls")),
     path("django-admin/", admin.site.urls),
 ]

@@ -27,7 +27,7 @@ from django.views import View
 
 from backoffice.templatetags.formatting import money
 from clients.forms import AddressForm, ContactForm, DefaultAddressesForm, NoteForm
-from clients.models import Address, Customer
+from clients.models import Address, AuditOrigin, Customer
 from clients.selectors import (
     audit_entries,
     current_note,
@@ -49,6 +49,7 @@ from clients.tables import url_pattern
 from clients.views.lists import KnownCountPaginator
 from orders.models import OrderStatus
 from orders.selectors import customer_monthly_spend, customer_orders, customer_purchase_summary
+from storefront.selectors import customer_origin
 
 TEMPLATE = "clients/client_detail.html"
 ORDERS_PER_PAGE = 20
@@ -72,6 +73,8 @@ FIELD_LABELS = {
     "city": gettext_lazy("City"),
     "region": gettext_lazy("Region"),
     "country": gettext_lazy("Country"),
+    "language": gettext_lazy("Language"),
+    "external_id": gettext_lazy("Shop's customer ID"),
 }
 ACTION_LABELS = {
     "contact_update": gettext_lazy("Contact changed"),
@@ -79,6 +82,9 @@ ACTION_LABELS = {
     "address_update": gettext_lazy("Address corrected"),
     "default_addresses": gettext_lazy("Default addresses changed"),
     "note_save": gettext_lazy("Note saved"),
+    "sign_up": gettext_lazy("Account created"),
+    "customer_update": gettext_lazy("Details changed"),
+    "address_delete": gettext_lazy("Address removed"),
 }
 
 EDIT_PERMISSIONS = {
@@ -265,6 +271,8 @@ def history_context(request, customer: Customer) -> dict:
         {
             "at": entry.at,
             "actor": entry.actor,
+            # Changes the customer made in the shop (through the API), told apart from staff's.
+            "by_customer": entry.origin == AuditOrigin.CUSTOMER,
             "action": ACTION_LABELS.get(entry.action, entry.action.replace("_", " ").capitalize()),
             "changes": _change_rows(entry.changes if isinstance(entry.changes, dict) else {}),
         }
@@ -294,6 +302,7 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
         "orders": orders,
         "order_rows": order_history_rows(orders),
         "order_links": order_links,
+        "origin": customer_origin(customer_id=customer.pk, launch_rows=customer.launch_rows),
         "can_edit": _can_edit(request.user),
         **note_context(request, customer),
         **history_context(request, customer),
