@@ -110,7 +110,11 @@ def api_call(run):
                 request.auth = caller_identify(request, operation.auth_callbacks)
                 rate_limit_hit(request.auth)
             _check_query(request, operation)
-            key = key_from(request) if request.method == "POST" else None
+            # Idempotency keys belong to a caller; the one operation without authentication
+            # (the service worker's subscription replace) is idempotent by itself.
+            key = None
+            if request.method == "POST" and operation.auth_callbacks:
+                key = key_from(request)
             if key is not None and options.atomic:
                 fingerprint = request_fingerprint(request, request.body)
                 reserved = idempotency_reserve(

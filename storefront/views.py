@@ -28,9 +28,9 @@ def api_schema(request):
     """The OpenAPI 3.1 schema, generated from the endpoints' code (once per process)."""
     global _schema
     if _schema is None:
-        from storefront.api import api
+        from storefront.api import openapi_schema
 
-        _schema = api.get_openapi_schema(path_prefix=reverse("api:api-root"))
+        _schema = openapi_schema()
     return JsonResponse(_schema)
 
 
