@@ -43,6 +43,12 @@ INSTALLED_APPS = [
     "notifications",
     "storefront",
 ]
+# The demo shop (seed_demo, demo users, the demo push service and storefront) and the
+# benchmark commands live in their own apps; a production deployment can leave them out with
+# DEV_APPS=0 (the product apps never import them).
+DEV_APPS = env_bool("DEV_APPS", default=True)
+if DEV_APPS:
+    INSTALLED_APPS += ["demo", "bench"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
@@ -23,6 +24,7 @@ urlpatterns = [
     path("clients/", include("clients.urls")),
     path("orders/", include("orders.urls")),
     path("push/", include("notifications.urls")),
+    *([path("push/demo/", include("demo.urls"))] if apps.is_installed("demo") else []),
     # The storefront API: its own authentication (API keys, customer tokens), no session.
     path("api/", include("storefront.urls")),
     path("settings/", include("storefront.backoffice_urls")),

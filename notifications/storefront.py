@@ -189,29 +189,3 @@ def resubscribe(request):
     if saved is None:
         raise BadRequest("Unknown subscription.", status=403)
     return JsonResponse({"subscribed": True}, status=201)
-
-
-@login_not_required
-def demo(request):
-    """DEBUG only: a storefront page to subscribe a demo customer from a real browser."""
-    from django.http import Http404
-    from django.shortcuts import render
-
-    from notifications.tokens import storefront_token_issue
-
-    if not settings.DEBUG:
-        raise Http404("The demo storefront exists only with DEBUG on.")
-    customers = list(Customer.objects.order_by("pk").only("pk", "email")[:20])
-    chosen = request.GET.get("customer", "")
-    customer = next(
-        (c for c in customers if str(c.pk) == chosen), customers[0] if customers else None
-    )
-    return render(
-        request,
-        "notifications/demo_storefront.html",
-        {
-            "customers": customers,
-            "customer": customer,
-            "token": storefront_token_issue(customer_id=customer.pk) if customer else "",
-        },
-    )

@@ -13,5 +13,4 @@ urlpatterns = [
     path("storefront/subscribe", storefront.subscribe, name="storefront-subscribe"),
     path("storefront/unsubscribe", storefront.unsubscribe, name="storefront-unsubscribe"),
     path("storefront/resubscribe", storefront.resubscribe, name="storefront-resubscribe"),
-    path("demo/", storefront.demo, name="storefront-demo"),
 ]

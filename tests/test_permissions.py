@@ -77,7 +77,7 @@ EXPECTED = {
     "notifications:storefront-unsubscribe": STOREFRONT_POST,
     "notifications:storefront-resubscribe": STOREFRONT_POST,
     # The demo storefront exists only with DEBUG on.
-    "notifications:storefront-demo": E(get=(404, 404, 404, 404), post=(404, 404, 404, 404)),
+    "demo:storefront": E(get=(404, 404, 404, 404), post=(404, 404, 404, 404)),
     # Settings > API keys: Admins only. An empty POST is an invalid form, shown again (200).
     "storefront:apikey-list": E(get=(LOGIN, 403, 403, 200), post=(LOGIN, 403, 403, 200)),
     "storefront:apikey-revoke": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 403, 302)),
@@ -122,7 +122,7 @@ PUBLIC = {
     "notifications:storefront-subscribe",
     "notifications:storefront-unsubscribe",
     "notifications:storefront-resubscribe",
-    "notifications:storefront-demo",
+    "demo:storefront",
     "admin:login",
 }
 # POST endpoints without CSRF protection: called cross-site by the storefront, without cookies.

@@ -199,18 +199,6 @@ def test_a_renewed_subscription_replaces_the_old_one(storefront, push_service):
     assert customer.push_opt_in is True
 
 
-def test_the_demo_storefront_exists_only_in_debug(client, settings):
-    CustomerFactory()
-    settings.DEBUG = False
-    assert client.get(reverse("notifications:storefront-demo")).status_code == 404
-    settings.DEBUG = True
-    response = client.get(reverse("notifications:storefront-demo"))
-    assert response.status_code == 200
-    html = response.content.decode()
-    assert "notifications/storefront.js" in html and "data-token=" in html
-    assert "<script>" not in html  # only nonce'd external scripts (CSP)
-
-
 def test_the_public_key_endpoint_says_when_push_is_not_configured(storefront, settings):
     settings.VAPID_PRIVATE_KEY = ""
     settings.VAPID_PRIVATE_KEY_FILE = ""

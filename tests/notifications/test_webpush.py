@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from notifications.bench import key_pool
+from bench.push import key_pool
 from notifications.webpush import (
     MAX_PLAINTEXT_SIZE,
     PushClient,

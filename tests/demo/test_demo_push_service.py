@@ -1,4 +1,4 @@
-"""The demo push service `make run` starts (notifications/demo_push_service.py): a demo shop's
+"""The demo push service `make run` starts (demo/push_service.py): a demo shop's
 campaign goes through the real delivery code to it, with the keys seed_demo gave the subscriptions,
 and comes back delivered, or expired for the fixed 3% of endpoints it answers 410 Gone."""
 
@@ -7,14 +7,14 @@ from django.core.management import CommandError, call_command
 
 from clients.models import Customer
 from clients.selectors import TABS
-from notifications.demo_push_service import DemoPushService, demo_endpoint_gone
+from demo.push_service import DemoPushService, demo_endpoint_gone
 from notifications.models import Delivery, DeliveryStatus, PushSubscription, SubscriptionStatus
 from notifications.services import Audience, subscription_save
 from tests.notifications.fixtures_push import send_campaign, vapid_settings  # noqa: F401
 from tests.push_service import PushService
 
 # seed_demo commits from a second connection on PostgreSQL, so the test needs real transactions
-# (as tests/clients/test_seed_demo.py; serialized_rollback restores the migrations' rows).
+# (as tests/demo/test_seed_demo.py; serialized_rollback restores the migrations' rows).
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.usefixtures("vapid_settings"),

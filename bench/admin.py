@@ -1,4 +1,4 @@
-"""Django admin for superusers, and the naive customer list `bench_lists` measures against.
+"""The naive customer list `bench_lists` measures against, in the Django admin (superusers).
 
 CustomerNaiveAdmin is the customer list a Django developer would build first: a changelist that
 aggregates every customer's orders per request (Count/Sum/Max), sorted by total spent. It is
@@ -10,19 +10,8 @@ from django.contrib import admin
 from django.db.models import Count, DecimalField, F, Max, Q, Sum, Value
 from django.db.models.functions import Coalesce
 
-from clients.models import Customer
+from bench.models import CustomerNaive
 from orders.models import FINALIZED_STATUSES
-
-
-class CustomerNaive(Customer):
-    """The customers, seen through the naive (aggregating) admin changelist."""
-
-    class Meta:
-        proxy = True
-        app_label = "clients"
-        verbose_name = "customer (aggregated per request: benchmark reference)"
-        verbose_name_plural = "customers (aggregated per request: benchmark reference)"
-
 
 _FINALIZED = Q(orders__status__in=FINALIZED_STATUSES)
 

@@ -26,7 +26,7 @@ from faker import Faker
 
 from clients.models import ADDRESS_FIELDS, Address, Customer, Note
 from clients.search import customer_search_text, normalize
-from notifications.demo_push_service import demo_endpoint_base, demo_subscription_keys
+from demo.push_service import demo_endpoint_base, demo_subscription_keys
 from notifications.models import PushSubscription
 from orders.models import FINALIZED_STATUSES, Order, OrderLine
 
@@ -680,7 +680,7 @@ class DemoShop:
 
         They are the demo push service's fixed pool of real P-256 key pairs, so that service
         (`manage.py run_demo_push_service`, started by `make run`) decrypts every demo campaign;
-        each endpoint names its pair (notifications/demo_push_service.py).
+        each endpoint names its pair (demo/push_service.py).
         """
         return [f"{p256dh}\t{auth}" for p256dh, auth in demo_subscription_keys()]
 

@@ -253,6 +253,8 @@ class Command(BaseCommand):
         env.update(
             DJANGO_SETTINGS_MODULE="backoffice.settings",
             DEBUG="0",
+            # The production app set: without the demo and benchmark apps.
+            DEV_APPS="0",
             SECRET_KEY=secrets.token_urlsafe(50),
             ALLOWED_HOSTS="127.0.0.1",
             # Plain HTTP on loopback: no redirect to https.

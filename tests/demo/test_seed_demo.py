@@ -6,11 +6,11 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.models import Count, Q
 
-from clients import demo
 from clients.models import Address, Customer, Note
 from clients.search import customer_search_text
 from clients.selectors import tab_counts
-from notifications.demo_push_service import demo_subscription_keys
+from demo import shop as demo
+from demo.push_service import demo_subscription_keys
 from orders.models import Order, OrderStatus
 
 # seed_demo commits (from a second connection on PostgreSQL), so these tests need real

@@ -10,8 +10,8 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
+from bench.push import Sink, key_pool
 from clients.models import Customer
-from notifications.bench import Sink, key_pool
 from notifications.conf import push_setting
 from notifications.delivery import batch_send
 from notifications.models import Campaign, CampaignStatus, Delivery, PushSubscription

@@ -9,7 +9,7 @@ from tests.factories import AddressFactory, CustomerFactory, make_order
 
 pytestmark = pytest.mark.django_db
 
-NAIVE_URL = "/django-admin/clients/customernaive/"
+NAIVE_URL = "/django-admin/bench/customernaive/"
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from notifications.demo_push_service import DemoPushService
+from demo.push_service import DemoPushService
 
 
 class Command(BaseCommand):

@@ -70,7 +70,7 @@ class Command(BaseCommand):
                 naive = self._measure(
                     client,
                     "naive: admin changelist aggregating orders, by total spent",
-                    reverse("admin:clients_customernaive_changelist"),
+                    reverse("admin:bench_customernaive_changelist"),
                     naive_repeat,
                     warmup=0,
                 )

@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django.utils import timezone
 
-from clients import demo
 from clients.models import Customer
+from demo import shop as demo
 
 
 class Command(BaseCommand):
