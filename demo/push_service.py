@@ -45,23 +45,44 @@ API
     "keys": {"p256dh": ..., "auth": ...}}`` (the shape of ``PushSubscription.toJSON()``). The
     service keeps the private key and auth secret to decrypt what is sent to it.
 ``received: list[Received]`` and ``messages_for(endpoint) -> list[Received]``
-    Snapshots (copies), in arrival order, of the messages answered 201. A `Received` has
+    Snapshots (copies), in arrival order, of the messages the service took for delivery: those
+    programmed to 201, recorded **when the request arrives**, before any programmed delay or
+    dropped connection, so a message whose answer the client never saw (it timed out, the
+    connection broke) is still received, as with a real push service. A `Received` has
     ``endpoint``, ``payload`` (decrypted bytes), ``json()``, ``headers`` (every request header,
     case-insensitive: ``headers["TTL"]``), ``ttl`` (int), ``urgency`` ("normal" when absent),
     ``topic`` (or None), ``claims`` (the JWT claims: ``aud``, ``exp``, ``sub``),
     ``vapid_public_key`` (the ``k`` it was signed with), ``location`` (the Location answered) and
     ``received_at`` (aware UTC datetime of the request's arrival, before any programmed delay).
-``respond(endpoint_or_None, *, status, times=None, retry_after=None, delay=0.0)``
+``received_counts() -> Counter[str]`` and ``duplicates() -> dict[str, int]``
+    How many messages each endpoint was delivered; the endpoints delivered more than one.
+``requests: list[RequestRecord]``
+    Every request the service read in full (any method, any answer), in the order they were
+    finished with: ``method``, ``target`` (the request target exactly as on the request line),
+    ``endpoint`` (``origin + target``), ``status`` (the answer, or None when the connection was
+    dropped or the service stopped before answering), ``delivered`` (in ``received``),
+    ``payload`` (decrypted, when delivered) and ``at`` (arrival, aware UTC).
+``respond(endpoint_or_None, *, status, times=None, retry_after=None, delay=0.0, drop=False,
+retry_after_date=False, fraction=None, seed=None, for_seconds=None)``
     Programs the answer for one endpoint (a ``new_subscription()`` endpoint) or, with ``None``, for
     every endpoint; an endpoint's own programming wins over the global one. ``status`` is 201 or
     400-599. ``times=N`` applies to the next N requests only, then the service answers 201 again;
     ``times=None`` until reprogrammed. ``retry_after`` (seconds) adds a ``Retry-After`` header
     (429, 503...). ``delay`` makes the service wait that many seconds before answering (a slow
-    service; with ``status=201`` the message is still delivered, after the delay). Each call
-    replaces the previous programming for the same target; ``respond(target, status=201)``
-    restores normal service. Programmed answers apply to requests that pass validation: a
-    malformed request still gets its own 4xx, so a failure test also proves the request itself was
-    right. A message answered anything but 201 is not delivered (not in ``received``).
+    service; with ``status=201`` the message is delivered when it arrives, so a delay longer
+    than the client's timeout is a request that reached the service and whose answer was lost).
+    ``drop=True`` reads the request in full, then closes the connection without answering (with
+    ``status=201`` the message is delivered: the connection broke after the service accepted
+    it; with an error status it is not). ``retry_after_date=True`` sends ``Retry-After`` as an
+    HTTP date ``retry_after`` seconds ahead instead of a number of seconds. ``fraction=0.3``
+    applies the answer to each request with that probability (the others get normal service;
+    ``seed`` makes the draw repeatable). ``for_seconds`` ends the programming by itself that long
+    after the first request it answered (a 30 s storm of 429, however long the client takes to
+    start sending). Each call replaces the previous programming for the same
+    target; ``respond(target, status=201)`` restores normal service. Programmed answers apply
+    to requests that pass validation: a malformed request still gets its own 4xx, so a failure
+    test also proves the request itself was right. A message programmed to anything but 201 is
+    not delivered (not in ``received``).
 ``set_down(down: bool)``
     Simulates an outage by **refusing connections**: the listening socket is closed (the port
     stays reserved, so the origin does not change) and open keep-alive connections are dropped.
@@ -69,14 +90,17 @@ API
     ``aiohttp.ClientConnectorError``), not an HTTP status; to test a 503 use
     ``respond(None, status=503, retry_after=...)``. ``set_down(False)`` listens again on the same
     port.
+``down_for(seconds)``
+    ``set_down(True)`` now, and ``set_down(False)`` by itself ``seconds`` later (an outage of
+    known length while the test watches the client). ``is_down`` says which state it is in.
 ``requests_count: int``
     HTTP requests that reached the service (any method, any answer).
 ``connections_count: int``
     TCP connections accepted (with ``tls``, whether or not the handshake then succeeds); shows
     whether a client reuses pooled keep-alive connections.
 ``clear()``
-    Forgets received messages and resets both counters. Subscriptions, programmed answers and the
-    up/down state are kept.
+    Forgets received messages and requests and resets both counters. Subscriptions, programmed
+    answers and the up/down state are kept.
 
 What a request must look like (otherwise the answer is an error with a JSON body
 ``{"code", "error", "message"}`` naming the problem):
@@ -116,6 +140,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import random
 import re
 import secrets
 import shutil
@@ -129,6 +154,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -147,6 +173,7 @@ __all__ = [
     "DemoPushService",
     "PushService",
     "Received",
+    "RequestRecord",
     "decrypt_aes128gcm",
     "demo_endpoint",
     "demo_endpoint_base",
@@ -288,6 +315,24 @@ class Received:
         return json.loads(self.payload)
 
 
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the service read in full, whatever became of it (see ``requests``)."""
+
+    method: str
+    # The request target exactly as it came on the request line (``/push/<id>?...``).
+    target: str
+    endpoint: str
+    # The answer the service gave, or None when it dropped the connection instead of answering
+    # or stopped while a delayed answer was pending.
+    status: int | None
+    # Whether the service took the message for delivery (it is then in ``received``), answered
+    # or not: a timed-out or dropped request may well have been delivered.
+    delivered: bool
+    payload: bytes | None
+    at: datetime
+
+
 @dataclass
 class _Subscription:
     endpoint: str
@@ -301,6 +346,15 @@ class _Rule:
     remaining: int | None
     retry_after: int | None
     delay: float
+    drop: bool = False
+    retry_after_date: bool = False
+    # Applies to each request with this probability (None: to every request).
+    fraction: float | None = None
+    random: random.Random | None = None
+    # Seconds the rule lasts from the first request it answers (None: until reprogrammed),
+    # and the time.monotonic() at which it ends once that request came.
+    duration: float | None = None
+    until: float | None = None
 
 
 @dataclass
@@ -310,6 +364,7 @@ class _Answer:
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0
     delivery: Received | None = None
+    drop: bool = False
 
 
 class _Reject(Exception):
@@ -398,13 +453,34 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
+        arrived = datetime.now(UTC)
         answer = service._answer(self.command, self.path, self.headers.items(), body)
-        if answer.delay and service._stopping.wait(answer.delay):
-            self.close_connection = True
-            return
+        # Taken for delivery on arrival, like a real service: a client that times out waiting
+        # for the answer, or a connection that breaks before it, does not unsend the message.
         if answer.delivery is not None:
             service._deliver(answer.delivery)
-        self._send(answer)
+        stopped = bool(answer.delay) and service._stopping.wait(answer.delay)
+        answered = not stopped and not answer.drop
+        # Recorded before the answer goes out, so a client that has its answer finds it here.
+        service._record_request(
+            RequestRecord(
+                method=self.command,
+                target=self.path,
+                endpoint=f"{service.origin}{self.path}",
+                status=answer.status if answered else None,
+                delivered=answer.delivery is not None,
+                payload=answer.delivery.payload if answer.delivery is not None else None,
+                at=arrived,
+            )
+        )
+        if answered:
+            self._send(answer)
+            return
+        self.close_connection = True
+        if answer.drop:
+            # The request was read in full; the connection goes away without an answer.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(self.connection, socket.SHUT_RDWR)
 
     def _read_body(self) -> bytes | None:
         """Read the request body; answer and return None when it cannot be read."""
@@ -502,6 +578,9 @@ class PushService:
         self._subscriptions: dict[str, _Subscription] = {}
         self._rules: dict[str | None, _Rule] = {}
         self._received: list[Received] = []
+        self._requests: list[RequestRecord] = []
+        self._up_timer: threading.Timer | None = None
+        self._down_lock = threading.Lock()
         self._verified_tokens: dict[tuple[str, str], dict[str, Any]] = {}
         self._requests_count = 0
         self._connections_count = 0
@@ -537,6 +616,7 @@ class PushService:
         if server is None:
             return
         self._stopping.set()
+        self._cancel_up_timer()
         if self._thread is not None:
             server.shutdown()
             self._thread.join()
@@ -563,6 +643,39 @@ class PushService:
         self.stop()
 
     def set_down(self, down: bool) -> None:
+        self._cancel_up_timer()
+        with self._down_lock:
+            self._set_down(down)
+
+    def down_for(self, seconds: float) -> None:
+        """Refuse connections now and for ``seconds``, then listen again by itself."""
+        if seconds <= 0:
+            raise ValueError("seconds must be > 0")
+        self.set_down(True)
+        timer = threading.Timer(seconds, self._come_back)
+        timer.daemon = True
+        with self._down_lock:
+            self._up_timer = timer
+        timer.start()
+
+    @property
+    def is_down(self) -> bool:
+        return self._placeholder is not None
+
+    def _come_back(self) -> None:
+        with self._down_lock:
+            if self._up_timer is None or self._server is None:
+                return  # stopped, or set_down() took over meanwhile
+            self._up_timer = None
+            self._set_down(False)
+
+    def _cancel_up_timer(self) -> None:
+        with self._down_lock:
+            timer, self._up_timer = self._up_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _set_down(self, down: bool) -> None:
         server = self._require_server()
         if down and self._placeholder is None:
             server.shutdown()
@@ -623,6 +736,11 @@ class PushService:
         times: int | None = None,
         retry_after: int | None = None,
         delay: float = 0.0,
+        drop: bool = False,
+        retry_after_date: bool = False,
+        fraction: float | None = None,
+        seed: int | None = None,
+        for_seconds: float | None = None,
     ) -> None:
         with self._lock:
             known = endpoint_or_None is None or endpoint_or_None in self._subscriptions
@@ -636,11 +754,29 @@ class PushService:
             raise ValueError("retry_after must be >= 0 and goes with an error status")
         if delay < 0:
             raise ValueError("delay must be >= 0")
+        if retry_after_date and retry_after is None:
+            raise ValueError("retry_after_date needs retry_after (seconds from now)")
+        if drop and retry_after is not None:
+            raise ValueError("a dropped connection carries no Retry-After")
+        if fraction is not None and not 0 < fraction <= 1:
+            raise ValueError("fraction must be in (0, 1]")
+        if for_seconds is not None and for_seconds <= 0:
+            raise ValueError("for_seconds must be > 0")
         with self._lock:
-            if status == HTTPStatus.CREATED and not delay:
+            if status == HTTPStatus.CREATED and not delay and not drop:
                 self._rules.pop(endpoint_or_None, None)
             else:
-                self._rules[endpoint_or_None] = _Rule(status, times, retry_after, delay)
+                self._rules[endpoint_or_None] = _Rule(
+                    status,
+                    times,
+                    retry_after,
+                    delay,
+                    drop=drop,
+                    retry_after_date=retry_after_date,
+                    fraction=fraction,
+                    random=random.Random(seed) if fraction is not None else None,
+                    duration=for_seconds,
+                )
 
     # -- observations -------------------------------------------------------------------------
 
@@ -652,6 +788,20 @@ class PushService:
     def messages_for(self, endpoint: str) -> list[Received]:
         with self._lock:
             return [message for message in self._received if message.endpoint == endpoint]
+
+    def received_counts(self) -> collections.Counter[str]:
+        """How many times each endpoint was delivered a message (taken for delivery)."""
+        with self._lock:
+            return collections.Counter(message.endpoint for message in self._received)
+
+    def duplicates(self) -> dict[str, int]:
+        """The endpoints delivered more than one message, with their count."""
+        return {endpoint: n for endpoint, n in self.received_counts().items() if n > 1}
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._requests)
 
     @property
     def requests_count(self) -> int:
@@ -666,6 +816,7 @@ class PushService:
     def clear(self) -> None:
         with self._lock:
             self._received.clear()
+            self._requests.clear()
             self._requests_count = 0
             self._connections_count = 0
 
@@ -708,11 +859,18 @@ class PushService:
 
         rule = self._take_rule(endpoint)
         if rule is not None and rule.status != HTTPStatus.CREATED:
-            retry = (
-                (("Retry-After", str(rule.retry_after)),) if rule.retry_after is not None else ()
-            )
+            retry: tuple[tuple[str, str], ...] = ()
+            if rule.retry_after is not None and rule.retry_after_date:
+                when = formatdate(time.time() + rule.retry_after, usegmt=True)
+                retry = (("Retry-After", when),)
+            elif rule.retry_after is not None:
+                retry = (("Retry-After", str(rule.retry_after)),)
             return _Answer(
-                rule.status, "programmed failure (PushService.respond)", retry, rule.delay
+                rule.status,
+                "programmed failure (PushService.respond)",
+                retry,
+                rule.delay,
+                drop=rule.drop,
             )
         location = f"{self.origin}/message/{secrets.token_urlsafe(16)}"
         delivery = Received(
@@ -732,6 +890,7 @@ class PushService:
             headers=(("Location", location),),
             delay=rule.delay if rule else 0.0,
             delivery=delivery,
+            drop=rule.drop if rule else False,
         )
 
     def _subscription_for(self, endpoint: str, endpoint_id: str) -> _Subscription | None:
@@ -809,6 +968,13 @@ class PushService:
                 rule = self._rules.get(target)
                 if rule is None:
                     continue
+                if rule.until is not None and time.monotonic() >= rule.until:
+                    del self._rules[target]
+                    continue
+                if rule.duration is not None and rule.until is None:
+                    rule.until = time.monotonic() + rule.duration
+                if rule.fraction is not None and rule.random.random() >= rule.fraction:
+                    return None  # this request is spared: normal service
                 if rule.remaining is not None:
                     rule.remaining -= 1
                     if rule.remaining == 0:
@@ -819,6 +985,10 @@ class PushService:
     def _deliver(self, message: Received) -> None:
         with self._lock:
             self._received.append(message)
+
+    def _record_request(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._requests.append(record)
 
     def _count_request(self) -> None:
         with self._lock:
@@ -1090,6 +1260,7 @@ class DemoPushService(PushService):
     ) -> None:
         super().__init__(vapid_public_key=vapid_public_key, port=port)
         self._received = collections.deque(maxlen=1000)
+        self._requests = collections.deque(maxlen=1000)
         self._report = report
 
     def _subscription_for(self, endpoint: str, endpoint_id: str) -> _Subscription | None:

@@ -1,26 +1,40 @@
-"""Sending one batch of a campaign: claim, send concurrently, record, retry.
+"""Sending one batch of a campaign: claim, prepare, mark as sending, write, record, retry.
+
+**The delivery guarantee: at most once per (campaign, subscription), and every row accounted
+for.** A request that may have reached the push service is never sent again; a row ends
+delivered (201), expired (404/410), failed (a definitive refusal, or retries exhausted with
+nothing delivered) or unknown (a request that may have arrived, whose answer we did not get).
 
 A campaign's delivery rows (one per subscription, created when it starts) are split into
 batches; each batch is one task. A worker running a batch repeats:
 
-1. Claim a wave of due pending rows: mark them "sending" with its claim id and a lease
-   (`PUSH_CLAIM_LEASE`) and commit, before any request leaves.
-2. Send the wave concurrently through the pooled client (notifications/webpush.py).
-3. Record each answer in one transaction with the campaign's counters:
-   201 → sent; 404/410 → expired (the subscription too, and the customer's opt-in);
-   429 → pending again after Retry-After; 5xx and network errors → pending again after an
-   exponential backoff capped at `PUSH_RETRY_MAX_DELAY` (`retry_delay`), failed after
-   `PUSH_MAX_ATTEMPTS` (the defaults ride out an outage of about five minutes); other
-   4xx → failed.
+1. Claim a wave of due pending rows ("claimed", with a lease) and commit. The wave is no
+   larger than the pool's connections (`PUSH_CONCURRENCY`), so all of it is written at once.
+2. Prepare each request (validate the endpoint with endpoints.endpoint_problem, encrypt,
+   build with h11) while the previous wave is on the wire. A row that cannot be prepared
+   fails on its own, with the reason; nothing one subscription holds can stop the batch.
+3. When the previous wave's answers are in, one transaction records them and marks the new
+   wave "sending" (only if the campaign is still sending); right after that commit the
+   wave's requests are written.
+4. Each answer (notifications/http1.py says whether a request may have been written):
+   201 → delivered; 404/410 → expired (the subscription too, and the customer's opt-in);
+   429 → pending again after Retry-After (seconds or an HTTP date; a growing pause without
+   one), the push-service origin paused for the campaign meanwhile, not counted as an
+   attempt; 5xx, 408 and "not sent" errors (refused connection, DNS, TLS handshake, connect
+   timeout) → pending again after an exponential backoff (`retry_delay`), failed after
+   `PUSH_MAX_ATTEMPTS`; "may have been sent" errors (read timeout, connection dropped
+   after the write, malformed answer) → unknown; other 4xx → failed. No retry is scheduled
+   after the campaign's retry window (`PUSH_RETRY_WINDOW` from its start): what is still
+   pending then fails.
 
-Exactly-once is impossible over HTTP when a worker can die between sending a request and
-recording its answer; the issue asks that no subscription receives a campaign twice, so
-delivery is **at most once**: a row recorded as sent, or claimed by a worker, is never sent
-again. A worker that is killed leaves at most one wave (`PUSH_WAVE_SIZE` rows) "sending";
-when its lease has passed, the next run of the batch (`manage.py push_resume`, which
-`make run` calls before starting the worker) marks those rows "unknown" (they may or may not
-have arrived) and sends the rest. A row is only re-sent after an answer that says it was not
-delivered (429, 5xx, network error before an answer).
+A worker killed at any point leaves claimed rows (back to pending when the lease passes: they
+were never written) and at most one wave of "sending" rows (unknown when the lease passes).
+The sweep at the start of every batch and the campaign's watchdog task (notifications/tasks.py)
+settle them and re-enqueue the batches nobody works on, so a campaign completes without anyone
+running a command.
+
+This module decides; every write to the rows goes through notifications/services.py, and
+what to enqueue is returned to notifications/tasks.py (`BatchRun`).
 """
 
 import asyncio
@@ -31,32 +45,31 @@ import random
 import threading
 import time
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
+from notifications import services
 from notifications.conf import push_setting
 from notifications.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from notifications.payload import campaign_payload
-from notifications.webpush import PushClient, PushMessage, PushResult, vapid_get
+from notifications.services import DeliveryOutcome, DeliveryToSend
+from notifications.webpush import (
+    PushClient,
+    PushMessage,
+    PushResult,
+    endpoint_origin,
+    vapid_get,
+)
 
 logger = logging.getLogger(__name__)
 
 EXPIRED_CODES = {404, 410}
+# Answers that prove the push service did not take the message: it is safe to send again.
 RETRY_CODES = {408, 425, 429}
-
-
-def _is_retryable(result: PushResult) -> bool:
-    if not result.retryable:
-        return False
-    return result.status is None or result.status in RETRY_CODES or result.status >= 500
-
-
 RETRY_JITTER = (1.0, 1.25)
 
 
@@ -72,134 +85,100 @@ def retry_delay(attempts: int) -> float:
     return nominal * random.uniform(*RETRY_JITTER)
 
 
-def deliveries_expire_stale(*, campaign_id: int, batch: int | None = None) -> int:
-    """Give the outcome "unknown" to rows a dead worker left "sending" past their lease."""
-    with transaction.atomic():
-        stale = Delivery.objects.filter(
-            campaign_id=campaign_id,
-            status=DeliveryStatus.SENDING,
-            claimed_until__lt=timezone.now(),
+class _OriginPauses:
+    """Push-service origins that answered 429, and until when this worker leaves them alone."""
+
+    def __init__(self):
+        self._until: dict[str, float] = {}
+        self._streak: dict[str, int] = {}
+
+    def slow_down(self, origin: str, retry_after: float | None) -> float:
+        """Record a 429 from `origin`; returns the seconds to wait before the next request."""
+        streak = self._streak.get(origin, 0)
+        self._streak[origin] = streak + 1
+        # No Retry-After: back off as for other refusals, growing while the 429s last.
+        delay = retry_delay(streak + 1) if retry_after is None else retry_after
+        delay = min(max(delay, 0.0), push_setting("PUSH_MAX_RETRY_AFTER"))
+        self._until[origin] = max(self._until.get(origin, 0.0), time.time() + delay)
+        return delay
+
+    def clear(self) -> None:
+        self._until.clear()
+        self._streak.clear()
+
+    def answered(self, origin: str) -> None:
+        self._streak.pop(origin, None)
+
+    def paused_until(self, origin: str) -> float | None:
+        until = self._until.get(origin)
+        if until is None:
+            return None
+        if until <= time.time():
+            del self._until[origin]
+            return None
+        return until
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRun:
+    """How a run of a batch ended, and what notifications/tasks.py should enqueue."""
+
+    # "done" (every row of the batch has an outcome), "deferred" (run it again at
+    # `run_again_at`), "stopped" (the campaign stopped sending) or "skipped" (not sending).
+    outcome: str
+    run_again_at: datetime | None = None
+    # Other batches of the campaign that nobody works on (their worker died).
+    orphan_batches: tuple[int, ...] = ()
+
+
+def retry_window_end(campaign: Campaign) -> datetime:
+    """After this, a campaign's deliveries are no longer retried (PUSH_RETRY_WINDOW)."""
+    started = campaign.started_at or timezone.now()
+    return started + timedelta(seconds=push_setting("PUSH_RETRY_WINDOW"))
+
+
+def _outcome(
+    row: DeliveryToSend,
+    result: PushResult,
+    *,
+    now: datetime,
+    give_up_at: datetime,
+    pauses: _OriginPauses,
+) -> DeliveryOutcome:
+    code = result.status
+    base = {"pk": row.pk, "subscription_id": row.subscription_id, "code": code}
+    origin = endpoint_origin(row.endpoint)
+    if code is not None and 200 <= code < 300:
+        pauses.answered(origin)
+        return DeliveryOutcome(status=DeliveryStatus.SENT, **base)
+    error = result.error
+    if code in EXPIRED_CODES:
+        return DeliveryOutcome(status=DeliveryStatus.EXPIRED, error=error, **base)
+    if result.maybe_sent:
+        return DeliveryOutcome(status=DeliveryStatus.UNKNOWN, error=error, **base)
+    if code == 429:
+        # The service asks us to slow down: never a failed attempt; only the window ends it.
+        delay = pauses.slow_down(origin, result.retry_after)
+        if now >= give_up_at:
+            error = f"{error} (retries stopped: PUSH_RETRY_WINDOW ended)"
+            return DeliveryOutcome(status=DeliveryStatus.FAILED, error=error, **base)
+        when = min(now + timedelta(seconds=round(delay, 3)), give_up_at)
+        return DeliveryOutcome(
+            status=DeliveryStatus.PENDING,
+            error=error,
+            retry_at=when,
+            counts_as_attempt=False,
+            **base,
         )
-        if batch is not None:
-            stale = stale.filter(batch=batch)
-        count = stale.update(
-            status=DeliveryStatus.UNKNOWN,
-            error="The worker stopped while sending; not sent again to avoid a duplicate.",
-        )
-        if count:
-            Campaign.objects.filter(pk=campaign_id).update(unknown=F("unknown") + count)
-    return count
-
-
-@dataclass(slots=True)
-class _Row:
-    """A claimed delivery with what sending it needs."""
-
-    pk: int
-    attempts: int
-    subscription_id: int
-    endpoint: str
-    p256dh: str
-    auth: str
-
-
-def _claim(*, campaign_id: int, batch: int, size: int) -> tuple[str, list[_Row]]:
-    """Claim up to `size` due pending rows of the batch for this worker (committed)."""
-    claim = uuid.uuid4().hex
-    now = timezone.now()
-    with transaction.atomic():
-        due = (
-            Delivery.objects.filter(campaign_id=campaign_id, batch=batch, status="pending")
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .order_by("pk")
-            # On PostgreSQL two workers skip each other's rows; the status condition of the
-            # update below makes the claim exclusive on every database.
-            .select_for_update(skip_locked=True)
-        )
-        ids = list(due.values_list("pk", flat=True)[:size])
-        if ids:
-            Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING).update(
-                status=DeliveryStatus.SENDING,
-                claim=claim,
-                claimed_until=now + timedelta(seconds=push_setting("PUSH_CLAIM_LEASE")),
-                attempts=F("attempts") + 1,
-            )
-    if not ids:
-        return claim, []
-    rows = [
-        _Row(*values)
-        for values in Delivery.objects.filter(
-            pk__in=ids, claim=claim, status=DeliveryStatus.SENDING
-        )
-        .order_by("pk")
-        .values_list(
-            "pk",
-            "attempts",
-            "subscription_id",
-            "subscription__endpoint",
-            "subscription__p256dh",
-            "subscription__auth",
-        )
-    ]
-    return claim, rows
-
-
-def _record(*, campaign_id: int, claim: str, rows: list[_Row], results: list[PushResult]):
-    """Store a wave's answers, the subscriptions' health and the campaign's counters."""
-    from notifications.services import subscriptions_expire, subscriptions_record_results
-
-    now = timezone.now()
-    by_key = {row.pk: row for row in rows}
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    ok_subs, failed_subs, expired_subs = [], [], []
-    max_attempts = push_setting("PUSH_MAX_ATTEMPTS")
-    for result in results:
-        row = by_key[result.key]
-        code = result.status
-        if code is not None and 200 <= code < 300:
-            groups[(DeliveryStatus.SENT, code, "", None)].append(row.pk)
-            ok_subs.append(row.subscription_id)
-        elif code in EXPIRED_CODES:
-            groups[(DeliveryStatus.EXPIRED, code, result.error, None)].append(row.pk)
-            expired_subs.append(row.subscription_id)
-        elif _is_retryable(result) and row.attempts < max_attempts:
-            delay = retry_delay(row.attempts)
-            if result.retry_after is not None:
-                delay = min(result.retry_after, push_setting("PUSH_MAX_RETRY_AFTER"))
-            when = now + timedelta(seconds=round(delay, 1))
-            groups[(DeliveryStatus.PENDING, code, result.error, when)].append(row.pk)
-            failed_subs.append(row.subscription_id)
-        else:
-            groups[(DeliveryStatus.FAILED, code, result.error, None)].append(row.pk)
-            failed_subs.append(row.subscription_id)
-    counts = defaultdict(int)
-    with transaction.atomic():
-        for (status, code, error, when), ids in groups.items():
-            updated = Delivery.objects.filter(
-                pk__in=ids, claim=claim, status=DeliveryStatus.SENDING
-            ).update(
-                status=status,
-                last_status_code=code,
-                error=error,
-                next_attempt_at=when,
-                claimed_until=None,
-                sent_at=now if status == DeliveryStatus.SENT else None,
-            )
-            counts[status] += updated
-        subscriptions_record_results(ok=ok_subs, failed=failed_subs, at=now)
-        if expired_subs:
-            subscriptions_expire(subscription_ids=expired_subs, at=now)
-        changes = {
-            name: F(name) + counts[status]
-            for name, status in (
-                ("delivered", DeliveryStatus.SENT),
-                ("failed", DeliveryStatus.FAILED),
-                ("expired", DeliveryStatus.EXPIRED),
-            )
-            if counts[status]
-        }
-        if changes:
-            Campaign.objects.filter(pk=campaign_id).update(**changes)
+    retryable = result.retryable and (code is None or code in RETRY_CODES or code >= 500)
+    attempts = row.attempts + 1
+    if retryable and attempts < push_setting("PUSH_MAX_ATTEMPTS") and now < give_up_at:
+        delay = retry_delay(attempts)
+        if result.retry_after is not None:
+            delay = min(result.retry_after, push_setting("PUSH_MAX_RETRY_AFTER"))
+        when = min(now + timedelta(seconds=round(delay, 3)), give_up_at)
+        return DeliveryOutcome(status=DeliveryStatus.PENDING, error=error, retry_at=when, **base)
+    return DeliveryOutcome(status=DeliveryStatus.FAILED, error=error, **base)
 
 
 def _next_wait(*, campaign_id: int, batch: int) -> float | None:
@@ -246,7 +225,7 @@ _sender_state: dict = {}
 _sender_lock = threading.Lock()
 
 
-def _sender() -> tuple[_EventLoopThread, PushClient]:
+def _sender() -> tuple[_EventLoopThread, PushClient, _OriginPauses]:
     """The worker process's event loop and push client, kept from batch to batch.
 
     Keeping them keeps the pool's connections (and their TLS sessions) to the push services
@@ -262,7 +241,7 @@ def _sender() -> tuple[_EventLoopThread, PushClient]:
     with _sender_lock:
         current = _sender_state.get("current")
         if current is not None and current[0] == config and current[1].thread.is_alive():
-            return current[1], current[2]
+            return current[1], current[2], current[3]
         if current is not None:
             with contextlib.suppress(Exception):
                 current[1].run(current[2].close())
@@ -279,31 +258,41 @@ def _sender() -> tuple[_EventLoopThread, PushClient]:
             # fail every delivery of the batch with a certificate error.
             loop.__exit__(None, None, None)
             raise ImproperlyConfigured(f"PUSH_CA_FILE {config[3]}: {exc}") from exc
-        _sender_state["current"] = (config, loop, client)
-        return loop, client
+        pauses = _OriginPauses()
+        _sender_state["current"] = (config, loop, client, pauses)
+        return loop, client, pauses
 
 
-def batch_send(*, campaign_id: int, batch: int) -> str:
+def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> BatchRun:
     """Send one batch of a campaign until every row has an outcome; safe to run twice.
 
-    Returns "done", "deferred" (a long retry wait was handed back to the queue) or
-    "skipped" (the campaign is not sending).
+    `can_defer`: the task backend can run the batch later, so a long retry wait ends this
+    run with outcome "deferred" and `run_again_at` instead of a sleep.
     """
-    from notifications.services import campaign_finish_if_done
-    from notifications.tasks import send_batch
-
     campaign = Campaign.objects.filter(pk=campaign_id).first()
     if campaign is None or campaign.status != CampaignStatus.SENDING:
-        return "skipped"
+        return BatchRun("skipped")
+    give_up_at = retry_window_end(campaign)
+    # Whatever a dead worker left, in any batch of the campaign, is settled before sending.
+    services.deliveries_sweep(campaign_id=campaign_id, give_up_at=give_up_at)
+    orphans = tuple(
+        b for b in services.delivery_batches_to_resume(campaign_id=campaign_id) if b != batch
+    )
     base_payload = campaign_payload(campaign)
     topic = f"campaign-{campaign.pk}"
-    outcome = "done"
-    loop, client = _sender()
-    wave_size = push_setting("PUSH_WAVE_SIZE")
+    loop, client, pauses = _sender()
+    wave_size = max(1, min(push_setting("PUSH_WAVE_SIZE"), push_setting("PUSH_CONCURRENCY")))
+    lease = push_setting("PUSH_CLAIM_LEASE")
 
-    def messages(rows: list[_Row]) -> list[PushMessage]:
-        return [
-            PushMessage(
+    def prepare(claim: str, rows: list[DeliveryToSend]):
+        """(requests ready to write, outcomes of rows that cannot be sent)."""
+        ready, refused, held = [], [], {}
+        for row in rows:
+            paused = pauses.paused_until(endpoint_origin(row.endpoint))
+            if paused is not None:
+                held.setdefault(paused, []).append(row.pk)
+                continue
+            message = PushMessage(
                 key=row.pk,
                 endpoint=row.endpoint,
                 p256dh=row.p256dh,
@@ -313,46 +302,100 @@ def batch_send(*, campaign_id: int, batch: int) -> str:
                 urgency=campaign.urgency,
                 topic=topic,
             )
-            for row in rows
-        ]
-
-    # Two waves overlap: while one is on the wire, the worker records the previous one
-    # and claims the next, so the database round trips cost no sending time.
-    in_flight = None  # (claim, rows, future of the results)
-    try:
-        deliveries_expire_stale(campaign_id=campaign_id, batch=batch)
-        while True:
-            claim, rows = _claim(campaign_id=campaign_id, batch=batch, size=wave_size)
-            finished = None
-            if in_flight is not None:
-                finished = (*in_flight[:2], in_flight[2].result())
-                in_flight = None
-            if rows:
-                in_flight = (claim, rows, loop.submit(client.send_many(messages(rows))))
-            if finished is not None:
-                _record(
-                    campaign_id=campaign_id,
-                    claim=finished[0],
-                    rows=finished[1],
-                    results=finished[2],
+            prepared = client.prepare(message)
+            if isinstance(prepared, PushResult):
+                refused.append(
+                    DeliveryOutcome(
+                        pk=row.pk,
+                        subscription_id=row.subscription_id,
+                        status=DeliveryStatus.FAILED,
+                        error=prepared.error,
+                    )
                 )
-            if in_flight is not None or finished is not None:
+            else:
+                ready.append((row.pk, prepared))
+        for until, ids in held.items():
+            # Held back by a 429 pause of their push service: not an attempt, not written.
+            when = datetime.fromtimestamp(until, tz=UTC)
+            services.deliveries_release(claim=claim, ids=ids, retry_at=min(when, give_up_at))
+        return ready, refused
+
+    in_flight = None  # (claim, rows by pk, future of the results)
+    claimed = None  # (claim, ids) claimed and not yet marked sending
+    outcome = BatchRun("done", orphan_batches=orphans)
+    stopped = False
+    try:
+        while True:
+            claim = uuid.uuid4().hex
+            rows = []
+            if not stopped:
+                rows = services.deliveries_claim(
+                    campaign_id=campaign_id, batch=batch, size=wave_size, lease=lease, claim=claim
+                )
+            claimed = (claim, [row.pk for row in rows]) if rows else None
+            ready, outcomes = prepare(claim, rows) if rows else ([], [])
+            claims = [claim]
+            if in_flight is not None:
+                results = in_flight[2].result()
+                now = timezone.now()
+                by_pk = in_flight[1]
+                outcomes += [
+                    _outcome(
+                        by_pk[result.key], result, now=now, give_up_at=give_up_at, pauses=pauses
+                    )
+                    for result in results
+                ]
+                claims.append(in_flight[0])
+                in_flight = None
+            sendable = set()
+            if outcomes or ready:
+                sendable = services.deliveries_record(
+                    campaign_id=campaign_id,
+                    outcomes=outcomes,
+                    claims=tuple(claims),
+                    to_send=(claim, [pk for pk, _ in ready], lease) if ready else None,
+                )
+            if ready:
+                go = [(pk, request) for pk, request in ready if pk in sendable]
+                if go:
+                    in_flight = (
+                        claim,
+                        {row.pk: row for row in rows},
+                        loop.submit(client.send_prepared(go)),
+                    )
+                if len(go) < len(ready):
+                    # The campaign stopped sending (cancelled), or a claim was lost.
+                    services.deliveries_release(
+                        claim=claim, ids=[pk for pk, _ in ready if pk not in sendable]
+                    )
+                    stopped = stopped or not _still_sending(campaign_id)
+            claimed = None
+            if in_flight is not None or rows:
                 continue
+            if stopped or not _still_sending(campaign_id):
+                outcome = BatchRun("stopped")
+                break
             wait = _next_wait(campaign_id=campaign_id, batch=batch)
             if wait is None:
                 break
-            can_defer = send_batch.get_backend().supports_defer
             if wait > push_setting("PUSH_MAX_INLINE_WAIT") and can_defer:
-                run_after = timezone.now() + timedelta(seconds=wait)
-                send_batch.using(run_after=run_after).enqueue(campaign_id, batch)
-                outcome = "deferred"
+                when = timezone.now() + timedelta(seconds=wait)
+                outcome = BatchRun("deferred", run_again_at=when, orphan_batches=orphans)
                 break
             time.sleep(min(wait, 1.0) if wait else 0.05)
     finally:
+        if claimed is not None:
+            # Stopping on an error before the wave was marked sending: it was never written.
+            with contextlib.suppress(Exception):
+                services.deliveries_release(claim=claimed[0], ids=claimed[1])
         if in_flight is not None:
-            # Stopping on an error: let the requests on the wire finish rather than cut
-            # them at a random point; their rows stay "sending" (outcome unknown).
+            # Stopping on an error: let the requests on the wire finish rather than cut them
+            # at a random point; their rows stay "sending" and their outcome becomes unknown.
             with contextlib.suppress(BaseException):
                 in_flight[2].result()
-    campaign_finish_if_done(campaign_id=campaign_id)
+    services.campaign_finish_if_done(campaign_id=campaign_id)
     return outcome
+
+
+def _still_sending(campaign_id: int) -> bool:
+    return Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).exists()

@@ -1,29 +1,50 @@
 """A small HTTP/1.1 client for one job: many POSTs to push services over pooled connections.
 
-Why not aiohttp: measured on the 2-core machines against the local sink, aiohttp's
-per-request machinery costs about 0.8 ms of CPU, as much as 4 encryptions; a bare
-asyncio-streams exchange costs about 0.2 ms. Push delivery is CPU-bound, so that difference
-is most of the throughput (see notifications/README.md). What push services need is
-narrow — POST with a small body, keep-alive, TLS, a status code and a few headers back — and
-this module implements just that, strictly:
+Requests are built and responses parsed by h11 (a sans-I/O HTTP/1.1 implementation that
+validates the request target and every header value: a CR/LF or a control character in a
+stored endpoint raises before a byte is written); this module only moves h11's bytes over
+asyncio streams, keeps connections alive per origin, and, above all, says for every failed
+exchange whether the request **may have reached the service**:
 
-- at most `limit` connections in all, kept alive and reused per origin (scheme, host, port);
+- `NotSent`: certainly nothing of this request reached the service — the connection could not
+  be opened (refused, DNS, TLS handshake, connect timeout). Safe to send again.
+- `MaybeSent`: at least one byte of the request was handed to the socket and no complete
+  answer came back (read timeout, connection dropped after the write, a malformed answer, a
+  reused keep-alive connection that fails after the write). The service may have accepted it;
+  the caller must never send it again.
+- `InvalidRequest`: the request cannot be written at all (a target or header h11 refuses).
+
+Why not aiohttp or httpx: push delivery is CPU-bound and what push services need is narrow (a
+POST with a small body, keep-alive, TLS, a status and a few headers back); see
+notifications/README.md for the measured cost of each option.
+
+- at most `limit` connections in all, kept alive and reused per origin (scheme, host, port),
+  but only while idle for less than `KEEPALIVE_IDLE` seconds and with nothing unread on them
+  (a server closes idle connections; a write racing that close is an unknown outcome, so
+  old connections are not risked);
 - TLS with the system's trusted certificates (plus the CAs of `ca_file`, if given) and
   hostname checking for https;
-- responses with Content-Length, chunked transfer coding, or read-to-close bodies, at most
-  64 KB of headers and 1 MB of body (push services answer with almost nothing);
+- at most 64 KB of headers and 1 MB of body (push services answer with almost nothing);
 - a total timeout per request (connecting included); any error closes that connection.
 """
 
 import asyncio
 import functools
 import ssl
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import h11
+
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024
+# A pooled connection idle for longer is closed rather than reused: servers close idle
+# keep-alive connections (Node's default is 5 s), and a request written as the server closes
+# may or may not have been read, an outcome the caller would have to record as unknown.
+KEEPALIVE_IDLE = 4.0
+_READ_SIZE = 64 * 1024
 
 
 @functools.cache
@@ -44,7 +65,19 @@ def tls_context_with(ca_file: str) -> ssl.SSLContext:
 
 
 class HttpError(Exception):
-    """The exchange failed: connection, TLS, timeout or a malformed response."""
+    """The exchange failed without a complete answer."""
+
+
+class InvalidRequest(HttpError):
+    """The request cannot be written (h11 refused its target or a header); nothing was sent."""
+
+
+class NotSent(HttpError):
+    """Nothing of the request reached the service (connecting failed); sending again is safe."""
+
+
+class MaybeSent(HttpError):
+    """The request may have reached the service but no complete answer came back."""
 
 
 @dataclass(slots=True)
@@ -54,12 +87,33 @@ class Response:
     body: bytes
 
 
+@dataclass(slots=True)
+class Request:
+    """A validated POST: where it goes and the h11 events that write it."""
+
+    key: tuple  # the pool's origin key (scheme, host, port)
+    head: h11.Request
+    body: bytes
+
+
 class _Connection:
-    __slots__ = ("reader", "writer")
+    __slots__ = ("h11", "idle_since", "reader", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.reader = reader
         self.writer = writer
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+        self.idle_since = 0.0
+
+    def reusable(self, now: float) -> bool:
+        return (
+            now - self.idle_since < KEEPALIVE_IDLE
+            and not self.reader.at_eof()
+            # Bytes the server sent while the connection was idle (an unsolicited answer,
+            # a TLS alert): the connection is no longer in a known state.
+            and not len(self.reader._buffer)
+            and not self.writer.is_closing()
+        )
 
     def close(self) -> None:
         self.writer.close()
@@ -83,59 +137,76 @@ class Http1Pool:
         origin, target = (url, "/") if end < 0 else (url[:end], url[end:])
         known = self._origins.get(origin)
         if known is None:
-            parts = urlsplit(origin)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise HttpError(f"Not an http(s) URL: {url[:100]}")
             try:
+                parts = urlsplit(origin)
                 default = 443 if parts.scheme == "https" else 80
                 port = parts.port or default
             except ValueError as exc:
-                raise HttpError(f"Bad port in {origin[:100]}") from exc
+                raise InvalidRequest(f"Not a valid URL: {url[:100]!r}") from exc
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise InvalidRequest(f"Not an http(s) URL: {url[:100]!r}")
             host = parts.hostname
             if ":" in host:
                 host = f"[{host}]"
             if port != default:
                 host = f"{host}:{port}"
-            known = self._origins[origin] = ((parts.scheme, parts.hostname, port), host)
-        return known[0], known[1], target.split("#", 1)[0]
+            known = ((parts.scheme, parts.hostname, port), host)
+            if len(self._origins) < 10_000:
+                self._origins[origin] = known
+        return known[0], known[1], target
+
+    def request(self, url: str, *, headers: dict[str, str], body: bytes) -> Request:
+        """Validate and build a POST; raises InvalidRequest for anything h11 would not write."""
+        key, host, target = self._origin(url)
+        fields = [("Host", host), ("Content-Length", str(len(body)))]
+        fields += headers.items()
+        try:
+            head = h11.Request(method="POST", target=target, headers=fields)
+        except (h11.LocalProtocolError, ValueError) as exc:
+            raise InvalidRequest(f"Refused to write this request: {exc}"[:300]) from exc
+        return Request(key, head, body)
 
     async def post(self, url: str, *, headers: dict[str, str], body: bytes) -> Response:
-        """POST `body` to `url`; raises HttpError (or TimeoutError) when there is no answer."""
-        key, host, target = self._origin(url)
-        lines = [f"POST {target} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        """POST `body` to `url` (see `send`)."""
+        return await self.send(self.request(url, headers=headers, body=body))
+
+    async def send(self, request: Request) -> Response:
+        """Send a built request; raises NotSent, MaybeSent (see the module's docstring)."""
         async with self._slots:
             connection = None
+            written = False
             try:
                 async with asyncio.timeout(self.timeout):
-                    connection = await self._connection(key)
-                    connection.writer.write(request)
-                    response, keep = await self._read_response(connection.reader)
-            except TimeoutError:
+                    connection = await self._connection(request.key)
+                    data = connection.h11.send(request.head)
+                    data += connection.h11.send(h11.Data(data=request.body))
+                    data += connection.h11.send(h11.EndOfMessage())
+                    written = True
+                    connection.writer.write(data)
+                    response = await self._read_response(connection)
+            except BaseException as exc:
                 if connection is not None:
                     connection.close()
+                if isinstance(exc, Exception):
+                    # Whatever went wrong, what matters is whether a byte was handed over.
+                    error = MaybeSent if written else NotSent
+                    raise error(_describe(exc, written=written)) from exc
                 raise
-            except (OSError, ssl.SSLError, asyncio.IncompleteReadError, ValueError) as exc:
-                if connection is not None:
-                    connection.close()
-                raise HttpError(f"{type(exc).__name__}: {exc}") from exc
-            except HttpError:
-                if connection is not None:
-                    connection.close()
-                raise
-            if keep:
-                self._idle[key].append(connection)
+            h = connection.h11
+            if h.our_state is h11.DONE and h.their_state is h11.DONE:
+                h.start_next_cycle()
+                connection.idle_since = time.monotonic()
+                self._idle[request.key].append(connection)
             else:
                 connection.close()
             return response
 
     async def _connection(self, key: tuple) -> _Connection:
         idle = self._idle[key]
+        now = time.monotonic()
         while idle:
             connection = idle.pop()
-            # A connection the server closed while idle is not reused.
-            if not connection.reader.at_eof() and not connection.writer.is_closing():
+            if connection.reusable(now):
                 return connection
             connection.close()
         scheme, host, port = key
@@ -148,54 +219,49 @@ class Http1Pool:
         self.connections_opened += 1
         return _Connection(reader, writer)
 
-    async def _read_response(self, reader: asyncio.StreamReader) -> tuple[Response, bool]:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError as exc:
-            raise HttpError("Response headers too large") from exc
-        status_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
-        version, _, rest = status_line.partition(" ")
-        if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
-            raise HttpError(f"Malformed status line: {status_line[:80]!r}")
-        status = int(rest[:3])
-        headers = {}
-        for line in header_lines:
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise HttpError(f"Malformed header line: {line[:80]!r}")
-            headers[name.strip().lower()] = value.strip()
-        keep = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
-        if status in (204, 304) or 100 <= status < 200:
-            return Response(status, headers, b""), keep
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            body = await self._read_chunked(reader)
-        elif "content-length" in headers:
-            length = headers["content-length"]
-            if not length.isdigit() or int(length) > MAX_BODY:
-                raise HttpError(f"Bad Content-Length: {length[:20]!r}")
-            body = await reader.readexactly(int(length))
-        else:
-            body = await reader.read(MAX_BODY)
-            keep = False
-        return Response(status, headers, body), keep
-
-    async def _read_chunked(self, reader: asyncio.StreamReader) -> bytes:
+    async def _read_response(self, connection: _Connection) -> Response:
+        conn = connection.h11
+        reader = connection.reader
+        status = None
+        headers: dict[str, str] = {}
         body = bytearray()
         while True:
-            size_line = await reader.readuntil(b"\r\n")
-            size = int(size_line.split(b";", 1)[0].strip() or b"x", 16)
-            if size == 0:
-                while await reader.readuntil(b"\r\n") != b"\r\n":
-                    pass  # trailers
-                return bytes(body)
-            if len(body) + size > MAX_BODY:
-                raise HttpError("Response body too large")
-            body += await reader.readexactly(size)
-            if await reader.readexactly(2) != b"\r\n":
-                raise HttpError("Malformed chunked body")
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                # b"" at EOF: h11 ends a read-to-close body there, anything else is an error.
+                conn.receive_data(await reader.read(_READ_SIZE))
+                continue
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                status = event.status_code
+                headers = {
+                    name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers
+                }
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > MAX_BODY:
+                    raise HttpError("Response body too large")
+            elif isinstance(event, h11.EndOfMessage):
+                return Response(status, headers, bytes(body))
+            elif isinstance(event, h11.ConnectionClosed):
+                raise HttpError("The connection was closed before a complete answer")
+            else:
+                raise HttpError(f"Unexpected HTTP event {type(event).__name__}")
 
     async def close(self) -> None:
         for connections in self._idle.values():
             for connection in connections:
                 connection.close()
         self._idle.clear()
+
+
+def _describe(exc: BaseException, *, written: bool) -> str:
+    if isinstance(exc, TimeoutError):
+        what = "no complete answer" if written else "could not connect"
+        return f"Timed out ({what})"
+    if isinstance(exc, h11.RemoteProtocolError):
+        return f"Malformed answer: {exc}"
+    if isinstance(exc, HttpError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}".strip()

@@ -183,7 +183,11 @@ class Campaign(models.Model):
 
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending", _("Pending")
-    # Claimed by a worker that is sending it right now (until claimed_until).
+    # Taken by a worker for its next wave (until claimed_until) but not written yet: if the
+    # worker dies, the row goes back to pending when the lease passes and is sent later.
+    CLAIMED = "claimed", _("Being prepared")
+    # Committed as written by a worker right before its request left (until claimed_until):
+    # if the worker dies, the row's outcome is unknown and it is never sent again.
     SENDING = "sending", _("Sending")
     SENT = "sent", _("Delivered")
     FAILED = "failed", _("Failed")
@@ -192,6 +196,8 @@ class DeliveryStatus(models.TextChoices):
     # and it is not sent again so that no one gets the campaign twice.
     UNKNOWN = "unknown", _("Outcome unknown")
 
+
+OPEN_DELIVERY_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED, DeliveryStatus.SENDING)
 
 FINAL_DELIVERY_STATUSES = (
     DeliveryStatus.SENT,
@@ -233,7 +239,7 @@ class Delivery(models.Model):
             models.Index(
                 fields=["campaign", "batch", "status"],
                 name="delivery_open_rows",
-                condition=Q(status__in=["pending", "sending"]),
+                condition=Q(status__in=["pending", "claimed", "sending"]),
             ),
             models.Index(fields=["campaign", "status"], name="delivery_campaign_status"),
         ]

@@ -1,16 +1,17 @@
 """Every change to push subscriptions and campaigns goes through here."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from clients.models import Customer
 from clients.services import audit_record
 from notifications.conf import push_setting
 from notifications.models import (
+    OPEN_DELIVERY_STATUSES,
     AudienceKind,
     Campaign,
     CampaignStatus,
@@ -82,8 +83,37 @@ def subscription_save(
         subscription.consecutive_failures = 0
         subscription.ended_at = None
         subscription.save()
+    _subscriptions_limit(customer=customer, keep=subscription, now=now, lock=affected)
     _opt_in_refresh(affected)
     return subscription
+
+
+def _subscriptions_limit(
+    *, customer: Customer, keep: PushSubscription, now: datetime, lock
+) -> None:
+    """Replace the customer's oldest active subscriptions beyond the limit, auditing each."""
+    limit = max(1, push_setting("PUSH_MAX_SUBSCRIPTIONS_PER_CUSTOMER"))
+    # The customers' rows are the lock (in id order, as _opt_in_refresh takes them): two
+    # browsers subscribing at once cannot both see room.
+    list(Customer.objects.select_for_update().filter(pk__in=lock).order_by("pk").values("pk"))
+    active = PushSubscription.objects.filter(customer=customer, status=SubscriptionStatus.ACTIVE)
+    excess = active.count() - limit
+    if excess <= 0:
+        return
+    oldest = list(active.exclude(pk=keep.pk).order_by("created_at", "pk")[:excess])
+    PushSubscription.objects.filter(pk__in=[s.pk for s in oldest]).update(
+        status=SubscriptionStatus.UNSUBSCRIBED, ended_at=now
+    )
+    for replaced in oldest:
+        audit_record(
+            customer=customer,
+            actor=None,
+            action="push_subscription_replaced",
+            changes={
+                "subscription": [replaced.pk, keep.pk],
+                "status": [SubscriptionStatus.ACTIVE, SubscriptionStatus.UNSUBSCRIBED],
+            },
+        )
 
 
 @transaction.atomic
@@ -180,10 +210,15 @@ def campaign_create(
     message: Message,
     send_at: datetime | None,
     public_base_url: str,
+    can_defer: bool = True,
 ) -> Campaign:
-    """Create a campaign that starts now (send_at None) or at send_at, in the background."""
-    from notifications.tasks import start_campaign
+    """Create a campaign that starts now (send_at None) or at send_at, in the background.
 
+    Only stores it: `notifications.tasks.campaign_submit` calls this and enqueues the start
+    once the transaction has committed (the tasks module is the one that enqueues).
+    """
+    if send_at is not None and send_at > timezone.now() and not can_defer:
+        raise ValueError("The task backend cannot run tasks later; send it now instead.")
     audience_resolve(audience)  # raises ValueError for an invalid audience: nothing is stored
     now = timezone.now()
     campaign = Campaign.objects.create(
@@ -204,12 +239,6 @@ def campaign_create(
         created_by=actor,
         send_at=send_at or now,
     )
-    task = start_campaign
-    if send_at is not None and send_at > now:
-        if not task.get_backend().supports_defer:
-            raise ValueError("The task backend cannot run tasks later; send it now instead.")
-        task = task.using(run_after=send_at)
-    transaction.on_commit(lambda: task.enqueue(campaign.pk))
     return campaign
 
 
@@ -293,9 +322,7 @@ def campaign_finish_if_done(*, campaign_id: int) -> bool:
     campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
     if campaign is None or campaign.status != CampaignStatus.SENDING:
         return False
-    open_rows = Delivery.objects.filter(
-        campaign_id=campaign_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING]
-    )
+    open_rows = Delivery.objects.filter(campaign_id=campaign_id, status__in=OPEN_DELIVERY_STATUSES)
     if open_rows.exists():
         return False
     campaign.status = CampaignStatus.SENT
@@ -313,3 +340,234 @@ def click_record(*, campaign_id: int, subscription_id: int) -> Campaign | None:
         if first:
             Campaign.objects.filter(pk=campaign_id).update(clicks=F("clicks") + 1)
     return Campaign.objects.filter(pk=campaign_id).only("pk", "link").first()
+
+
+# --- Delivery rows ---------------------------------------------------------------------------
+# Every write to Delivery rows during sending happens here; notifications/delivery.py decides
+# (what to claim, what an answer means) and calls these. A row's life:
+#
+#   pending --claim--> claimed --mark sending (committed right before the write)--> sending
+#   claimed --lease passes / worker stops--> pending      (it was never written: sent later)
+#   sending --answer--> sent | expired | failed | pending (retry: the answer proved refusal)
+#   sending --no complete answer, or lease passes--> unknown   (never sent again)
+#
+# The campaign's counters change in the same transaction as the rows they count.
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryToSend:
+    """A claimed delivery with what sending it needs."""
+
+    pk: int
+    attempts: int
+    subscription_id: int
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What became of one claimed or written delivery (delivery.py decides it)."""
+
+    pk: int
+    subscription_id: int
+    status: str  # a DeliveryStatus
+    code: int | None = None
+    error: str = ""
+    retry_at: datetime | None = None
+    # False for a 429, or a row held back by a 429 pause: not an attempt that counts.
+    counts_as_attempt: bool = True
+
+
+_COUNTER_OF = {
+    DeliveryStatus.SENT: "delivered",
+    DeliveryStatus.FAILED: "failed",
+    DeliveryStatus.EXPIRED: "expired",
+    DeliveryStatus.UNKNOWN: "unknown",
+}
+
+UNKNOWN_AFTER_CRASH = "The worker stopped while sending; not sent again to avoid a duplicate."
+
+
+def _counters_add(campaign_id: int, counts: dict) -> None:
+    changes = {
+        _COUNTER_OF[status]: F(_COUNTER_OF[status]) + n
+        for status, n in counts.items()
+        if n and status in _COUNTER_OF
+    }
+    if changes:
+        Campaign.objects.filter(pk=campaign_id).update(**changes)
+
+
+@transaction.atomic
+def deliveries_sweep(
+    *, campaign_id: int, batch: int | None = None, give_up_at: datetime | None = None
+) -> dict[str, int]:
+    """Settle what dead workers left: expired claims go back to pending (they were never
+    written), expired "sending" rows become unknown (they may have been), and once the
+    campaign's retry window has closed (`give_up_at`) the rows still pending fail."""
+    now = timezone.now()
+    rows = Delivery.objects.filter(campaign_id=campaign_id)
+    if batch is not None:
+        rows = rows.filter(batch=batch)
+    released = rows.filter(status=DeliveryStatus.CLAIMED, claimed_until__lt=now).update(
+        status=DeliveryStatus.PENDING, claim="", claimed_until=None
+    )
+    unknown = rows.filter(status=DeliveryStatus.SENDING, claimed_until__lt=now).update(
+        status=DeliveryStatus.UNKNOWN, error=UNKNOWN_AFTER_CRASH, claimed_until=None
+    )
+    failed = 0
+    if give_up_at is not None and now >= give_up_at:
+        failed = rows.filter(status=DeliveryStatus.PENDING).update(
+            status=DeliveryStatus.FAILED,
+            error="Not sent: the campaign's time for retries ran out (PUSH_RETRY_WINDOW).",
+            next_attempt_at=None,
+        )
+    _counters_add(campaign_id, {DeliveryStatus.UNKNOWN: unknown, DeliveryStatus.FAILED: failed})
+    return {"released": released, "unknown": unknown, "failed": failed}
+
+
+def deliveries_claim(
+    *, campaign_id: int, batch: int, size: int, lease: float, claim: str
+) -> list[DeliveryToSend]:
+    """Claim up to `size` due pending rows of a batch of a campaign that is still sending."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).exists():
+            return []
+        due = (
+            Delivery.objects.filter(
+                campaign_id=campaign_id, batch=batch, status=DeliveryStatus.PENDING
+            )
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .order_by("pk")
+            # On PostgreSQL two workers skip each other's rows; the status condition of the
+            # update below makes the claim exclusive on every database.
+            .select_for_update(skip_locked=True)
+        )
+        ids = list(due.values_list("pk", flat=True)[:size])
+        if not ids:
+            return []
+        Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING).update(
+            status=DeliveryStatus.CLAIMED,
+            claim=claim,
+            claimed_until=now + timedelta(seconds=lease),
+        )
+    return [
+        DeliveryToSend(*values)
+        for values in Delivery.objects.filter(
+            pk__in=ids, claim=claim, status=DeliveryStatus.CLAIMED
+        )
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "attempts",
+            "subscription_id",
+            "subscription__endpoint",
+            "subscription__p256dh",
+            "subscription__auth",
+        )
+    ]
+
+
+def deliveries_release(*, claim: str, ids, retry_at: datetime | None = None) -> int:
+    """Give claimed rows that were not written back to pending (optionally not before retry_at)."""
+    return Delivery.objects.filter(
+        pk__in=list(ids), claim=claim, status=DeliveryStatus.CLAIMED
+    ).update(status=DeliveryStatus.PENDING, claim="", claimed_until=None, next_attempt_at=retry_at)
+
+
+@transaction.atomic
+def deliveries_record(
+    *,
+    campaign_id: int,
+    outcomes: list[DeliveryOutcome],
+    claims: tuple[str, ...],
+    to_send: tuple[str, list[int], float] | None = None,
+) -> set[int]:
+    """Store outcomes, the subscriptions' health and the counters, then mark the next wave
+    "sending" — all in one transaction that the caller commits right before writing it.
+
+    `to_send` is (claim, ids, lease) of claimed rows about to be written; returns the ids that
+    may be written: none once the campaign is no longer sending (cancelled), and only rows
+    this claim still holds (a claim whose lease passed may have been given to another worker).
+    """
+    now = timezone.now()
+    campaign = (
+        Campaign.objects.select_for_update().filter(pk=campaign_id).only("pk", "status").first()
+    )
+    groups: dict[tuple, list[int]] = {}
+    ok_subs, failed_subs, expired_subs = [], [], []
+    for outcome in outcomes:
+        key = (
+            outcome.status,
+            outcome.code,
+            outcome.error[:300],
+            outcome.retry_at,
+            outcome.counts_as_attempt,
+        )
+        groups.setdefault(key, []).append(outcome.pk)
+        if outcome.status == DeliveryStatus.SENT:
+            ok_subs.append(outcome.subscription_id)
+        elif outcome.status == DeliveryStatus.EXPIRED:
+            expired_subs.append(outcome.subscription_id)
+        elif outcome.counts_as_attempt:
+            failed_subs.append(outcome.subscription_id)
+    counts: dict[str, int] = {}
+    open_statuses = [DeliveryStatus.CLAIMED, DeliveryStatus.SENDING]
+    for (status, code, error, when, counted), ids in groups.items():
+        updated = Delivery.objects.filter(
+            pk__in=ids, claim__in=claims, status__in=open_statuses
+        ).update(
+            status=status,
+            last_status_code=code,
+            error=error,
+            next_attempt_at=when,
+            claimed_until=None,
+            attempts=F("attempts") + 1 if counted else F("attempts"),
+            sent_at=now if status == DeliveryStatus.SENT else None,
+        )
+        counts[status] = counts.get(status, 0) + updated
+    subscriptions_record_results(ok=ok_subs, failed=failed_subs, at=now)
+    if expired_subs:
+        subscriptions_expire(subscription_ids=expired_subs, at=now)
+    _counters_add(campaign_id, counts)
+    if to_send is None or not to_send[1]:
+        return set()
+    claim, ids, lease = to_send
+    if campaign is None or campaign.status != CampaignStatus.SENDING:
+        return set()
+    held = Delivery.objects.filter(pk__in=ids, claim=claim, status=DeliveryStatus.CLAIMED)
+    marked = held.update(
+        status=DeliveryStatus.SENDING, claimed_until=now + timedelta(seconds=lease)
+    )
+    if marked == len(ids):
+        return set(ids)
+    return set(
+        Delivery.objects.filter(pk__in=ids, claim=claim, status=DeliveryStatus.SENDING).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def delivery_batches_to_resume(*, campaign_id: int, grace: float = 5.0) -> list[int]:
+    """Batches of a sending campaign with rows due and no worker holding any of its rows."""
+    now = timezone.now()
+    rows = Delivery.objects.filter(campaign_id=campaign_id)
+    held = set(
+        rows.filter(
+            status__in=[DeliveryStatus.CLAIMED, DeliveryStatus.SENDING], claimed_until__gte=now
+        )
+        .values_list("batch", flat=True)
+        .distinct()
+    )
+    due = set(
+        rows.filter(status=DeliveryStatus.PENDING)
+        .filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now - timedelta(seconds=grace))
+        )
+        .values_list("batch", flat=True)
+        .distinct()
+    )
+    return sorted(due - held)

@@ -11,9 +11,7 @@ Pages on the origins in PUSH_STOREFRONT_ORIGINS may call these endpoints (CORS).
 malformed, oversized or unsigned is answered 400/403 and stores nothing.
 """
 
-import ipaddress
 import json
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -23,6 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from clients.models import Customer
 from notifications import services
+from notifications.endpoints import endpoint_problem
 from notifications.tokens import storefront_token_read
 from notifications.webpush import (
     b64url_decode,
@@ -51,27 +50,6 @@ def _cors(request, response):
     return response
 
 
-def _endpoint_allowed(endpoint: str) -> bool:
-    parts = urlsplit(endpoint)
-    host = (parts.hostname or "").lower()
-    if not host or parts.username or parts.password:
-        return False
-    if settings.PUSH_ALLOW_LOOPBACK_ENDPOINTS and parts.scheme in ("http", "https"):
-        try:
-            if ipaddress.ip_address(host).is_loopback:
-                return True
-        except ValueError:
-            if host == "localhost":
-                return True
-    if parts.scheme != "https":
-        return False
-    for allowed in settings.PUSH_ENDPOINT_HOSTS:
-        allowed = allowed.lower()
-        if host == allowed.lstrip(".") or (allowed.startswith(".") and host.endswith(allowed)):
-            return True
-    return False
-
-
 def _json_body(request) -> dict:
     if request.content_type != "application/json":
         raise BadRequest("Send JSON (Content-Type: application/json).")
@@ -79,12 +57,17 @@ def _json_body(request) -> dict:
     if not length.isdigit() or int(length) > MAX_BODY:
         raise BadRequest(f"The request must have a body of at most {MAX_BODY} bytes.")
     try:
-        data = json.loads(request.read(MAX_BODY + 1))
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(request.read(MAX_BODY + 1), parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nesting deeper than the interpreter's recursion limit ([[[[...).
         raise BadRequest("The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.")
     return data
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")  # json.loads accepts NaN and Infinity by default
 
 
 def _customer(data: dict) -> Customer:
@@ -100,16 +83,28 @@ def _customer(data: dict) -> Customer:
 def _string(value, name: str, max_length: int) -> str:
     if not isinstance(value, str) or not value or len(value) > max_length:
         raise BadRequest(f"{name} must be a string of 1 to {max_length} characters.")
+    if "\x00" in value or not _encodable(value):
+        # A NUL or a lone surrogate ("\ud800" in JSON) cannot be stored, nor even looked up.
+        raise BadRequest(f"{name} contains characters no text may contain.")
     return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _subscription(value) -> dict:
     """Validate PushSubscription.toJSON(): an allowed endpoint and real keys."""
     if not isinstance(value, dict):
         raise BadRequest("subscription must be PushSubscription.toJSON().")
-    endpoint = _string(value.get("endpoint"), "subscription.endpoint", 1024)
-    if not _endpoint_allowed(endpoint):
-        raise BadRequest("subscription.endpoint is not a known push service.")
+    endpoint = value.get("endpoint")
+    problem = endpoint_problem(endpoint)
+    if problem:
+        raise BadRequest(f"subscription.endpoint: {problem}")
     keys = value.get("keys")
     if not isinstance(keys, dict):
         raise BadRequest("subscription.keys is missing.")

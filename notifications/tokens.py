@@ -53,7 +53,9 @@ def click_token_read(token: str) -> tuple[int, int] | None:
     Tokens signed with a key in SECRET_KEY_FALLBACKS still count, so rotating the secret
     key does not break the links of notifications already delivered.
     """
-    parts = token.split(".") if isinstance(token, str) and len(token) <= 100 else []
+    # ASCII only: hmac.compare_digest raises TypeError on other strings.
+    ok = isinstance(token, str) and len(token) <= 100 and token.isascii()
+    parts = token.split(".") if ok else []
     if len(parts) != 3 or not all(p.isdigit() and p.isascii() for p in parts[:2]):
         return None
     message = f"{parts[0]}.{parts[1]}"
@@ -82,8 +84,8 @@ def storefront_token_issue(*, customer_id: int, now: float | None = None) -> str
 
 def storefront_token_read(token, *, now: float | None = None) -> int | None:
     """The customer id a storefront token was issued for, or None if invalid or too old."""
-    if not isinstance(token, str) or len(token) > 200:
-        return None
+    if not isinstance(token, str) or len(token) > 200 or not token.isascii():
+        return None  # hmac.compare_digest raises TypeError on non-ASCII strings
     parts = token.split(".")
     if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
         return None

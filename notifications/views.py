@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from notifications import selectors, services
+from notifications import selectors, services, tasks
 from notifications.forms import AudienceForm, ComposeForm
 from notifications.models import DeliveryStatus
 from notifications.payload import payload_size
@@ -89,7 +89,7 @@ def campaign_create(request):
         try:
             if not counts["devices"]:
                 raise ValueError(_("No device of this audience accepts notifications."))
-            campaign = services.campaign_create(
+            campaign = tasks.campaign_submit(
                 actor=request.user,
                 audience=audience,
                 message=form.message(),

@@ -21,8 +21,11 @@ self.addEventListener("push", (event) => {
   const options = {
     body: data.body || "",
     data: { url: data.url || "/" },
-    // The same campaign shown twice replaces itself rather than stacking.
+    // The tag is the campaign ("campaign-<id>"): if a device ever gets the same campaign
+    // twice, the second replaces the first notification, silently (renotify false: no new
+    // sound or vibration), instead of showing two.
     tag: data.tag || undefined,
+    renotify: false,
   };
   if (data.icon) options.icon = data.icon;
   if (data.image) options.image = data.image;

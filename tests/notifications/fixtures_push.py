@@ -2,7 +2,8 @@
 
 import pytest
 
-from notifications.services import Audience, Message, campaign_create, subscription_save
+from notifications.services import Audience, Message, subscription_save
+from notifications.tasks import campaign_submit
 from tests.factories import CustomerFactory, UserFactory
 
 
@@ -37,7 +38,7 @@ def new_campaign(*, audience=None, send_at=None, actor=None, **message):
         "link": "https://shop.example/sale",
     }
     fields.update(message)
-    return campaign_create(
+    return campaign_submit(
         actor=actor,
         audience=audience or Audience(tab="leads", kind="all"),
         message=Message(**fields),

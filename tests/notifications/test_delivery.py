@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from clients.models import AuditEntry
-from notifications import delivery
+from notifications import delivery, services
 from notifications.models import (
     CampaignStatus,
     Delivery,
@@ -17,7 +17,12 @@ from notifications.models import (
     PushSubscription,
     SubscriptionStatus,
 )
-from tests.notifications.fixtures_push import send_campaign, subscribe, vapid_settings  # noqa: F401
+from tests.notifications.fixtures_push import (  # noqa: F401
+    new_campaign,
+    send_campaign,
+    subscribe,
+    vapid_settings,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("vapid_settings")]
 
@@ -100,7 +105,8 @@ def test_429_is_retried_after_retry_after(push_service, run):
     push_service.respond(subscription.endpoint, status=429, times=1, retry_after=1)
     campaign = run()
     row = _deliveries(campaign)[subscription.pk]
-    assert (row.status, row.attempts, row.last_status_code) == (DeliveryStatus.SENT, 2, 201)
+    # A 429 asks us to slow down: it is not an attempt that counts towards failing.
+    assert (row.status, row.attempts, row.last_status_code) == (DeliveryStatus.SENT, 1, 201)
     [message] = push_service.messages_for(subscription.endpoint)
     assert campaign.delivered == 1
     # The retry waited for Retry-After (1 s) after the refused request.
@@ -136,17 +142,19 @@ def test_an_unreachable_push_service_fails_after_the_retries(push_service, run, 
     assert campaign.failed == 1 and campaign.status == CampaignStatus.SENT
 
 
-def test_a_slow_push_service_times_out(push_service, run, settings):
-    settings.PUSH_MAX_ATTEMPTS = 1
+def test_a_timeout_after_the_request_was_written_is_unknown_and_never_resent(
+    push_service, run, settings
+):
     settings.PUSH_REQUEST_TIMEOUT = 0.5
     slow = subscribe(push_service)
     fast = subscribe(push_service)
     push_service.respond(slow.endpoint, status=201, delay=2.0)
     campaign = run()
     rows = _deliveries(campaign)
-    assert rows[slow.pk].status == DeliveryStatus.FAILED
+    assert (rows[slow.pk].status, rows[slow.pk].attempts) == (DeliveryStatus.UNKNOWN, 1)
     assert "Timed out" in rows[slow.pk].error
     assert rows[fast.pk].status == DeliveryStatus.SENT
+    assert (campaign.delivered, campaign.unknown, campaign.failed) == (1, 1, 0)
 
 
 def test_other_client_errors_fail_without_retry(push_service, run):
@@ -161,38 +169,27 @@ class WorkerKilled(BaseException):
     """Stands for the worker process dying: nothing after it runs."""
 
 
-def _kill_on_wave(monkeypatch, wave: int, *, before_sending: bool):
-    """Kill the worker on its `wave`-th wave: after the wave was claimed but before it was
-    sent (before_sending), or after the push service answered but before the answers were
-    recorded."""
+def _kill_on_record(monkeypatch, call: int):
+    """Kill the worker at its `call`-th recording transaction: the wave before it was
+    answered by the push service but not recorded, the wave after it claimed but not
+    marked sending (so never written)."""
     calls = []
-    if before_sending:
-        real_send = delivery.PushClient.send_many
+    real_record = services.deliveries_record
 
-        async def send_many(self, messages):
-            calls.append(1)
-            if len(calls) == wave:
-                raise WorkerKilled
-            return await real_send(self, messages)
+    def record(**kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise WorkerKilled
+        return real_record(**kwargs)
 
-        monkeypatch.setattr(delivery.PushClient, "send_many", send_many)
-    else:
-        real_record = delivery._record
-
-        def record(**kwargs):
-            calls.append(1)
-            if len(calls) == wave:
-                raise WorkerKilled
-            return real_record(**kwargs)
-
-        monkeypatch.setattr(delivery, "_record", record)
+    monkeypatch.setattr(services, "deliveries_record", record)
 
 
-def _lease_runs_out(campaign):
-    """Time passes beyond the dead worker's claim."""
-    Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.SENDING).update(
-        claimed_until=timezone.now() - timedelta(seconds=1)
-    )
+def _leases_run_out(campaign):
+    """Time passes beyond the dead worker's claims."""
+    Delivery.objects.filter(
+        campaign=campaign, status__in=[DeliveryStatus.CLAIMED, DeliveryStatus.SENDING]
+    ).update(claimed_until=timezone.now() - timedelta(seconds=1))
 
 
 def _resume():
@@ -205,67 +202,59 @@ def test_a_worker_killed_after_sending_resumes_without_sending_twice(
     """Killed after the push service accepted a wave but before the answers were recorded."""
     settings.PUSH_WAVE_SIZE = 4
     subscriptions = [subscribe(push_service) for _ in range(14)]
-    _kill_on_wave(monkeypatch, 2, before_sending=False)
+    _kill_on_record(monkeypatch, 3)
     campaign = run()
     assert campaign.status == CampaignStatus.SENDING
     statuses = [d.status for d in _deliveries(campaign).values()]
     assert statuses.count(DeliveryStatus.SENT) == 4
-    # The second wave was answered but never recorded; the third (sent while the second was
-    # being recorded) was left to finish. Both arrived, but the worker never knew.
-    assert statuses.count(DeliveryStatus.SENDING) == 8
-    assert statuses.count(DeliveryStatus.PENDING) == 2
-    assert len(push_service.received) == 12
+    # The second wave was answered but never recorded: it arrived, the worker never knew.
+    assert statuses.count(DeliveryStatus.SENDING) == 4
+    # The third wave was claimed, never written: it is not lost and not "unknown".
+    assert statuses.count(DeliveryStatus.SENDING) + statuses.count(DeliveryStatus.SENT) == 8
+    assert len(push_service.received) == 8
 
     monkeypatch.undo()
-    # A restarted worker sends the pending rows but leaves the dead one's claimed rows alone
-    # until their lease runs out...
+    # A restarted worker leaves the dead one's rows alone until their lease runs out...
     _resume()
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.SENDING
-    assert (campaign.delivered, campaign.unknown) == (6, 0)
-    assert len(push_service.received) == 14
-    # ...and once it has, the campaign completes.
-    _lease_runs_out(campaign)
+    # ...and once it has, the never-written rows are sent and the campaign completes.
+    _leases_run_out(campaign)
     _resume()
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.SENT
-    assert (campaign.delivered, campaign.unknown, campaign.failed) == (6, 8, 0)
-    # Every subscription received the campaign exactly once.
+    assert (campaign.delivered, campaign.unknown, campaign.failed) == (10, 4, 0)
+    # Every subscription received the campaign exactly once; only the answered-but-not-
+    # recorded wave is unknown.
     for subscription in subscriptions:
         assert len(push_service.messages_for(subscription.endpoint)) == 1
     assert len(push_service.received) == 14
-
-
-def test_a_worker_killed_before_sending_a_claimed_wave_never_doubles(
-    push_service, run, settings, monkeypatch
-):
-    """At most once: rows whose outcome is unknown are not sent again."""
-    settings.PUSH_WAVE_SIZE = 4
-    subscriptions = [subscribe(push_service) for _ in range(10)]
-    _kill_on_wave(monkeypatch, 2, before_sending=True)
-    campaign = run()
-    assert campaign.status == CampaignStatus.SENDING
-    # The first wave was sent; the second and third were claimed, then the worker died.
-    assert len(push_service.received) == 4
-    monkeypatch.undo()
-    _lease_runs_out(campaign)
-    _resume()
-    campaign.refresh_from_db()
-    assert campaign.status == CampaignStatus.SENT
-    assert (campaign.delivered, campaign.unknown) == (4, 6)
-    counts = [len(push_service.messages_for(s.endpoint)) for s in subscriptions]
-    assert max(counts) == 1 and sum(counts) == 4
     unknown = Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.UNKNOWN)
-    assert all(len(push_service.messages_for(d.subscription.endpoint)) == 0 for d in unknown)
+    assert all(len(push_service.messages_for(d.subscription.endpoint)) == 1 for d in unknown)
+
+
+def test_claimed_rows_of_a_dead_worker_go_back_to_pending_not_unknown(push_service, run):
+    """A claim that was never marked sending was never written: it is sent later."""
+    subscriptions = [subscribe(push_service) for _ in range(3)]
+    campaign = new_campaign(title="t", body="b", link="https://shop.example")
+    services.campaign_start(campaign_id=campaign.pk)
+    rows = services.deliveries_claim(
+        campaign_id=campaign.pk, batch=0, size=10, lease=-1, claim="dead-worker"
+    )
+    assert len(rows) == 3
+    assert delivery.batch_send(campaign_id=campaign.pk, batch=0).outcome == "done"
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.delivered, campaign.unknown) == (CampaignStatus.SENT, 3, 0)
+    assert sorted(len(push_service.messages_for(s.endpoint)) for s in subscriptions) == [1, 1, 1]
 
 
 def test_running_a_batch_twice_sends_nothing_more(push_service, run):
     subscriptions = [subscribe(push_service) for _ in range(3)]
     campaign = run()
-    assert delivery.batch_send(campaign_id=campaign.pk, batch=0) == "skipped"
+    assert delivery.batch_send(campaign_id=campaign.pk, batch=0).outcome == "skipped"
     campaign.status = CampaignStatus.SENDING
     campaign.save(update_fields=["status"])
-    assert delivery.batch_send(campaign_id=campaign.pk, batch=0) == "done"
+    assert delivery.batch_send(campaign_id=campaign.pk, batch=0).outcome == "done"
     assert len(push_service.received) == len(subscriptions)
 
 

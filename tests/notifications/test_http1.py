@@ -1,10 +1,14 @@
 """The push client's HTTP/1.1 pool against small real servers answering the ways HTTP allows."""
 
 import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
-from notifications.http1 import Http1Pool, HttpError
+from notifications.http1 import Http1Pool, HttpError, InvalidRequest, MaybeSent, NotSent
+from notifications.webpush import retry_after_seconds
 
 
 async def _serve(answers: list[bytes], received: list[bytes]):
@@ -102,30 +106,221 @@ def test_malformed_answers_are_errors(answer):
     assert isinstance(result, HttpError)
 
 
-def test_no_answer_times_out():
-    async def main():
-        async def silent(reader, writer):
-            await asyncio.sleep(5)
+def _run(coroutine):
+    return asyncio.run(coroutine)
 
-        server = await asyncio.start_server(silent, "127.0.0.1", 0)
-        pool = Http1Pool(limit=1, timeout=0.3)
+
+async def _server(handler):
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def _read_request(reader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    return head + await reader.readexactly(length)
+
+
+def _post_to(handler, *, timeout=2.0, posts=1):
+    """Results (Response or the exception) of `posts` POSTs to a server running `handler`."""
+
+    async def main():
+        server, origin = await _server(handler)
+        pool = Http1Pool(limit=2, timeout=timeout)
+        results = []
         try:
-            port = server.sockets[0].getsockname()[1]
-            with pytest.raises(TimeoutError):
-                await pool.post(f"http://127.0.0.1:{port}/x", headers={}, body=b"")
+            for i in range(posts):
+                try:
+                    results.append(await pool.post(f"{origin}/p/{i}", headers={}, body=b"x"))
+                except HttpError as exc:
+                    results.append(exc)
         finally:
             await pool.close()
             server.close()
+        return results
 
-    asyncio.run(main())
+    return _run(main())
 
 
-def test_a_refused_connection_is_an_error():
+def test_an_answer_after_the_timeout_may_have_been_sent():
+    async def late(reader, writer):
+        await _read_request(reader)
+        await asyncio.sleep(1.0)
+        writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    [result] = _post_to(late, timeout=0.3)
+    assert isinstance(result, MaybeSent) and "Timed out" in str(result)
+
+
+def test_a_connection_dropped_after_reading_the_request_may_have_been_sent():
+    async def drop(reader, writer):
+        await _read_request(reader)
+        writer.transport.abort()
+
+    [result] = _post_to(drop)
+    assert isinstance(result, MaybeSent)
+
+
+def test_a_connection_closed_on_accept_may_have_been_sent():
+    # The client wrote its request before it could know: it cannot tell this from a drop
+    # after the service read it, so it is not sent again.
+    async def close(reader, writer):
+        writer.close()
+
+    [result] = _post_to(close)
+    assert isinstance(result, MaybeSent)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 2x1 Created\r\n\r\n",
+        b"HTTP/1.1 201 Created\r\nContent-Length: -1\r\n\r\n",
+        b"HTTP/1.1 201 Created\r\nContent-Length: 10\r\n\r\nshort",
+        b"\x00\xff\xfe" * 100,
+    ],
+)
+def test_a_garbage_answer_may_have_been_sent(answer):
+    async def garbage(reader, writer):
+        await _read_request(reader)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    [result] = _post_to(garbage)
+    assert isinstance(result, MaybeSent)
+
+
+def test_a_refused_connection_was_not_sent():
     async def main():
         pool = Http1Pool(limit=1, timeout=2)
-        with pytest.raises(HttpError):
+        with pytest.raises(NotSent):
             await pool.post("http://127.0.0.1:1/x", headers={}, body=b"")
-        with pytest.raises(HttpError):
-            await pool.post("ftp://127.0.0.1/x", headers={}, body=b"")
 
-    asyncio.run(main())
+    _run(main())
+
+
+def test_a_connect_timeout_was_not_sent():
+    # A listening socket whose accept queue is full: the SYN is never answered.
+    import socket
+
+    async def main():
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(8):
+                filler = socket.socket()
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", port))
+                fillers.append(filler)
+            pool = Http1Pool(limit=1, timeout=0.5)
+            with pytest.raises(NotSent, match="could not connect"):
+                await pool.post(f"http://127.0.0.1:{port}/x", headers={}, body=b"")
+        finally:
+            for filler in fillers:
+                filler.close()
+            listener.close()
+
+    _run(main())
+
+
+def test_a_stale_keep_alive_connection_is_not_reused():
+    """The server closed the idle connection: the next request opens a new one instead of
+    writing into the closed one (which would make its outcome unknown)."""
+
+    async def answer_then_close(reader, writer):
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.close()
+
+    async def main():
+        server, origin = await _server(answer_then_close)
+        pool = Http1Pool(limit=1, timeout=2)
+        try:
+            first = await pool.post(f"{origin}/a", headers={}, body=b"x")
+            await asyncio.sleep(0.3)  # the server closes the idle connection meanwhile
+            second = await pool.post(f"{origin}/b", headers={}, body=b"x")
+        finally:
+            await pool.close()
+            server.close()
+        return first.status, second.status, pool.connections_opened
+
+    assert _run(main()) == (201, 201, 2)
+
+
+def test_a_reused_connection_that_fails_after_the_write_may_have_been_sent():
+    async def answer_once_then_drop(reader, writer):
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await _read_request(reader)
+        writer.transport.abort()
+
+    first, second = _post_to(answer_once_then_drop, posts=2)
+    assert first.status == 201
+    assert isinstance(second, MaybeSent)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("7", 7.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), (None, None), ("soon", None)],
+)
+def test_429_answers_carry_retry_after_in_both_forms(header, seconds):
+    async def slow_down(reader, writer):
+        await _read_request(reader)
+        extra = f"Retry-After: {header}\r\n".encode() if header else b""
+        writer.write(b"HTTP/1.1 429 Too Many Requests\r\n" + extra + b"Content-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    [result] = _post_to(slow_down)
+    assert result.status == 429
+    assert retry_after_seconds(result.headers.get("retry-after")) == seconds
+    future = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
+    assert 85 <= retry_after_seconds(future) <= 90
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/push/a\r\nX-Injected: 1",
+        "/push/a\nGET /admin HTTP/1.1",
+        "/push/a b",
+        "/push/\x00",
+        "/push/caf\u00e9",
+        "/push/\u2028",
+    ],
+)
+def test_a_target_h11_refuses_is_never_written(target):
+    async def record(reader, writer):
+        received.append(await reader.read(1000))
+
+    received = []
+
+    async def main():
+        server, origin = await _server(record)
+        pool = Http1Pool(limit=1, timeout=1)
+        try:
+            with pytest.raises(InvalidRequest):
+                await pool.post(origin + target, headers={}, body=b"x")
+            await asyncio.sleep(0.05)
+        finally:
+            await pool.close()
+            server.close()
+        return pool.connections_opened
+
+    assert _run(main()) == 0
+    assert received == []
+
+
+def test_a_header_value_with_a_line_break_is_refused():
+    pool = Http1Pool(limit=1, timeout=1)
+    with pytest.raises(InvalidRequest):
+        pool.request("http://127.0.0.1:9/x", headers={"Topic": "a\r\nX: 1"}, body=b"")

@@ -660,7 +660,10 @@ def test_slow_failure_and_client_timeout(push_service, vapid_keys):
     started = time.monotonic()
     push_service.stop()  # interrupts the pending 30 s answer
     assert time.monotonic() - started < 5
-    assert push_service.received == []
+    # The service took the message when it arrived: the client's timeout does not unsend it.
+    assert len(push_service.received) == 1
+    *_, record = push_service.requests  # after the 503
+    assert (record.status, record.delivered, record.payload) == (None, True, b"hi")
 
 
 def test_respond_rejects_what_it_cannot_do(push_service):
@@ -775,3 +778,106 @@ def test_a_service_that_is_down_stops_cleanly():
     assert time.monotonic() - started < 2
     with pytest.raises(requests.exceptions.ConnectionError):
         send(subscription, make_vapid_keys())
+
+
+# --- fault modes (what the delivery fault tests program) ---------------------------------------
+
+
+def test_a_dropped_connection_after_the_request_was_read_still_delivers(push_service, vapid_keys):
+    subscription = push_service.new_subscription()
+    other = push_service.new_subscription()
+    push_service.respond(subscription["endpoint"], status=201, drop=True)
+
+    with pytest.raises(requests.exceptions.ConnectionError):
+        send(subscription, vapid_keys)
+    assert send(other, vapid_keys).status_code == 201
+
+    # The service took it before the connection went away: the sender cannot know.
+    assert push_service.received_counts() == {subscription["endpoint"]: 1, other["endpoint"]: 1}
+    dropped, answered = push_service.requests
+    assert (dropped.status, dropped.delivered, dropped.payload) == (None, True, b"hello")
+    assert (answered.status, answered.delivered) == (201, True)
+
+
+def test_a_dropped_connection_with_an_error_status_delivers_nothing(push_service, vapid_keys):
+    subscription = push_service.new_subscription()
+    push_service.respond(None, status=500, drop=True, times=1)
+
+    with pytest.raises(requests.exceptions.ConnectionError):
+        send(subscription, vapid_keys)
+    assert push_service.received == []
+    assert send(subscription, vapid_keys).status_code == 201
+    assert [r.status for r in push_service.requests] == [None, 201]
+
+
+def test_retry_after_in_seconds_or_as_an_http_date(push_service, vapid_keys):
+    from email.utils import parsedate_to_datetime
+
+    subscription = push_service.new_subscription()
+    push_service.respond(None, status=429, retry_after=1, times=1)
+    with pytest.raises(WebPushException) as caught:
+        send(subscription, vapid_keys)
+    assert (caught.value.status_code, caught.value.response.headers["Retry-After"]) == (429, "1")
+
+    push_service.respond(None, status=429, retry_after=120, retry_after_date=True, times=1)
+    before = time.time()
+    with pytest.raises(WebPushException) as caught:
+        send(subscription, vapid_keys)
+    header = caught.value.response.headers["Retry-After"]
+    assert header.endswith(" GMT")
+    assert before + 118 <= parsedate_to_datetime(header).timestamp() <= time.time() + 121
+    assert push_service.received == []
+
+
+def test_a_fraction_of_requests_fails_repeatably(vapid_keys):
+    def statuses(seed: int) -> list[int]:
+        with PushService(vapid_public_key=vapid_keys.public_key) as service:
+            subscription = service.new_subscription()
+            service.respond(None, status=500, fraction=0.3, seed=seed)
+            with requests.Session() as session:
+                return [
+                    send_status(subscription, vapid_keys, requests_session=session)[0]
+                    for _ in range(60)
+                ]
+
+    first = statuses(7)
+    assert first == statuses(7)
+    assert set(first) == {201, 500}
+    assert 6 <= first.count(500) <= 30  # 30% of 60, loosely
+
+
+def test_programming_that_ends_by_itself(push_service, vapid_keys):
+    subscription = push_service.new_subscription()
+    push_service.respond(None, status=429, retry_after=1, for_seconds=0.5)
+    assert send_status(subscription, vapid_keys)[0] == 429
+    time.sleep(0.6)
+    assert send_status(subscription, vapid_keys)[0] == 201
+
+
+def test_down_for_refuses_connections_then_comes_back_by_itself(push_service, vapid_keys):
+    subscription = push_service.new_subscription()
+    push_service.down_for(0.5)
+    assert push_service.is_down
+    with pytest.raises(requests.exceptions.ConnectionError):
+        send(subscription, vapid_keys)
+    deadline = time.monotonic() + 5
+    while push_service.is_down and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert send(subscription, vapid_keys).status_code == 201
+
+    push_service.down_for(30)
+    push_service.set_down(False)  # takes over: the pending return is cancelled
+    assert send(subscription, vapid_keys).status_code == 201
+    push_service.down_for(30)
+    push_service.stop()  # does not wait for the 30 s
+
+
+def test_requests_record_the_target_as_written(push_service, vapid_keys):
+    subscription = push_service.new_subscription()
+    target = "/push/x?a=%2F&b=~!$'()*+,;=:@"
+    response = post(f"{push_service.origin}{target}", headers=raw_headers(push_service, vapid_keys))
+    assert response.status_code == 404
+    [record] = push_service.requests
+    assert (record.method, record.target, record.status) == ("POST", target, 404)
+    assert record.endpoint == f"{push_service.origin}{target}"
+    assert not record.delivered and subscription

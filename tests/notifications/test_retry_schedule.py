@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from notifications import delivery
-from notifications.models import CampaignStatus, Delivery, DeliveryStatus
+from notifications.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from notifications.services import campaign_start
 from tests.notifications.fixtures_push import send_campaign, subscribe, vapid_settings  # noqa: F401
 
@@ -59,7 +59,7 @@ def test_the_cap_holds_for_any_number_of_attempts(settings):
         assert 5.0 <= delivery.retry_delay(attempts) <= 6.25
 
 
-@pytest.mark.parametrize("outage", ["connection refused", "503", "429 without Retry-After"])
+@pytest.mark.parametrize("outage", ["connection refused", "503"])
 def test_a_delivery_walks_the_default_schedule_during_an_outage_then_fails(
     push_service, production_retry_settings, django_capture_on_commit_callbacks, outage
 ):
@@ -82,7 +82,8 @@ def test_a_delivery_walks_the_default_schedule_during_an_outage_then_fails(
     waited = []
     for attempts, nominal in enumerate(DEFAULT_WAITS, start=1):
         before = timezone.now()
-        assert delivery.batch_send(campaign_id=campaign.pk, batch=0) == "deferred"
+        run = delivery.batch_send(campaign_id=campaign.pk, batch=0, can_defer=True)
+        assert run.outcome == "deferred"
         after = timezone.now()
         row = Delivery.objects.get(campaign=campaign)
         assert (row.status, row.attempts) == (DeliveryStatus.PENDING, attempts)
@@ -96,7 +97,7 @@ def test_a_delivery_walks_the_default_schedule_during_an_outage_then_fails(
         )
     assert sum(waited) > 60
 
-    assert delivery.batch_send(campaign_id=campaign.pk, batch=0) == "done"
+    assert delivery.batch_send(campaign_id=campaign.pk, batch=0).outcome == "done"
     row = Delivery.objects.get(campaign=campaign)
     assert (row.status, row.attempts) == (DeliveryStatus.FAILED, len(DEFAULT_WAITS) + 1)
     campaign.refresh_from_db()
@@ -104,3 +105,43 @@ def test_a_delivery_walks_the_default_schedule_during_an_outage_then_fails(
     assert push_service.received == []
     subscription.refresh_from_db()
     assert subscription.consecutive_failures == len(DEFAULT_WAITS) + 1
+
+
+@pytest.mark.parametrize("retry_after", [None, 2])
+def test_429_never_uses_up_attempts_only_the_retry_window_ends_it(
+    push_service, production_retry_settings, django_capture_on_commit_callbacks, retry_after
+):
+    """A push service asking to slow down (429, with Retry-After or without; the HTTP-date
+    form is parsed in test_http1.py) is retried far beyond PUSH_MAX_ATTEMPTS; only
+    PUSH_RETRY_WINDOW ends it."""
+    settings = production_retry_settings
+    settings.PUSH_MAX_INLINE_WAIT = 0
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    subscribe(push_service)
+    push_service.respond(None, status=429, retry_after=retry_after)
+    campaign = send_campaign(django_capture_on_commit_callbacks)
+    assert campaign_start(campaign_id=campaign.pk) == [0]
+    for _ in range(15):  # more than PUSH_MAX_ATTEMPTS (10)
+        before = timezone.now()
+        run = delivery.batch_send(campaign_id=campaign.pk, batch=0, can_defer=True)
+        assert run.outcome == "deferred"
+        row = Delivery.objects.get(campaign=campaign)
+        assert (row.status, row.attempts, row.last_status_code) == ("pending", 0, 429)
+        wait = (row.next_attempt_at - before).total_seconds()
+        if retry_after:
+            assert 1.9 <= wait <= 2.2
+        else:
+            assert wait >= 2
+        # Moving the clock past the wait: the retry is due and the origin's pause is over.
+        Delivery.objects.filter(pk=row.pk).update(
+            next_attempt_at=timezone.now() - timedelta(seconds=1)
+        )
+        delivery._sender()[2].clear()
+    # The window closes (the campaign started long ago): what is still pending fails.
+    Campaign.objects.filter(pk=campaign.pk).update(started_at=timezone.now() - timedelta(hours=5))
+    assert delivery.batch_send(campaign_id=campaign.pk, batch=0).outcome == "done"
+    row = Delivery.objects.get(campaign=campaign)
+    assert row.status == DeliveryStatus.FAILED and "PUSH_RETRY_WINDOW" in row.error
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.failed) == (CampaignStatus.SENT, 1)
+    assert push_service.received == []

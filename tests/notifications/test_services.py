@@ -5,8 +5,8 @@ import io
 import pytest
 from django.core.management import call_command
 
-from clients.models import Customer
-from notifications.models import CampaignStatus, Delivery, SubscriptionStatus
+from clients.models import AuditEntry, Customer
+from notifications.models import CampaignStatus, Delivery, PushSubscription, SubscriptionStatus
 from notifications.services import (
     Audience,
     Message,
@@ -130,3 +130,55 @@ def test_an_invalid_audience_stores_nothing():
     from notifications.models import Campaign
 
     assert not Campaign.objects.exists()
+
+
+def test_subscribing_beyond_the_limit_replaces_the_oldest(push_service, settings):
+    settings.PUSH_MAX_SUBSCRIPTIONS_PER_CUSTOMER = 3
+    customer = CustomerFactory()
+    first, second, third = (subscribe(push_service, customer=customer) for _ in range(3))
+    fourth = subscribe(push_service, customer=customer)
+
+    statuses = dict(PushSubscription.objects.values_list("pk", "status"))
+    assert statuses == {
+        first.pk: SubscriptionStatus.UNSUBSCRIBED,
+        second.pk: SubscriptionStatus.ACTIVE,
+        third.pk: SubscriptionStatus.ACTIVE,
+        fourth.pk: SubscriptionStatus.ACTIVE,
+    }
+    [entry] = AuditEntry.objects.filter(action="push_subscription_replaced")
+    assert entry.customer_id == customer.pk
+    assert entry.changes["subscription"] == [first.pk, fourth.pk]
+    assert _opt_in(customer) is True
+
+    # Another customer's subscriptions do not count; re-saving an active one replaces nothing.
+    subscribe(push_service)
+    subscription_save(
+        customer=customer, endpoint=second.endpoint, p256dh=second.p256dh, auth=second.auth
+    )
+    assert PushSubscription.objects.filter(customer=customer, status="active").count() == 3
+    assert AuditEntry.objects.filter(action="push_subscription_replaced").count() == 1
+
+    # Reactivating the oldest (replaced) one makes it the one kept: the oldest other goes.
+    subscription_save(
+        customer=customer, endpoint=first.endpoint, p256dh=first.p256dh, auth=first.auth
+    )
+    active = set(
+        PushSubscription.objects.filter(customer=customer, status="active").values_list(
+            "pk", flat=True
+        )
+    )
+    assert active == {first.pk, third.pk, fourth.pk}
+    out = io.StringIO()
+    call_command("rebuild_push_stats", "--check", stdout=out)
+
+
+def test_one_token_cannot_create_thousands_of_recipients(push_service, settings):
+    """The default limit: 20 active subscriptions per customer, whatever the storefront sends."""
+    customer = CustomerFactory()
+    for _ in range(25):
+        subscribe(push_service, customer=customer)
+    assert PushSubscription.objects.filter(customer=customer, status="active").count() == 20
+    campaign = new_campaign()
+    campaign_start(campaign_id=campaign.pk)
+    campaign.refresh_from_db()
+    assert campaign.recipients == Delivery.objects.filter(campaign=campaign).count() == 20

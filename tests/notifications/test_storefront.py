@@ -145,6 +145,65 @@ def test_malformed_or_oversized_bodies_are_a_400(storefront, body, content_type)
     assert not PushSubscription.objects.exists()
 
 
+DEEP = 3000  # within the 4 KB limit, deeper than Python's recursion limit
+
+
+@pytest.mark.parametrize("url", [SUBSCRIBE, UNSUBSCRIBE, RESUBSCRIBE])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * DEEP + "]" * DEEP,
+        '{"a":' * (DEEP // 5) + "1" + "}" * (DEEP // 5),
+        '{"token": ' + "[" * DEEP + "]" * DEEP + "}",
+        '{"subscription": {"keys": ' + "[" * DEEP,
+        '{"token": NaN}',
+        '{"token": Infinity, "endpoint": -Infinity}',
+        '{"token": 1' + "0" * 4000 + "}",
+        '{"token": "x", "token": "y"}',
+        '"just a string"',
+        "null",
+        "",
+        "\ufeff{}",
+        r'{"endpoint": "\ud800", "token": "\udfff"}',  # lone surrogates, escaped in JSON
+    ],
+    ids=lambda b: b[:20],
+)
+def test_malformed_json_of_any_shape_depth_or_size_is_a_4xx(storefront, url, body):
+    response = storefront.post(url, body.encode("utf-8"), content_type="application/json")
+    assert 400 <= response.status_code < 500
+    assert "error" in response.json()
+    assert not PushSubscription.objects.exists()
+
+
+@pytest.mark.parametrize("url", [UNSUBSCRIBE, RESUBSCRIBE])
+@pytest.mark.parametrize(
+    "bad", [r"x\u0000y", r"\ud800", r"\udfff\ud800", r"\u0000"], ids=["nul", "hi", "pair", "nul1"]
+)
+def test_strings_no_text_may_hold_are_a_400_not_a_database_error(
+    storefront, push_service, url, bad
+):
+    data = _valid(push_service)
+    assert _post(storefront, SUBSCRIBE, data).status_code == 201
+    subscription = json.dumps(data["subscription"])
+    body = (
+        f'{{"token": "{data["token"]}", "endpoint": "{bad}", "oldEndpoint": "{bad}", '
+        f'"oldAuth": "{bad}", "subscription": {subscription}}}'
+    )
+    response = storefront.post(url, body.encode(), content_type="application/json")
+    assert response.status_code == 400
+    assert PushSubscription.objects.get().status == SubscriptionStatus.ACTIVE
+
+
+@pytest.mark.parametrize("token", [r"1.1700000000.\u00e9", r"\u0661.1700000000.ab", r"1.2.\u4e2d"])
+def test_non_ascii_tokens_are_refused_not_a_500(storefront, push_service, token):
+    data = _valid(push_service)
+    subscription = json.dumps(data["subscription"])
+    body = f'{{"token": "{token}", "subscription": {subscription}}}'
+    response = storefront.post(SUBSCRIBE, body.encode(), content_type="application/json")
+    assert response.status_code == 403
+    assert not PushSubscription.objects.exists()
+
+
 def test_an_expired_token_is_refused(storefront, push_service, settings):
     settings.PUSH_STOREFRONT_TOKEN_MAX_AGE = 60
     data = _valid(push_service)

@@ -308,7 +308,7 @@ def test_an_unusable_ca_file_stops_the_batch_before_it_claims_anything(
     assert tls_push_service.connections_count == 0
     # Once the setting is fixed, resuming the batch delivers everything, once.
     settings.PUSH_CA_FILE = tls_push_service.ca_file
-    assert delivery.batch_send(campaign_id=campaign.pk, batch=0) == "done"
+    assert delivery.batch_send(campaign_id=campaign.pk, batch=0).outcome == "done"
     campaign.refresh_from_db()
     assert (campaign.status, campaign.delivered) == (CampaignStatus.SENT, 2)
     for subscription in subscriptions:

@@ -311,7 +311,15 @@ def test_a_click_is_counted_once_and_goes_to_the_campaign_link(
 
 @pytest.mark.parametrize(
     "token",
-    ["nonsense", "1.2.AAAAAAAAAAAAAAAAAAAAAA", "https:..evil.example", "1.2", ".1.2.x"],
+    [
+        "nonsense",
+        "1.2.AAAAAAAAAAAAAAAAAAAAAA",
+        "https:..evil.example",
+        "1.2",
+        ".1.2.x",
+        "1.2.\u00e9t\u00e9",  # non-ASCII: hmac.compare_digest raised TypeError (a 500)
+        "1.2.\u4e2d",
+    ],
 )
 def test_a_forged_click_link_is_a_404(client, token):
     response = client.get(reverse("notifications:click", args=[token]))

@@ -16,7 +16,12 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from notifications.models import CampaignStatus, Delivery, DeliveryStatus
+from notifications.models import (
+    OPEN_DELIVERY_STATUSES,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+)
 from notifications.services import campaign_start
 from tests.notifications.fixtures_push import (  # noqa: F401
     new_campaign,
@@ -69,7 +74,7 @@ def _start_campaign(push_service, count: int):
 
 def _leases_run_out() -> None:
     """What waiting out PUSH_CLAIM_LEASE does: the dead worker's claimed rows become stale."""
-    Delivery.objects.filter(status=DeliveryStatus.SENDING).update(
+    Delivery.objects.filter(status__in=[DeliveryStatus.CLAIMED, DeliveryStatus.SENDING]).update(
         claimed_until=timezone.now() - timedelta(seconds=1)
     )
 
@@ -126,7 +131,13 @@ def test_a_worker_killed_again_and_again_at_random_moments_still_sends_each_once
             break
         worker = _start_worker(settings, vapid_keys, campaign.pk)
         try:
-            time.sleep(rng.uniform(0.3, 2.5))
+            # Once it has started sending (starting a process takes seconds on a loaded
+            # machine), kill it at a random moment: claiming, preparing, writing, recording.
+            before = push_service.requests_count
+            deadline = time.monotonic() + 60
+            while push_service.requests_count == before and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 1.2))
         finally:
             worker.kill()
             worker.wait(10)
@@ -149,6 +160,4 @@ def test_a_worker_killed_again_and_again_at_random_moments_still_sends_each_once
     assert campaign.delivered <= received <= campaign.delivered + campaign.unknown
     for row in Delivery.objects.filter(status=DeliveryStatus.SENT).select_related("subscription"):
         assert counts[row.subscription.endpoint] == 1, f"seed {seed}"
-    assert not Delivery.objects.filter(
-        status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING]
-    ).exists()
+    assert not Delivery.objects.filter(status__in=OPEN_DELIVERY_STATUSES).exists()
