@@ -28,10 +28,16 @@ class Out(Schema):
 def _text(value: str) -> str:
     if _CONTROL.search(value) or "\x00" in value:
         raise ValueError("contains control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate ("\ud800" in JSON) is no character: it cannot be stored.
+        raise ValueError("contains characters no text may contain") from None
     return value
 
 
 def _email(value: str) -> str:
+    _text(value)
     try:
         validate_email(value)
     except DjangoValidationError:

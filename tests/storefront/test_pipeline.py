@@ -246,3 +246,18 @@ def test_concurrent_use_of_one_key_does_the_work_once():
         thread.join()
     assert Customer.objects.filter(email="grace@example.com").count() == 1
     assert set(results) <= {201, 409} and 201 in results
+
+
+def test_lone_surrogates_and_nul_are_refused_in_every_text_field(api):
+    raw = (
+        b'{"email": "a\\ud800@example.com", "first_name": "\\udfff", '
+        b'"last_name": "x\\u0000y", "external_id": "\\ud83d"}'
+    )
+    document = assert_problem(api.post("/customers", raw=raw), 422, "validation")
+    assert {e["field"] for e in document["errors"]} == {
+        "email",
+        "first_name",
+        "last_name",
+        "external_id",
+    }
+    assert not Customer.objects.exists()

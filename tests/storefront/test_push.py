@@ -113,3 +113,23 @@ def test_cors_preflight_for_the_shops_origin(settings):
     assert "X-Customer-Token" in response["Access-Control-Allow-Headers"]
     other = client.options("/api/v1/push/subscriptions", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other
+
+
+def test_the_old_push_urls_still_work_and_say_they_are_deprecated(push_service):  # noqa: F811
+    import json
+
+    from django.test import Client
+
+    customer = CustomerFactory()
+    sub = push_service.new_subscription()
+    response = Client().post(
+        "/push/storefront/subscribe",
+        json.dumps({"token": storefront_token_issue(customer_id=customer.pk), "subscription": sub}),
+        content_type="application/json",
+    )
+    assert response.status_code == 201
+    assert response["Deprecation"] == "true"
+    assert response["Link"] == '</api/v1/push/subscriptions>; rel="successor-version"'
+    assert PushSubscription.objects.get().customer == customer
+    key = Client().get("/push/storefront/key")
+    assert key["Link"] == '</api/v1/push/key>; rel="successor-version"'
