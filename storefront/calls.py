@@ -27,6 +27,7 @@ from storefront.idempotency import (
     key_from,
     request_fingerprint,
 )
+from storefront.models import IdempotencyRecord
 from storefront.problems import Problem, problem_response
 from storefront.ratelimit import rate_limit_hit
 
@@ -120,7 +121,7 @@ def api_call(run):
                 reserved = idempotency_reserve(
                     caller=request.auth, key=key, fingerprint=fingerprint
                 )
-                if not hasattr(reserved, "fingerprint"):
+                if not isinstance(reserved, IdempotencyRecord):
                     return reserved  # the first response, replayed
                 record = reserved
             if not options.atomic:

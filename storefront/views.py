@@ -82,6 +82,7 @@ def apikey_list(request):
             "keys": selectors.api_key_list(),
             "docs_url": reverse("api-docs"),
         },
+        status=201 if new_key else 200,  # 201: a key was created (and is shown this once)
     )
 
 

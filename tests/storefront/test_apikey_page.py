@@ -14,7 +14,7 @@ URL = "/settings/api-keys/"
 
 def test_admin_creates_a_key_shown_once_and_it_works(admin_client_role):
     response = admin_client_role.post(URL, {"name": "Shopify store", "scopes": ["read"]})
-    assert response.status_code == 200
+    assert response.status_code == 201
     key = re.search(r'data-testid="new-key">([^<]+)<', response.text).group(1)
     api_key = ApiKey.objects.get()
     assert key.startswith(api_key.prefix) and key not in api_key.digest
