@@ -261,3 +261,43 @@ def test_lone_surrogates_and_nul_are_refused_in_every_text_field(api):
         "external_id",
     }
     assert not Customer.objects.exists()
+
+
+def test_customer_tokens_have_their_own_smaller_limit(settings):
+    from notifications.tokens import storefront_token_issue
+    from tests.factories import CustomerFactory
+
+    settings.STOREFRONT_API_CUSTOMER_RATE_LIMIT = 2
+    settings.STOREFRONT_API_RATE_WINDOW = 3600
+    customer = CustomerFactory()
+    token = {"X-Customer-Token": storefront_token_issue(customer_id=customer.pk)}
+    browser = Api(None)
+    for _ in range(2):
+        assert browser.post("/launches", {"platform": "web"}, headers=token).status_code == 201
+    response = browser.post("/launches", {"platform": "web"}, headers=token)
+    assert_problem(response, 429, "rate-limited")
+    assert response["Retry-After"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent connections")
+@pytest.mark.django_db(transaction=True)
+def test_the_limit_holds_across_connections_as_across_workers(settings):
+    """20 calls at once on 20 database connections (as 20 gunicorn workers would make) with a
+    limit of 10: exactly 10 pass."""
+    settings.STOREFRONT_API_RATE_LIMIT = 10
+    settings.STOREFRONT_API_RATE_WINDOW = 3600
+    key = make_key()
+    results = []
+    barrier = threading.Barrier(20)
+
+    def call():
+        barrier.wait()
+        results.append(Api(key).get("/customers").status_code)
+        connection.close()
+
+    threads = [threading.Thread(target=call) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [200] * 10 + [429] * 10
