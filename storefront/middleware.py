@@ -37,6 +37,9 @@ class ApiMiddleware:
         response = self.get_response(request)
         if response.status_code >= 400 and not is_problem(response):
             response = self._as_problem(response)
+        if "Authorization" in request.headers or "X-Customer-Token" in request.headers:
+            # Customers' data, for one caller: no shared or browser cache keeps it.
+            response["Cache-Control"] = "no-store, private"
         return _cors(request, response) if browser else response
 
     def _as_problem(self, response):

@@ -301,3 +301,11 @@ def test_the_limit_holds_across_connections_as_across_workers(settings):
     for thread in threads:
         thread.join()
     assert sorted(results) == [200] * 10 + [429] * 10
+
+
+def test_authenticated_responses_are_never_cached(api):
+    count = Customer.objects.count()
+    response = api.get("/customers")
+    assert response["Cache-Control"] == "no-store, private"
+    assert api.get("/customers/999999")["Cache-Control"] == "no-store, private"
+    assert Customer.objects.count() == count
