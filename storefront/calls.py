@@ -134,6 +134,13 @@ def api_call(run):
                     idempotency_complete(record, response)
         except Problem as problem:
             response = problem_response(problem)
+        except BaseException:
+            # A failure outside the endpoint (the database gone, the worker stopped): the
+            # transaction was rolled back, so free the key for the retry, then let Django
+            # answer (storefront/middleware.py makes that a problem document).
+            if record is not None:
+                idempotency_release(record)
+            raise
         if record is not None and response.status_code >= 400:
             idempotency_release(record)
         return response

@@ -309,3 +309,27 @@ def test_authenticated_responses_are_never_cached(api):
     assert response["Cache-Control"] == "no-store, private"
     assert api.get("/customers/999999")["Cache-Control"] == "no-store, private"
     assert Customer.objects.count() == count
+
+
+def test_a_failure_outside_the_endpoint_frees_the_key(api, monkeypatch):
+    """Storing the response fails (say the database went away): 500 problem, nothing written,
+    and the same key works on the retry."""
+    from django.test import Client
+
+    def broken(record, response):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr("storefront.calls.idempotency_complete", broken)
+    client = Client(raise_request_exception=False)
+    response = client.post(
+        "/api/v1/customers",
+        json.dumps(SIGNUP),
+        content_type="application/json",
+        headers={**api.headers(None), "Idempotency-Key": "retry-me"},
+    )
+    assert_problem(response, 500, "server-error")
+    assert not Customer.objects.exists() and not IdempotencyRecord.objects.exists()
+    monkeypatch.undo()
+    assert (
+        api.post("/customers", SIGNUP, headers={"Idempotency-Key": "retry-me"}).status_code == 201
+    )
