@@ -26,6 +26,9 @@ run: venv
 	@# Development VAPID keys for web push: created once, outside git (.local/ is ignored).
 	@test -n "$$VAPID_PRIVATE_KEY$$VAPID_PRIVATE_KEY_FILE" || test -f .local/vapid.env || \
 	  $(RUN_ENV) $(BIN)/python manage.py generate_vapid_keys --env-file .local/vapid.env
+	@# The demo push service's port must be free (else: stop, naming PUSH_DEMO_SERVICE_PORT);
+	@# demo subscriptions seeded for another port are moved to this one.
+	$(RUN_ENV) $(BIN)/python manage.py run_demo_push_service --prepare
 	@echo "Serving on http://$(HOST):$(PORT)/ with a task worker and the demo push service (Ctrl-C stops them)."
 	@trap 'kill 0' EXIT INT TERM; \
 	  if [ -z "$$VAPID_PRIVATE_KEY$$VAPID_PRIVATE_KEY_FILE" ]; then set -a; . ./.local/vapid.env; set +a; fi; \

@@ -53,6 +53,10 @@ if DEV_APPS:
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Pages compressed (whitenoise serves static files compressed already, before this runs).
+    # Safe against BREACH: the CSRF token is masked afresh in every response and
+    # GZipMiddleware pads each response with random bytes (README, "Security").
+    "django.middleware.gzip.GZipMiddleware",
     # Under /api/: every error as problem+json, CORS for the browser-facing endpoints.
     "storefront.middleware.ApiMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -61,6 +65,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Cache-Control: private, no-store for logged-in pages; HX-Redirect to log in for htmx.
+    "backoffice.middleware.PrivatePagesMiddleware",
+    # The back office's own 404 page with DEBUG on as well.
+    "backoffice.middleware.NotFoundPageMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

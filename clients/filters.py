@@ -1,11 +1,15 @@
 """The search box and filters of the Clients and Leads tabs."""
 
+from datetime import UTC
+
 import django_filters
 from django import forms
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django_filters.fields import DateRangeField
 
+from backoffice.countries import is_country
 from clients.models import Customer
 from clients.search import normalize, phone_digits
 
@@ -20,6 +24,73 @@ _TEXT = {"max_length": 100}
 
 class CountFilter(django_filters.NumberFilter):
     field_class = forms.IntegerField
+
+
+class ShopDateRangeField(DateRangeField):
+    """From and to dates, read as whole days in the shop's time zone.
+
+    A day at the edge of the calendar (1 January of year 1 east of Greenwich, 31 December
+    9999 west of it) starts or ends outside what Python's datetime can hold in UTC, where the
+    database compares: such a bound means "since the beginning" or "until the end" and is
+    left out. A range that ends before it starts is refused with a message.
+    """
+
+    def compress(self, data_list):
+        if data_list and all(data_list) and data_list[0] > data_list[1]:
+            raise forms.ValidationError(
+                _("The first date is after the second."), code="reversed_range"
+            )
+        value = super().compress(data_list)
+        if value is None:
+            return None
+        start, stop = _in_utc_or_none(value.start), _in_utc_or_none(value.stop)
+        return None if start is None and stop is None else slice(start, stop)
+
+
+def _in_utc_or_none(moment):
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+class ShopDateRangeFilter(django_filters.DateFromToRangeFilter):
+    field_class = ShopDateRangeField
+
+
+def _country_code(value: str) -> None:
+    # Anything but two letters is already refused by the format check.
+    if len(value) == 2 and value.isascii() and value.isalpha() and not is_country(value):
+        raise forms.ValidationError(
+            _("No country has the code “%(code)s”."), params={"code": value.upper()}
+        )
+
+
+class CustomerFilterForm(forms.Form):
+    """The filter form: a minimum above its maximum is reported and the range left out,
+    rather than showing an empty list."""
+
+    RANGES = (("spent_min", "spent_max"), ("orders_min", "orders_max"))
+
+    def clean(self):
+        cleaned = super().clean()
+        for low, high in self.RANGES:
+            if (
+                cleaned.get(low) is not None
+                and cleaned.get(high) is not None
+                and cleaned[low] > cleaned[high]
+            ):
+                # The whole range is left out (the message is on its second field).
+                cleaned.pop(low)
+                self.add_error(
+                    high,
+                    forms.ValidationError(
+                        _("The maximum is below the minimum."), code="reversed_range"
+                    ),
+                )
+        return cleaned
 
 
 class CustomerFilter(django_filters.FilterSet):
@@ -49,12 +120,8 @@ class CustomerFilter(django_filters.FilterSet):
         label=_("Orders to"),
         **_COUNT,
     )
-    last_order = django_filters.DateFromToRangeFilter(
-        field_name="last_order_at", label=_("Last order between")
-    )
-    created = django_filters.DateFromToRangeFilter(
-        field_name="created_at", label=_("Customer since between")
-    )
+    last_order = ShopDateRangeFilter(field_name="last_order_at", label=_("Last order between"))
+    created = ShopDateRangeFilter(field_name="created_at", label=_("Customer since between"))
     push = django_filters.BooleanFilter(
         field_name="push_opt_in",
         label=_("Push notifications"),
@@ -67,12 +134,16 @@ class CustomerFilter(django_filters.FilterSet):
         method="by_country",
         label=_("Country"),
         max_length=2,
-        validators=[RegexValidator(r"^[A-Za-z]{2}$", _("Enter a two-letter country code."))],
+        validators=[
+            RegexValidator(r"^[A-Za-z]{2}$", _("Enter a two-letter country code.")),
+            _country_code,
+        ],
     )
 
     class Meta:
         model = Customer
         fields = []
+        form = CustomerFilterForm
 
     def search(self, queryset, name, value):
         text = normalize(value)

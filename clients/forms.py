@@ -7,11 +7,13 @@ refuses the save and the page shows what they changed.
 
 import re
 
+import phonenumbers
 from django import forms
 from django.core import signing
 from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
+from backoffice.phones import phone_parse
 from clients.models import ADDRESS_FIELDS, Address, Customer
 
 _BASE_SALT = "clients.forms.base"
@@ -24,6 +26,19 @@ country_validator = RegexValidator(r"^[A-Z]{2}$", _("Enter a two-letter country 
 _DAMAGED = _("This form is damaged or out of date: reload the page and try again.")
 _DAMAGED_FORM_ERRORS = {"required": _DAMAGED, "invalid": _DAMAGED, "min_value": _DAMAGED}
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _phone_international(value: str) -> str:
+    """A typed phone number in the one format the back office stores ("+33 6 12 34 56 78")."""
+    if not value:
+        return value
+    number = phone_parse(value)
+    if number is None:
+        raise forms.ValidationError(
+            _("This is not a valid phone number: add the country code, e.g. +33 6 12 34 56 78."),
+            code="invalid_phone",
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def _no_control_chars(value: str) -> None:
@@ -100,7 +115,11 @@ class ContactForm(VersionedForm):
         widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
     )
 
-    field_order = ["email", "first_name", "last_name", "phone"]
+    # The read view's order.
+    field_order = ["first_name", "last_name", "phone", "email"]
+
+    def clean_phone(self) -> str:
+        return _phone_international(self.cleaned_data["phone"])
 
     def clean(self):
         cleaned = super().clean()
@@ -143,6 +162,9 @@ class AddressForm(VersionedForm):
     )
 
     field_order = list(ADDRESS_FIELDS)
+
+    def clean_phone(self) -> str:
+        return _phone_international(self.cleaned_data["phone"])
 
 
 class DefaultAddressesForm(VersionedForm):

@@ -8,6 +8,8 @@ from django_tables2.rows import BoundRows
 
 # A search or filter counts its matches up to this many; past it the page says "more than".
 COUNT_CAP = 10_000
+# The largest OFFSET the databases take (a signed 64-bit integer, PostgreSQL and SQLite).
+MAX_OFFSET = 2**63 - 1
 
 
 class CappedCountPaginator(Paginator):
@@ -49,6 +51,9 @@ class CappedCountPaginator(Paginator):
             raise PageNotAnInteger("That page number is not an integer") from None
         if number < 1:
             raise EmptyPage("That page number is less than 1")
+        # Past a 64-bit offset no row can exist, and no database would take the query.
+        if number * self.per_page + 1 > MAX_OFFSET:
+            raise EmptyPage("That page contains no results")
         return number
 
     def page(self, number):

@@ -49,9 +49,13 @@ class ComposeForm(forms.Form):
     link = forms.URLField(
         label=_("Link opened on click"),
         max_length=1000,
+        required=False,
         assume_scheme="https",
         validators=[_http_url],
-        help_text=_("The page customers land on when they click the notification."),
+        help_text=_(
+            "The page customers land on when they click the notification. Optional: without "
+            "it a click opens the shop’s home page, and clicks are not counted."
+        ),
     )
     icon = forms.URLField(
         label=_("Icon URL"),
@@ -92,6 +96,7 @@ class ComposeForm(forms.Form):
 
     def __init__(self, *args, base_url: str, **kwargs):
         self.base_url = base_url
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.fields["title"].widget.attrs["data-push-counted"] = ""
 
@@ -141,3 +146,30 @@ class ComposeForm(forms.Form):
 
     def send_at_value(self) -> datetime | None:
         return self.cleaned_data["send_at"] if self.cleaned_data["when"] == "later" else None
+
+
+class TestPushForm(forms.Form):
+    """Who receives a test of the message before the campaign is sent."""
+
+    test_customer = forms.IntegerField(
+        label=_("Client ID"),
+        min_value=1,
+        max_value=2**63 - 1,
+        required=False,
+        help_text=_(
+            "A customer who accepts notifications (yourself, as a customer of the shop): the "
+            "message is sent once to their newest device."
+        ),
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+    def clean_test_customer(self):
+        value = self.cleaned_data["test_customer"]
+        if value is None:
+            raise forms.ValidationError(
+                _("Enter the client ID of the customer to send the test to.")
+            )
+        return value

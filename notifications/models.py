@@ -85,7 +85,8 @@ class Campaign(models.Model):
 
     title = models.CharField(max_length=120)
     body = models.TextField("message")
-    link = models.URLField("link opened on click", max_length=1000)
+    # Empty: a click opens the shop's home page (the service worker's origin), uncounted.
+    link = models.URLField("link opened on click", max_length=1000, blank=True)
     icon = models.URLField("icon URL", max_length=1000, blank=True)
     image = models.URLField("image URL", max_length=1000, blank=True)
     ttl = models.PositiveIntegerField("time to live (seconds)", default=86400)
@@ -156,7 +157,7 @@ class Campaign(models.Model):
 
     @property
     def click_rate(self) -> float | None:
-        return self.clicks / self.delivered if self.delivered else None
+        return self.clicks / self.delivered if self.delivered and self.link else None
 
     @property
     def ttl_label(self) -> str:
@@ -164,7 +165,8 @@ class Campaign(models.Model):
 
     @property
     def is_cancellable(self) -> bool:
-        return self.status == CampaignStatus.SCHEDULED
+        """Scheduled, or sending (what has not been sent yet is then not sent)."""
+        return self.status in (CampaignStatus.SCHEDULED, CampaignStatus.SENDING)
 
     @property
     def audience_label(self) -> str:

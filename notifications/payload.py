@@ -55,6 +55,9 @@ class CampaignPayload:
     tail: bytes  # the JSON after it
 
     def for_subscription(self, subscription_id: int) -> bytes:
+        if not self.url_prefix:
+            # No link: the service worker opens the shop's home page (not counted as a click).
+            return self.head + b'""' + self.tail
         token = click_token(campaign_id=self.campaign_id, subscription_id=subscription_id)
         return self.head + json.dumps(self.url_prefix + token).encode() + self.tail
 
@@ -73,7 +76,7 @@ def campaign_payload(campaign) -> CampaignPayload:
     head, tail = encoded.split(payload_bytes(marker), 1)
     return CampaignPayload(
         campaign_id=campaign.pk,
-        url_prefix=click_url_prefix(campaign.public_base_url),
+        url_prefix=click_url_prefix(campaign.public_base_url) if campaign.link else "",
         head=head,
         tail=tail,
     )

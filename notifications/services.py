@@ -242,17 +242,47 @@ def campaign_create(
     return campaign
 
 
+# Why the deliveries a cancellation stopped were not sent (Delivery.error).
+CANCELLED_ERROR = "Not sent: the campaign was cancelled."
+
+
 @transaction.atomic
 def campaign_cancel(*, campaign: Campaign, actor) -> Campaign:
-    """Cancel a scheduled campaign; raises ValueError once it has started."""
+    """Cancel a scheduled campaign, or stop one that is sending: what has not been sent is
+    not sent. Raises ValueError once the campaign has finished.
+
+    A sending campaign's pending deliveries are marked failed with CANCELLED_ERROR (and
+    counted as failed, so the counters stay equal to the rows); deliveries already on the wire
+    finish and are recorded by their worker, which then stops (delivery.batch_send sends only
+    for a sending campaign) and settles anything that came back to pending
+    (campaign_finish_if_done).
+    """
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status != CampaignStatus.SCHEDULED:
+    if campaign.status not in (CampaignStatus.SCHEDULED, CampaignStatus.SENDING):
         raise ValueError(f"The campaign is {campaign.get_status_display().lower()}: too late.")
+    was_sending = campaign.status == CampaignStatus.SENDING
     campaign.status = CampaignStatus.CANCELLED
     campaign.cancelled_at = timezone.now()
     campaign.cancelled_by = actor
     campaign.save(update_fields=["status", "cancelled_at", "cancelled_by"])
+    if was_sending:
+        _deliveries_cancel_pending(campaign_id=campaign.pk)
+        campaign.refresh_from_db(fields=["failed"])
     return campaign
+
+
+def _deliveries_cancel_pending(*, campaign_id: int) -> int:
+    """Mark a cancelled campaign's pending deliveries failed (never sent), counting them."""
+    count = Delivery.objects.filter(campaign_id=campaign_id, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.FAILED,
+        error=CANCELLED_ERROR,
+        next_attempt_at=None,
+        claim="",
+        claimed_until=None,
+    )
+    if count:
+        Campaign.objects.filter(pk=campaign_id).update(failed=F("failed") + count)
+    return count
 
 
 def campaign_start(*, campaign_id: int) -> list[int]:
@@ -320,6 +350,11 @@ def campaign_start(*, campaign_id: int) -> list[int]:
 def campaign_finish_if_done(*, campaign_id: int) -> bool:
     """Mark a sending campaign sent once every delivery has an outcome."""
     campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+    if campaign is not None and campaign.status == CampaignStatus.CANCELLED:
+        # Cancelled while this worker's requests were on the wire: those that came back to be
+        # retried are not sent again.
+        _deliveries_cancel_pending(campaign_id=campaign_id)
+        return False
     if campaign is None or campaign.status != CampaignStatus.SENDING:
         return False
     open_rows = Delivery.objects.filter(campaign_id=campaign_id, status__in=OPEN_DELIVERY_STATUSES)
@@ -571,3 +606,84 @@ def delivery_batches_to_resume(*, campaign_id: int, grace: float = 5.0) -> list[
         .distinct()
     )
     return sorted(due - held)
+
+
+# --- A test before the campaign --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestPushOutcome:
+    customer: Customer
+    delivered: bool
+    status: int | None
+    error: str
+
+
+def campaign_send_test(*, actor, message: Message, customer_id: int) -> TestPushOutcome:
+    """Send the message once to one customer's newest device that accepts notifications,
+    through the push client the campaigns use, before sending the campaign (audited).
+
+    Raises ValueError when the customer does not exist or has no such device. The click
+    opens the message's link directly (a test is not a campaign: no click is counted).
+    """
+    import asyncio
+    import uuid
+
+    from notifications.payload import payload_bytes, payload_data
+    from notifications.webpush import PushClient, PushMessage, vapid_get
+
+    customer = Customer.objects.filter(pk=customer_id).first()
+    subscription = (
+        PushSubscription.objects.filter(customer_id=customer_id, status=SubscriptionStatus.ACTIVE)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if customer is None or subscription is None:
+        raise ValueError(f"Client {customer_id} has no device that accepts notifications.")
+    payload = payload_bytes(
+        payload_data(
+            title=message.title,
+            body=message.body,
+            url=message.link,
+            icon=message.icon,
+            image=message.image,
+            tag=f"test-{uuid.uuid4().hex}",
+        )
+    )
+    push = PushMessage(
+        key=subscription.pk,
+        endpoint=subscription.endpoint,
+        p256dh=subscription.p256dh,
+        auth=subscription.auth,
+        payload=payload,
+        ttl=message.ttl,
+        urgency=message.urgency,
+        topic="test",
+    )
+
+    async def send():
+        client = PushClient(
+            vapid=vapid_get(),
+            concurrency=1,
+            timeout=push_setting("PUSH_REQUEST_TIMEOUT"),
+            ca_file=push_setting("PUSH_CA_FILE"),
+        )
+        await client.open()
+        try:
+            return await client.send(push)
+        finally:
+            await client.close()
+
+    result = asyncio.run(send())
+    delivered = result.status is not None and 200 <= result.status < 300
+    outcome = f"{result.status} " if result.status else ""
+    outcome += "delivered" if delivered else result.error or "not delivered"
+    audit_record(
+        customer=customer,
+        actor=actor,
+        action="push_test",
+        changes={"title": [None, message.title], "outcome": [None, outcome.strip()]},
+    )
+    return TestPushOutcome(
+        customer=customer, delivered=delivered, status=result.status, error=result.error
+    )

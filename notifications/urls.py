@@ -6,6 +6,7 @@ app_name = "notifications"
 urlpatterns = [
     path("", views.campaign_list, name="campaign-list"),
     path("new/", views.campaign_create, name="campaign-create"),
+    path("new/test/", views.campaign_test, name="campaign-test"),
     path("<int:pk>/", views.campaign_detail, name="campaign-detail"),
     path("<int:pk>/cancel/", views.campaign_cancel, name="campaign-cancel"),
     path("c/<str:token>", views.click, name="click"),

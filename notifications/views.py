@@ -13,13 +13,14 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from notifications import selectors, services, tasks
-from notifications.forms import AudienceForm, ComposeForm
-from notifications.models import DeliveryStatus
+from notifications.forms import AudienceForm, ComposeForm, TestPushForm
+from notifications.models import CampaignStatus, DeliveryStatus
 from notifications.payload import payload_size
 from notifications.tokens import click_token_read
 from notifications.webpush import MAX_PLAINTEXT_SIZE, vapid_configured
@@ -57,7 +58,9 @@ def campaign_detail(request, pk: int):
         "errors": selectors.campaign_errors(campaign_id=campaign.pk),
     }
     if request.headers.get("HX-Request"):
-        return render(request, "notifications/campaign_detail.html#progress", context)
+        # The progress poll: the progress card, and the parts of the page that depend on the
+        # status (the Cancel button, the "being sent" message) swapped out of band.
+        return render(request, "notifications/campaign_detail.html#poll", context)
     return render(request, "notifications/campaign_detail.html", context)
 
 
@@ -102,23 +105,89 @@ def campaign_create(request):
             if campaign.send_at > campaign.created_at:
                 messages.success(request, _("The campaign is scheduled."))
             else:
-                messages.success(request, _("The campaign is being sent."))
+                messages.success(
+                    request, _("The campaign is being sent."), extra_tags="campaign-sending"
+                )
             return redirect(campaign)
+    status = 400 if request.method == "POST" else 200
+    return _compose_page(request, audience_form, form, TestPushForm(), counts, status=status)
+
+
+@require_POST
+@permission_required(SEND, raise_exception=True)
+def campaign_test(request):
+    """Send the message being composed once to one customer's device, then show the form
+    again as it was, with the outcome."""
+    audience_form = AudienceForm(request.POST)
+    if not audience_form.is_valid():
+        return render(
+            request,
+            "notifications/campaign_audience_error.html",
+            {"errors": audience_form.errors},
+            status=400,
+        )
+    try:
+        counts = selectors.audience_counts(audience_form.to_audience())
+    except ValueError as exc:
+        return render(
+            request, "notifications/campaign_audience_error.html", {"message": str(exc)}, status=400
+        )
+    form = ComposeForm(request.POST, base_url=_base_url(request))
+    test_form = TestPushForm(request.POST)
+    if not (form.is_valid() and test_form.is_valid()):
+        return _compose_page(request, audience_form, form, test_form, counts, status=400)
+    customer_id = test_form.cleaned_data["test_customer"]
+    try:
+        outcome = services.campaign_send_test(
+            actor=request.user, message=form.message(), customer_id=customer_id
+        )
+    except ValueError:
+        test_form.add_error(
+            "test_customer",
+            _("Client %(id)s has no device that accepts notifications.") % {"id": customer_id},
+        )
+        return _compose_page(request, audience_form, form, test_form, counts, status=400)
+    if outcome.delivered:
+        messages.success(
+            request,
+            _("Test sent to %(name)s (client %(id)s): the push service accepted it.")
+            % {"name": outcome.customer, "id": customer_id},
+        )
+    else:
+        messages.error(
+            request,
+            _("The test to %(name)s (client %(id)s) was not delivered: %(error)s")
+            % {"name": outcome.customer, "id": customer_id, "error": outcome.error},
+        )
+    return _compose_page(request, audience_form, form, test_form, counts, status=200)
+
+
+def _compose_page(request, audience_form, form, test_form, counts, *, status: int):
+    audience = audience_form.to_audience()
+    base_url = _base_url(request)
     empty_size = payload_size(title="", body="", icon="", image="", base_url=base_url)
     return render(
         request,
         "notifications/campaign_form.html",
         {
             "form": form,
+            "test_form": test_form,
             "audience_form": audience_form,
             "audience": audience,
             "counts": counts,
             "max_bytes": MAX_PLAINTEXT_SIZE,
             "empty_bytes": empty_size,
             "vapid_ready": vapid_configured(),
+            "back_url": _audience_list_url(audience),
         },
-        status=400 if request.method == "POST" else 200,
+        status=status,
     )
+
+
+def _audience_list_url(audience) -> str:
+    """The tab the audience was chosen on, with its search and filters: where Cancel goes."""
+    url = reverse("clients:lead-list" if audience.tab == "leads" else "clients:client-list")
+    return f"{url}?{audience.query}" if audience.query else url
 
 
 @require_POST
@@ -126,12 +195,18 @@ def campaign_cancel(request, pk: int):
     if not request.user.has_perm(SEND):
         raise PermissionDenied
     campaign = get_object_or_404(selectors.campaign_detail(), pk=pk)
+    was_sending = campaign.status == CampaignStatus.SENDING
     try:
         services.campaign_cancel(campaign=campaign, actor=request.user)
     except ValueError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, _("The campaign is cancelled; nothing was sent."))
+        if was_sending:
+            messages.success(
+                request, _("The campaign is cancelled; what had not been sent will not be sent.")
+            )
+        else:
+            messages.success(request, _("The campaign is cancelled; nothing was sent."))
     return redirect(campaign)
 
 
@@ -146,4 +221,6 @@ def click(request, token: str):
     campaign = services.click_record(campaign_id=ids[0], subscription_id=ids[1])
     if campaign is None:
         raise Http404(_("This campaign no longer exists."))
+    if not campaign.link:
+        raise Http404(_("This campaign has no link."))
     return HttpResponseRedirect(campaign.link)

@@ -145,7 +145,12 @@ def test_20_concurrent_saves_of_the_contact_form_from_stale_copies():
     state = _form_state(clients[0].get(url).text)
 
     def save(n):
-        data = {**state, "first_name": f"Typed{n}", "last_name": "Lovelace", "phone": "+33 6 11"}
+        data = {
+            **state,
+            "first_name": f"Typed{n}",
+            "last_name": "Lovelace",
+            "phone": "+33 6 11 22 33 44",
+        }
         return clients[n].post(url, data)
 
     responses = run_concurrently([lambda n=n: save(n) for n in range(20)])

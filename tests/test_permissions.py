@@ -71,6 +71,8 @@ EXPECTED = {
     # Without an audience the compose page explains the problem (400); only Admin sends.
     "notifications:campaign-create": E(get=(LOGIN, 403, 403, 400), post=(LOGIN, 403, 403, 400)),
     "notifications:campaign-cancel": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 403, 302)),
+    # Without an audience: explained (400); only Admin sends a test.
+    "notifications:campaign-test": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 403, 400)),
     "notifications:click": E(get=(302, 302, 302, 302), post=(405, 405, 405, 405)),
     "notifications:storefront-key": E(get=(200, 200, 200, 200), post=(405, 405, 405, 405)),
     "notifications:storefront-subscribe": STOREFRONT_POST,

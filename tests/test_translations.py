@@ -26,6 +26,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from backoffice.countries import country_name
 from backoffice.templatetags.formatting import money
 from clients.forms import ContactForm
 from clients.models import Address, Customer, Note
@@ -65,11 +66,17 @@ def test_the_compiled_catalog_matches_the_po_file():
                 got = compiled.ngettext(entry.msgid, entry.msgid_plural, n)
                 if got != entry.msgstr_plural[index]:
                     stale.append(entry.msgid)
+        elif entry.msgctxt is not None:
+            if compiled.pgettext(entry.msgctxt, entry.msgid) != entry.msgstr:
+                stale.append(entry.msgid)
         elif compiled.gettext(entry.msgid) != entry.msgstr:
             stale.append(entry.msgid)
     assert stale == [], "Run `manage.py compilemessages` (apt-get install gettext)."
     # No entry of the compiled catalog is missing from the .po file either.
-    msgids = {entry.msgid for entry in catalog()}
+    msgids = {
+        entry.msgid if entry.msgctxt is None else f"{entry.msgctxt}\x04{entry.msgid}"
+        for entry in catalog()
+    }
     assert set(compiled._catalog) - {""} <= msgids | {
         (entry.msgid, 0) for entry in catalog() if entry.msgid_plural
     } | {(entry.msgid, 1) for entry in catalog() if entry.msgid_plural}
@@ -202,8 +209,11 @@ class VisibleText(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.texts: list[str] = []
         self._hidden = 0
+        self._joined = False
 
     def handle_starttag(self, tag, attrs):
+        # A line-break opportunity inside a word (long emails): the text goes on.
+        self._joined = tag == "wbr"
         if tag in self.HIDDEN:
             self._hidden += 1
         attrs = dict(attrs)
@@ -217,7 +227,11 @@ class VisibleText(HTMLParser):
 
     def handle_data(self, data):
         if not self._hidden and data.strip():
-            self.texts.append(data)
+            if self._joined and self.texts:
+                self.texts[-1] += data
+            else:
+                self.texts.append(data)
+        self._joined = False
 
 
 def visible_texts(html: str) -> set[str]:
@@ -249,6 +263,9 @@ def data_values() -> set[str]:
             values.update(str(value) for value in row if value)
     values.update(str(address) for address in Address.objects.all())
     values.update(customer.full_name for customer in Customer.objects.all())
+    # Countries are named by CLDR in each language ("France" is French for France too).
+    for code in Address.objects.values_list("country", flat=True):
+        values.update(country_name(code, language) for language in ("en", "fr"))
     return {value for value in values if value}
 
 
@@ -400,3 +417,23 @@ def test_the_detector_catches_a_forgotten_translate_tag():
     assert untranslated(french, english, {"Ada Lovelace"}, {"Clients"}) == ["Forgotten"]
     attribute = '<a aria-label="Edit contact">x</a>'
     assert untranslated(attribute, attribute, set(), set()) == ["Edit contact"]
+
+
+# --- French typography ----------------------------------------------------------------------
+
+# A space that may not break the line: before ":" and inside « », and a narrow one before ; ? !
+_FRENCH_SPACE_BEFORE = re.compile(r"(?<![\u00a0\u202f])[:;?!»](?!//)")
+_FRENCH_SPACE_AFTER = re.compile(r"«(?!\u00a0)")
+
+
+def test_french_punctuation_has_a_non_breaking_space_before_it():
+    """French writes "Pays : France", "Annulée ; rien", "Sûr ?", « ainsi » with a space before
+    (a non-breaking one, so the sign never starts a line): every translation does."""
+    wrong = []
+    for entry in catalog().translated_entries():
+        for text in [entry.msgstr, *entry.msgstr_plural.values()]:
+            # Placeholders and URLs are not prose.
+            prose = re.sub(r"%\(\w+\)[sd]|https?://\S+", "", text)
+            if _FRENCH_SPACE_BEFORE.search(prose) or _FRENCH_SPACE_AFTER.search(prose):
+                wrong.append(text)
+    assert not wrong, wrong

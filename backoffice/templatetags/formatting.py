@@ -1,14 +1,46 @@
 """Formatting filters available in every template (registered as builtins in settings)."""
 
 import functools
+import re
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from django import template
 from django.conf import settings
 from django.utils.formats import get_format, number_format
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 
+from backoffice.countries import country_name as _country_name
+from backoffice.phones import phone_international
+
 register = template.Library()
+
+
+_EMAIL_BREAK = re.compile(r"(?<=@)|(?=[.\-_+])")
+
+
+@register.filter
+def email_link(value) -> str:
+    """A mailto link whose text has line-break opportunities (<wbr>) after the @ and before
+    dots, hyphens, underscores and plus signs: a long address wraps there, not anywhere."""
+    email = str(value or "")
+    parts = _EMAIL_BREAK.split(email)
+    text = format_html_join(mark_safe("<wbr>"), "{}", ((part,) for part in parts))
+    return format_html('<a href="mailto:{}">{}</a>', email, text)
+
+
+@register.filter
+def phone(value) -> str:
+    """A stored phone number in the international format ("+33 6 12 34 56 78")."""
+    return phone_international(str(value or ""))
+
+
+@register.filter
+def country_name(code) -> str:
+    """ "DE" -> "Germany" in English, "Allemagne" in French; an unknown code as it is."""
+    return _country_name(str(code or ""))
+
 
 _SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "CHF": "CHF", "CAD": "CA$", "JPY": "¥"}
 

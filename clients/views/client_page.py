@@ -8,7 +8,7 @@ posts back to it.
 import functools
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import quote
 
 from django.contrib import messages
@@ -75,6 +75,8 @@ FIELD_LABELS = {
     "country": gettext_lazy("Country"),
     "language": gettext_lazy("Language"),
     "external_id": gettext_lazy("Shop's customer ID"),
+    "title": gettext_lazy("Title"),
+    "outcome": gettext_lazy("Outcome"),
 }
 ACTION_LABELS = {
     "contact_update": gettext_lazy("Contact changed"),
@@ -85,6 +87,7 @@ ACTION_LABELS = {
     "sign_up": gettext_lazy("Account created"),
     "customer_update": gettext_lazy("Details changed"),
     "address_delete": gettext_lazy("Address removed"),
+    "push_test": gettext_lazy("Test notification sent"),
 }
 
 EDIT_PERMISSIONS = {
@@ -135,6 +138,11 @@ def order_history_rows(orders) -> list[str]:
     url = url_pattern("orders:order-detail")
     statuses = {value: str(label) for value, label in OrderStatus.choices}
     refunded = gettext("refunded %(amount)s")
+    # Each cell names its column: on a phone the rows are shown as stacked cells (app.css).
+    date_l, number_l, amount_l, source_l, status_l = (
+        escape(gettext(label))
+        for label in ("Date", "Number", "Amount", "Source / medium", "Status")
+    )
     rows = []
     for order in orders:
         amount = escape(money(order.total, order.currency))
@@ -147,13 +155,15 @@ def order_history_rows(orders) -> list[str]:
         status = escape(order.status)
         rows.append(
             mark_safe(
-                f'<tr><td class="nowrap">'
+                f'<tr><td class="nowrap" data-label="{date_l}">'
                 f"{date_format(localtime(order.placed_at), 'SHORT_DATETIME_FORMAT')}</td>"
-                f'<td><a href="{escape(url.format(quote(order.number, safe="")))}">'
+                f'<td data-label="{number_l}">'
+                f'<a href="{escape(url.format(quote(order.number, safe="")))}">'
                 f"{escape(order.number)}</a></td>"
-                f'<td class="num">{amount}</td>'
-                f"<td>{escape(order.source or '—')} / {escape(order.medium or '—')}</td>"
-                f'<td><span class="badge badge-{status}">'
+                f'<td class="num" data-label="{amount_l}">{amount}</td>'
+                f'<td data-label="{source_l}">'
+                f"{escape(order.source or '—')} / {escape(order.medium or '—')}</td>"
+                f'<td data-label="{status_l}"><span class="badge badge-{status}">'
                 f"{escape(statuses.get(order.status, order.status))}</span></td></tr>"
             )
         )
@@ -208,7 +218,13 @@ def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
                 height=round(bar_height, 1),
                 month=month,
                 value=value,
-                text=number_format(value, decimal_pos=0, use_l10n=True, force_grouping=True),
+                # Rounded, not cut: number_format drops the decimals (€64.70 would read 64).
+                text=number_format(
+                    value.quantize(Decimal(1), rounding=ROUND_HALF_UP),
+                    decimal_pos=0,
+                    use_l10n=True,
+                    force_grouping=True,
+                ),
                 text_y=round(y - 6, 1),
                 money=money(value),
                 month_label=_month_labels(get_language(), month)[0],
