@@ -4,10 +4,13 @@ import re
 from datetime import datetime
 from typing import Annotated
 
+import phonenumbers
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
 from pydantic import AfterValidator, ConfigDict, Field
+
+from backoffice.phones import phone_parse
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().\-/]{3,30}$")
@@ -46,9 +49,15 @@ def _email(value: str) -> str:
 
 
 def _phone(value: str) -> str:
-    if value and not _PHONE.match(value):
-        raise ValueError("must be digits, spaces and + ( ) . - / only, e.g. +33 6 12 34 56 78")
-    return value
+    """A valid phone number, stored in the back office's one international format."""
+    if not value:
+        return value
+    number = phone_parse(value) if _PHONE.match(value) else None
+    if number is None:
+        raise ValueError(
+            "is not a valid phone number: add the country code, e.g. +33 6 12 34 56 78"
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def _language(value: str) -> str:

@@ -62,7 +62,7 @@ def test_cancel_while_sending_fails_only_what_was_not_sent(sending, push_service
     ) == {CANCELLED_ERROR}
     assert (campaign.delivered, campaign.failed) == (1, 3)
     # A worker picking the batch up now sends nothing.
-    assert batch_send(campaign_id=campaign.pk, batch=0) == "skipped"
+    assert batch_send(campaign_id=campaign.pk, batch=0).outcome == "skipped"
     assert push_service.received == []
 
     # The request on the wire came back to be retried: it is not sent again either.
