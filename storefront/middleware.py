@@ -52,6 +52,7 @@ class ApiMiddleware:
         problem = Problem(slug, detail, status=status)
         if "Allow" in response:
             problem.headers["Allow"] = response["Allow"]
-        if "Retry-After" in response:
-            problem.headers["Retry-After"] = response["Retry-After"]
+        for header in ("Retry-After", "Cache-Control", "Vary"):
+            if header in response:
+                problem.headers[header] = response[header]
         return problem_response(problem)
