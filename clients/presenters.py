@@ -12,7 +12,7 @@ from django.utils.formats import date_format, number_format
 from django.utils.translation import get_language, gettext, gettext_lazy, ngettext
 
 from backoffice.templatetags.formatting import money
-from clients.models import AuditAction
+from clients.models import AuditAction, AuditOrigin
 
 # The fields an audit entry or an edit conflict names, as the page labels them.
 FIELD_LABELS = {
@@ -33,6 +33,8 @@ FIELD_LABELS = {
     "region": gettext_lazy("Region"),
     "country": gettext_lazy("Country"),
     "push_opt_in": gettext_lazy("Push accepted"),
+    "language": gettext_lazy("Language"),
+    "external_id": gettext_lazy("Shop's customer ID"),
     "title": gettext_lazy("Title"),
     "outcome": gettext_lazy("Outcome"),
 }
@@ -69,6 +71,8 @@ def history_entries(entries) -> list[dict]:
         {
             "at": entry.at,
             "actor": entry.actor,
+            # Changes the customer made in the shop (through the API), told apart from staff's.
+            "by_customer": entry.origin == AuditOrigin.CUSTOMER,
             "action": action_label(entry.action),
             "changes": change_rows(entry.changes if isinstance(entry.changes, dict) else {}),
         }

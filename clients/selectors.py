@@ -12,6 +12,7 @@ from clients.filters import CustomerFilter
 from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, Note, TabCount
 from clients.search import MAX_PK
 from orders.models import Order
+from storefront.models import Launch
 
 TABS = {"clients": IS_CLIENT, "leads": IS_LEAD}
 
@@ -159,7 +160,8 @@ def _customer_detail() -> QuerySet[Customer]:
 
     Besides the header and the default addresses: `address_rows` (addresses in the book),
     `order_rows` (orders of every status),
-    `note_rows` (note versions) and `audit_rows` (change history entries), the counts the page's
+    `note_rows` (note versions), `audit_rows` (change history entries) and `launch_rows` (app
+    launches reported by the storefront API), the counts the page's
     paginators are given, and the current note's columns `current_note_*`, read back by
     current_note().
     """
@@ -172,6 +174,7 @@ def _customer_detail() -> QuerySet[Customer]:
         order_rows=_count_per_customer(Order),
         note_rows=_count_per_customer(Note),
         audit_rows=_count_per_customer(AuditEntry),
+        launch_rows=_count_per_customer(Launch),
         current_note_id=Subquery(current.values("pk")[:1]),
         current_note_text=Subquery(current.values("text")[:1]),
         current_note_created_at=Subquery(current.values("created_at")[:1]),

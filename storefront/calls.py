@@ -27,6 +27,7 @@ from storefront.idempotency import (
     key_from,
     request_fingerprint,
 )
+from storefront.models import IdempotencyRecord
 from storefront.problems import Problem, problem_response
 from storefront.ratelimit import rate_limit_hit
 
@@ -110,13 +111,17 @@ def api_call(run):
                 request.auth = caller_identify(request, operation.auth_callbacks)
                 rate_limit_hit(request.auth)
             _check_query(request, operation)
-            key = key_from(request) if request.method == "POST" else None
+            # Idempotency keys belong to a caller; the one operation without authentication
+            # (the service worker's subscription replace) is idempotent by itself.
+            key = None
+            if request.method == "POST" and operation.auth_callbacks:
+                key = key_from(request)
             if key is not None and options.atomic:
                 fingerprint = request_fingerprint(request, request.body)
                 reserved = idempotency_reserve(
                     caller=request.auth, key=key, fingerprint=fingerprint
                 )
-                if not hasattr(reserved, "fingerprint"):
+                if not isinstance(reserved, IdempotencyRecord):
                     return reserved  # the first response, replayed
                 record = reserved
             if not options.atomic:
@@ -129,6 +134,13 @@ def api_call(run):
                     idempotency_complete(record, response)
         except Problem as problem:
             response = problem_response(problem)
+        except BaseException:
+            # A failure outside the endpoint (the database gone, the worker stopped): the
+            # transaction was rolled back, so free the key for the retry, then let Django
+            # answer (storefront/middleware.py makes that a problem document).
+            if record is not None:
+                idempotency_release(record)
+            raise
         if record is not None and response.status_code >= 400:
             idempotency_release(record)
         return response

@@ -37,6 +37,9 @@ class ApiMiddleware:
         response = self.get_response(request)
         if response.status_code >= 400 and not is_problem(response):
             response = self._as_problem(response)
+        if "Authorization" in request.headers or "X-Customer-Token" in request.headers:
+            # Customers' data, for one caller: no shared or browser cache keeps it.
+            response["Cache-Control"] = "no-store, private"
         return _cors(request, response) if browser else response
 
     def _as_problem(self, response):
@@ -49,6 +52,7 @@ class ApiMiddleware:
         problem = Problem(slug, detail, status=status)
         if "Allow" in response:
             problem.headers["Allow"] = response["Allow"]
-        if "Retry-After" in response:
-            problem.headers["Retry-After"] = response["Retry-After"]
+        for header in ("Retry-After", "Cache-Control", "Vary"):
+            if header in response:
+                problem.headers[header] = response[header]
         return problem_response(problem)

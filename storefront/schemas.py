@@ -4,10 +4,13 @@ import re
 from datetime import datetime
 from typing import Annotated
 
+import phonenumbers
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
 from pydantic import AfterValidator, ConfigDict, Field
+
+from backoffice.phones import phone_parse
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().\-/]{3,30}$")
@@ -28,10 +31,16 @@ class Out(Schema):
 def _text(value: str) -> str:
     if _CONTROL.search(value) or "\x00" in value:
         raise ValueError("contains control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate ("\ud800" in JSON) is no character: it cannot be stored.
+        raise ValueError("contains characters no text may contain") from None
     return value
 
 
 def _email(value: str) -> str:
+    _text(value)
     try:
         validate_email(value)
     except DjangoValidationError:
@@ -40,9 +49,15 @@ def _email(value: str) -> str:
 
 
 def _phone(value: str) -> str:
-    if value and not _PHONE.match(value):
-        raise ValueError("must be digits, spaces and + ( ) . - / only, e.g. +33 6 12 34 56 78")
-    return value
+    """A valid phone number, stored in the back office's one international format."""
+    if not value:
+        return value
+    number = phone_parse(value) if _PHONE.match(value) else None
+    if number is None:
+        raise ValueError(
+            "is not a valid phone number: add the country code, e.g. +33 6 12 34 56 78"
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def _language(value: str) -> str:

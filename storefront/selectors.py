@@ -30,20 +30,23 @@ def launch_attributing_order(*, customer_id: int, placed_at: datetime) -> Launch
     )
 
 
-def customer_launches(*, customer_id: int, limit: int = 10) -> list[Launch]:
-    """The customer's most recent launches, newest first."""
-    return list(
-        Launch.objects.filter(customer_id=customer_id).order_by("-occurred_at", "-id")[:limit]
+def customer_origin(*, customer_id: int, launch_rows: int | None = None, recent: int = 10) -> dict:
+    """Where a customer comes from, for the client page: their first and their latest launch
+    with a source, and their `recent` latest launches (at most three queries; none when
+    `launch_rows`, the customer's number of launches read with the customer, is 0)."""
+    if launch_rows == 0:
+        return {"first": None, "last": None, "recent": []}
+    launches = list(
+        Launch.objects.filter(customer_id=customer_id).order_by("-occurred_at", "-id")[:recent]
     )
-
-
-def customer_origin(*, customer_id: int) -> dict[str, Launch | None]:
-    """Where a customer came from: their first and their latest launch with a source."""
+    if not launches:
+        return {"first": None, "last": None, "recent": []}
     with_source = Launch.objects.filter(customer_id=customer_id).exclude(source="")
-    return {
-        "first": with_source.order_by("occurred_at", "id").first(),
-        "last": with_source.order_by("-occurred_at", "-id").first(),
-    }
+    last = next((launch for launch in launches if launch.source), None)
+    if last is None:
+        last = with_source.order_by("-occurred_at", "-id").first()
+    first = with_source.order_by("occurred_at", "id").first() if last else None
+    return {"first": first, "last": last, "recent": launches}
 
 
 def api_key_list() -> QuerySet[ApiKey]:

@@ -83,6 +83,9 @@ EXPECTED = {
     "notifications:storefront-resubscribe": STOREFRONT_POST,
     # The demo storefront exists only with DEBUG on.
     "demo:storefront": E(get=(404, 404, 404, 404), post=(404, 404, 404, 404)),
+    # Settings > API keys: Admins only. An empty POST is an invalid form, shown again (200).
+    "storefront:apikey-list": E(get=(LOGIN, 403, 403, 200), post=(LOGIN, 403, 403, 200)),
+    "storefront:apikey-revoke": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 403, 302)),
     "api-docs": API_PUBLIC_GET,
     "api-problem": API_PUBLIC_GET,
     "api-schema": API_PUBLIC_GET,

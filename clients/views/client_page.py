@@ -28,6 +28,7 @@ from clients.selectors import (
 )
 from orders.models import OrderStatus
 from orders.selectors import customer_monthly_spend, customer_orders, customer_purchase_summary
+from storefront.selectors import customer_origin
 
 TEMPLATE = "clients/client_detail.html"
 ORDERS_PER_PAGE = 20
@@ -154,6 +155,7 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
         "orders": orders,
         "order_rows": order_history_rows(orders),
         "order_links": order_links,
+        "origin": customer_origin(customer_id=customer.pk, launch_rows=customer.launch_rows),
         "can_edit": can_edit(request.user),
         **note_context(request, customer),
         **history_context(request, customer),

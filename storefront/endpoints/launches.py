@@ -100,6 +100,8 @@ def launch_create(request, payload: LaunchCreate):
     customer = None
     if customer_id is not None:
         customer = Customer.objects.filter(pk=customer_id).only("pk").first()
+        if customer is None and caller.is_customer:
+            raise Problem("unauthenticated", "The customer token is invalid or expired.")
         if customer is None:
             raise field_error("customer_id", "is not a customer")
     values = {"source": payload.source, "medium": payload.medium, "campaign": payload.campaign}

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('clients', '0006_storefront_api_fields'),
+        ('clients', '0012_storefront_api_fields'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

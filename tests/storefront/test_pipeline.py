@@ -246,3 +246,90 @@ def test_concurrent_use_of_one_key_does_the_work_once():
         thread.join()
     assert Customer.objects.filter(email="grace@example.com").count() == 1
     assert set(results) <= {201, 409} and 201 in results
+
+
+def test_lone_surrogates_and_nul_are_refused_in_every_text_field(api):
+    raw = (
+        b'{"email": "a\\ud800@example.com", "first_name": "\\udfff", '
+        b'"last_name": "x\\u0000y", "external_id": "\\ud83d"}'
+    )
+    document = assert_problem(api.post("/customers", raw=raw), 422, "validation")
+    assert {e["field"] for e in document["errors"]} == {
+        "email",
+        "first_name",
+        "last_name",
+        "external_id",
+    }
+    assert not Customer.objects.exists()
+
+
+def test_customer_tokens_have_their_own_smaller_limit(settings):
+    from notifications.tokens import storefront_token_issue
+    from tests.factories import CustomerFactory
+
+    settings.STOREFRONT_API_CUSTOMER_RATE_LIMIT = 2
+    settings.STOREFRONT_API_RATE_WINDOW = 3600
+    customer = CustomerFactory()
+    token = {"X-Customer-Token": storefront_token_issue(customer_id=customer.pk)}
+    browser = Api(None)
+    for _ in range(2):
+        assert browser.post("/launches", {"platform": "web"}, headers=token).status_code == 201
+    response = browser.post("/launches", {"platform": "web"}, headers=token)
+    assert_problem(response, 429, "rate-limited")
+    assert response["Retry-After"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent connections")
+@pytest.mark.django_db(transaction=True)
+def test_the_limit_holds_across_connections_as_across_workers(settings):
+    """20 calls at once on 20 database connections (as 20 gunicorn workers would make) with a
+    limit of 10: exactly 10 pass."""
+    settings.STOREFRONT_API_RATE_LIMIT = 10
+    settings.STOREFRONT_API_RATE_WINDOW = 3600
+    key = make_key()
+    results = []
+    barrier = threading.Barrier(20)
+
+    def call():
+        barrier.wait()
+        results.append(Api(key).get("/customers").status_code)
+        connection.close()
+
+    threads = [threading.Thread(target=call) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [200] * 10 + [429] * 10
+
+
+def test_authenticated_responses_are_never_cached(api):
+    count = Customer.objects.count()
+    response = api.get("/customers")
+    assert response["Cache-Control"] == "no-store, private"
+    assert api.get("/customers/999999")["Cache-Control"] == "no-store, private"
+    assert Customer.objects.count() == count
+
+
+def test_a_failure_outside_the_endpoint_frees_the_key(api, monkeypatch):
+    """Storing the response fails (say the database went away): 500 problem, nothing written,
+    and the same key works on the retry."""
+    from django.test import Client
+
+    def broken(record, response):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr("storefront.calls.idempotency_complete", broken)
+    client = Client(raise_request_exception=False)
+    response = client.post(
+        "/api/v1/customers",
+        json.dumps(SIGNUP),
+        content_type="application/json",
+        headers={**api.headers(None), "Idempotency-Key": "retry-me"},
+    )
+    assert_problem(response, 500, "server-error")
+    assert not Customer.objects.exists() and not IdempotencyRecord.objects.exists()
+    monkeypatch.undo()
+    assert (
+        api.post("/customers", SIGNUP, headers={"Idempotency-Key": "retry-me"}).status_code == 201
+    )

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clients', '0005_customer_naive_proxy'),
+        ('clients', '0011_search_trgm_per_tab'),
         ('orders', '0002_order_customer_single_index'),
     ]
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clients', '0009_tab_count_unmanaged'),
+        ('clients', '0012_storefront_api_fields'),
         ('orders', '0002_order_customer_single_index'),
     ]
 
