@@ -718,10 +718,10 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
 # PostgreSQL: the statistics of the given customers recomputed from their orders and written,
 # in one statement, only where they moved (mirrors customer_stats_compute and
 # rebuild_customer_stats; the rows are already locked by the caller).
-_STATS_REFRESH_SQL = """
+_STATS_REFRESH_SQL = f"""
 WITH finalized AS (
     SELECT customer_id, id, placed_at, total - refunded_amount AS net, source, medium
-    FROM orders_order
+    FROM {Order._meta.db_table}
     WHERE customer_id = ANY(%(ids)s) AND status = ANY(%(statuses)s)
 ), totals AS (
     SELECT customer_id, count(*) AS n, sum(net) AS spent,
@@ -738,7 +738,7 @@ WITH finalized AS (
     LEFT JOIN totals t ON t.customer_id = ids.id
     LEFT JOIN last l ON l.customer_id = ids.id
 )
-UPDATE clients_customer c
+UPDATE {_CUSTOMERS} c
 SET orders_count = truth.n, total_spent = truth.spent, first_order_at = truth.first_at,
     last_order_at = truth.last_at, last_order_id = truth.last_id, last_source = truth.source,
     last_medium = truth.medium
