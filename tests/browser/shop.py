@@ -41,7 +41,7 @@ def build_shop(*, clients: int = 30, leads: int = 6) -> Shop:
             make_order(
                 customer,
                 total=Decimal("19.90") + Decimal(index * 7 + number * 31),
-                placed_at=now - timedelta(days=300 - index * 9 - number * 20),
+                placed_at=now - timedelta(days=300 - index * 9 - number * 5),
                 source=source,
                 medium=medium,
                 number=f"A{index:02d}{number}",
