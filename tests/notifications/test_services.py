@@ -192,7 +192,7 @@ def test_one_token_cannot_create_thousands_of_recipients(push_service, settings)
     not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
     reason="needs PostgreSQL: concurrent transactions",
 )
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_subscribes_never_exceed_the_limit(push_service, settings):
     """Browsers of one customer subscribing at the same time: the customer's row is locked
     first, so the limit holds exactly and the opt-in stays exact."""

@@ -227,7 +227,7 @@ def test_docs_page_uses_vendored_assets_only():
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent connections")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_use_of_one_key_does_the_work_once():
     key = make_key()
     results = []
@@ -280,7 +280,7 @@ def test_customer_tokens_have_their_own_smaller_limit(settings):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent connections")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_limit_holds_across_connections_as_across_workers(settings):
     """20 calls at once on 20 database connections (as 20 gunicorn workers would make) with a
     limit of 10: exactly 10 pass."""
