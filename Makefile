@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Actions per second of the storefront simulator `make run` starts (0: none).
+SIMULATE_RATE ?= 0.5
 # `make run` is the local demo: DEBUG on, SQLite unless DATABASE_URL says otherwise.
 RUN_ENV := DEBUG=$${DEBUG:-1}
 
@@ -29,12 +31,16 @@ run: venv
 	@# The demo push service's port must be free (else: stop, naming PUSH_DEMO_SERVICE_PORT);
 	@# demo subscriptions seeded for another port are moved to this one.
 	$(RUN_ENV) $(BIN)/python manage.py run_demo_push_service --prepare
-	@echo "Serving on http://$(HOST):$(PORT)/ with a task worker and the demo push service (Ctrl-C stops them)."
+	@echo "Serving on http://$(HOST):$(PORT)/ with a task worker, the demo push service and a storefront simulator (Ctrl-C stops them)."
 	@trap 'kill 0' EXIT INT TERM; \
 	  if [ -z "$$VAPID_PRIVATE_KEY$$VAPID_PRIVATE_KEY_FILE" ]; then set -a; . ./.local/vapid.env; set +a; fi; \
 	  $(RUN_ENV) $(BIN)/python manage.py run_demo_push_service & \
 	  $(RUN_ENV) $(BIN)/python manage.py push_resume && \
 	  $(RUN_ENV) $(BIN)/python manage.py db_worker & \
+	  if [ "$(SIMULATE_RATE)" != "0" ]; then \
+	    $(RUN_ENV) $(BIN)/python manage.py simulate_storefront --rate $(SIMULATE_RATE) \
+	      --url http://$(HOST):$(PORT) & \
+	  fi; \
 	  $(RUN_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: venv

@@ -35,12 +35,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_filters",
-    "django_tables2",
     "django_tasks_db",
     "axes",
     "clients",
     "orders",
     "notifications",
+    "storefront",
 ]
 # The demo shop (seed_demo, demo users, the demo push service and storefront) and the
 # benchmark commands live in their own apps; a production deployment can leave them out with
@@ -56,6 +56,8 @@ MIDDLEWARE = [
     # Safe against BREACH: the CSRF token is masked afresh in every response and
     # GZipMiddleware pads each response with random bytes (README, "Security").
     "django.middleware.gzip.GZipMiddleware",
+    # Under /api/: every error as problem+json, CORS for the browser-facing endpoints.
+    "storefront.middleware.ApiMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The language: the one picked in the menu (a cookie), else the browser's Accept-Language.
     "django.middleware.locale.LocaleMiddleware",
@@ -110,11 +112,17 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
+# STOCK_DJANGO=1 swaps this project's faster readers of sessions, users and permissions for
+# Django's own (README: "Deviations from stock Django"): CI runs the fast tests that way too,
+# so the back office is known to work on stock Django and the deviations stay optional.
+STOCK_DJANGO = env_bool("STOCK_DJANGO", default=False)
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses a locked-out login before the password is checked.
     "axes.backends.AxesStandaloneBackend",
     # ModelBackend, with a user's own and group permissions read in one query.
-    "backoffice.auth.PermissionsInOneQueryBackend",
+    "django.contrib.auth.backends.ModelBackend"
+    if STOCK_DJANGO
+    else "backoffice.auth.PermissionsInOneQueryBackend",
 ]
 
 # Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one username, or
@@ -208,7 +216,28 @@ PUSH_DEMO_SERVICE_PORT = int(os.environ.get("PUSH_DEMO_SERVICE_PORT", "8765"))
 # system's (hostnames are still checked); empty: the system's only.
 PUSH_CA_FILE = os.environ.get("PUSH_CA_FILE", "")
 
-DJANGO_TABLES2_TEMPLATE = "tables/table.html"
+# --- Storefront API (storefront app, /api/v1/) -------------------------------------------------
+# Largest request body accepted (413 above), in bytes.
+STOREFRONT_API_MAX_BODY = int(os.environ.get("STOREFRONT_API_MAX_BODY", 64 * 1024))
+# Rate limits, counted in the database (shared by every worker and machine): calls per API key,
+# and per customer token, in each window of STOREFRONT_API_RATE_WINDOW seconds.
+STOREFRONT_API_RATE_LIMIT = int(os.environ.get("STOREFRONT_API_RATE_LIMIT", 3000))
+STOREFRONT_API_CUSTOMER_RATE_LIMIT = int(os.environ.get("STOREFRONT_API_CUSTOMER_RATE_LIMIT", 60))
+STOREFRONT_API_RATE_WINDOW = int(os.environ.get("STOREFRONT_API_RATE_WINDOW", 10))
+# Idempotency keys are kept this long (seconds; at least a day), and a call still running
+# after STOREFRONT_API_IDEMPOTENCY_LOCK seconds is taken to have died.
+STOREFRONT_API_IDEMPOTENCY_TTL = max(
+    86400, int(os.environ.get("STOREFRONT_API_IDEMPOTENCY_TTL", 86400))
+)
+STOREFRONT_API_IDEMPOTENCY_LOCK = int(os.environ.get("STOREFRONT_API_IDEMPOTENCY_LOCK", 60))
+# Origins whose pages call the browser-facing endpoints (push, launches) with a customer
+# token (CORS); by default the origins allowed for the older push endpoints.
+STOREFRONT_API_BROWSER_ORIGINS = env_list(
+    "STOREFRONT_API_BROWSER_ORIGINS", default=PUSH_STOREFRONT_ORIGINS
+)
+# An order is attributed to the customer's latest launch with a source at most this many days
+# before it (storefront/selectors.py: launch_attributing_order).
+STOREFRONT_ATTRIBUTION_DAYS = int(os.environ.get("STOREFRONT_ATTRIBUTION_DAYS", 30))
 
 # Content Security Policy: everything comes from our own origin; scripts need the nonce.
 SECURE_CSP = {
@@ -225,7 +254,7 @@ SECURE_CSP = {
 }
 
 # Django's database sessions, read with plain SQL (backoffice/sessions.py).
-SESSION_ENGINE = "backoffice.sessions"
+SESSION_ENGINE = "django.contrib.sessions.backends.db" if STOCK_DJANGO else "backoffice.sessions"
 SESSION_COOKIE_HTTPONLY = True
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)

@@ -25,5 +25,8 @@ urlpatterns = [
     path("orders/", include("orders.urls")),
     path("push/", include("notifications.urls")),
     *([path("push/demo/", include("demo.urls"))] if apps.is_installed("demo") else []),
+    # The storefront API: its own authentication (API keys, customer tokens), no session.
+    path("api/", include("storefront.urls")),
+    path("settings/", include("storefront.backoffice_urls")),
     path("django-admin/", admin.site.urls),
 ]

@@ -1,5 +1,6 @@
 """The search box and filters of the Clients and Leads tabs."""
 
+import functools
 from datetime import UTC
 
 import django_filters
@@ -11,7 +12,7 @@ from django_filters.fields import DateRangeField
 
 from backoffice.countries import is_country
 from clients.models import Customer
-from clients.search import normalize, phone_digits
+from clients.search import MAX_PK, parse_query
 
 # Offered as suggestions; any value stored on orders can be typed.
 KNOWN_SOURCES = ("google", "facebook", "instagram", "newsletter", "direct", "bing", "tiktok")
@@ -146,12 +147,18 @@ class CustomerFilter(django_filters.FilterSet):
         form = CustomerFilterForm
 
     def search(self, queryset, name, value):
-        text = normalize(value)
-        if not text:
+        """Every word of the search in the customer's search text, in any order; a
+        phone-like search also as one string of digits; "#295" is client 295 alone."""
+        query = parse_query(value)
+        if query.client_id is not None:
+            if query.client_id > MAX_PK:
+                return queryset.none()
+            return queryset.filter(pk=query.client_id)
+        if not query.words:
             return queryset
-        condition = Q(search_text__contains=text)
-        if digits := phone_digits(value):
-            condition |= Q(search_text__contains=digits)
+        condition = Q(*(Q(search_text__contains=word) for word in query.words))
+        if query.digits and (query.digits,) != query.words:
+            condition |= Q(search_text__contains=query.digits)
         return queryset.filter(condition)
 
     def by_country(self, queryset, name, value):
@@ -175,3 +182,16 @@ class CustomerFilter(django_filters.FilterSet):
 
 def _empty_range(value) -> bool:
     return isinstance(value, slice) and value.start is None and value.stop is None
+
+
+@functools.cache
+def filter_keys() -> frozenset[str]:
+    """The query-string keys the search and filters read ("q", "source", "last_order_after"…)."""
+    keys = set()
+    for name, field in CustomerFilter().form.fields.items():
+        widget = field.widget
+        if hasattr(widget, "suffixes"):  # a range: name_after, name_before
+            keys.update(widget.suffixed(name, suffix) for suffix in widget.suffixes)
+        else:
+            keys.add(name)
+    return frozenset(keys)

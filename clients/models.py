@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Now
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -17,7 +17,18 @@ class Customer(models.Model):
     first_name = models.CharField(max_length=150, blank=True)
     last_name = models.CharField(max_length=150, blank=True)
     phone = models.CharField(max_length=32, blank=True)
-    created_at = models.DateTimeField(_("customer since"), db_index=True)
+    # No index of its own: the lists sort and filter on it within a tab, which the per-tab
+    # (created_at, id) indexes serve (migration 0004); one more index would be one more
+    # entry to write on every change of the row's list columns (each paid order).
+    created_at = models.DateTimeField(_("customer since"))
+    # The shop's own id for the account (its platform's customer id), set through the API.
+    external_id = models.CharField(max_length=100, blank=True)
+    # The customer's language (a BCP 47 tag such as "fr" or "en-GB"), as the shop knows it.
+    language = models.CharField(max_length=35, blank=True)
+    # When the account's details (contact, email, language, addresses) last changed, for the
+    # API's `updated_since`; the statistics do not touch it. Rows older than the column got
+    # the time of the migration (a constant default: PostgreSQL adds it without a rewrite).
+    updated_at = models.DateTimeField(db_default=Now())
     default_billing_address = models.ForeignKey(
         "clients.Address",
         null=True,
@@ -45,12 +56,15 @@ class Customer(models.Model):
     total_spent = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     first_order_at = models.DateTimeField(null=True, blank=True)
     last_order_at = models.DateTimeField(null=True, blank=True)
+    # No index: nothing looks customers up by their last order (orders are never deleted,
+    # Order.customer is PROTECT), and every paid order writes this column.
     last_order = models.ForeignKey(
         "orders.Order",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
     last_source = models.CharField(max_length=100, blank=True)
     last_medium = models.CharField(max_length=100, blank=True)
@@ -65,7 +79,14 @@ class Customer(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(Lower("email"), name="customer_email_unique_ci"),
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=~Q(external_id=""),
+                name="customer_external_id_unique",
+            ),
         ]
+        # The API's customer list pages by (updated_at, id) from `updated_since`.
+        indexes = [models.Index(fields=["updated_at", "id"], name="customer_updated_idx")]
 
     def __str__(self):
         return self.full_name or self.email
@@ -142,6 +163,55 @@ class Note(models.Model):
         return f"Note on {self.customer_id} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
+class TabCount(models.Model):
+    """PostgreSQL only: how many customers each tab holds, in 16 slots kept exact by triggers
+    on the customers table (the table, its functions and triggers are created by
+    clients/migrations/0004_postgres_list_indexes.py; the model gives its name to the SQL
+    that reads it)."""
+
+    slot = models.SmallIntegerField(primary_key=True)
+    clients = models.BigIntegerField(default=0)
+    leads = models.BigIntegerField(default=0)
+
+    class Meta:
+        managed = False
+        db_table = "clients_tab_count"
+
+    def __str__(self):
+        return f"slot {self.slot}: {self.clients} clients, {self.leads} leads"
+
+
+class AuditAction(models.TextChoices):
+    """What an audit entry records; the label is the change history's wording."""
+
+    CONTACT_UPDATE = "contact_update", _("Contact changed")
+    ADDRESS_CREATE = "address_create", _("Address added")
+    ADDRESS_UPDATE = "address_update", _("Address corrected")
+    DEFAULT_ADDRESSES = "default_addresses", _("Default addresses changed")
+    NOTE_SAVE = "note_save", _("Note saved")
+    # Written when the customer's browsers subscribe or unsubscribe (notifications/services.py).
+    PUSH_OPT_IN = "push_opt_in", _("Push notifications consent changed")
+    # A test notification an admin sent to the customer's devices (notifications/services.py).
+    PUSH_TEST = "push_test", _("Test notification sent")
+    # The oldest of a customer's browsers, unsubscribed when a new one passes
+    # PUSH_MAX_SUBSCRIPTIONS_PER_CUSTOMER (notifications/services.py).
+    PUSH_SUBSCRIPTION_REPLACED = (
+        "push_subscription_replaced",
+        _("Oldest push subscription replaced by a new one"),
+    )
+    # Made by the customer through the shop's API (storefront/).
+    SIGN_UP = "sign_up", _("Account created")
+    CUSTOMER_UPDATE = "customer_update", _("Details changed")
+    ADDRESS_DELETE = "address_delete", _("Address deleted")
+
+
+class AuditOrigin(models.TextChoices):
+    """Who made a change: staff in the back office, or the customer (through the shop's API)."""
+
+    STAFF = "staff", _("staff")
+    CUSTOMER = "customer", _("the customer")
+
+
 class AuditEntry(models.Model):
     """Who changed what on a customer, when, from what to what."""
 
@@ -150,7 +220,8 @@ class AuditEntry(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     at = models.DateTimeField()
-    action = models.CharField(max_length=50)
+    action = models.CharField(max_length=50, choices=AuditAction.choices)
+    origin = models.CharField(max_length=10, choices=AuditOrigin.choices, default="staff")
     # {"field": [before, after], ...}
     changes = models.JSONField(default=dict)
 

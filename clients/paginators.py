@@ -1,10 +1,10 @@
 """Paginators that keep the Clients and Leads tabs cheap at a million customers."""
 
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
-from django_tables2.rows import BoundRows
 
 # A search or filter counts its matches up to this many; past it the page says "more than".
 COUNT_CAP = 10_000
@@ -24,19 +24,17 @@ class CappedCountPaginator(Paginator):
 
     cap = COUNT_CAP
 
-    def __init__(self, *args, one_pass: bool = False, **kwargs):
+    def __init__(self, *args, one_pass: bool = False, first_pk: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         # Searches: see _page_in_one_pass().
         self.one_pass = one_pass
+        # A search for "295" lists client 295 first, then the other matches in the list's
+        # order: the pages are those of that list (see _rows()).
+        self.first_pk = first_pk
 
     @cached_property
     def count(self) -> int:
-        return self._queryset().order_by()[: self.cap + 1].count()
-
-    def _queryset(self):
-        rows = self.object_list
-        # django-tables2 hands over its rows; count on the queryset underneath them.
-        return getattr(getattr(rows, "data", None), "data", rows)
+        return self.object_list.order_by()[: self.cap + 1].count()
 
     @property
     def capped(self) -> bool:
@@ -60,16 +58,32 @@ class CappedCountPaginator(Paginator):
         page = self._page_in_one_pass(number)
         if page is not None:
             return page
-        if not self.capped:
-            return super().page(number)
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        rows = list(self.object_list[bottom : bottom + self.per_page + 1])
+        if not self.capped:
+            top = bottom + self.per_page
+            if top + self.orphans >= self.count:
+                top = self.count
+            return self._get_page(self._rows(bottom, top), number, self)
+        rows = list(self._rows(bottom, bottom + self.per_page + 1))
         if not rows and number > 1:
             raise EmptyPage("That page contains no results")
         return OpenEndedPage(
             rows[: self.per_page], number, self, has_next=len(rows) > self.per_page
         )
+
+    def _rows(self, bottom: int, top: int):
+        """Rows bottom..top of the list, with `first_pk` moved to its head when it matches."""
+        queryset = self.object_list
+        if self.first_pk is None or not isinstance(queryset, QuerySet):
+            return queryset[bottom:top]
+        first = list(queryset.filter(pk=self.first_pk).order_by())
+        if not first:
+            return queryset[bottom:top]
+        others = queryset.exclude(pk=self.first_pk)
+        if bottom == 0:
+            return first + list(others[: max(top - 1, 0)])
+        return list(others[bottom - 1 : top - 1])
 
     def _page_in_one_pass(self, number) -> Page | None:
         """The page and the capped count from one scan of the matches, when there are at
@@ -90,7 +104,7 @@ class CappedCountPaginator(Paginator):
             number = int(number)
         except (TypeError, ValueError):
             return None
-        queryset = self._queryset()
+        queryset = self.object_list
         ordering = queryset.query.order_by
         offset = (number - 1) * self.per_page
         if (
@@ -103,11 +117,20 @@ class CappedCountPaginator(Paginator):
             return None
         fields = [o.lstrip("-") for o in ordering]
         matches = queryset.prefetch_related(None).order_by().values_list("pk", *fields)
-        inner, params = matches[: self.cap + 1].query.sql_with_params()
+        try:
+            inner, params = matches[: self.cap + 1].query.sql_with_params()
+        except EmptyResultSet:  # a search that cannot match (.none())
+            self.count = 0
+            return self._get_page([], self.validate_number(number), self)
         columns = ", ".join(f"c{i}" for i in range(len(fields) + 1))
         order = ", ".join(
             f"c{i} {'DESC' if o.startswith('-') else 'ASC'}" for i, o in enumerate(ordering, 1)
         )
+        first = []
+        if self.first_pk is not None:
+            # The exact client ID first (c0 is the primary key).
+            order = f"CASE WHEN c0 = %s THEN 0 ELSE 1 END, {order}"
+            first = [self.first_pk]
         # Referenced twice, the matches are computed once (PostgreSQL materializes such a
         # common table expression; SQLite too).
         sql = (
@@ -115,7 +138,7 @@ class CappedCountPaginator(Paginator):
             f"SELECT c0, (SELECT COUNT(*) FROM m) FROM m ORDER BY {order} LIMIT %s OFFSET %s"
         )
         with connections[queryset.db].cursor() as cursor:
-            cursor.execute(sql, [*params, self.per_page, offset])
+            cursor.execute(sql, [*params, *first, self.per_page, offset])
             rows = cursor.fetchall()
         if rows:
             count = rows[0][1]
@@ -131,10 +154,16 @@ class CappedCountPaginator(Paginator):
         ids = [row[0] for row in rows]
         records = {record.pk: record for record in queryset.filter(pk__in=ids).order_by()}
         page_rows = [records[pk] for pk in ids if pk in records]
-        object_list = self.object_list
-        if isinstance(object_list, BoundRows):
-            page_rows = BoundRows(page_rows, table=object_list.table)
         return self._get_page(page_rows, number, self)
+
+
+class KnownCountPaginator(Paginator):
+    """A paginator told the number of rows instead of counting them again (a whole tab, from
+    the tab counts; a client page's lists, from the counts read with the customer)."""
+
+    def __init__(self, *args, count: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.count = count  # shadows the cached_property
 
 
 class OpenEndedPage(Page):

@@ -2,6 +2,7 @@
 
 import re
 import unicodedata
+from dataclasses import dataclass
 
 import phonenumbers
 from django.conf import settings
@@ -47,3 +48,40 @@ def phone_digits(query: str) -> str:
     if _PHONE_LIKE.match(query.strip()):
         return _NOT_DIGIT.sub("", query)
     return ""
+
+
+# "#295", as the Client ID column writes it.
+_CLIENT_ID = re.compile(r"^#\s*(\d{1,19})$")
+_DIGITS = re.compile(r"^\d{1,19}$")
+# The largest value of a BigAutoField primary key.
+MAX_PK = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What the search box asks for.
+
+    `words`: each must appear in a customer's search text, in any order ("garcia agathe"
+    finds Agathe Garcia). `digits`: a phone-like query's digits, matched as one string too.
+    `client_id`: "#295" asks for that client only. `exact_id`: a query of digits alone is
+    also a client ID, listed first among the matches.
+    """
+
+    words: tuple[str, ...] = ()
+    digits: str = ""
+    client_id: int | None = None
+    exact_id: int | None = None
+
+
+def parse_query(text: str) -> SearchQuery:
+    """The search box's text read as a SearchQuery ("" asks for nothing)."""
+    text = (text or "").strip()
+    if match := _CLIENT_ID.match(text):
+        # An id past the primary key's range is no customer: 0 matches, not an error.
+        return SearchQuery(client_id=min(int(match.group(1)), MAX_PK + 1))
+    # "#295 garcia": the # is the Client ID column's way of writing 295.
+    words = tuple(dict.fromkeys(w.lstrip("#") or w for w in normalize(text).split()))
+    exact_id = None
+    if _DIGITS.match(text) and not text.startswith("0") and int(text) <= MAX_PK:
+        exact_id = int(text)
+    return SearchQuery(words=words, digits=phone_digits(text), exact_id=exact_id)

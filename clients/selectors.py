@@ -8,8 +8,11 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
-from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, Note
+from clients.filters import CustomerFilter
+from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, Note, TabCount
+from clients.search import MAX_PK
 from orders.models import Order
+from storefront.models import Launch
 
 TABS = {"clients": IS_CLIENT, "leads": IS_LEAD}
 
@@ -30,8 +33,6 @@ LIST_COLUMNS = (
 )
 
 MAX_SELECTED = 500
-# The largest value of a BigAutoField primary key.
-MAX_PK = 2**63 - 1
 
 
 class DeepPageQuerySet(QuerySet):
@@ -81,24 +82,31 @@ def tab_counts() -> dict[str, int]:
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
+            table = connection.ops.quote_name(TabCount._meta.db_table)
             cursor.execute(
-                "SELECT coalesce(sum(clients), 0), coalesce(sum(leads), 0) FROM clients_tab_count"
+                f"SELECT coalesce(sum(clients), 0), coalesce(sum(leads), 0) FROM {table}"
             )
             clients, leads = cursor.fetchone()
         return {"clients": int(clients), "leads": int(leads)}
     return {tab: Customer.objects.filter(condition).count() for tab, condition in TABS.items()}
 
 
+def customer_match_count(*, tab: str, filterset, cap: int) -> int:
+    """How many customers of `tab` the valid search and filters of `filterset` (a bound
+    CustomerFilter of the other tab) find, counted up to cap + 1."""
+    matches = filterset.filter_queryset(Customer.objects.filter(TABS[tab]))
+    return matches.order_by()[: cap + 1].count()
+
+
 def customer_audience(*, tab: str, audience: str, ids: list, query: str) -> QuerySet[Customer]:
     """The push-accepting customers a campaign started from a tab goes to.
 
     `audience` is "all" (the whole tab), "filtered" (the tab under the search and filters in
-    `query`, a query string) or "selected" (the ids ticked on the page). Everything is
-    re-checked here: ids are only kept if they belong to the tab and accepted push.
+    `query`, the query string the list gave: clients.listing.filter_query) or "selected" (the
+    ids ticked on the page). Everything is re-checked here: ids are only kept if they belong
+    to the tab and accepted push.
     Raises ValueError with a message for the user when the input is not valid.
     """
-    from clients.filters import CustomerFilter  # filters import this module's TABS
-
     if tab not in TABS:
         raise ValueError("Unknown tab: choose Clients or Leads.")
     customers = Customer.objects.filter(TABS[tab], push_opt_in=True)
@@ -152,7 +160,8 @@ def _customer_detail() -> QuerySet[Customer]:
 
     Besides the header and the default addresses: `address_rows` (addresses in the book),
     `order_rows` (orders of every status),
-    `note_rows` (note versions) and `audit_rows` (change history entries), the counts the page's
+    `note_rows` (note versions), `audit_rows` (change history entries) and `launch_rows` (app
+    launches reported by the storefront API), the counts the page's
     paginators are given, and the current note's columns `current_note_*`, read back by
     current_note().
     """
@@ -165,6 +174,7 @@ def _customer_detail() -> QuerySet[Customer]:
         order_rows=_count_per_customer(Order),
         note_rows=_count_per_customer(Note),
         audit_rows=_count_per_customer(AuditEntry),
+        launch_rows=_count_per_customer(Launch),
         current_note_id=Subquery(current.values("pk")[:1]),
         current_note_text=Subquery(current.values("text")[:1]),
         current_note_created_at=Subquery(current.values("created_at")[:1]),

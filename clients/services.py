@@ -3,10 +3,18 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from clients.models import ADDRESS_FIELDS, Address, AuditEntry, Customer, Note
+from clients.models import (
+    ADDRESS_FIELDS,
+    Address,
+    AuditAction,
+    AuditEntry,
+    AuditOrigin,
+    Customer,
+    Note,
+)
 from clients.search import customer_search_text
 
 
@@ -20,14 +28,25 @@ class Conflict(Exception):
     at: datetime | None = None
 
 
-def audit_record(*, customer: Customer, actor, action: str, changes: dict) -> AuditEntry:
-    """Write one audit entry (who, when, what, before -> after) for a change to a customer."""
+def audit_record(
+    *,
+    customer: Customer,
+    actor,
+    action: AuditAction,
+    changes: dict,
+    origin: str = AuditOrigin.STAFF,
+) -> AuditEntry:
+    """Write one audit entry (who, when, what, before -> after) for a change to a customer.
+
+    `origin` says whether staff (`actor`) or the customer, through the shop's API, made it.
+    """
     return AuditEntry.objects.create(
         customer=customer,
         actor=actor,
         at=timezone.now(),
-        action=action,
+        action=AuditAction(action),  # an action without a label is refused (ValueError)
         changes=changes,
+        origin=origin,
     )
 
 
@@ -50,6 +69,8 @@ def customer_create(
     last_name: str = "",
     phone: str = "",
     created_at: datetime | None = None,
+    external_id: str = "",
+    language: str = "",
 ) -> Customer:
     """Create a customer account (the storefront's sign-up)."""
     customer = Customer.objects.create(
@@ -58,6 +79,8 @@ def customer_create(
         last_name=last_name.strip(),
         phone=phone.strip(),
         created_at=created_at or timezone.now(),
+        external_id=external_id,
+        language=language,
     )
     # The search text includes the client ID, known only once the row exists.
     customer_refresh_search_text(customer)
@@ -67,12 +90,17 @@ def customer_create(
 
 @transaction.atomic
 def address_create(
-    *, customer: Customer, actor=None, make_default: bool = False, **fields
+    *,
+    customer: Customer,
+    actor=None,
+    make_default: bool = False,
+    origin: str = AuditOrigin.STAFF,
+    **fields,
 ) -> Address:
     """Add an address to a customer's book; the first one becomes the default for both uses."""
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     address = Address.objects.create(customer=customer, **fields)
-    updates = {}
+    updates = {"updated_at": timezone.now()}
     if make_default or customer.default_billing_address_id is None:
         updates["default_billing_address"] = address
         updates["country"] = address.country
@@ -82,12 +110,13 @@ def address_create(
         for name, value in updates.items():
             setattr(customer, name, value)
         customer.save(update_fields=list(updates))
-    if actor is not None:
+    if actor is not None or origin == AuditOrigin.CUSTOMER:
         audit_record(
             customer=customer,
             actor=actor,
-            action="address_create",
+            action=AuditAction.ADDRESS_CREATE,
             changes={"address": ["", str(address)]},
+            origin=origin,
         )
     return address
 
@@ -164,7 +193,7 @@ def customer_update_contact(
     before = customer_contact_values(customer)
     _check_version(
         customer=customer,
-        action="contact_update",
+        action=AuditAction.CONTACT_UPDATE,
         current=before,
         version=version,
         stored_version=customer.version,
@@ -183,9 +212,10 @@ def customer_update_contact(
     for name in changes:
         setattr(customer, name, after[name])
     customer.version += 1
+    customer.updated_at = timezone.now()
     customer_refresh_search_text(customer)
-    customer.save(update_fields=[*changes, "version", "search_text"])
-    audit_record(customer=customer, actor=actor, action="contact_update", changes=changes)
+    customer.save(update_fields=[*changes, "version", "updated_at", "search_text"])
+    audit_record(customer=customer, actor=actor, action=AuditAction.CONTACT_UPDATE, changes=changes)
     return customer
 
 
@@ -222,7 +252,7 @@ def address_set_default(
     try:
         _check_version(
             customer=customer,
-            action="default_addresses",
+            action=AuditAction.DEFAULT_ADDRESSES,
             current=before,
             version=version,
             stored_version=customer.version,
@@ -241,8 +271,11 @@ def address_set_default(
     customer.default_shipping_address = shipping
     customer.country = billing.country
     customer.version += 1
-    customer.save(update_fields=[*DEFAULT_ADDRESS_FIELDS, "country", "version"])
-    audit_record(customer=customer, actor=actor, action="default_addresses", changes=changes)
+    customer.updated_at = timezone.now()
+    customer.save(update_fields=[*DEFAULT_ADDRESS_FIELDS, "country", "version", "updated_at"])
+    audit_record(
+        customer=customer, actor=actor, action=AuditAction.DEFAULT_ADDRESSES, changes=changes
+    )
     return customer
 
 
@@ -253,7 +286,13 @@ def address_values(address: Address) -> dict[str, str]:
 
 @transaction.atomic
 def address_update(
-    *, address: Address, actor, version: int, base: dict | None = None, **fields: str
+    *,
+    address: Address,
+    actor,
+    version: int,
+    base: dict | None = None,
+    origin: str = AuditOrigin.STAFF,
+    **fields: str,
 ) -> Address:
     """Correct an address in a customer's book; orders keep the copy they were placed with."""
     unknown = set(fields) - set(ADDRESS_FIELDS)
@@ -264,7 +303,7 @@ def address_update(
     before = address_values(address)
     _check_version(
         customer=customer,
-        action="address_update",
+        action=AuditAction.ADDRESS_UPDATE,
         current=before,
         version=version,
         stored_version=address.version,
@@ -278,12 +317,20 @@ def address_update(
         setattr(address, name, after[name])
     address.version += 1
     address.save(update_fields=[*changed, "version"])
-    if customer.default_billing_address_id == address.pk and customer.country != address.country:
-        customer.country = address.country
-        customer.save(update_fields=["country"])
+    customer.updated_at = timezone.now()
+    customer.country = (
+        address.country if customer.default_billing_address_id == address.pk else customer.country
+    )
+    customer.save(update_fields=["country", "updated_at"])
     changes = {name: [before[name], after[name]] for name in changed}
     changes["address"] = [str(Address(**before)), str(address)]
-    audit_record(customer=customer, actor=actor, action="address_update", changes=changes)
+    audit_record(
+        customer=customer,
+        actor=actor,
+        action=AuditAction.ADDRESS_UPDATE,
+        changes=changes,
+        origin=origin,
+    )
     return address
 
 
@@ -319,6 +366,181 @@ def note_save(*, customer: Customer, actor, text: str, based_on: int | None) -> 
         customer=customer, text=text, author=actor, created_at=timezone.now()
     )
     audit_record(
-        customer=customer, actor=actor, action="note_save", changes={"note": [before, text]}
+        customer=customer,
+        actor=actor,
+        action=AuditAction.NOTE_SAVE,
+        changes={"note": [before, text]},
     )
     return note
+
+
+# --- The customer's own changes, through the shop's API ("My details", "My addresses") ------
+
+
+@dataclass(frozen=True)
+class Taken(Exception):
+    """Another customer already has this email (compared case-insensitively) or shop id."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class NotOwnAddress(Exception):
+    """An address id that is not in this customer's book."""
+
+    field: str
+
+
+def _check_unique(*, email: str | None, external_id: str | None, exclude: int | None) -> None:
+    others = Customer.objects.exclude(pk=exclude) if exclude else Customer.objects.all()
+    if email is not None and others.filter(email__iexact=email).exists():
+        raise Taken("email")
+    if external_id and others.filter(external_id=external_id).exists():
+        raise Taken("external_id")
+
+
+@transaction.atomic
+def customer_sign_up(
+    *,
+    email: str,
+    first_name: str = "",
+    last_name: str = "",
+    phone: str = "",
+    language: str = "",
+    external_id: str = "",
+) -> Customer:
+    """A customer created an account in the shop; raises Taken if the email or id is used."""
+    _check_unique(email=email, external_id=external_id, exclude=None)
+    try:
+        with transaction.atomic():
+            customer = customer_create(
+                email=email,
+                first_name=first_name,
+                last_name=last_name,
+                phone=phone,
+                language=language,
+                external_id=external_id,
+            )
+    except IntegrityError:
+        # A concurrent sign-up with the same email or id won the race.
+        _check_unique(email=email, external_id=external_id, exclude=None)
+        raise
+    changes = {
+        name: ["", value]
+        for name, value in (
+            ("email", customer.email),
+            ("first_name", customer.first_name),
+            ("last_name", customer.last_name),
+            ("phone", customer.phone),
+            ("language", customer.language),
+        )
+        if value
+    }
+    audit_record(
+        customer=customer,
+        actor=None,
+        action="sign_up",
+        changes=changes,
+        origin=AuditOrigin.CUSTOMER,
+    )
+    return customer
+
+
+# What the customer may change about themselves (the back office may not change the email).
+CUSTOMER_SELF_FIELDS = ("email", "first_name", "last_name", "phone", "language", "external_id")
+
+
+@transaction.atomic
+def customer_update_by_customer(
+    *,
+    customer: Customer,
+    fields: dict[str, str],
+    default_billing_address_id: int | None = None,
+    default_shipping_address_id: int | None = None,
+) -> Customer:
+    """The customer changed their details (or their default addresses) in the shop.
+
+    Only the fields given change; raises Taken (email, external_id) or NotOwnAddress.
+    """
+    unknown = set(fields) - set(CUSTOMER_SELF_FIELDS)
+    if unknown:
+        raise TypeError(f"Not fields a customer changes: {', '.join(sorted(unknown))}")
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    fields = {name: value.strip() for name, value in fields.items()}
+    changed = {n: v for n, v in fields.items() if getattr(customer, n) != v}
+    _check_unique(
+        email=changed.get("email"), external_id=changed.get("external_id"), exclude=customer.pk
+    )
+    changes = {name: [getattr(customer, name), value] for name, value in changed.items()}
+    defaults = {}
+    for name, pk in (
+        ("default_billing_address", default_billing_address_id),
+        ("default_shipping_address", default_shipping_address_id),
+    ):
+        if pk is None:
+            continue
+        if not Address.objects.filter(pk=pk, customer=customer).exists():
+            raise NotOwnAddress(f"{name}_id")
+        if getattr(customer, f"{name}_id") != pk:
+            defaults[name] = [getattr(customer, f"{name}_id"), pk]
+    if not changes and not defaults:
+        return customer
+    for name, (_before, after) in changes.items():
+        setattr(customer, name, after)
+    update_fields = list(changes)
+    for name, (_before, after) in defaults.items():
+        setattr(customer, f"{name}_id", after)
+        update_fields.append(name)
+    if "default_billing_address" in defaults:
+        customer.country = Address.objects.get(pk=customer.default_billing_address_id).country
+        update_fields.append("country")
+    customer.version += 1
+    customer.updated_at = timezone.now()
+    customer_refresh_search_text(customer)
+    try:
+        with transaction.atomic():
+            customer.save(update_fields=[*update_fields, "version", "updated_at", "search_text"])
+    except IntegrityError:
+        _check_unique(
+            email=changed.get("email"),
+            external_id=changed.get("external_id"),
+            exclude=customer.pk,
+        )
+        raise
+    audit_record(
+        customer=customer,
+        actor=None,
+        action="customer_update",
+        changes={**changes, **_address_labels(defaults)},
+        origin=AuditOrigin.CUSTOMER,
+    )
+    return customer
+
+
+@transaction.atomic
+def address_delete(*, address: Address, actor=None, origin: str = AuditOrigin.STAFF) -> None:
+    """Remove an address from a customer's book; orders keep the copy they were placed with.
+
+    A default address that is removed leaves that default empty (the shop asks for a new one).
+    """
+    customer = Customer.objects.select_for_update().get(pk=address.customer_id)
+    label = str(address)
+    update_fields = ["version", "updated_at"]
+    if customer.default_billing_address_id == address.pk:
+        customer.default_billing_address = None
+        customer.country = ""
+        update_fields += ["default_billing_address", "country"]
+    if customer.default_shipping_address_id == address.pk:
+        customer.default_shipping_address = None
+        update_fields.append("default_shipping_address")
+    customer.version += 1
+    customer.updated_at = timezone.now()
+    customer.save(update_fields=update_fields)
+    Address.objects.filter(pk=address.pk).delete()
+    audit_record(
+        customer=customer,
+        actor=actor,
+        action="address_delete",
+        changes={"address": [label, ""]},
+        origin=origin,
+    )

@@ -802,10 +802,6 @@ class CopyWriter:
                         self._copy(connection, cursor, payload)
                     for statement in restore:
                         cursor.execute(statement)
-                with connection.cursor() as cursor:
-                    # Fresh planner statistics, so the lists use their indexes right away.
-                    for table in TABLES:
-                        cursor.execute(f"ANALYZE {connection.ops.quote_name(table.table)}")
             else:
                 while (payload := self.queue.get()) is not None:
                     with transaction.atomic(using=self.using), connection.cursor() as cursor:
@@ -870,6 +866,26 @@ def writer_for(using: str = "default", *, bulk: bool = False):
     if connections[using].vendor == "postgresql":
         return CopyWriter(using, bulk=bulk)
     return BulkCreateWriter(using)
+
+
+def vacuum_analyze(using: str = "default") -> None:
+    """Vacuum and analyze the loaded tables (PostgreSQL; SQLite: analyze only).
+
+    Fresh planner statistics, so the lists use their indexes right away; and on PostgreSQL a
+    current visibility map: rows just loaded are not yet known to be visible to every
+    transaction, so an index-only scan visits the heap for each of them. A deep page (offset
+    ~300,000, read from the sort's index) took 565 ms instead of 26 ms on an unvacuumed load.
+    """
+    connection = connections[using]
+    names = ", ".join(connection.ops.quote_name(table.table) for table in TABLES)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            cursor.execute(f"VACUUM (ANALYZE) {names}")
+        elif connection.vendor == "postgresql":  # inside a transaction VACUUM cannot run
+            cursor.execute(f"ANALYZE {names}")
+        else:
+            for table in TABLES:
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(table.table)}")
 
 
 def first_free_ids(using: str = "default") -> dict[type[models.Model], int]:

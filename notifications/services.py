@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from clients.models import Customer
+from clients.models import AuditAction, Customer
 from clients.services import audit_record
 from notifications.conf import push_setting
 from notifications.models import (
@@ -48,7 +48,7 @@ def _opt_in_refresh(customer_ids) -> None:
         audit_record(
             customer=customer,
             actor=None,
-            action="push_opt_in",
+            action=AuditAction.PUSH_OPT_IN,
             changes={"push_opt_in": [before, customer.push_opt_in]},
         )
     if changed:
@@ -108,7 +108,7 @@ def _subscriptions_limit(
         audit_record(
             customer=customer,
             actor=None,
-            action="push_subscription_replaced",
+            action=AuditAction.PUSH_SUBSCRIPTION_REPLACED,
             changes={
                 "subscription": [replaced.pk, keep.pk],
                 "status": [SubscriptionStatus.ACTIVE, SubscriptionStatus.UNSUBSCRIBED],
@@ -698,7 +698,7 @@ def campaign_send_test(*, actor, message: Message, customer_id: int) -> TestPush
     audit_record(
         customer=customer,
         actor=actor,
-        action="push_test",
+        action=AuditAction.PUSH_TEST,
         changes={"title": [None, message.title], "outcome": [None, outcome.strip()]},
     )
     return TestPushOutcome(

@@ -6,6 +6,9 @@
 - POST /push/storefront/resubscribe  {"oldEndpoint", "oldAuth", "subscription"} (sent by the
   service worker on pushsubscriptionchange; the old auth secret proves it is the same browser)
 
+Deprecated: the storefront API (/api/v1/push/…, storefront/endpoints/push.py) has the same
+calls; these keep working and answer with `Deprecation: true` and a `Link` to their successor.
+
 The token identifies the customer (notifications/tokens.py explains how the shop issues it).
 Pages on the origins in PUSH_STOREFRONT_ORIGINS may call these endpoints (CORS). Anything
 malformed, oversized or unsigned is answered 400/403 and stores nothing.
@@ -119,8 +122,19 @@ def _subscription(value) -> dict:
     return {"endpoint": endpoint, "p256dh": p256dh.rstrip("="), "auth": auth.rstrip("=")}
 
 
+# These endpoints are deprecated in favour of the storefront API's (storefront/endpoints/
+# push.py): they keep working, and say so in every response (RFC 9745 `Deprecation`, and a
+# `Link` to the successor, RFC 8594).
+SUCCESSORS = {
+    "public_key": "/api/v1/push/key",
+    "subscribe": "/api/v1/push/subscriptions",
+    "unsubscribe": "/api/v1/push/subscriptions/remove",
+    "resubscribe": "/api/v1/push/subscriptions/replace",
+}
+
+
 def _api(handler):
-    """Public, CSRF-exempt (no cookies are used), CORS-aware JSON endpoint."""
+    """Public, CSRF-exempt (no cookies are used), CORS-aware JSON endpoint (deprecated)."""
 
     @login_not_required
     @csrf_exempt
@@ -132,6 +146,8 @@ def _api(handler):
             response = handler(request)
         except BadRequest as exc:
             response = JsonResponse({"error": str(exc)}, status=exc.status)
+        response["Deprecation"] = "true"
+        response["Link"] = f'<{SUCCESSORS[handler.__name__]}>; rel="successor-version"'
         return _cors(request, response)
 
     view.__name__ = handler.__name__

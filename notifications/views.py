@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from clients.selection import selected_ids
 from notifications import selectors, services, tasks
 from notifications.forms import AudienceForm, ComposeForm, TestPushForm
 from notifications.models import CampaignStatus, DeliveryStatus
@@ -64,11 +65,24 @@ def campaign_detail(request, pk: int):
     return render(request, "notifications/campaign_detail.html", context)
 
 
+def _with_list_selection(request):
+    """The query, with the customers ticked on the list's other pages (kept in the session,
+    clients/selection.py) added to the ticks sent from the current page, when the list's
+    "the selected" button asks for them (selection=session)."""
+    if request.GET.get("selection") != "session" or request.GET.get("audience") != "selected":
+        return request.GET
+    data = request.GET.copy()
+    ticked = [str(pk) for pk in selected_ids(request.session, data.get("tab", ""))]
+    data.setlist("ids", list(dict.fromkeys([*data.getlist("ids"), *ticked])))
+    return data
+
+
 @require_http_methods(["GET", "POST"])
 @permission_required(SEND, raise_exception=True)
 def campaign_create(request):
     """Compose a campaign for an audience chosen on the Clients or Leads tab, then send it."""
-    audience_form = AudienceForm(request.POST if request.method == "POST" else request.GET)
+    data = request.POST if request.method == "POST" else _with_list_selection(request)
+    audience_form = AudienceForm(data)
     if not audience_form.is_valid():
         return render(
             request,

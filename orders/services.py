@@ -1,26 +1,82 @@
-"""Every change to orders goes through here, and keeps the customer's statistics exact."""
+"""Every change to orders goes through here, and keeps the customer's statistics exact.
 
+The customer's statistics (orders_count, total_spent, first/last finalized order, last
+source and medium: see clients.models.Customer) change only when an order becomes finalized
+(paid) or is refunded. Those two services update them in one UPDATE statement that adjusts the
+stored values from the order's own figures: the statement takes the customer's row lock and
+PostgreSQL re-evaluates it on the newest committed row, so concurrent changes for one customer
+are serialized and each one adds to the previous one's result. This costs no read of the
+customer's other orders (a customer with 5,000 orders costs what a customer with one does),
+and changes that cannot move the statistics (placing a pending order, fulfilling, cancelling a
+pending order) do not write the customer's row at all: every write of that row rewrites its
+entries in the customers table's list indexes (the Clients and Leads sorts, the search index),
+the most expensive part of an order's write path on a large shop.
+
+Locks are always taken in the same order, the order's row first and then the customer's, so
+two calls cannot deadlock. `manage.py rebuild_customer_stats` recomputes the statistics from
+the orders and reports any drift.
+
+Every refusal raises an OrderError (a ValidationError) whose `code` and `field` say what was
+wrong, before anything is written: a refused call changes nothing.
+"""
+
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from clients.models import Customer
-from orders.models import Order, OrderLine, OrderStatus
-from orders.selectors import ZERO, CustomerStats, customer_stats_compute
+from clients.models import Address, Customer
+from orders.models import FINALIZED_STATUSES, MONEY, Order, OrderLine, OrderStatus
+from orders.selectors import ZERO, customer_stats_for
 
-# Which status may follow which; anything else is refused.
+# Which status may follow which; anything else is refused. A full refund (order_refund) is
+# the only way to REFUNDED.
 _TRANSITIONS = {
     OrderStatus.PENDING: {OrderStatus.PAID, OrderStatus.CANCELLED},
-    OrderStatus.PAID: {OrderStatus.FULFILLED, OrderStatus.REFUNDED},
-    OrderStatus.FULFILLED: {OrderStatus.REFUNDED},
+    OrderStatus.PAID: {OrderStatus.FULFILLED},
+    OrderStatus.FULFILLED: set(),
     OrderStatus.CANCELLED: set(),
     OrderStatus.REFUNDED: set(),
 }
+REFUNDABLE_STATUSES = (OrderStatus.PAID, OrderStatus.FULFILLED)
+
+# The largest amount a money column holds (12 digits, 2 after the point).
+MAX_AMOUNT = Decimal(10 ** (MONEY["max_digits"] - MONEY["decimal_places"])) - Decimal("0.01")
+MAX_LINES = 500
+# A shop's clock may run a little ahead of ours; an order placed further in the future is a
+# mistake (it would stay the customer's "last order" until that date).
+FUTURE_TOLERANCE = timedelta(hours=1)
+
+
+class OrderError(ValidationError):
+    """A refused order change: nothing was written.
+
+    `code` is stable (the API's problem type), `field` names the input at fault (or "").
+    `conflict` is True when the request is valid but the order's current state forbids it
+    (the API answers 409), False when the request itself is invalid (422).
+    """
+
+    conflict = False
+
+    def __init__(self, message: str, *, code: str, field: str = ""):
+        super().__init__(message, code=code)
+        self.field = field
+
+
+class OrderInvalid(OrderError):
+    """The request itself is wrong (no lines, a negative amount, another currency...)."""
+
+
+class OrderConflict(OrderError):
+    """The order's current state forbids the change (paying a cancelled order, refunding
+    more than was paid, an order number already used)."""
+
+    conflict = True
 
 
 @dataclass(frozen=True)
@@ -31,20 +87,283 @@ class LineInput:
     unit_price: Decimal
 
 
-def _customer_lock(customer_id: int) -> Customer:
-    # Every order change for a customer locks the customer row first, so concurrent
-    # changes are serialized and each recomputation sees the previous one's orders.
-    return Customer.objects.select_for_update().get(pk=customer_id)
+@dataclass(frozen=True)
+class Attribution:
+    """Where the customer came from for an order (UTM source, medium, campaign)."""
+
+    source: str = ""
+    medium: str = ""
+    campaign: str = ""
 
 
-def _customer_stats_store(customer: Customer) -> None:
-    stats = customer_stats_compute(customer_id=customer.pk)
-    for field in CustomerStats.FIELDS:
-        setattr(customer, field, getattr(stats, field))
-    customer.save(update_fields=list(CustomerStats.FIELDS))
+# Finds the attribution of an order placed without one: the customer's latest app launch or
+# visit before the order (registered by the storefront app, which owns launches).
+AttributionFinder = Callable[[int, datetime], Attribution | None]
+_attribution_finders: list[AttributionFinder] = []
+
+
+def attribution_finder_register(finder: AttributionFinder) -> None:
+    """Let an app that records launches attribute orders placed without a source."""
+    if finder not in _attribution_finders:
+        _attribution_finders.append(finder)
+
+
+def _attribution_for(customer_id: int, placed_at: datetime) -> Attribution:
+    for finder in _attribution_finders:
+        found = finder(customer_id, placed_at)
+        if found is not None:
+            return found
+    return Attribution()
+
+
+# --- Validation ----------------------------------------------------------------------------
+
+
+def _amount(value, field: str, *, allow_zero: bool = True) -> Decimal:
+    try:
+        amount = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise OrderInvalid(
+            f"{field} is not an amount.", code="invalid-amount", field=field
+        ) from None
+    if not amount.is_finite() or amount != amount.quantize(ZERO):
+        raise OrderInvalid(
+            f"{field} must be an amount with at most 2 decimals.",
+            code="invalid-amount",
+            field=field,
+        )
+    if amount < ZERO or (amount == ZERO and not allow_zero):
+        raise OrderInvalid(
+            f"{field} must be {'zero or ' if allow_zero else ''}positive.",
+            code="invalid-amount",
+            field=field,
+        )
+    if amount > MAX_AMOUNT:
+        raise OrderInvalid(f"{field} is too large.", code="invalid-amount", field=field)
+    return amount.quantize(ZERO)
+
+
+def _text(value: str, field: str, max_length: int, *, required: bool = False) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise OrderInvalid(f"{field} is required.", code="required", field=field)
+    if len(value) > max_length:
+        raise OrderInvalid(
+            f"{field} is longer than {max_length} characters.", code="too-long", field=field
+        )
+    if "\x00" in value:
+        raise OrderInvalid(f"{field} contains a NUL character.", code="invalid-text", field=field)
+    return value
+
+
+@dataclass(frozen=True)
+class OrderDraft:
+    """An order checked and computed, ready to be written (see order_draft)."""
+
+    number: str
+    currency: str
+    placed_at: datetime
+    lines: tuple[LineInput, ...]
+    subtotal: Decimal
+    shipping: Decimal
+    tax: Decimal
+    discount: Decimal
+    total: Decimal
+    # None: attribute it to the customer's last launch before placed_at.
+    attribution: Attribution | None
+
+    def line_rows(self, order: Order) -> list[OrderLine]:
+        return [
+            OrderLine(
+                order=order,
+                product_name=line.product_name,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                line_total=line.unit_price * line.quantity,
+            )
+            for line in self.lines
+        ]
+
+
+def order_draft(
+    *,
+    number: str,
+    lines: list[LineInput],
+    shipping=ZERO,
+    tax=ZERO,
+    discount=ZERO,
+    total=None,
+    currency: str | None = None,
+    source: str | None = None,
+    medium: str | None = None,
+    campaign: str | None = None,
+    placed_at: datetime | None = None,
+    now: datetime | None = None,
+) -> OrderDraft:
+    """Check an order as the shop sends it and compute its amounts (no query).
+
+    `total`, when given, must equal subtotal + shipping + tax - discount. Raises OrderInvalid.
+    """
+    number = _text(number, "number", Order._meta.get_field("number").max_length, required=True)
+    shop_currency = settings.SHOP_CURRENCY
+    currency = (currency or shop_currency).strip().upper()
+    if currency != shop_currency:
+        # Statistics add amounts up: they hold in one currency, the shop's.
+        raise OrderInvalid(
+            f"The shop's currency is {shop_currency}; this order is in {currency}.",
+            code="currency-mismatch",
+            field="currency",
+        )
+    if not lines:
+        raise OrderInvalid("An order needs at least one line.", code="no-lines", field="lines")
+    if len(lines) > MAX_LINES:
+        raise OrderInvalid(
+            f"An order has at most {MAX_LINES} lines.", code="too-many-lines", field="lines"
+        )
+    checked = []
+    subtotal = ZERO
+    for i, line in enumerate(lines):
+        where = f"lines[{i}]"
+        quantity = line.quantity
+        if (
+            isinstance(quantity, bool)
+            or not isinstance(quantity, int)
+            or not 1 <= quantity <= 10**6
+        ):
+            raise OrderInvalid(
+                "quantity must be a whole number from 1 to 1,000,000.",
+                code="invalid-quantity",
+                field=f"{where}.quantity",
+            )
+        price = _amount(line.unit_price, f"{where}.unit_price")
+        checked.append(
+            LineInput(
+                product_name=_text(line.product_name, f"{where}.product_name", 200, required=True),
+                sku=_text(line.sku, f"{where}.sku", 64),
+                quantity=quantity,
+                unit_price=price,
+            )
+        )
+        subtotal += price * quantity
+        if subtotal > MAX_AMOUNT:
+            raise OrderInvalid(
+                "The order's amount is too large.", code="invalid-amount", field=where
+            )
+    shipping = _amount(shipping, "shipping")
+    tax = _amount(tax, "tax")
+    discount = _amount(discount, "discount")
+    computed = subtotal + shipping + tax - discount
+    if computed < ZERO:
+        raise OrderInvalid(
+            "The discount is larger than the order's amount.",
+            code="invalid-amount",
+            field="discount",
+        )
+    if computed > MAX_AMOUNT:
+        raise OrderInvalid("The order's amount is too large.", code="invalid-amount", field="total")
+    if total is not None and _amount(total, "total") != computed:
+        raise OrderInvalid(
+            f"total is {total} but the lines, shipping, tax and discount make {computed}.",
+            code="total-mismatch",
+            field="total",
+        )
+    now = now or timezone.now()
+    placed_at = placed_at or now
+    if timezone.is_naive(placed_at):
+        raise OrderInvalid(
+            "placed_at needs a time zone offset.", code="invalid-datetime", field="placed_at"
+        )
+    if placed_at > now + FUTURE_TOLERANCE:
+        raise OrderInvalid(
+            "placed_at is in the future.", code="invalid-datetime", field="placed_at"
+        )
+    if source is None and medium is None and campaign is None:
+        attribution = None
+    else:
+        attribution = Attribution(
+            source=_text(source, "source", 100),
+            medium=_text(medium, "medium", 100),
+            campaign=_text(campaign, "campaign", 200),
+        )
+    return OrderDraft(
+        number=number,
+        currency=currency,
+        placed_at=placed_at,
+        lines=tuple(checked),
+        subtotal=subtotal,
+        shipping=shipping,
+        tax=tax,
+        discount=discount,
+        total=computed,
+        attribution=attribution,
+    )
+
+
+def _address_snapshots(customer_id: int) -> tuple[dict, dict]:
+    """The customer's current default billing and shipping addresses, as orders keep them,
+    read from the database (the caller's copy of the customer may be stale)."""
+    ids = (
+        Customer.objects.filter(pk=customer_id)
+        .values_list("default_billing_address_id", "default_shipping_address_id")
+        .first()
+    )
+    if ids is None:
+        raise Customer.DoesNotExist(f"No customer {customer_id}.")
+    billing_id, shipping_id = ids
+    if billing_id is None and shipping_id is None:
+        return {}, {}
+    found = {a.pk: a.as_snapshot() for a in Address.objects.filter(pk__in=ids)}
+    return found.get(billing_id, {}), found.get(shipping_id, {})
+
+
+def order_build(*, customer: Customer, draft: OrderDraft, billing: dict, shipping: dict) -> Order:
+    """The unsaved pending order of a draft (also used by the bulk import)."""
+    attribution = draft.attribution or _attribution_for(customer.pk, draft.placed_at)
+    return Order(
+        number=draft.number,
+        customer=customer,
+        placed_at=draft.placed_at,
+        status=OrderStatus.PENDING,
+        currency=draft.currency,
+        subtotal=draft.subtotal,
+        shipping=draft.shipping,
+        tax=draft.tax,
+        discount=draft.discount,
+        total=draft.total,
+        source=attribution.source,
+        medium=attribution.medium,
+        campaign=attribution.campaign,
+        billing_address=billing,
+        shipping_address=shipping,
+    )
+
+
+def order_number_taken(number: str) -> OrderConflict:
+    return OrderConflict(
+        f"The order number {number} is already used.", code="order-number-taken", field="number"
+    )
 
 
 @transaction.atomic
+def order_create(*, customer: Customer, draft: OrderDraft) -> Order:
+    """Record a new pending order from a checked draft, freezing the customer's default
+    addresses on it. A pending order does not count in the statistics: the customer's row is
+    read, not written. Raises OrderConflict if the number is already used."""
+    if Order.objects.filter(number=draft.number).exists():
+        raise order_number_taken(draft.number)
+    billing, shipping = _address_snapshots(customer.pk)
+    order = order_build(customer=customer, draft=draft, billing=billing, shipping=shipping)
+    try:
+        with transaction.atomic():
+            order.save(force_insert=True)
+    except IntegrityError:
+        # Another call created the same number since the check above.
+        raise order_number_taken(draft.number) from None
+    OrderLine.objects.bulk_create(draft.line_rows(order))
+    return order
+
+
 def order_place(
     *,
     customer: Customer,
@@ -53,75 +372,404 @@ def order_place(
     shipping: Decimal = ZERO,
     tax: Decimal = ZERO,
     discount: Decimal = ZERO,
+    total: Decimal | None = None,
     currency: str | None = None,
-    source: str = "",
-    medium: str = "",
-    campaign: str = "",
+    source: str | None = None,
+    medium: str | None = None,
+    campaign: str | None = None,
     placed_at: datetime | None = None,
 ) -> Order:
-    """Record a new (pending) order, freezing the customer's default addresses on it."""
-    if not lines:
-        raise ValidationError("An order needs at least one line.")
-    customer = _customer_lock(customer.pk)
-    subtotal = sum((line.unit_price * line.quantity for line in lines), ZERO)
-    billing = customer.default_billing_address
-    shipping_address = customer.default_shipping_address
-    order = Order.objects.create(
+    """Check and record a new (pending) order. Without source, medium and campaign, the
+    customer's last launch before `placed_at` attributes it."""
+    draft = order_draft(
         number=number,
-        customer=customer,
-        placed_at=placed_at or timezone.now(),
-        status=OrderStatus.PENDING,
-        currency=currency or settings.SHOP_CURRENCY,
-        subtotal=subtotal,
+        lines=lines,
         shipping=shipping,
         tax=tax,
         discount=discount,
-        total=subtotal + shipping + tax - discount,
+        total=total,
+        currency=currency,
         source=source,
         medium=medium,
         campaign=campaign,
-        billing_address=billing.as_snapshot() if billing else {},
-        shipping_address=shipping_address.as_snapshot() if shipping_address else {},
+        placed_at=placed_at,
     )
-    OrderLine.objects.bulk_create(
-        OrderLine(
-            order=order,
-            product_name=line.product_name,
-            sku=line.sku,
-            quantity=line.quantity,
-            unit_price=line.unit_price,
-            line_total=line.unit_price * line.quantity,
+    return order_create(customer=customer, draft=draft)
+
+
+# --- Statistics ----------------------------------------------------------------------------
+
+
+# The statistics an order change adjusts (see CustomerStats; first_order_at never moves later).
+_STATS_FIELDS = (
+    "orders_count",
+    "total_spent",
+    "first_order_at",
+    "last_order_at",
+    "last_order_id",
+    "last_source",
+    "last_medium",
+)
+
+
+_CUSTOMERS = Customer._meta.db_table
+# The order is newer than the customer's stored last finalized order: by placed_at, then id,
+# as customer_stats_compute sorts them.
+_NEWER = (
+    "(last_order_at IS NULL OR last_order_at < %(at)s"
+    " OR (last_order_at = %(at)s AND COALESCE(last_order_id, 0) < %(order)s))"
+)
+# One statement: it takes the customer's row lock, and PostgreSQL evaluates it on the newest
+# committed row version, so concurrent adjustments for one customer add up. Every SET
+# expression reads the row as it was before the statement (SQL semantics, SQLite included).
+_ADD_FINALIZED_SQL = f"""
+UPDATE {_CUSTOMERS} SET
+    orders_count = orders_count + 1,
+    total_spent = total_spent + %(net)s,
+    first_order_at = CASE WHEN first_order_at IS NULL OR first_order_at > %(at)s
+                          THEN %(at)s ELSE first_order_at END,
+    last_order_at = CASE WHEN {_NEWER} THEN %(at)s ELSE last_order_at END,
+    last_order_id = CASE WHEN {_NEWER} THEN %(order)s ELSE last_order_id END,
+    last_source = CASE WHEN {_NEWER} THEN %(source)s ELSE last_source END,
+    last_medium = CASE WHEN {_NEWER} THEN %(medium)s ELSE last_medium END
+WHERE id = %(customer)s
+"""
+_SUBTRACT_SQL = (
+    f"UPDATE {_CUSTOMERS} SET total_spent = total_spent - %(amount)s WHERE id = %(customer)s"
+)
+
+
+def _stats_add_finalized(order: Order) -> None:
+    """Count a newly finalized order in its customer's statistics (one UPDATE, written in SQL:
+    the ORM's expressions for it cost more CPU than the rest of the call)."""
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ADD_FINALIZED_SQL,
+            {
+                "net": ops.adapt_decimalfield_value(order.total - order.refunded_amount, 14, 2),
+                "at": ops.adapt_datetimefield_value(order.placed_at),
+                "order": order.pk,
+                "source": order.source,
+                "medium": order.medium,
+                "customer": order.customer_id,
+            },
         )
-        for line in lines
+
+
+def _stats_subtract_refund(order: Order, amount: Decimal) -> None:
+    """Take a refund off its (finalized) order's customer's total spent (one UPDATE)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _SUBTRACT_SQL,
+            {
+                "amount": connection.ops.adapt_decimalfield_value(amount, 14, 2),
+                "customer": order.customer_id,
+            },
+        )
+
+
+# --- Status changes and refunds ------------------------------------------------------------
+
+
+def _order_lock(order: Order) -> Order:
+    """The order, locked, found by id or else by number (Order.DoesNotExist if none). Every
+    column but the address snapshots, so that the caller can show the changed order."""
+    found = Order.objects.select_for_update(no_key=True).defer(
+        "billing_address", "shipping_address"
     )
-    return order
+    if order.pk is not None:
+        return found.get(pk=order.pk)
+    return found.get(number=order.number)
+
+
+def _refuse_transition(order: Order, status: str) -> OrderConflict:
+    return OrderConflict(
+        f"An order that is {order.status} cannot become {status}.",
+        code="invalid-transition",
+        field="status",
+    )
 
 
 @transaction.atomic
 def order_set_status(*, order: Order, status: str) -> Order:
     """Move an order to `status` (pay, fulfil, cancel) and update the customer's statistics."""
-    customer = _customer_lock(order.customer_id)
-    order = Order.objects.select_for_update().get(pk=order.pk)
+    if status not in OrderStatus.values:
+        raise OrderInvalid(
+            f"{status} is not an order status.", code="invalid-status", field="status"
+        )
+    order = _order_lock(order)
     if status not in _TRANSITIONS[order.status]:
-        raise ValidationError(f"An order that is {order.status} cannot become {status}.")
+        raise _refuse_transition(order, status)
+    was_finalized = order.status in FINALIZED_STATUSES
     order.status = status
     order.save(update_fields=["status"])
-    _customer_stats_store(customer)
+    if status in FINALIZED_STATUSES and not was_finalized:
+        _stats_add_finalized(order)
     return order
 
 
+def order_pay(*, order: Order) -> Order:
+    """A pending order was paid: it becomes a finalized purchase."""
+    return order_set_status(order=order, status=OrderStatus.PAID)
+
+
+def order_fulfil(*, order: Order) -> Order:
+    """A paid order was shipped or handed over."""
+    return order_set_status(order=order, status=OrderStatus.FULFILLED)
+
+
+def order_cancel(*, order: Order) -> Order:
+    """A pending order was abandoned or cancelled before payment."""
+    return order_set_status(order=order, status=OrderStatus.CANCELLED)
+
+
 @transaction.atomic
-def order_refund(*, order: Order, amount: Decimal) -> Order:
-    """Refund part or all of a paid order; a full refund marks it refunded."""
-    customer = _customer_lock(order.customer_id)
-    order = Order.objects.select_for_update().get(pk=order.pk)
-    if order.status not in (OrderStatus.PAID, OrderStatus.FULFILLED):
-        raise ValidationError(f"An order that is {order.status} cannot be refunded.")
-    if amount <= ZERO or order.refunded_amount + amount > order.total:
-        raise ValidationError("The refund must be positive and at most what is left to refund.")
+def order_refund(*, order: Order, amount) -> Order:
+    """Refund part or all of a paid order; the refund that brings the refunded amount to the
+    total marks it refunded. Several partial refunds add up."""
+    amount = _amount(amount, "amount", allow_zero=False)
+    order = _order_lock(order)
+    if order.status not in REFUNDABLE_STATUSES:
+        raise OrderConflict(
+            f"An order that is {order.status} cannot be refunded.",
+            code="invalid-transition",
+            field="status",
+        )
+    left = order.total - order.refunded_amount
+    if amount > left:
+        raise OrderConflict(
+            f"The refund of {amount} is more than the {left} left to refund on this order.",
+            code="refund-exceeds-paid",
+            field="amount",
+        )
     order.refunded_amount += amount
     if order.refunded_amount == order.total:
         order.status = OrderStatus.REFUNDED
     order.save(update_fields=["refunded_amount", "status"])
-    _customer_stats_store(customer)
+    _stats_subtract_refund(order, amount)
     return order
+
+
+# --- Bulk import (a shop's history) --------------------------------------------------------
+
+# Which (status, refunded) an imported order may move to from the one stored: only forward,
+# as the calls above would have moved it.
+_REACHABLE = {
+    OrderStatus.PENDING: {s for s in OrderStatus.values},
+    OrderStatus.PAID: {OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.REFUNDED},
+    OrderStatus.FULFILLED: {OrderStatus.FULFILLED, OrderStatus.REFUNDED},
+    OrderStatus.CANCELLED: {OrderStatus.CANCELLED},
+    OrderStatus.REFUNDED: {OrderStatus.REFUNDED},
+}
+
+
+@dataclass(frozen=True)
+class ImportedOrder:
+    """One order of an import: its draft, its customer, and where its life has got to."""
+
+    draft: OrderDraft
+    customer_id: int
+    status: str = OrderStatus.PENDING
+    refunded_amount: Decimal | None = None
+
+
+def order_import_check(item: ImportedOrder) -> ImportedOrder:
+    """Check an imported order's status and refunded amount against its total (no query)."""
+    if item.status not in OrderStatus.values:
+        raise OrderInvalid(
+            f"{item.status} is not an order status.", code="invalid-status", field="status"
+        )
+    total = item.draft.total
+    refunded = item.refunded_amount
+    if refunded is None:
+        refunded = total if item.status == OrderStatus.REFUNDED else ZERO
+    refunded = _amount(refunded, "refunded_amount")
+    if refunded > total:
+        raise OrderInvalid(
+            "refunded_amount is more than the order's total.",
+            code="refund-exceeds-paid",
+            field="refunded_amount",
+        )
+    if item.status == OrderStatus.REFUNDED and refunded != total:
+        raise OrderInvalid(
+            "A refunded order was refunded in full; send refunded_amount = total, or the "
+            "status it had (paid or fulfilled) with a partial refund.",
+            code="invalid-status",
+            field="refunded_amount",
+        )
+    if refunded and item.status not in (*REFUNDABLE_STATUSES, OrderStatus.REFUNDED):
+        raise OrderInvalid(
+            f"An order that is {item.status} has no refund.",
+            code="invalid-status",
+            field="refunded_amount",
+        )
+    if item.status in REFUNDABLE_STATUSES and refunded == total and total > ZERO:
+        raise OrderInvalid(
+            "An order refunded in full is refunded; send status refunded.",
+            code="invalid-status",
+            field="status",
+        )
+    return ImportedOrder(
+        draft=item.draft, customer_id=item.customer_id, status=item.status, refunded_amount=refunded
+    )
+
+
+def _same_order(order: Order, item: ImportedOrder) -> bool:
+    draft = item.draft
+    return (
+        order.customer_id == item.customer_id
+        and order.total == draft.total
+        and order.currency == draft.currency
+        and order.placed_at == draft.placed_at
+    )
+
+
+@transaction.atomic
+def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderError]:
+    """Apply a batch of checked imported orders (order_import_check) in one transaction: each
+    one is created, moved forward (updated) or found as it is (unchanged), or refused with the
+    OrderError saying why. Every customer whose finalized orders changed gets its statistics
+    recomputed from its orders, under its row lock. Order numbers must be distinct in a batch.
+
+    Set-based: a few queries per batch, not per order (a shop's history is millions of
+    orders). Locks: the batch's existing orders, then its customers, both by id.
+    """
+    numbers = [item.draft.number for item in items]
+    if len(set(numbers)) != len(numbers):
+        raise ValueError("An import batch has distinct order numbers.")
+    existing = {
+        order.number: order
+        for order in Order.objects.select_for_update(no_key=True)
+        .filter(number__in=numbers)
+        .defer("billing_address", "shipping_address")
+        .order_by("pk")
+    }
+    customer_ids = {item.customer_id for item in items}
+    customers = {
+        c.pk: c
+        for c in Customer.objects.select_for_update(no_key=True)
+        .filter(pk__in=sorted(customer_ids))
+        .only("pk", "default_billing_address_id", "default_shipping_address_id")
+        .order_by("pk")
+    }
+    address_ids = {
+        pk
+        for c in customers.values()
+        for pk in (c.default_billing_address_id, c.default_shipping_address_id)
+        if pk is not None
+    }
+    addresses = {a.pk: a.as_snapshot() for a in Address.objects.filter(pk__in=address_ids)}
+    results: list = [None] * len(items)
+    new_orders, new_items, changed_orders, touched = [], [], [], set()
+    for i, item in enumerate(items):
+        order = existing.get(item.draft.number)
+        customer = customers.get(item.customer_id)
+        if customer is None:
+            results[i] = OrderInvalid(
+                "is not a customer of this shop", code="unknown-customer", field="customer_id"
+            )
+        elif order is None:
+            order = order_build(
+                customer=customer,
+                draft=item.draft,
+                billing=addresses.get(customer.default_billing_address_id, {}),
+                shipping=addresses.get(customer.default_shipping_address_id, {}),
+            )
+            order.status = item.status
+            order.refunded_amount = item.refunded_amount
+            new_orders.append(order)
+            new_items.append(item)
+            results[i] = ("created", order)
+            if item.status in FINALIZED_STATUSES:
+                touched.add(customer.pk)
+        elif not _same_order(order, item):
+            results[i] = order_number_taken(item.draft.number)
+        elif (order.status, order.refunded_amount) == (item.status, item.refunded_amount):
+            results[i] = ("unchanged", order)
+        elif item.status not in _REACHABLE[order.status] or (
+            item.refunded_amount < order.refunded_amount
+        ):
+            results[i] = _refuse_transition(order, item.status)
+        else:
+            order.status = item.status
+            order.refunded_amount = item.refunded_amount
+            changed_orders.append(order)
+            results[i] = ("updated", order)
+            if item.status in FINALIZED_STATUSES:
+                touched.add(customer.pk)
+    if new_orders:
+        Order.objects.bulk_create(new_orders)
+        OrderLine.objects.bulk_create(
+            [
+                row
+                for order, item in zip(new_orders, new_items, strict=True)
+                for row in item.draft.line_rows(order)
+            ],
+            batch_size=2000,
+        )
+    if changed_orders:
+        Order.objects.bulk_update(changed_orders, ["status", "refunded_amount"])
+    if touched:
+        _customers_stats_refresh(sorted(touched))
+    return results
+
+
+# PostgreSQL: the statistics of the given customers recomputed from their orders and written,
+# in one statement, only where they moved (mirrors customer_stats_compute and
+# rebuild_customer_stats; the rows are already locked by the caller).
+_STATS_REFRESH_SQL = """
+WITH finalized AS (
+    SELECT customer_id, id, placed_at, total - refunded_amount AS net, source, medium
+    FROM orders_order
+    WHERE customer_id = ANY(%(ids)s) AND status = ANY(%(statuses)s)
+), totals AS (
+    SELECT customer_id, count(*) AS n, sum(net) AS spent,
+           min(placed_at) AS first_at, max(placed_at) AS last_at
+    FROM finalized GROUP BY customer_id
+), last AS (
+    SELECT DISTINCT ON (customer_id) customer_id, id, source, medium
+    FROM finalized ORDER BY customer_id, placed_at DESC, id DESC
+), truth AS (
+    SELECT ids.id, coalesce(t.n, 0) AS n, coalesce(t.spent, 0) AS spent, t.first_at,
+           t.last_at, l.id AS last_id, coalesce(l.source, '') AS source,
+           coalesce(l.medium, '') AS medium
+    FROM unnest(%(ids)s::bigint[]) AS ids(id)
+    LEFT JOIN totals t ON t.customer_id = ids.id
+    LEFT JOIN last l ON l.customer_id = ids.id
+)
+UPDATE clients_customer c
+SET orders_count = truth.n, total_spent = truth.spent, first_order_at = truth.first_at,
+    last_order_at = truth.last_at, last_order_id = truth.last_id, last_source = truth.source,
+    last_medium = truth.medium
+FROM truth
+WHERE c.id = truth.id
+  AND (c.orders_count, c.total_spent, c.first_order_at, c.last_order_at, c.last_order_id,
+       c.last_source, c.last_medium)
+      IS DISTINCT FROM
+      (truth.n, truth.spent, truth.first_at, truth.last_at, truth.last_id, truth.source,
+       truth.medium)
+"""
+
+
+def _customers_stats_refresh(customer_ids: list[int]) -> None:
+    """Recompute locked customers' statistics from their orders; write only those that moved."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _STATS_REFRESH_SQL,
+                {"ids": customer_ids, "statuses": [str(s) for s in FINALIZED_STATUSES]},
+            )
+        return
+    fields = _STATS_FIELDS
+    truth = customer_stats_for(customer_ids)
+    stored = Customer.objects.filter(pk__in=customer_ids).only("pk", *fields)
+    changed = []
+    for customer in stored:
+        stats = truth[customer.pk]
+        if any(getattr(customer, f) != getattr(stats, f) for f in fields):
+            for f in fields:
+                setattr(customer, f, getattr(stats, f))
+            changed.append(customer)
+    if changed:
+        Customer.objects.bulk_update(changed, list(fields), batch_size=500)

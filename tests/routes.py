@@ -24,6 +24,8 @@ from py_vapid.utils import b64urlencode
 from clients.services import note_save
 from notifications.models import Campaign, PushSubscription
 from notifications.tokens import click_token, storefront_token_issue
+from storefront.models import ApiKey
+from storefront.services import api_key_create
 from tests.factories import AddressFactory, CustomerFactory, UserFactory, make_order
 
 ROLES = ("anonymous", "Viewer", "Staff", "Admin")
@@ -76,6 +78,7 @@ class World:
     campaign: Campaign
     subscription: PushSubscription
     users: dict
+    api_key: ApiKey
 
     @classmethod
     def create(cls) -> "World":
@@ -111,7 +114,8 @@ class World:
             auth="QUFBQUFBQUFBQUFBQUFBQQ",
             created_at=now,
         )
-        return cls(customer, address, order, campaign, subscription, users)
+        api_key, _ = api_key_create(name="Shop", scopes=["read"], actor=users["Admin"])
+        return cls(customer, address, order, campaign, subscription, users, api_key)
 
     def client(self, role: str, *, enforce_csrf: bool = False) -> Client:
         """A client logged in as `role` (or anonymous), carrying a valid CSRF cookie."""
@@ -141,6 +145,27 @@ ROUTE_KWARGS = {
     "orders:order-detail": lambda w: {"number": w.order.number},
     "notifications:campaign-detail": lambda w: {"pk": w.campaign.pk},
     "notifications:campaign-cancel": lambda w: {"pk": w.campaign.pk},
+    "api-problem": lambda w: {"slug": "validation"},
+    "storefront:apikey-revoke": lambda w: {"pk": w.api_key.pk},
+    "api:customer-detail": lambda w: {"customer_id": w.customer.pk},
+    "api:customer-update": lambda w: {"customer_id": w.customer.pk},
+    "api:customer-launches": lambda w: {"customer_id": w.customer.pk},
+    "api:address-list": lambda w: {"customer_id": w.customer.pk},
+    "api:address-create": lambda w: {"customer_id": w.customer.pk},
+    **{
+        name: (lambda w: {"number": w.order.number})
+        for name in (
+            "api:order-detail",
+            "api:order-pay",
+            "api:order-fulfil",
+            "api:order-cancel",
+            "api:order-refund",
+        )
+    },
+    **{
+        name: (lambda w: {"customer_id": w.customer.pk, "address_id": w.address.pk})
+        for name in ("api:address-detail", "api:address-update", "api:address-delete")
+    },
     "notifications:click": lambda w: {
         "token": click_token(campaign_id=w.campaign.pk, subscription_id=w.subscription.pk)
     },
@@ -199,6 +224,8 @@ FINGERPRINTED = [
     "notifications.Campaign",
     "notifications.PushSubscription",
     "notifications.Delivery",
+    "storefront.ApiKey",
+    "storefront.Launch",
 ]
 
 

@@ -42,6 +42,13 @@ STAFF_EDIT = E(get=(LOGIN, 403, 200, 200), post=(LOGIN, 403, 200, 200))
 # endpoints and click redirect, which customers' browsers call without a back-office login.
 PUBLIC_PAGE = E(get=(200, 200, 200, 200), post=(200, 200, 200, 200))
 STOREFRONT_POST = E(get=(405, 405, 405, 405), post=(400, 400, 400, 400))
+# The storefront API (/api/v1/) authenticates each call with an API key or a customer token,
+# never a back-office session: every role is an anonymous caller there. A GET without a key is
+# 401; the matrix's form-encoded POST is refused as the wrong media type (415) before anything.
+API_READ = E(get=(401,) * 4, post=(405,) * 4)
+API_COLLECTION = E(get=(401,) * 4, post=(415,) * 4)
+API_POST = E(get=(405,) * 4, post=(415,) * 4)
+API_PUBLIC_GET = E(get=(200,) * 4, post=(405,) * 4)
 
 EXPECTED = {
     "home": E(get=(LOGIN, 302, 302, 302), post=(LOGIN, 302, 302, 302)),
@@ -53,6 +60,9 @@ EXPECTED = {
     "clients:client-list": PROTECTED_READ,
     "clients:lead-list": PROTECTED_READ,
     "clients:client-detail": PROTECTED_READ,
+    # The push selection: Admin only (who may send); without a tab, 400 (GET) or back to
+    # the list with the error (POST).
+    "clients:selection": E(get=(LOGIN, 403, 403, 400), post=(LOGIN, 403, 403, 302)),
     "clients:contact-update": STAFF_EDIT,
     "clients:default-addresses-update": STAFF_EDIT,
     "clients:address-update": STAFF_EDIT,
@@ -73,6 +83,36 @@ EXPECTED = {
     "notifications:storefront-resubscribe": STOREFRONT_POST,
     # The demo storefront exists only with DEBUG on.
     "demo:storefront": E(get=(404, 404, 404, 404), post=(404, 404, 404, 404)),
+    # Settings > API keys: Admins only. An empty POST is an invalid form, shown again (200).
+    "storefront:apikey-list": E(get=(LOGIN, 403, 403, 200), post=(LOGIN, 403, 403, 200)),
+    "storefront:apikey-revoke": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 403, 302)),
+    "api-docs": API_PUBLIC_GET,
+    "api-problem": API_PUBLIC_GET,
+    "api-schema": API_PUBLIC_GET,
+    "api:api-root": E(get=(404,) * 4, post=(404,) * 4),
+    "api:customer-list": API_COLLECTION,
+    "api:customer-create": API_COLLECTION,
+    "api:customer-detail": API_READ,
+    "api:customer-update": API_READ,
+    "api:address-list": API_COLLECTION,
+    "api:address-create": API_COLLECTION,
+    "api:address-detail": API_READ,
+    "api:address-update": API_READ,
+    "api:address-delete": API_READ,
+    "api:launch-create": API_POST,
+    "api:customer-launches": API_READ,
+    "api:push-key": API_PUBLIC_GET,
+    "api:push-subscribe": API_POST,
+    "api:push-unsubscribe": API_POST,
+    "api:push-resubscribe": API_POST,
+    "api:order-list": API_COLLECTION,
+    "api:order-create": API_COLLECTION,
+    "api:order-detail": API_READ,
+    "api:order-pay": API_POST,
+    "api:order-fulfil": API_POST,
+    "api:order-cancel": API_POST,
+    "api:order-refund": API_POST,
+    "api:import": API_POST,
     # The Django admin is for staff accounts (is_staff); none of the roles is one.
     "admin:login": PUBLIC_PAGE,
     "admin:logout": E(
@@ -83,8 +123,11 @@ EXPECTED = {
 # (Anonymous users meet the back office's log-in first, or the admin's for its index.)
 ADMIN_DEFAULT = E(get=(ANY_LOGIN,) + (ADMIN_LOGIN,) * 3, post=(ANY_LOGIN,) + (ADMIN_LOGIN,) * 3)
 
+API_ROUTES = {name for name in EXPECTED if name.startswith(("api:", "api-"))}
+
 # Reachable without logging in (anything that does not redirect anonymous users to log in).
 PUBLIC = {
+    *API_ROUTES,
     "login",
     "set_language",
     "notifications:click",
@@ -97,6 +140,7 @@ PUBLIC = {
 }
 # POST endpoints without CSRF protection: called cross-site by the storefront, without cookies.
 CSRF_EXEMPT = {
+    *API_ROUTES,
     "notifications:storefront-key",
     "notifications:storefront-subscribe",
     "notifications:storefront-unsubscribe",

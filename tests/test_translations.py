@@ -328,6 +328,8 @@ def _pages(star):
         "/clients/",
         "/clients/?q=zz&sort=bogus&per_page=7&page=abc&country=123&spent_min=x",
         "/clients/leads/",
+        "/clients/leads/?q=lefevre+zephyrine",  # "1 match in Clients"
+        "/clients/?q=prospect",  # "1 match in Leads"
         "/clients/?page=99",
         star.get_absolute_url(),
         star.get_absolute_url() + "?notes=1",

@@ -4,7 +4,8 @@ Only PostgreSQL gets them (SQLite serves development-sized shops without them):
 
 - per tab (orders_count > 0 for Clients, = 0 for Leads), a partial index for each sortable
   column, ending with the id as the table's orderings do, so any page in either direction is
-  read from an index in order (clients/tables.py);
+  read from an index in order (clients/listing.py; the name sort's indexes are replaced in
+  0007 so that customers without a name come last);
 - partial indexes for the filters not covered by those (country, push opt-in);
 - a trigram GIN index on search_text for the search box (`search_text LIKE '%x%'`);
 - clients_tab_count: the number of customers in each tab, kept exact by statement-level
@@ -17,7 +18,8 @@ from django.db import migrations
 
 TABS = {"clients": "orders_count > 0", "leads": "orders_count = 0"}
 
-# index name suffix -> columns, matching the order_by of each column in clients/tables.py
+# index name suffix -> columns, matching the sorts of clients/listing.py (checked by
+# tests/clients/test_list_sorts.py)
 SORTS = {
     "id": "id",
     "name": "last_name, first_name, id",

@@ -1,140 +1,22 @@
-"""The Clients and Leads tabs."""
+"""The Clients and Leads tabs: the list object (clients/listing.py) does the work."""
 
 from django.contrib.auth.mixins import PermissionRequiredMixin
-from django.core.paginator import EmptyPage, Paginator
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
-from django_filters.views import FilterView
-from django_tables2 import SingleTableMixin
+from django.views.generic import TemplateView
 
-from clients.filters import KNOWN_MEDIUMS, KNOWN_SOURCES, CustomerFilter
-from clients.paginators import CappedCountPaginator
-from clients.selectors import customer_list, tab_counts
-from clients.tables import SORT_KEYS, CustomerTable
-
-PAGE_SIZES = (25, 50, 100)
-PUSH_PERMISSION = "notifications.send_campaign"
-# How the integer query parameters are named in messages about them.
-PARAM_NAMES = {"page": gettext_lazy("page"), "per_page": gettext_lazy("per page")}
+from clients.listing import CustomerList
 
 
-class KnownCountPaginator(Paginator):
-    """A paginator told the number of rows instead of counting them again."""
-
-    def __init__(self, *args, count: int, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.count = count  # shadows the cached_property
-
-
-class CustomerListView(PermissionRequiredMixin, SingleTableMixin, FilterView):
+class CustomerListView(PermissionRequiredMixin, TemplateView):
     permission_required = "clients.view_customer"
-    table_class = CustomerTable
-    filterset_class = CustomerFilter
     template_name = "clients/client_list.html"
-    # Invalid filters are reported and left out; the valid ones still apply.
-    strict = False
     tab = "clients"
-    default_sort = "-last_order"
-
-    def get_queryset(self):
-        return customer_list(tab=self.tab)
-
-    def get_table(self, **kwargs):
-        self.notices = []
-        self.counts = tab_counts()
-        # Not `request=`: django-tables2 would then paginate once more, counting every row.
-        table = CustomerTable(
-            self.get_table_data(),
-            show_select=self.request.user.has_perm(PUSH_PERMISSION),
-        )
-        table.request = self.request
-        table.order_by = self._sort()
-        per_page = self._int_param("per_page", default=PAGE_SIZES[0])
-        if per_page not in PAGE_SIZES:
-            self.notices.append(
-                _("Rows per page can be %(sizes)s.") % {"sizes": ", ".join(map(str, PAGE_SIZES))}
-            )
-            per_page = PAGE_SIZES[0]
-        page = self._int_param("page", default=1)
-        if self._filtered():
-            paginator = {
-                "paginator_class": CappedCountPaginator,
-                "one_pass": bool(self.request.GET.get("q", "").strip()),
-            }
-        else:
-            # The whole tab: its size is already known from the tab counts.
-            paginator = {"paginator_class": KnownCountPaginator, "count": self.counts[self.tab]}
-        paginator["per_page"] = per_page
-        try:
-            table.paginate(page=page, **paginator)
-        except EmptyPage:
-            # A capped count (CappedCountPaginator) does not know the last page: go to the first.
-            capped = getattr(table.paginator, "capped", False)
-            last = 1 if capped else max(table.paginator.num_pages, 1)
-            self.notices.append(
-                _("Page %(page)s does not exist; showing page %(last)s.")
-                % {"page": page, "last": last}
-            )
-            table.paginate(page=last, **paginator)
-        return table
-
-    def _filtered(self) -> bool:
-        return self.filterset.is_bound and (not self.filterset.is_valid() or self.filterset.active)
 
     def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        filterset = self.filterset
-        if filterset.is_bound and not filterset.is_valid():
-            self.notices.append(
-                _("Some filters were ignored: %(errors)s") % {"errors": filterset.errors_text()}
-            )
-        context.update(
-            tab=self.tab,
-            counts=self.counts,
-            notices=self.notices,
-            filters_active=filterset.is_valid() and filterset.active,
-            page_sizes=PAGE_SIZES,
-            known_sources=KNOWN_SOURCES,
-            known_mediums=KNOWN_MEDIUMS,
-            can_send_push=self.request.user.has_perm(PUSH_PERMISSION),
-            query=self._filter_query(),
-        )
-        return context
+        return {**super().get_context_data(**kwargs), "listing": self.get_listing()}
 
-    def _sort(self) -> str:
-        sort = self.request.GET.get("sort", "")
-        if sort and sort.removeprefix("-") in SORT_KEYS:
-            return sort
-        if sort:
-            self.notices.append(
-                _("Unknown sort “%(sort)s”; showing the default order.") % {"sort": sort[:50]}
-            )
-        return self.default_sort
-
-    def _int_param(self, name: str, *, default: int) -> int:
-        raw = self.request.GET.get(name, "")
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if value < 1:
-            self.notices.append(
-                _("“%(value)s” is not a valid %(name)s.")
-                % {"value": raw[:20], "name": PARAM_NAMES.get(name, name)}
-            )
-            return default
-        return value
-
-    def _filter_query(self) -> str:
-        """The search and filters of the current page as a query string (no sort or page)."""
-        params = self.request.GET.copy()
-        for key in ("sort", "page", "per_page"):
-            params.pop(key, None)
-        return params.urlencode()
+    def get_listing(self) -> CustomerList:
+        return CustomerList(self.request, tab=self.tab)
 
 
 class LeadListView(CustomerListView):
     tab = "leads"
-    default_sort = "-created_at"

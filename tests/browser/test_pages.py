@@ -90,6 +90,7 @@ def test_main_pages_have_no_serious_accessibility_violation(new_page, lang):
         ("order", shop.star_order.get_absolute_url()),
         ("push-compose", reverse("notifications:campaign-create") + "?tab=clients&audience=all"),
         ("campaign", Campaign.objects.get(pk=campaign.pk).get_absolute_url()),
+        ("api-keys", reverse("storefront:apikey-list")),
     ]
     for name, url in pages:
         page.goto(url)

@@ -14,11 +14,11 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
 
+from clients.listing import SORTS
 from clients.models import Customer
 from clients.paginators import CappedCountPaginator
 from clients.search import normalize, phone_variants
 from clients.selectors import DeepPageQuerySet
-from clients.tables import SORT_KEYS
 from orders.models import Order, OrderLine
 
 ROW_ID = re.compile(r'<a href="/clients/(\d+)/">#')
@@ -57,11 +57,15 @@ def _ids(client, url, **params) -> list[int]:
         response = client.get(url, {**params, "page": page, "per_page": 25})
         assert response.status_code == 200
         ids += [int(pk) for pk in ROW_ID.findall(response.content.decode())]
-        table = response.context["table"]
+        table = response.context["listing"]
         if not table.page.has_next():
             assert table.paginator.count == len(ids)
             return ids
         page += 1
+
+
+def _nameless(row) -> bool:
+    return not row["first_name"] and not row["last_name"]
 
 
 def _sorted(rows, sort: str) -> list[int]:
@@ -69,6 +73,9 @@ def _sorted(rows, sort: str) -> list[int]:
     ordered = sorted(rows, key=lambda r: tuple(r[f] for f in fields))
     if sort.startswith("-"):
         ordered.reverse()
+    if sort.removeprefix("-") == "name":
+        # Customers without a name come last, whichever the direction.
+        ordered.sort(key=_nameless)
     return [r["id"] for r in ordered]
 
 
@@ -84,12 +91,14 @@ def test_the_dataset_has_ties_to_break(customers):
     clients = _clients(customers)
     assert len({r["orders_count"] for r in clients}) < len(clients)
     assert len(_leads(customers)) > 25  # more than a page
+    # Customers without a name in both tabs (they sort last by name, both ways).
+    assert any(_nameless(r) for r in clients) and any(_nameless(r) for r in _leads(customers))
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("sort", sorted(k for key in SORT_KEYS for k in (key, f"-{key}")))
+@pytest.mark.parametrize("sort", sorted(k for key in SORTS for k in (key, f"-{key}")))
 def test_every_sort_both_ways_pages_through_the_python_order(viewer_client, customers, sort):
-    assert set(SORT_FIELDS) == SORT_KEYS
+    assert set(SORT_FIELDS) == set(SORTS)
     assert _ids(viewer_client, "/clients/", sort=sort) == _sorted(_clients(customers), sort)
     assert _ids(viewer_client, "/clients/leads/", sort=sort) == _sorted(_leads(customers), sort)
 
@@ -145,14 +154,30 @@ def test_date_range_filters_match_python(viewer_client, customers):
 
 
 def _matches(row, query: str) -> bool:
-    """The search box's promise in plain Python: client ID, name, email or phone contain the
-    query, ignoring case and accents; a phone-like query matches any written form."""
-    text = normalize(" ".join(str(row[f]) for f in ("id", "first_name", "last_name", "email")))
-    if normalize(query) in text or normalize(query) in normalize(row["phone"]):
+    """The search box's promise in plain Python: "#295" is client 295; otherwise every word
+    of the query is in the client ID, name, email or phone (as written or its digits in any
+    form), in any order, ignoring case and accents; a phone-like query also matches any
+    written form of the phone as a whole."""
+    query = query.strip()
+    if query.startswith("#") and query[1:].strip().isdigit():
+        return row["id"] == int(query[1:].strip())
+    fields = [str(row[f]) for f in ("id", "first_name", "last_name", "email", "phone")]
+    fields += phone_variants(row["phone"])  # its digits, international and national
+    words = [w.lstrip("#") or w for w in normalize(query).split()]
+    if words and all(any(w in normalize(f) for f in fields) for w in words):
         return True
     digits = "".join(c for c in query if c.isdigit())
-    phone_like = digits and all(c.isdigit() or c in " +-.()/" for c in query.strip())
-    return bool(phone_like) and any(digits in v for v in phone_variants(row["phone"]))
+    phone_like = len(query) >= 4 and all(c.isdigit() or c in " +-.()/" for c in query)
+    return bool(digits and phone_like) and any(digits in v for v in phone_variants(row["phone"]))
+
+
+def _searched(rows, query: str, sort: str) -> list[int]:
+    """The matches in the list's order, a client ID typed as digits first."""
+    ids = _sorted([r for r in rows if _matches(r, query)], sort)
+    if query.isdigit() and not query.startswith("0") and int(query) in ids:
+        ids.remove(int(query))
+        ids.insert(0, int(query))
+    return ids
 
 
 @pytest.mark.django_db
@@ -169,21 +194,67 @@ def test_searches_match_python(viewer_client, customers):
         with_name["phone"][-8:],  # phone as written
         national[:6],  # national form of an international number
         str(with_name["id"]),  # client ID
+        f"#{with_name['id']}",  # client ID as the list writes it
+        f"{with_name['last_name']} {with_name['first_name']}",  # surname first
+        f"{with_name['first_name'][:3]} {with_name['email'][-6:]}".upper(),  # two fields
         "zzzz-nobody",
     ]
+    # Digits that are a client ID and also in other customers' IDs, phones or e-mails.
+    digit_queries = [str(r["id"]) for r in customers if r["id"] >= 10][:8]
+    queries += [q for q in digit_queries if sum(_matches(r, q) for r in customers) > 1][:3]
+    assert len(queries) > 10
     for query in queries:
         for tab, rows, sort in (
             ("/clients/", _clients(customers), "-last_order"),
             ("/clients/leads/", _leads(customers), "-created_at"),
+            ("/clients/", _clients(customers), "name"),
         ):
-            expected = _sorted([r for r in rows if _matches(r, query)], sort)
-            assert _ids(viewer_client, tab, q=query) == expected, (tab, query)
+            expected = _searched(rows, query, sort)
+            assert _ids(viewer_client, tab, q=query, sort=sort) == expected, (tab, query)
+
+
+@pytest.mark.django_db
+def test_an_exact_client_id_ranks_first_past_the_count_cap(viewer_client, customers, monkeypatch):
+    """Past the count cap the page comes from the sort index: the exact ID is still first
+    and every match is listed once."""
+    monkeypatch.setattr(CappedCountPaginator, "cap", 3)
+    rows = _clients(customers)
+    query = next(
+        str(r["id"])
+        for r in sorted(rows, key=lambda r: r["id"])
+        if sum(_matches(x, str(r["id"])) for x in rows) > 4
+    )
+    for sort in ("-last_order", "id", "-id"):
+        expected = _searched(rows, query, sort)
+        assert expected[0] == int(query)
+        ids, page = [], 1
+        while True:
+            response = viewer_client.get("/clients/", {"q": query, "sort": sort, "page": page})
+            table = response.context["listing"]
+            assert table.paginator.capped
+            ids += [int(pk) for pk in ROW_ID.findall(response.content.decode())]
+            if not table.page.has_next():
+                break
+            page += 1
+        assert ids == expected, sort
+
+
+@pytest.mark.django_db
+def test_other_tab_counts_match_python(viewer_client, customers):
+    for query in ("e", "ma", "gmail", "zzzz-nobody"):
+        for tab, other in (
+            ("/clients/", _leads(customers)),
+            ("/clients/leads/", _clients(customers)),
+        ):
+            response = viewer_client.get(tab, {"q": query})
+            expected = sum(_matches(r, query) for r in other)
+            assert (response.context["listing"].other_tab or {}).get("count", 0) == expected, query
 
 
 @pytest.mark.django_db
 def test_tab_counts_are_the_python_counts(viewer_client, customers):
     response = viewer_client.get("/clients/")
-    assert response.context["counts"] == {
+    assert response.context["listing"].counts == {
         "clients": len(_clients(customers)),
         "leads": len(_leads(customers)),
     }
@@ -212,7 +283,7 @@ def test_capped_counts_page_through_every_match(viewer_client, customers, monkey
     while True:
         response = viewer_client.get("/clients/", {"push": "false", "page": page})
         html = response.content.decode()
-        table = response.context["table"]
+        table = response.context["listing"]
         assert table.paginator.capped
         assert "of more than 30" in html and "Last page" not in html
         ids += [int(pk) for pk in ROW_ID.findall(html)]
@@ -228,7 +299,7 @@ def test_capped_counts_page_through_every_match(viewer_client, customers, monkey
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("sort", sorted(SORT_KEYS) + [f"-{key}" for key in sorted(SORT_KEYS)])
+@pytest.mark.parametrize("sort", sorted(SORTS) + [f"-{key}" for key in sorted(SORTS)])
 def test_searches_count_and_page_in_one_pass_in_every_order(viewer_client, customers, sort):
     """A search reads its matches once for the count and the page (CappedCountPaginator's
     one pass): every sort, both ways, pages through exactly the Python result."""
@@ -236,7 +307,7 @@ def test_searches_count_and_page_in_one_pass_in_every_order(viewer_client, custo
     expected = _sorted([r for r in _clients(customers) if _matches(r, query)], sort)
     assert len(expected) > 50
     response = viewer_client.get("/clients/", {"q": query, "sort": sort})
-    paginator = response.context["table"].paginator
+    paginator = response.context["listing"].paginator
     assert paginator.one_pass and paginator.count == len(expected)
     assert _ids(viewer_client, "/clients/", q=query, sort=sort) == expected
 
@@ -250,7 +321,7 @@ def test_searches_past_the_cap_page_through_every_match(viewer_client, customers
     ids, page = [], 1
     while True:
         response = viewer_client.get("/clients/", {"q": query, "page": page})
-        table = response.context["table"]
+        table = response.context["listing"]
         assert table.paginator.capped
         ids += [int(pk) for pk in ROW_ID.findall(response.content.decode())]
         if not table.page.has_next():

@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clients.models import Customer
+from clients.search import SearchQuery, parse_query
 from clients.selectors import customer_audience
 from clients.services import address_create
 from orders.models import OrderStatus
@@ -142,6 +143,100 @@ def test_search(viewer_client, shop, query, expected):
 def test_search_by_client_id(viewer_client, shop):
     response = viewer_client.get("/clients/", {"q": str(shop["ben"].pk)})
     assert shop["ben"].pk in row_ids(response)
+
+
+@pytest.mark.parametrize("typed", ["#{pk}", "# {pk}", " #{pk} "])
+def test_search_for_the_client_id_as_the_list_writes_it(viewer_client, shop, typed):
+    ben = shop["ben"].pk
+    response = viewer_client.get("/clients/", {"q": typed.format(pk=ben)})
+    assert row_ids(response) == [ben]
+    # Client 3 alone, not every id or phone number containing a 3.
+    response = viewer_client.get("/clients/leads/", {"q": typed.format(pk=ben)})
+    assert row_ids(response) == []
+
+
+@pytest.mark.parametrize("typed", ["#0", "#99999999999999999999", "#9223372036854775808"])
+def test_search_for_an_impossible_client_id_finds_nobody(viewer_client, shop, typed):
+    response = viewer_client.get("/clients/", {"q": typed})
+    assert response.status_code == 200
+    assert row_ids(response) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("ardent eloise", ["ana"]),  # surname first
+        ("Éloïse   Ardent", ["ana"]),
+        ("cole @example", ["cat"]),  # words from different fields
+        ("brook eloise", []),  # every word must match the same customer
+    ],
+)
+def test_search_words_in_any_order(viewer_client, shop, query, expected):
+    response = viewer_client.get("/clients/", {"q": query})
+    assert set(row_ids(response)) == {shop[name].pk for name in expected}
+
+
+def test_an_exact_client_id_ranks_first_among_digit_matches(viewer_client):
+    exact = make_order(CustomerFactory(email="exact@example.com")).customer
+    # Other clients whose phone or e-mail contains the id's digits, and newer last orders
+    # (the tab's default order would list them first).
+    others = []
+    for n in range(30):
+        customer = CustomerFactory(email=f"c{n}.{exact.pk}@example.com")
+        make_order(customer, placed_at=timezone.now() - timedelta(hours=n))
+        others.append(customer.pk)
+    make_order(exact, placed_at=timezone.now() - timedelta(days=30))
+    for sort in ("", "name", "-total_spent", "id"):
+        response = viewer_client.get("/clients/", {"q": str(exact.pk), "sort": sort})
+        ids = row_ids(response)
+        assert ids[0] == exact.pk, sort
+        # The rest in the list's order, and pages still cover each match once.
+        rest = viewer_client.get("/clients/", {"q": str(exact.pk), "sort": sort, "page": 2})
+        assert sorted(ids[1:] + row_ids(rest)) == sorted(others)
+
+
+@pytest.mark.parametrize(
+    ("typed", "words", "digits", "client_id", "exact_id"),
+    [
+        ("Garcia  Agathe", ("garcia", "agathe"), "", None, None),
+        ("#295", (), "", 295, None),
+        ("295", ("295",), "", None, 295),
+        ("0612", ("0612",), "0612", None, None),  # a leading zero: a phone, not an id
+        ("06 12 34", ("06", "12", "34"), "061234", None, None),
+        ("#295 garcia", ("295", "garcia"), "", None, None),
+        ("#", ("#",), "", None, None),
+        ("   ", (), "", None, None),
+    ],
+)
+def test_parse_query(typed, words, digits, client_id, exact_id):
+    assert parse_query(typed) == SearchQuery(
+        words=words, digits=digits, client_id=client_id, exact_id=exact_id
+    )
+
+
+def test_a_search_says_how_many_match_in_the_other_tab(viewer_client, shop):
+    response = viewer_client.get("/clients/", {"q": "@example", "sort": "id"})
+    html = response.content.decode()
+    # dan@ and eve@ are leads.
+    assert '<a href="/clients/leads/?q=%40example">2 matches in Leads</a>' in html
+    response = viewer_client.get("/clients/leads/", {"q": "ardent"})
+    html = response.content.decode()
+    assert row_ids(response) == []
+    assert '<a href="/clients/?q=ardent">1 match in Clients</a>' in html
+    # Filters travel with the search: the link shows what it counts.
+    response = viewer_client.get("/clients/leads/", {"q": "@example", "push": "true"})
+    assert '<a href="/clients/?q=%40example&amp;push=true">1 match in Clients</a>' in (
+        response.content.decode()
+    )
+    # Nothing in the other tab, or no search: nothing said.
+    assert "match" not in viewer_client.get("/clients/", {"q": "ardent"}).content.decode()
+    assert "matches in" not in viewer_client.get("/clients/?source=google").content.decode()
+
+
+def test_the_other_tab_count_says_more_than_the_cap(viewer_client, shop, monkeypatch):
+    monkeypatch.setattr("clients.listing.OTHER_TAB_CAP", 1)
+    response = viewer_client.get("/clients/", {"q": "@example"})
+    assert "More than 1 matches in Leads" in response.content.decode()
 
 
 @pytest.mark.parametrize(
@@ -328,3 +423,51 @@ class TestAudience:
 def test_money_is_decimal_end_to_end(shop):
     ana = Customer.objects.get(pk=shop["ana"].pk)
     assert isinstance(ana.total_spent, Decimal) and ana.total_spent == Decimal("320.00")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL indexes only")
+def test_each_tab_has_its_own_trigram_index_for_the_search():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'clients_customer' "
+            "AND indexdef LIKE '%%gin_trgm_ops%%' ORDER BY indexname"
+        )
+        indexes = dict(cursor.fetchall())
+    assert sorted(indexes) == ["customer_clients_search_trgm", "customer_leads_search_trgm"]
+    assert indexes["customer_clients_search_trgm"].endswith("WHERE (orders_count > 0)")
+    assert indexes["customer_leads_search_trgm"].endswith("WHERE (orders_count = 0)")
+
+
+@pytest.mark.parametrize("sort", ["name", "-name"])
+def test_customers_without_a_name_sort_last_both_ways(viewer_client, shop, sort):
+    nameless = CustomerFactory(first_name="", last_name="", email="anon@example.com")
+    make_order(nameless, total="5.00")
+    named = ["ana", "ben", "cat"] if sort == "name" else ["cat", "ben", "ana"]
+    response = viewer_client.get("/clients/", {"sort": sort})
+    assert row_ids(response) == [shop[name].pk for name in named] + [nameless.pk]
+
+
+def test_the_push_query_is_the_search_and_filters_only(admin_client_role, shop):
+    params = {"q": "o", "source": "facebook", "sort": "id", "page": "1", "per_page": "50"}
+    response = admin_client_role.get("/clients/", {**params, "junk": "<x>"})
+    listing = response.context["listing"]
+    assert listing.filter_query == "q=o&source=facebook"
+    assert 'name="query" value="q=o&amp;source=facebook"' in response.content.decode()
+    Customer.objects.filter(pk=shop["ben"].pk).update(push_opt_in=True)
+    audience = customer_audience(
+        tab="clients", audience="filtered", ids=[], query=listing.filter_query
+    )
+    assert [c.pk for c in audience] == [shop["ben"].pk]
+
+
+def test_header_links_sort_each_column_and_flip_the_current_one(viewer_client, shop):
+    response = viewer_client.get("/clients/", {"sort": "name", "page": "2", "q": "e"})
+    headers = {h["label"]: h for h in response.context["listing"].headers}
+    assert headers["Name and email"]["url"] == "?sort=-name&q=e"
+    assert headers["Name and email"]["aria_sort"] == "ascending"
+    assert headers["Total spent"]["url"] == "?sort=total_spent&q=e"
+    assert headers["Total spent"]["aria_sort"] == ""
+    response = viewer_client.get("/clients/", {"sort": "-name"})
+    headers = {h["label"]: h for h in response.context["listing"].headers}
+    assert headers["Name and email"]["url"] == "?sort=name"
+    assert headers["Name and email"]["aria_sort"] == "descending"

@@ -1,6 +1,7 @@
 import json
 import os
 import platform
+import random
 import statistics
 import time
 from datetime import timedelta
@@ -11,18 +12,19 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Max, Min
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from clients.listing import SORTS
 from clients.models import Customer
 from clients.selectors import tab_counts
 from clients.services import address_create, customer_create
-from clients.tables import SORT_KEYS
 from orders.models import Order, OrderLine, OrderStatus
 from orders.selectors import CustomerStats, customer_stats_compute
+from orders.services import order_set_status
 
 BENCH_USER = "bench-superuser"
 BIG_CUSTOMER_EMAIL = "bench.5000.orders@example.com"
@@ -33,6 +35,14 @@ RESULTS = Path(settings.BASE_DIR) / "bench" / "results" / "lists.json"
 TARGET_P95_MS = 50
 TARGET_QUERIES = 8
 TARGET_RATIO = 100
+
+# clients migration 0008: autovacuum runs once this many customers' rows were rewritten.
+AUTOVACUUM_THRESHOLD = 500
+
+
+def _json_state(state: dict) -> dict:
+    last = state.get("last_autovacuum")
+    return {**state, "last_autovacuum": last.isoformat(timespec="seconds") if last else None}
 
 
 class Command(BaseCommand):
@@ -50,11 +60,50 @@ class Command(BaseCommand):
             "--naive-repeat", type=int, default=3, help="Requests for the naive reference."
         )
         parser.add_argument("--skip-naive", action="store_true")
+        parser.add_argument(
+            "--deep-page-only",
+            action="store_true",
+            help="Only the deep page (offset ~half of the Clients tab); implies --skip-naive.",
+        )
+        parser.add_argument(
+            "--updates",
+            type=int,
+            default=0,
+            help=(
+                "After the cases, change N orders' status through the order services (each "
+                "rewrites its customer's row), then measure the deep page again right away "
+                "and, on PostgreSQL, once autovacuum has caught up. Changes the database."
+            ),
+        )
+        parser.add_argument(
+            "--autovacuum-wait",
+            type=int,
+            default=300,
+            help="Seconds to wait for autovacuum after --updates (PostgreSQL; default 300).",
+        )
+        parser.add_argument(
+            "--only", default="", help="Only the cases whose name contains this text."
+        )
         parser.add_argument("--output", default=str(RESULTS))
 
-    def handle(self, *, repeat, naive_repeat, skip_naive, output, **options):
-        if repeat < 1 or naive_repeat < 1:
-            raise CommandError("--repeat and --naive-repeat must be at least 1.")
+    def handle(
+        self,
+        *,
+        repeat,
+        naive_repeat,
+        skip_naive,
+        deep_page_only,
+        updates,
+        autovacuum_wait,
+        output,
+        only,
+        **options,
+    ):
+        if repeat < 1 or naive_repeat < 1 or updates < 0 or autovacuum_wait < 0:
+            raise CommandError(
+                "--repeat and --naive-repeat must be at least 1, --updates and "
+                "--autovacuum-wait at least 0."
+            )
         counts = tab_counts()
         if counts["clients"] < 2:
             raise CommandError("Load some customers first: manage.py seed_demo --customers N.")
@@ -62,11 +111,24 @@ class Command(BaseCommand):
         client.force_login(self._bench_user())
         hosts = [*settings.ALLOWED_HOSTS, "testserver"]
         results = []
+        skip_naive = skip_naive or deep_page_only
+        deep_name, deep_url = self._deep_page_case(counts)
         with override_settings(ALLOWED_HOSTS=hosts):
-            for name, url in self._cases(counts):
+            cases = [(deep_name, deep_url)] if deep_page_only else self._cases(counts)
+            for name, url in cases:
+                if only not in name:
+                    continue
                 results.append(self._measure(client, name, url, repeat))
+            if updates:
+                results.extend(
+                    self._after_updates(
+                        client, deep_name, deep_url, repeat, updates, autovacuum_wait
+                    )
+                )
             naive = None
-            if not skip_naive:
+            if not results:
+                raise CommandError(f"No case matches --only {only!r}.")
+            if not skip_naive and not only:
                 naive = self._measure(
                     client,
                     "naive: admin changelist aggregating orders, by total spent",
@@ -81,11 +143,10 @@ class Command(BaseCommand):
     def _cases(self, counts):
         clients_url = reverse("clients:client-list")
         cases = []
-        for key in sorted(SORT_KEYS):
+        for key in sorted(SORTS):
             for sort in (key, f"-{key}"):
                 cases.append((f"clients, sort {sort}", f"{clients_url}?sort={sort}"))
-        middle = max(1, counts["clients"] // 2 // 25)
-        cases.append((f"clients, page {middle:,} (offset ~half)", f"{clients_url}?page={middle}"))
+        cases.append(self._deep_page_case(counts))
 
         sample = self._sample_customer()
         today = timezone.localdate()
@@ -125,11 +186,26 @@ class Command(BaseCommand):
         if sample.phone:
             digits = "".join(c for c in sample.phone if c.isdigit())
             searches["phone"] = digits[-8:]
+        # Issue 17: the client ID as the list writes it, digits that are a client ID (ranked
+        # first among every ID, phone and e-mail containing them), a name surname first.
+        searches["client ID as written"] = f"#{sample.pk}"
+        searches["client ID digits"] = str(sample.pk)
+        if sample.first_name and sample.last_name:
+            searches["surname first"] = f"{sample.last_name} {sample.first_name}"
+        if common:
+            searches["most common last name, surname first"] = f"{common} {sample.first_name}"
+        leads_url = reverse("clients:lead-list")
         for label, text in searches.items():
             cases.append(
                 (f"clients, search {label} “{text}”", f"{clients_url}?{urlencode({'q': text})}")
             )
-        cases.append(("leads, page 1", reverse("clients:lead-list")))
+        cases.append(("leads, page 1", leads_url))
+        # A search on the Leads tab also counts its matches among the clients.
+        for label in ("most common last name", "client ID as written"):
+            if text := searches.get(label):
+                cases.append(
+                    (f"leads, search {label} “{text}”", f"{leads_url}?{urlencode({'q': text})}")
+                )
         try:
             big = self._big_customer()
             cases.append(
@@ -141,6 +217,14 @@ class Command(BaseCommand):
         except NoReverseMatch:
             self.stderr.write("No client page URL (clients:client-detail): case skipped.")
         return cases
+
+    def _deep_page_case(self, counts) -> tuple[str, str]:
+        """The Clients tab's page in the middle of the list (offset ~300,000 at 1M)."""
+        middle = max(1, counts["clients"] // 2 // 25)
+        return (
+            f"clients, page {middle:,} (offset ~half)",
+            f"{reverse('clients:client-list')}?page={middle}",
+        )
 
     def _sample_customer(self) -> Customer:
         """A client from the middle of the list with a name and a phone, for the searches."""
@@ -228,20 +312,118 @@ class Command(BaseCommand):
         customer.save(update_fields=list(CustomerStats.FIELDS))
         return customer
 
+    # --- a burst of updates -------------------------------------------------------------
+
+    def _after_updates(self, client, name, url, repeat, updates, autovacuum_wait) -> list[dict]:
+        """The deep page after `updates` order changes: right away, then (PostgreSQL) once
+        autovacuum has vacuumed the customers table again."""
+        started = time.monotonic()
+        self._order_changes(updates)
+        burst_s = time.monotonic() - started
+        burst_end = timezone.now()
+        self.stderr.write(f"  {updates:,} order changes in {burst_s:.1f} s")
+        right_away = self._measure(
+            client, f"{name}, right after {updates:,} order changes", url, repeat
+        )
+        right_away["customers_table"] = _json_state(self._table_state())
+        results = [right_away]
+        if connection.vendor != "postgresql":
+            return results
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW autovacuum")
+            autovacuum_on = cursor.fetchone()[0] == "on"
+        if autovacuum_on:
+            waited = self._wait_for_autovacuum(burst_end, autovacuum_wait)
+            if waited is None:
+                self.stderr.write(
+                    f"  autovacuum did not vacuum the customers in {autovacuum_wait} s"
+                )
+                return results
+            label, extra = "autovacuum", {"autovacuum_after_s": round(waited, 1)}
+        elif connection.in_atomic_block:
+            self.stderr.write("  autovacuum is off and VACUUM cannot run in a transaction")
+            return results
+        else:
+            # The server's autovacuum is off (postgresql.conf): do the VACUUM it would have
+            # done, so the number still says what the customers table's settings achieve.
+            self.stderr.write("  autovacuum is off on this server: running VACUUM instead")
+            table = connection.ops.quote_name(Customer._meta.db_table)
+            started = time.monotonic()
+            with connection.cursor() as cursor:
+                cursor.execute(f"VACUUM {table}")
+            label = "VACUUM (autovacuum is off on this server)"
+            extra = {"vacuum_s": round(time.monotonic() - started, 1)}
+        later = self._measure(
+            client, f"{name}, after {updates:,} order changes and {label}", url, repeat
+        )
+        later.update(extra)
+        later["customers_table"] = _json_state(self._table_state())
+        results.append(later)
+        return results
+
+    def _order_changes(self, count: int) -> None:
+        """Change `count` random orders' status (pending -> paid, paid -> fulfilled) through
+        the order services, each in its own transaction, as the shop's traffic would: each
+        rewrites its customer's row (the stored statistics)."""
+        moves = {OrderStatus.PENDING: OrderStatus.PAID, OrderStatus.PAID: OrderStatus.FULFILLED}
+        bounds = Order.objects.aggregate(low=Min("pk"), high=Max("pk"))
+        # A new draw each run: a fixed seed would pick the orders an earlier run moved on.
+        rng = random.Random()
+        done = misses = 0
+        while done < count:
+            ids = [rng.randint(bounds["low"], bounds["high"]) for _ in range(1000)]
+            found = Order.objects.filter(pk__in=ids, status__in=list(moves)).only(
+                "pk", "customer_id", "status"
+            )
+            misses = 0 if found else misses + 1
+            if misses > 200:
+                raise CommandError("No pending or paid orders left to change.")
+            for order in found[: count - done]:
+                order_set_status(order=order, status=moves[order.status])
+                done += 1
+
+    def _table_state(self) -> dict:
+        """The customers table's dead rows and last autovacuum (PostgreSQL)."""
+        if connection.vendor != "postgresql":
+            return {}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT n_dead_tup, last_autovacuum, autovacuum_count "
+                "FROM pg_stat_user_tables WHERE relid = %s::regclass",
+                [connection.ops.quote_name(Customer._meta.db_table)],
+            )
+            dead, last, runs = cursor.fetchone()
+        return {"dead_rows": dead, "last_autovacuum": last, "autovacuum_runs": runs}
+
+    def _wait_for_autovacuum(self, since, timeout) -> float | None:
+        """Seconds until autovacuum has vacuumed the customers table after `since` and left
+        fewer dead rows than its threshold (clients migration 0008); None after `timeout`."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            state = self._table_state()
+            last = state["last_autovacuum"]
+            if last and last > since and state["dead_rows"] < AUTOVACUUM_THRESHOLD:
+                return time.monotonic() - started
+            time.sleep(2)
+        return None
+
     # --- measuring -----------------------------------------------------------------------
 
     def _measure(self, client, name, url, repeat, warmup=2):
         for _ in range(warmup):
             client.get(url, secure=True)
-        times, queries, sql_times = [], [], []
+        times, cpu_times, queries, sql_times = [], [], [], []
         for _ in range(repeat):
             with CaptureQueriesContext(connection) as captured:
+                cpu_started = time.process_time()
                 started = time.perf_counter()
                 response = client.get(url, secure=True)
                 elapsed = (time.perf_counter() - started) * 1000
+                cpu = (time.process_time() - cpu_started) * 1000
             if response.status_code != 200:
                 raise CommandError(f"{url} answered {response.status_code}.")
             times.append(elapsed)
+            cpu_times.append(cpu)
             queries.append(len(captured.captured_queries))
             sql_times.append(sum(float(q["time"]) for q in captured.captured_queries) * 1000)
         times.sort()
@@ -251,27 +433,97 @@ class Command(BaseCommand):
             "requests": repeat,
             "median_ms": round(statistics.median(times), 2),
             "p95_ms": round(times[min(len(times) - 1, round(0.95 * len(times)) - 1)], 2),
+            "min_ms": round(times[0], 2),
+            # Django's own CPU (this process; the database's work is not in it).
+            "cpu_median_ms": round(statistics.median(cpu_times), 2),
             # The database's share of the median: the rest is Python (view, templates).
             "sql_median_ms": round(statistics.median(sql_times), 2),
             "queries": max(queries),
             "queries_constant": min(queries) == max(queries),
         }
+        if "offset" in name:
+            result.update(self._explain_deep_page(captured.captured_queries))
         self.stderr.write(
             f"  {name}: median {result['median_ms']} ms, p95 {result['p95_ms']} ms, "
-            f"{result['queries']} queries ({result['sql_median_ms']} ms SQL)"
+            f"min {result['min_ms']} ms, "
+            f"CPU {result['cpu_median_ms']} ms, {result['queries']} queries "
+            f"({result['sql_median_ms']} ms SQL)"
+            + (
+                f", ids query {result['ids_query_ms']} ms (min {result['ids_query_min_ms']}, "
+                f"server CPU {result.get('ids_query_cpu_ms', '?')}) "
+                f"with {result['heap_fetches']:,} heap fetches"
+                if "heap_fetches" in result
+                else ""
+            )
         )
         return result
+
+    def _explain_deep_page(self, queries) -> dict:
+        """PostgreSQL: how the deep page's ids query ran (EXPLAIN ANALYZE): its time in the
+        database and how many index entries needed a visit to the table (heap fetches; none
+        when the visibility map is current). Independent of the machine's load."""
+        if connection.vendor != "postgresql":
+            return {}
+        offset_queries = [q["sql"] for q in queries if " OFFSET " in q["sql"].upper()]
+        if not offset_queries:
+            return {}
+        plans = []
+        with connection.cursor() as cursor:
+            for _ in range(5):
+                cursor.execute(f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {offset_queries[0]}")
+                explained = cursor.fetchone()[0]
+                plans.append(
+                    (json.loads(explained) if isinstance(explained, str) else explained)[0]
+                )
+
+        def heap_fetches(node) -> int:
+            own = node.get("Heap Fetches", 0)
+            return own + sum(heap_fetches(child) for child in node.get("Plans", []))
+
+        times = [plan["Execution Time"] for plan in plans]
+        result = {
+            "ids_query_ms": round(statistics.median(times), 2),
+            # The least disturbed of five runs: closest to the query's cost on an idle machine.
+            "ids_query_min_ms": round(min(times), 2),
+            "heap_fetches": heap_fetches(plans[-1]["Plan"]),
+        }
+        cpu = self._backend_cpu_ms(offset_queries[0])
+        if cpu is not None:
+            result["ids_query_cpu_ms"] = cpu
+        return result
+
+    def _backend_cpu_ms(self, sql: str, runs: int = 10) -> float | None:
+        """The CPU time the database server process spends on `sql`, per run, read from
+        /proc (a server on this machine only): unlike the wall time, it does not grow when
+        other processes share the cores."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            stat = Path(f"/proc/{cursor.fetchone()[0]}/stat")
+
+            def cpu_seconds() -> float:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+            try:
+                before = cpu_seconds()
+            except OSError:
+                return None
+            for _ in range(runs):
+                cursor.execute(sql)
+                cursor.fetchall()
+            return round((cpu_seconds() - before) * 1000 / runs, 1)
 
     def _report(self, results, naive, counts, output):
         width = max(len(r["case"]) for r in results) + 2
         self.stdout.write("")
         self.stdout.write(
             f"{'case':<{width}}{'median ms':>10}{'p95 ms':>10}{'queries':>9}{'SQL ms':>9}"
+            f"{'CPU ms':>9}"
         )
         for r in results:
             self.stdout.write(
                 f"{r['case']:<{width}}{r['median_ms']:>10.1f}{r['p95_ms']:>10.1f}"
-                f"{r['queries']:>9}{r['sql_median_ms']:>9.1f}"
+                f"{r['queries']:>9}{r['sql_median_ms']:>9.1f}{r['cpu_median_ms']:>9.1f}"
             )
         worst = max(results, key=lambda r: r["p95_ms"])
         summary = {

@@ -2,16 +2,17 @@ from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
 from clients.models import Customer
-from orders.models import FINALIZED_STATUSES
+from orders.models import FINALIZED_STATUSES, Order
 from orders.selectors import CustomerStats, customer_stats_for
 
 # PostgreSQL: every customer's stored statistics against the orders, in one statement (so one
 # snapshot: the services change orders and statistics in the same transaction). Returns the
-# number of customers and the ids of those that differ. Mirrors orders.selectors.
+# number of customers and the ids of those that differ. Mirrors orders.selectors
+# (tests/test_derived_definitions.py checks that they agree, field by field).
 _DRIFT_SQL = """
 WITH finalized AS (
     SELECT customer_id, id, placed_at, total - refunded_amount AS net, source, medium
-    FROM orders_order WHERE status = ANY(%(statuses)s)
+    FROM {orders} WHERE status = ANY(%(statuses)s)
 ), totals AS (
     SELECT customer_id, count(*) AS n, sum(net) AS spent,
            min(placed_at) AS first_at, max(placed_at) AS last_at
@@ -28,7 +29,7 @@ SELECT count(*), array_agg(c.id) FILTER (WHERE
     OR c.last_order_id IS DISTINCT FROM l.id
     OR c.last_source IS DISTINCT FROM coalesce(l.source, '')
     OR c.last_medium IS DISTINCT FROM coalesce(l.medium, ''))
-FROM clients_customer c
+FROM {customers} c
 LEFT JOIN totals t ON t.customer_id = c.id
 LEFT JOIN last l ON l.customer_id = c.id
 """
@@ -80,7 +81,11 @@ class Command(BaseCommand):
         recomputed one batch at a time as the services would."""
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL work_mem = '256MB'")
-            cursor.execute(_DRIFT_SQL, {"statuses": [str(s) for s in FINALIZED_STATUSES]})
+            sql = _DRIFT_SQL.format(
+                orders=connection.ops.quote_name(Order._meta.db_table),
+                customers=connection.ops.quote_name(Customer._meta.db_table),
+            )
+            cursor.execute(sql, {"statuses": [str(s) for s in FINALIZED_STATUSES]})
             seen, suspects = cursor.fetchone()
         suspects = sorted(suspects or [])
         fields = CustomerStats.FIELDS

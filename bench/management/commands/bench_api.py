@@ -1,0 +1,586 @@
+"""Load test of the storefront API's write path: gunicorn with the production settings.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/backoffice_1m DEBUG=1 \\
+        .venv/bin/python manage.py bench_api --duration 60
+
+Three runs (--only picks some):
+
+- orders: wrk keeps connections busy, each one creating an order (3 lines, a random
+  customer, an Idempotency-Key, no source: attributed to the customer's last launch) and then
+  paying it, as two calls. Calls/s, p50/p99 latency, errors, and the CPU each call cost the
+  gunicorn workers and the PostgreSQL backends serving them (read from /proc).
+- import: NDJSON bulk import of --import-orders orders to ONE gunicorn worker, in requests of
+  up to 10,000 lines: orders/s, and the worker's memory before and after.
+- paced (with --rate R): R orders/s (create + pay) for --duration seconds from a paced
+  client, for running bench_load's read mix at the same time (reads under writes).
+
+Each run ends with `rebuild_customer_stats --check` (drift must be 0). The orders created
+stay in the database (they are real orders of real customers, numbered BENCH-...): run it on
+a copy. Writes bench/results/api.json.
+"""
+
+import contextlib
+import http.client
+import json
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+
+from bench.management.commands.bench_load import Command as LoadCommand
+from clients.models import Customer
+from storefront.models import Scope
+from storefront.services import api_key_create, api_key_revoke
+
+TARGETS = {"calls_per_s": 250, "p99_ms": 100, "errors": 0, "import_orders_per_s": 5000}
+LINES = [
+    {"product_name": "Merino scarf", "sku": "SCARF-MER", "quantity": 1, "unit_price": "39.90"},
+    {"product_name": "Wool beanie", "sku": "BEANIE-WL", "quantity": 2, "unit_price": "24.50"},
+    {"product_name": "Socks (3 pairs)", "sku": "SOCK-3P", "quantity": 1, "unit_price": "12.90"},
+]
+
+# Each wrk connection (one per thread) creates an order, then pays it: two calls in a row.
+WRK_SCRIPT = r"""
+local customers = {}
+local key = os.getenv("BENCH_API_KEY")
+local prefix = os.getenv("BENCH_PREFIX")
+local lines = os.getenv("BENCH_LINES")
+local threads = {}
+local counter = 0
+local pending = nil
+local sent = nil
+bad = 0
+
+setup = function(thread)
+  table.insert(threads, thread)
+  thread:set("id", #threads)
+end
+
+init = function(args)
+  for line in io.lines(args[1]) do customers[#customers + 1] = line end
+  -- `id` is the global setup() gave this thread.
+  math.randomseed(os.time() * 100 + id)
+end
+
+local function headers(idem)
+  return {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json",
+          ["Idempotency-Key"] = idem, ["Host"] = "127.0.0.1"}
+end
+
+-- One connection per thread: request() runs after the previous response, so the payment
+-- follows its order's creation (wrk also calls request() once at start without sending it).
+request = function()
+  if pending then
+    local number = pending
+    pending = nil
+    sent = nil
+    return wrk.format("POST", "/api/v1/orders/" .. number .. "/pay", headers(number .. "-pay"), "")
+  end
+  counter = counter + 1
+  local number = prefix .. "-" .. id .. "-" .. counter
+  sent = number
+  local body = '{"number":"' .. number .. '","customer_id":' ..
+    customers[math.random(#customers)] .. ',"lines":' .. lines .. '}'
+  return wrk.format("POST", "/api/v1/orders", headers(number), body)
+end
+
+response = function(status, headers, body)
+  if status == 201 and sent then pending = sent end
+  if status ~= 200 and status ~= 201 then
+    bad = bad + 1
+    if bad < 4 then io.stderr:write(status .. " " .. body .. "\n") end
+  end
+end
+
+done = function(summary, latency, requests)
+  local errors = 0
+  for _, thread in ipairs(threads) do errors = errors + thread:get("bad") end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests": %d, "duration_us": %d, "non_2xx": %d, ' ..
+    '"socket_errors": {"connect": %d, "read": %d, "write": %d, "timeout": %d}, ' ..
+    '"latency_us": {"p50": %d, "p90": %d, "p99": %d, "max": %d}}\n',
+    summary.requests, summary.duration, errors, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _post_json(port: int, path: str, body: str, key: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        conn.request(
+            "POST",
+            path,
+            body=body,
+            headers={
+                "Authorization": f"Bearer {key}",
+                "Content-Type": "application/json",
+                "Host": "127.0.0.1",
+            },
+        )
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+class CpuMeter:
+    """CPU time used by the gunicorn workers and by this database's PostgreSQL backends."""
+
+    def __init__(self, server_pid: int):
+        self.server_pid = server_pid
+
+    def _backends(self) -> list[int]:
+        if connection.vendor != "postgresql":
+            return []
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            return [row[0] for row in cursor.fetchall()]
+
+    def sample(self) -> dict[str, dict[int, float]]:
+        return {
+            "app": {p: _cpu_seconds(p) for p in _children(self.server_pid)},
+            "db": {p: _cpu_seconds(p) for p in self._backends()},
+        }
+
+    @staticmethod
+    def spent(before, after) -> dict[str, float]:
+        return {
+            kind: sum(t - before[kind].get(p, 0.0) for p, t in after[kind].items())
+            for kind in after
+        }
+
+
+class Command(BaseCommand):
+    help = (
+        "Load-test the storefront API's writes (order + payment through gunicorn, NDJSON "
+        "import, or a paced rate for reads-under-writes); writes bench/results/api.json."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--only", action="append", choices=["orders", "import", "paced"])
+        parser.add_argument("--duration", type=int, default=60)
+        parser.add_argument("--warmup", type=int, default=5)
+        parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+        parser.add_argument("--connections", type=int, default=8)
+        parser.add_argument("--port", type=int, default=8810)
+        parser.add_argument("--rate", type=float, default=0, help="paced: orders/s (0: skip).")
+        parser.add_argument("--import-orders", type=int, default=20_000)
+        parser.add_argument("--sample", type=int, default=2000, help="Customers used (2000).")
+        parser.add_argument(
+            "--output", default=str(Path(settings.BASE_DIR) / "bench" / "results" / "api.json")
+        )
+
+    def handle(self, *args, **options):
+        if shutil.which("wrk") is None:
+            raise CommandError("wrk is not installed: apt-get install wrk")
+        runs = options["only"] or (["orders", "import"] + (["paced"] if options["rate"] else []))
+        if "paced" in runs and not options["rate"]:
+            raise CommandError("--only paced needs --rate.")
+        customers = list(
+            Customer.objects.order_by("?").values_list("pk", flat=True)[: options["sample"]]
+            if connection.vendor != "postgresql"
+            else self._sample_customers(options["sample"])
+        )
+        if not customers:
+            raise CommandError("No customers: seed the database first.")
+        api_key, key = api_key_create(
+            name=f"bench_api {secrets.token_hex(3)}",
+            scopes=[Scope.ORDERS_WRITE, Scope.READ],
+            actor=None,
+        )
+        self.prefix = f"BENCH{secrets.token_hex(3).upper()}"
+        load = LoadCommand(stdout=self.stdout, stderr=self.stderr)
+        workdir = Path(tempfile.mkdtemp(prefix="bench_api_"))
+        result = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "database": {
+                "vendor": connection.vendor,
+                "name": str(settings.DATABASES["default"]["NAME"]),
+                "customers": Customer.objects.count()
+                if connection.vendor != "postgresql"
+                else None,
+            },
+            "cpus": os.cpu_count(),
+            "load_average_before": os.getloadavg(),
+            "targets": TARGETS,
+        }
+        try:
+            env = load.production_env(workdir)
+            load.collectstatic(env)
+            if "orders" in runs:
+                result["orders"] = self._with_server(
+                    load,
+                    env,
+                    workdir,
+                    options,
+                    options["workers"],
+                    lambda server: self.run_orders(server, options, key, customers, workdir),
+                )
+            if "import" in runs:
+                result["import"] = self._with_server(
+                    load,
+                    env,
+                    workdir,
+                    options,
+                    1,
+                    lambda server: self.run_import(server, options, key, customers),
+                )
+            if "paced" in runs:
+                result["paced"] = self._with_server(
+                    load,
+                    env,
+                    workdir,
+                    options,
+                    options["workers"],
+                    lambda server: self.run_paced(server, options, key, customers),
+                )
+        finally:
+            api_key_revoke(api_key=api_key, actor=None)
+            shutil.rmtree(workdir, ignore_errors=True)
+        result["load_average_after"] = os.getloadavg()
+        result["drift"] = self.check_drift()
+        self.stdout.write(f"rebuild_customer_stats --check: {result['drift']}")
+        output = Path(options["output"])
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        self.stdout.write(f"Written to {output}")
+
+    def _sample_customers(self, count: int) -> list[int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM clients_customer TABLESAMPLE SYSTEM (1) LIMIT %s", [count]
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        return ids or list(Customer.objects.values_list("pk", flat=True)[:count])
+
+    def _with_server(self, load, env, workdir, options, workers, run):
+        server = load.start_gunicorn(env, workdir, options["port"], workers)
+        try:
+            return run(server)
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+    # --- orders: create + pay as fast as they go ----------------------------------------
+
+    def run_orders(self, server, options, key, customers, workdir):
+        ids = workdir / "customers.txt"
+        ids.write_text("\n".join(map(str, customers)) + "\n")
+        script = workdir / "orders.lua"
+        script.write_text(WRK_SCRIPT)
+        env = {
+            **os.environ,
+            "BENCH_API_KEY": key,
+            "BENCH_LINES": json.dumps(LINES, separators=(",", ":")),
+        }
+
+        def wrk(duration, tag):
+            completed = subprocess.run(
+                [
+                    "wrk",
+                    f"--threads={options['connections']}",
+                    f"--connections={options['connections']}",
+                    f"--duration={duration}s",
+                    "--timeout=10s",
+                    "--latency",
+                    f"--script={script}",
+                    f"http://127.0.0.1:{options['port']}",
+                    "--",
+                    str(ids),
+                ],
+                env={**env, "BENCH_PREFIX": f"{self.prefix}{tag}"},
+                capture_output=True,
+                text=True,
+                timeout=duration + 60,
+            )
+            line = next(
+                (ln for ln in completed.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None
+            )
+            if completed.returncode != 0 or line is None:
+                raise CommandError(f"wrk failed:\n{completed.stdout}\n{completed.stderr}")
+            if completed.stderr.strip():
+                self.stderr.write(completed.stderr.strip()[:1000])
+            return json.loads(line.removeprefix("BENCH_JSON "))
+
+        if options["warmup"]:
+            self.stdout.write(f"Warming up for {options['warmup']} s…")
+            wrk(options["warmup"], "W")
+        meter = CpuMeter(server.pid)
+        self.stdout.write(
+            f"Orders: create (3 lines) + pay, {options['duration']} s, "
+            f"{options['connections']} connections, {options['workers']} gunicorn workers…"
+        )
+        before, load_before = meter.sample(), os.getloadavg()
+        raw = wrk(options["duration"], "R")
+        after, load_after = meter.sample(), os.getloadavg()
+        cpu = CpuMeter.spent(before, after)
+        seconds = raw["duration_us"] / 1e6
+        calls = raw["requests"]
+        errors = raw["non_2xx"] + sum(raw["socket_errors"].values())
+        latency = {k: round(v / 1000, 1) for k, v in raw["latency_us"].items()}
+        summary = {
+            "calls": calls,
+            "calls_per_s": round(calls / seconds, 1),
+            "orders_per_s": round(calls / seconds / 2, 1),
+            "latency_ms": latency,
+            "errors": errors,
+            "error_detail": {"non_2xx": raw["non_2xx"], **raw["socket_errors"]},
+            "cpu_ms_per_call": {k: round(v * 1000 / max(calls, 1), 2) for k, v in cpu.items()},
+            "load_average": [load_before, load_after],
+        }
+        summary["targets_met"] = (
+            summary["calls_per_s"] >= TARGETS["calls_per_s"]
+            and latency["p99"] < TARGETS["p99_ms"]
+            and errors == 0
+        )
+        self.stdout.write(
+            f"Calls/s:      {summary['calls_per_s']:.1f} ({summary['orders_per_s']:.1f} orders "
+            f"created and paid per s; target ≥ {TARGETS['calls_per_s']} calls/s)\n"
+            f"Latency:      p50 {latency['p50']} ms, p90 {latency['p90']} ms, p99 "
+            f"{latency['p99']} ms (target < {TARGETS['p99_ms']}), max {latency['max']} ms\n"
+            f"Errors:       {errors} {summary['error_detail']}\n"
+            f"CPU per call: gunicorn {summary['cpu_ms_per_call']['app']} ms, PostgreSQL "
+            f"{summary['cpu_ms_per_call'].get('db', 0)} ms\n"
+            f"Load average: {load_before[0]:.2f} -> {load_after[0]:.2f} (1 min)"
+        )
+        return summary
+
+    # --- import: NDJSON into one worker -------------------------------------------------
+
+    def _ndjson(self, count: int, customers: list[int], tag: str) -> bytes:
+        rng = random.Random(7)
+        start = datetime.now(UTC) - timedelta(days=700)
+        statuses = ["fulfilled"] * 6 + ["paid"] * 2 + ["cancelled", "refunded", "pending"]
+        out = []
+        for n in range(count):
+            status = rng.choice(statuses)
+            order = {
+                "type": "order",
+                "number": f"{self.prefix}{tag}-{n}",
+                "customer_id": rng.choice(customers),
+                "placed_at": (start + timedelta(minutes=n)).isoformat(),
+                "lines": LINES,
+                "shipping": "4.90",
+                "source": rng.choice(["google", "newsletter", "instagram", ""]),
+                "medium": "",
+                "status": status,
+            }
+            out.append(json.dumps(order, separators=(",", ":")))
+        return ("\n".join(out) + "\n").encode()
+
+    def run_import(self, server, options, key, customers):
+        per_request = 10_000
+        total = options["import_orders"]
+        worker = (_children(server.pid) or [server.pid])[0]
+        self._post_ndjson(options["port"], key, self._ndjson(50, customers, "IW"))  # warm-up
+        rss_before = _rss_kb(worker)
+        meter = CpuMeter(server.pid)
+        before = meter.sample()
+        self.stdout.write(f"Import: {total:,} orders as NDJSON, one gunicorn worker…")
+        started = time.perf_counter()
+        counts = {}
+        sent = 0
+        while sent < total:
+            batch = min(per_request, total - sent)
+            body = self._ndjson(batch, customers, f"I{sent}")
+            summary = self._post_ndjson(options["port"], key, body)
+            for name, value in summary.items():
+                counts[name] = counts.get(name, 0) + value
+            sent += batch
+        elapsed = time.perf_counter() - started
+        cpu = CpuMeter.spent(before, meter.sample())
+        result = {
+            "orders": total,
+            "seconds": round(elapsed, 2),
+            "orders_per_s": round(total / elapsed, 1),
+            "results": counts,
+            "worker_rss_kb": [rss_before, _rss_kb(worker)],
+            "cpu_ms_per_order": {k: round(v * 1000 / total, 3) for k, v in cpu.items()},
+        }
+        result["targets_met"] = (
+            result["orders_per_s"] >= TARGETS["import_orders_per_s"] and counts.get("error", 0) == 0
+        )
+        self.stdout.write(
+            f"Import:       {result['orders_per_s']:,.0f} orders/s (target ≥ "
+            f"{TARGETS['import_orders_per_s']:,}), {counts}\n"
+            f"CPU/order:    gunicorn {result['cpu_ms_per_order']['app']} ms, PostgreSQL "
+            f"{result['cpu_ms_per_order'].get('db', 0)} ms; worker memory "
+            f"{rss_before / 1024:.0f} -> {result['worker_rss_kb'][1] / 1024:.0f} MB"
+        )
+        return result
+
+    def _post_ndjson(self, port: int, key: str, body: bytes) -> dict:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        try:
+            conn.request(
+                "POST",
+                "/api/v1/import",
+                body=body,
+                headers={
+                    "Authorization": f"Bearer {key}",
+                    "Content-Type": "application/x-ndjson",
+                    "Host": "127.0.0.1",
+                },
+            )
+            response = conn.getresponse()
+            lines = response.read().decode().splitlines()
+        finally:
+            conn.close()
+        if response.status != 200 or not lines:
+            raise CommandError(f"Import answered {response.status}: {lines[:3]}")
+        last = json.loads(lines[-1])
+        if "summary" not in last:
+            raise CommandError(f"Import stopped: {last}")
+        errors = [ln for ln in lines if '"result": "error"' in ln]
+        if errors:
+            self.stderr.write(f"{len(errors)} lines refused, e.g. {errors[0]}")
+        return last["summary"]
+
+    # --- paced: a steady rate, for reads under writes ------------------------------------
+
+    def run_paced(self, server, options, key, customers):
+        rate, duration = options["rate"], options["duration"]
+        threads = max(4, int(rate // 10))
+        latencies, errors, lock = [], [], threading.Lock()
+        interval = threads / rate
+
+        def client(index):
+            conn = http.client.HTTPConnection("127.0.0.1", options["port"], timeout=30)
+            rng = random.Random(index)
+            next_at = start + index * interval / threads
+            n = 0
+            while True:
+                next_at += interval
+                now = time.monotonic()
+                # A client that fell behind does not catch up after the end: the run lasts
+                # --duration, and the rate reached is what it reports.
+                if next_at > end or now > end:
+                    break
+                pause = next_at - now
+                if pause > 0:
+                    time.sleep(pause)
+                n += 1
+                number = f"{self.prefix}P{index}-{n}"
+                calls = [
+                    (
+                        "/api/v1/orders",
+                        json.dumps(
+                            {"number": number, "customer_id": rng.choice(customers), "lines": LINES}
+                        ),
+                    ),
+                    (f"/api/v1/orders/{number}/pay", ""),
+                ]
+                for path, body in calls:
+                    t0 = time.perf_counter()
+                    try:
+                        conn.request(
+                            "POST",
+                            path,
+                            body=body,
+                            headers={
+                                "Authorization": f"Bearer {key}",
+                                "Content-Type": "application/json",
+                                "Idempotency-Key": str(uuid.uuid4()),
+                                "Host": "127.0.0.1",
+                            },
+                        )
+                        response = conn.getresponse()
+                        response.read()
+                        ok = response.status in (200, 201)
+                    except (OSError, http.client.HTTPException) as error:
+                        ok = False
+                        conn.close()
+                        conn = http.client.HTTPConnection("127.0.0.1", options["port"], timeout=30)
+                        response = error
+                    with lock:
+                        latencies.append(time.perf_counter() - t0)
+                        if not ok:
+                            errors.append(str(getattr(response, "status", response)))
+            conn.close()
+
+        # Warm-up: each worker imports and connects on its first calls.
+        for n in range(4):
+            number = f"{self.prefix}PW-{n}"
+            body = json.dumps({"number": number, "customer_id": customers[0], "lines": LINES})
+            for path, payload in (("/api/v1/orders", body), (f"/api/v1/orders/{number}/pay", "")):
+                _post_json(options["port"], path, payload, key)
+        self.stdout.write(f"Paced: {rate:g} orders/s (create + pay) for {duration} s…")
+        start = time.monotonic()
+        end = start + duration
+        meter = CpuMeter(server.pid)
+        before = meter.sample()
+        workers = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        elapsed = time.monotonic() - start
+        cpu = CpuMeter.spent(before, meter.sample())
+        latencies.sort()
+        calls = len(latencies)
+
+        def pct(p):
+            return round(latencies[min(calls - 1, int(calls * p))] * 1000, 1) if calls else None
+
+        result = {
+            "orders_per_s": round(calls / 2 / elapsed, 1),
+            "calls": calls,
+            "latency_ms": {"p50": pct(0.5), "p99": pct(0.99)},
+            "errors": len(errors),
+            "cpu_ms_per_call": {k: round(v * 1000 / max(calls, 1), 2) for k, v in cpu.items()},
+        }
+        self.stdout.write(
+            f"Paced:        {result['orders_per_s']} orders/s, p50 {pct(0.5)} ms, p99 "
+            f"{pct(0.99)} ms, {len(errors)} errors {errors[:5]}"
+        )
+        return result
+
+    def check_drift(self) -> str:
+        out = StringIO()
+        with contextlib.suppress(SystemExit):
+            call_command("rebuild_customer_stats", "--check", stdout=out, stderr=StringIO())
+        return out.getvalue().strip()

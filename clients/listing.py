@@ -1,0 +1,356 @@
+"""The Clients and Leads lists: one object owns a list request's state.
+
+Like the admin's ChangeList, `CustomerList` reads the query string once (search and filters,
+sort, page, rows per page), validates it, keeps the notices about what it ignored, picks the
+paginator, computes the page's rows and the column headers, and gives the search and filters
+as the query string a push campaign's audience is built from. The view only creates it; the
+template only reads it.
+
+The columns and their sorts are defined once, in COLUMNS: the view's validation, the header
+links, the orderings and the benchmark read them, and a test checks that each sort, both ways,
+is served by a per-tab index of clients/migrations (tests/clients/test_list_sorts.py).
+"""
+
+import functools
+from dataclasses import dataclass
+from datetime import date
+from functools import cached_property
+from urllib.parse import quote
+
+from django.core.paginator import EmptyPage
+from django.db.models.expressions import RawSQL
+from django.http import QueryDict
+from django.urls import reverse
+from django.utils import translation
+from django.utils.formats import date_format
+from django.utils.functional import Promise
+from django.utils.timezone import get_current_timezone
+from django.utils.translation import get_language, gettext, gettext_lazy, ngettext
+
+from backoffice.templatetags.formatting import money
+from clients.filters import KNOWN_MEDIUMS, KNOWN_SOURCES, CustomerFilter, filter_keys
+from clients.models import Customer
+from clients.paginators import CappedCountPaginator, KnownCountPaginator
+from clients.search import SearchQuery, parse_query
+from clients.selection import selected_ids
+from clients.selectors import MAX_SELECTED, customer_list, customer_match_count, tab_counts
+
+# The query-string keys the lists read besides the search and filters (CustomerFilter's).
+SORT_VAR, PAGE_VAR, PER_PAGE_VAR = "sort", "page", "per_page"
+PAGE_SIZES = (25, 50, 100)
+PUSH_PERMISSION = "notifications.send_campaign"
+# How the integer query parameters are named in messages about them.
+PARAM_NAMES = {PAGE_VAR: gettext_lazy("page"), PER_PAGE_VAR: gettext_lazy("per page")}
+
+# True for a customer without a name: such rows sort after the named ones in both directions
+# of the name sort. Written without parameters, so that PostgreSQL matches it to the
+# expression of the name indexes even in a generic (prepared) plan.
+_table = Customer._meta.db_table
+NAMELESS = RawSQL(f"({_table}.first_name = '' AND {_table}.last_name = '')", ())
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the lists; sortable when it has `fields`.
+
+    The ascending sort orders by `fields` (ending with the id, so that pages are stable); the
+    descending one reverses each of them. `last`, an annotation of `ANNOTATIONS`, names rows
+    that come after the others whichever the direction.
+    """
+
+    name: str
+    label: Promise
+    fields: tuple[str, ...] = ()
+    last: str = ""
+    css: str = ""
+
+
+COLUMNS = (
+    Column("id", gettext_lazy("Client ID"), ("id",)),
+    Column(
+        "name",
+        gettext_lazy("Name and email"),
+        ("last_name", "first_name", "id"),
+        last="nameless",
+    ),
+    Column("last_order", gettext_lazy("Last order"), ("last_order_at", "id")),
+    Column("last_source", gettext_lazy("Last source"), ("last_source", "last_medium", "id")),
+    Column("total_spent", gettext_lazy("Total spent"), ("total_spent", "id"), css="num"),
+    Column("orders_count", gettext_lazy("Orders"), ("orders_count", "id"), css="num"),
+    Column("created_at", gettext_lazy("Customer since"), ("created_at", "id")),
+)
+SORTS = {column.name: column for column in COLUMNS if column.fields}
+ANNOTATIONS = {"nameless": NAMELESS}
+DEFAULT_SORTS = {"clients": "-last_order", "leads": "-created_at"}
+OTHER_TAB = {"clients": "leads", "leads": "clients"}
+TAB_URLS = {"clients": "clients:client-list", "leads": "clients:lead-list"}
+# A search's matches in the other tab are counted up to this many ("more than 1,000 matches
+# in Leads"): the exact number is on that tab, and counting a common name's every match
+# there would cost as much as the search itself.
+OTHER_TAB_CAP = 1000
+
+
+def ordering(sort: str) -> list[str]:
+    """The order_by() terms of a valid sort key ("name", "-total_spent")."""
+    column = SORTS[sort.removeprefix("-")]
+    prefix = "-" if sort.startswith("-") else ""
+    return [column.last] * bool(column.last) + [prefix + field for field in column.fields]
+
+
+def sorted_customers(queryset, sort: str):
+    """`queryset` in the order of a valid sort key, with the annotations it needs."""
+    column = SORTS[sort.removeprefix("-")]
+    if column.last:
+        queryset = queryset.annotate(**{column.last: ANNOTATIONS[column.last]})
+    return queryset.order_by(*ordering(sort))
+
+
+def filter_query(params: QueryDict) -> str:
+    """The search and filters of `params` as a query string: what a push campaign started
+    from the list is sent to (CustomerFilter reads it back, see customer_audience)."""
+    keys = filter_keys()
+    kept = QueryDict(mutable=True)
+    for key, values in params.lists():
+        if key in keys:
+            kept.setlist(key, values)
+    return kept.urlencode()
+
+
+class CustomerList:
+    """One request's page of the Clients or Leads tab."""
+
+    known_sources = KNOWN_SOURCES
+    known_mediums = KNOWN_MEDIUMS
+    page_sizes = PAGE_SIZES
+    max_selected = MAX_SELECTED
+
+    def __init__(self, request, *, tab: str):
+        self.request = request
+        self.params = request.GET
+        self.tab = tab
+        self.notices: list[str] = []
+        self.show_select = request.user.has_perm(PUSH_PERMISSION)
+        # The customers ticked for a push, on any page (clients/selection.py).
+        self.selection_ids = selected_ids(request.session, tab) if self.show_select else []
+        self.counts = tab_counts()
+        self.filterset = CustomerFilter(self.params or None, queryset=customer_list(tab=tab))
+        if self.filterset.is_bound and not self.filterset.is_valid():
+            # Invalid filters are reported and left out; the valid ones still apply.
+            self.notices.append(
+                gettext("Some filters were ignored: %(errors)s")
+                % {"errors": self.filterset.errors_text()}
+            )
+        self.filters_active = self.filterset.is_valid() and self.filterset.active
+        self.sort = self._sort()
+        self.per_page = self._per_page()
+        self.paginator, self.page = self._paginate(self._int_param(PAGE_VAR, default=1))
+
+    # --- reading the query string ---------------------------------------------------------
+
+    def _sort(self) -> str:
+        sort = self.params.get(SORT_VAR, "")
+        if sort.removeprefix("-") in SORTS:
+            return sort
+        if sort:
+            self.notices.append(
+                gettext("Unknown sort “%(sort)s”; showing the default order.") % {"sort": sort[:50]}
+            )
+        return DEFAULT_SORTS[self.tab]
+
+    def _per_page(self) -> int:
+        per_page = self._int_param(PER_PAGE_VAR, default=PAGE_SIZES[0])
+        if per_page in PAGE_SIZES:
+            return per_page
+        self.notices.append(
+            gettext("Rows per page can be %(sizes)s.") % {"sizes": ", ".join(map(str, PAGE_SIZES))}
+        )
+        return PAGE_SIZES[0]
+
+    def _int_param(self, name: str, *, default: int) -> int:
+        raw = self.params.get(name, "")
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            self.notices.append(
+                gettext("“%(value)s” is not a valid %(name)s.")
+                % {"value": raw[:20], "name": PARAM_NAMES[name]}
+            )
+            return default
+        return value
+
+    # --- the page ----------------------------------------------------------------------------
+
+    @property
+    def filtered(self) -> bool:
+        """Whether a search or filter narrows the tab (an invalid one counts: the rows left
+        cannot be assumed to be the whole tab)."""
+        return self.filterset.is_bound and (not self.filterset.is_valid() or self.filters_active)
+
+    @cached_property
+    def search(self) -> SearchQuery:
+        """The valid search of the page (SearchQuery() when there is none)."""
+        if not self.filterset.is_valid():
+            return SearchQuery()
+        return parse_query(self.filterset.form.cleaned_data.get("q") or "")
+
+    def _paginate(self, number: int):
+        rows = sorted_customers(self.filterset.qs, self.sort)
+        if self.filtered:
+            search = self.search
+            paginator = CappedCountPaginator(
+                rows,
+                self.per_page,
+                one_pass=bool(search.words or search.client_id is not None),
+                # "295": client 295 first among the matches.
+                first_pk=search.exact_id,
+            )
+        else:
+            # The whole tab: its size is already known from the tab counts.
+            paginator = KnownCountPaginator(rows, self.per_page, count=self.counts[self.tab])
+        try:
+            return paginator, paginator.page(number)
+        except EmptyPage:
+            # A capped count does not know the last page: go to the first.
+            last = 1 if getattr(paginator, "capped", False) else max(paginator.num_pages, 1)
+            self.notices.append(
+                gettext("Page %(page)s does not exist; showing page %(last)s.")
+                % {"page": number, "last": last}
+            )
+            return paginator, paginator.page(last)
+
+    @cached_property
+    def other_tab(self) -> dict | None:
+        """How many customers of the other tab the same search and filters find, for the
+        "N matches in Leads" link (searches only; counted up to OTHER_TAB_CAP + 1)."""
+        search = self.search
+        if not (search.words or search.client_id is not None):
+            return None
+        other = OTHER_TAB[self.tab]
+        count = customer_match_count(tab=other, filterset=self.filterset, cap=OTHER_TAB_CAP)
+        if not count:
+            return None
+        params = self.params.copy()
+        for key in (PAGE_VAR, SORT_VAR):
+            params.pop(key, None)
+        return {
+            "tab": other,
+            "count": count,
+            "capped": count > OTHER_TAB_CAP,
+            "cap": OTHER_TAB_CAP,
+            "url": reverse(TAB_URLS[other]) + "?" + params.urlencode(),
+        }
+
+    @cached_property
+    def filter_query(self) -> str:
+        return filter_query(self.params)
+
+    @property
+    def per_page_params(self) -> list[tuple[str, str]]:
+        """What the rows-per-page form sends again: the query string but the page and size."""
+        return [
+            (key, value)
+            for key, values in self.params.lists()
+            if key not in (PAGE_VAR, PER_PAGE_VAR)
+            for value in values
+        ]
+
+    @cached_property
+    def headers(self) -> list[dict]:
+        """The sortable columns' headers: label, CSS classes, the link that sorts by the
+        column (the other way round when it already sorts the page) and aria-sort."""
+        params = self.params.copy()
+        params.pop(PAGE_VAR, None)
+        current, descending = self.sort.removeprefix("-"), self.sort.startswith("-")
+        headers = []
+        for column in COLUMNS:
+            classes = [column.css, "orderable"] if column.css else ["orderable"]
+            aria_sort = ""
+            if column.name == current:
+                classes.append("desc" if descending else "asc")
+                aria_sort = "descending" if descending else "ascending"
+            ascending_now = column.name == current and not descending
+            params[SORT_VAR] = f"-{column.name}" if ascending_now else column.name
+            headers.append(
+                {
+                    "label": column.label,
+                    "css": " ".join(classes),
+                    "url": "?" + params.urlencode(),
+                    "aria_sort": aria_sort,
+                }
+            )
+        return headers
+
+    @cached_property
+    def rows(self) -> list[dict]:
+        """The page's rows as plain values, for the template's `rows` partial.
+
+        Computed in one pass, with what is the same on every row (translated words, URL
+        patterns, the time zone, dates and order counts already written) looked up once per
+        page: the rows are most of a list page's rendering time, and lists most of the back
+        office's traffic. The markup, and its escaping, are the template's.
+        """
+        client_url = url_pattern("clients:client-detail")
+        order_url = url_pattern("orders:order-detail")
+        zone = get_current_timezone()
+        language = get_language()
+        select_label = gettext("Select client %(id)s")
+        selected = set(self.selection_ids)
+        orders_text = {}
+        rows = []
+        for customer in self.page.object_list:
+            pk = customer.pk
+            count = customer.orders_count
+            text = orders_text.get(count)
+            if text is None:
+                text = orders_text[count] = ngettext("%(n)d order", "%(n)d orders", count) % {
+                    "n": count
+                }
+            number = customer.last_order_number
+            source, medium = customer.last_source, customer.last_medium
+            rows.append(
+                {
+                    # Text, not a number: the template would localize a number.
+                    "id": str(pk),
+                    "url": client_url.format(pk),
+                    "name": customer.full_name or "—",
+                    "email": customer.email,
+                    "push": customer.push_opt_in,
+                    "select_label": select_label % {"id": pk},
+                    "selected": pk in selected,
+                    "order_number": number,
+                    "order_url": "" if number is None else order_url.format(quote(number, safe="")),
+                    "order_date": (
+                        "" if number is None else short_date(language, zone, customer.last_order_at)
+                    ),
+                    "source": f"{source} / {medium}" if medium else source,
+                    "total_spent": money(customer.total_spent),
+                    "orders": text,
+                    "created": short_date(language, zone, customer.created_at),
+                }
+            )
+        return rows
+
+
+_PLACEHOLDER = "0000000000"
+
+
+def url_pattern(name: str) -> str:
+    """A URL with one argument as a str.format pattern: reverse() once per page, not per row."""
+    return reverse(name, args=[_PLACEHOLDER]).replace(_PLACEHOLDER, "{}")
+
+
+def short_date(language: str, zone, moment) -> str:
+    """`moment`'s day in `zone`, in the language's short date format."""
+    return _short_date(language, moment.astimezone(zone).date())
+
+
+@functools.lru_cache(maxsize=8192)
+def _short_date(language: str, day: date) -> str:
+    # A list page shows two dates per row, and date_format() costs more than the rest of a
+    # cell: each day is written once per language and process.
+    with translation.override(language):
+        return date_format(day, "SHORT_DATE_FORMAT")

@@ -1,0 +1,165 @@
+"""What the client page shows, shaped from the selectors' values: the spend chart's geometry,
+the change history's labels and the purchase frequency. No queries and no HTTP here; the
+views (clients/views/client_page.py) call these and the template draws the result."""
+
+import functools
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.utils import translation
+from django.utils.formats import date_format, number_format
+from django.utils.translation import get_language, gettext, gettext_lazy, ngettext
+
+from backoffice.templatetags.formatting import money
+from clients.models import AuditAction, AuditOrigin
+
+# The fields an audit entry or an edit conflict names, as the page labels them.
+FIELD_LABELS = {
+    "first_name": gettext_lazy("First name"),
+    "last_name": gettext_lazy("Last name"),
+    "phone": gettext_lazy("Phone"),
+    "email": gettext_lazy("Email"),
+    "default_billing_address": gettext_lazy("Default billing address"),
+    "default_shipping_address": gettext_lazy("Default shipping address"),
+    "note": gettext_lazy("Note"),
+    "address": gettext_lazy("Address"),
+    "name": gettext_lazy("Name"),
+    "company": gettext_lazy("Company"),
+    "line1": gettext_lazy("Address line 1"),
+    "line2": gettext_lazy("Address line 2"),
+    "postal_code": gettext_lazy("Postal code"),
+    "city": gettext_lazy("City"),
+    "region": gettext_lazy("Region"),
+    "country": gettext_lazy("Country"),
+    "push_opt_in": gettext_lazy("Push accepted"),
+    "language": gettext_lazy("Language"),
+    "external_id": gettext_lazy("Shop's customer ID"),
+    "title": gettext_lazy("Title"),
+    "outcome": gettext_lazy("Outcome"),
+}
+
+
+def _value(value: object) -> object:
+    """A stored before/after value as the page writes it (yes/no in the page's language)."""
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
+    return value
+
+
+def change_rows(changes: dict) -> list[tuple[str, object, object]]:
+    """(label, before, after) for each field of an audit entry or a conflict."""
+    rows = []
+    for name, pair in changes.items():
+        before, after = pair if isinstance(pair, list | tuple) and len(pair) == 2 else ("", pair)
+        label = FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
+        rows.append((label, _value(before), _value(after)))
+    return rows
+
+
+def action_label(action: str) -> str:
+    """An audit entry's action as the page names it (in the current language)."""
+    try:
+        return str(AuditAction(action).label)
+    except ValueError:  # an action no longer written: shown as stored
+        return action.replace("_", " ").capitalize()
+
+
+def history_entries(entries) -> list[dict]:
+    """The change history's rows, from a page of audit entries (actor already joined)."""
+    return [
+        {
+            "at": entry.at,
+            "actor": entry.actor,
+            # Changes the customer made in the shop (through the API), told apart from staff's.
+            "by_customer": entry.origin == AuditOrigin.CUSTOMER,
+            "action": action_label(entry.action),
+            "changes": change_rows(entry.changes if isinstance(entry.changes, dict) else {}),
+        }
+        for entry in entries
+    ]
+
+
+def frequency_text(days: float | None) -> str:
+    """How often the customer buys, in words ("every 12 days")."""
+    if days is None:
+        return "—"
+    if days < 0.5:
+        return gettext("several times a day")
+    rounded = round(days)
+    return ngettext("every day", "every %(days)d days", rounded) % {"days": rounded}
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    x: float
+    cx: float
+    y: float
+    width: float
+    height: float
+    month: date
+    value: Decimal
+    text: str
+    text_y: float
+    money: str
+    month_label: str
+    month_name: str
+    # Written under the first month and under each January.
+    year_label: str
+
+
+@functools.lru_cache(maxsize=512)
+def _month_labels(language: str | None, month: date) -> tuple[str, str]:
+    """A month's short label and full name in `language` (formatting dates per bar cost more
+    than drawing the chart)."""
+    with translation.override(language):
+        return date_format(month, "N"), date_format(month, "F Y")
+
+
+def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
+    """Geometry of the spend-per-month bar chart, drawn as SVG by the template.
+
+    Every bar carries its amount as text, so the chart reads without hovering.
+    """
+    width, height, top, bottom = 1000, 230, 26, 40
+    slot = width / len(months)
+    peak = max((value for _, value in months), default=Decimal(0))
+    plot = height - top - bottom
+    bars = []
+    for index, (month, value) in enumerate(months):
+        bar_height = float(value / peak) * plot if peak > 0 and value > 0 else 0
+        y = top + plot - bar_height
+        bars.append(
+            ChartBar(
+                x=round(index * slot + slot * 0.15, 1),
+                cx=round(index * slot + slot / 2, 1),
+                y=round(y, 1),
+                width=round(slot * 0.7, 1),
+                height=round(bar_height, 1),
+                month=month,
+                value=value,
+                # Rounded, not cut: number_format drops the decimals (€64.70 would read 64).
+                text=number_format(
+                    value.quantize(Decimal(1), rounding=ROUND_HALF_UP),
+                    decimal_pos=0,
+                    use_l10n=True,
+                    force_grouping=True,
+                ),
+                text_y=round(y - 6, 1),
+                money=money(value),
+                month_label=_month_labels(get_language(), month)[0],
+                month_name=_month_labels(get_language(), month)[1],
+                year_label=str(month.year) if index == 0 or month.month == 1 else "",
+            )
+        )
+    return {
+        "bars": bars,
+        "width": width,
+        "height": height,
+        "baseline": top + plot,
+        "label_y": height - bottom + 18,
+        "year_y": height - bottom + 34,
+        "slot": slot,
+        "has_spend": peak > 0,
+        "total": sum((value for _, value in months), Decimal(0)),
+    }

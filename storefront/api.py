@@ -1,0 +1,188 @@
+"""The storefront API (/api/v1/): the NinjaAPI object, its error handling, its routers.
+
+Adding an endpoint:
+1. In storefront/endpoints/<resource>.py, on that module's `router`:
+       @router.post("/things", response={201: ThingOut}, auth=[ApiKeyAuth(Scope.X)],
+                    url_name="thing-create")
+       def thing_create(request, payload: ThingIn): ...
+   with `ThingIn(In)` (storefront/schemas.py: unknown fields refused) and `ThingOut(Out)`.
+   The endpoint validates, calls a service (the only writer) and returns the result:
+   return `Status(201, thing)` for a creation, raise `Problem(...)` for an error.
+2. Register a new module's router below with `api.add_router(...)`.
+3. Everything else is shared and already applies (storefront/calls.py): body size and type,
+   the key and its scope, the rate limit, `Idempotency-Key` on POST, one transaction per
+   call, problem+json for every error. Add the route's expectations to
+   tests/test_permissions.py and its tests in tests/storefront/.
+"""
+
+import copy
+import logging
+
+from django.http import Http404
+from django.urls import reverse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+
+from storefront.calls import api_call
+from storefront.endpoints import addresses, customers, imports, launches, orders, push
+from storefront.parsing import StrictJsonParser
+from storefront.problems import TYPES, Problem, problem_response
+
+logger = logging.getLogger("storefront.api")
+
+DESCRIPTION = """
+The shop's storefront (its app, website or e-commerce platform) reports accounts, addresses,
+launches and orders to the back office through this API.
+
+**Authentication.** `Authorization: Bearer <API key>`; Admins create keys in the back office
+(Settings > API keys), each with scopes: `read`, `customers:write`, `orders:write`,
+`push:write`. Calls made by a customer's own browser (push subscriptions, launches from the
+website) send the signed customer token instead, as `X-Customer-Token`.
+
+**Errors** are RFC 9457 problem documents (`application/problem+json`) with a stable `type`
+(a URL under `/api/v1/problems/` describing it), a `title`, the `status`, a human `detail`,
+and for invalid requests `errors`: every invalid field at once, as `field` and `message`.
+Unknown fields are refused.
+
+**Idempotency.** Send `Idempotency-Key: <unique string>` with every POST. A retry with the
+same key and the same body returns the first response (with `Idempotent-Replayed: true`)
+without doing the work again; the same key with another body gets 422; while the first is
+still running, 409. Keys are kept 24 hours. A call that failed changed nothing and does not
+use up its key.
+
+**Transactions.** Each call is one transaction: it is applied whole or not at all.
+
+**Limits.** Bodies up to 64 KiB (413 above); calls per key per window (429 with
+`Retry-After`).
+"""
+
+api = NinjaAPI(
+    title="Back office storefront API",
+    version="1",
+    description=DESCRIPTION,
+    urls_namespace="api",
+    # storefront/views.py serves the schema (GET only) and the documentation page (vendored
+    # Swagger UI).
+    openapi_url=None,
+    docs_url=None,
+    parser=StrictJsonParser(),
+)
+# "view" mode wraps each operation's whole run (before authentication and body parsing).
+api.add_decorator(api_call, mode="view")
+
+
+def _field(loc) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":
+        parts = parts[2:] if len(parts) > 2 else parts[1:]
+    elif parts and parts[0] in ("query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+@api.exception_handler(ValidationError)
+def _validation(request, exc: ValidationError):
+    errors = []
+    for error in exc.errors:
+        message = error.get("msg", "is invalid")
+        if error.get("type") == "extra_forbidden":
+            message = "is not a field of this request"
+        elif error.get("type") == "missing":
+            message = "is required"
+        errors.append({"field": _field(error.get("loc", ())), "message": message})
+    count = len(errors)
+    detail = "1 field is invalid." if count == 1 else f"{count} fields are invalid."
+    return problem_response(Problem("validation", detail, errors=errors))
+
+
+@api.exception_handler(Problem)
+def _problem(request, exc: Problem):
+    return problem_response(exc)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    if isinstance(exc.__cause__, Problem):
+        return problem_response(exc.__cause__)
+    if exc.status_code == 400:
+        return problem_response(Problem("malformed-json", "The body is not valid JSON."))
+    slug = next((t.slug for t in TYPES.values() if t.status == exc.status_code), "bad-request")
+    return problem_response(Problem(slug, str(exc.message), status=exc.status_code))
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    return problem_response(Problem("not-found", "No such resource."))
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request, exc):
+    return problem_response(Problem("unauthenticated", "Authentication required."))
+
+
+@api.exception_handler(Throttled)
+def _throttled(request, exc):
+    return problem_response(Problem("rate-limited", "Too many requests."))
+
+
+@api.exception_handler(Exception)
+def _server_error(request, exc):
+    logger.exception("API call failed: %s %s", request.method, request.path)
+    return problem_response(Problem("server-error", "The call failed; nothing was changed."))
+
+
+api.add_router("/customers", customers.router, tags=["Customers"])
+api.add_router("/customers", addresses.router, tags=["Addresses"])
+api.add_router("", launches.router, tags=["Launches"])
+api.add_router("/push", push.router, tags=["Push subscriptions"])
+api.add_router("/orders", orders.router, tags=["Orders"])
+api.add_router("/import", imports.router, tags=["Bulk import"])
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "An RFC 9457 problem document: every error of this API is one.",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "description": "Stable; /api/v1/problems/<name>."},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "Every invalid field at once (validation problems).",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+IDEMPOTENCY_PARAMETER = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "A unique string per request: a retry with the same key and body returns "
+    "the first response without doing the work again (kept 24 hours).",
+}
+
+
+def openapi_schema() -> dict:
+    """The OpenAPI 3.1 document generated by django-ninja, with what every operation shares
+    added: the problem+json error responses and, on POST, the Idempotency-Key header."""
+    schema = copy.deepcopy(api.get_openapi_schema(path_prefix=reverse("api:api-root")))
+    schema["components"]["schemas"]["Problem"] = PROBLEM_SCHEMA
+    problem = {
+        "description": "An error (RFC 9457 problem details).",
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+    for operations in schema["paths"].values():
+        for method, operation in operations.items():
+            operation["responses"].setdefault("default", problem)
+            if method == "post" and operation.get("security"):
+                operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+    return schema

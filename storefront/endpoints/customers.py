@@ -1,0 +1,196 @@
+"""Customers: sign-up, read, the customer's own changes, and a list to sync from."""
+
+import base64
+import binascii
+import json
+from datetime import datetime
+
+from django.db.models import Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from ninja import Query, Router, Status
+from pydantic import Field
+
+from clients.models import Customer
+from clients.services import (
+    NotOwnAddress,
+    Taken,
+    customer_sign_up,
+    customer_update_by_customer,
+)
+from storefront.auth import ApiKeyAuth
+from storefront.models import Scope
+from storefront.problems import Problem, field_error
+from storefront.schemas import AwareDatetime, Email, Id, In, Language, Out, Page, Phone, Text
+from storefront.services import visitor_link
+
+router = Router()
+READ = [ApiKeyAuth(Scope.READ)]
+WRITE = [ApiKeyAuth(Scope.CUSTOMERS_WRITE)]
+
+
+class CustomerCreate(In):
+    email: Email
+    first_name: Text(150) = ""
+    last_name: Text(150) = ""
+    phone: Phone = ""
+    language: Language = ""
+    external_id: Text(100) = Field("", description="The shop's own id for this customer.")
+    visitor_id: Text(64) = Field(
+        "",
+        description="The anonymous visitor id the app or site used before the sign-up: "
+        "its launches are linked to the new customer.",
+    )
+
+
+class CustomerUpdate(In):
+    """Only the fields sent change (the customer's "My details")."""
+
+    email: Email | None = None
+    first_name: Text(150) | None = None
+    last_name: Text(150) | None = None
+    phone: Phone | None = None
+    language: Language | None = None
+    external_id: Text(100) | None = None
+    default_billing_address_id: Id | None = None
+    default_shipping_address_id: Id | None = None
+
+
+class CustomerOut(Out):
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    phone: str
+    language: str
+    external_id: str
+    created_at: datetime
+    updated_at: datetime
+    default_billing_address_id: int | None
+    default_shipping_address_id: int | None
+    push_opt_in: bool
+
+
+class CustomerPage(Page):
+    data: list[CustomerOut]
+
+
+_FIELDS = [*CustomerOut.model_fields]
+
+
+def _taken(exc: Taken) -> Problem:
+    what = "email address" if exc.field == "email" else "external_id"
+    problem = field_error(exc.field, f"Another customer already has this {what}.", "conflict")
+    return problem
+
+
+def customer_get(customer_id: int) -> Customer:
+    """The customer, or a 404 problem."""
+    return get_object_or_404(Customer.objects.only(*_FIELDS), pk=customer_id)
+
+
+@router.post(
+    "",
+    response={201: CustomerOut},
+    auth=WRITE,
+    url_name="customer-create",
+    summary="Create a customer (sign-up)",
+)
+def customer_create(request, payload: CustomerCreate, response: HttpResponse):
+    """A customer created an account. The email is unique, compared case-insensitively
+    (409 `conflict` if another customer has it), and so is `external_id`."""
+    data = payload.model_dump()
+    visitor_id = data.pop("visitor_id")
+    try:
+        customer = customer_sign_up(**data)
+    except Taken as exc:
+        raise _taken(exc) from None
+    if visitor_id:
+        visitor_link(visitor_id=visitor_id, customer=customer)
+    response["Location"] = reverse("api:customer-detail", args=[customer.pk])
+    return Status(201, customer)
+
+
+@router.get("/{int:customer_id}", response=CustomerOut, auth=READ, url_name="customer-detail")
+def customer_detail(request, customer_id: int):
+    """One customer."""
+    return customer_get(customer_id)
+
+
+@router.patch("/{int:customer_id}", response=CustomerOut, auth=WRITE, url_name="customer-update")
+def customer_update(request, customer_id: int, payload: CustomerUpdate):
+    """The customer changed their details in the shop ("My details"), including their email,
+    or chose their default billing or shipping address among their own addresses. Recorded
+    in the client page's history as made by the customer."""
+    customer = customer_get(customer_id)
+    sent = payload.model_dump(exclude_unset=True)
+    nulls = [name for name, value in sent.items() if value is None]
+    if nulls:
+        raise Problem(
+            "validation",
+            "Leave out a field to keep it; null is not a value.",
+            errors=[{"field": name, "message": "may not be null"} for name in nulls],
+        )
+    billing = sent.pop("default_billing_address_id", None)
+    shipping = sent.pop("default_shipping_address_id", None)
+    try:
+        customer_update_by_customer(
+            customer=customer,
+            fields=sent,
+            default_billing_address_id=billing,
+            default_shipping_address_id=shipping,
+        )
+    except Taken as exc:
+        raise _taken(exc) from None
+    except NotOwnAddress as exc:
+        raise field_error(exc.field, "is not one of this customer's addresses") from None
+    return customer_get(customer_id)
+
+
+def _cursor_read(cursor: str) -> tuple[datetime, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, pk = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        at = datetime.fromisoformat(at)
+        if not isinstance(pk, int) or at.tzinfo is None:
+            raise ValueError
+    except (ValueError, TypeError, UnicodeError, binascii.Error):
+        raise field_error("cursor", "is not a cursor this API returned") from None
+    return at, pk
+
+
+def _cursor_write(customer: Customer) -> str:
+    raw = json.dumps([customer.updated_at.isoformat(), customer.pk]).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+class CustomerFilters(In):
+    updated_since: AwareDatetime | None = Field(
+        None, description="Only customers whose details changed at or after this time."
+    )
+    email: str | None = Field(None, max_length=254, description="Exact, case-insensitive.")
+    external_id: str | None = Field(None, max_length=100)
+    cursor: str | None = Field(None, max_length=200)
+    limit: int = Field(50, ge=1, le=200)
+
+
+@router.get("", response=CustomerPage, auth=READ, url_name="customer-list")
+def customer_list(request, filters: Query[CustomerFilters]):
+    """Customers in the order their details last changed (then by id), a page at a time:
+    follow `next_cursor` until it is null. With `updated_since`, a platform syncs only what
+    changed since its last run (a customer changed during the sync shows up again later)."""
+    customers = Customer.objects.only(*_FIELDS)
+    if filters.updated_since:
+        customers = customers.filter(updated_at__gte=filters.updated_since)
+    if filters.email is not None:
+        customers = customers.filter(email__iexact=filters.email)
+    if filters.external_id is not None:
+        customers = customers.filter(external_id=filters.external_id)
+    if filters.cursor:
+        at, pk = _cursor_read(filters.cursor)
+        customers = customers.filter(updated_at__gte=at).filter(Q(updated_at__gt=at) | Q(pk__gt=pk))
+    page = list(customers.order_by("updated_at", "pk")[: filters.limit + 1])
+    more = len(page) > filters.limit
+    page = page[: filters.limit]
+    return {"data": page, "next_cursor": _cursor_write(page[-1]) if more else None}

@@ -1,0 +1,395 @@
+"""Bulk import: a shop's history (customers and orders) as NDJSON, answered line by line.
+
+The body is read a line at a time and the answer is written as it goes (one NDJSON line per
+input line, then a summary line), so memory does not grow with the body. Every line is
+validated on its own; the valid ones are applied, the others answered with their errors.
+
+Transactions: customers one line at a time; orders in batches of up to BATCH lines (one
+transaction each, orders_import: a few queries per batch). A line is answered only once its
+batch is committed, so whatever the answer says was done is stored; if the connection drops
+midway, the lines answered are stored and the others are not. Sending the same file again is
+safe: what is already there is answered `unchanged` (that is the import's idempotency; it is
+not replayed from an Idempotency-Key).
+"""
+
+import json
+import logging
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Literal
+
+from django.db import DatabaseError
+from django.http import StreamingHttpResponse
+from ninja import Router
+from pydantic import Field, ValidationError, model_validator
+
+from clients.models import Customer
+from clients.services import Taken, customer_sign_up, customer_update_by_customer
+from orders.models import OrderStatus
+from orders.services import (
+    ImportedOrder,
+    LineInput,
+    OrderError,
+    order_draft,
+    order_import_check,
+    orders_import,
+)
+from storefront.auth import ApiKeyAuth
+from storefront.calls import call_options
+from storefront.endpoints.orders import OrderCreate
+from storefront.models import Scope
+from storefront.parsing import _no_constant, _no_duplicates
+from storefront.schemas import Email, In, Language, Phone, Text
+
+logger = logging.getLogger(__name__)
+router = Router()
+
+NDJSON = "application/x-ndjson"
+MAX_LINES = 10_000
+MAX_LINE_BYTES = 64 * 1024
+MAX_BODY = MAX_LINES * 2048
+BATCH = 500
+
+
+class CustomerImport(In):
+    type: Literal["customer"]
+    email: Email
+    first_name: Text(150) = ""
+    last_name: Text(150) = ""
+    phone: Phone = ""
+    language: Language = ""
+    external_id: Text(100) = Field(
+        "", description="The shop's id: the customer is matched on it, else on the email."
+    )
+
+
+class OrderImport(OrderCreate):
+    type: Literal["order"]
+    status: OrderStatus = OrderStatus.PENDING
+    refunded_amount: Decimal | None = Field(
+        None, ge=0, max_digits=12, decimal_places=2, description="Refunded so far."
+    )
+
+    @model_validator(mode="after")
+    def _placed(self):
+        if self.placed_at is None:
+            raise ValueError("placed_at is required in an import")
+        return self
+
+
+_KINDS = {"customer": CustomerImport, "order": OrderImport}
+_SELF_FIELDS = ("email", "first_name", "last_name", "phone", "language", "external_id")
+
+
+def _errors(error: ValidationError) -> list[dict]:
+    found = []
+    for item in error.errors():
+        loc = [str(p) for p in item.get("loc", ()) if p != "type" or len(item["loc"]) > 1]
+        message = item.get("msg", "is invalid")
+        if item.get("type") == "extra_forbidden":
+            message = "is not a field of this line"
+        elif item.get("type") == "missing":
+            message = "is required"
+        found.append({"field": ".".join(loc) or "line", "message": message})
+    return found
+
+
+def _answer(line_no: int, result: str, kind: str | None = None, **fields) -> dict:
+    answer = {"line": line_no, "result": result}
+    if kind:
+        answer["type"] = kind
+    answer.update(fields)
+    return answer
+
+
+def _customer_apply(line: CustomerImport) -> tuple[str, Customer]:
+    data = line.model_dump(exclude={"type"})
+    found = Customer.objects.only("pk", *_SELF_FIELDS)
+    if data["external_id"]:
+        existing = found.filter(external_id=data["external_id"]).first()
+    else:
+        existing = found.filter(email__iexact=data["email"]).first()
+    if existing is None:
+        return "created", customer_sign_up(**data)
+    changed = {n: v for n, v in data.items() if getattr(existing, n) != v}
+    if not changed:
+        return "unchanged", existing
+    customer_update_by_customer(customer=existing, fields=changed)
+    return "updated", existing
+
+
+def _customer_line(number: int, line: CustomerImport) -> dict:
+    try:
+        result, customer = _customer_apply(line)
+    except Taken as taken:
+        return _answer(
+            number,
+            "error",
+            "customer",
+            errors=[{"field": taken.field, "message": "another customer already has it"}],
+        )
+    return _answer(number, result, "customer", id=customer.pk)
+
+
+def _order_draft(line: OrderImport):
+    return order_draft(
+        number=line.number,
+        lines=[
+            LineInput(
+                product_name=li.product_name,
+                sku=li.sku,
+                quantity=li.quantity,
+                unit_price=li.unit_price,
+            )
+            for li in line.lines
+        ],
+        shipping=line.shipping,
+        tax=line.tax,
+        discount=line.discount,
+        total=line.total,
+        currency=line.currency,
+        source=line.source,
+        medium=line.medium,
+        campaign=line.campaign,
+        placed_at=line.placed_at,
+    )
+
+
+def _error_of(error: OrderError) -> list[dict]:
+    return [{"field": error.field or "line", "message": error.messages[0], "code": error.code}]
+
+
+class _OrderBatch:
+    """Order lines waiting to be applied together, and the answers to the lines between them
+    (so that the answers keep the file's order)."""
+
+    def __init__(self):
+        self.lines: list[tuple[int, OrderImport]] = []
+        self.numbers: set[str] = set()
+        self.ready: list[dict] = []
+
+    def __len__(self):
+        return len(self.lines)
+
+    def add(self, number: int, line: OrderImport) -> None:
+        self.lines.append((number, line))
+        self.numbers.add(line.number)
+
+    def answered(self, answer: dict) -> list[dict]:
+        """An answer known now: held back while orders before it wait for their batch."""
+        if not self.lines:
+            return [answer]
+        self.ready.append(answer)
+        return []
+
+    def apply(self) -> list[dict]:
+        lines, self.lines, self.numbers = self.lines, [], set()
+        ready, self.ready = self.ready, []
+        external = {line.customer_external_id for _, line in lines if line.customer_external_id}
+        by_external = dict(
+            Customer.objects.filter(external_id__in=external).values_list("external_id", "pk")
+        )
+        answers: dict[int, dict] = {}
+        items, item_lines = [], []
+        for number, line in lines:
+            customer_id = line.customer_id or by_external.get(line.customer_external_id)
+            if customer_id is None:
+                answers[number] = _answer(
+                    number,
+                    "error",
+                    "order",
+                    number=line.number,
+                    errors=[
+                        {
+                            "field": "customer_external_id",
+                            "message": "is not a customer of this shop",
+                        }
+                    ],
+                )
+                continue
+            try:
+                item = order_import_check(
+                    ImportedOrder(
+                        draft=_order_draft(line),
+                        customer_id=customer_id,
+                        status=line.status,
+                        refunded_amount=line.refunded_amount,
+                    )
+                )
+            except OrderError as error:
+                answers[number] = _answer(
+                    number, "error", "order", number=line.number, errors=_error_of(error)
+                )
+                continue
+            items.append(item)
+            item_lines.append(number)
+        if items:
+            for attempt in range(2):
+                try:
+                    results = orders_import(items)
+                    break
+                except DatabaseError:
+                    # A concurrent call took one of these numbers or deadlocked with us: the
+                    # batch was rolled back whole; once more sees what the other one did.
+                    if attempt:
+                        raise
+            for number, item, result in zip(item_lines, items, results, strict=True):
+                if isinstance(result, OrderError):
+                    answers[number] = _answer(
+                        number, "error", "order", number=item.draft.number, errors=_error_of(result)
+                    )
+                else:
+                    answers[number] = _answer(number, result[0], "order", number=item.draft.number)
+        answers.update((answer["line"], answer) for answer in ready)
+        return [answers[number] for number in sorted(answers)]
+
+
+def _read_lines(request) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) for each non-blank line; None for a line over MAX_LINE_BYTES."""
+    number = 0
+    while True:
+        raw = request.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while True:  # skip the rest of the long line, a piece at a time
+                rest = request.readline(MAX_LINE_BYTES)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield number, None
+            continue
+        if raw.strip():
+            yield number, raw
+
+
+def _run(request) -> Iterator[bytes]:
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "error": 0}
+    batch = _OrderBatch()
+
+    def emit(answers):
+        for answer in answers:
+            counts[answer["result"]] += 1
+            yield (json.dumps(answer, ensure_ascii=False) + "\n").encode()
+
+    truncated = False
+
+    def refuse(number, kind=None, *, field="line", message="", errors=None):
+        errors = errors or [{"field": field, "message": message}]
+        return emit(batch.answered(_answer(number, "error", kind, errors=errors)))
+
+    try:
+        for number, raw in _read_lines(request):
+            if number > MAX_LINES:
+                truncated = True
+                break
+            if raw is None:
+                yield from refuse(number, message=f"is longer than {MAX_LINE_BYTES} bytes")
+                continue
+            try:
+                data = json.loads(
+                    raw, parse_constant=_no_constant, object_pairs_hook=_no_duplicates
+                )
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                yield from refuse(number, message="is not a JSON object")
+                continue
+            kind = data.get("type") if isinstance(data, dict) else None
+            model = _KINDS.get(kind) if isinstance(kind, str) else None
+            if model is None:
+                yield from refuse(number, field="type", message='must be "customer" or "order"')
+                continue
+            try:
+                line = model.model_validate(data)
+            except ValidationError as error:
+                yield from refuse(number, kind, errors=_errors(error))
+                continue
+            if kind == "order":
+                if line.number in batch.numbers:
+                    yield from emit(batch.apply())  # the same order again: after the first
+                batch.add(number, line)
+                if len(batch) >= BATCH:
+                    yield from emit(batch.apply())
+            else:
+                if batch:
+                    yield from emit(batch.apply())  # in the file's order: its orders first
+                yield from emit([_customer_line(number, line)])
+        if batch:
+            yield from emit(batch.apply())
+    except Exception:
+        # The answer has started: a problem document cannot replace it. What was answered is
+        # stored; say where it stopped.
+        logger.exception("Bulk import failed")
+        yield (
+            json.dumps(
+                {
+                    "error": "server-error",
+                    "detail": "The import stopped here; the lines answered above were "
+                    "applied, the others were not.",
+                }
+            )
+            + "\n"
+        ).encode()
+        return
+    summary = {"summary": counts}
+    if truncated:
+        summary["truncated"] = True
+        summary["detail"] = f"Only the first {MAX_LINES} lines were read; send the rest again."
+    yield (json.dumps(summary) + "\n").encode()
+
+
+def _inline(schema: dict) -> dict:
+    """A model's JSON schema with its nested models written in place (no $ref to resolve)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(dict(defs[ref.removeprefix("#/$defs/")]))
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return walk(schema)
+
+
+@router.post(
+    "",
+    auth=[ApiKeyAuth(Scope.ORDERS_WRITE)],
+    url_name="import",
+    summary="Import customers and orders (NDJSON, answered line by line)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                NDJSON: {
+                    "schema": {
+                        "description": "One of these objects per line.",
+                        "oneOf": [
+                            _inline(CustomerImport.model_json_schema()),
+                            _inline(OrderImport.model_json_schema()),
+                        ],
+                    }
+                }
+            },
+        },
+        "responses": {
+            200: {
+                "description": "One line per input line: {line, result: created | updated | "
+                "unchanged | error, type, id or number, errors}, then {summary}.",
+                "content": {NDJSON: {"schema": {"type": "object"}}},
+            }
+        },
+    },
+)
+@call_options(max_body=MAX_BODY, content_types=(NDJSON,), atomic=False)
+def import_ndjson(request):
+    """A shop's history, one JSON object per line: `{"type": "customer", ...}` (matched on
+    external_id, else email: created, updated or unchanged) or `{"type": "order", ...}` (an
+    order as POST /orders takes it, plus `status` and `refunded_amount`, with `placed_at`
+    required; matched on its number). At most 10,000 lines of 64 KiB. Lines are applied in
+    the file's order; put a customer's line before its orders."""
+    response = StreamingHttpResponse(_run(request), content_type=NDJSON)
+    response["Cache-Control"] = "no-store"
+    return response

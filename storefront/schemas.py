@@ -1,0 +1,100 @@
+"""Shared pieces of the API's request and response schemas."""
+
+import re
+from datetime import datetime
+from typing import Annotated
+
+import phonenumbers
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from ninja import Schema
+from pydantic import AfterValidator, ConfigDict, Field
+
+from backoffice.phones import phone_parse
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_PHONE = re.compile(r"^\+?[0-9][0-9 ().\-/]{3,30}$")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+class In(Schema):
+    """A request body: unknown fields are refused (a typo must not be dropped silently)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Out(Schema):
+    pass
+
+
+def _text(value: str) -> str:
+    if _CONTROL.search(value) or "\x00" in value:
+        raise ValueError("contains control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate ("\ud800" in JSON) is no character: it cannot be stored.
+        raise ValueError("contains characters no text may contain") from None
+    return value
+
+
+def _email(value: str) -> str:
+    _text(value)
+    try:
+        validate_email(value)
+    except DjangoValidationError:
+        raise ValueError("is not a valid email address") from None
+    return value
+
+
+def _phone(value: str) -> str:
+    """A valid phone number, stored in the back office's one international format."""
+    if not value:
+        return value
+    number = phone_parse(value) if _PHONE.match(value) else None
+    if number is None:
+        raise ValueError(
+            "is not a valid phone number: add the country code, e.g. +33 6 12 34 56 78"
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def _language(value: str) -> str:
+    if value and not _LANGUAGE.match(value):
+        raise ValueError("must be a language tag such as fr or en-GB")
+    return value
+
+
+def _country(value: str) -> str:
+    value = value.upper()
+    if not _COUNTRY.match(value):
+        raise ValueError("must be a two-letter ISO 3166-1 code such as FR")
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must include a time zone (e.g. 2026-11-30T21:45:00Z)")
+    return value
+
+
+def Text(max_length: int, min_length: int = 0):
+    return Annotated[
+        str, Field(min_length=min_length, max_length=max_length), AfterValidator(_text)
+    ]
+
+
+Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_email)]
+Phone = Annotated[str, Field(max_length=32), AfterValidator(_text), AfterValidator(_phone)]
+Language = Annotated[str, Field(max_length=35), AfterValidator(_language)]
+Country = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_country)]
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+# A database id: positive and within a 64-bit integer column.
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class Page(Out):
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )

@@ -1,0 +1,56 @@
+"""Reads of the storefront app: launches (attribution, the client page), API keys."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from storefront.models import ApiKey, Launch
+
+
+def launch_attributing_order(*, customer_id: int, placed_at: datetime) -> Launch | None:
+    """The launch an order placed at `placed_at` is attributed to: the customer's latest
+    launch with a source, at or before the order and at most STOREFRONT_ATTRIBUTION_DAYS
+    (30) before it ("last non-direct click": a later launch without a source, typing the
+    shop's address, does not erase the ad that brought the customer). None if there is none.
+
+    The order takes this launch's source, medium and campaign unless it gives its own.
+    """
+    window = timedelta(days=settings.STOREFRONT_ATTRIBUTION_DAYS)
+    return (
+        Launch.objects.filter(
+            customer_id=customer_id,
+            occurred_at__lte=placed_at,
+            occurred_at__gte=placed_at - window,
+        )
+        .exclude(source="")
+        .only("id", "source", "medium", "campaign", "occurred_at")
+        .order_by("-occurred_at", "-id")
+        .first()
+    )
+
+
+def customer_origin(*, customer_id: int, launch_rows: int | None = None, recent: int = 10) -> dict:
+    """Where a customer comes from, for the client page: their first and their latest launch
+    with a source, and their `recent` latest launches (at most three queries; none when
+    `launch_rows`, the customer's number of launches read with the customer, is 0)."""
+    if launch_rows == 0:
+        return {"first": None, "last": None, "recent": []}
+    launches = list(
+        Launch.objects.filter(customer_id=customer_id).order_by("-occurred_at", "-id")[:recent]
+    )
+    if not launches:
+        return {"first": None, "last": None, "recent": []}
+    with_source = Launch.objects.filter(customer_id=customer_id).exclude(source="")
+    last = next((launch for launch in launches if launch.source), None)
+    if last is None:
+        last = with_source.order_by("-occurred_at", "-id").first()
+    first = with_source.order_by("occurred_at", "id").first() if last else None
+    return {"first": first, "last": last, "recent": launches}
+
+
+def api_key_list() -> QuerySet[ApiKey]:
+    """Every API key, active ones first, newest first."""
+    return ApiKey.objects.select_related("created_by", "revoked_by").order_by(
+        "revoked_at", "-created_at", "-id"
+    )

@@ -1,0 +1,95 @@
+"""Every write of the storefront app: API keys (audited) and launches."""
+
+import logging
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from clients.models import Customer
+from storefront.auth import key_generate
+from storefront.models import ApiKey, Launch
+
+audit_log = logging.getLogger("storefront.audit")
+
+
+@transaction.atomic
+def api_key_create(*, name: str, scopes: list[str], actor) -> tuple[ApiKey, str]:
+    """A new API key; returns the row and the key itself (shown once, never stored)."""
+    key, prefix, digest = key_generate()
+    api_key = ApiKey.objects.create(
+        name=name.strip(),
+        prefix=prefix,
+        digest=digest,
+        scopes=sorted(set(scopes)),
+        created_at=timezone.now(),
+        created_by=actor,
+    )
+    audit_log.info(
+        "API key %s (%s) created by %s with scopes %s",
+        api_key.prefix,
+        api_key.name,
+        actor.get_username() if actor else "-",
+        " ".join(api_key.scopes),
+    )
+    return api_key, key
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor) -> ApiKey:
+    """Revoke a key: calls with it are refused from now on (a revoked key stays listed)."""
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.revoked_by = actor
+        api_key.save(update_fields=["revoked_at", "revoked_by"])
+        audit_log.info(
+            "API key %s (%s) revoked by %s",
+            api_key.prefix,
+            api_key.name,
+            actor.get_username() if actor else "-",
+        )
+    return api_key
+
+
+def visitor_link(*, visitor_id: str, customer: Customer) -> int:
+    """Give a visitor's anonymous launches to the customer they turned out to be (at sign-up
+    or login); returns how many were linked."""
+    return Launch.objects.filter(customer__isnull=True, visitor_id=visitor_id).update(
+        customer=customer
+    )
+
+
+@transaction.atomic
+def launch_record(
+    *,
+    platform: str,
+    occurred_at: datetime | None = None,
+    customer: Customer | None = None,
+    visitor_id: str = "",
+    source: str = "",
+    medium: str = "",
+    campaign: str = "",
+    referrer: str = "",
+    device: str = "",
+    api_key: ApiKey | None = None,
+) -> Launch:
+    """The app was launched or the site visited. A launch with both a customer and a visitor
+    id (a login) also links that visitor's earlier anonymous launches to the customer."""
+    now = timezone.now()
+    launch = Launch.objects.create(
+        customer=customer,
+        visitor_id=visitor_id,
+        occurred_at=occurred_at or now,
+        received_at=now,
+        source=source,
+        medium=medium,
+        campaign=campaign,
+        referrer=referrer,
+        platform=platform,
+        device=device,
+        api_key=api_key,
+    )
+    if customer is not None and visitor_id:
+        visitor_link(visitor_id=visitor_id, customer=customer)
+    return launch

@@ -1,0 +1,106 @@
+"""The lists' sorts (clients/listing.py, their one definition) against the PostgreSQL indexes
+that make every page of every sort cheap at a million customers (clients/migrations).
+
+Two checks: the indexes the migrations declare cover every sort both ways, per tab (pure
+Python, on every database); and on PostgreSQL the planner really reads each sort's page from
+its per-tab index, with no sort step, whatever the direction.
+"""
+
+import importlib
+import re
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from clients.listing import DEFAULT_SORTS, NAMELESS, SORTS, sorted_customers
+from clients.selectors import TABS, customer_list
+
+ALL_SORTS = sorted(key for name in SORTS for key in (name, f"-{name}"))
+# The tabs' conditions as the migrations write them.
+TAB_CONDITIONS = {"clients": "orders_count > 0", "leads": "orders_count = 0"}
+CREATE = re.compile(
+    r"CREATE INDEX (?:CONCURRENTLY )?(?:IF NOT EXISTS )?(?P<name>\w+) ON clients_customer "
+    r"\((?P<columns>.*)\) WHERE (?P<condition>.+)$"
+)
+
+on_postgresql = pytest.mark.skipif(
+    not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    reason="the list indexes are PostgreSQL's",
+)
+
+
+def declared_indexes() -> dict[str, tuple[str, str]]:
+    """name -> (key columns, condition) of the per-tab customer indexes, as the migrations
+    leave them (a later migration replacing an index of the same name wins)."""
+    indexes = {}
+    list_indexes = importlib.import_module("clients.migrations.0004_postgres_list_indexes")
+    name_indexes = importlib.import_module("clients.migrations.0010_nameless_last_name_indexes")
+    statements = [create for create, _drop in list_indexes._index_statements()]
+    statements += [create for create, _drop in name_indexes._statements()]
+    for statement in statements:
+        if match := CREATE.match(statement):
+            indexes[match["name"]] = (match["columns"], match["condition"])
+    return indexes
+
+
+def index_key(sort: str) -> str:
+    """The key of the index a sort is read from: ascending sorts forwards; a descending one
+    backwards, so its fields ascending and the rows it keeps last (`last`) descending."""
+    column = SORTS[sort.removeprefix("-")]
+    fields = list(column.fields)
+    if column.last:
+        # The list's expression, as written in the migration (unqualified columns).
+        expression = re.sub(r"\w+\.(\w+)", r"\1", NAMELESS.sql)
+        fields.insert(0, f"({expression})" + (" DESC" if sort.startswith("-") else ""))
+    return ", ".join(fields)
+
+
+def test_the_default_sorts_are_sorts():
+    assert all(sort.removeprefix("-") in SORTS for sort in DEFAULT_SORTS.values())
+    assert set(DEFAULT_SORTS) == set(TABS) == set(TAB_CONDITIONS)
+
+
+@pytest.mark.parametrize("tab", sorted(TABS))
+@pytest.mark.parametrize("sort", ALL_SORTS)
+def test_the_migrations_declare_an_index_for_every_sort(tab, sort):
+    wanted = (index_key(sort), TAB_CONDITIONS[tab])
+    names = [name for name, index in declared_indexes().items() if index == wanted]
+    assert names, f"no index on ({wanted[0]}) WHERE {wanted[1]} for the {tab} sorted by {sort}"
+    assert all(name.startswith(f"customer_{tab}_") for name in names)
+
+
+def plan_nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from plan_nodes(child)
+
+
+@on_postgresql
+@pytest.mark.django_db
+@pytest.mark.parametrize("tab", sorted(TABS))
+@pytest.mark.parametrize("sort", ALL_SORTS)
+@pytest.mark.parametrize("offset", [0, 50])
+def test_postgresql_reads_every_sort_from_its_per_tab_index(tab, sort, offset):
+    """The list's own query (a page of the sorted tab), planned with sequential scans and
+    sorts made as expensive as possible: if no index gave the order, a Sort would remain."""
+    page = sorted_customers(customer_list(tab=tab), sort)[offset : offset + 25]
+    sql, params = page.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        (plan,) = cursor.fetchone()[0]
+    nodes = list(plan_nodes(plan["Plan"]))
+    kinds = [node["Node Type"] for node in nodes]
+    assert "Sort" not in kinds and "Incremental Sort" not in kinds, kinds
+    scans = [
+        node
+        for node in nodes
+        if node.get("Relation Name") == "clients_customer"
+        and node["Node Type"] in ("Index Scan", "Index Only Scan")
+    ]
+    assert len(scans) == 1, kinds
+    assert scans[0]["Index Name"].startswith(f"customer_{tab}_"), scans[0]["Index Name"]
+    expected_direction = "Backward" if sort.startswith("-") else "Forward"
+    assert scans[0]["Scan Direction"] == expected_direction

@@ -1,0 +1,199 @@
+"""The NDJSON bulk import through HTTP: every line answered, valid lines applied."""
+
+import json
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from clients.models import Customer
+from orders.models import Order
+from storefront.endpoints import imports
+from tests.factories import CustomerFactory
+from tests.storefront.conftest import Api, assert_problem, make_key
+
+pytestmark = pytest.mark.django_db
+
+NDJSON = "application/x-ndjson"
+LINES = [{"product_name": "Mug", "quantity": 2, "unit_price": "10.00"}]
+
+
+def order_line(number, customer=None, external_id=None, **extra):
+    line = {
+        "type": "order",
+        "number": number,
+        "placed_at": "2026-01-05T10:00:00+01:00",
+        "lines": LINES,
+        **extra,
+    }
+    if customer is not None:
+        line["customer_id"] = customer.pk
+    if external_id is not None:
+        line["customer_external_id"] = external_id
+    return line
+
+
+def send(api, *lines, raw: bytes | None = None):
+    body = raw if raw is not None else "".join(json.dumps(x) + "\n" for x in lines).encode()
+    response = api.post("/import", raw=body, content_type=NDJSON)
+    if response.status_code != 200:
+        return response, None
+    answers = [json.loads(x) for x in b"".join(response.streaming_content).splitlines()]
+    return response, answers
+
+
+def assert_no_drift():
+    out = StringIO()
+    call_command("rebuild_customer_stats", "--check", stdout=out, stderr=StringIO())
+    assert ", 0 had drifted" in out.getvalue()
+
+
+def test_customers_and_orders_are_created_then_unchanged_then_updated(api):
+    lines = [
+        {"type": "customer", "email": "ada@example.com", "first_name": "Ada", "external_id": "c1"},
+        order_line("H-1", external_id="c1", status="fulfilled"),
+        order_line(
+            "H-2",
+            external_id="c1",
+            status="pending",
+            source="google",
+            medium="cpc",
+            placed_at="2026-01-06T10:00:00Z",
+        ),
+        order_line("H-3", external_id="c1", status="refunded"),
+    ]
+    response, answers = send(api, *lines)
+    assert response["Content-Type"] == NDJSON
+    assert [(a["line"], a["result"]) for a in answers[:-1]] == [
+        (1, "created"),
+        (2, "created"),
+        (3, "created"),
+        (4, "created"),
+    ]
+    assert answers[-1] == {"summary": {"created": 4, "updated": 0, "unchanged": 0, "error": 0}}
+    ada = Customer.objects.get(external_id="c1")
+    assert (ada.orders_count, ada.total_spent) == (2, Decimal("20.00"))
+
+    _, again = send(api, *lines)
+    assert [a["result"] for a in again[:-1]] == ["unchanged"] * 4
+
+    changed = [
+        {
+            "type": "customer",
+            "email": "ada@example.com",
+            "first_name": "Ada B.",
+            "external_id": "c1",
+        },
+        order_line(
+            "H-2",
+            external_id="c1",
+            status="paid",
+            refunded_amount="5.00",
+            source="google",
+            medium="cpc",
+            placed_at="2026-01-06T10:00:00Z",
+        ),
+    ]
+    _, updated = send(api, *changed)
+    assert [a["result"] for a in updated[:-1]] == ["updated", "updated"]
+    ada.refresh_from_db()
+    assert (ada.first_name, ada.orders_count, ada.total_spent) == ("Ada B.", 3, Decimal("35.00"))
+    assert ada.last_source == "google"
+    assert_no_drift()
+
+
+def test_every_bad_line_is_answered_with_its_reasons_and_the_others_applied(api):
+    customer = CustomerFactory()
+    Order.objects.all().delete()
+    raw = b"\n".join(
+        [
+            json.dumps(order_line("B-1", customer, status="paid")).encode(),
+            b"{not json",
+            b"[1, 2]",
+            json.dumps({"type": "refund"}).encode(),
+            json.dumps(order_line("B-2", customer, status="lost", colour="red")).encode(),
+            json.dumps(
+                order_line("B-3", customer, status="refunded", refunded_amount="1")
+            ).encode(),
+            json.dumps(order_line("B-4", external_id="nobody")).encode(),
+            json.dumps(order_line("B-1", customer, status="cancelled")).encode(),
+            b'{"type": "order", "type": "customer"}',
+            b"\xff\xfe",
+            b"",
+            json.dumps({"type": "customer", "email": "not-an-email"}).encode(),
+            json.dumps(order_line("B-5", customer, currency="USD")).encode(),
+            json.dumps(order_line("B-6", customer, status="fulfilled")).encode(),
+        ]
+    )
+    _, answers = send(api, raw=raw)
+    by_line = {a["line"]: a for a in answers[:-1]}
+    assert [n for n, a in by_line.items() if a["result"] != "error"] == [1, 14]
+    assert sorted(by_line) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14]  # 11 is blank
+    assert {e["field"] for e in by_line[5]["errors"]} == {"status", "colour"}
+    assert by_line[6]["errors"][0]["field"] == "refunded_amount"
+    assert by_line[8]["errors"][0]["code"] == "invalid-transition"
+    assert by_line[13]["errors"][0]["field"] == "currency"
+    assert answers[-1]["summary"] == {"created": 2, "updated": 0, "unchanged": 0, "error": 11}
+    assert sorted(Order.objects.values_list("number", flat=True)) == ["B-1", "B-6"]
+    assert_no_drift()
+
+
+def test_lines_too_long_and_files_too_long(api, monkeypatch):
+    monkeypatch.setattr(imports, "MAX_LINE_BYTES", 300)
+    monkeypatch.setattr(imports, "MAX_LINES", 3)
+    customer = CustomerFactory()
+    long = order_line("L-1", customer, campaign="x" * 200)
+    _, answers = send(
+        api,
+        long,
+        order_line("L-2", customer),
+        order_line("L-3", customer),
+        order_line("L-4", customer),
+    )
+    assert answers[0]["result"] == "error" and "longer" in answers[0]["errors"][0]["message"]
+    assert [a["result"] for a in answers[1:3]] == ["created", "created"]
+    assert answers[-1]["truncated"] is True
+    assert not Order.objects.filter(number="L-4").exists()
+
+
+def test_the_import_needs_its_scope_its_type_and_a_body_within_the_limit(api_as, monkeypatch):
+    customer = CustomerFactory()
+    body = (json.dumps(order_line("S-1", customer)) + "\n").encode()
+    assert_problem(
+        api_as("customers:write").post("/import", raw=body, content_type=NDJSON), 403, "forbidden"
+    )
+    writer = api_as("orders:write")
+    assert_problem(writer.post("/import", raw=body), 415, "unsupported-media-type")
+    monkeypatch.setattr(imports, "MAX_BODY", 10)
+    # The limit is read when the route is declared: check it against the route's options.
+    from storefront.endpoints.imports import import_ndjson
+
+    assert import_ndjson.call_options.max_body == imports.MAX_LINES * 2048
+    big = b"x" * (import_ndjson.call_options.max_body + 1)
+    assert_problem(writer.post("/import", raw=big, content_type=NDJSON), 413, "payload-too-large")
+    assert_problem(Api(None).post("/import", raw=body, content_type=NDJSON), 401, "unauthenticated")
+    assert not Order.objects.exists()
+
+
+def test_memory_does_not_grow_with_the_body(api):
+    """The body is read a line at a time: the request's body is never loaded whole."""
+    customer = CustomerFactory()
+    lines = [order_line(f"M-{n}", customer) for n in range(1200)]
+    response = api.post(
+        "/import",
+        raw="".join(json.dumps(x) + "\n" for x in lines).encode(),
+        content_type=NDJSON,
+    )
+    chunks = iter(response.streaming_content)
+    first = json.loads(next(chunks))
+    # The first answer comes out once the first batch (500 orders) is applied, before the
+    # rest of the body has been read.
+    assert first["line"] == 1 and Order.objects.count() == imports.BATCH
+    assert not hasattr(response.wsgi_request, "_body")
+    rest = [json.loads(c) for c in chunks]
+    assert rest[-1]["summary"]["created"] == 1200
+
+
+def test_a_key_is_made_for_each_test():
+    assert make_key(["orders:write"]).startswith("bo_")

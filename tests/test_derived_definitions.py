@@ -1,0 +1,149 @@
+"""Values defined in more than one place agree: the customer statistics (the order services'
+computation, the batch computation the rebuild uses, and the rebuild's set-based SQL on
+PostgreSQL), and the Clients/Leads condition (the model's Q objects, the tab-count triggers and
+the per-tab partial indexes of clients migration 0004)."""
+
+import importlib
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from clients.models import IS_CLIENT, IS_LEAD, Customer
+from orders.models import OrderStatus
+from orders.selectors import CustomerStats, customer_stats_compute, customer_stats_for
+from tests.factories import CustomerFactory, make_order
+
+pytestmark = pytest.mark.django_db
+
+LIST_INDEXES = importlib.import_module("clients.migrations.0004_postgres_list_indexes")
+
+
+@pytest.fixture
+def shop():
+    """Customers whose statistics are easy to get wrong: no order, only pending and cancelled
+    orders, full and partial refunds, several finalized orders placed at the same instant
+    (the id breaks the tie), and a later pending order that must not count."""
+    at = timezone.now().replace(microsecond=0) - timedelta(days=30)
+    lead = CustomerFactory()
+    browser = CustomerFactory()
+    make_order(browser, status=OrderStatus.PENDING, placed_at=at)
+    make_order(browser, status=OrderStatus.CANCELLED, placed_at=at + timedelta(days=1))
+    refunded = CustomerFactory()
+    make_order(refunded, status=OrderStatus.REFUNDED, total="30.00", placed_at=at)
+    tied = CustomerFactory()
+    make_order(tied, total="10.00", placed_at=at, source="google", medium="cpc")
+    make_order(tied, total="20.00", placed_at=at + timedelta(days=2), source="a", medium="b")
+    make_order(
+        tied,
+        status=OrderStatus.FULFILLED,
+        total="5.55",
+        refunded="1.05",
+        placed_at=at + timedelta(days=2),
+        source="newsletter",
+        medium="email",
+    )
+    make_order(tied, status=OrderStatus.PENDING, placed_at=at + timedelta(days=3), source="x")
+    return [lead, browser, refunded, tied]
+
+
+def test_the_two_orm_computations_agree(shop):
+    batch = customer_stats_for([c.pk for c in shop])
+    for customer in shop:
+        assert customer_stats_compute(customer_id=customer.pk) == batch[customer.pk]
+    tied = batch[shop[-1].pk]
+    assert (tied.orders_count, tied.total_spent) == (3, Decimal("34.50"))
+    assert (tied.last_source, tied.last_medium) == ("newsletter", "email")  # the higher id
+    assert batch[shop[2].pk].orders_count == 1 and batch[shop[2].pk].total_spent == 0
+
+
+def test_the_services_store_what_the_computations_define(shop, capsys):
+    for customer in Customer.objects.filter(pk__in=[c.pk for c in shop]):
+        stored = CustomerStats(**{f: getattr(customer, f) for f in CustomerStats.FIELDS})
+        assert stored == customer_stats_compute(customer_id=customer.pk)
+    # The rebuild (its SQL on PostgreSQL, the batch computation elsewhere) agrees: no drift.
+    call_command("rebuild_customer_stats", "--check")
+    assert f"{len(shop)} customers checked, 0 had drifted" in capsys.readouterr().out
+
+
+WRONG_VALUES = {
+    "orders_count": 7,
+    "total_spent": Decimal("34.49"),
+    "first_order_at": timezone.now() - timedelta(days=400),
+    "last_order_at": timezone.now() - timedelta(days=1),
+    "last_order_id": None,
+    "last_source": "google",
+    "last_medium": "cpc",
+}
+
+
+@pytest.mark.parametrize("field", CustomerStats.FIELDS)
+def test_the_rebuild_finds_a_drift_in_every_statistic(shop, field, capsys):
+    """Each field, changed behind the services' back, is found and fixed by the rebuild (its
+    SQL finds the customer on PostgreSQL, the ORM computation recomputes it)."""
+    assert set(WRONG_VALUES) == set(CustomerStats.FIELDS)
+    tied = shop[-1]
+    Customer.objects.filter(pk=tied.pk).update(**{field: WRONG_VALUES[field]})
+    with pytest.raises(SystemExit):
+        call_command("rebuild_customer_stats", "--check")
+    assert "1 had drifted" in capsys.readouterr().out
+    call_command("rebuild_customer_stats")
+    call_command("rebuild_customer_stats", "--check")
+    assert "0 had drifted" in capsys.readouterr().out.splitlines()[-1]
+    tied.refresh_from_db()
+    assert getattr(tied, field) == getattr(customer_stats_compute(customer_id=tied.pk), field)
+
+
+# --- Clients and Leads --------------------------------------------------------------------
+
+
+def _ids_where(condition: str) -> set[int]:
+    table = connection.ops.quote_name(Customer._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {table} WHERE {condition}")
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_the_migrations_tab_conditions_select_what_the_model_calls_clients_and_leads():
+    for count in (0, 1, 2, 40):
+        Customer.objects.filter(pk=CustomerFactory().pk).update(orders_count=count)
+    clients = set(Customer.objects.filter(IS_CLIENT).values_list("pk", flat=True))
+    leads = set(Customer.objects.filter(IS_LEAD).values_list("pk", flat=True))
+    assert clients and leads and not clients & leads
+    assert clients | leads == set(Customer.objects.values_list("pk", flat=True))
+    assert _ids_where(LIST_INDEXES.TABS["clients"]) == clients
+    assert _ids_where(LIST_INDEXES.TABS["leads"]) == leads
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the triggers are PostgreSQL's")
+def test_the_installed_triggers_and_partial_indexes_use_the_tab_conditions():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT proname, pg_get_functiondef(oid) FROM pg_proc "
+            "WHERE proname LIKE 'clients_tab_count_%%'"
+        )
+        functions = dict(cursor.fetchall())
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s",
+            [Customer._meta.db_table],
+        )
+        indexes = dict(cursor.fetchall())
+    assert {"clients_tab_count_insert", "clients_tab_count_delete"} <= set(functions)
+    conditions = set(LIST_INDEXES.TABS.values())
+    for name, source in functions.items():
+        found = {
+            f"orders_count {op} {value}"
+            for op, value in re.findall(r"orders_count\s*(>=|<=|<>|>|<|=)\s*(\d+)", source)
+        }
+        assert found <= conditions, (name, found)
+    # Every per-tab partial index is restricted to its tab (PostgreSQL writes the predicate
+    # back in parentheses).
+    for tab, condition in LIST_INDEXES.TABS.items():
+        tab_indexes = {n: d for n, d in indexes.items() if n.startswith(f"customer_{tab}_")}
+        assert tab_indexes, tab
+        for name, definition in tab_indexes.items():
+            assert f"({condition})" in definition, name
