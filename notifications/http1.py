@@ -127,10 +127,10 @@ class Http1Pool:
         self._tls = tls_context_with(ca_file) if ca_file else None
         self._slots = asyncio.Semaphore(limit)
         self._idle: dict[tuple, list[_Connection]] = defaultdict(list)
-        self._origins: dict[str, tuple[tuple, str]] = {}
+        self._origins: dict[str, tuple[tuple, bytes]] = {}
         self.connections_opened = 0
 
-    def _origin(self, url: str) -> tuple[tuple, str, str]:
+    def _origin(self, url: str) -> tuple[tuple, bytes, str]:
         """(pool key, Host header, request target) of a URL; origins are parsed once."""
         start = url.find("://")
         end = url.find("/", start + 3) if start > 0 else -1
@@ -150,15 +150,26 @@ class Http1Pool:
                 host = f"[{host}]"
             if port != default:
                 host = f"{host}:{port}"
-            known = ((parts.scheme, parts.hostname, port), host)
+            try:
+                # The Host value as bytes, once per origin (h11 still validates it).
+                host_value = host.encode("ascii")
+            except UnicodeEncodeError as exc:
+                raise InvalidRequest(f"Refused to write this request: {exc}"[:300]) from exc
+            known = ((parts.scheme, parts.hostname, port), host_value)
             if len(self._origins) < 10_000:
                 self._origins[origin] = known
         return known[0], known[1], target
 
-    def request(self, url: str, *, headers: dict[str, str], body: bytes) -> Request:
-        """Validate and build a POST; raises InvalidRequest for anything h11 would not write."""
+    def request(
+        self, url: str, *, headers: dict[str, str] | dict[bytes, bytes], body: bytes
+    ) -> Request:
+        """Validate and build a POST; raises InvalidRequest for anything h11 would not write.
+
+        Header names and values may be bytes (cheaper: h11 skips the encoding) or str; h11
+        validates every one of them either way.
+        """
         key, host, target = self._origin(url)
-        fields = [("Host", host), ("Content-Length", str(len(body)))]
+        fields = [(b"Host", host), (b"Content-Length", b"%d" % len(body))]
         fields += headers.items()
         try:
             head = h11.Request(method="POST", target=target, headers=fields)

@@ -305,13 +305,16 @@ class PushClient:
             if problem:
                 return PushResult(message.key, None, error=problem[:300], retryable=False)
             body = encrypt(message.payload, p256dh=message.p256dh, auth=message.auth)
+            # Bytes: h11 takes them as they are (no encoding per header) and validates every one.
             headers = {
-                "Authorization": self.vapid.authorization(endpoint_origin(message.endpoint)),
-                "Content-Encoding": "aes128gcm",
-                "Content-Type": "application/octet-stream",
-                "TTL": str(message.ttl),
-                "Urgency": message.urgency,
-                "Topic": message.topic,
+                b"Authorization": self.vapid.authorization(
+                    endpoint_origin(message.endpoint)
+                ).encode("ascii"),
+                b"Content-Encoding": b"aes128gcm",
+                b"Content-Type": b"application/octet-stream",
+                b"TTL": b"%d" % message.ttl,
+                b"Urgency": message.urgency.encode("ascii"),
+                b"Topic": message.topic.encode("ascii"),
             }
             return self.pool.request(message.endpoint, headers=headers, body=body)
         except InvalidRequest as exc:
