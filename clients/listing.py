@@ -6,9 +6,11 @@ paginator, computes the page's rows and the column headers, and gives the search
 as the query string a push campaign's audience is built from. The view only creates it; the
 template only reads it.
 
-The columns and their sorts are defined once, in COLUMNS: the view's validation, the header
-links, the orderings and the benchmark read them, and a test checks that each sort, both ways,
-is served by a per-tab index of clients/migrations (tests/clients/test_list_sorts.py).
+The columns and their sorts are declared once, in the django-tables2 `CustomerTable`
+(clients/tables.py): COLUMNS and SORTS below are derived from it, the sort of the query string
+is validated by it and the header links come from its bound columns; the orderings and the
+benchmark read SORTS, and a test checks that each sort, both ways, is served by a per-tab
+index of clients/migrations (tests/clients/test_list_sorts.py).
 """
 
 import functools
@@ -18,7 +20,6 @@ from functools import cached_property
 from urllib.parse import quote
 
 from django.core.paginator import EmptyPage
-from django.db.models.expressions import RawSQL
 from django.http import QueryDict
 from django.urls import reverse
 from django.utils import translation
@@ -29,11 +30,11 @@ from django.utils.translation import get_language, gettext, gettext_lazy, ngette
 
 from backoffice.templatetags.formatting import money
 from clients.filters import KNOWN_MEDIUMS, KNOWN_SOURCES, CustomerFilter, filter_keys
-from clients.models import Customer
 from clients.paginators import CappedCountPaginator, KnownCountPaginator
 from clients.search import SearchQuery, parse_query
 from clients.selection import selected_ids
 from clients.selectors import MAX_SELECTED, customer_list, customer_match_count, tab_counts
+from clients.tables import ANNOTATIONS, CustomerTable
 
 # The query-string keys the lists read besides the search and filters (CustomerFilter's).
 SORT_VAR, PAGE_VAR, PER_PAGE_VAR = "sort", "page", "per_page"
@@ -42,12 +43,6 @@ PUSH_PERMISSION = "notifications.send_campaign"
 # How the integer query parameters are named in messages about them.
 PARAM_NAMES = {PAGE_VAR: gettext_lazy("page"), PER_PAGE_VAR: gettext_lazy("per page")}
 
-# True for a customer without a name: such rows sort after the named ones in both directions
-# of the name sort. Written without parameters, so that PostgreSQL matches it to the
-# expression of the name indexes even in a generic (prepared) plan.
-_table = Customer._meta.db_table
-NAMELESS = RawSQL(f"({_table}.first_name = '' AND {_table}.last_name = '')", ())
-
 
 @dataclass(frozen=True)
 class Column:
@@ -55,7 +50,7 @@ class Column:
 
     The ascending sort orders by `fields` (ending with the id, so that pages are stable); the
     descending one reverses each of them. `last`, an annotation of `ANNOTATIONS`, names rows
-    that come after the others whichever the direction.
+    that come after the others whichever the direction. Derived from CustomerTable's columns.
     """
 
     name: str
@@ -65,22 +60,23 @@ class Column:
     css: str = ""
 
 
-COLUMNS = (
-    Column("id", gettext_lazy("Client ID"), ("id",)),
-    Column(
-        "name",
-        gettext_lazy("Name and email"),
-        ("last_name", "first_name", "id"),
-        last="nameless",
-    ),
-    Column("last_order", gettext_lazy("Last order"), ("last_order_at", "id")),
-    Column("last_source", gettext_lazy("Last source"), ("last_source", "last_medium", "id")),
-    Column("total_spent", gettext_lazy("Total spent"), ("total_spent", "id"), css="num"),
-    Column("orders_count", gettext_lazy("Orders"), ("orders_count", "id"), css="num"),
-    Column("created_at", gettext_lazy("Customer since"), ("created_at", "id")),
-)
-SORTS = {column.name: column for column in COLUMNS if column.fields}
-ANNOTATIONS = {"nameless": NAMELESS}
+def _columns(table) -> tuple[Column, ...]:
+    """The sortable columns of a django-tables2 table, in its order."""
+    return tuple(
+        Column(
+            name,
+            column.verbose_name,
+            tuple(column.order_by),
+            last=getattr(column, "last", ""),
+            css=column.attrs.get("th", {}).get("class", ""),
+        )
+        for name, column in table.base_columns.items()
+        if column.orderable is not False
+    )
+
+
+COLUMNS = _columns(CustomerTable)
+SORTS = {column.name: column for column in COLUMNS}
 DEFAULT_SORTS = {"clients": "-last_order", "leads": "-created_at"}
 OTHER_TAB = {"clients": "leads", "leads": "clients"}
 TAB_URLS = {"clients": "clients:client-list", "leads": "clients:lead-list"}
@@ -141,6 +137,9 @@ class CustomerList:
                 % {"errors": self.filterset.errors_text()}
             )
         self.filters_active = self.filterset.is_valid() and self.filterset.active
+        # The table gives the columns: it validates the sort and makes the header links. It
+        # holds no rows (they are `rows`, computed once per page).
+        self.table = CustomerTable([], show_select=self.show_select)
         self.sort = self._sort()
         self.per_page = self._per_page()
         self.paginator, self.page = self._paginate(self._int_param(PAGE_VAR, default=1))
@@ -149,12 +148,17 @@ class CustomerList:
 
     def _sort(self) -> str:
         sort = self.params.get(SORT_VAR, "")
-        if sort.removeprefix("-") in SORTS:
-            return sort
         if sort:
+            # One key: the table keeps it if it names one of its orderable columns. (A list, so
+            # that the table does not split "name,id" into two sorts; an accessor-like "a.b"
+            # is no column name and is not shown to the table.)
+            self.table.order_by = [] if "." in sort else [sort]
+            if self.table.order_by:
+                return sort
             self.notices.append(
                 gettext("Unknown sort “%(sort)s”; showing the default order.") % {"sort": sort[:50]}
             )
+        self.table.order_by = [DEFAULT_SORTS[self.tab]]
         return DEFAULT_SORTS[self.tab]
 
     def _per_page(self) -> int:
@@ -260,23 +264,26 @@ class CustomerList:
 
     @cached_property
     def headers(self) -> list[dict]:
-        """The sortable columns' headers: label, CSS classes, the link that sorts by the
-        column (the other way round when it already sorts the page) and aria-sort."""
+        """The sortable columns' headers, from the table's bound columns: label, CSS classes,
+        the link that sorts by the column (the other way round when it already sorts the
+        page) and aria-sort."""
         params = self.params.copy()
         params.pop(PAGE_VAR, None)
-        current, descending = self.sort.removeprefix("-"), self.sort.startswith("-")
         headers = []
-        for column in COLUMNS:
-            classes = [column.css, "orderable"] if column.css else ["orderable"]
+        for column in self.table.columns:
+            if not column.orderable:
+                continue
+            css = column.column.attrs.get("th", {}).get("class", "")
+            classes = [css, "orderable"] if css else ["orderable"]
             aria_sort = ""
-            if column.name == current:
-                classes.append("desc" if descending else "asc")
-                aria_sort = "descending" if descending else "ascending"
-            ascending_now = column.name == current and not descending
-            params[SORT_VAR] = f"-{column.name}" if ascending_now else column.name
+            alias = column.order_by_alias
+            if column.is_ordered:
+                classes.append("desc" if alias.is_descending else "asc")
+                aria_sort = "descending" if alias.is_descending else "ascending"
+            params[SORT_VAR] = alias.next
             headers.append(
                 {
-                    "label": column.label,
+                    "label": column.header,
                     "css": " ".join(classes),
                     "url": "?" + params.urlencode(),
                     "aria_sort": aria_sort,

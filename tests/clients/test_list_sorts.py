@@ -1,5 +1,6 @@
-"""The lists' sorts (clients/listing.py, their one definition) against the PostgreSQL indexes
-that make every page of every sort cheap at a million customers (clients/migrations).
+"""The lists' sorts (declared once by clients/tables.py's CustomerTable, which
+clients/listing.py derives its SORTS from) against the PostgreSQL indexes that make every page
+of every sort cheap at a million customers (clients/migrations).
 
 Two checks: the indexes the migrations declare cover every sort both ways, per tab (pure
 Python, on every database); and on PostgreSQL the planner really reads each sort's page from
@@ -13,8 +14,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from clients.listing import DEFAULT_SORTS, NAMELESS, SORTS, sorted_customers
+from clients.listing import DEFAULT_SORTS, SORTS, sorted_customers
 from clients.selectors import TABS, customer_list
+from clients.tables import NAMELESS, CustomerTable
 
 ALL_SORTS = sorted(key for name in SORTS for key in (name, f"-{name}"))
 # The tabs' conditions as the migrations write them.
@@ -54,6 +56,18 @@ def index_key(sort: str) -> str:
         expression = re.sub(r"\w+\.(\w+)", r"\1", NAMELESS.sql)
         fields.insert(0, f"({expression})" + (" DESC" if sort.startswith("-") else ""))
     return ", ".join(fields)
+
+
+def test_the_sorts_are_the_tables_orderable_columns():
+    table = CustomerTable([])
+    orderable = [column.name for column in table.columns if column.orderable]
+    assert list(SORTS) == orderable
+    for name in orderable:
+        declared = table.columns[name].column
+        assert SORTS[name].fields == tuple(declared.order_by)
+        assert SORTS[name].fields[-1] == "id"  # pages are stable
+        assert SORTS[name].label == declared.verbose_name
+    assert SORTS["name"].last == "nameless"
 
 
 def test_the_default_sorts_are_sorts():
