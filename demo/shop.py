@@ -223,10 +223,11 @@ class TableSpec:
         self.table = model._meta.db_table
         rest = [f for f in fields.values() if f.attname not in attnames]
         self.default_values = {f.attname: f.get_default() for f in rest}
-        self.columns = [f.column for f in self.fields] + [f.column for f in rest]
-        suffix = "".join(
-            "\t" + _copy_text(f, v) for f, v in zip(rest, self.default_values.values(), strict=True)
-        )
+        # COPY leaves out the columns the database fills itself (db_default, such as
+        # Customer.updated_at): their Python default is an expression, not a value.
+        copied = [f for f in rest if f.db_default is models.NOT_PROVIDED]
+        self.columns = [f.column for f in self.fields] + [f.column for f in copied]
+        suffix = "".join("\t" + _copy_text(f, self.default_values[f.attname]) for f in copied)
         self.line_suffix = suffix + "\n"
 
     def copy_text(self, rows: list[str]) -> str:
