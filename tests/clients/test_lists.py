@@ -3,6 +3,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -378,7 +379,9 @@ def test_query_count_does_not_grow_with_rows(viewer_client, url):
         CustomerFactory()
     many = _count_queries(viewer_client, url)
     assert few == many
-    assert many <= 8
+    # Django's own permission backend (STOCK_DJANGO=1) reads permissions in two queries, ours
+    # in one.
+    assert many <= (9 if settings.STOCK_DJANGO else 8)
 
 
 def test_query_count_does_not_grow_with_page_size(viewer_client):
