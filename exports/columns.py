@@ -17,7 +17,9 @@ ones) and writes it according to its `kind`:
   importer takes it off again with `from_inert`).
 
 English CSV files are UTF-8 with "," between cells; French ones UTF-8 with a byte order mark
-and ";", as a French spreadsheet opens them (CSV_STYLES).
+and ";", as a French spreadsheet opens them (CSV_STYLES). Every non-empty cell is quoted, an
+empty one is written as nothing (csv.QUOTE_NOTNULL; a carriage return in a cell is then always
+inside quotes), lines end with "\n".
 """
 
 from collections.abc import Callable, Iterable
@@ -151,35 +153,35 @@ def from_inert(text: str) -> str:
     return text
 
 
-def csv_cells(language: str, zone) -> Callable[[tuple], list[str]]:
+def csv_cells(language: str, zone) -> Callable[[tuple], list[str | None]]:
     """A function turning one `values_list(*FIELDS)` row into the CSV cells of `language`,
-    dates in `zone`. Everything that is the same on every row is looked up once here: this
-    runs a million times for a big export."""
+    dates in `zone`; None for an empty cell (written unquoted). Everything that is the same on
+    every row is looked up once here: this runs a million times for a big export."""
     style = csv_style(language)
     yes, no = yes_no(language)
     date_format = style.datetime_format
     separator = style.decimal_separator
 
     def text(value):
-        return "" if value is None else make_inert(value)
+        return make_inert(value) if value else None
 
     def integer(value):
-        return "" if value is None else str(value)
+        return None if value is None else str(value)
 
     def moment(value):
-        return "" if value is None else value.astimezone(zone).strftime(date_format)
+        return None if value is None else value.astimezone(zone).strftime(date_format)
 
     def money(value: Decimal | None):
         if value is None:
-            return ""
+            return None
         written = format(value, "f")
         return written.replace(".", separator) if separator != "." else written
 
     def boolean(value):
-        return "" if value is None else (yes if value else no)
+        return None if value is None else (yes if value else no)
 
     def country(value):
-        return "" if value is None else make_inert(value.upper())
+        return make_inert(value.upper()) if value else None
 
     writers = {
         Kind.TEXT: text,
@@ -191,7 +193,7 @@ def csv_cells(language: str, zone) -> Callable[[tuple], list[str]]:
     }
     cells = [writers[column.kind] for column in COLUMNS]
 
-    def row_cells(row: tuple) -> list[str]:
+    def row_cells(row: tuple) -> list[str | None]:
         return [write(value) for write, value in zip(cells, row, strict=True)]
 
     return row_cells
