@@ -5,8 +5,9 @@ from django.utils.translation import gettext_lazy as _
 
 
 class ExportFormat(models.TextChoices):
-    CSV = "csv", "CSV"
-    XLSX = "xlsx", "XLSX"
+    # Translated so that the catalog says the names are the same in French.
+    CSV = "csv", _("CSV")
+    XLSX = "xlsx", _("XLSX")
 
 
 class ExportScope(models.TextChoices):
