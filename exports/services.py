@@ -26,6 +26,9 @@ STORAGE_ALIAS = "exports"
 # Rows read from the database per round trip (a server-side cursor on PostgreSQL).
 CHUNK_SIZE = 2000
 TAB_NAMES = {"clients": "Clients", "leads": "Leads"}
+# XLSX files one user may have waiting or being built at once: each one keeps a task worker
+# busy for minutes at a million rows.
+MAX_BUILDING_PER_USER = 2
 
 
 def export_storage():
@@ -52,6 +55,17 @@ def export_create(
     read: ValueError with a message for the user otherwise, and nothing is written."""
     # Built only to validate the arguments; the file reads the rows again.
     export_rows(tab=tab, scope=scope, query=query, ids=ids, sort=sort)
+    if file_format == ExportFormat.XLSX and user is not None:
+        building = Export.objects.filter(
+            requested_by=user,
+            file_format=ExportFormat.XLSX,
+            status__in=(ExportStatus.PENDING, ExportStatus.RUNNING),
+        ).count()
+        if building >= MAX_BUILDING_PER_USER:
+            raise ValueError(
+                gettext("%(n)s of your XLSX exports are still being built: wait for them.")
+                % {"n": building}
+            )
     return Export.objects.create(
         requested_by=user,
         requested_at=timezone.now(),

@@ -183,3 +183,31 @@ def test_a_failed_build_is_reported_without_a_file(
     page = viewer_client.get(f"/exports/{record.pk}/")
     assert "could not be built" in page.text
     assert viewer_client.get(f"/exports/{record.pk}/download/").status_code == 410
+
+
+def test_a_user_may_have_only_a_few_files_being_built(viewer_client, db):
+    for _ in range(services.MAX_BUILDING_PER_USER):
+        assert viewer_client.post(URL, {"tab": "clients", "scope": "all", "file_format": "xlsx"})
+    # (The build tasks never ran: no commit in this test.)
+    response = viewer_client.post(URL, {"tab": "clients", "scope": "all", "file_format": "xlsx"})
+    assert response.status_code == 400
+    assert "still being built" in response.text
+    assert Export.objects.count() == services.MAX_BUILDING_PER_USER
+    # CSV files are not built by the worker: still allowed.
+    csv = viewer_client.post(URL, {"tab": "clients", "scope": "all", "file_format": "csv"})
+    assert csv.status_code == 200
+
+
+def test_the_cleanup_command_deletes_expired_files(
+    viewer_client, shop, django_capture_on_commit_callbacks
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    ask(viewer_client, django_capture_on_commit_callbacks)
+    Export.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+    out = StringIO()
+    call_command("delete_expired_exports", stdout=out)
+    assert out.getvalue().startswith("1 expired export file")
+    assert Export.objects.get().status == ExportStatus.EXPIRED
