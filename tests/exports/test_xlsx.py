@@ -211,3 +211,19 @@ def test_the_cleanup_command_deletes_expired_files(
     call_command("delete_expired_exports", stdout=out)
     assert out.getvalue().startswith("1 expired export file")
     assert Export.objects.get().status == ExportStatus.EXPIRED
+
+
+def test_each_file_schedules_its_own_deletion_at_its_expiry(settings, db):
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    from django.tasks import task_backends
+
+    make_order(CustomerFactory())
+    record = services.export_create(
+        user=None, tab="clients", scope="all", query="", sort="", ids=[],
+        file_format="xlsx", language="en",
+    )  # fmt: skip
+    tasks.build_xlsx_export.call(record.pk)
+    record.refresh_from_db()
+    (scheduled,) = task_backends["default"].results
+    assert scheduled.task.name == "delete_expired_exports"
+    assert scheduled.task.run_after == record.expires_at
