@@ -74,6 +74,7 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(result))
             return
         results = []
+        load_before = os.getloadavg()
         for kind in KINDS:
             if kind in options["skip"]:
                 continue
@@ -94,7 +95,8 @@ class Command(BaseCommand):
             "date": timezone.now().isoformat(timespec="seconds"),
             "database": connection.vendor,
             "machine": f"{platform.node()}, {os.cpu_count()} cores",
-            "load_before": [round(x, 2) for x in load],
+            "load_before": [round(x, 2) for x in load_before],
+            "load_after": [round(x, 2) for x in load],
             "results": results,
         }
         RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
