@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "orders",
     "notifications",
     "storefront",
+    "exports",
 ]
 # The demo shop (seed_demo, demo users, the demo push service and storefront) and the
 # benchmark commands live in their own apps; a production deployment can leave them out with
@@ -182,6 +183,16 @@ STORAGES = {
 }
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# --- Customer exports (exports app) ----------------------------------------------------------
+# XLSX exports are built by the task worker into this storage and kept this many hours for the
+# user who asked (then deleted by a task, or `manage.py delete_expired_exports`). The worker
+# and the web servers must share it: with several machines, point it at a shared backend.
+EXPORT_RETENTION_HOURS = int(os.environ.get("EXPORT_RETENTION_HOURS", 24))
+STORAGES["exports"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": os.environ.get("EXPORT_STORAGE_ROOT", BASE_DIR / "var" / "exports")},
+}
 
 # --- Web push (notifications app) ------------------------------------------------------------
 # The VAPID key pair identifies the shop to push services (`manage.py generate_vapid_keys`

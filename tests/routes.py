@@ -22,6 +22,7 @@ from py_vapid import Vapid
 from py_vapid.utils import b64urlencode
 
 from clients.services import note_save
+from exports.models import Export
 from notifications.models import Campaign, PushSubscription
 from notifications.tokens import click_token, storefront_token_issue
 from storefront.models import ApiKey
@@ -79,6 +80,7 @@ class World:
     subscription: PushSubscription
     users: dict
     api_key: ApiKey
+    export: Export
 
     @classmethod
     def create(cls) -> "World":
@@ -115,7 +117,17 @@ class World:
             created_at=now,
         )
         api_key, _ = api_key_create(name="Shop", scopes=["read"], actor=users["Admin"])
-        return cls(customer, address, order, campaign, subscription, users, api_key)
+        # An XLSX export the Admin asked for, waiting for the task worker.
+        export = Export.objects.create(
+            requested_by=users["Admin"],
+            requested_at=now,
+            tab="clients",
+            scope="all",
+            sort="-last_order",
+            file_format="xlsx",
+            language="en",
+        )
+        return cls(customer, address, order, campaign, subscription, users, api_key, export)
 
     def client(self, role: str, *, enforce_csrf: bool = False) -> Client:
         """A client logged in as `role` (or anonymous), carrying a valid CSRF cookie."""
@@ -145,6 +157,8 @@ ROUTE_KWARGS = {
     "orders:order-detail": lambda w: {"number": w.order.number},
     "notifications:campaign-detail": lambda w: {"pk": w.campaign.pk},
     "notifications:campaign-cancel": lambda w: {"pk": w.campaign.pk},
+    "exports:export-detail": lambda w: {"pk": w.export.pk},
+    "exports:export-download": lambda w: {"pk": w.export.pk},
     "api-problem": lambda w: {"slug": "validation"},
     "storefront:apikey-revoke": lambda w: {"pk": w.api_key.pk},
     "api:customer-detail": lambda w: {"customer_id": w.customer.pk},
@@ -226,6 +240,7 @@ FINGERPRINTED = [
     "notifications.Delivery",
     "storefront.ApiKey",
     "storefront.Launch",
+    "exports.Export",
 ]
 
 

@@ -50,6 +50,7 @@ KNOWN_KEYS = [
     *("name", "company", "line1", "line2", "postal_code", "city", "region"),
     *("billing", "shipping", "text", "based_on"),
     *("tab", "audience", "ids", "query", "title", "body", "link", "icon", "image"),
+    *("scope", "file_format"),
     *("ttl", "urgency", "when", "send_at", "customer"),
     *("username", "password", "old_password", "new_password1", "new_password2"),
     *("next", "language", "token", "uidb64"),

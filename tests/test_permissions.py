@@ -84,6 +84,12 @@ EXPECTED = {
     # The demo storefront exists only with DEBUG on.
     "demo:storefront": E(get=(404, 404, 404, 404), post=(404, 404, 404, 404)),
     # Settings > API keys: Admins only. An empty POST is an invalid form, shown again (200).
+    # Exports: every role that reads customers; an export's page and file only to the user
+    # who asked (the world's is the Admin's, still being built: 410 Gone for its file).
+    "exports:export-list": PROTECTED_READ,
+    "exports:export-create": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 400, 400, 400)),
+    "exports:export-detail": E(get=(LOGIN, 404, 404, 200), post=(LOGIN, 405, 405, 405)),
+    "exports:export-download": E(get=(LOGIN, 404, 404, 410), post=(LOGIN, 405, 405, 405)),
     "storefront:apikey-list": E(get=(LOGIN, 403, 403, 200), post=(LOGIN, 403, 403, 200)),
     "storefront:apikey-revoke": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 403, 302)),
     "api-docs": API_PUBLIC_GET,
