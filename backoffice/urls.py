@@ -28,5 +28,6 @@ urlpatterns = [
     # The storefront API: its own authentication (API keys, customer tokens), no session.
     path("api/", include("storefront.urls")),
     path("settings/", include("storefront.backoffice_urls")),
+    path("privacy/", include("privacy.urls")),
     path("django-admin/", admin.site.urls),
 ]

@@ -1,0 +1,33 @@
+"""Reads for the privacy pages and the client page's privacy card."""
+
+from privacy.models import Channel, ConsentRecord, ErasureRequest
+
+CONSENT_HISTORY_ROWS = 20
+
+
+def client_privacy(*, customer, user) -> dict:
+    """The client page's privacy card: the planned erasure, consents (state and history) and
+    what the user may do, in two queries."""
+    history = list(
+        ConsentRecord.objects.filter(customer_id=customer.pk)
+        .select_related("recorded_by")
+        .order_by("-at", "-id")[: CONSENT_HISTORY_ROWS + 1]
+    )
+    erasure = (
+        ErasureRequest.objects.filter(customer_id=customer.pk, cancelled_at=None, done_at=None)
+        .select_related("requested_by")
+        .first()
+    )
+    return {
+        "erasure": erasure,
+        "consents": [
+            (Channel.PUSH.label, customer.push_opt_in),
+            (Channel.EMAIL.label, customer.email_consent),
+            (Channel.SMS.label, customer.sms_consent),
+        ],
+        "consent_history": history[:CONSENT_HISTORY_ROWS],
+        "consent_history_more": len(history) > CONSENT_HISTORY_ROWS,
+        "can_manage": user.has_perm("privacy.manage_privacy"),
+        "can_record_consent": user.has_perm("privacy.add_consentrecord")
+        and customer.erased_at is None,
+    }

@@ -1,0 +1,84 @@
+"""The privacy pages: erasure, consents, data archives, the retention sweep, the access log.
+
+Every page but the consent form needs `privacy.manage_privacy` (Admins): Viewers and Staff
+get a 403.
+"""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views import View
+
+from clients.models import Customer
+from privacy.forms import ErasureForm
+from privacy.models import AccessAction, ErasureRequest
+from privacy.services import PrivacyError, access_record, erasure_cancel, erasure_request
+
+MANAGE = "privacy.manage_privacy"
+
+
+class ErasureCreateView(PermissionRequiredMixin, View):
+    """ "Erase this customer": the reason, then a grace period before the erasure."""
+
+    permission_required = MANAGE
+    template_name = "privacy/erasure_form.html"
+
+    def render_form(self, request, customer, form, status=200):
+        context = {
+            "customer": customer,
+            "form": form,
+            "grace_days": settings.PRIVACY_ERASURE_GRACE_DAYS,
+            "keep_billing": settings.PRIVACY_KEEP_BILLING_SNAPSHOT,
+        }
+        return render(request, self.template_name, context, status=status)
+
+    def get(self, request, pk: int):
+        customer = get_object_or_404(Customer, pk=pk, erased_at=None)
+        return self.render_form(request, customer, ErasureForm())
+
+    def post(self, request, pk: int):
+        customer = get_object_or_404(Customer, pk=pk, erased_at=None)
+        form = ErasureForm(request.POST)
+        if form.is_valid():
+            try:
+                erasure = erasure_request(
+                    customer=customer, actor=request.user, reason=form.cleaned_data["reason"]
+                )
+            except PrivacyError as exc:
+                form.add_error(None, str(exc))
+            else:
+                access_record(
+                    request,
+                    action=AccessAction.ERASURE_REQUEST,
+                    customer_id=customer.pk,
+                    detail={"erasure": erasure.pk},
+                )
+                messages.success(
+                    request,
+                    _("The customer's data will be erased on %(date)s unless cancelled before.")
+                    % {"date": erasure.due_at.date().isoformat()},
+                )
+                return redirect(customer)
+        return self.render_form(request, customer, form, status=400)
+
+
+class ErasureCancelView(PermissionRequiredMixin, View):
+    permission_required = MANAGE
+
+    def post(self, request, pk: int):
+        erasure = get_object_or_404(ErasureRequest.objects.select_related("customer"), pk=pk)
+        try:
+            erasure_cancel(erasure=erasure, actor=request.user)
+        except PrivacyError as exc:
+            messages.error(request, str(exc))
+        else:
+            access_record(
+                request,
+                action=AccessAction.ERASURE_CANCEL,
+                customer_id=erasure.customer_id,
+                detail={"erasure": erasure.pk},
+            )
+            messages.success(request, _("The erasure is cancelled."))
+        return redirect(erasure.customer)

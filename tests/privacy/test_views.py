@@ -1,0 +1,92 @@
+"""The privacy pages as staff use them, and their refusals."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from clients.models import Customer
+from privacy.models import AccessLogEntry, ErasureRequest
+from privacy.services import erasure_request
+from tests.factories import CustomerFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _pages(customer: Customer, erasure: ErasureRequest) -> list[tuple[str, str]]:
+    """Every privacy page (method, url) only Admins may use."""
+    return [
+        ("get", reverse("privacy:erasure-create", args=[customer.pk])),
+        ("post", reverse("privacy:erasure-create", args=[customer.pk])),
+        ("post", reverse("privacy:erasure-cancel", args=[erasure.pk])),
+    ]
+
+
+@pytest.mark.parametrize("role", ["Viewer", "Staff"])
+def test_every_privacy_page_is_refused_to_viewers_and_staff(role):
+    customer = CustomerFactory()
+    erasure = erasure_request(customer=CustomerFactory(), actor=None, reason="Asked by email")
+    client = Client()
+    client.force_login(UserFactory(role=role))
+    for method, url in _pages(customer, erasure):
+        response = getattr(client, method)(url, {"reason": "x", "confirm": "on"})
+        assert response.status_code == 403, (method, url)
+    assert ErasureRequest.objects.filter(cancelled_at=None).count() == 1
+    assert not ErasureRequest.objects.filter(customer=customer).exists()
+
+
+def test_admin_plans_an_erasure_sees_it_and_cancels_it(admin_client_role):
+    customer = CustomerFactory()
+    url = reverse("privacy:erasure-create", args=[customer.pk])
+    form = admin_client_role.get(url)
+    assert form.status_code == 200
+    assert "10 days" in form.content.decode()
+    refused = admin_client_role.post(url, {"reason": "Asked by email"})
+    assert refused.status_code == 400  # the confirmation box
+    refused = admin_client_role.post(url, {"reason": "  \x07 ", "confirm": "on"})
+    assert refused.status_code == 400
+    assert not ErasureRequest.objects.exists()
+    done = admin_client_role.post(url, {"reason": "Asked by email", "confirm": "on"})
+    assert done.status_code == 302
+    erasure = ErasureRequest.objects.get(customer=customer)
+    page = admin_client_role.get(customer.get_absolute_url()).content.decode()
+    assert "Erasure planned for" in page
+    assert reverse("privacy:erasure-cancel", args=[erasure.pk]) in page
+    twice = admin_client_role.post(url, {"reason": "Again", "confirm": "on"})
+    assert twice.status_code == 400
+    assert "already planned" in twice.content.decode()
+    cancel = admin_client_role.post(reverse("privacy:erasure-cancel", args=[erasure.pk]))
+    assert cancel.status_code == 302
+    erasure.refresh_from_db()
+    assert erasure.cancelled_at is not None
+    assert (
+        "Erasure planned for"
+        not in admin_client_role.get(customer.get_absolute_url()).content.decode()
+    )
+    actions = list(AccessLogEntry.objects.order_by("pk").values_list("action", flat=True))
+    assert "erasure_request" in actions and "erasure_cancel" in actions
+
+
+def test_viewer_sees_the_planned_erasure_without_the_buttons(viewer_client):
+    customer = CustomerFactory()
+    erasure_request(customer=customer, actor=None, reason="Asked by email")
+    page = viewer_client.get(customer.get_absolute_url()).content.decode()
+    assert "Erasure planned for" in page
+    assert "Cancel the erasure" not in page
+    assert "Erase this customer" not in page
+
+
+def test_unknown_and_erased_customers_get_a_404(admin_client_role):
+    assert (
+        admin_client_role.get(reverse("privacy:erasure-create", args=[999999])).status_code == 404
+    )
+    assert (
+        admin_client_role.post(reverse("privacy:erasure-cancel", args=[999999])).status_code == 404
+    )
+    customer = CustomerFactory()
+    from privacy.services import customers_erase
+
+    customers_erase(customers=Customer.objects.filter(pk=customer.pk))
+    assert (
+        admin_client_role.get(reverse("privacy:erasure-create", args=[customer.pk])).status_code
+        == 404
+    )
