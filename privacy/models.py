@@ -18,6 +18,7 @@ class ConsentSource(models.TextChoices):
     STOREFRONT = "storefront", _("Storefront (the customer)")
     BROWSER = "browser", _("Browser permission prompt")
     PUSH_SERVICE = "push_service", _("Push service (subscription ended)")
+    REPLACED = "replaced", _("Replaced by a newer subscription")
     IMPORT = "import", _("Import")
     PHONE = "phone", _("Staff, on the phone")
     EMAIL = "email", _("Staff, by email or letter")
@@ -111,6 +112,7 @@ class ArchiveStatus(models.TextChoices):
     BUILDING = "building", _("Being prepared")
     READY = "ready", _("Ready to download")
     DOWNLOADED = "downloaded", _("Downloaded")
+    EXPIRED = "expired", _("Expired")
     FAILED = "failed", _("Failed")
 
 

@@ -1,6 +1,6 @@
 """Reads for the privacy pages and the client page's privacy card."""
 
-from privacy.models import Channel, ConsentRecord, ErasureRequest
+from privacy.models import AccessLogEntry, Channel, ConsentRecord, ErasureRequest
 
 CONSENT_HISTORY_ROWS = 20
 
@@ -31,3 +31,17 @@ def client_privacy(*, customer, user) -> dict:
         "can_record_consent": user.has_perm("privacy.add_consentrecord")
         and customer.erased_at is None,
     }
+
+
+def access_log_entries():
+    """The access log, newest first (the id breaks ties, so pages are stable)."""
+    return AccessLogEntry.objects.order_by("-at", "-id")
+
+
+def planned_erasures():
+    """The erasures waiting for the end of their grace period, the soonest first."""
+    return (
+        ErasureRequest.objects.filter(cancelled_at=None, done_at=None)
+        .select_related("customer", "requested_by")
+        .order_by("due_at", "id")
+    )

@@ -2,21 +2,58 @@
 the access log."""
 
 import ipaddress
+import logging
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import CharField, F, Q, QuerySet, Value
+from django.db.models import (
+    CharField,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Concat
+from django.db.models.functions import Cast, Coalesce, Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from backoffice.client_ip import client_ip_address
-from clients.models import Address, AuditAction, AuditEntry, AuditOrigin, Customer
+from clients.models import (
+    IS_CLIENT,
+    IS_LEAD,
+    Address,
+    AuditAction,
+    AuditEntry,
+    AuditOrigin,
+    Customer,
+    Note,
+)
 from clients.services import audit_record
-from privacy.models import AccessAction, AccessLogEntry, ErasureRequest, ErasureSource
+from notifications.models import Delivery, PushSubscription
+from orders.models import Order
+from privacy.archive import archive_zip
+from privacy.models import (
+    STAFF_SOURCES,
+    AccessAction,
+    AccessLogEntry,
+    ArchiveStatus,
+    Channel,
+    ConsentRecord,
+    ConsentSource,
+    DataArchive,
+    ErasureRequest,
+    ErasureSource,
+)
 from privacy.registry import Erasure, registrations
+from storefront.models import Launch
+
+logger = logging.getLogger(__name__)
 
 # An erased customer's email: unique (the column is), not deliverable (RFC 2606 .invalid).
 ERASED_EMAIL_DOMAIN = "erased.invalid"
@@ -234,3 +271,222 @@ def access_log_prune(*, now=None) -> int:
     cutoff = now - timedelta(days=settings.PRIVACY_ACCESS_LOG_DAYS)
     deleted, _ = AccessLogEntry.objects.filter(at__lt=cutoff).delete()
     return deleted
+
+
+# --- Consent ledger -------------------------------------------------------------------------
+
+# The channels whose current state is denormalized on the customer (push's is push_opt_in,
+# kept by the notifications app from the active subscriptions).
+CONSENT_FIELDS = {Channel.EMAIL: "email_consent", Channel.SMS: "sms_consent"}
+
+
+def consent_record(
+    *,
+    customer: Customer,
+    channel: str,
+    granted: bool,
+    source: str,
+    actor=None,
+    wording: str = "",
+    note: str = "",
+    at=None,
+) -> ConsentRecord:
+    """Record a grant or withdrawal of an email or SMS consent and make it the current state.
+
+    Staff (`actor`) must say how the customer said it (a staff source) and write a note.
+    """
+    channel = Channel(channel)
+    if channel not in CONSENT_FIELDS:
+        raise PrivacyError(_("Push consent follows the customer's browsers."))
+    source = ConsentSource(source)
+    if actor is not None:
+        if source not in STAFF_SOURCES:
+            raise PrivacyError(_("Say how the customer gave or withdrew the consent."))
+        if not note.strip():
+            raise PrivacyError(_("Write a note: it is the proof of the consent."))
+    field = CONSENT_FIELDS[channel]
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().get(pk=customer.pk)
+        if customer.erased_at is not None:
+            raise PrivacyError(_("This customer's data is erased."))
+        record = ConsentRecord.objects.create(
+            customer=customer,
+            channel=channel,
+            granted=granted,
+            at=at or timezone.now(),
+            source=source,
+            wording=wording.strip(),
+            note=note.strip(),
+            recorded_by=actor,
+        )
+        before = getattr(customer, field)
+        if before != granted:
+            Customer.objects.filter(pk=customer.pk).update(**{field: granted})
+        audit_record(
+            customer=customer,
+            actor=actor,
+            action=AuditAction.CONSENT,
+            changes={field: [before, granted]},
+            origin=AuditOrigin.STAFF if actor is not None else AuditOrigin.CUSTOMER,
+        )
+    return record
+
+
+def consent_push_record(*, events, source: str, at) -> None:
+    """Push consents, written by the notifications app as subscriptions start and end:
+    `events` are (customer id, subscription id, granted)."""
+    if not events:
+        return
+    ConsentRecord.objects.bulk_create(
+        ConsentRecord(
+            customer_id=customer_id,
+            channel=Channel.PUSH,
+            granted=granted,
+            at=at,
+            source=ConsentSource(source),
+            subscription_id=subscription_id,
+        )
+        for customer_id, subscription_id, granted in events
+    )
+
+
+def consent_state_rebuild(*, check: bool) -> int:
+    """Make email_consent and sms_consent the newest record of their channel; returns how
+    many customers drifted (changing nothing with `check`)."""
+    drifted = 0
+    for channel, field in CONSENT_FIELDS.items():
+        newest = ConsentRecord.objects.filter(customer=OuterRef("pk"), channel=channel).order_by(
+            "-at", "-id"
+        )
+        truth = Coalesce(Subquery(newest.values("granted")[:1]), Value(False))
+        wrong = Customer.objects.annotate(truth=truth).exclude(**{field: F("truth")})
+        if check:
+            drifted += wrong.count()
+        else:
+            with transaction.atomic():
+                ids = list(wrong.values_list("pk", flat=True))
+                drifted += Customer.objects.filter(pk__in=ids).update(**{field: truth})
+    return drifted
+
+
+# --- Data archives (access and portability) -------------------------------------------------
+
+
+def archive_request(*, customer: Customer, actor) -> tuple[DataArchive, bool]:
+    """Record an archive request; returns it and whether the worker should build it (a big
+    customer) rather than the request itself."""
+    if customer.erased_at is not None:
+        raise PrivacyError(_("This customer's data is erased."))
+    now = timezone.now()
+    archive = DataArchive.objects.create(
+        customer=customer,
+        requested_by=actor,
+        requested_at=now,
+        expires_at=now + timedelta(hours=settings.PRIVACY_ARCHIVE_HOURS),
+    )
+    rows = (
+        Order.objects.filter(customer=customer).count()
+        + Note.objects.filter(customer=customer).count()
+        + AuditEntry.objects.filter(customer=customer).count()
+    )
+    return archive, rows > settings.PRIVACY_ARCHIVE_BACKGROUND_ROWS
+
+
+def archive_build(*, archive_id: int) -> DataArchive | None:
+    """Build a requested archive (safe to run twice: a built one is left as it is)."""
+    archive = DataArchive.objects.filter(pk=archive_id, status=ArchiveStatus.BUILDING).first()
+    if archive is None:
+        return None
+    customer = Customer.objects.get(pk=archive.customer_id)
+    try:
+        content = archive_zip(customer)
+    except Exception as exc:  # the requester sees that it failed; the log says why
+        logger.exception("Data archive %s of customer %s failed", archive.pk, customer.pk)
+        DataArchive.objects.filter(pk=archive.pk).update(
+            status=ArchiveStatus.FAILED, error=type(exc).__name__
+        )
+        return archive
+    now = timezone.now()
+    DataArchive.objects.filter(pk=archive.pk, status=ArchiveStatus.BUILDING).update(
+        status=ArchiveStatus.READY,
+        content=content,
+        size=len(content),
+        # The time limit runs from when the archive can be downloaded.
+        expires_at=now + timedelta(hours=settings.PRIVACY_ARCHIVE_HOURS),
+    )
+    return archive
+
+
+def archive_take(*, archive_id: int, actor) -> bytes:
+    """The archive's ZIP for its requester, once: its content is dropped as it is taken."""
+    with transaction.atomic():
+        archive = DataArchive.objects.select_for_update().filter(pk=archive_id).first()
+        if archive is None or archive.requested_by_id != actor.pk:
+            raise DataArchive.DoesNotExist
+        if archive.status == ArchiveStatus.READY and archive.expires_at <= timezone.now():
+            archive.status = ArchiveStatus.EXPIRED
+            archive.content = b""
+            archive.save(update_fields=["status", "content"])
+        if archive.status != ArchiveStatus.READY:
+            raise PrivacyError(_("This archive cannot be downloaded any more: request a new one."))
+        content = bytes(archive.content)
+        archive.status = ArchiveStatus.DOWNLOADED
+        archive.downloaded_at = timezone.now()
+        archive.content = b""
+        archive.save(update_fields=["status", "downloaded_at", "content"])
+    return content
+
+
+def archives_expire(*, now=None) -> int:
+    """Drop the content of archives not downloaded in time; returns how many."""
+    now = now or timezone.now()
+    return DataArchive.objects.filter(status=ArchiveStatus.READY, expires_at__lte=now).update(
+        status=ArchiveStatus.EXPIRED, content=b""
+    )
+
+
+# --- Retention ------------------------------------------------------------------------------
+
+
+def retention_cutoff(*, now=None):
+    """Customers without contact since before this time are past the retention period."""
+    return (now or timezone.now()) - timedelta(days=settings.PRIVACY_RETENTION_DAYS)
+
+
+def retention_candidates(*, cutoff) -> QuerySet:
+    """Customers (not erased) without any contact since `cutoff`: created before it, and no
+    order (of any status), app launch, push subscription, click on a push, or change made by
+    the customer through the shop's API since. Leads have no finalized order; clients are
+    inactive since their last order. One statement, anti-joins on indexed columns."""
+    since = {"customer": OuterRef("pk")}
+    return Customer.objects.filter(erased_at=None, created_at__lt=cutoff).exclude(
+        Exists(Order.objects.filter(**since, placed_at__gte=cutoff))
+        | Exists(Launch.objects.filter(**since, occurred_at__gte=cutoff))
+        | Exists(PushSubscription.objects.filter(**since, created_at__gte=cutoff))
+        | Exists(
+            Delivery.objects.filter(subscription__customer=OuterRef("pk"), clicked_at__gte=cutoff)
+        )
+        | Exists(AuditEntry.objects.filter(**since, origin=AuditOrigin.CUSTOMER, at__gte=cutoff))
+    )
+
+
+def retention_preview(*, cutoff) -> dict:
+    """How many leads and clients the retention sweep would erase at `cutoff`."""
+    counts = retention_candidates(cutoff=cutoff).aggregate(
+        leads=Count("pk", filter=IS_LEAD), clients=Count("pk", filter=IS_CLIENT)
+    )
+    return {"cutoff": cutoff, **counts}
+
+
+def retention_sweep(*, cutoff) -> int:
+    """Erase every customer past the retention period at `cutoff`; returns how many."""
+    if cutoff > retention_cutoff():
+        raise PrivacyError(_("The retention period has not passed for this date."))
+    return customers_erase(customers=retention_candidates(cutoff=cutoff))
+
+
+def retention_auto(*, now=None) -> int:
+    """The daily run's sweep, when the shop turned PRIVACY_RETENTION_AUTO on."""
+    if not settings.PRIVACY_RETENTION_AUTO:
+        return 0
+    return retention_sweep(cutoff=retention_cutoff(now=now))

@@ -10,11 +10,16 @@ from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views import View
+from django_filters.views import FilterView
+from django_tables2 import SingleTableMixin
 
 from clients.models import Customer
+from privacy.filters import AccessLogFilter
 from privacy.forms import ErasureForm
 from privacy.models import AccessAction, ErasureRequest
+from privacy.selectors import access_log_entries, planned_erasures
 from privacy.services import PrivacyError, access_record, erasure_cancel, erasure_request
+from privacy.tables import AccessLogTable
 
 MANAGE = "privacy.manage_privacy"
 
@@ -82,3 +87,47 @@ class ErasureCancelView(PermissionRequiredMixin, View):
             )
             messages.success(request, _("The erasure is cancelled."))
         return redirect(erasure.customer)
+
+
+class AccessLogView(PermissionRequiredMixin, SingleTableMixin, FilterView):
+    """/audit/: who read, exported or changed what about customers, newest first."""
+
+    permission_required = MANAGE
+    filterset_class = AccessLogFilter
+    table_class = AccessLogTable
+    table_pagination = {"per_page": 50}
+    template_name = "privacy/audit.html"
+
+    def get_queryset(self):
+        return access_log_entries()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["retention_days"] = settings.PRIVACY_ACCESS_LOG_DAYS
+        return context
+
+    def get(self, request, *args, **kwargs):
+        # Rendered now, so that the page does not list its own entry.
+        response = super().get(request, *args, **kwargs).render()
+        filters = self.filterset.form.cleaned_data if self.filterset.is_valid() else {}
+        access_record(
+            request,
+            action=AccessAction.AUDIT_VIEW,
+            customer_id=filters.get("customer"),
+            detail={"user": filters["user"]} if filters.get("user") else {},
+        )
+        return response
+
+
+class OverviewView(PermissionRequiredMixin, View):
+    """/privacy/: the planned erasures, the retention sweep, the access log."""
+
+    permission_required = MANAGE
+    template_name = "privacy/overview.html"
+
+    def get(self, request):
+        context = {
+            "erasures": planned_erasures(),
+            "grace_days": settings.PRIVACY_ERASURE_GRACE_DAYS,
+        }
+        return render(request, self.template_name, context)

@@ -1,0 +1,73 @@
+"""The privacy app's background work (django.tasks): the daily run and data archives.
+
+The daily run schedules its successor first (a run killed midway still has one), then
+carries out the erasures whose grace period ended, the retention sweep when the shop turned
+PRIVACY_RETENTION_AUTO on, and prunes the access log. Each step is safe to run twice.
+`manage.py privacy_daily` runs it now; `--schedule` (also run after every `migrate`) makes sure
+a run is waiting in the queue.
+"""
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.tasks import task
+from django.utils import timezone
+
+from privacy import services
+
+DAY = timedelta(days=1)
+
+
+def _waiting(task_function) -> int:
+    """How many runs of a task wait in django-tasks-db's queue (0 with another backend)."""
+    backend = task_function.get_backend()
+    if type(backend).__module__.split(".")[0] != "django_tasks_db":
+        return 0
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.filter(
+        status="READY", task_path=task_function.module_path, backend_name=backend.alias
+    ).count()
+
+
+def daily_schedule(*, at=None) -> bool:
+    """Enqueue the next daily run unless one is waiting; False if the backend cannot defer."""
+    if not privacy_daily.get_backend().supports_defer:
+        return False
+    if _waiting(privacy_daily) == 0:
+        privacy_daily.using(run_after=at or timezone.now() + DAY).enqueue()
+    return True
+
+
+def daily_run() -> dict:
+    """The daily work, now; returns what it did."""
+    return {
+        "erased": services.erasures_carry_out(),
+        "retention": services.retention_auto(),
+        "access_log_pruned": services.access_log_prune(),
+        "archives_expired": services.archives_expire(),
+    }
+
+
+@task()
+def privacy_daily() -> dict:
+    if privacy_daily.get_backend().supports_defer:
+        privacy_daily.using(run_after=timezone.now() + DAY).enqueue()
+    return daily_run()
+
+
+@task()
+def archive_build(archive_id: int) -> None:
+    services.archive_build(archive_id=archive_id)
+
+
+def archive_submit(**fields):
+    """Request a data archive: built now for a small customer, else by the worker."""
+    with transaction.atomic():
+        archive, background = services.archive_request(**fields)
+        if background:
+            transaction.on_commit(lambda: archive_build.enqueue(archive.pk))
+    if not background:
+        services.archive_build(archive_id=archive.pk)
+        archive.refresh_from_db()
+    return archive
