@@ -5,7 +5,7 @@ The customer row itself is anonymized by privacy.services.customers_erase, after
 
 from clients.models import Address, AuditEntry, Customer, Note
 from privacy.registry import Erasure, register
-from privacy.serialize import rows
+from privacy.serialize import plain, rows
 
 
 def erase(erasure: Erasure) -> None:
@@ -43,7 +43,7 @@ def export(customer: Customer) -> dict[str, list[dict]]:
         "default_shipping_address_id": customer.default_shipping_address_id,
     }
     return {
-        "profile": [profile],
+        "profile": [{name: plain(value) for name, value in profile.items()}],
         "addresses": rows(
             Address.objects.filter(customer=customer).order_by("pk"),
             "id",

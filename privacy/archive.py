@@ -20,6 +20,7 @@ import json
 import zipfile
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from clients.models import Customer
@@ -85,7 +86,9 @@ def archive_zip(customer: Customer) -> bytes:
                 sections=", ".join(sections),
             ),
         )
-        archive.writestr("data.json", json.dumps(document, ensure_ascii=False, indent=1))
+        archive.writestr(
+            "data.json", json.dumps(document, ensure_ascii=False, indent=1, cls=DjangoJSONEncoder)
+        )
         for name, rows in sections.items():
             archive.writestr(f"{name}.csv", _csv(rows))
     return buffer.getvalue()

@@ -423,17 +423,21 @@ def archive_take(*, archive_id: int, actor) -> bytes:
         archive = DataArchive.objects.select_for_update().filter(pk=archive_id).first()
         if archive is None or archive.requested_by_id != actor.pk:
             raise DataArchive.DoesNotExist
+        content = None
         if archive.status == ArchiveStatus.READY and archive.expires_at <= timezone.now():
             archive.status = ArchiveStatus.EXPIRED
             archive.content = b""
             archive.save(update_fields=["status", "content"])
-        if archive.status != ArchiveStatus.READY:
-            raise PrivacyError(_("This archive cannot be downloaded any more: request a new one."))
-        content = bytes(archive.content)
-        archive.status = ArchiveStatus.DOWNLOADED
-        archive.downloaded_at = timezone.now()
-        archive.content = b""
-        archive.save(update_fields=["status", "downloaded_at", "content"])
+        elif archive.status == ArchiveStatus.READY:
+            content = bytes(archive.content)
+            archive.status = ArchiveStatus.DOWNLOADED
+            archive.downloaded_at = timezone.now()
+            archive.content = b""
+            archive.save(update_fields=["status", "downloaded_at", "content"])
+    if content is None and archive.status == ArchiveStatus.BUILDING:
+        raise PrivacyError(_("The archive is not ready yet."))
+    if content is None:
+        raise PrivacyError(_("This archive cannot be downloaded any more: request a new one."))
     return content
 
 

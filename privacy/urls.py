@@ -15,5 +15,21 @@ urlpatterns = [
         views.ErasureCancelView.as_view(),
         name="erasure-cancel",
     ),
+    path(
+        "privacy/clients/<int:pk>/consents/",
+        views.ConsentCreateView.as_view(),
+        name="consent-create",
+    ),
+    path(
+        "privacy/clients/<int:pk>/archive/",
+        views.ArchiveCreateView.as_view(),
+        name="archive-create",
+    ),
+    path("privacy/archives/<int:pk>/", views.ArchiveDetailView.as_view(), name="archive-detail"),
+    path(
+        "privacy/archives/<int:pk>/download/",
+        views.ArchiveDownloadView.as_view(),
+        name="archive-download",
+    ),
     path("audit/", views.AccessLogView.as_view(), name="audit"),
 ]

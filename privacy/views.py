@@ -7,6 +7,7 @@ get a 403.
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views import View
@@ -15,11 +16,19 @@ from django_tables2 import SingleTableMixin
 
 from clients.models import Customer
 from privacy.filters import AccessLogFilter
-from privacy.forms import ErasureForm
-from privacy.models import AccessAction, ErasureRequest
+from privacy.forms import ConsentForm, ErasureForm
+from privacy.models import AccessAction, DataArchive, ErasureRequest
 from privacy.selectors import access_log_entries, planned_erasures
-from privacy.services import PrivacyError, access_record, erasure_cancel, erasure_request
+from privacy.services import (
+    PrivacyError,
+    access_record,
+    archive_take,
+    consent_record,
+    erasure_cancel,
+    erasure_request,
+)
 from privacy.tables import AccessLogTable
+from privacy.tasks import archive_submit
 
 MANAGE = "privacy.manage_privacy"
 
@@ -131,3 +140,92 @@ class OverviewView(PermissionRequiredMixin, View):
             "grace_days": settings.PRIVACY_ERASURE_GRACE_DAYS,
         }
         return render(request, self.template_name, context)
+
+
+class ConsentCreateView(PermissionRequiredMixin, View):
+    """Record an email or SMS consent the customer gave or withdrew (Staff and Admins)."""
+
+    permission_required = ("clients.view_customer", "privacy.add_consentrecord")
+    template_name = "privacy/consent_form.html"
+
+    def get(self, request, pk: int):
+        customer = get_object_or_404(Customer, pk=pk, erased_at=None)
+        return render(request, self.template_name, {"customer": customer, "form": ConsentForm()})
+
+    def post(self, request, pk: int):
+        customer = get_object_or_404(Customer, pk=pk, erased_at=None)
+        form = ConsentForm(request.POST)
+        if form.is_valid():
+            try:
+                record = consent_record(customer=customer, actor=request.user, **form.cleaned_data)
+            except PrivacyError as exc:
+                form.add_error(None, str(exc))
+            else:
+                access_record(
+                    request,
+                    action=AccessAction.CONSENT_RECORD,
+                    customer_id=customer.pk,
+                    detail={"consent": record.pk},
+                )
+                messages.success(request, _("The consent is recorded."))
+                return redirect(f"{customer.get_absolute_url()}#privacy")
+        context = {"customer": customer, "form": form}
+        return render(request, self.template_name, context, status=400)
+
+
+class ArchiveCreateView(PermissionRequiredMixin, View):
+    """ "Download this customer's data": built now, or by the worker for a big customer."""
+
+    permission_required = MANAGE
+
+    def post(self, request, pk: int):
+        customer = get_object_or_404(Customer, pk=pk, erased_at=None)
+        archive = archive_submit(customer=customer, actor=request.user)
+        access_record(
+            request,
+            action=AccessAction.ARCHIVE_REQUEST,
+            customer_id=customer.pk,
+            detail={"archive": archive.pk},
+        )
+        return redirect("privacy:archive-detail", pk=archive.pk)
+
+
+class ArchiveDetailView(PermissionRequiredMixin, View):
+    """The archive's state for its requester, with the download button once it is ready."""
+
+    permission_required = MANAGE
+    template_name = "privacy/archive_detail.html"
+
+    def get(self, request, pk: int):
+        archive = get_object_or_404(
+            DataArchive.objects.select_related("customer").defer("content"),
+            pk=pk,
+            requested_by=request.user,
+        )
+        return render(request, self.template_name, {"archive": archive})
+
+
+class ArchiveDownloadView(PermissionRequiredMixin, View):
+    """The ZIP, once, for the Admin who requested it, until it expires."""
+
+    permission_required = MANAGE
+
+    def post(self, request, pk: int):
+        try:
+            content = archive_take(archive_id=pk, actor=request.user)
+        except DataArchive.DoesNotExist:
+            raise Http404 from None
+        except PrivacyError as exc:
+            messages.error(request, str(exc))
+            return redirect("privacy:archive-detail", pk=pk)
+        archive = DataArchive.objects.only("customer_id").get(pk=pk)
+        access_record(
+            request,
+            action=AccessAction.ARCHIVE_DOWNLOAD,
+            customer_id=archive.customer_id,
+            detail={"archive": pk, "bytes": len(content)},
+        )
+        response = HttpResponse(content, content_type="application/zip")
+        filename = f"customer-{archive.customer_id}-data.zip"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response

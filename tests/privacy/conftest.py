@@ -13,6 +13,8 @@ from clients.services import customer_update_contact, note_save
 from notifications.models import Campaign, Delivery, DeliveryStatus
 from notifications.services import subscription_save
 from orders.models import OrderStatus
+from privacy.models import Channel, ConsentSource
+from privacy.services import consent_record
 from storefront.models import Launch, Platform
 from tests.factories import UserFactory, make_order
 from tests.storefront.conftest import Api, make_key
@@ -137,6 +139,15 @@ def person(db) -> Person:
         object_repr=f"{FIRST} {LAST}",
         action_flag=CHANGE,
         change_message=f"Changed phone to {PHONE}",
+    )
+    consent_record(
+        customer=customer,
+        channel=Channel.EMAIL,
+        granted=True,
+        source=ConsentSource.PHONE,
+        actor=staff,
+        wording="newsletter-2026-03",
+        note=f"{FIRST} said yes on the phone, call from {NEW_PHONE}",
     )
     customer.refresh_from_db()
     values = [

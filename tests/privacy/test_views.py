@@ -1,11 +1,14 @@
 """The privacy pages as staff use them, and their refusals."""
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from clients.models import Customer
-from privacy.models import AccessLogEntry, ErasureRequest
+from privacy.models import AccessLogEntry, ArchiveStatus, DataArchive, ErasureRequest
 from privacy.services import erasure_request
 from tests.factories import CustomerFactory, UserFactory
 
@@ -14,7 +17,21 @@ pytestmark = pytest.mark.django_db
 
 def _pages(customer: Customer, erasure: ErasureRequest) -> list[tuple[str, str]]:
     """Every privacy page (method, url) only Admins may use."""
+    archive = DataArchive.objects.create(
+        customer=customer,
+        requested_by=UserFactory(role="Admin"),
+        requested_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(hours=1),
+        status=ArchiveStatus.READY,
+        content=b"PK",
+    )
     return [
+        ("get", reverse("privacy:overview")),
+        ("post", reverse("privacy:overview")),
+        ("get", reverse("privacy:audit")),
+        ("post", reverse("privacy:archive-create", args=[customer.pk])),
+        ("get", reverse("privacy:archive-detail", args=[archive.pk])),
+        ("post", reverse("privacy:archive-download", args=[archive.pk])),
         ("get", reverse("privacy:erasure-create", args=[customer.pk])),
         ("post", reverse("privacy:erasure-create", args=[customer.pk])),
         ("post", reverse("privacy:erasure-cancel", args=[erasure.pk])),
@@ -32,6 +49,8 @@ def test_every_privacy_page_is_refused_to_viewers_and_staff(role):
         assert response.status_code == 403, (method, url)
     assert ErasureRequest.objects.filter(cancelled_at=None).count() == 1
     assert not ErasureRequest.objects.filter(customer=customer).exists()
+    assert DataArchive.objects.get().status == ArchiveStatus.READY
+    assert not AccessLogEntry.objects.exists()
 
 
 def test_admin_plans_an_erasure_sees_it_and_cancels_it(admin_client_role):
