@@ -1,5 +1,13 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.module_loading import autodiscover_modules
+
+
+def _schedule_daily(sender, **kwargs):
+    """After migrate: make sure the daily privacy task waits in the queue (see tasks.py)."""
+    from privacy.tasks import daily_schedule
+
+    daily_schedule()
 
 
 class PrivacyConfig(AppConfig):
@@ -9,3 +17,4 @@ class PrivacyConfig(AppConfig):
     def ready(self):
         # Every app's privacy.py declares its personal data (privacy/registry.py).
         autodiscover_modules("privacy")
+        post_migrate.connect(_schedule_daily, sender=self)

@@ -1,6 +1,7 @@
 """Forms of the privacy pages; the services in privacy/services.py act on them."""
 
 import re
+from datetime import timedelta
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -68,3 +69,21 @@ class ConsentForm(forms.Form):
         if not note:
             raise forms.ValidationError(_("Write a note: it is the proof of the consent."))
         return note
+
+
+class RetentionConfirmForm(forms.Form):
+    """The cutoff the Admin previewed: the sweep erases exactly what was counted for it."""
+
+    cutoff = forms.DateTimeField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, latest=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.latest = latest
+
+    def clean_cutoff(self):
+        cutoff = self.cleaned_data["cutoff"]
+        if self.latest is not None and cutoff > self.latest:
+            raise forms.ValidationError(_("The retention period has not passed for this date."))
+        if self.latest is not None and cutoff < self.latest - timedelta(days=1):
+            raise forms.ValidationError(_("This preview is out of date: look at the counts again."))
+        return cutoff

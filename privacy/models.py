@@ -155,6 +155,19 @@ class AccessAction(models.TextChoices):
     AUDIT_VIEW = "audit_view", _("Access log viewed")
 
 
+# How the access log's page names the keys of `detail`.
+DETAIL_LABELS = {
+    "leads": _("Leads"),
+    "clients": _("Clients"),
+    "archive": _("Data archive"),
+    "erasure": _("Erasure"),
+    "consent": _("Consent"),
+    "bytes": _("Size in bytes"),
+    "rows": _("Rows"),
+    "user": _("User"),
+}
+
+
 class AccessLogEntry(models.Model):
     """Who read or exported what about customers, when, from where. Append-only: rows are
     never changed (refused by a trigger on PostgreSQL) and deleted only by the pruning.
@@ -184,3 +197,8 @@ class AccessLogEntry(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M} {self.username} {self.action} {self.customer_id}"
+
+    @property
+    def detail_items(self) -> list[tuple[str, object]]:
+        """`detail` as (label, value) pairs in the page's language."""
+        return [(DETAIL_LABELS.get(key, key), value) for key, value in self.detail.items()]

@@ -7,7 +7,7 @@ PRIVACY_RETENTION_AUTO on, and prunes the access log. Each step is safe to run t
 a run is waiting in the queue.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.tasks import task
@@ -71,3 +71,14 @@ def archive_submit(**fields):
         services.archive_build(archive_id=archive.pk)
         archive.refresh_from_db()
     return archive
+
+
+@task()
+def retention_run(cutoff: str) -> int:
+    """The retention sweep an Admin confirmed, for the cutoff they previewed (ISO 8601)."""
+    return services.retention_sweep(cutoff=datetime.fromisoformat(cutoff))
+
+
+def retention_submit(*, cutoff) -> None:
+    """Enqueue a confirmed retention sweep once the request's transaction commits."""
+    transaction.on_commit(lambda: retention_run.enqueue(cutoff.isoformat()))

@@ -16,7 +16,7 @@ from django_tables2 import SingleTableMixin
 
 from clients.models import Customer
 from privacy.filters import AccessLogFilter
-from privacy.forms import ConsentForm, ErasureForm
+from privacy.forms import ConsentForm, ErasureForm, RetentionConfirmForm
 from privacy.models import AccessAction, DataArchive, ErasureRequest
 from privacy.selectors import access_log_entries, planned_erasures
 from privacy.services import (
@@ -26,9 +26,11 @@ from privacy.services import (
     consent_record,
     erasure_cancel,
     erasure_request,
+    retention_cutoff,
+    retention_preview,
 )
 from privacy.tables import AccessLogTable
-from privacy.tasks import archive_submit
+from privacy.tasks import archive_submit, retention_submit
 
 MANAGE = "privacy.manage_privacy"
 
@@ -135,11 +137,45 @@ class OverviewView(PermissionRequiredMixin, View):
     template_name = "privacy/overview.html"
 
     def get(self, request):
+        return self.render_page(request, RetentionConfirmForm())
+
+    def render_page(self, request, form, status=200):
+        cutoff = retention_cutoff()
+        preview = retention_preview(cutoff=cutoff)
+        access_record(
+            request,
+            action=AccessAction.RETENTION_PREVIEW,
+            detail={"leads": preview["leads"], "clients": preview["clients"]},
+        )
         context = {
             "erasures": planned_erasures(),
             "grace_days": settings.PRIVACY_ERASURE_GRACE_DAYS,
+            "retention": preview,
+            "retention_days": settings.PRIVACY_RETENTION_DAYS,
+            "retention_auto": settings.PRIVACY_RETENTION_AUTO,
+            "form": form,
         }
-        return render(request, self.template_name, context)
+        return render(request, self.template_name, context, status=status)
+
+    def post(self, request):
+        """Confirm the retention sweep previewed: the worker erases those customers."""
+        form = RetentionConfirmForm(request.POST, latest=retention_cutoff())
+        if not form.is_valid():
+            return self.render_page(request, form, status=400)
+        cutoff = form.cleaned_data["cutoff"]
+        preview = retention_preview(cutoff=cutoff)
+        retention_submit(cutoff=cutoff)
+        access_record(
+            request,
+            action=AccessAction.RETENTION_SWEEP,
+            detail={"leads": preview["leads"], "clients": preview["clients"]},
+        )
+        messages.success(
+            request,
+            _("The retention sweep is running: %(leads)d leads and %(clients)d clients.")
+            % {"leads": preview["leads"], "clients": preview["clients"]},
+        )
+        return redirect("privacy:overview")
 
 
 class ConsentCreateView(PermissionRequiredMixin, View):
