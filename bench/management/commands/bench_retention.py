@@ -26,7 +26,8 @@ def _backend_cpu() -> float:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
     try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -85,7 +86,8 @@ class Command(BaseCommand):
         cursor.execute(
             "CREATE TEMPORARY TABLE bench_backdated ON COMMIT DROP AS "
             "SELECT id FROM clients_customer WHERE orders_count = 0 AND erased_at IS NULL "
-            "AND NOT EXISTS (SELECT 1 FROM orders_order o WHERE o.customer_id = clients_customer.id) "
+            "AND NOT EXISTS (SELECT 1 FROM orders_order o "
+            "WHERE o.customer_id = clients_customer.id) "
             "ORDER BY id LIMIT %s",
             [count],
         )
