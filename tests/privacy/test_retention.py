@@ -134,7 +134,7 @@ def test_the_period_is_a_setting():
 def test_admin_previews_and_confirms(
     population, admin_client_role, django_capture_on_commit_callbacks
 ):
-    cutoff, customers = population
+    cutoff, _ = population
     page = admin_client_role.get(reverse("privacy:overview"))
     assert page.status_code == 200
     previewed = page.context["retention"]
