@@ -114,7 +114,11 @@ def customers_erase(*, customers: QuerySet, values: dict | None = None) -> int:
             external_id="",
             language="",
             country="",
-            search_text=Concat(Cast("pk", CharField()), Value(" "), email),
+            default_billing_address=None,
+            default_shipping_address=None,
+            # Nothing to search for: "#id" still finds the row (by its primary key), and an
+            # empty text adds no trigram to the search indexes (a third of a sweep's time).
+            search_text="",
             push_opt_in=False,
             email_consent=False,
             sms_consent=False,
