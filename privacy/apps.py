@@ -1,13 +1,24 @@
+import logging
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 from django.utils.module_loading import autodiscover_modules
 
+logger = logging.getLogger(__name__)
+
 
 def _schedule_daily(sender, **kwargs):
     """After migrate: make sure the daily privacy task waits in the queue (see tasks.py)."""
+    from django.db import DatabaseError
+
     from privacy.tasks import daily_schedule
 
-    daily_schedule()
+    try:
+        daily_schedule()
+    except DatabaseError:  # the task queue's table is not there (a partial migrate)
+        logger.warning(
+            "The daily privacy task could not be scheduled: run privacy_daily --schedule"
+        )
 
 
 class PrivacyConfig(AppConfig):
