@@ -159,7 +159,7 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
         "order_rows": order_history_rows(orders),
         "order_links": order_links,
         "origin": customer_origin(customer_id=customer.pk, launch_rows=customer.launch_rows),
-        "can_edit": can_edit(request.user),
+        "can_edit": can_edit(request.user) if customer.erased_at is None else {},
         **note_context(request, customer),
         **history_context(request, customer),
         "privacy": client_privacy(customer=customer, user=request.user),

@@ -94,6 +94,21 @@ def test_viewer_sees_the_planned_erasure_without_the_buttons(viewer_client):
     assert "Erase this customer" not in page
 
 
+def test_an_erased_customer_s_card_is_no_longer_edited(staff_client):
+    from privacy.services import customers_erase
+
+    customer = CustomerFactory()
+    customers_erase(customers=Customer.objects.filter(pk=customer.pk))
+    page = staff_client.get(customer.get_absolute_url()).content.decode()
+    assert "Edit contact" not in page and "Edit note" not in page
+    assert "@erased.invalid" not in page
+    url = reverse("clients:contact-update", args=[customer.pk])
+    assert staff_client.get(url).status_code == 404
+    response = staff_client.post(url, {"first_name": "Back", "version": customer.version + 1})
+    assert response.status_code == 404
+    assert Customer.objects.get(pk=customer.pk).first_name == ""
+
+
 def test_unknown_and_erased_customers_get_a_404(admin_client_role):
     assert (
         admin_client_role.get(reverse("privacy:erasure-create", args=[999999])).status_code == 404
