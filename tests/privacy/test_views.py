@@ -124,3 +124,22 @@ def test_unknown_and_erased_customers_get_a_404(admin_client_role):
         admin_client_role.get(reverse("privacy:erasure-create", args=[customer.pk])).status_code
         == 404
     )
+
+
+def test_the_overview_query_count_does_not_grow_with_planned_erasures(admin_client_role):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count():
+        with CaptureQueriesContext(connection) as queries:
+            response = admin_client_role.get(reverse("privacy:overview"))
+        assert response.status_code == 200
+        return len(queries), response.content.decode()
+
+    erasure_request(customer=CustomerFactory(), actor=UserFactory(role="Admin"), reason="One")
+    small, _ = count()
+    for i in range(12):
+        erasure_request(customer=CustomerFactory(), actor=UserFactory(), reason=f"Asked {i}")
+    large, page = count()
+    assert large == small
+    assert page.count("Cancel the erasure") == 13
