@@ -59,6 +59,10 @@ logger = logging.getLogger(__name__)
 ERASED_EMAIL_DOMAIN = "erased.invalid"
 
 
+# From this many customers, PostgreSQL gets the ids as a temporary table (_temporary_id_set).
+TEMPORARY_TABLE_FROM = 1000
+
+
 class PrivacyError(Exception):
     """A privacy action that cannot be done (the message says why)."""
 
@@ -95,7 +99,7 @@ def customers_erase(*, customers: QuerySet, values: dict | None = None) -> int:
         if not id_list:
             return 0
         chosen = Customer.objects.filter(pk__in=id_list).values("pk")
-        if connection.vendor == "postgresql" and len(id_list) > 1000:
+        if connection.vendor == "postgresql" and len(id_list) >= TEMPORARY_TABLE_FROM:
             chosen = _temporary_id_set(id_list)
         erasure = Erasure(
             customers=chosen,

@@ -2,7 +2,9 @@
 its calls (idempotency records, kept STOREFRONT_API_IDEMPOTENCY_TTL for retries)."""
 
 import json
+from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import CharField, Value
 from django.db.models.functions import Cast, Concat
 
@@ -25,6 +27,9 @@ def erase(erasure: Erasure) -> None:
         principal=Concat(Value("customer:"), Cast("pk", CharField()))
     )
     IdempotencyRecord.objects.filter(principal__in=principals.values("principal")).delete()
+    # Expired records may still be there (they are purged now and then, as calls come in).
+    ttl = timedelta(seconds=settings.STOREFRONT_API_IDEMPOTENCY_TTL)
+    IdempotencyRecord.objects.filter(created_at__lt=erasure.at - ttl).delete()
     # Responses to the shop's API key that quote the customer (sign-up, orders, addresses):
     # found by their content, for an erasure of a few customers (a retention sweep erases
     # customers without contact for years, long after their records were purged). A retry

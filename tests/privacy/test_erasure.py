@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.db.models import Sum
 from django.test import override_settings
 
@@ -204,3 +205,19 @@ def test_statistics_and_totals_stay_exact_for_many_customers():
     assert Customer.objects.filter(erased_at__isnull=False).count() == 3
     # Erasing again changes nothing (already erased).
     assert customers_erase(customers=Customer.objects.all()) == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's temporary table")
+@override_settings(PRIVACY_KEEP_BILLING_SNAPSHOT=False)
+def test_a_big_erasure_works_through_a_temporary_table(person, monkeypatch):
+    from privacy import services
+
+    monkeypatch.setattr(services, "TEMPORARY_TABLE_FROM", 2)
+    others = [CustomerFactory() for _ in range(2)]
+    before = _books(person.customer.pk)
+    values = {person.customer.pk: services.customer_personal_values(person.customer)}
+    ids = [person.customer.pk, *(c.pk for c in others)]
+    assert customers_erase(customers=Customer.objects.filter(pk__in=ids), values=values) == 3
+    assert scan.find([*person.values, *(c.email for c in others)]) == []
+    assert _books(person.customer.pk) == before
+    call_command("rebuild_customer_stats", "--check")
