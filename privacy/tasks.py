@@ -82,3 +82,25 @@ def retention_run(cutoff: str) -> int:
 def retention_submit(*, cutoff) -> None:
     """Enqueue a confirmed retention sweep once the request's transaction commits."""
     transaction.on_commit(lambda: retention_run.enqueue(cutoff.isoformat()))
+
+
+@task()
+def erasure_run(erasure_id: int) -> int:
+    """Carry out an erasure at the end of its grace period (nothing if cancelled meanwhile)."""
+    return services.erasure_carry_out(erasure_id=erasure_id)
+
+
+def erasure_submit(**fields):
+    """Plan an erasure (services.erasure_request) and enqueue it for its due time once
+    committed; a backend that cannot defer leaves it to the daily run."""
+    with transaction.atomic():
+        erasure = services.erasure_request(**fields)
+        transaction.on_commit(lambda: _enqueue_erasure(erasure))
+    return erasure
+
+
+def _enqueue_erasure(erasure) -> None:
+    if erasure.due_at <= timezone.now():
+        erasure_run.enqueue(erasure.pk)
+    elif erasure_run.get_backend().supports_defer:
+        erasure_run.using(run_after=erasure.due_at).enqueue(erasure.pk)

@@ -25,12 +25,11 @@ from privacy.services import (
     archive_take,
     consent_record,
     erasure_cancel,
-    erasure_request,
     retention_cutoff,
     retention_preview,
 )
 from privacy.tables import AccessLogTable
-from privacy.tasks import archive_submit, retention_submit
+from privacy.tasks import archive_submit, erasure_submit, retention_submit
 
 MANAGE = "privacy.manage_privacy"
 
@@ -59,7 +58,7 @@ class ErasureCreateView(PermissionRequiredMixin, View):
         form = ErasureForm(request.POST)
         if form.is_valid():
             try:
-                erasure = erasure_request(
+                erasure = erasure_submit(
                     customer=customer, actor=request.user, reason=form.cleaned_data["reason"]
                 )
             except PrivacyError as exc:

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -143,3 +143,28 @@ def test_the_overview_query_count_does_not_grow_with_planned_erasures(admin_clie
     large, page = count()
     assert large == small
     assert page.count("Cancel the erasure") == 13
+
+
+@override_settings(PRIVACY_ERASURE_GRACE_DAYS=0)
+def test_without_a_grace_period_the_erasure_is_carried_out_at_once(
+    admin_client_role, django_capture_on_commit_callbacks
+):
+    customer = CustomerFactory(last_name="Quickgone")
+    url = reverse("privacy:erasure-create", args=[customer.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client_role.post(url, {"reason": "Asked by email", "confirm": "on"})
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert customer.erased_at is not None and customer.last_name == ""
+    assert ErasureRequest.objects.get(customer=customer).done_at is not None
+
+
+def test_with_a_grace_period_nothing_is_erased_before_it_ends(
+    admin_client_role, django_capture_on_commit_callbacks
+):
+    customer = CustomerFactory(last_name="Stillhere")
+    url = reverse("privacy:erasure-create", args=[customer.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client_role.post(url, {"reason": "Asked by email", "confirm": "on"})
+    customer.refresh_from_db()
+    assert customer.erased_at is None and customer.last_name == "Stillhere"
