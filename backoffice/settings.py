@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "notifications",
     "storefront",
     "exports",
+    "privacy",
 ]
 # The demo shop (seed_demo, demo users, the demo push service and storefront) and the
 # benchmark commands live in their own apps; a production deployment can leave them out with
@@ -250,6 +251,25 @@ STOREFRONT_API_BROWSER_ORIGINS = env_list(
 # An order is attributed to the customer's latest launch with a source at most this many days
 # before it (storefront/selectors.py: launch_attributing_order).
 STOREFRONT_ATTRIBUTION_DAYS = int(os.environ.get("STOREFRONT_ATTRIBUTION_DAYS", 30))
+
+# --- Privacy (privacy app) ----------------------------------------------------------------------
+# An erasure request is carried out this many days after it was made (cancellable meanwhile).
+PRIVACY_ERASURE_GRACE_DAYS = int(os.environ.get("PRIVACY_ERASURE_GRACE_DAYS", 10))
+# Finalized orders of an erased customer keep their billing address (what an invoice must show,
+# kept 10 years under French law); 0 erases it too. Other addresses are always erased.
+PRIVACY_KEEP_BILLING_SNAPSHOT = env_bool("PRIVACY_KEEP_BILLING_SNAPSHOT", default=True)
+# A customer's data archive can be downloaded once, for this many hours after it is ready;
+# customers with more than PRIVACY_ARCHIVE_BACKGROUND_ROWS orders and notes get theirs built
+# by the task worker.
+PRIVACY_ARCHIVE_HOURS = int(os.environ.get("PRIVACY_ARCHIVE_HOURS", 24))
+PRIVACY_ARCHIVE_BACKGROUND_ROWS = int(os.environ.get("PRIVACY_ARCHIVE_BACKGROUND_ROWS", 200))
+# Leads without contact, and clients without an order, for this many days are erased by the
+# retention sweep (the CNIL's reference: 3 years); after an Admin confirms it, or by itself every
+# day with PRIVACY_RETENTION_AUTO.
+PRIVACY_RETENTION_DAYS = int(os.environ.get("PRIVACY_RETENTION_DAYS", 3 * 365))
+PRIVACY_RETENTION_AUTO = env_bool("PRIVACY_RETENTION_AUTO", default=False)
+# Access log entries older than this many days are deleted by the daily task.
+PRIVACY_ACCESS_LOG_DAYS = int(os.environ.get("PRIVACY_ACCESS_LOG_DAYS", 365))
 
 # Content Security Policy: everything comes from our own origin; scripts need the nonce.
 SECURE_CSP = {

@@ -29,5 +29,7 @@ urlpatterns = [
     # The storefront API: its own authentication (API keys, customer tokens), no session.
     path("api/", include("storefront.urls")),
     path("settings/", include("storefront.backoffice_urls")),
+    # /privacy/... (erasure, consents, data archives, retention) and /audit/ (the access log).
+    path("", include("privacy.urls")),
     path("django-admin/", admin.site.urls),
 ]

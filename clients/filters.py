@@ -130,6 +130,21 @@ class CustomerFilter(django_filters.FilterSet):
             choices=[("", _("Any")), ("true", _("Accepted")), ("false", _("Not accepted"))]
         ),
     )
+    # The consent ledger's current state (privacy/), denormalized on the customer.
+    email_consent = django_filters.BooleanFilter(
+        field_name="email_consent",
+        label=_("Email consent"),
+        widget=forms.Select(
+            choices=[("", _("Any")), ("true", _("Given")), ("false", _("Not given"))]
+        ),
+    )
+    sms_consent = django_filters.BooleanFilter(
+        field_name="sms_consent",
+        label=_("SMS consent"),
+        widget=forms.Select(
+            choices=[("", _("Any")), ("true", _("Given")), ("false", _("Not given"))]
+        ),
+    )
     country = django_filters.CharFilter(
         field_name="country",
         method="by_country",

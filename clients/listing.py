@@ -305,6 +305,7 @@ class CustomerList:
         zone = get_current_timezone()
         language = get_language()
         select_label = gettext("Select client %(id)s")
+        erased = gettext("Erased customer #%(id)s")
         selected = set(self.selection_ids)
         orders_text = {}
         rows = []
@@ -323,8 +324,12 @@ class CustomerList:
                     # Text, not a number: the template would localize a number.
                     "id": str(pk),
                     "url": client_url.format(pk),
-                    "name": customer.full_name or "—",
-                    "email": customer.email,
+                    "name": (
+                        erased % {"id": pk}
+                        if customer.erased_at is not None
+                        else customer.full_name or "—"
+                    ),
+                    "email": "" if customer.erased_at is not None else customer.email,
                     "push": customer.push_opt_in,
                     "select_label": select_label % {"id": pk},
                     "selected": pk in selected,

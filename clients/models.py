@@ -3,6 +3,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower, Now
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 # The Clients tab lists customers with at least one finalized order, the Leads tab the others.
@@ -76,6 +77,16 @@ class Customer(models.Model):
     # can match with a substring (a trigram index serves it on PostgreSQL).
     search_text = models.TextField(blank=True, editable=False)
 
+    # --- Privacy (privacy/) ------------------------------------------------------------------
+    # Set when the customer's personal data was erased (privacy.services.customers_erase): the
+    # row stays for the orders and statistics, shown as "Erased customer #id".
+    erased_at = models.DateTimeField(null=True, blank=True)
+    # The current state of the marketing consents recorded in the consent ledger
+    # (privacy.ConsentRecord), denormalized so the lists can filter on them without a join;
+    # written only by privacy/services.py, rebuilt and checked by `rebuild_consent_state`.
+    email_consent = models.BooleanField(_("email consent"), default=False)
+    sms_consent = models.BooleanField(_("SMS consent"), default=False)
+
     class Meta:
         constraints = [
             models.UniqueConstraint(Lower("email"), name="customer_email_unique_ci"),
@@ -89,10 +100,17 @@ class Customer(models.Model):
         indexes = [models.Index(fields=["updated_at", "id"], name="customer_updated_idx")]
 
     def __str__(self):
-        return self.full_name or self.email
+        return self.display_name
 
     def get_absolute_url(self):
         return reverse("clients:client-detail", args=[self.pk])
+
+    @property
+    def display_name(self) -> str:
+        """The name the pages show: the full name, else the email; erased customers by id."""
+        if self.erased_at is not None:
+            return gettext("Erased customer #%(id)s") % {"id": self.pk}
+        return self.full_name or self.email
 
     @property
     def full_name(self) -> str:
@@ -203,6 +221,11 @@ class AuditAction(models.TextChoices):
     SIGN_UP = "sign_up", _("Account created")
     CUSTOMER_UPDATE = "customer_update", _("Details changed")
     ADDRESS_DELETE = "address_delete", _("Address deleted")
+    # The privacy actions (privacy/services.py).
+    ERASURE_REQUEST = "erasure_request", _("Erasure requested")
+    ERASURE_CANCEL = "erasure_cancel", _("Erasure cancelled")
+    ERASURE_DONE = "erasure_done", _("Personal data erased")
+    CONSENT = "consent", _("Consent recorded")
 
 
 class AuditOrigin(models.TextChoices):

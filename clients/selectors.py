@@ -30,6 +30,7 @@ LIST_COLUMNS = (
     "last_source",
     "last_medium",
     "push_opt_in",
+    "erased_at",
 )
 
 MAX_SELECTED = 500

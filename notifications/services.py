@@ -21,6 +21,8 @@ from notifications.models import (
     SubscriptionStatus,
 )
 from notifications.selectors import audience_resolve
+from privacy.models import ConsentSource
+from privacy.services import consent_push_record
 
 # --- Subscriptions and the customers' opt-in ------------------------------------------------
 
@@ -72,7 +74,25 @@ def subscription_save(
             user_agent=user_agent[:300],
             created_at=now,
         )
+        consent_push_record(
+            events=[(customer.pk, subscription.pk, True)], source=ConsentSource.BROWSER, at=now
+        )
     else:
+        # The consent ledger: the browser's grant for this customer, and its end for the
+        # customer it belonged to before (if another).
+        was_active = subscription.status == SubscriptionStatus.ACTIVE
+        if was_active and subscription.customer_id != customer.pk:
+            consent_push_record(
+                events=[(subscription.customer_id, subscription.pk, False)],
+                source=ConsentSource.STOREFRONT,
+                at=now,
+            )
+        if not was_active or subscription.customer_id != customer.pk:
+            consent_push_record(
+                events=[(customer.pk, subscription.pk, True)],
+                source=ConsentSource.BROWSER,
+                at=now,
+            )
         # The same browser, maybe now logged in as another customer of the shop.
         affected.add(subscription.customer_id)
         subscription.customer = customer
@@ -104,6 +124,9 @@ def _subscriptions_limit(
     PushSubscription.objects.filter(pk__in=[s.pk for s in oldest]).update(
         status=SubscriptionStatus.UNSUBSCRIBED, ended_at=now
     )
+    consent_push_record(
+        events=[(customer.pk, s.pk, False) for s in oldest], source=ConsentSource.REPLACED, at=now
+    )
     for replaced in oldest:
         audit_record(
             customer=customer,
@@ -130,6 +153,11 @@ def subscription_remove(*, endpoint: str, customer: Customer | None = None) -> b
     subscription.status = SubscriptionStatus.UNSUBSCRIBED
     subscription.ended_at = timezone.now()
     subscription.save(update_fields=["status", "ended_at"])
+    consent_push_record(
+        events=[(subscription.customer_id, subscription.pk, False)],
+        source=ConsentSource.STOREFRONT,
+        at=subscription.ended_at,
+    )
     _opt_in_refresh([subscription.customer_id])
     return True
 
@@ -147,9 +175,16 @@ def subscription_replace(
         return None
     customer = old.customer
     if old_endpoint != endpoint:
+        was_active = old.status == SubscriptionStatus.ACTIVE
         old.status = SubscriptionStatus.UNSUBSCRIBED
         old.ended_at = timezone.now()
         old.save(update_fields=["status", "ended_at"])
+        if was_active:
+            consent_push_record(
+                events=[(customer.pk, old.pk, False)],
+                source=ConsentSource.REPLACED,
+                at=old.ended_at,
+            )
     return subscription_save(
         customer=customer, endpoint=endpoint, p256dh=p256dh, auth=auth, user_agent=old.user_agent
     )
@@ -160,8 +195,15 @@ def subscriptions_expire(*, subscription_ids, at: datetime | None = None) -> int
     """The push service said these subscriptions are gone (404/410): stop counting them."""
     ids = sorted(set(subscription_ids))
     subscriptions = PushSubscription.objects.filter(pk__in=ids, status=SubscriptionStatus.ACTIVE)
-    customer_ids = list(subscriptions.values_list("customer_id", flat=True))
-    count = subscriptions.update(status=SubscriptionStatus.EXPIRED, ended_at=at or timezone.now())
+    ended = list(subscriptions.select_for_update().values_list("customer_id", "pk"))
+    customer_ids = [customer_id for customer_id, _ in ended]
+    at = at or timezone.now()
+    count = subscriptions.update(status=SubscriptionStatus.EXPIRED, ended_at=at)
+    consent_push_record(
+        events=[(customer_id, pk, False) for customer_id, pk in ended],
+        source=ConsentSource.PUSH_SERVICE,
+        at=at,
+    )
     _opt_in_refresh(customer_ids)
     return count
 

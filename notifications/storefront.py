@@ -77,7 +77,7 @@ def _customer(data: dict) -> Customer:
     customer_id = storefront_token_read(data.get("token"))
     if customer_id is None:
         raise BadRequest("The customer token is missing, invalid or expired.", status=403)
-    customer = Customer.objects.filter(pk=customer_id).first()
+    customer = Customer.objects.filter(pk=customer_id, erased_at=None).first()
     if customer is None:
         raise BadRequest("The customer token is missing, invalid or expired.", status=403)
     return customer

@@ -303,8 +303,9 @@ def order_draft(
 def _address_snapshots(customer_id: int) -> tuple[dict, dict]:
     """The customer's current default billing and shipping addresses, as orders keep them,
     read from the database (the caller's copy of the customer may be stale)."""
+    # An erased customer (privacy/) places no more orders: it is no longer anyone.
     ids = (
-        Customer.objects.filter(pk=customer_id)
+        Customer.objects.filter(pk=customer_id, erased_at=None)
         .values_list("default_billing_address_id", "default_shipping_address_id")
         .first()
     )

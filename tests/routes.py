@@ -25,6 +25,8 @@ from clients.services import note_save
 from exports.models import Export
 from notifications.models import Campaign, PushSubscription
 from notifications.tokens import click_token, storefront_token_issue
+from privacy.models import ArchiveStatus, DataArchive, ErasureRequest
+from privacy.services import erasure_request
 from storefront.models import ApiKey
 from storefront.services import api_key_create
 from tests.factories import AddressFactory, CustomerFactory, UserFactory, make_order
@@ -180,10 +182,38 @@ ROUTE_KWARGS = {
         name: (lambda w: {"customer_id": w.customer.pk, "address_id": w.address.pk})
         for name in ("api:address-detail", "api:address-update", "api:address-delete")
     },
+    "privacy:erasure-create": lambda w: {"pk": w.customer.pk},
+    "privacy:consent-create": lambda w: {"pk": w.customer.pk},
+    "privacy:archive-create": lambda w: {"pk": w.customer.pk},
+    "privacy:erasure-cancel": lambda w: {"pk": _erasure(w).pk},
+    "privacy:archive-detail": lambda w: {"pk": _archive(w).pk},
+    "privacy:archive-download": lambda w: {"pk": _archive(w).pk},
     "notifications:click": lambda w: {
         "token": click_token(campaign_id=w.campaign.pk, subscription_id=w.subscription.pk)
     },
 }
+
+
+def _erasure(world: World) -> ErasureRequest:
+    """The world customer's planned erasure (made on first use)."""
+    return ErasureRequest.objects.filter(customer=world.customer, done_at=None).first() or (
+        erasure_request(customer=world.customer, actor=world.users["Admin"], reason="Asked")
+    )
+
+
+def _archive(world: World) -> DataArchive:
+    """A ready data archive of the world customer, requested by its Admin."""
+    now = timezone.now()
+    return DataArchive.objects.create(
+        customer=world.customer,
+        requested_by=world.users["Admin"],
+        requested_at=now,
+        expires_at=now + timedelta(hours=1),
+        status=ArchiveStatus.READY,
+        content=b"PK\x05\x06" + b"\x00" * 18,
+    )
+
+
 # Generic values for the Django admin's parameters.
 ADMIN_KWARGS = {"object_id": "1", "content_type_id": "1", "id": "1", "url": "no-such-page/"}
 
@@ -241,6 +271,9 @@ FINGERPRINTED = [
     "storefront.ApiKey",
     "storefront.Launch",
     "exports.Export",
+    "privacy.ConsentRecord",
+    "privacy.ErasureRequest",
+    "privacy.DataArchive",
 ]
 
 

@@ -34,6 +34,8 @@ from clients.services import address_create, customer_contact_values, note_save
 from notifications.models import Campaign
 from notifications.services import Audience, Message, campaign_create
 from orders.models import Order, OrderLine
+from privacy.models import AccessLogEntry, ConsentRecord, ErasureRequest
+from privacy.services import consent_record, customers_erase, erasure_request
 from tests.factories import CustomerFactory, UserFactory, make_order
 
 LOCALE = Path(settings.BASE_DIR) / "locale" / "fr" / "LC_MESSAGES"
@@ -253,7 +255,18 @@ def shared_words() -> set[str]:
 def data_values() -> set[str]:
     """Every text the database holds for the pages: names, emails, numbers, addresses…"""
     values = {settings.SHOP_NAME, settings.SHOP_CURRENCY}
-    for model in (Customer, Address, Order, OrderLine, Note, Campaign, UserFactory._meta.model):
+    for model in (
+        Customer,
+        Address,
+        Order,
+        OrderLine,
+        Note,
+        Campaign,
+        UserFactory._meta.model,
+        ConsentRecord,
+        ErasureRequest,
+        AccessLogEntry,
+    ):
         text_fields = [
             f.name
             for f in model._meta.concrete_fields
@@ -302,8 +315,15 @@ def shop(db):
     )
     make_order(star, total="1234.56", number="Z0")
     make_order(star, total="20.00", number="Z1", status="refunded")
-    CustomerFactory(first_name="Lina", last_name="Prospect")
+    lina = CustomerFactory(first_name="Lina", last_name="Prospect")
     staff = UserFactory(role="Staff")
+    # Privacy: a consent, a planned erasure, an erased customer (privacy/).
+    consent_record(
+        customer=star, channel="email", granted=True, source="phone", actor=staff, note="Oui"
+    )
+    erasure_request(customer=lina, actor=staff, reason="Demande par e-mail")
+    gone = CustomerFactory(first_name="Gone", last_name="Erased")
+    customers_erase(customers=type(gone).objects.filter(pk=gone.pk))
     note_save(customer=star, actor=staff, text="Call before delivering", based_on=None)
     note_save(
         customer=star,
@@ -344,6 +364,13 @@ def _pages(star):
         reverse("notifications:campaign-create") + "?tab=leads&audience=all",
         reverse("notifications:campaign-create") + "?tab=nowhere&audience=all",
         Campaign.objects.get().get_absolute_url(),
+        reverse("privacy:overview"),
+        reverse("privacy:audit"),
+        reverse("privacy:audit") + "?customer=abc",
+        reverse("privacy:erasure-create", args=[star.pk]),
+        reverse("privacy:consent-create", args=[star.pk]),
+        reverse("clients:client-detail", args=[star.pk + 1]),  # Lina: an erasure is planned
+        reverse("clients:client-detail", args=[star.pk + 2]),  # erased
     ]
 
 
@@ -362,6 +389,8 @@ def test_no_page_shows_english_text_in_french(shop):
     for url in _pages(shop):
         for who in (client, staff):
             french, english = _get(who, url, "fr"), _get(who, url, "en")
+            if url.startswith("/audit/"):
+                data = data_values()  # the access log shows the pages just visited
             assert french.status_code == english.status_code, url
             assert '<html lang="fr">' in french.text, url
             assert untranslated(french.text, english.text, data, shared) == [], url

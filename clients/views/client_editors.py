@@ -56,7 +56,8 @@ class SectionEditView(PermissionRequiredMixin, View):
         self.customer = None
 
     def load(self) -> None:
-        self.customer = get_object_or_404(customer_detail(), pk=self.kwargs["pk"])
+        # An erased customer's card is no longer edited (privacy/): it is no longer anyone.
+        self.customer = get_object_or_404(customer_detail(), pk=self.kwargs["pk"], erased_at=None)
 
     def get(self, request, **kwargs):
         self.load()

@@ -28,6 +28,9 @@ from clients.selectors import (
 )
 from orders.models import OrderStatus
 from orders.selectors import customer_monthly_spend, customer_orders, customer_purchase_summary
+from privacy.models import AccessAction
+from privacy.selectors import client_privacy
+from privacy.services import access_record
 from storefront.selectors import customer_origin
 
 TEMPLATE = "clients/client_detail.html"
@@ -156,9 +159,10 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
         "order_rows": order_history_rows(orders),
         "order_links": order_links,
         "origin": customer_origin(customer_id=customer.pk, launch_rows=customer.launch_rows),
-        "can_edit": can_edit(request.user),
+        "can_edit": can_edit(request.user) if customer.erased_at is None else {},
         **note_context(request, customer),
         **history_context(request, customer),
+        "privacy": client_privacy(customer=customer, user=request.user),
     }
     context.update(extra)
     return context
@@ -169,4 +173,5 @@ class ClientDetailView(PermissionRequiredMixin, View):
 
     def get(self, request, pk: int):
         customer = get_object_or_404(customer_detail(), pk=pk)
+        access_record(request, action=AccessAction.CLIENT_VIEW, customer_id=customer.pk)
         return render(request, TEMPLATE, client_page_context(request, customer))

@@ -86,8 +86,8 @@ def _taken(exc: Taken) -> Problem:
 
 
 def customer_get(customer_id: int) -> Customer:
-    """The customer, or a 404 problem."""
-    return get_object_or_404(Customer.objects.only(*_FIELDS), pk=customer_id)
+    """The customer, or a 404 problem (also for an erased customer: it is no longer anyone)."""
+    return get_object_or_404(Customer.objects.only(*_FIELDS), pk=customer_id, erased_at=None)
 
 
 @router.post(
@@ -180,7 +180,7 @@ def customer_list(request, filters: Query[CustomerFilters]):
     """Customers in the order their details last changed (then by id), a page at a time:
     follow `next_cursor` until it is null. With `updated_since`, a platform syncs only what
     changed since its last run (a customer changed during the sync shows up again later)."""
-    customers = Customer.objects.only(*_FIELDS)
+    customers = Customer.objects.only(*_FIELDS).filter(erased_at=None)
     if filters.updated_since:
         customers = customers.filter(updated_at__gte=filters.updated_since)
     if filters.email is not None:

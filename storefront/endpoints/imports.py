@@ -104,7 +104,7 @@ def _answer(line_no: int, result: str, kind: str | None = None, **fields) -> dic
 
 def _customer_apply(line: CustomerImport) -> tuple[str, Customer]:
     data = line.model_dump(exclude={"type"})
-    found = Customer.objects.only("pk", *_SELF_FIELDS)
+    found = Customer.objects.only("pk", *_SELF_FIELDS).filter(erased_at=None)
     if data["external_id"]:
         existing = found.filter(external_id=data["external_id"]).first()
     else:

@@ -99,7 +99,7 @@ def launch_create(request, payload: LaunchCreate):
         customer_id = caller.customer_id
     customer = None
     if customer_id is not None:
-        customer = Customer.objects.filter(pk=customer_id).only("pk").first()
+        customer = Customer.objects.filter(pk=customer_id, erased_at=None).only("pk").first()
         if customer is None and caller.is_customer:
             raise Problem("unauthenticated", "The customer token is invalid or expired.")
         if customer is None:

@@ -166,7 +166,7 @@ def _customer_id(payload: OrderCreate) -> int:
     if payload.customer_id is not None:
         return payload.customer_id
     pk = (
-        Customer.objects.filter(external_id=payload.customer_external_id)
+        Customer.objects.filter(external_id=payload.customer_external_id, erased_at=None)
         .values_list("pk", flat=True)
         .first()
     )

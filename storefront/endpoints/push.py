@@ -67,7 +67,7 @@ def _customer(request, customer_id: int | None) -> Customer:
         customer_id = caller.customer_id
     elif customer_id is None:
         raise field_error("customer_id", "is required with an API key")
-    customer = Customer.objects.filter(pk=customer_id).first()
+    customer = Customer.objects.filter(pk=customer_id, erased_at=None).first()
     if customer is None:
         if caller.is_customer:
             raise Problem("unauthenticated", "The customer token is invalid or expired.")

@@ -1,0 +1,56 @@
+"""Orders keep their amounts, dates and statuses when a customer is erased (the books and the
+statistics stay exact); only the address snapshots are personal. Finalized orders keep their
+billing snapshot when PRIVACY_KEEP_BILLING_SNAPSHOT says invoices must."""
+
+from clients.models import Customer
+from orders.models import FINALIZED_STATUSES, Order, OrderLine
+from privacy.registry import Erasure, register
+from privacy.serialize import rows
+
+ORDER_FIELDS = (
+    "id",
+    "number",
+    "placed_at",
+    "status",
+    "currency",
+    "subtotal",
+    "shipping",
+    "tax",
+    "discount",
+    "total",
+    "refunded_amount",
+    "source",
+    "medium",
+    "campaign",
+    "billing_address",
+    "shipping_address",
+)
+
+
+def erase(erasure: Erasure) -> None:
+    orders = Order.objects.filter(customer__in=erasure.customers)
+    if erasure.keep_billing_snapshot:
+        orders.update(shipping_address={})
+        orders.exclude(status__in=FINALIZED_STATUSES).update(billing_address={})
+    else:
+        orders.update(shipping_address={}, billing_address={})
+
+
+def export(customer: Customer) -> dict[str, list[dict]]:
+    orders = Order.objects.filter(customer=customer).order_by("placed_at", "pk")
+    return {
+        "orders": rows(orders, *ORDER_FIELDS),
+        "order_lines": rows(
+            OrderLine.objects.filter(order__customer=customer).order_by("order_id", "pk"),
+            "id",
+            "product_name",
+            "sku",
+            "quantity",
+            "unit_price",
+            "line_total",
+            order_number="order__number",
+        ),
+    }
+
+
+register("orders", models=(Order, OrderLine), erase=erase, export=export)
