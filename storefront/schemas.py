@@ -8,7 +8,7 @@ import phonenumbers
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from backoffice.phones import phone_parse
 
@@ -18,8 +18,13 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
-class In(Schema):
-    """A request body: unknown fields are refused (a typo must not be dropped silently)."""
+class In(BaseModel):
+    """A request body: unknown fields are refused (a typo must not be dropped silently).
+
+    A plain Pydantic model, not ninja's Schema: a body is validated from JSON, never read
+    from a Django object, so ninja's wrapping validator (which lets a Schema read model
+    attributes) only cost CPU, about a fifth of the bulk import's.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
