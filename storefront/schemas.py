@@ -84,16 +84,33 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
+# What _text refuses, said in the schema too (so that a client generated from it, or a fuzzer,
+# knows): no control characters but tab, newline and carriage return.
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
 def Text(max_length: int, min_length: int = 0):
     return Annotated[
-        str, Field(min_length=min_length, max_length=max_length), AfterValidator(_text)
+        str,
+        Field(min_length=min_length, max_length=max_length, pattern=TEXT_PATTERN),
+        AfterValidator(_text),
     ]
 
 
-Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_email)]
+Email = Annotated[
+    str,
+    Field(min_length=3, max_length=254, json_schema_extra={"format": "email"}),
+    AfterValidator(_email),
+]
 Phone = Annotated[str, Field(max_length=32), AfterValidator(_text), AfterValidator(_phone)]
-Language = Annotated[str, Field(max_length=35), AfterValidator(_language)]
-Country = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_country)]
+Language = Annotated[
+    str,
+    Field(max_length=35, pattern=r"^$|^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"),
+    AfterValidator(_language),
+]
+Country = Annotated[
+    str, Field(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$"), AfterValidator(_country)
+]
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 # A database id: positive and within a 64-bit integer column.
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]

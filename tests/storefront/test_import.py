@@ -197,3 +197,9 @@ def test_memory_does_not_grow_with_the_body(api):
 
 def test_a_key_is_made_for_each_test():
     assert make_key(["orders:write"]).startswith("bo_")
+
+
+def test_an_empty_body_is_refused(api):
+    response = api.post("/import", raw=b"", content_type="application/x-ndjson")
+    document = assert_problem(response, 422, "validation")
+    assert document["errors"] == [{"field": "body", "message": "is required"}]
