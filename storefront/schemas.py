@@ -8,7 +8,8 @@ import phonenumbers
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from backoffice.phones import phone_parse
 
@@ -27,6 +28,31 @@ class In(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Update(In):
+    """A partial update: only the fields sent change, and null is no value (leave a field out
+    to keep it). Declare each field `name: Type = None` (not `Type | None`), so that the
+    schema does not call it nullable."""
+
+    @staticmethod
+    def _no_null_default(schema: dict) -> None:
+        for field_schema in schema.get("properties", {}).values():
+            if field_schema.get("default", "") is None:
+                del field_schema["default"]
+
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_no_null_default
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value):
+        if value is None:
+            raise PydanticCustomError(
+                "null", "may not be null (leave the field out to keep its value)"
+            )
+        return value
 
 
 class Out(Schema):

@@ -22,7 +22,18 @@ from clients.services import (
 from storefront.auth import ApiKeyAuth
 from storefront.models import Scope
 from storefront.problems import Problem, field_error
-from storefront.schemas import AwareDatetime, Email, Id, In, Language, Out, Page, Phone, Text
+from storefront.schemas import (
+    AwareDatetime,
+    Email,
+    Id,
+    In,
+    Language,
+    Out,
+    Page,
+    Phone,
+    Text,
+    Update,
+)
 from storefront.services import visitor_link
 
 router = Router()
@@ -44,17 +55,18 @@ class CustomerCreate(In):
     )
 
 
-class CustomerUpdate(In):
-    """Only the fields sent change (the customer's "My details")."""
+class CustomerUpdate(Update):
+    """Only the fields sent change (the customer's "My details"); null is no value: leave a
+    field out to keep it (the schema says so: no field is nullable)."""
 
-    email: Email | None = None
-    first_name: Text(150) | None = None
-    last_name: Text(150) | None = None
-    phone: Phone | None = None
-    language: Language | None = None
-    external_id: Text(100) | None = None
-    default_billing_address_id: Id | None = None
-    default_shipping_address_id: Id | None = None
+    email: Email = None
+    first_name: Text(150) = None
+    last_name: Text(150) = None
+    phone: Phone = None
+    language: Language = None
+    external_id: Text(100) = None
+    default_billing_address_id: Id = None
+    default_shipping_address_id: Id = None
 
 
 class CustomerOut(Out):
@@ -125,13 +137,6 @@ def customer_update(request, customer_id: int, payload: CustomerUpdate):
     in the client page's history as made by the customer."""
     customer = customer_get(customer_id)
     sent = payload.model_dump(exclude_unset=True)
-    nulls = [name for name, value in sent.items() if value is None]
-    if nulls:
-        raise Problem(
-            "validation",
-            "Leave out a field to keep it; null is not a value.",
-            errors=[{"field": name, "message": "may not be null"} for name in nulls],
-        )
     billing = sent.pop("default_billing_address_id", None)
     shipping = sent.pop("default_shipping_address_id", None)
     try:
