@@ -492,3 +492,16 @@ def test_the_limit_holds_across_processes_in_redis(settings):
     for thread in threads:
         thread.join()
     assert sorted(results) == [200] * 25 + [429] * 15
+
+
+def test_a_host_not_allowed_is_a_bad_request_not_malformed_json(api):
+    from django.test import Client
+
+    response = Client(HTTP_HOST="evil.example.com").post(
+        "/api/v1/customers",
+        json.dumps(SIGNUP),
+        content_type="application/json",
+        headers=api.headers(None),
+    )
+    assert_problem(response, 400, "bad-request")
+    assert not Customer.objects.exists()
