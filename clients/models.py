@@ -226,6 +226,13 @@ class AuditAction(models.TextChoices):
     ERASURE_CANCEL = "erasure_cancel", _("Erasure cancelled")
     ERASURE_DONE = "erasure_done", _("Personal data erased")
     CONSENT = "consent", _("Consent recorded")
+    # The customer's orders, as the shop reports them through the API (orders/services.py).
+    ORDER_PLACE = "order_place", _("Order placed")
+    ORDER_PAY = "order_pay", _("Order paid")
+    ORDER_FULFIL = "order_fulfil", _("Order fulfilled")
+    ORDER_CANCEL = "order_cancel", _("Order cancelled")
+    ORDER_REFUND = "order_refund", _("Order refunded")
+    ORDER_IMPORT = "order_import", _("Order imported")
 
 
 class AuditOrigin(models.TextChoices):
@@ -233,6 +240,9 @@ class AuditOrigin(models.TextChoices):
 
     STAFF = "staff", _("staff")
     CUSTOMER = "customer", _("the customer")
+    # The shop's platform, through the API, for what the shop does rather than the customer
+    # (an order fulfilled, cancelled or refunded, a history imported).
+    SHOP = "shop", _("the shop")
 
 
 class AuditEntry(models.Model):

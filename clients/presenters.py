@@ -13,6 +13,7 @@ from django.utils.translation import get_language, gettext, gettext_lazy, ngette
 
 from backoffice.templatetags.formatting import money
 from clients.models import AuditAction, AuditOrigin
+from orders.models import OrderStatus
 
 # The fields an audit entry or an edit conflict names, as the page labels them.
 FIELD_LABELS = {
@@ -40,13 +41,20 @@ FIELD_LABELS = {
     "external_id": gettext_lazy("Shop's customer ID"),
     "title": gettext_lazy("Title"),
     "outcome": gettext_lazy("Outcome"),
+    "order": gettext_lazy("Order"),
+    "status": gettext_lazy("Status"),
+    "total": gettext_lazy("Total"),
+    "refunded_amount": gettext_lazy("Refunded"),
 }
 
 
-def _value(value: object) -> object:
-    """A stored before/after value as the page writes it (yes/no in the page's language)."""
+def _value(value: object, name: str = "") -> object:
+    """A stored before/after value as the page writes it (yes/no, an order's status, in the
+    page's language)."""
     if isinstance(value, bool):
         return gettext("Yes") if value else gettext("No")
+    if name == "status" and value in OrderStatus.values:
+        return OrderStatus(value).label
     return value
 
 
@@ -56,7 +64,7 @@ def change_rows(changes: dict) -> list[tuple[str, object, object]]:
     for name, pair in changes.items():
         before, after = pair if isinstance(pair, list | tuple) and len(pair) == 2 else ("", pair)
         label = FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
-        rows.append((label, _value(before), _value(after)))
+        rows.append((label, _value(before, name), _value(after, name)))
     return rows
 
 
@@ -74,8 +82,10 @@ def history_entries(entries) -> list[dict]:
         {
             "at": entry.at,
             "actor": entry.actor,
-            # Changes the customer made in the shop (through the API), told apart from staff's.
+            # Changes the customer made in the shop (through the API), told apart from staff's,
+            # and those the shop's platform reported (orders fulfilled, refunded...).
             "by_customer": entry.origin == AuditOrigin.CUSTOMER,
+            "by_shop": entry.origin == AuditOrigin.SHOP,
             "action": action_label(entry.action),
             "changes": change_rows(entry.changes if isinstance(entry.changes, dict) else {}),
         }

@@ -30,7 +30,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from clients.models import Address, Customer
+from clients.models import ADDRESS_FIELDS, Address, AuditAction, AuditEntry, AuditOrigin, Customer
 from orders.models import FINALIZED_STATUSES, MONEY, Order, OrderLine, OrderStatus
 from orders.selectors import ZERO, customer_stats_for
 
@@ -114,6 +114,32 @@ def _attribution_for(customer_id: int, placed_at: datetime) -> Attribution:
         if found is not None:
             return found
     return Attribution()
+
+
+# --- Audit trail -------------------------------------------------------------------------
+
+# Who an order change is shown as made by in the client page's change history: the customer
+# places and pays; the shop fulfils, cancels and refunds.
+_ORIGINS = {
+    AuditAction.ORDER_PLACE: AuditOrigin.CUSTOMER,
+    AuditAction.ORDER_PAY: AuditOrigin.CUSTOMER,
+}
+
+
+def _audit_entry(order: Order, action: AuditAction, changes: dict, at=None) -> AuditEntry:
+    return AuditEntry(
+        customer_id=order.customer_id,
+        actor=None,
+        at=at or timezone.now(),
+        action=action,
+        origin=_ORIGINS.get(action, AuditOrigin.SHOP),
+        changes={"order": order.number, **changes},
+    )
+
+
+def _audit(order: Order, action: AuditAction, changes: dict) -> None:
+    """The audit entry of one order change, on its customer (one INSERT)."""
+    _audit_entry(order, action, changes).save(force_insert=True)
 
 
 # --- Validation ----------------------------------------------------------------------------
@@ -302,20 +328,26 @@ def order_draft(
 
 def _address_snapshots(customer_id: int) -> tuple[dict, dict]:
     """The customer's current default billing and shipping addresses, as orders keep them,
-    read from the database (the caller's copy of the customer may be stale)."""
+    read from the database in one query (the caller's copy of the customer may be stale)."""
     # An erased customer (privacy/) places no more orders: it is no longer anyone.
-    ids = (
+    customer = (
         Customer.objects.filter(pk=customer_id, erased_at=None)
-        .values_list("default_billing_address_id", "default_shipping_address_id")
+        .select_related("default_billing_address", "default_shipping_address")
+        .only(
+            "pk",
+            *(f"{kind}__{name}" for kind in _DEFAULTS for name in ADDRESS_FIELDS),
+        )
         .first()
     )
-    if ids is None:
+    if customer is None:
         raise Customer.DoesNotExist(f"No customer {customer_id}.")
-    billing_id, shipping_id = ids
-    if billing_id is None and shipping_id is None:
-        return {}, {}
-    found = {a.pk: a.as_snapshot() for a in Address.objects.filter(pk__in=ids)}
-    return found.get(billing_id, {}), found.get(shipping_id, {})
+    return tuple(
+        address.as_snapshot() if (address := getattr(customer, kind)) is not None else {}
+        for kind in _DEFAULTS
+    )
+
+
+_DEFAULTS = ("default_billing_address", "default_shipping_address")
 
 
 def order_build(*, customer: Customer, draft: OrderDraft, billing: dict, shipping: dict) -> Order:
@@ -350,18 +382,17 @@ def order_number_taken(number: str) -> OrderConflict:
 def order_create(*, customer: Customer, draft: OrderDraft) -> Order:
     """Record a new pending order from a checked draft, freezing the customer's default
     addresses on it. A pending order does not count in the statistics: the customer's row is
-    read, not written. Raises OrderConflict if the number is already used."""
-    if Order.objects.filter(number=draft.number).exists():
-        raise order_number_taken(draft.number)
+    read, not written. Raises OrderConflict if the number is already used (the unique index
+    says so: no query to look first)."""
     billing, shipping = _address_snapshots(customer.pk)
     order = order_build(customer=customer, draft=draft, billing=billing, shipping=shipping)
     try:
         with transaction.atomic():
             order.save(force_insert=True)
     except IntegrityError:
-        # Another call created the same number since the check above.
         raise order_number_taken(draft.number) from None
     OrderLine.objects.bulk_create(draft.line_rows(order))
+    _audit(order, AuditAction.ORDER_PLACE, {"total": str(order.total)})
     return order
 
 
@@ -503,11 +534,20 @@ def order_set_status(*, order: Order, status: str) -> Order:
     if status not in _TRANSITIONS[order.status]:
         raise _refuse_transition(order, status)
     was_finalized = order.status in FINALIZED_STATUSES
+    before = order.status
     order.status = status
     order.save(update_fields=["status"])
     if status in FINALIZED_STATUSES and not was_finalized:
         _stats_add_finalized(order)
+    _audit(order, _STATUS_ACTIONS[status], {"status": [before, status]})
     return order
+
+
+_STATUS_ACTIONS = {
+    OrderStatus.PAID: AuditAction.ORDER_PAY,
+    OrderStatus.FULFILLED: AuditAction.ORDER_FULFIL,
+    OrderStatus.CANCELLED: AuditAction.ORDER_CANCEL,
+}
 
 
 def order_pay(*, order: Order) -> Order:
@@ -544,11 +584,16 @@ def order_refund(*, order: Order, amount) -> Order:
             code="refund-exceeds-paid",
             field="amount",
         )
+    before = (order.status, order.refunded_amount)
     order.refunded_amount += amount
     if order.refunded_amount == order.total:
         order.status = OrderStatus.REFUNDED
     order.save(update_fields=["refunded_amount", "status"])
     _stats_subtract_refund(order, amount)
+    changes = {"refunded_amount": [str(before[1]), str(order.refunded_amount)]}
+    if order.status != before[0]:
+        changes["status"] = [before[0], order.status]
+    _audit(order, AuditAction.ORDER_REFUND, changes)
     return order
 
 
@@ -663,6 +708,7 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
     addresses = {a.pk: a.as_snapshot() for a in Address.objects.filter(pk__in=address_ids)}
     results: list = [None] * len(items)
     new_orders, new_items, changed_orders, touched = [], [], [], set()
+    previous = {}  # number: status before, for the orders this batch moves
     for i, item in enumerate(items):
         order = existing.get(item.draft.number)
         customer = customers.get(item.customer_id)
@@ -693,6 +739,7 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
         ):
             results[i] = _refuse_transition(order, item.status)
         else:
+            previous[order.number] = order.status
             order.status = item.status
             order.refunded_amount = item.refunded_amount
             changed_orders.append(order)
@@ -711,6 +758,19 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
         )
     if changed_orders:
         Order.objects.bulk_update(changed_orders, ["status", "refunded_amount"])
+    at = timezone.now()
+    AuditEntry.objects.bulk_create(
+        [
+            _audit_entry(
+                order,
+                AuditAction.ORDER_IMPORT,
+                {"status": [previous.get(order.number, ""), order.status]},
+                at,
+            )
+            for order in (*new_orders, *changed_orders)
+        ],
+        batch_size=1000,
+    )
     if touched:
         _customers_stats_refresh(sorted(touched))
     return results

@@ -4,7 +4,9 @@ the signed customer token.
 - API key: `Authorization: Bearer bo_<8 characters>_<secret>`. The row is found by its
   prefix, then the SHA-256 digest of the whole key is compared in constant time
   (`hmac.compare_digest`); an unknown prefix is compared against a dummy digest, so the time
-  does not tell whether a prefix exists. Each operation names the scope it needs.
+  does not tell whether a prefix exists. Each operation names the scope it needs. Each
+  process keeps the rows it read for STOREFRONT_API_KEY_CACHE_SECONDS (5): the bound on how
+  long a revoked key still works in the other workers.
 - Customer token: `X-Customer-Token: <token>` (notifications/tokens.py: "<customer id>.<unix
   time>.<HMAC>", short-lived), for the calls a customer's browser makes itself (push
   subscriptions, launches from the website). It only ever acts on its own customer.
@@ -17,9 +19,11 @@ storefront/calls.py (before the body is read), which stores the `Caller` on `req
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from ninja.security.base import AuthBase
 
@@ -63,17 +67,45 @@ class Caller:
         return self.customer_id is not None
 
 
+# Active keys read from the database, by prefix, kept by each process for
+# STOREFRONT_API_KEY_CACHE_SECONDS: {prefix: (read at (monotonic), ApiKey or None)}. A call
+# then costs no query for its key; a revocation takes effect at once in the process that
+# revoked it and within that many seconds in every other worker and machine.
+_keys: dict[str, tuple[float, ApiKey | None]] = {}
+_KEYS_MAX = 1000
+
+
+def _key_by_prefix(prefix: str) -> ApiKey | None:
+    ttl = settings.STOREFRONT_API_KEY_CACHE_SECONDS
+    now = time.monotonic()
+    cached = _keys.get(prefix)
+    if cached is not None and now - cached[0] < ttl:
+        return cached[1]
+    key = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
+    if ttl > 0 and (key is not None or len(_keys) < _KEYS_MAX):
+        if len(_keys) >= _KEYS_MAX:
+            _keys.clear()
+        _keys[prefix] = (now, key)
+    return key
+
+
+def api_key_forget(prefix: str) -> None:
+    """Drop a key from this process's cache (it was revoked here)."""
+    _keys.pop(prefix, None)
+
+
 def api_key_read(token: str) -> ApiKey | None:
     """The active key `token` is, or None; compared in constant time."""
     if not token.isascii() or len(token) > 200:
         return None
     prefix = token[:_PREFIX_LENGTH]
-    key = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
+    key = _key_by_prefix(prefix)
     matches = hmac.compare_digest(key_digest(token), key.digest if key else _DUMMY_DIGEST)
     if key is None or not matches:
         return None
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        # The cached copy remembers it, so this worker writes it once a minute per key.
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key

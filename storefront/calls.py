@@ -4,10 +4,11 @@
 2. who is calling: the operation's `auth=[...]` (storefront/auth.py), and the scope (401, 403);
 3. the caller's rate limit (storefront/ratelimit.py, 429 with Retry-After), then unknown
    query parameters (422);
-4. on POST, the `Idempotency-Key` (storefront/idempotency.py: replay, 409, 422);
-5. the operation itself (ninja validates the body, then the endpoint calls services) inside
+4. the operation itself (ninja validates the body, then the endpoint calls services) inside
    ONE transaction: a response of 400 or more rolls it back, so a call that fails changed
-   nothing; a success stores its response for idempotent replays in the same transaction.
+   nothing. On POST with an `Idempotency-Key` (storefront/idempotency.py), the same
+   transaction first looks the key up (a replay, or 422 for another request) and, on
+   success, stores the response with the work.
 
 Per-operation options (the bulk import streams NDJSON, for instance) are set with
 `@call_options(...)` under the ninja decorator.
@@ -21,13 +22,12 @@ from django.db import transaction
 
 from storefront.auth import caller_identify
 from storefront.idempotency import (
-    idempotency_complete,
-    idempotency_release,
-    idempotency_reserve,
+    idempotency_lookup,
+    idempotency_record,
+    idempotency_replay_after_race,
     key_from,
     request_fingerprint,
 )
-from storefront.models import IdempotencyRecord
 from storefront.problems import Problem, problem_response
 from storefront.ratelimit import rate_limit_hit
 
@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 JSON = "application/json"
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+# What a call loses to a concurrent call with its Idempotency-Key: the same unique value
+# taken (409), or the state the first one changed (409, 422).
+_MAYBE_RACED = {409, 422}
 
 
 @dataclass(frozen=True)
@@ -104,45 +107,50 @@ def api_call(run):
 
     def call(request, *args, **kwargs):
         options = getattr(operation.view_func, "call_options", _DEFAULT)
-        record = None
         try:
             _check_body(request, options)
             if operation.auth_callbacks:
                 request.auth = caller_identify(request, operation.auth_callbacks)
                 rate_limit_hit(request.auth)
             _check_query(request, operation)
+            if not options.atomic:
+                return run(request, *args, **kwargs)
             # Idempotency keys belong to a caller; the one operation without authentication
             # (the service worker's subscription replace) is idempotent by itself.
             key = None
             if request.method == "POST" and operation.auth_callbacks:
                 key = key_from(request)
-            if key is not None and options.atomic:
-                fingerprint = request_fingerprint(request, request.body)
-                reserved = idempotency_reserve(
-                    caller=request.auth, key=key, fingerprint=fingerprint
-                )
-                if not isinstance(reserved, IdempotencyRecord):
-                    return reserved  # the first response, replayed
-                record = reserved
-            if not options.atomic:
-                return run(request, *args, **kwargs)
-            with transaction.atomic():
-                response = run(request, *args, **kwargs)
-                if response.status_code >= 400:
-                    transaction.set_rollback(True)
-                elif record is not None:
-                    idempotency_complete(record, response)
+            if key is None:
+                with transaction.atomic():
+                    response = run(request, *args, **kwargs)
+                    if response.status_code >= 400:
+                        transaction.set_rollback(True)
+                return response
+            return _idempotent(request, run, key, args, kwargs)
         except Problem as problem:
-            response = problem_response(problem)
-        except BaseException:
-            # A failure outside the endpoint (the database gone, the worker stopped): the
-            # transaction was rolled back, so free the key for the retry, then let Django
-            # answer (storefront/middleware.py makes that a problem document).
-            if record is not None:
-                idempotency_release(record)
-            raise
-        if record is not None and response.status_code >= 400:
-            idempotency_release(record)
-        return response
+            return problem_response(problem)
 
     return call
+
+
+def _idempotent(request, run, key: str, args, kwargs):
+    """Run a POST sent with an Idempotency-Key (storefront/idempotency.py)."""
+    fingerprint = request_fingerprint(request, request.body)
+    found = {"caller": request.auth, "key": key, "fingerprint": fingerprint}
+    with transaction.atomic():
+        replay = idempotency_lookup(**found)
+        if replay is not None:
+            return replay
+        response = run(request, *args, **kwargs)
+        if response.status_code >= 400:
+            transaction.set_rollback(True)
+        elif not idempotency_record(**found, response=response):
+            transaction.set_rollback(True)
+            response = None  # a concurrent call with this key committed first
+    if response is None:
+        return idempotency_replay_after_race(**found)
+    if response.status_code in _MAYBE_RACED:
+        # A concurrent first use of the key may have made this call fail (the same order
+        # number, the same email): answer as it did, if so.
+        return idempotency_lookup(**found) or response
+    return response

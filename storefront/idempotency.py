@@ -1,19 +1,24 @@
 """`Idempotency-Key` on POST: a retried request returns the first response, the work is done
 once.
 
-- The first request with a key reserves it (a RUNNING record, committed at once so that a
-  concurrent request with the same key sees it and gets 409 `idempotency-key-in-use`).
-- The call runs in its transaction; on success the record becomes DONE with the response,
-  in that same transaction: either the work and its recorded response are both committed,
-  or neither is.
-- A call that fails (any 4xx/5xx) changed nothing, so its record is deleted: the key is free
-  again, to retry after fixing the request.
-- A later request with the key and the same method, path and body gets the stored response
-  (with `Idempotent-Replayed: true`); with another request, 422 `idempotency-key-reused`.
-- A RUNNING record older than STOREFRONT_API_IDEMPOTENCY_LOCK seconds (60) belongs to a
-  process that died (its work was rolled back with it) and may be taken over.
+Everything happens in the call's own transaction, two statements for a new key:
+
+- At the start, the key is looked up (one indexed SELECT). A record with the same method,
+  path and body is replayed (with `Idempotent-Replayed: true`) and nothing runs; another
+  request with that key gets 422 `idempotency-key-reused`.
+- The call runs; on success its response is INSERTed as the key's record, in the same
+  transaction as the work: either both are committed or neither is. A call that fails (any
+  4xx/5xx) is rolled back whole, record included, so its key is free for the retry.
+- Two requests with one key at the same time both find nothing at the start. The unique
+  index on (caller, key) decides: the second's INSERT waits for the first transaction, finds
+  its committed record, and the second rolls back all its work and answers the first's
+  response (or 422 for another body). Work that conflicts earlier (the same order number)
+  fails with a 4xx, rolled back; the key, found recorded then, is replayed instead. So the
+  work is done once and the later request never gets a 409 for a key still in use: it waits
+  for the first and gets its answer.
 - Records are kept STOREFRONT_API_IDEMPOTENCY_TTL seconds (24 h); expired ones are deleted
-  now and then by the calls themselves.
+  now and then by the calls themselves, and an expired record found at the start is
+  deleted so the key can be used again.
 """
 
 import hashlib
@@ -21,7 +26,7 @@ import random
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.http import HttpResponse
 from django.utils import timezone
 
@@ -32,6 +37,20 @@ from storefront.problems import Problem
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 _PURGE_ONE_IN = 1000
+_TABLE = IdempotencyRecord._meta.db_table
+_RECORD_COLUMNS = ("principal", "key", "fingerprint", "state", "created_at", "started_at")
+_RESPONSE_COLUMNS = ("status_code", "content_type", "location", "body")
+# ON CONFLICT DO NOTHING (PostgreSQL and SQLite): a concurrent first use of the key wins,
+# this one inserts nothing (rowcount 0) after waiting for the first to commit or roll back.
+_INSERT_SQL = (
+    f"INSERT INTO {_TABLE} ({', '.join(_RECORD_COLUMNS + _RESPONSE_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * (len(_RECORD_COLUMNS) + len(_RESPONSE_COLUMNS)))}) "
+    "ON CONFLICT (principal, key) DO NOTHING"
+)
+_SELECT_SQL = (
+    f"SELECT id, fingerprint, created_at < %s, {', '.join(_RESPONSE_COLUMNS)} FROM {_TABLE} "
+    "WHERE principal = %s AND key = %s"
+)
 
 
 def request_fingerprint(request, body: bytes) -> str:
@@ -55,80 +74,76 @@ def key_from(request) -> str | None:
     return key
 
 
-def _replay(record: IdempotencyRecord) -> HttpResponse:
-    response = HttpResponse(
-        bytes(record.body), status=record.status_code, content_type=record.content_type
-    )
-    if record.location:
-        response["Location"] = record.location
+def _replay(status_code: int, content_type: str, location: str, body) -> HttpResponse:
+    response = HttpResponse(bytes(body), status=status_code, content_type=content_type)
+    if location:
+        response["Location"] = location
     response["Idempotent-Replayed"] = "true"
     return response
 
 
-def idempotency_reserve(
-    *, caller: Caller, key: str, fingerprint: str
-) -> IdempotencyRecord | HttpResponse:
-    """Reserve `key` for this request, or the stored response of its first use."""
-    now = timezone.now()
+def idempotency_lookup(*, caller: Caller, key: str, fingerprint: str) -> HttpResponse | None:
+    """The stored response of this key's first use (a replay), or None if the key is new.
+    Raises 422 `idempotency-key-reused` if the key was used for another request."""
     ttl = timedelta(seconds=settings.STOREFRONT_API_IDEMPOTENCY_TTL)
-    lock = timedelta(seconds=settings.STOREFRONT_API_IDEMPOTENCY_LOCK)
-    for _attempt in range(3):
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    principal=caller.principal,
-                    key=key,
-                    fingerprint=fingerprint,
-                    created_at=now,
-                    started_at=now,
-                )
-        except IntegrityError:
-            pass
-        else:
-            if random.randrange(_PURGE_ONE_IN) == 0:
-                IdempotencyRecord.objects.filter(created_at__lt=now - ttl).delete()
-            return record
-        existing = IdempotencyRecord.objects.filter(principal=caller.principal, key=key).first()
-        if existing is None:
-            continue  # deleted meanwhile (its call failed): try to reserve again
-        if existing.created_at < now - ttl:
-            IdempotencyRecord.objects.filter(
-                pk=existing.pk, created_at=existing.created_at
-            ).delete()
-            continue
-        if existing.fingerprint != fingerprint:
-            raise Problem(
-                "idempotency-key-reused",
-                "This Idempotency-Key was used with a different request.",
-                extra={"header": HEADER},
-            )
-        if existing.state == IdempotencyRecord.State.DONE:
-            return _replay(existing)
-        if existing.started_at >= now - lock:
-            raise Problem(
-                "idempotency-key-in-use",
-                "A request with this Idempotency-Key is still running.",
-                headers={"Retry-After": "1"},
-            )
-        taken = IdempotencyRecord.objects.filter(
-            pk=existing.pk, state=IdempotencyRecord.State.RUNNING, started_at=existing.started_at
-        ).update(started_at=now)
-        if taken:
-            return existing
-    raise Problem("idempotency-key-in-use", "This Idempotency-Key is being used right now.")
+    expiry = connection.ops.adapt_datetimefield_value(timezone.now() - ttl)
+    with connection.cursor() as cursor:
+        cursor.execute(_SELECT_SQL, [expiry, caller.principal, key])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, stored_fingerprint, expired, status_code, content_type, location, body = row
+    if expired:
+        IdempotencyRecord.objects.filter(pk=pk).delete()
+        return None
+    if stored_fingerprint != fingerprint:
+        raise Problem(
+            "idempotency-key-reused",
+            "This Idempotency-Key was used with a different request.",
+            extra={"header": HEADER},
+        )
+    return _replay(status_code, content_type, location, body)
 
 
-def idempotency_complete(record: IdempotencyRecord, response: HttpResponse) -> None:
-    """Store the response (inside the call's transaction, with its work)."""
-    IdempotencyRecord.objects.filter(pk=record.pk).update(
-        state=IdempotencyRecord.State.DONE,
-        status_code=response.status_code,
-        content_type=response.get("Content-Type", ""),
-        location=response.get("Location", ""),
-        body=response.content,
-    )
+def idempotency_record(
+    *, caller: Caller, key: str, fingerprint: str, response: HttpResponse
+) -> bool:
+    """Store a successful call's response for its key, in the call's transaction. False if a
+    concurrent call with the same key committed first: the caller must roll back its work
+    and answer idempotency_lookup's response instead."""
+    now = timezone.now()
+    ops = connection.ops
+    at = ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_SQL,
+            [
+                caller.principal,
+                key,
+                fingerprint,
+                IdempotencyRecord.State.DONE,
+                at,
+                at,
+                response.status_code,
+                response.get("Content-Type", ""),
+                response.get("Location", ""),
+                response.content,
+            ],
+        )
+        inserted = cursor.rowcount == 1
+    if inserted and random.randrange(_PURGE_ONE_IN) == 0:
+        ttl = timedelta(seconds=settings.STOREFRONT_API_IDEMPOTENCY_TTL)
+        IdempotencyRecord.objects.filter(created_at__lt=now - ttl).delete()
+    return inserted
 
 
-def idempotency_release(record: IdempotencyRecord) -> None:
-    """The call failed and changed nothing: free the key."""
-    IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.RUNNING).delete()
+def idempotency_replay_after_race(*, caller: Caller, key: str, fingerprint: str) -> HttpResponse:
+    """The answer for a call that lost the race for its key (its work was rolled back)."""
+    replay = idempotency_lookup(caller=caller, key=key, fingerprint=fingerprint)
+    if replay is None:  # the first use's record is gone again (expired and purged meanwhile)
+        raise Problem(
+            "idempotency-key-in-use",
+            "A request with this Idempotency-Key was running at the same time; retry.",
+            headers={"Retry-After": "1"},
+        )
+    return replay

@@ -10,7 +10,9 @@ API_PREFIX = "/api/"
 # Called from customers' browsers on the shop's own origins (customer token, no API key).
 BROWSER_PATHS = ("/api/v1/push/", "/api/v1/launches")
 _CORS_HEADERS = "Content-Type, X-Customer-Token, Idempotency-Key"
-_BY_STATUS = {t.status: t.slug for t in reversed(TYPES.values())}
+# The generic type of each status, for errors raised before the API's own handling (a
+# DisallowedHost is a 400 about the request, not its JSON).
+_BY_STATUS = {t.status: t.slug for t in reversed(TYPES.values())} | {400: "bad-request"}
 
 
 def _cors(request, response):

@@ -1,26 +1,36 @@
 """Rate limits per caller: at most N calls per window of S seconds (fixed windows).
 
-Where the counters live: in the database, one row per caller (`storefront_ratewindow`),
-incremented by one upsert per call in its own short transaction, before the call's own
-transaction starts (so a long call never holds the counter's row lock). The database is
-shared by every gunicorn worker and every machine, so the limit holds across them with no
-extra service. On PostgreSQL the upsert commits with `synchronous_commit = off`: a counter
-lost in a crash only lets a few calls more through, and the call does not wait for a flush.
+Where the counters live, shared by every gunicorn worker and every machine:
+
+- in Django's cache named by STOREFRONT_API_RATE_LIMIT_CACHE when it is set (the `api`
+  cache on Redis when REDIS_URL is): one key per caller and window, incremented atomically
+  by the cache (`incr`, `add` for the window's first call), expiring after the window. No
+  database write per call. If the cache cannot be reached, the call is counted in the
+  database instead (logged), so an outage of Redis is not an outage of the API.
+- otherwise in the database (the embedded default, SQLite included), one row per caller
+  (`storefront_ratewindow`), incremented by one upsert per call in its own short
+  transaction, before the call's own transaction starts (so a long call never holds the
+  counter's row lock). On PostgreSQL the upsert commits with `synchronous_commit = off`: a
+  counter lost in a crash only lets a few calls more through, and the call does not wait
+  for a flush.
 
 Settings: STOREFRONT_API_RATE_LIMIT calls per STOREFRONT_API_RATE_WINDOW seconds per API
 key (default 3,000 per 10 s), STOREFRONT_API_CUSTOMER_RATE_LIMIT per customer token (60).
 """
 
+import logging
 import math
 import time
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection, transaction
 
 from storefront.auth import Caller
 from storefront.models import RateWindow
 from storefront.problems import Problem
 
+logger = logging.getLogger(__name__)
 _TABLE = RateWindow._meta.db_table
 _UPSERT = f"""
 INSERT INTO {_TABLE} (principal, window_start, count) VALUES (%s, %s, 1)
@@ -38,16 +48,40 @@ def limit_for(caller: Caller) -> int:
     return settings.STOREFRONT_API_RATE_LIMIT
 
 
+def _count_in_database(principal: str, window: int) -> int:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        cursor.execute(_UPSERT, [principal, window])
+        (count,) = cursor.fetchone()
+    return count
+
+
+def _count_in_cache(alias: str, principal: str, window: int, size: int) -> int:
+    cache = caches[alias]
+    key = f"ratelimit:{principal}:{window}"
+    try:
+        return cache.incr(key)
+    except ValueError:  # the window's first call (or the key expired just now)
+        if cache.add(key, 1, timeout=size + 1):
+            return 1
+        return cache.incr(key)
+
+
 def rate_limit_hit(caller: Caller, *, now: float | None = None) -> None:
     """Count one call for `caller`; raise a 429 problem when over the limit."""
     size = settings.STOREFRONT_API_RATE_WINDOW
     now = time.time() if now is None else now
     window = int(now // size)
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        cursor.execute(_UPSERT, [caller.principal, window])
-        (count,) = cursor.fetchone()
+    alias = settings.STOREFRONT_API_RATE_LIMIT_CACHE
+    count = None
+    if alias:
+        try:
+            count = _count_in_cache(alias, caller.principal, window, size)
+        except Exception:
+            logger.exception("Rate limit cache %r unreachable: counting in the database", alias)
+    if count is None:
+        count = _count_in_database(caller.principal, window)
     limit = limit_for(caller)
     if count > limit:
         retry_after = max(1, math.ceil((window + 1) * size - now))

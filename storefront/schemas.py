@@ -8,7 +8,8 @@ import phonenumbers
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from backoffice.phones import phone_parse
 
@@ -18,10 +19,40 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
-class In(Schema):
-    """A request body: unknown fields are refused (a typo must not be dropped silently)."""
+class In(BaseModel):
+    """A request body: unknown fields are refused (a typo must not be dropped silently).
+
+    A plain Pydantic model, not ninja's Schema: a body is validated from JSON, never read
+    from a Django object, so ninja's wrapping validator (which lets a Schema read model
+    attributes) only cost CPU, about a fifth of the bulk import's.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Update(In):
+    """A partial update: only the fields sent change, and null is no value (leave a field out
+    to keep it). Declare each field `name: Type = None` (not `Type | None`), so that the
+    schema does not call it nullable."""
+
+    @staticmethod
+    def _no_null_default(schema: dict) -> None:
+        for field_schema in schema.get("properties", {}).values():
+            if field_schema.get("default", "") is None:
+                del field_schema["default"]
+
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_no_null_default
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value):
+        if value is None:
+            raise PydanticCustomError(
+                "null", "may not be null (leave the field out to keep its value)"
+            )
+        return value
 
 
 class Out(Schema):
@@ -79,16 +110,33 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
+# What _text refuses, said in the schema too (so that a client generated from it, or a fuzzer,
+# knows): no control characters but tab, newline and carriage return.
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
 def Text(max_length: int, min_length: int = 0):
     return Annotated[
-        str, Field(min_length=min_length, max_length=max_length), AfterValidator(_text)
+        str,
+        Field(min_length=min_length, max_length=max_length, pattern=TEXT_PATTERN),
+        AfterValidator(_text),
     ]
 
 
-Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_email)]
+Email = Annotated[
+    str,
+    Field(min_length=3, max_length=254, json_schema_extra={"format": "email"}),
+    AfterValidator(_email),
+]
 Phone = Annotated[str, Field(max_length=32), AfterValidator(_text), AfterValidator(_phone)]
-Language = Annotated[str, Field(max_length=35), AfterValidator(_language)]
-Country = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_country)]
+Language = Annotated[
+    str,
+    Field(max_length=35, pattern=r"^$|^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"),
+    AfterValidator(_language),
+]
+Country = Annotated[
+    str, Field(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$"), AfterValidator(_country)
+]
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 # A database id: positive and within a 64-bit integer column.
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]

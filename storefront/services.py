@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from clients.models import Customer
-from storefront.auth import key_generate
+from storefront.auth import api_key_forget, key_generate
 from storefront.models import ApiKey, Launch
 
 audit_log = logging.getLogger("storefront.audit")
@@ -37,8 +37,13 @@ def api_key_create(*, name: str, scopes: list[str], actor) -> tuple[ApiKey, str]
 
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, actor) -> ApiKey:
-    """Revoke a key: calls with it are refused from now on (a revoked key stays listed)."""
+    """Revoke a key: calls with it are refused from now on in this process, and within
+    STOREFRONT_API_KEY_CACHE_SECONDS in every other (a revoked key stays listed)."""
     api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    # Now (a rollback only makes the next call read the key again) and once committed (a
+    # call on another thread may have cached it meanwhile).
+    api_key_forget(api_key.prefix)
+    transaction.on_commit(lambda: api_key_forget(api_key.prefix))
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.revoked_by = actor

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-PRODUCT_APPS = ("backoffice", "clients", "orders", "notifications", "storefront", "exports", "privacy")
+PRODUCT_APPS = (
+    "backoffice",
+    "clients",
+    "orders",
+    "notifications",
+    "storefront",
+    "exports",
+    "privacy",
+)
 DEV_APPS = ("demo", "bench")
 
 

@@ -3,13 +3,15 @@
  * storefront's own origin (its scope is where it is served), then, for a logged-in customer:
  *
  *   BackofficePush.subscribe({
- *     api: "https://backoffice.example.com/push/storefront/",  // the back office's endpoints
- *     token: "<customer token issued by the shop>",            // see notifications/tokens.py
+ *     api: "https://backoffice.example.com/api/v1/push/",  // the back office's push API
+ *     token: "<customer token issued by the shop>",        // see notifications/tokens.py
  *     serviceWorker: "/sw.js",
  *   }).then(...)
  *   BackofficePush.unsubscribe({api, token, serviceWorker})
  *
- * subscribe() asks the browser's permission, so call it from a click.
+ * It calls the storefront API (/api/v1/push/: key, subscriptions, subscriptions/remove) with
+ * the customer token as X-Customer-Token; the older /push/storefront/ endpoints are
+ * deprecated. subscribe() asks the browser's permission, so call it from a click.
  */
 (function (global) {
   "use strict";
@@ -20,16 +22,20 @@
     return Uint8Array.from(raw, (c) => c.charCodeAt(0));
   }
 
-  async function post(url, body) {
-    const response = await fetch(url, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-      credentials: "omit",
-    });
+  // Errors are problem+json documents (RFC 9457): their detail says what went wrong.
+  async function call(url, init) {
+    const response = await fetch(url, { credentials: "omit", ...init });
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+    if (!response.ok) throw new Error(data.detail || data.title || `HTTP ${response.status}`);
     return data;
+  }
+
+  function post(url, token, body) {
+    return call(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Customer-Token": token },
+      body: JSON.stringify(body),
+    });
   }
 
   function supported() {
@@ -49,7 +55,7 @@
     const permission = await Notification.requestPermission();
     if (permission !== "granted") throw new Error("Notifications were not allowed.");
     const reg = await registration(options);
-    const { publicKey } = await (await fetch(new URL("key", options.api), { credentials: "omit" })).json();
+    const publicKey = (await call(new URL("key", options.api))).public_key;
     let subscription = await reg.pushManager.getSubscription();
     if (subscription) {
       // A subscription made for another application server key cannot be reused.
@@ -66,7 +72,7 @@
         applicationServerKey: base64UrlToBytes(publicKey),
       });
     }
-    await post(new URL("subscribe", options.api), { token: options.token, subscription: subscription.toJSON() });
+    await post(new URL("subscriptions", options.api), options.token, { subscription: subscription.toJSON() });
     return subscription;
   }
 
@@ -75,7 +81,7 @@
     const reg = await registration(options);
     const subscription = await reg.pushManager.getSubscription();
     if (!subscription) return false;
-    await post(new URL("unsubscribe", options.api), { token: options.token, endpoint: subscription.endpoint });
+    await post(new URL("subscriptions/remove", options.api), options.token, { endpoint: subscription.endpoint });
     await subscription.unsubscribe();
     return true;
   }

@@ -1,7 +1,7 @@
 /*
  * The storefront's service worker for the shop's push notifications. Serve it from the
  * storefront's origin; storefront.js registers it with ?api=<the back office's
- * /push/storefront/ URL>.
+ * /api/v1/push/ URL>.
  */
 "use strict";
 
@@ -51,15 +51,17 @@ self.addEventListener("pushsubscriptionchange", (event) => {
     }
     if (!old || !next) return;
     const oldJson = old.toJSON();
-    await fetch(new URL("resubscribe", API), {
+    const oldAuth = oldJson.keys && oldJson.keys.auth;
+    // A worker registered before the storefront API (?api=.../push/storefront/) keeps
+    // calling the deprecated endpoint, which still works.
+    const deprecated = new URL(API).pathname.endsWith("/push/storefront/");
+    await fetch(new URL(deprecated ? "resubscribe" : "subscriptions/replace", API), {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       credentials: "omit",
-      body: JSON.stringify({
-        oldEndpoint: oldJson.endpoint,
-        oldAuth: oldJson.keys && oldJson.keys.auth,
-        subscription: next.toJSON(),
-      }),
+      body: JSON.stringify(deprecated
+        ? { oldEndpoint: oldJson.endpoint, oldAuth, subscription: next.toJSON() }
+        : { old_endpoint: oldJson.endpoint, old_auth: oldAuth, subscription: next.toJSON() }),
     });
   })());
 });

@@ -18,7 +18,7 @@ from storefront.auth import ApiKeyAuth
 from storefront.endpoints.customers import customer_get
 from storefront.models import Scope
 from storefront.problems import Problem
-from storefront.schemas import Country, In, Out, Phone, Text
+from storefront.schemas import Country, In, Out, Phone, Text, Update
 
 router = Router()
 READ = [ApiKeyAuth(Scope.READ)]
@@ -39,18 +39,18 @@ class AddressCreate(In):
     default_shipping: bool = Field(False, description="Make it the default shipping address.")
 
 
-class AddressUpdate(In):
-    """Only the fields sent change."""
+class AddressUpdate(Update):
+    """Only the fields sent change; null is no value: leave a field out to keep it."""
 
-    name: Text(200, 1) | None = None
-    company: Text(200) | None = None
-    line1: Text(200, 1) | None = None
-    line2: Text(200) | None = None
-    postal_code: Text(20, 1) | None = None
-    city: Text(100, 1) | None = None
-    region: Text(100) | None = None
-    country: Country | None = None
-    phone: Phone | None = None
+    name: Text(200, 1) = None
+    company: Text(200) = None
+    line1: Text(200, 1) = None
+    line2: Text(200) = None
+    postal_code: Text(20, 1) = None
+    city: Text(100, 1) = None
+    region: Text(100) = None
+    country: Country = None
+    phone: Phone = None
 
 
 class AddressOut(Out):
@@ -139,13 +139,6 @@ def address_change(request, customer_id: int, address_id: int, payload: AddressU
     """The customer corrected an address; orders keep the copy they were placed with."""
     address = _address(customer_id, address_id)
     sent = payload.model_dump(exclude_unset=True)
-    nulls = [name for name, value in sent.items() if value is None]
-    if nulls:
-        raise Problem(
-            "validation",
-            "Leave out a field to keep it; null is not a value.",
-            errors=[{"field": name, "message": "may not be null"} for name in nulls],
-        )
     try:
         address = address_update(
             address=address,

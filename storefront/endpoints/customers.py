@@ -5,7 +5,8 @@ import binascii
 import json
 from datetime import datetime
 
-from django.db.models import Q
+from django.db import connection
+from django.db.models import DateTimeField, FloatField, Func, Q, Value
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -22,7 +23,18 @@ from clients.services import (
 from storefront.auth import ApiKeyAuth
 from storefront.models import Scope
 from storefront.problems import Problem, field_error
-from storefront.schemas import AwareDatetime, Email, Id, In, Language, Out, Page, Phone, Text
+from storefront.schemas import (
+    AwareDatetime,
+    Email,
+    Id,
+    In,
+    Language,
+    Out,
+    Page,
+    Phone,
+    Text,
+    Update,
+)
 from storefront.services import visitor_link
 
 router = Router()
@@ -44,17 +56,18 @@ class CustomerCreate(In):
     )
 
 
-class CustomerUpdate(In):
-    """Only the fields sent change (the customer's "My details")."""
+class CustomerUpdate(Update):
+    """Only the fields sent change (the customer's "My details"); null is no value: leave a
+    field out to keep it (the schema says so: no field is nullable)."""
 
-    email: Email | None = None
-    first_name: Text(150) | None = None
-    last_name: Text(150) | None = None
-    phone: Phone | None = None
-    language: Language | None = None
-    external_id: Text(100) | None = None
-    default_billing_address_id: Id | None = None
-    default_shipping_address_id: Id | None = None
+    email: Email = None
+    first_name: Text(150) = None
+    last_name: Text(150) = None
+    phone: Phone = None
+    language: Language = None
+    external_id: Text(100) = None
+    default_billing_address_id: Id = None
+    default_shipping_address_id: Id = None
 
 
 class CustomerOut(Out):
@@ -125,13 +138,6 @@ def customer_update(request, customer_id: int, payload: CustomerUpdate):
     in the client page's history as made by the customer."""
     customer = customer_get(customer_id)
     sent = payload.model_dump(exclude_unset=True)
-    nulls = [name for name, value in sent.items() if value is None]
-    if nulls:
-        raise Problem(
-            "validation",
-            "Leave out a field to keep it; null is not a value.",
-            errors=[{"field": name, "message": "may not be null"} for name in nulls],
-        )
     billing = sent.pop("default_billing_address_id", None)
     shipping = sent.pop("default_shipping_address_id", None)
     try:
@@ -160,6 +166,17 @@ def _cursor_read(cursor: str) -> tuple[datetime, int]:
     return at, pk
 
 
+def _julianday(expression):
+    return Func(expression, function="JULIANDAY", output_field=FloatField())
+
+
+def _julianday_of(at: datetime):
+    """`at` as the list compares it: itself on PostgreSQL, as a Julian day on SQLite."""
+    if connection.vendor != "sqlite":
+        return at
+    return _julianday(Value(at, output_field=DateTimeField()))
+
+
 def _cursor_write(customer: Customer) -> str:
     raw = json.dumps([customer.updated_at.isoformat(), customer.pk]).encode()
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
@@ -181,16 +198,27 @@ def customer_list(request, filters: Query[CustomerFilters]):
     follow `next_cursor` until it is null. With `updated_since`, a platform syncs only what
     changed since its last run (a customer changed during the sync shows up again later)."""
     customers = Customer.objects.only(*_FIELDS).filter(erased_at=None)
+    changed = "updated_at"
+    if connection.vendor == "sqlite":
+        # SQLite keeps times as text, and the column's default (Now()) writes milliseconds
+        # ("…33.123") where a parameter has microseconds ("…33.123000"): compared as text,
+        # the row a cursor points at would not equal it and the next one could be skipped.
+        # Compare them as times.
+        changed = "updated_jd"
+        customers = customers.annotate(updated_jd=_julianday("updated_at"))
     if filters.updated_since:
-        customers = customers.filter(updated_at__gte=filters.updated_since)
+        customers = customers.filter(**{f"{changed}__gte": _julianday_of(filters.updated_since)})
     if filters.email is not None:
         customers = customers.filter(email__iexact=filters.email)
     if filters.external_id is not None:
         customers = customers.filter(external_id=filters.external_id)
     if filters.cursor:
         at, pk = _cursor_read(filters.cursor)
-        customers = customers.filter(updated_at__gte=at).filter(Q(updated_at__gt=at) | Q(pk__gt=pk))
-    page = list(customers.order_by("updated_at", "pk")[: filters.limit + 1])
+        at = _julianday_of(at)
+        customers = customers.filter(**{f"{changed}__gte": at}).filter(
+            Q(**{f"{changed}__gt": at}) | Q(pk__gt=pk)
+        )
+    page = list(customers.order_by(changed, "pk")[: filters.limit + 1])
     more = len(page) > filters.limit
     page = page[: filters.limit]
     return {"data": page, "next_cursor": _cursor_write(page[-1]) if more else None}

@@ -39,6 +39,7 @@ from storefront.calls import call_options
 from storefront.endpoints.orders import OrderCreate
 from storefront.models import Scope
 from storefront.parsing import _no_constant, _no_duplicates
+from storefront.problems import Problem
 from storefront.schemas import Email, In, Language, Phone, Text
 
 logger = logging.getLogger(__name__)
@@ -390,6 +391,13 @@ def import_ndjson(request):
     order as POST /orders takes it, plus `status` and `refunded_amount`, with `placed_at`
     required; matched on its number). At most 10,000 lines of 64 KiB. Lines are applied in
     the file's order; put a customer's line before its orders."""
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if length == "0" and "HTTP_TRANSFER_ENCODING" not in request.META:
+        raise Problem(
+            "validation",
+            "The body is empty: send one JSON object per line.",
+            errors=[{"field": "body", "message": "is required"}],
+        )
     response = StreamingHttpResponse(_run(request), content_type=NDJSON)
     response["Cache-Control"] = "no-store"
     return response

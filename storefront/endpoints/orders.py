@@ -18,7 +18,7 @@ from django.db.models import Prefetch, Q
 from django.http import HttpResponse
 from django.urls import reverse
 from ninja import Query, Router, Status
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from clients.models import Customer
 from orders.models import Order, OrderLine, OrderStatus
@@ -46,11 +46,35 @@ WRITE = [ApiKeyAuth(Scope.ORDERS_WRITE)]
 NUMBER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._#-]{0,31}$"
 _NUMBER = re.compile(NUMBER_PATTERN)
 Number = Annotated[str, Field(pattern=NUMBER_PATTERN, description="The shop's order number.")]
+# An amount: a string (exact, "19.90") or a JSON number, at most 2 decimals and 12 digits.
+_MONEY_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,2})?$"},
+        {"type": "number", "minimum": 0, "maximum": 9999999999.99},
+    ],
+    "description": 'An amount with at most 2 decimals, e.g. "19.90".',
+}
 Money = Annotated[
     Decimal,
-    Field(ge=0, max_digits=12, decimal_places=2, description='An amount, e.g. "19.90".'),
+    Field(ge=0, max_digits=12, decimal_places=2),
+    WithJsonSchema(_MONEY_SCHEMA),
 ]
-PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
+PositiveMoney = Annotated[
+    Decimal,
+    Field(gt=0, max_digits=12, decimal_places=2),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": r"^([1-9][0-9]{0,9}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$",
+                },
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 9999999999.99},
+            ],
+            "description": 'A positive amount with at most 2 decimals, e.g. "5.00".',
+        }
+    ),
+]
 
 
 def order_problem(error: OrderError) -> Problem:

@@ -1,6 +1,8 @@
 """Web push subscriptions, from the customer's browser (customer token) or the shop's servers
 (API key with push:write). The older /push/storefront/ URLs still work (deprecated)."""
 
+from typing import Annotated
+
 from ninja import Router, Status
 from pydantic import Field
 
@@ -26,7 +28,16 @@ class SubscriptionKeys(In):
 class Subscription(In):
     """What the browser's `PushSubscription.toJSON()` returns."""
 
-    endpoint: Text(1024, 1)
+    endpoint: Annotated[
+        str,
+        Field(
+            min_length=9,
+            max_length=1024,
+            pattern=r"^https?://[^\x00-\x20\x7f]+$",
+            json_schema_extra={"format": "uri"},
+            description="The push service's URL for this browser (https).",
+        ),
+    ]
     expirationTime: int | float | None = None
     keys: SubscriptionKeys
 

@@ -71,3 +71,65 @@ def test_the_same_campaign_twice_replaces_the_first_notification_silently(tmp_pa
     assert all(entry["options"]["renotify"] is False for entry in result["log"])
     assert [entry["replaced"] for entry in result["log"]] == [False, False, True]
     assert sorted(result["visible"]) == ["Other", "Sale"]
+
+
+RENEWAL = r"""
+const fs = require("fs");
+const vm = require("vm");
+const listeners = {};
+const sent = [];
+const self = {
+  location: { href: "https://shop.example/sw.js?api=" + encodeURIComponent(process.argv[3]) },
+  addEventListener: (name, fn) => { listeners[name] = fn; },
+  skipWaiting: () => {},
+  clients: { claim: () => {} },
+  registration: {},
+};
+const fetch = async (url, init) => {
+  sent.push({ url: String(url), body: JSON.parse(init.body) });
+};
+vm.runInNewContext(fs.readFileSync(process.argv[2], "utf8"), { self, URL, fetch });
+const subscription = (endpoint, auth) => ({
+  toJSON: () => ({ endpoint, keys: { p256dh: "k", auth } }),
+});
+let waited;
+listeners.pushsubscriptionchange({
+  oldSubscription: subscription("https://push.example/old", "old-auth"),
+  newSubscription: subscription("https://push.example/new", "new-auth"),
+  waitUntil: (p) => { waited = p; },
+});
+waited.then(() => console.log(JSON.stringify(sent)));
+"""
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node.js")
+@pytest.mark.parametrize(
+    ("api", "path", "old_keys"),
+    [
+        (
+            "https://bo.example/api/v1/push/",
+            "/api/v1/push/subscriptions/replace",
+            ("old_endpoint", "old_auth"),
+        ),
+        # A worker registered by an older snippet keeps calling the deprecated endpoint.
+        (
+            "https://bo.example/push/storefront/",
+            "/push/storefront/resubscribe",
+            ("oldEndpoint", "oldAuth"),
+        ),
+    ],
+)
+def test_a_renewed_subscription_is_reported_to_the_api_it_was_registered_with(
+    tmp_path, api, path, old_keys
+):
+    harness = tmp_path / "renewal.js"
+    harness.write_text(RENEWAL)
+    out = subprocess.run(
+        [NODE, str(harness), str(SW), api], capture_output=True, text=True, check=True, timeout=30
+    )
+    (sent,) = json.loads(out.stdout)
+    assert sent["url"] == "https://bo.example" + path
+    endpoint_key, auth_key = old_keys
+    assert sent["body"][endpoint_key] == "https://push.example/old"
+    assert sent["body"][auth_key] == "old-auth"
+    assert sent["body"]["subscription"]["endpoint"] == "https://push.example/new"

@@ -3,6 +3,7 @@ import json
 import pytest
 from django.test import Client
 
+from storefront import auth
 from storefront.models import Scope
 from storefront.services import api_key_create
 
@@ -53,6 +54,15 @@ class Api:
 def make_key(scopes=None, name="Shop platform") -> str:
     _, key = api_key_create(name=name, scopes=scopes or ALL_SCOPES, actor=None)
     return key
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_cache():
+    """Each test starts with this process's API key cache empty (its keys' rows were rolled
+    back with the previous test)."""
+    auth._keys.clear()
+    yield
+    auth._keys.clear()
 
 
 @pytest.fixture

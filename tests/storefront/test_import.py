@@ -197,3 +197,27 @@ def test_memory_does_not_grow_with_the_body(api):
 
 def test_a_key_is_made_for_each_test():
     assert make_key(["orders:write"]).startswith("bo_")
+
+
+def test_an_empty_body_is_refused(api):
+    response = api.post("/import", raw=b"", content_type="application/x-ndjson")
+    document = assert_problem(response, 422, "validation")
+    assert document["errors"] == [{"field": "body", "message": "is required"}]
+
+
+def test_imported_orders_leave_one_audit_entry_each_and_none_when_unchanged(api):
+    from clients.models import AuditEntry
+
+    customer = CustomerFactory()
+    send(api, order_line("AU-1", customer, status="paid"), order_line("AU-2", customer))
+    send(api, order_line("AU-1", customer, status="fulfilled"), order_line("AU-2", customer))
+    entries = list(
+        AuditEntry.objects.filter(customer=customer)
+        .order_by("pk")
+        .values_list("action", "origin", "changes")
+    )
+    assert entries == [
+        ("order_import", "shop", {"order": "AU-1", "status": ["", "paid"]}),
+        ("order_import", "shop", {"order": "AU-2", "status": ["", "pending"]}),
+        ("order_import", "shop", {"order": "AU-1", "status": ["paid", "fulfilled"]}),
+    ]

@@ -329,3 +329,41 @@ def test_the_schema_documents_the_order_endpoints(client):
     # Every reference resolves, so a client generated from the schema can be built.
     refs = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(schema)))
     assert refs <= set(schema["components"]["schemas"])
+
+
+def test_order_changes_leave_an_audit_trail_on_the_client_page(api, viewer_client):
+    """Placed and paid by the customer, fulfilled and refunded by the shop: each change is an
+    audit entry, shown in the client page's change history with who made it; a refused
+    change leaves none."""
+    from clients.models import AuditEntry
+
+    customer = CustomerFactory()
+    create(api, customer, "A-1")
+    post(api, "/orders/A-1/pay")
+    post(api, "/orders/A-1/fulfil")
+    post(api, "/orders/A-1/refunds", {"amount": "10.00"})
+    create(api, customer, "A-2")
+    post(api, "/orders/A-2/cancel")
+    assert post(api, "/orders/A-2/pay").status_code == 409  # refused: no entry
+    entries = list(
+        AuditEntry.objects.filter(customer=customer)
+        .order_by("pk")
+        .values_list("action", "origin", "changes")
+    )
+    assert [(action, origin) for action, origin, _ in entries] == [
+        ("order_place", "customer"),
+        ("order_pay", "customer"),
+        ("order_fulfil", "shop"),
+        ("order_refund", "shop"),
+        ("order_place", "customer"),
+        ("order_cancel", "shop"),
+    ]
+    assert entries[1][2] == {"order": "A-1", "status": ["pending", "paid"]}
+    assert entries[3][2] == {"order": "A-1", "refunded_amount": ["0.00", "10.00"]}
+    text = viewer_client.get(f"/clients/{customer.pk}/").text
+    for label in ("Order placed", "Order paid", "Order fulfilled", "Order refunded"):
+        assert label in text
+    assert text.count("by the shop") == 3 and text.count("by the customer") == 3
+    viewer_client.cookies.load({"django_language": "fr"})
+    french = viewer_client.get(f"/clients/{customer.pk}/", headers={"accept-language": "fr"})
+    assert "Commande payée" in french.text and "par la boutique" in french.text

@@ -106,37 +106,61 @@ def test_a_failed_call_does_not_use_up_its_key(api):
     assert api.post("/customers", SIGNUP, headers=headers).status_code == 201
 
 
-def test_a_running_key_is_409_and_a_dead_one_is_taken_over(api, settings):
-    from datetime import timedelta
+def test_idempotency_costs_one_lookup_and_one_insert_in_the_calls_transaction(api):
+    """No reservation committed apart: a new key is one SELECT and one INSERT, both inside
+    the call's transaction; a replay is the SELECT alone."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
-    from django.utils import timezone
+    headers = {"Idempotency-Key": "cheap"}
+    with CaptureQueriesContext(connection) as first:
+        assert api.post("/customers", SIGNUP, headers=headers).status_code == 201
+    table = IdempotencyRecord._meta.db_table
+    touching = [q["sql"] for q in first.captured_queries if table in q["sql"]]
+    assert len(touching) == 2, touching
+    assert touching[0].startswith("SELECT") and touching[1].startswith("INSERT")
+    with CaptureQueriesContext(connection) as replay:
+        assert api.post("/customers", SIGNUP, headers=headers)["Idempotent-Replayed"] == "true"
+    touching = [q["sql"] for q in replay.captured_queries if table in q["sql"]]
+    assert len(touching) == 1 and touching[0].startswith("SELECT"), touching
+    assert not any('INSERT INTO "clients_customer"' in q["sql"] for q in replay.captured_queries)
+    assert Customer.objects.count() == 1
 
-    from storefront.auth import Caller
-    from storefront.idempotency import idempotency_reserve
 
-    key_id = ApiKey.objects.get().pk
-    body = json.dumps(SIGNUP).encode()
-    # A request with this key is running (reserved, not finished).
-    from django.test import RequestFactory
+def test_calls_without_a_key_write_no_idempotency_record(api):
+    assert api.post("/customers", SIGNUP).status_code == 201
+    assert not IdempotencyRecord.objects.exists()
 
-    from storefront.idempotency import request_fingerprint
 
-    request = RequestFactory().post("/api/v1/customers", body, content_type="application/json")
-    fingerprint = request_fingerprint(request, body)
-    record = idempotency_reserve(
-        caller=Caller(principal=f"key:{key_id}"), key="busy", fingerprint=fingerprint
+def test_a_call_that_lost_the_race_for_its_key_answers_the_first_response(api, monkeypatch):
+    """The first use committed between this call's lookup and its insert (another worker):
+    this call's work is rolled back and it answers the first response."""
+    import storefront.calls
+    from storefront.idempotency import idempotency_lookup
+
+    headers = {"Idempotency-Key": "raced"}
+    first = api.post("/customers", SIGNUP, headers=headers)
+    assert first.status_code == 201
+    calls = []
+
+    def lookup_that_misses_once(**found):
+        calls.append(found)
+        return None if len(calls) == 1 else idempotency_lookup(**found)
+
+    monkeypatch.setattr(storefront.calls, "idempotency_lookup", lookup_that_misses_once)
+    monkeypatch.setattr(
+        storefront.idempotency, "idempotency_lookup", lookup_that_misses_once, raising=True
     )
-    headers = {"Idempotency-Key": "busy"}
-    response = api.post("/customers", SIGNUP, headers=headers)
-    assert_problem(response, 409, "idempotency-key-in-use")
-    assert response["Retry-After"]
-    assert not Customer.objects.exists()
-    # Its process died: after the lock timeout the key is taken over and the work done once.
-    IdempotencyRecord.objects.filter(pk=record.pk).update(
-        started_at=timezone.now() - timedelta(seconds=settings.STOREFRONT_API_IDEMPOTENCY_LOCK + 1)
-    )
-    assert api.post("/customers", SIGNUP, headers=headers).status_code == 201
-    assert api.post("/customers", SIGNUP, headers=headers)["Idempotent-Replayed"] == "true"
+    other = {**SIGNUP, "email": "other@example.com"}
+    second = api.post("/customers", other, headers=headers)
+    # Another body with the key: refused, and its customer was not created.
+    assert_problem(second, 422, "idempotency-key-reused")
+    assert not Customer.objects.filter(email="other@example.com").exists()
+    calls.clear()
+    again = api.post("/customers", SIGNUP, headers=headers)
+    # The same body: the sign-up fails (the email is taken), the key is then found: replay.
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.content == first.content
     assert Customer.objects.count() == 1
 
 
@@ -236,7 +260,7 @@ def test_concurrent_use_of_one_key_does_the_work_once():
     def send():
         barrier.wait()
         response = Api(key).post("/customers", SIGNUP, headers={"Idempotency-Key": "race"})
-        results.append(response.status_code)
+        results.append((response.status_code, response.get("Idempotent-Replayed")))
         connection.close()
 
     threads = [threading.Thread(target=send) for _ in range(8)]
@@ -245,7 +269,9 @@ def test_concurrent_use_of_one_key_does_the_work_once():
     for thread in threads:
         thread.join()
     assert Customer.objects.filter(email="grace@example.com").count() == 1
-    assert set(results) <= {201, 409} and 201 in results
+    # The later ones waited for the first and got its response back.
+    assert [status for status, _ in results] == [201] * 8
+    assert sorted(str(replayed) for _, replayed in results) == ["None"] + ["true"] * 7
 
 
 def test_lone_surrogates_and_nul_are_refused_in_every_text_field(api):
@@ -316,10 +342,10 @@ def test_a_failure_outside_the_endpoint_frees_the_key(api, monkeypatch):
     and the same key works on the retry."""
     from django.test import Client
 
-    def broken(record, response):
+    def broken(**kwargs):
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr("storefront.calls.idempotency_complete", broken)
+    monkeypatch.setattr("storefront.calls.idempotency_record", broken)
     client = Client(raise_request_exception=False)
     response = client.post(
         "/api/v1/customers",
@@ -333,3 +359,149 @@ def test_a_failure_outside_the_endpoint_frees_the_key(api, monkeypatch):
     assert (
         api.post("/customers", SIGNUP, headers={"Idempotency-Key": "retry-me"}).status_code == 201
     )
+
+
+def test_keys_are_read_once_per_cache_delay_and_a_revocation_elsewhere_takes_that_long(
+    api, settings, monkeypatch
+):
+    """Another process revokes the key (its row changes, not this process's cache): this
+    process refuses it once STOREFRONT_API_KEY_CACHE_SECONDS have passed."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    import storefront.auth
+
+    settings.STOREFRONT_API_KEY_CACHE_SECONDS = 5
+    clock = [1000.0]
+    monkeypatch.setattr(storefront.auth.time, "monotonic", lambda: clock[0])
+    assert api.get("/customers").status_code == 200
+    with CaptureQueriesContext(connection) as calls:
+        assert api.get("/customers").status_code == 200
+    assert not any("storefront_apikey" in q["sql"] for q in calls.captured_queries)
+    ApiKey.objects.update(revoked_at=timezone.now())  # by another worker
+    clock[0] += 4.9
+    assert api.get("/customers").status_code == 200
+    clock[0] += 0.2
+    assert_problem(api.get("/customers"), 401, "unauthenticated")
+
+
+def test_without_the_key_cache_a_revocation_elsewhere_is_immediate(api, settings):
+    from django.utils import timezone
+
+    settings.STOREFRONT_API_KEY_CACHE_SECONDS = 0
+    assert api.get("/customers").status_code == 200
+    ApiKey.objects.update(revoked_at=timezone.now())
+    assert_problem(api.get("/customers"), 401, "unauthenticated")
+
+
+def test_a_revocation_in_this_process_is_immediate_despite_the_cache(api, settings):
+    settings.STOREFRONT_API_KEY_CACHE_SECONDS = 3600
+    assert api.get("/customers").status_code == 200
+    api_key_revoke(api_key=ApiKey.objects.get(), actor=None)
+    assert_problem(api.get("/customers"), 401, "unauthenticated")
+
+
+def _cache_settings(settings, backend: dict) -> None:
+    import uuid
+
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "api": {**backend, "KEY_PREFIX": f"test-{uuid.uuid4().hex}"},
+    }
+    settings.STOREFRONT_API_RATE_LIMIT_CACHE = "api"
+
+
+def test_rate_limit_in_a_cache_writes_nothing_to_the_database(api, settings):
+    _cache_settings(settings, {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"})
+    settings.STOREFRONT_API_RATE_LIMIT = 3
+    settings.STOREFRONT_API_RATE_WINDOW = 3600
+    for _ in range(3):
+        assert api.get("/customers").status_code == 200
+    response = api.get("/customers")
+    assert_problem(response, 429, "rate-limited")
+    assert 1 <= int(response["Retry-After"]) <= 3600
+    assert not RateWindow.objects.exists()
+
+
+def test_an_unreachable_rate_limit_cache_counts_in_the_database(api, settings, caplog):
+    import socket
+
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _cache_settings(
+        settings,
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5},
+        },
+    )
+    settings.STOREFRONT_API_RATE_LIMIT = 2
+    settings.STOREFRONT_API_RATE_WINDOW = 3600
+    assert api.get("/customers").status_code == 200
+    assert api.get("/customers").status_code == 200
+    assert_problem(api.get("/customers"), 429, "rate-limited")
+    assert RateWindow.objects.get().count == 3
+    assert "counting in the database" in caplog.text
+
+
+def _redis_url() -> str | None:
+    import os
+
+    import redis
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+    except redis.RedisError:
+        return None
+    return url
+
+
+def test_the_limit_holds_across_processes_in_redis(settings):
+    """40 callers at once on their own Redis connections (as 40 gunicorn workers would) with
+    a limit of 25: exactly 25 pass, and none touched the database."""
+    from storefront.auth import Caller
+    from storefront.problems import Problem
+    from storefront.ratelimit import rate_limit_hit
+
+    url = _redis_url()
+    if url is None:
+        pytest.skip("no Redis at REDIS_URL or 127.0.0.1:6379")
+    _cache_settings(
+        settings, {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    )
+    settings.STOREFRONT_API_RATE_LIMIT = 25
+    settings.STOREFRONT_API_RATE_WINDOW = 3600
+    results = []
+    barrier = threading.Barrier(40)
+
+    def call():
+        barrier.wait()
+        try:
+            rate_limit_hit(Caller(principal="key:1"))
+            results.append(200)
+        except Problem as problem:
+            results.append(429 if problem.slug == "rate-limited" else problem.slug)
+
+    threads = [threading.Thread(target=call) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [200] * 25 + [429] * 15
+
+
+def test_a_host_not_allowed_is_a_bad_request_not_malformed_json(api):
+    from django.test import Client
+
+    response = Client(HTTP_HOST="evil.example.com").post(
+        "/api/v1/customers",
+        json.dumps(SIGNUP),
+        content_type="application/json",
+        headers=api.headers(None),
+    )
+    assert_problem(response, 400, "bad-request")
+    assert not Customer.objects.exists()

@@ -13,6 +13,10 @@ Three runs (--only picks some):
   up to 10,000 lines: orders/s, and the worker's memory before and after.
 - paced (with --rate R): R orders/s (create + pay) for --duration seconds from a paced
   client, for running bench_load's read mix at the same time (reads under writes).
+- profile: --profile-calls order creations and payments in this process through Django's
+  request handling (the test client, no HTTP server): CPU per call (this process, and the
+  PostgreSQL backend serving it) and SQL statements per call, by kind of call. Independent
+  of the machine's load, unlike the wall-clock runs.
 
 Each run ends with `rebuild_customer_stats --check` (drift must be 0). The orders created
 stay in the database (they are real orders of real customers, numbered BENCH-...): run it on
@@ -198,7 +202,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--only", action="append", choices=["orders", "import", "paced"])
+        parser.add_argument(
+            "--only", action="append", choices=["orders", "import", "paced", "profile"]
+        )
+        parser.add_argument("--profile-calls", type=int, default=300)
         parser.add_argument("--duration", type=int, default=60)
         parser.add_argument("--warmup", type=int, default=5)
         parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
@@ -212,9 +219,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        if shutil.which("wrk") is None:
-            raise CommandError("wrk is not installed: apt-get install wrk")
         runs = options["only"] or (["orders", "import"] + (["paced"] if options["rate"] else []))
+        if "orders" in runs and shutil.which("wrk") is None:
+            raise CommandError("wrk is not installed: apt-get install wrk")
         if "paced" in runs and not options["rate"]:
             raise CommandError("--only paced needs --rate.")
         customers = list(
@@ -246,8 +253,11 @@ class Command(BaseCommand):
             "targets": TARGETS,
         }
         try:
-            env = load.production_env(workdir)
-            load.collectstatic(env)
+            if "profile" in runs:
+                result["profile"] = self.run_profile(options, key, customers)
+            if set(runs) - {"profile"}:
+                env = load.production_env(workdir)
+                load.collectstatic(env)
             if "orders" in runs:
                 result["orders"] = self._with_server(
                     load,
@@ -577,6 +587,77 @@ class Command(BaseCommand):
             f"Paced:        {result['orders_per_s']} orders/s, p50 {pct(0.5)} ms, p99 "
             f"{pct(0.99)} ms, {len(errors)} errors {errors[:5]}"
         )
+        return result
+
+    # --- profile: CPU and statements per call, in this process ---------------------------
+
+    def run_profile(self, options, key, customers):
+        from django.db import reset_queries
+        from django.test import Client
+        from django.test.utils import CaptureQueriesContext
+
+        client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {key}")
+        rng = random.Random(11)
+        backend = None
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backend = cursor.fetchone()[0]
+
+        def calls(tag, n):
+            for i in range(n):
+                number = f"{self.prefix}{tag}-{i}"
+                body = json.dumps(
+                    {"number": number, "customer_id": rng.choice(customers), "lines": LINES}
+                )
+                yield "create", "/api/v1/orders", body, number
+                yield "pay", f"/api/v1/orders/{number}/pay", "", f"{number}-pay"
+
+        def run(tag, n, queries=None):
+            spent = {"create": [0.0, 0.0, 0], "pay": [0.0, 0.0, 0]}
+            for kind, path, body, idem in calls(tag, n):
+                app0 = time.process_time()
+                db0 = _cpu_seconds(backend) if backend else 0.0
+                response = client.post(
+                    path, body, content_type="application/json", HTTP_IDEMPOTENCY_KEY=idem
+                )
+                app1 = time.process_time()
+                db1 = _cpu_seconds(backend) if backend else 0.0
+                if response.status_code not in (200, 201):
+                    raise CommandError(f"{path}: {response.status_code} {response.content[:300]}")
+                spent[kind][0] += app1 - app0
+                spent[kind][1] += db1 - db0
+                spent[kind][2] += 1
+            return spent
+
+        calls_n = options["profile_calls"]
+        run("PW", 20)  # warm-up: imports, prepared statements
+        spent = run("PT", calls_n // 2)
+        statements = {}
+        for kind, path, body, idem in calls("PQ", 1):
+            with CaptureQueriesContext(connection) as captured:
+                client.post(path, body, content_type="application/json", HTTP_IDEMPOTENCY_KEY=idem)
+            statements[kind] = [q["sql"][:120] for q in captured.captured_queries]
+        reset_queries()
+        result = {
+            kind: {
+                "app_cpu_ms": round(app * 1000 / count, 2),
+                "db_cpu_ms": round(db * 1000 / count, 2),
+                "statements": len(statements[kind]),
+            }
+            for kind, (app, db, count) in spent.items()
+        }
+        result["statement_text"] = statements
+        result["load_average"] = os.getloadavg()
+        for kind in ("create", "pay"):
+            r = result[kind]
+            self.stdout.write(
+                f"Profile {kind:6}: {r['app_cpu_ms']} ms CPU in Django + {r['db_cpu_ms']} ms in "
+                f"PostgreSQL per call, {r['statements']} SQL statements"
+            )
+        if options["verbosity"] > 1:
+            for kind, texts in statements.items():
+                self.stdout.write(f"{kind}:\n  " + "\n  ".join(texts))
         return result
 
     def check_drift(self) -> str:

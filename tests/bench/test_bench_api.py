@@ -1,0 +1,30 @@
+"""bench_api's in-process profile: it runs real order calls and reports CPU and SQL
+statements per call (the figures the README quotes)."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from orders.models import Order, OrderStatus
+from tests.factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_profile_counts_statements_per_creation_and_payment(tmp_path, settings):
+    settings.STOREFRONT_API_RATE_LIMIT_CACHE = ""  # the database's counter: 4 statements
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]  # as bench_api's production settings have it
+    for _ in range(5):
+        CustomerFactory()
+    output = tmp_path / "api.json"
+    call_command("bench_api", "--only", "profile", "--profile-calls", "10", "--output", str(output))
+    result = json.loads(output.read_text())["profile"]
+    for kind in ("create", "pay"):
+        assert result[kind]["app_cpu_ms"] > 0
+        # Each statement listed is one the call ran, the idempotency record among them.
+        assert result[kind]["statements"] == len(result["statement_text"][kind])
+        assert any("idempotencyrecord" in q for q in result["statement_text"][kind])
+    assert result["create"]["statements"] <= 17 and result["pay"]["statements"] <= 15
+    # warm-up 20 + 5 timed + 1 counted: created and paid, through the API.
+    assert Order.objects.filter(status=OrderStatus.PAID).count() == 26
