@@ -14,6 +14,8 @@ from exports import services, tasks
 from exports.forms import ExportForm
 from exports.models import ExportFormat, ExportScope, ExportStatus
 from exports.selectors import user_exports
+from privacy.models import AccessAction
+from privacy.services import access_record
 
 VIEW_CUSTOMERS = "clients.view_customer"
 TAB_URLS = {"clients": "clients:client-list", "leads": "clients:lead-list"}
@@ -46,6 +48,10 @@ class ExportCreateView(PermissionRequiredMixin, View):
             )
         except ValueError as exc:
             return self.refuse(request, str(exc), tab=data["tab"])
+        # The access log (privacy/) keeps who exported what, from where, for a year.
+        access_record(
+            request, action=AccessAction.EXPORT, detail={"export": export.pk, "tab": export.tab}
+        )
         if export.file_format == ExportFormat.XLSX:
             return redirect(export)
         response = StreamingHttpResponse(

@@ -164,6 +164,8 @@ DETAIL_LABELS = {
     "consent": _("Consent"),
     "bytes": _("Size in bytes"),
     "rows": _("Rows"),
+    "export": _("Export number"),
+    "tab": _("Tab"),
     "user": _("User"),
 }
 

@@ -7,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 
 from exports import services
 from exports.models import Export, ExportStatus
+from privacy.models import AccessAction, AccessLogEntry
 from tests.factories import CustomerFactory, UserFactory, make_order
 from tests.test_translations import data_values, shared_words, untranslated
 
@@ -34,6 +35,17 @@ def test_every_role_may_export(role, db):
     assert response.status_code == 200
     b"".join(response.streaming_content)
     assert Export.objects.get().status == ExportStatus.DONE
+
+
+def test_every_export_is_in_the_access_log_and_a_refused_one_is_not(viewer_client, db):
+    response = viewer_client.post(URL, VALID)
+    b"".join(response.streaming_content)
+    export = Export.objects.get()
+    entry = AccessLogEntry.objects.get(action=AccessAction.EXPORT)
+    assert entry.detail == {"export": export.pk, "tab": export.tab}
+    assert entry.user_id == export.requested_by_id
+    viewer_client.post(URL, {**VALID, "sort": "password"})
+    assert AccessLogEntry.objects.filter(action=AccessAction.EXPORT).count() == 1
 
 
 def test_an_export_is_a_post(viewer_client):
