@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "orders",
     "notifications",
     "storefront",
+    "lifecycle",
 ]
 # The demo shop (seed_demo, demo users, the demo push service and storefront) and the
 # benchmark commands live in their own apps; a production deployment can leave them out with
@@ -239,6 +240,10 @@ STOREFRONT_API_BROWSER_ORIGINS = env_list(
 # An order is attributed to the customer's latest launch with a source at most this many days
 # before it (storefront/selectors.py: launch_attributing_order).
 STOREFRONT_ATTRIBUTION_DAYS = int(os.environ.get("STOREFRONT_ATTRIBUTION_DAYS", 30))
+
+# --- Lifecycle groups (lifecycle app) ----------------------------------------------------------
+# The hour (0-23, shop's time zone) at which the daily task recomputes the groups.
+LIFECYCLE_RECOMPUTE_HOUR = int(os.environ.get("LIFECYCLE_RECOMPUTE_HOUR", 3))
 
 # Content Security Policy: everything comes from our own origin; scripts need the nonce.
 SECURE_CSP = {

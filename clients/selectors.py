@@ -30,6 +30,7 @@ LIST_COLUMNS = (
     "last_source",
     "last_medium",
     "push_opt_in",
+    "lifecycle_group",
 )
 
 MAX_SELECTED = 500
