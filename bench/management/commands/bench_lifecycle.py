@@ -12,6 +12,7 @@ on a copy of the database.
 import os
 import random
 import time
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -58,15 +59,68 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--writes", type=int, default=0, help="orders to place and pay")
         parser.add_argument("--no-recompute", action="store_true")
+        parser.add_argument(
+            "--pages",
+            type=int,
+            default=0,
+            metavar="N",
+            help="time the lifecycle pages and the lists' group filter, N requests each",
+        )
         parser.add_argument("--seed", type=int, default=14)
+        parser.add_argument(
+            "--days-ahead",
+            type=float,
+            default=0,
+            help="recompute as if this many days had passed (a daily run: 1)",
+        )
 
-    def handle(self, *, writes, no_recompute, seed, **options):
+    def handle(self, *, writes, no_recompute, seed, days_ahead, pages, **options):
         load = os.getloadavg()
         self.stdout.write(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         if writes:
             self._writes(writes, seed)
         if not no_recompute:
-            self._recompute()
+            self._recompute(timezone.now() + timedelta(days=days_ahead))
+        if pages:
+            self._pages(pages)
+
+    def _pages(self, repeat: int) -> None:
+        """The pages through Django (test client), as bench_lists measures the lists."""
+        from django.conf import settings
+        from django.test import Client
+        from django.test.utils import override_settings
+        from django.urls import reverse
+
+        from bench.management.commands.bench_lists import Command as ListsBench
+        from lifecycle.rules import Group
+
+        lists = ListsBench(stdout=self.stdout, stderr=self.stderr)
+        client = Client()
+        client.force_login(lists._bench_user())
+        clients_url = reverse("clients:client-list")
+        cases = [
+            ("dashboard", reverse("lifecycle:dashboard")),
+            ("overdue, page 1", reverse("lifecycle:overdue")),
+            ("overdue, page 100", reverse("lifecycle:overdue") + "?page=100"),
+            *(
+                (f"clients, group {group}", f"{clients_url}?group={group}")
+                for group in Group.values
+                if group != Group.PROSPECTS
+            ),
+            (
+                "clients, group at_risk, sort -total_spent",
+                f"{clients_url}?group=at_risk&sort=-total_spent",
+            ),
+            ("leads, group prospects", reverse("clients:lead-list") + "?group=prospects"),
+        ]
+        with override_settings(ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, "testserver"]):
+            for name, url in cases:
+                result = lists._measure(client, name, url, repeat)
+                self.stdout.write(
+                    f"{name}: median {result['median_ms']} ms, p95 {result['p95_ms']} ms, "
+                    f"CPU {result['cpu_median_ms']} ms, {result['queries']} queries "
+                    f"(constant: {result['queries_constant']}), SQL {result['sql_median_ms']} ms"
+                )
 
     def _writes(self, count: int, seed: int) -> None:
         from orders.services import LineInput, order_pay, order_place
@@ -103,11 +157,11 @@ class Command(BaseCommand):
             f"per pair: Python CPU {timer.cpu * 1000 / n:.2f} ms, PostgreSQL CPU {server}"
         )
 
-    def _recompute(self) -> None:
+    def _recompute(self, now) -> None:
         from lifecycle.services import lifecycle_recompute
 
         with Timer() as timer:
-            result = lifecycle_recompute()
+            result = lifecycle_recompute(now=now)
         server = "n/a" if timer.server is None else f"{timer.server:.1f} s"
         self.stdout.write(
             f"recompute: {result.clients:,} clients, {result.changed:,} changed group, "
