@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.views import View
 
-from clients.paginators import CappedCountPaginator
+from clients.paginators import KnownCountPaginator
 from lifecycle.rules import MIN_CLIENTS
 from lifecycle.selectors import (
     MOVEMENT_DAYS,
@@ -18,6 +18,7 @@ from lifecycle.selectors import (
 )
 
 OVERDUE_PER_PAGE = 50
+OVERDUE_LIMIT = 1000
 
 
 class DashboardView(PermissionRequiredMixin, View):
@@ -56,16 +57,31 @@ class OverdueView(PermissionRequiredMixin, View):
     def get(self, request):
         now = timezone.now()
         notices: list[str] = []
-        paginator = CappedCountPaginator(overdue_customers(now=now), OVERDUE_PER_PAGE)
+        overdue = overdue_customers(now=now)
+        # The list stops at the OVERDUE_LIMIT most valuable: a day's work, and each row past
+        # the first page costs a visit of the table (the filter needs the dates).
+        found = overdue[: OVERDUE_LIMIT + 1].count()
+        more = found > OVERDUE_LIMIT
+        paginator = KnownCountPaginator(
+            overdue[:OVERDUE_LIMIT], OVERDUE_PER_PAGE, count=min(found, OVERDUE_LIMIT)
+        )
         number = _page_number(request, notices)
         try:
             page = paginator.page(number)
         except EmptyPage:
+            last = max(paginator.num_pages, 1)
             notices.append(
                 gettext("Page %(page)s does not exist; showing page %(last)s.")
-                % {"page": number, "last": 1}
+                % {"page": number, "last": last}
             )
-            page = paginator.page(1)
+            page = paginator.page(last)
         rows = [(customer, customer_lifecycle(customer, now=now)) for customer in page]
-        context = {"page": page, "paginator": paginator, "rows": rows, "notices": notices}
+        context = {
+            "page": page,
+            "paginator": paginator,
+            "rows": rows,
+            "notices": notices,
+            "more": more,
+            "limit": OVERDUE_LIMIT,
+        }
         return render(request, "lifecycle/overdue.html", context)

@@ -1,22 +1,30 @@
-"""The customers' lifecycle group (lifecycle app), and on PostgreSQL the Clients tab's index
-for its filter and the dashboard's counts. The groups are computed by lifecycle migration
-0001 (and then daily); until then every customer is a prospect.
+"""The customers' lifecycle group (lifecycle app), and on PostgreSQL one index per tab for
+its filter. The groups are computed by the first daily recompute (enqueued by `migrate`, or
+`manage.py lifecycle_recompute`); until then every customer is a prospect.
 
-One index only, on the Clients tab (a lead is always a prospect): the column changes with the
-statistics, so every order payment writes one more index entry.
+The Clients tab's index follows the group with the tab's default sort (last order, newest
+first): the groups are ranges of recency, so a filtered page read from the sort's own index
+would pass every more recent client first (measured: 9 s for Lost at a million customers).
+It also serves the filter's capped count and the dashboard's counts (index-only). The group
+changes with the statistics, so each payment or refund writes one more index entry (the row
+is rewritten anyway, with an entry in every index). The Leads tab's index (every lead is a
+prospect) finds at once that no lead is in another group; only sign-ups write it.
 """
 
 from django.db import migrations, models
 
-INDEX_SQL = (
-    "CREATE INDEX customer_clients_lifecycle ON clients_customer (lifecycle_group, id) "
-    "WHERE orders_count > 0"
-)
+INDEXES = {
+    "customer_clients_lifecycle": "(lifecycle_group, last_order_at, id) WHERE orders_count > 0",
+    "customer_leads_lifecycle": "(lifecycle_group, created_at, id) WHERE orders_count = 0",
+}
+INDEX_SQL = [f"CREATE INDEX {name} ON clients_customer {sql}" for name, sql in INDEXES.items()]
+DROP_SQL = [f"DROP INDEX {name}" for name in INDEXES]
 
 
-def _postgres(apps, schema_editor, sql):
+def _postgres(apps, schema_editor, statements):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(sql)
+        for sql in statements:
+            schema_editor.execute(sql)
 
 
 class Migration(migrations.Migration):
@@ -35,6 +43,6 @@ class Migration(migrations.Migration):
         ),
         migrations.RunPython(
             lambda apps, se: _postgres(apps, se, INDEX_SQL),
-            lambda apps, se: _postgres(apps, se, "DROP INDEX customer_clients_lifecycle"),
+            lambda apps, se: _postgres(apps, se, DROP_SQL),
         ),
     ]

@@ -169,3 +169,19 @@ def test_the_client_page_explains_the_group_and_the_expected_next_order(viewer_c
     page = viewer_client.get(lead.get_absolute_url()).content.decode()
     assert "Prospects: no order yet" in page and "Expected next order" not in page
     assert Customer.objects.get(pk=customer.pk).lifecycle_group == Group.AT_RISK
+
+
+def test_overdue_stops_at_the_most_valuable_and_pages_through_them(viewer_client, monkeypatch):
+    from lifecycle import views
+
+    monkeypatch.setattr(views, "OVERDUE_LIMIT", 3)
+    monkeypatch.setattr(views, "OVERDUE_PER_PAGE", 2)
+    for i, total in enumerate(("10.00", "20.00", "30.00", "40.00", "50.00")):
+        _with_orders(100, 60, total=total, first_name=f"Client{i}")
+    first = viewer_client.get(OVERDUE).content.decode()
+    assert "Client4" in first and "Client3" in first and "Client2" not in first
+    assert "Rows 1–2 of 3" in first and "the 3 most valuable are listed" in first
+    second = viewer_client.get(OVERDUE + "?page=2").content.decode()
+    assert "Client2" in second and "Client1" not in second and "Client0" not in second
+    past = viewer_client.get(OVERDUE + "?page=9").content.decode()
+    assert "Page 9 does not exist; showing page 2." in past and "Client2" in past
