@@ -34,7 +34,7 @@ from lifecycle.selectors import group_counts_now
 
 # Customers updated per statement (and transaction): each chunk holds its rows' locks only
 # while it runs, so order payments wait at most one chunk.
-CHUNK = 100_000
+CHUNK = 20_000
 
 
 @dataclass(frozen=True)
