@@ -58,7 +58,11 @@ def _pending(customer, total="150.00", placed_at=None):
 def test_a_payment_sets_the_group_in_the_statistics_statement():
     customer = CustomerFactory()
     assert _group(customer) == Group.PROSPECTS
-    order = _pending(customer)
+    with CaptureQueriesContext(connection) as queries:
+        order = _pending(customer)
+    # Placing a pending order moves no statistic: neither is the group (no write of the row).
+    assert _customer_updates(queries.captured_queries) == []
+    assert _group(customer) == Group.PROSPECTS
     with CaptureQueriesContext(connection) as queries:
         order_pay(order=order)
     # One write of the customer's row: the statistics and the group together.

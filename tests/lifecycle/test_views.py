@@ -185,3 +185,15 @@ def test_overdue_stops_at_the_most_valuable_and_pages_through_them(viewer_client
     assert "Client2" in second and "Client1" not in second and "Client0" not in second
     past = viewer_client.get(OVERDUE + "?page=9").content.decode()
     assert "Page 9 does not exist; showing page 2." in past and "Client2" in past
+
+
+def test_a_push_to_the_filtered_customers_takes_the_groups_members_only():
+    from clients.selectors import customer_audience
+
+    at_risk = _with_orders(187, 142, total="300.00")
+    champion = _with_orders(3, 1, 2, 4, total="200.00")
+    Customer.objects.filter(pk__in=[at_risk.pk, champion.pk]).update(push_opt_in=True)
+    audience = customer_audience(tab="clients", audience="filtered", ids=[], query="group=at_risk")
+    assert list(audience.values_list("pk", flat=True)) == [at_risk.pk]
+    with pytest.raises(ValueError):
+        customer_audience(tab="clients", audience="filtered", ids=[], query="group=everyone")

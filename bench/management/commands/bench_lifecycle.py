@@ -127,11 +127,13 @@ class Command(BaseCommand):
 
         rng = random.Random(seed)
         top = Customer.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-        ids = []
-        while len(ids) < count and top:
+        ids = set()  # distinct clients, sampled
+        for _ in range(count * 50 if top else 0):
+            if len(ids) == count:
+                break
             pk = rng.randint(1, top)
             if Customer.objects.filter(pk=pk, orders_count__gt=0).exists():
-                ids.append(pk)
+                ids.add(pk)
         customers = list(Customer.objects.filter(pk__in=ids))
         stamp = int(time.time())
         lines = [
