@@ -126,13 +126,15 @@ class Command(BaseCommand):
         from orders.services import LineInput, order_pay, order_place
 
         rng = random.Random(seed)
-        top = Customer.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        clients = Customer.objects.filter(orders_count__gt=0)
+        low = clients.order_by("pk").values_list("pk", flat=True).first() or 0
+        top = clients.order_by("-pk").values_list("pk", flat=True).first() or 0
         ids = set()  # distinct clients, sampled
         for _ in range(count * 50 if top else 0):
             if len(ids) == count:
                 break
-            pk = rng.randint(1, top)
-            if Customer.objects.filter(pk=pk, orders_count__gt=0).exists():
+            pk = rng.randint(low, top)
+            if clients.filter(pk=pk).exists():
                 ids.add(pk)
         customers = list(Customer.objects.filter(pk__in=ids))
         stamp = int(time.time())
@@ -153,6 +155,9 @@ class Command(BaseCommand):
                 )
                 order_pay(order=order)
         n = len(customers)
+        if not n:
+            self.stdout.write("writes: no client to write for")
+            return
         server = "n/a" if timer.server is None else f"{timer.server * 1000 / n:.2f} ms"
         self.stdout.write(
             f"writes: {n} place + pay pairs in {timer.wall:.1f} s ({n / timer.wall:.1f} pairs/s); "
