@@ -19,6 +19,7 @@ from lifecycle.rules import (
     Group,
     Rules,
     expected_next_order,
+    group_of,
     reason,
     usual_interval,
 )
@@ -156,10 +157,19 @@ class Lifecycle:
 
 
 def customer_lifecycle(customer: Customer, *, now: datetime) -> Lifecycle:
-    """A customer's group with its reason and expected next order (no query)."""
+    """A customer's group with its reason and expected next order (no query once the
+    groups have been computed)."""
     group = customer.lifecycle_group
-    if group not in Group.values:
-        group = Group.PROSPECTS
+    if group not in Group.values or (group == Group.PROSPECTS and customer.orders_count):
+        # Not decided yet (a client before the first recompute after the upgrade): decided
+        # now, as the recompute will (one query, in that case only).
+        group = group_of(
+            orders_count=customer.orders_count,
+            total_spent=customer.total_spent,
+            last_order_at=customer.last_order_at,
+            now=now,
+            rules=current_rules()[0],
+        )
     stats = {
         "orders_count": customer.orders_count,
         "first_order_at": customer.first_order_at,

@@ -197,3 +197,12 @@ def test_a_push_to_the_filtered_customers_takes_the_groups_members_only():
     assert list(audience.values_list("pk", flat=True)) == [at_risk.pk]
     with pytest.raises(ValueError):
         customer_audience(tab="clients", audience="filtered", ids=[], query="group=everyone")
+
+
+def test_a_client_not_grouped_yet_is_explained_as_the_recompute_will_decide(viewer_client):
+    customer = _with_orders(142 + 45, 142, total="300.00")
+    # As right after the upgrade, before the first recompute: every customer a prospect.
+    Customer.objects.filter(pk=customer.pk).update(lifecycle_group=Group.PROSPECTS)
+    page = viewer_client.get(customer.get_absolute_url()).content.decode()
+    assert "At risk: no order for 142 days, usually orders every 45 days" in page
+    assert "Prospects" not in page.split("lifecycle-line")[1].split("</p>")[0]
