@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "storefront",
     "exports",
     "privacy",
+    "lifecycle",
 ]
 # The demo shop (seed_demo, demo users, the demo push service and storefront) and the
 # benchmark commands live in their own apps; a production deployment can leave them out with
@@ -289,6 +290,9 @@ PRIVACY_RETENTION_DAYS = int(os.environ.get("PRIVACY_RETENTION_DAYS", 3 * 365))
 PRIVACY_RETENTION_AUTO = env_bool("PRIVACY_RETENTION_AUTO", default=False)
 # Access log entries older than this many days are deleted by the daily task.
 PRIVACY_ACCESS_LOG_DAYS = int(os.environ.get("PRIVACY_ACCESS_LOG_DAYS", 365))
+# --- Lifecycle groups (lifecycle app) ----------------------------------------------------------
+# The hour (0-23, shop's time zone) at which the daily task recomputes the groups.
+LIFECYCLE_RECOMPUTE_HOUR = int(os.environ.get("LIFECYCLE_RECOMPUTE_HOUR", 3))
 
 # Content Security Policy: everything comes from our own origin; scripts need the nonce.
 SECURE_CSP = {

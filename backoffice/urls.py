@@ -23,6 +23,7 @@ urlpatterns = [
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("clients/", include("clients.urls")),
     path("orders/", include("orders.urls")),
+    path("lifecycle/", include("lifecycle.urls")),
     path("push/", include("notifications.urls")),
     path("exports/", include("exports.urls")),
     *([path("push/demo/", include("demo.urls"))] if apps.is_installed("demo") else []),

@@ -13,6 +13,7 @@ from django_filters.fields import DateRangeField
 from backoffice.countries import is_country
 from clients.models import Customer
 from clients.search import MAX_PK, parse_query
+from lifecycle.rules import Group
 
 # Offered as suggestions; any value stored on orders can be typed.
 KNOWN_SOURCES = ("google", "facebook", "instagram", "newsletter", "direct", "bing", "tiktok")
@@ -144,6 +145,9 @@ class CustomerFilter(django_filters.FilterSet):
         widget=forms.Select(
             choices=[("", _("Any")), ("true", _("Given")), ("false", _("Not given"))]
         ),
+    )
+    group = django_filters.ChoiceFilter(
+        field_name="lifecycle_group", label=_("Lifecycle group"), choices=Group.choices
     )
     country = django_filters.CharFilter(
         field_name="country",

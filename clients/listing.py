@@ -35,6 +35,7 @@ from clients.search import SearchQuery, parse_query
 from clients.selection import selected_ids
 from clients.selectors import MAX_SELECTED, customer_list, customer_match_count, tab_counts
 from clients.tables import ANNOTATIONS, CustomerTable
+from lifecycle.rules import Group
 
 # The query-string keys the lists read besides the search and filters (CustomerFilter's).
 SORT_VAR, PAGE_VAR, PER_PAGE_VAR = "sort", "page", "per_page"
@@ -272,6 +273,8 @@ class CustomerList:
         headers = []
         for column in self.table.columns:
             if not column.orderable:
+                if column.name != "select":  # the push checkboxes have their own header
+                    headers.append({"label": column.header, "css": "", "url": ""})
                 continue
             css = column.column.attrs.get("th", {}).get("class", "")
             classes = [css, "orderable"] if css else ["orderable"]
@@ -306,6 +309,7 @@ class CustomerList:
         language = get_language()
         select_label = gettext("Select client %(id)s")
         erased = gettext("Erased customer #%(id)s")
+        groups = dict(Group.choices)
         selected = set(self.selection_ids)
         orders_text = {}
         rows = []
@@ -341,6 +345,8 @@ class CustomerList:
                     "source": f"{source} / {medium}" if medium else source,
                     "total_spent": money(customer.total_spent),
                     "orders": text,
+                    "group": customer.lifecycle_group,
+                    "group_label": groups.get(customer.lifecycle_group, ""),
                     "created": short_date(language, zone, customer.created_at),
                 }
             )

@@ -73,6 +73,13 @@ class Customer(models.Model):
     country = models.CharField(max_length=2, blank=True)
     # True while at least one active push subscription exists.
     push_opt_in = models.BooleanField(_("push accepted"), default=False)
+    # The lifecycle group (lifecycle.rules.Group: "champions", "at_risk"…), decided by the
+    # statistics above and the shop's thresholds. Stored so that the lists filter and show
+    # it; written in the statistics' own statement by the order services (no extra write of
+    # the row) and by the daily recompute (lifecycle/services.py) as time passes.
+    lifecycle_group = models.CharField(
+        _("lifecycle group"), max_length=16, db_default="prospects", editable=False
+    )
     # Lower-case, accent-free "id first last email phone-digits": one column the search box
     # can match with a substring (a trigram index serves it on PostgreSQL).
     search_text = models.TextField(blank=True, editable=False)

@@ -31,6 +31,7 @@ LIST_COLUMNS = (
     "last_medium",
     "push_opt_in",
     "erased_at",
+    "lifecycle_group",
 )
 
 MAX_SELECTED = 500

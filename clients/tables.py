@@ -76,6 +76,8 @@ class CustomerTable(tables.Table):
         order_by=("orders_count", "id"),
         attrs={"th": {"class": "num"}, "td": {"class": "num"}},
     )
+    # The lifecycle group (lifecycle app): shown, filtered on, not sorted by.
+    lifecycle_group = ListColumn(verbose_name=_("Group"), orderable=False)
     created_at = SortColumn(verbose_name=_("Customer since"), order_by=("created_at", "id"))
     # The push selection, last; only for users who may send push campaigns.
     select = ListColumn(

@@ -31,6 +31,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from clients.models import ADDRESS_FIELDS, Address, AuditAction, AuditEntry, AuditOrigin, Customer
+from lifecycle.rules import group_sql
+from lifecycle.services import customers_group_refresh
 from orders.models import FINALIZED_STATUSES, MONEY, Order, OrderLine, OrderStatus
 from orders.selectors import ZERO, customer_stats_for
 
@@ -445,6 +447,15 @@ _STATS_FIELDS = (
 
 
 _CUSTOMERS = Customer._meta.db_table
+# The customer's lifecycle group follows its statistics in the same statement (one write of
+# the row, not two): the group's CASE over the statistics as the statement leaves them.
+_VENDOR = connection.vendor
+_LATER = (
+    "CASE WHEN last_order_at IS NULL OR last_order_at < %(at)s THEN %(at)s ELSE last_order_at END"
+)
+_GROUP_AFTER_ADD = group_sql(
+    _VENDOR, n="orders_count + 1", spent="total_spent + %(net)s", last=_LATER
+)
 # The order is newer than the customer's stored last finalized order: by placed_at, then id,
 # as customer_stats_compute sorts them.
 _NEWER = (
@@ -463,11 +474,16 @@ UPDATE {_CUSTOMERS} SET
     last_order_at = CASE WHEN {_NEWER} THEN %(at)s ELSE last_order_at END,
     last_order_id = CASE WHEN {_NEWER} THEN %(order)s ELSE last_order_id END,
     last_source = CASE WHEN {_NEWER} THEN %(source)s ELSE last_source END,
-    last_medium = CASE WHEN {_NEWER} THEN %(medium)s ELSE last_medium END
+    last_medium = CASE WHEN {_NEWER} THEN %(medium)s ELSE last_medium END,
+    lifecycle_group = {_GROUP_AFTER_ADD}
 WHERE id = %(customer)s
 """
+_GROUP_AFTER_REFUND = group_sql(
+    _VENDOR, n="orders_count", spent="total_spent - %(amount)s", last="last_order_at"
+)
 _SUBTRACT_SQL = (
-    f"UPDATE {_CUSTOMERS} SET total_spent = total_spent - %(amount)s WHERE id = %(customer)s"
+    f"UPDATE {_CUSTOMERS} SET total_spent = total_spent - %(amount)s, "
+    f"lifecycle_group = {_GROUP_AFTER_REFUND} WHERE id = %(customer)s"
 )
 
 
@@ -798,18 +814,23 @@ WITH finalized AS (
     FROM unnest(%(ids)s::bigint[]) AS ids(id)
     LEFT JOIN totals t ON t.customer_id = ids.id
     LEFT JOIN last l ON l.customer_id = ids.id
+), grouped AS (
+    SELECT truth.*,
+           {group_sql("postgresql", n="truth.n", spent="truth.spent", last="truth.last_at")}
+           AS lifecycle_group
+    FROM truth
 )
 UPDATE {_CUSTOMERS} c
 SET orders_count = truth.n, total_spent = truth.spent, first_order_at = truth.first_at,
     last_order_at = truth.last_at, last_order_id = truth.last_id, last_source = truth.source,
-    last_medium = truth.medium
-FROM truth
+    last_medium = truth.medium, lifecycle_group = truth.lifecycle_group
+FROM grouped truth
 WHERE c.id = truth.id
   AND (c.orders_count, c.total_spent, c.first_order_at, c.last_order_at, c.last_order_id,
-       c.last_source, c.last_medium)
+       c.last_source, c.last_medium, c.lifecycle_group)
       IS DISTINCT FROM
       (truth.n, truth.spent, truth.first_at, truth.last_at, truth.last_id, truth.source,
-       truth.medium)
+       truth.medium, truth.lifecycle_group)
 """
 
 
@@ -834,3 +855,4 @@ def _customers_stats_refresh(customer_ids: list[int]) -> None:
             changed.append(customer)
     if changed:
         Customer.objects.bulk_update(changed, list(fields), batch_size=500)
+    customers_group_refresh(customer_ids)

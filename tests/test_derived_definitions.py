@@ -14,8 +14,17 @@ from django.db import connection
 from django.utils import timezone
 
 from clients.models import IS_CLIENT, IS_LEAD, Customer
+from lifecycle.rules import Group
+from lifecycle.services import lifecycle_recompute
 from orders.models import OrderStatus
 from orders.selectors import CustomerStats, customer_stats_compute, customer_stats_for
+from orders.services import (
+    ImportedOrder,
+    LineInput,
+    order_draft,
+    order_import_check,
+    orders_import,
+)
 from tests.factories import CustomerFactory, make_order
 
 pytestmark = pytest.mark.django_db
@@ -147,3 +156,37 @@ def test_the_installed_triggers_and_partial_indexes_use_the_tab_conditions():
         assert tab_indexes, tab
         for name, definition in tab_indexes.items():
             assert f"({condition})" in definition, name
+
+
+# --- Lifecycle groups ---------------------------------------------------------------------
+
+
+def test_the_group_each_statistics_statement_writes_is_the_one_the_recompute_decides(shop):
+    """The group is written by three statements besides the recompute (a payment, a refund,
+    and the import's refresh: `_STATS_REFRESH_SQL` on PostgreSQL), each with
+    lifecycle.rules.group_sql over its own expressions of the new statistics: a recompute
+    right after finds nothing to change."""
+    imported = CustomerFactory()
+    at = timezone.now() - timedelta(days=100)
+    orders_import(
+        [
+            order_import_check(
+                ImportedOrder(
+                    draft=order_draft(
+                        number=f"DD{i}",
+                        lines=[
+                            LineInput(
+                                product_name="Tee", sku="T", quantity=1, unit_price=Decimal(300)
+                            )
+                        ],
+                        placed_at=at + timedelta(days=i),
+                    ),
+                    customer_id=imported.pk,
+                    status=OrderStatus.PAID,
+                )
+            )
+            for i in range(2)
+        ]
+    )
+    assert Customer.objects.get(pk=imported.pk).lifecycle_group == Group.AT_RISK
+    assert lifecycle_recompute().changed == 0

@@ -60,6 +60,8 @@ EXPECTED = {
     "clients:client-list": PROTECTED_READ,
     "clients:lead-list": PROTECTED_READ,
     "clients:client-detail": PROTECTED_READ,
+    "lifecycle:dashboard": PROTECTED_READ,
+    "lifecycle:overdue": PROTECTED_READ,
     # The push selection: Admin only (who may send); without a tab, 400 (GET) or back to
     # the list with the error (POST).
     "clients:selection": E(get=(LOGIN, 403, 403, 400), post=(LOGIN, 403, 403, 302)),

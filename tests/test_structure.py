@@ -18,6 +18,7 @@ PRODUCT_APPS = (
     "storefront",
     "exports",
     "privacy",
+    "lifecycle",
 )
 DEV_APPS = ("demo", "bench")
 

@@ -9,6 +9,7 @@ when it never made it into the catalog.
 
 import gettext
 import re
+from datetime import timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,7 +20,7 @@ from django.conf import settings
 from django.db import models
 from django.test import Client
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.formats import date_format, number_format
 from django.utils.timezone import localtime
 from hypothesis import given
@@ -31,6 +32,7 @@ from backoffice.templatetags.formatting import money
 from clients.forms import ContactForm
 from clients.models import Address, Customer, Note
 from clients.services import address_create, customer_contact_values, note_save
+from lifecycle.services import lifecycle_recompute
 from notifications.models import Campaign
 from notifications.services import Audience, Message, campaign_create
 from orders.models import Order, OrderLine
@@ -324,6 +326,12 @@ def shop(db):
     erasure_request(customer=lina, actor=staff, reason="Demande par e-mail")
     gone = CustomerFactory(first_name="Gone", last_name="Erased")
     customers_erase(customers=type(gone).objects.filter(pk=gone.pk))
+    # An overdue client (the Overdue list), and a snapshot 31 days old (the dashboard's change).
+    late = CustomerFactory(first_name="Olivier", last_name="Retard")
+    make_order(late, total="80.00", number="Z2", placed_at=timezone.now() - timedelta(days=100))
+    make_order(late, total="80.00", number="Z3", placed_at=timezone.now() - timedelta(days=60))
+    lifecycle_recompute(now=timezone.now() - timedelta(days=31))
+    lifecycle_recompute()
     note_save(customer=star, actor=staff, text="Call before delivering", based_on=None)
     note_save(
         customer=star,
@@ -369,8 +377,13 @@ def _pages(star):
         reverse("privacy:audit") + "?customer=abc",
         reverse("privacy:erasure-create", args=[star.pk]),
         reverse("privacy:consent-create", args=[star.pk]),
-        reverse("clients:client-detail", args=[star.pk + 1]),  # Lina: an erasure is planned
-        reverse("clients:client-detail", args=[star.pk + 2]),  # erased
+        reverse("clients:client-detail", args=[Customer.objects.get(first_name="Lina").pk]),
+        reverse("clients:client-detail", args=[Customer.objects.exclude(erased_at=None).get().pk]),
+        reverse("lifecycle:dashboard"),
+        reverse("lifecycle:overdue"),
+        reverse("lifecycle:overdue") + "?page=abc",
+        "/clients/?group=at_risk",
+        "/clients/?group=bogus",
     ]
 
 

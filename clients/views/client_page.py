@@ -9,6 +9,7 @@ from urllib.parse import quote
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.paginator import Page
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
 from django.utils.translation import gettext
@@ -26,6 +27,7 @@ from clients.selectors import (
     customer_detail,
     note_versions,
 )
+from lifecycle.selectors import customer_lifecycle
 from orders.models import OrderStatus
 from orders.selectors import customer_monthly_spend, customer_orders, customer_purchase_summary
 from privacy.models import AccessAction
@@ -152,6 +154,7 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
         "addresses": customer_addresses(customer_id=customer.pk) if customer.address_rows else [],
         "summary": summary,
         "frequency": frequency_text(summary.days_between_orders),
+        "lifecycle": customer_lifecycle(customer, now=timezone.now()),
         "chart": spend_chart(
             customer_monthly_spend(customer_id=customer.pk, last_order_at=customer.last_order_at)
         ),

@@ -91,6 +91,8 @@ def test_main_pages_have_no_serious_accessibility_violation(new_page, lang):
         ("push-compose", reverse("notifications:campaign-create") + "?tab=clients&audience=all"),
         ("campaign", Campaign.objects.get(pk=campaign.pk).get_absolute_url()),
         ("api-keys", reverse("storefront:apikey-list")),
+        ("lifecycle", reverse("lifecycle:dashboard")),
+        ("overdue", reverse("lifecycle:overdue")),
     ]
     for name, url in pages:
         page.goto(url)

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
 from clients.models import Customer
+from lifecycle.services import customers_group_refresh
 from orders.models import FINALIZED_STATUSES, Order
 from orders.selectors import CustomerStats, customer_stats_for
 
@@ -116,6 +117,8 @@ class Command(BaseCommand):
                 wrong.append(customer)
         if wrong and not check:
             Customer.objects.bulk_update(wrong, fields, batch_size=1000)
+            # The group follows the statistics (lifecycle.rules), as in the services.
+            customers_group_refresh([c.pk for c in wrong])
         return len(wrong)
 
     def _report(self, *, seen, drifted, check):
