@@ -13,6 +13,7 @@ from django_filters.fields import DateRangeField
 from backoffice.countries import is_country
 from clients.models import Customer
 from clients.search import MAX_PK, parse_query
+from segments.filters import SegmentFilters
 
 # Offered as suggestions; any value stored on orders can be typed.
 KNOWN_SOURCES = ("google", "facebook", "instagram", "newsletter", "direct", "bing", "tiktok")
@@ -94,7 +95,9 @@ class CustomerFilterForm(forms.Form):
         return cleaned
 
 
-class CustomerFilter(django_filters.FilterSet):
+class CustomerFilter(SegmentFilters):
+    """The search and filters of the tabs; the filters of segments/filters.py come first."""
+
     q = django_filters.CharFilter(
         method="search",
         label=_("Search"),

@@ -35,6 +35,7 @@ from clients.search import SearchQuery, parse_query
 from clients.selection import selected_ids
 from clients.selectors import MAX_SELECTED, customer_list, customer_match_count, tab_counts
 from clients.tables import ANNOTATIONS, CustomerTable
+from segments.panel import SegmentPanel
 
 # The query-string keys the lists read besides the search and filters (CustomerFilter's).
 SORT_VAR, PAGE_VAR, PER_PAGE_VAR = "sort", "page", "per_page"
@@ -251,6 +252,11 @@ class CustomerList:
     @cached_property
     def filter_query(self) -> str:
         return filter_query(self.params)
+
+    @cached_property
+    def panel(self) -> SegmentPanel:
+        """The tab's saved segments and the bulk tag actions (segments/panel.py)."""
+        return SegmentPanel(self)
 
     @property
     def per_page_params(self) -> list[tuple[str, str]]:

@@ -203,6 +203,8 @@ class AuditAction(models.TextChoices):
     SIGN_UP = "sign_up", _("Account created")
     CUSTOMER_UPDATE = "customer_update", _("Details changed")
     ADDRESS_DELETE = "address_delete", _("Address deleted")
+    # Tags added or removed by staff, one by one or in bulk (tags/services.py).
+    TAGS_CHANGE = "tags_change", _("Tags changed")
 
 
 class AuditOrigin(models.TextChoices):

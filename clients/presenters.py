@@ -37,6 +37,7 @@ FIELD_LABELS = {
     "external_id": gettext_lazy("Shop's customer ID"),
     "title": gettext_lazy("Title"),
     "outcome": gettext_lazy("Outcome"),
+    "tags": gettext_lazy("Tags"),
 }
 
 

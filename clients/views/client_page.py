@@ -29,6 +29,7 @@ from clients.selectors import (
 from orders.models import OrderStatus
 from orders.selectors import customer_monthly_spend, customer_orders, customer_purchase_summary
 from storefront.selectors import customer_origin
+from tags.selectors import customer_tags
 
 TEMPLATE = "clients/client_detail.html"
 ORDERS_PER_PAGE = 20
@@ -157,6 +158,8 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
         "order_links": order_links,
         "origin": customer_origin(customer_id=customer.pk, launch_rows=customer.launch_rows),
         "can_edit": can_edit(request.user),
+        "customer_tags": customer_tags(customer_id=customer.pk),
+        "can_tag": request.user.has_perm("tags.add_customertag"),
         **note_context(request, customer),
         **history_context(request, customer),
     }
