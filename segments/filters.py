@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django_filters.widgets import SuffixedMultiWidget
 
 from notifications.models import Delivery
-from orders.models import FINALIZED_STATUSES, Order, OrderLine
+from orders.models import FINALIZED_STATUSES, CustomerProduct, Order, Product
 from storefront.models import Launch
 from tags.models import CustomerTag, Tag
 
@@ -161,15 +161,31 @@ class SegmentFilters(django_filters.FilterSet):
         value = value.strip()
         if not value:
             return queryset
-        lines = OrderLine.objects.filter(
-            order__customer=OuterRef("pk"), order__status__in=FINALIZED_STATUSES
-        ).filter(Q(sku__iexact=value) | Q(product_name__icontains=value))
-        # Only clients bought anything: the tab's orders_count index narrows it first.
-        return queryset.filter(Exists(lines), orders_count__gt=0)
+        # The products first (a small table), then who bought them: the (product, customer)
+        # index of CustomerProduct, kept by the order services.
+        products = Product.objects.filter(Q(sku__iexact=value) | Q(name__icontains=value))
+        bought = CustomerProduct.objects.filter(
+            customer=OuterRef("pk"), product__in=products.values("pk")
+        )
+        return queryset.filter(Exists(bought))
 
     def by_recent_orders(self, queryset, name, value):
+        """Customers with between `low` and `high` finalized orders placed in the last `days`.
+
+        "At least one" and "none" read the stored last order date alone (its per-tab index);
+        other counts count each candidate's orders in the period (the (customer, placed_at)
+        index), after the stored statistics have ruled out whoever cannot match.
+        """
         low, high, days = value
         since = timezone.now() - timedelta(days=days)
+        low = low or 0
+        if high == 0:
+            return queryset.filter(Q(last_order_at__lt=since) | Q(last_order_at__isnull=True))
+        if low:
+            # A customer whose last finalized order is older has none in the period.
+            queryset = queryset.filter(last_order_at__gte=since, orders_count__gte=low)
+        if low <= 1 and high is None:
+            return queryset
         recent = (
             Order.objects.filter(
                 customer=OuterRef("pk"), status__in=FINALIZED_STATUSES, placed_at__gte=since
@@ -180,12 +196,8 @@ class SegmentFilters(django_filters.FilterSet):
             .values("n")
         )
         queryset = queryset.alias(recent_orders=Coalesce(Subquery(recent), 0))
-        if low:
-            # A customer whose last finalized order is older has none in the period: the
-            # stored last order date rules them out before any order is counted.
-            queryset = queryset.filter(
-                last_order_at__gte=since, orders_count__gte=low, recent_orders__gte=low
-            )
+        if low > 1:
+            queryset = queryset.filter(recent_orders__gte=low)
         if high is not None:
             queryset = queryset.filter(recent_orders__lte=high)
         return queryset

@@ -33,6 +33,10 @@ from clients.models import Address, Customer, Note
 from clients.services import address_create, customer_contact_values, note_save
 from notifications.models import Campaign
 from notifications.services import Audience, Message, campaign_create
+from segments.services import segment_create
+from segments.models import Segment
+from tags.models import Tag, TagJob
+from tags.services import customer_set_tags, tag_job_create, tag_job_run
 from orders.models import Order, OrderLine
 from tests.factories import CustomerFactory, UserFactory, make_order
 
@@ -253,7 +257,17 @@ def shared_words() -> set[str]:
 def data_values() -> set[str]:
     """Every text the database holds for the pages: names, emails, numbers, addresses…"""
     values = {settings.SHOP_NAME, settings.SHOP_CURRENCY}
-    for model in (Customer, Address, Order, OrderLine, Note, Campaign, UserFactory._meta.model):
+    for model in (
+        Customer,
+        Address,
+        Order,
+        OrderLine,
+        Note,
+        Campaign,
+        Tag,
+        Segment,
+        UserFactory._meta.model,
+    ):
         text_fields = [
             f.name
             for f in model._meta.concrete_fields
@@ -319,6 +333,14 @@ def shop(db):
         send_at=None,
         public_base_url="https://backoffice.example",
     )
+    # Issue 14: a tag, a saved segment and a finished bulk tag job.
+    tag = customer_set_tags(customer=star, actor=staff, names=["Fidèle"])[0]
+    segment_create(actor=staff, name="Fidèles", tab="clients", query=f"tags_any={tag.pk}")
+    tag_job_run(
+        job_id=tag_job_create(
+            actor=staff, action="add", names=["Fidèle"], tab="clients", ids=[], query=""
+        ).pk
+    )
     return star
 
 
@@ -344,6 +366,11 @@ def _pages(star):
         reverse("notifications:campaign-create") + "?tab=leads&audience=all",
         reverse("notifications:campaign-create") + "?tab=nowhere&audience=all",
         Campaign.objects.get().get_absolute_url(),
+        reverse("tags:tag-list"),
+        TagJob.objects.get().get_absolute_url(),
+        "/clients/?tags_any=1&product=x&recent_orders_min=3&recent_orders_days=1"
+        "&opened_push=never&launch_source=google",
+        "/clients/?recent_orders_min=3&tags_all=abc",
     ]
 
 
