@@ -213,6 +213,8 @@ class CustomerList:
                 # "295": client 295 first among the matches.
                 first_pk=search.exact_id,
             )
+            # Filters reading other tables (segments/filters.py) count fewer matches.
+            paginator.cap = self.filterset.count_cap or paginator.cap
         else:
             # The whole tab: its size is already known from the tab counts.
             paginator = KnownCountPaginator(rows, self.per_page, count=self.counts[self.tab])

@@ -49,7 +49,8 @@ class SegmentPanel:
             {
                 "segment": segment,
                 "url": segment.get_absolute_url(),
-                "count": counts.get(segment.pk),
+                "count": counts[segment.pk][0],
+                "cap": counts[segment.pk][1],
                 "current": _same_query(segment.query, current),
                 "push_url": (
                     push_url

@@ -41,49 +41,54 @@ def tab_segments(*, tab: str) -> list[Segment]:
     return list(Segment.objects.filter(tab=tab).order_by("name", "pk"))
 
 
+def segment_filterset(segment: Segment) -> CustomerFilter:
+    return CustomerFilter(
+        QueryDict(segment.query), queryset=Customer.objects.filter(TABS[segment.tab])
+    )
+
+
 def segment_customers(segment: Segment) -> QuerySet[Customer] | None:
     """The customers the segment finds now; None when its definition is no longer valid
     (a filter value that no longer exists, such as a deleted tag)."""
-    filterset = CustomerFilter(
-        QueryDict(segment.query), queryset=Customer.objects.filter(TABS[segment.tab])
-    )
-    if not filterset.is_valid():
-        return None
-    return filterset.qs
+    filterset = segment_filterset(segment)
+    return filterset.qs if filterset.is_valid() else None
 
 
-def segment_counts(segments: list[Segment]) -> dict[int, int | None]:
-    """How many customers each segment finds (counted up to COUNT_CAP + 1, like the lists;
-    None: the definition is invalid), at most COUNT_TTL seconds old, the missing ones in
-    one query."""
+def segment_counts(segments: list[Segment]) -> dict[int, tuple[int | None, int]]:
+    """How many customers each segment finds, and up to how many it counts them (its cap, as
+    its list counts them: segment_count_cap); None for the count when the definition is no
+    longer valid. At most COUNT_TTL seconds old; the missing counts in one query (checking a
+    definition that names tags reads them: one more query per such segment, once a minute)."""
     keys = {
         segment.pk: f"segment-count:{segment.pk}:{segment.updated_at.timestamp()}"
         for segment in segments
     }
-    counts = cache.get_many(list(keys.values()))
-    result = {pk: counts[key] for pk, key in keys.items() if key in counts}
-    missing = [segment for segment in segments if segment.pk not in result]
+    cached = cache.get_many(list(keys.values()))
+    result = {pk: cached[key] for pk, key in keys.items() if key in cached}
     parts, params, order = [], [], []
-    for segment in missing:
-        customers = segment_customers(segment)
-        if customers is None:
-            result[segment.pk] = None
+    for segment in segments:
+        if segment.pk in result:
             continue
+        filterset = segment_filterset(segment)
+        if not filterset.is_valid():
+            result[segment.pk] = (None, COUNT_CAP)
+            continue
+        cap = filterset.count_cap or COUNT_CAP
         try:
             sql, sql_params = (
-                customers.order_by().values("pk")[: COUNT_CAP + 1].query.sql_with_params()
+                filterset.qs.order_by().values("pk")[: cap + 1].query.sql_with_params()
             )
         except EmptyResultSet:  # a filter that can match nothing ("#" + a huge number)
-            result[segment.pk] = 0
+            result[segment.pk] = (0, cap)
             continue
         parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS s{len(parts)})")
         params.extend(sql_params)
-        order.append(segment.pk)
+        order.append((segment.pk, cap))
     if parts:
         with connection.cursor() as cursor:
             cursor.execute("SELECT " + ", ".join(parts), params)
             row = cursor.fetchone()
-        fresh = dict(zip(order, row, strict=True))
-        result.update(fresh)
-        cache.set_many({keys[pk]: count for pk, count in fresh.items()}, COUNT_TTL)
+        for (pk, cap), count in zip(order, row, strict=True):
+            result[pk] = (count, cap)
+    cache.set_many({keys[pk]: value for pk, value in result.items()}, COUNT_TTL)
     return result

@@ -263,3 +263,20 @@ def test_no_order_in_the_last_days_includes_leads(viewer_client):
         lead.pk
     }
     assert ids(viewer_client.get("/clients/?recent_orders_max=0&recent_orders_days=30")) == set()
+
+
+def test_filters_on_other_tables_count_up_to_their_own_cap(viewer_client, monkeypatch):
+    from segments.filters import SegmentFilters
+
+    monkeypatch.setattr(SegmentFilters, "RELATED_COUNT_CAP", 2)
+    customers = [CustomerFactory() for _ in range(3)]
+    for customer in customers:
+        make_order(customer)
+    tag = tag_ids(customers[0], "VIP")["VIP"]
+    for customer in customers[1:]:
+        tag_ids(customer, "VIP")
+    page = viewer_client.get(f"/clients/?tags_any={tag}")
+    assert "of more than 2" in page.text
+    assert len(ids(page)) == 3
+    # The other filters keep the lists' cap.
+    assert "of 3" in viewer_client.get("/clients/?source=google").text

@@ -294,7 +294,7 @@ class Command(BaseCommand):
         for _ in range(repeat + 2):
             cache.clear()
             cpu_started, started = time.process_time(), time.perf_counter()
-            count = segment_counts([segment])[segment.pk]
+            count, _cap = segment_counts([segment])[segment.pk]
             times.append((time.perf_counter() - started) * 1000)
             cpu_times.append((time.process_time() - cpu_started) * 1000)
         times, cpu_times = sorted(times[2:]), cpu_times[2:]
