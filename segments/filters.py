@@ -13,6 +13,7 @@ import django_filters
 from django import forms
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_filters.widgets import SuffixedMultiWidget
@@ -30,6 +31,18 @@ _PK_LIMIT = 2**63 - 1
 # A product text matching more products than this (a name fragment such as "a") is looked up
 # as a subquery rather than as a list of ids.
 MAX_PRODUCTS = 500
+
+
+def _clients_only(queryset) -> bool:
+    """Whether `queryset` is already restricted to the Clients tab (orders_count > 0, as
+    clients.models.IS_CLIENT writes it)."""
+    return any(
+        isinstance(child, GreaterThan)
+        and getattr(child.lhs, "target", None) is not None
+        and child.lhs.target.name == "orders_count"
+        and child.rhs == 0
+        for child in queryset.query.where.children
+    )
 
 
 class TagChoiceField(forms.ModelMultipleChoiceField):
@@ -195,6 +208,9 @@ class SegmentFilters(django_filters.FilterSet):
         since = timezone.now() - timedelta(days=days)
         low = low or 0
         if high == 0:
+            if _clients_only(queryset):
+                # Clients always have a last order: a range the tab's index reads directly.
+                return queryset.filter(last_order_at__lt=since)
             return queryset.filter(Q(last_order_at__lt=since) | Q(last_order_at__isnull=True))
         if low:
             # A customer whose last finalized order is older has none in the period.

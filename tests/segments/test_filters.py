@@ -280,3 +280,12 @@ def test_filters_on_other_tables_count_up_to_their_own_cap(viewer_client, monkey
     assert len(ids(page)) == 3
     # The other filters keep the lists' cap.
     assert "of 3" in viewer_client.get("/clients/?source=google").text
+
+
+def test_the_clients_tab_is_recognised_for_the_no_recent_order_filter():
+    from clients.models import IS_CLIENT, IS_LEAD
+    from segments.filters import _clients_only
+
+    assert _clients_only(Customer.objects.filter(IS_CLIENT))
+    assert not _clients_only(Customer.objects.filter(IS_LEAD))
+    assert not _clients_only(Customer.objects.all())
