@@ -257,21 +257,18 @@ def tag_job_run(*, job_id: int) -> TagJob:
         job.status, job.error, job.finished_at = TagJobStatus.FAILED, str(exc), timezone.now()
         job.save()
         return job
-    job.total = audience.count()
-    job.done = job.changed = 0
+    # The customers are resolved once, when the job starts (one query: evaluating the
+    # search and filters again for every chunk cost more than the chunks' writes).
+    ids = list(audience.order_by("pk").values_list("pk", flat=True))
+    job.total, job.done, job.changed = len(ids), 0, 0
     job.save()
-    ids = audience.order_by("pk").values_list("pk", flat=True)
-    last = 0
-    while True:
-        chunk = list(ids.filter(pk__gt=last)[:BULK_CHUNK])
-        if not chunk:
-            break
+    for start in range(0, len(ids), BULK_CHUNK):
+        chunk = ids[start : start + BULK_CHUNK]
         with transaction.atomic():
             changed = _apply_chunk(job, tags, chunk)
             job.done += len(chunk)
             job.changed += changed
             TagJob.objects.filter(pk=job.pk).update(done=job.done, changed=job.changed)
-        last = chunk[-1]
     job.status, job.finished_at = TagJobStatus.DONE, timezone.now()
     job.save(update_fields=["status", "finished_at"])
     return job
