@@ -83,12 +83,17 @@ def tags_get_or_create(*, names: list[str]) -> list[Tag]:
     return [found[key] for key in wanted]
 
 
-def _names(tags) -> str:
-    return ", ".join(sorted((tag.name for tag in tags), key=str.casefold))
+def _pairs(tags) -> list[tuple[int, str]]:
+    return [(tag.pk, tag.name) for tag in tags]
+
+
+def _names(pairs) -> str:
+    return ", ".join(sorted((name for _pk, name in pairs), key=str.casefold))
 
 
 def _audit_rows(*, actor, before: dict[int, list], after: dict[int, list]) -> list[AuditEntry]:
-    """One audit entry per customer whose tags changed: tags before -> after."""
+    """One audit entry per customer whose tags changed: tags before -> after (lists of
+    (id, name) pairs)."""
     now = timezone.now()
     return [
         AuditEntry(
@@ -100,14 +105,18 @@ def _audit_rows(*, actor, before: dict[int, list], after: dict[int, list]) -> li
             changes={"tags": [_names(before[pk]), _names(after[pk])]},
         )
         for pk in before
-        if {t.pk for t in before[pk]} != {t.pk for t in after[pk]}
+        if {t[0] for t in before[pk]} != {t[0] for t in after[pk]}
     ]
 
 
-def _current_tags(customer_ids) -> dict[int, list[Tag]]:
+def _current_tags(customer_ids) -> dict[int, list[tuple[int, str]]]:
+    """Each customer's tags as (id, name) pairs (plain tuples: a bulk job reads thousands)."""
     current = defaultdict(list)
-    for link in CustomerTag.objects.filter(customer_id__in=customer_ids).select_related("tag"):
-        current[link.customer_id].append(link.tag)
+    rows = CustomerTag.objects.filter(customer_id__in=customer_ids).values_list(
+        "customer_id", "tag_id", "tag__name"
+    )
+    for customer_id, tag_id, name in rows:
+        current[customer_id].append((tag_id, name))
     return current
 
 
@@ -124,7 +133,7 @@ def customer_set_tags(*, customer: Customer, actor, names: list[str]) -> list[Ta
         [CustomerTag(customer=customer, tag=tag) for tag in tags], ignore_conflicts=True
     )
     AuditEntry.objects.bulk_create(
-        _audit_rows(actor=actor, before={customer.pk: before}, after={customer.pk: tags})
+        _audit_rows(actor=actor, before={customer.pk: before}, after={customer.pk: _pairs(tags)})
     )
     return tags
 
@@ -160,8 +169,8 @@ def tag_merge(*, source: Tag, target: Tag, actor) -> int:
             [CustomerTag(customer_id=pk, tag=target) for pk in chunk], ignore_conflicts=True
         )
         after = {
-            pk: [t for t in tags if t.pk != source.pk]
-            + ([] if any(t.pk == target.pk for t in tags) else [target])
+            pk: [t for t in tags if t[0] != source.pk]
+            + ([] if any(t[0] == target.pk for t in tags) else [(target.pk, target.name)])
             for pk, tags in before.items()
         }
         AuditEntry.objects.bulk_create(_audit_rows(actor=actor, before=before, after=after))
@@ -180,7 +189,7 @@ def tag_delete(*, tag: Tag, actor) -> int:
     for start in range(0, len(customer_ids), BULK_CHUNK):
         chunk = customer_ids[start : start + BULK_CHUNK]
         before = _current_tags(chunk)
-        after = {pk: [t for t in tags if t.pk != tag.pk] for pk, tags in before.items()}
+        after = {pk: [t for t in tags if t[0] != tag.pk] for pk, tags in before.items()}
         AuditEntry.objects.bulk_create(_audit_rows(actor=actor, before=before, after=after))
     segments_replace_tag(old=tag.pk, new=None)
     tag.delete()
@@ -285,13 +294,14 @@ def _apply_chunk(job: TagJob, tags: list[Tag], chunk: list[int]) -> int:
             ignore_conflicts=True,
             batch_size=BULK_CHUNK,
         )
+        new = _pairs(tags)
         after = {
-            pk: current + [tag for tag in tags if tag.pk not in {t.pk for t in current}]
+            pk: current + [pair for pair in new if pair[0] not in {t[0] for t in current}]
             for pk, current in before.items()
         }
     else:
         CustomerTag.objects.filter(customer_id__in=chunk, tag_id__in=tag_ids).delete()
-        after = {pk: [t for t in current if t.pk not in tag_ids] for pk, current in before.items()}
+        after = {pk: [t for t in current if t[0] not in tag_ids] for pk, current in before.items()}
     entries = _audit_rows(actor=job.created_by, before=before, after=after)
     AuditEntry.objects.bulk_create(entries, batch_size=BULK_CHUNK)
     return len(entries)
