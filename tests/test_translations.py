@@ -33,11 +33,11 @@ from clients.models import Address, Customer, Note
 from clients.services import address_create, customer_contact_values, note_save
 from notifications.models import Campaign
 from notifications.services import Audience, Message, campaign_create
-from segments.services import segment_create
+from orders.models import Order, OrderLine
 from segments.models import Segment
+from segments.services import segment_create
 from tags.models import Tag, TagJob
 from tags.services import customer_set_tags, tag_job_create, tag_job_run
-from orders.models import Order, OrderLine
 from tests.factories import CustomerFactory, UserFactory, make_order
 
 LOCALE = Path(settings.BASE_DIR) / "locale" / "fr" / "LC_MESSAGES"
