@@ -158,7 +158,7 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
         "order_links": order_links,
         "origin": customer_origin(customer_id=customer.pk, launch_rows=customer.launch_rows),
         "can_edit": can_edit(request.user),
-        "customer_tags": customer_tags(customer_id=customer.pk),
+        "customer_tags": customer_tags(customer.tag_text),
         "can_tag": request.user.has_perm("tags.add_customertag"),
         **note_context(request, customer),
         **history_context(request, customer),
