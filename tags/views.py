@@ -118,7 +118,9 @@ def tag_delete(request, pk: int):
 def customer_tags_update(request, pk: int):
     customer = get_object_or_404(Customer, pk=pk)
     try:
-        names = services.parse_tag_names(request.POST.get("tags", ""))
+        if "tags" not in request.POST:  # a forged form: clearing needs the (empty) field
+            raise services.TagError(_("Name at least one tag."))
+        names = services.parse_tag_names(request.POST["tags"])
         services.customer_set_tags(customer=customer, actor=request.user, names=names)
     except services.TagError as exc:
         messages.error(request, str(exc))

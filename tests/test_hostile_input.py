@@ -181,6 +181,9 @@ WRITES = {
     "password_change",
     "storefront:apikey-list",
     "storefront:apikey-revoke",
+    # An empty form is the real one: delete the tag; clear the customer's tags.
+    "tags:tag-delete",
+    "tags:customer-tags-update",
 }
 
 
