@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "exports",
     "privacy",
     "lifecycle",
+    "tags",
+    "segments",
 ]
 # The demo shop (seed_demo, demo users, the demo push service and storefront) and the
 # benchmark commands live in their own apps; a production deployment can leave them out with

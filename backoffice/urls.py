@@ -26,6 +26,8 @@ urlpatterns = [
     path("lifecycle/", include("lifecycle.urls")),
     path("push/", include("notifications.urls")),
     path("exports/", include("exports.urls")),
+    path("segments/", include("segments.urls")),
+    path("tags/", include("tags.urls")),
     *([path("push/demo/", include("demo.urls"))] if apps.is_installed("demo") else []),
     # The storefront API: its own authentication (API keys, customer tokens), no session.
     path("api/", include("storefront.urls")),

@@ -14,6 +14,7 @@ from backoffice.countries import is_country
 from clients.models import Customer
 from clients.search import MAX_PK, parse_query
 from lifecycle.rules import Group
+from segments.filters import SegmentFilters
 
 # Offered as suggestions; any value stored on orders can be typed.
 KNOWN_SOURCES = ("google", "facebook", "instagram", "newsletter", "direct", "bing", "tiktok")
@@ -95,7 +96,9 @@ class CustomerFilterForm(forms.Form):
         return cleaned
 
 
-class CustomerFilter(django_filters.FilterSet):
+class CustomerFilter(SegmentFilters):
+    """The search and filters of the tabs; the filters of segments/filters.py come first."""
+
     q = django_filters.CharFilter(
         method="search",
         label=_("Search"),

@@ -36,6 +36,7 @@ from clients.selection import selected_ids
 from clients.selectors import MAX_SELECTED, customer_list, customer_match_count, tab_counts
 from clients.tables import ANNOTATIONS, CustomerTable
 from lifecycle.rules import Group
+from segments.panel import SegmentPanel
 
 # The query-string keys the lists read besides the search and filters (CustomerFilter's).
 SORT_VAR, PAGE_VAR, PER_PAGE_VAR = "sort", "page", "per_page"
@@ -213,6 +214,8 @@ class CustomerList:
                 # "295": client 295 first among the matches.
                 first_pk=search.exact_id,
             )
+            # Filters reading other tables (segments/filters.py) count fewer matches.
+            paginator.cap = self.filterset.count_cap or paginator.cap
         else:
             # The whole tab: its size is already known from the tab counts.
             paginator = KnownCountPaginator(rows, self.per_page, count=self.counts[self.tab])
@@ -252,6 +255,11 @@ class CustomerList:
     @cached_property
     def filter_query(self) -> str:
         return filter_query(self.params)
+
+    @cached_property
+    def panel(self) -> SegmentPanel:
+        """The tab's saved segments and the bulk tag actions (segments/panel.py)."""
+        return SegmentPanel(self)
 
     @property
     def per_page_params(self) -> list[tuple[str, str]]:

@@ -240,6 +240,8 @@ class AuditAction(models.TextChoices):
     ORDER_CANCEL = "order_cancel", _("Order cancelled")
     ORDER_REFUND = "order_refund", _("Order refunded")
     ORDER_IMPORT = "order_import", _("Order imported")
+    # Tags added or removed by staff, one by one or in bulk (tags/services.py).
+    TAGS_CHANGE = "tags_change", _("Tags changed")
 
 
 class AuditOrigin(models.TextChoices):

@@ -45,6 +45,7 @@ FIELD_LABELS = {
     "status": gettext_lazy("Status"),
     "total": gettext_lazy("Total"),
     "refunded_amount": gettext_lazy("Refunded"),
+    "tags": gettext_lazy("Tags"),
 }
 
 

@@ -13,6 +13,7 @@ from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, No
 from clients.search import MAX_PK
 from orders.models import Order
 from storefront.models import Launch
+from tags.selectors import tags_of_customer
 
 TABS = {"clients": IS_CLIENT, "leads": IS_LEAD}
 
@@ -182,6 +183,8 @@ def _customer_detail() -> QuerySet[Customer]:
         current_note_created_at=Subquery(current.values("created_at")[:1]),
         current_note_author_id=Subquery(current.values("author_id")[:1]),
         current_note_author_username=Subquery(current.values(username)[:1]),
+        # The customer's tags, read by tags.selectors.customer_tags().
+        tag_text=tags_of_customer(),
     )
 
 

@@ -75,3 +75,42 @@ class OrderLine(models.Model):
 
     def __str__(self):
         return f"{self.quantity} x {self.product_name}"
+
+
+class Product(models.Model):
+    """A product as order lines name it (SKU and name), once: what the lists' "bought a
+    product" filter looks up before it reads who bought it (CustomerProduct)."""
+
+    sku = models.CharField(_("SKU"), max_length=64, blank=True)
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sku", "name"], name="product_once")]
+
+    def __str__(self):
+        return f"{self.sku} {self.name}".strip()
+
+
+class CustomerProduct(models.Model):
+    """A product a customer bought in a finalized order.
+
+    Denormalized from the order lines: "customers who bought X" is then a semi-join on the
+    (product, customer) index, where reading the lines took seconds at a million customers.
+    Written only by the order services (orders/services.py, customer_products_add), in the
+    transaction that finalizes the order; a finalized order never stops being one, so rows are
+    never removed. `manage.py rebuild_customer_stats` adds what is missing and reports it.
+    """
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", db_index=False)
+    customer = models.ForeignKey(
+        "clients.Customer", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["product", "customer"], name="customer_product_once")
+        ]
+        indexes = [models.Index(fields=["customer", "product"], name="customer_product_idx")]
+
+    def __str__(self):
+        return f"{self.customer_id}: {self.product_id}"

@@ -33,7 +33,15 @@ from django.utils import timezone
 from clients.models import ADDRESS_FIELDS, Address, AuditAction, AuditEntry, AuditOrigin, Customer
 from lifecycle.rules import group_sql
 from lifecycle.services import customers_group_refresh
-from orders.models import FINALIZED_STATUSES, MONEY, Order, OrderLine, OrderStatus
+from orders.models import (
+    FINALIZED_STATUSES,
+    MONEY,
+    CustomerProduct,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+)
 from orders.selectors import ZERO, customer_stats_for
 
 # Which status may follow which; anything else is refused. A full refund (order_refund) is
@@ -503,6 +511,45 @@ def _stats_add_finalized(order: Order) -> None:
                 "customer": order.customer_id,
             },
         )
+    customer_products_add(where="o.id = %s", params=[order.pk])
+
+
+_LINES_OF = f"FROM {OrderLine._meta.db_table} l JOIN {Order._meta.db_table} o ON o.id = l.order_id "
+
+
+def customer_products_add(*, where: str, params: list) -> int:
+    """Record the products of the orders `where` selects (an SQL condition on `o`, the
+    orders, and `l`, their lines) as bought by their customers: CustomerProduct, the lists'
+    "bought a product" filter. Only finalized orders may be selected. Returns the rows added."""
+    products = Product._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {products} (sku, name) SELECT DISTINCT l.sku, l.product_name "
+            f"{_LINES_OF}WHERE {where} ON CONFLICT DO NOTHING",
+            params,
+        )
+        cursor.execute(
+            f"INSERT INTO {CustomerProduct._meta.db_table} (product_id, customer_id) "
+            f"SELECT DISTINCT p.id, o.customer_id {_LINES_OF}"
+            f"JOIN {products} p ON p.sku = l.sku AND p.name = l.product_name "
+            f"WHERE {where} ON CONFLICT DO NOTHING",
+            params,
+        )
+        return cursor.rowcount
+
+
+def _finalized_where() -> tuple[str, list]:
+    return (
+        "o.status IN (" + ", ".join(["%s"] * len(FINALIZED_STATUSES)) + ")",
+        [str(s) for s in FINALIZED_STATUSES],
+    )
+
+
+def customer_products_rebuild() -> int:
+    """Add every product bought in a finalized order that CustomerProduct misses; returns
+    how many rows were missing (0 when it was exact)."""
+    where, params = _finalized_where()
+    return max(customer_products_add(where=where, params=params), 0)
 
 
 def _stats_subtract_refund(order: Order, amount: Decimal) -> None:
@@ -836,6 +883,12 @@ WHERE c.id = truth.id
 
 def _customers_stats_refresh(customer_ids: list[int]) -> None:
     """Recompute locked customers' statistics from their orders; write only those that moved."""
+    if customer_ids:
+        where, params = _finalized_where()
+        ids = ", ".join(["%s"] * len(customer_ids))
+        customer_products_add(
+            where=f"o.customer_id IN ({ids}) AND {where}", params=[*customer_ids, *params]
+        )
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(

@@ -27,8 +27,12 @@ from notifications.models import Campaign, PushSubscription
 from notifications.tokens import click_token, storefront_token_issue
 from privacy.models import ArchiveStatus, DataArchive, ErasureRequest
 from privacy.services import erasure_request
+from segments.models import Segment
+from segments.services import segment_create
 from storefront.models import ApiKey
 from storefront.services import api_key_create
+from tags.models import Tag, TagJob
+from tags.services import customer_set_tags, tag_job_create
 from tests.factories import AddressFactory, CustomerFactory, UserFactory, make_order
 
 ROLES = ("anonymous", "Viewer", "Staff", "Admin")
@@ -83,6 +87,9 @@ class World:
     users: dict
     api_key: ApiKey
     export: Export
+    tag: Tag
+    segment: Segment
+    tag_job: TagJob
 
     @classmethod
     def create(cls) -> "World":
@@ -129,7 +136,26 @@ class World:
             file_format="xlsx",
             language="en",
         )
-        return cls(customer, address, order, campaign, subscription, users, api_key, export)
+        tag = customer_set_tags(customer=customer, actor=users["Staff"], names=["VIP"])[0]
+        segment = segment_create(
+            actor=users["Staff"], name="VIPs", tab="clients", query=f"tags_any={tag.pk}"
+        )
+        tag_job = tag_job_create(
+            actor=users["Staff"], action="add", names=["VIP"], tab="clients", ids=[], query=""
+        )
+        return cls(
+            customer,
+            address,
+            order,
+            campaign,
+            subscription,
+            users,
+            api_key,
+            export,
+            tag,
+            segment,
+            tag_job,
+        )
 
     def client(self, role: str, *, enforce_csrf: bool = False) -> Client:
         """A client logged in as `role` (or anonymous), carrying a valid CSRF cookie."""
@@ -163,6 +189,20 @@ ROUTE_KWARGS = {
     "exports:export-download": lambda w: {"pk": w.export.pk},
     "api-problem": lambda w: {"slug": "validation"},
     "storefront:apikey-revoke": lambda w: {"pk": w.api_key.pk},
+    **{
+        name: (lambda w: {"pk": w.segment.pk})
+        for name in (
+            "segments:segment-detail",
+            "segments:segment-rename",
+            "segments:segment-delete",
+        )
+    },
+    **{
+        name: (lambda w: {"pk": w.tag.pk})
+        for name in ("tags:tag-rename", "tags:tag-merge", "tags:tag-delete")
+    },
+    "tags:customer-tags-update": lambda w: {"pk": w.customer.pk},
+    "tags:job-detail": lambda w: {"pk": w.tag_job.pk},
     "api:customer-detail": lambda w: {"customer_id": w.customer.pk},
     "api:customer-update": lambda w: {"customer_id": w.customer.pk},
     "api:customer-launches": lambda w: {"customer_id": w.customer.pk},

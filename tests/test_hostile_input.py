@@ -188,6 +188,9 @@ WRITES = {
     "privacy:consent-create",
     "privacy:archive-create",
     "privacy:archive-download",
+    # An empty form is the real one: delete the tag; clear the customer's tags.
+    "tags:tag-delete",
+    "tags:customer-tags-update",
 }
 
 

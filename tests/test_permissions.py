@@ -103,6 +103,20 @@ EXPECTED = {
     "privacy:archive-create": E(get=(LOGIN, 403, 403, 405), post=(LOGIN, 403, 403, 302)),
     "privacy:archive-detail": E(get=(LOGIN, 403, 403, 200), post=(LOGIN, 403, 403, 405)),
     "privacy:archive-download": E(get=(LOGIN, 403, 403, 405), post=(LOGIN, 403, 403, 200)),
+    # Saved segments and tags (issue 14): Staff and Admin change them (an empty POST is
+    # refused with a message on the list or library: 302), everyone reads them. The two
+    # deletions run as Staff first: Admin then meets the deleted object (404).
+    "segments:segment-create": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 302, 302)),
+    "segments:segment-detail": E(get=(LOGIN, 302, 302, 302), post=(LOGIN, 405, 405, 405)),
+    "segments:segment-rename": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 302, 302)),
+    "segments:segment-delete": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 302, 404)),
+    "tags:tag-list": PROTECTED_READ,
+    "tags:tag-rename": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 302, 302)),
+    "tags:tag-merge": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 302, 302)),
+    "tags:tag-delete": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 302, 404)),
+    "tags:customer-tags-update": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 302, 302)),
+    "tags:bulk-tag": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 302, 302)),
+    "tags:job-detail": PROTECTED_READ,
     "api-docs": API_PUBLIC_GET,
     "api-problem": API_PUBLIC_GET,
     "api-schema": API_PUBLIC_GET,

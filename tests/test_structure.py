@@ -19,6 +19,8 @@ PRODUCT_APPS = (
     "exports",
     "privacy",
     "lifecycle",
+    "tags",
+    "segments",
 )
 DEV_APPS = ("demo", "bench")
 

@@ -38,6 +38,10 @@ from notifications.services import Audience, Message, campaign_create
 from orders.models import Order, OrderLine
 from privacy.models import AccessLogEntry, ConsentRecord, ErasureRequest
 from privacy.services import consent_record, customers_erase, erasure_request
+from segments.models import Segment
+from segments.services import segment_create
+from tags.models import Tag, TagJob
+from tags.services import customer_set_tags, tag_job_create, tag_job_run
 from tests.factories import CustomerFactory, UserFactory, make_order
 
 LOCALE = Path(settings.BASE_DIR) / "locale" / "fr" / "LC_MESSAGES"
@@ -268,6 +272,9 @@ def data_values() -> set[str]:
         ConsentRecord,
         ErasureRequest,
         AccessLogEntry,
+        Tag,
+        Segment,
+        UserFactory._meta.model,
     ):
         text_fields = [
             f.name
@@ -347,6 +354,14 @@ def shop(db):
         send_at=None,
         public_base_url="https://backoffice.example",
     )
+    # Issue 14: a tag, a saved segment and a finished bulk tag job.
+    tag = customer_set_tags(customer=star, actor=staff, names=["Fidèle"])[0]
+    segment_create(actor=staff, name="Fidèles", tab="clients", query=f"tags_any={tag.pk}")
+    tag_job_run(
+        job_id=tag_job_create(
+            actor=staff, action="add", names=["Fidèle"], tab="clients", ids=[], query=""
+        ).pk
+    )
     return star
 
 
@@ -384,6 +399,11 @@ def _pages(star):
         reverse("lifecycle:overdue") + "?page=abc",
         "/clients/?group=at_risk",
         "/clients/?group=bogus",
+        reverse("tags:tag-list"),
+        TagJob.objects.get().get_absolute_url(),
+        "/clients/?tags_any=1&product=x&recent_orders_min=3&recent_orders_days=1"
+        "&opened_push=never&launch_source=google",
+        "/clients/?recent_orders_min=3&tags_all=abc",
     ]
 
 

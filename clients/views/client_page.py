@@ -34,6 +34,7 @@ from privacy.models import AccessAction
 from privacy.selectors import client_privacy
 from privacy.services import access_record
 from storefront.selectors import customer_origin
+from tags.selectors import customer_tags
 
 TEMPLATE = "clients/client_detail.html"
 ORDERS_PER_PAGE = 20
@@ -163,6 +164,8 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
         "order_links": order_links,
         "origin": customer_origin(customer_id=customer.pk, launch_rows=customer.launch_rows),
         "can_edit": can_edit(request.user) if customer.erased_at is None else {},
+        "customer_tags": customer_tags(customer.tag_text),
+        "can_tag": request.user.has_perm("tags.add_customertag"),
         **note_context(request, customer),
         **history_context(request, customer),
         "privacy": client_privacy(customer=customer, user=request.user),

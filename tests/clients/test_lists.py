@@ -380,8 +380,8 @@ def test_query_count_does_not_grow_with_rows(viewer_client, url):
     many = _count_queries(viewer_client, url)
     assert few == many
     # Django's own permission backend (STOCK_DJANGO=1) reads permissions in two queries, ours
-    # in one.
-    assert many <= (9 if settings.STOCK_DJANGO else 8)
+    # in one; the side panel's saved segments and tag names are one more (segments/panel.py).
+    assert many <= (10 if settings.STOCK_DJANGO else 9)
 
 
 def test_query_count_does_not_grow_with_page_size(viewer_client):

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from clients.models import Customer
 from demo import shop as demo
+from orders.services import customer_products_rebuild
 
 
 class Command(BaseCommand):
@@ -79,6 +80,8 @@ class Command(BaseCommand):
                 self.stderr.flush()
             writer.close()
         demo.reset_sequences(database)
+        # What the order services record when an order is finalized: who bought which product.
+        customer_products_rebuild()
         vacuum_started = time.monotonic()
         if customers:
             if verbosity:

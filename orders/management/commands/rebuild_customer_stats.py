@@ -5,6 +5,7 @@ from clients.models import Customer
 from lifecycle.services import customers_group_refresh
 from orders.models import FINALIZED_STATUSES, Order
 from orders.selectors import CustomerStats, customer_stats_for
+from orders.services import customer_products_rebuild
 
 # PostgreSQL: every customer's stored statistics against the orders, in one statement (so one
 # snapshot: the services change orders and statistics in the same transaction). Returns the
@@ -124,5 +125,17 @@ class Command(BaseCommand):
     def _report(self, *, seen, drifted, check):
         verb = "had drifted" if check else "had drifted and were fixed"
         self.stdout.write(f"{seen} customers checked, {drifted} {verb}.")
-        if check and drifted:
+        missing = self._products(check=check)
+        verb = "were missing" if check else "were missing and were added"
+        self.stdout.write(f"{missing} products bought (CustomerProduct) {verb}.")
+        if check and (drifted or missing):
             raise SystemExit(1)
+
+    def _products(self, *, check) -> int:
+        """The products bought in finalized orders missing from CustomerProduct (the lists'
+        "bought a product" filter), added unless --check."""
+        with transaction.atomic():
+            missing = customer_products_rebuild()
+            if check:
+                transaction.set_rollback(True)
+        return missing

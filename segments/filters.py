@@ -1,0 +1,264 @@
+"""The filters of the Clients and Leads tabs that know customers by what they did or carry:
+tags, products bought, orders in the last N days, last launch source, push opened.
+
+CustomerFilter (clients/filters.py) inherits them, so the lists, saved segments and push
+audiences (clients.selectors.customer_audience) read them as they read the other filters.
+Each one is a semi-join (EXISTS) or a correlated subquery served by an index on the customer
+side of its table, never an aggregate over a whole table.
+"""
+
+from datetime import timedelta
+
+import django_filters
+from django import forms
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThan
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_filters.widgets import SuffixedMultiWidget
+
+from notifications.models import Delivery
+from orders.models import FINALIZED_STATUSES, CustomerProduct, Order, Product
+from storefront.models import Launch
+from tags.models import CustomerTag, Tag
+
+# At most this many tags in one tag filter.
+MAX_TAGS_PER_FILTER = 50
+# "Orders in the last N days": N from 1 to 10 years.
+MAX_RECENT_DAYS = 3650
+_PK_LIMIT = 2**63 - 1
+# A product text matching more products than this (a name fragment such as "a") is looked up
+# as a subquery rather than as a list of ids.
+MAX_PRODUCTS = 500
+
+
+def _clients_only(queryset) -> bool:
+    """Whether `queryset` is already restricted to the Clients tab (orders_count > 0, as
+    clients.models.IS_CLIENT writes it)."""
+    return any(
+        isinstance(child, GreaterThan)
+        and getattr(child.lhs, "target", None) is not None
+        and child.lhs.target.name == "orders_count"
+        and child.rhs == 0
+        for child in queryset.query.where.children
+    )
+
+
+class TagChoiceField(forms.ModelMultipleChoiceField):
+    """Tags chosen by id; [] when none (a filter left empty is no filter), the tags otherwise.
+
+    Ids are checked to be numbers a primary key can hold before the database sees them.
+    """
+
+    default_error_messages = {
+        **forms.ModelMultipleChoiceField.default_error_messages,
+        "too_many": _("Choose at most %(max)s tags."),
+    }
+
+    def clean(self, value):
+        if not value:
+            return []
+        if len(value) > MAX_TAGS_PER_FILTER:
+            raise forms.ValidationError(
+                self.error_messages["too_many"],
+                code="too_many",
+                params={"max": MAX_TAGS_PER_FILTER},
+            )
+        for item in value:
+            text = str(item)
+            if not (text.isascii() and text.isdigit() and 0 < int(text) <= _PK_LIMIT):
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": text[:20]},
+                )
+        return list(super().clean(value))
+
+
+class TagFilter(django_filters.ModelMultipleChoiceFilter):
+    field_class = TagChoiceField
+
+
+class RecentOrdersWidget(SuffixedMultiWidget):
+    suffixes = ["min", "max", "days"]
+
+    def __init__(self, attrs=None):
+        super().__init__((forms.NumberInput, forms.NumberInput, forms.NumberInput), attrs)
+
+    def decompress(self, value):
+        return list(value) if value else [None, None, None]
+
+
+class RecentOrdersField(forms.MultiValueField):
+    """From, to and days: "between 2 and 5 finalized orders in the last 90 days". Days alone
+    mean at least one order; a range without days is refused with a message."""
+
+    widget = RecentOrdersWidget
+
+    def __init__(self, *args, **kwargs):
+        count = {"min_value": 0, "max_value": 10**9, "required": False}
+        fields = (
+            forms.IntegerField(**count),
+            forms.IntegerField(**count),
+            forms.IntegerField(min_value=1, max_value=MAX_RECENT_DAYS, required=False),
+        )
+        kwargs.setdefault("require_all_fields", False)
+        super().__init__(fields, *args, **kwargs)
+
+    def compress(self, data_list):
+        if not data_list or all(value is None for value in data_list):
+            return None
+        low, high, days = data_list
+        if days is None:
+            raise forms.ValidationError(
+                _("Say over how many days the orders are counted."), code="days_missing"
+            )
+        if low is not None and high is not None and low > high:
+            raise forms.ValidationError(
+                _("The maximum is below the minimum."), code="reversed_range"
+            )
+        if low is None and high is None:
+            low = 1
+        return (low, high, days)
+
+
+class RecentOrdersFilter(django_filters.Filter):
+    field_class = RecentOrdersField
+
+
+class SegmentFilters(django_filters.FilterSet):
+    """The filters added for segments; CustomerFilter inherits them."""
+
+    # A list under one of these filters counts its matches up to this many ("more than
+    # 1,000"), not COUNT_CAP: each candidate customer costs an index probe into another
+    # table, and counting 10,000 matches was most of the page's time at a million customers.
+    RELATED_COUNT_CAP = 1000
+    RELATED = ("tags_any", "tags_all", "tags_none", "product", "recent_orders", "launch_source")
+    RELATED += ("opened_push",)
+
+    tags_any = TagFilter(
+        queryset=Tag.objects.all(), method="by_tags_any", label=_("Has any of the tags")
+    )
+    tags_all = TagFilter(
+        queryset=Tag.objects.all(), method="by_tags_all", label=_("Has all of the tags")
+    )
+    tags_none = TagFilter(
+        queryset=Tag.objects.all(), method="by_tags_none", label=_("Has none of the tags")
+    )
+    product = django_filters.CharFilter(
+        method="by_product",
+        label=_("Bought a product"),
+        max_length=100,
+        help_text=_("SKU or part of the product name"),
+    )
+    recent_orders = RecentOrdersFilter(
+        method="by_recent_orders", label=_("Orders in the last days")
+    )
+    launch_source = django_filters.CharFilter(
+        method="by_launch_source", label=_("Last launch source"), max_length=100
+    )
+    opened_push = django_filters.ChoiceFilter(
+        method="by_opened_push",
+        label=_("Opened a push"),
+        choices=[("never", _("Never")), ("yes", _("At least once"))],
+        empty_label=_("Any"),
+    )
+
+    @staticmethod
+    def _tagged(tags) -> Exists:
+        return Exists(CustomerTag.objects.filter(customer=OuterRef("pk"), tag__in=tags))
+
+    def by_tags_any(self, queryset, name, tags):
+        return queryset.filter(self._tagged(tags))
+
+    def by_tags_all(self, queryset, name, tags):
+        return queryset.filter(*(self._tagged([tag]) for tag in tags))
+
+    def by_tags_none(self, queryset, name, tags):
+        return queryset.filter(~self._tagged(tags))
+
+    def by_product(self, queryset, name, value):
+        """Customers with a finalized order holding a line of that SKU (ignoring case) or
+        whose product name contains the text."""
+        value = value.strip()
+        if not value:
+            return queryset
+        # The products first (a small table, one query), then who bought them: the
+        # (product, customer) index of CustomerProduct, kept by the order services. Constant
+        # ids, not a subquery: PostgreSQL then knows each (product, customer) pair is unique
+        # and streams the count instead of first gathering every buyer of the product.
+        matching = Product.objects.filter(Q(sku__iexact=value) | Q(name__icontains=value))
+        products = list(matching.order_by("pk").values_list("pk", flat=True)[: MAX_PRODUCTS + 1])
+        if not products:
+            return queryset.none()
+        if len(products) > MAX_PRODUCTS:  # a fragment most products share: as a subquery
+            products = matching.values("pk")
+        bought = CustomerProduct.objects.filter(customer=OuterRef("pk"), product__in=products)
+        return queryset.filter(Exists(bought))
+
+    def by_recent_orders(self, queryset, name, value):
+        """Customers with between `low` and `high` finalized orders placed in the last `days`.
+
+        "At least one" and "none" read the stored last order date alone (its per-tab index);
+        other counts count each candidate's orders in the period (the (customer, placed_at)
+        index), after the stored statistics have ruled out whoever cannot match.
+        """
+        low, high, days = value
+        since = timezone.now() - timedelta(days=days)
+        low = low or 0
+        if high == 0:
+            if _clients_only(queryset):
+                # Clients always have a last order: a range the tab's index reads directly.
+                return queryset.filter(last_order_at__lt=since)
+            return queryset.filter(Q(last_order_at__lt=since) | Q(last_order_at__isnull=True))
+        if low:
+            # A customer whose last finalized order is older has none in the period.
+            queryset = queryset.filter(last_order_at__gte=since, orders_count__gte=low)
+        if low <= 1 and high is None:
+            return queryset
+        recent = (
+            Order.objects.filter(
+                customer=OuterRef("pk"), status__in=FINALIZED_STATUSES, placed_at__gte=since
+            )
+            .order_by()
+            .values("customer")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        queryset = queryset.alias(recent_orders=Coalesce(Subquery(recent), 0))
+        if low > 1:
+            queryset = queryset.filter(recent_orders__gte=low)
+        if high is not None:
+            queryset = queryset.filter(recent_orders__lte=high)
+        return queryset
+
+    def by_launch_source(self, queryset, name, value):
+        """Customers whose latest launch with a source came from `value` (as attribution
+        reads launches: storefront.selectors.launch_attributing_order)."""
+        value = value.strip()
+        if not value:
+            return queryset
+        latest = (
+            Launch.objects.filter(customer=OuterRef("pk"))
+            .exclude(source="")
+            .order_by("-occurred_at", "-id")
+            .values("source")[:1]
+        )
+        return queryset.alias(launch_source=Subquery(latest)).filter(launch_source=value)
+
+    def by_opened_push(self, queryset, name, value):
+        opened = Exists(
+            Delivery.objects.filter(subscription__customer=OuterRef("pk"), clicked_at__isnull=False)
+        )
+        return queryset.filter(opened if value == "yes" else ~opened)
+
+    @property
+    def count_cap(self) -> int | None:
+        """RELATED_COUNT_CAP when a valid filter of this class applies, else None."""
+        if not self.is_bound or not self.is_valid():
+            return None
+        data = self.form.cleaned_data
+        if any(data.get(name) not in (None, "", []) for name in self.RELATED):
+            return self.RELATED_COUNT_CAP
+        return None
