@@ -478,8 +478,24 @@ def retention_candidates(*, cutoff) -> QuerySet:
         | Exists(
             Delivery.objects.filter(subscription__customer=OuterRef("pk"), clicked_at__gte=cutoff)
         )
-        | Exists(AuditEntry.objects.filter(**since, origin=AuditOrigin.CUSTOMER, at__gte=cutoff))
+        | Exists(
+            AuditEntry.objects.filter(**since, origin=AuditOrigin.CUSTOMER, at__gte=cutoff).exclude(
+                action__in=ORDER_AUDIT_ACTIONS
+            )
+        )
     )
+
+
+# An order's own audit entries are recorded when the shop reports it, which may be long after
+# it was placed (an import, a late API call): orders count by their own date above.
+ORDER_AUDIT_ACTIONS = (
+    AuditAction.ORDER_PLACE,
+    AuditAction.ORDER_PAY,
+    AuditAction.ORDER_FULFIL,
+    AuditAction.ORDER_CANCEL,
+    AuditAction.ORDER_REFUND,
+    AuditAction.ORDER_IMPORT,
+)
 
 
 def retention_preview(*, cutoff) -> dict:
