@@ -19,7 +19,7 @@ from django_tasks_db.models import DBTaskResult
 
 from notifications.models import Delivery
 from tests.markers import fault_test
-from tests.notifications.faults import Workers, assert_promise, statuses, wait_until_sent
+from tests.notifications.faults import assert_promise, statuses, wait_until_sent
 from tests.notifications.fixtures_push import (  # noqa: F401
     new_campaign,
     subscribe,
@@ -33,17 +33,6 @@ pytestmark = [
     ),
     pytest.mark.usefixtures("vapid_settings"),
 ]
-
-
-@pytest.fixture
-def workers(settings, vapid_keys, tmp_path):
-    """Worker processes on the test database (`workers.configure(...)` adds settings)."""
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-    pool = Workers(settings=settings, vapid_keys=vapid_keys, directory=tmp_path)
-    try:
-        yield pool
-    finally:
-        pool.stop_all()
 
 
 def _campaign(push_service, count: int, title: str):
