@@ -342,6 +342,8 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
 
     in_flight: deque = deque()  # (claim, rows by pk, future of the results), oldest first
     claimed = None  # (claim, ids) claimed and not yet marked sending
+    connecting = None  # the future of their connections
+    connected = []  # connections opened for them, not yet written
     outcome = BatchRun("done", orphan_batches=orphans)
     stopped = False
     try:
@@ -354,45 +356,59 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                 )
             claimed = (claim, [row.pk for row in rows]) if rows else None
             ready, outcomes = prepare(claim, rows) if rows else ([], [])
+            by_pk = {row.pk: row for row in rows}
+            # Connections for the new wave open while the oldest wave's answers come in; a
+            # row is marked "sending" only once its connection is open, so nothing is left
+            # between that commit and the write but handing the bytes to the sockets.
+            connecting = loop.submit(client.connect_prepared(ready)) if ready else None
             claims = [claim]
             # The oldest wave is waited for when no more may be written, or when nothing new
             # was claimed (the batch is draining).
             if in_flight and (len(in_flight) >= waves_in_flight or not rows):
-                done_claim, by_pk, future = in_flight.popleft()
+                done_claim, done_rows, future = in_flight.popleft()
                 results = future.result()
                 now = timezone.now()
                 outcomes += [
                     _outcome(
-                        by_pk[result.key], result, now=now, give_up_at=give_up_at, pauses=pauses
+                        done_rows[result.key],
+                        result,
+                        now=now,
+                        give_up_at=give_up_at,
+                        pauses=pauses,
                     )
                     for result in results
                 ]
                 claims.append(done_claim)
+            if connecting is not None:
+                connected, connecting = connecting.result(), None
+                now = timezone.now()
+                # A connection that could not be opened: nothing was written, so a retry
+                # like any refused attempt (the row was never "sending").
+                outcomes += [
+                    _outcome(by_pk[item.key], item, now=now, give_up_at=give_up_at, pauses=pauses)
+                    for item in connected
+                    if isinstance(item, PushResult)
+                ]
+                connected = [item for item in connected if not isinstance(item, PushResult)]
             sendable = set()
-            if outcomes or ready:
+            if outcomes or connected:
                 sendable = services.deliveries_record(
                     campaign_id=campaign_id,
                     outcomes=outcomes,
                     claims=tuple(claims),
-                    to_send=(claim, [pk for pk, _ in ready], lease) if ready else None,
+                    to_send=(claim, [item.key for item in connected], lease) if connected else None,
                 )
-            if ready:
-                go = [(pk, request) for pk, request in ready if pk in sendable]
+            if connected:
+                go = [item for item in connected if item.key in sendable]
                 if go:
-                    in_flight.append(
-                        (
-                            claim,
-                            {row.pk: row for row in rows},
-                            loop.submit(client.send_prepared(go)),
-                        )
-                    )
-                if len(go) < len(ready):
+                    in_flight.append((claim, by_pk, loop.submit(client.send_connected(go))))
+                if len(go) < len(connected):
                     # The campaign stopped sending (cancelled), or a claim was lost.
-                    services.deliveries_release(
-                        claim=claim, ids=[pk for pk, _ in ready if pk not in sendable]
-                    )
+                    held_back = [item for item in connected if item.key not in sendable]
+                    loop.run(_abandon(client, held_back))
+                    services.deliveries_release(claim=claim, ids=[item.key for item in held_back])
                     stopped = stopped or not _still_sending(campaign_id)
-            claimed = None
+            claimed, connected = None, []
             if in_flight or rows:
                 continue
             if stopped or not _still_sending(campaign_id):
@@ -407,6 +423,11 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                 break
             time.sleep(min(wait, 1.0) if wait else 0.05)
     finally:
+        with contextlib.suppress(Exception):
+            if connecting is not None:
+                connected = connecting.result()
+            if connected:
+                loop.run(_abandon(client, connected))
         if claimed is not None:
             # Stopping on an error before the wave was marked sending: it was never written.
             with contextlib.suppress(Exception):
@@ -418,6 +439,10 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                 future.result()
     services.campaign_finish_if_done(campaign_id=campaign_id)
     return outcome
+
+
+async def _abandon(client: PushClient, connected: list) -> None:
+    client.abandon(connected)
 
 
 async def _prepare_all(client: PushClient, messages: list[PushMessage]) -> list:
