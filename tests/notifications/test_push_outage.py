@@ -59,7 +59,7 @@ WORKER_SETTINGS = "".join(
     [f"{name} = {DEFAULTS[name] * SCALE!r}\n" for name in DURATIONS]
     + [f"{name} = {DEFAULTS[name]!r}\n" for name in COUNTS]
 )
-SUBSCRIPTIONS = 150  # two waves of the default size
+SUBSCRIPTIONS = 120  # two waves of the default size
 OUTAGE = 60 * SCALE  # seconds the service refuses connections after the first refused attempt
 LONGEST_WAIT = DEFAULTS["PUSH_RETRY_MAX_DELAY"] * SCALE * 1.25
 # After the service is back, each delivery is retried within the longest wait; the rest is
