@@ -6,7 +6,8 @@
   if (!box) return;
   const status = box.querySelector("[data-demo-status]");
   const options = {
-    api: new URL(".", new URL(box.dataset.api, window.location.href)).href,
+    // data-api is the storefront API's push/key URL: the API's root is two levels up.
+    api: new URL("..", new URL(box.dataset.api, window.location.href)).href,
     token: box.dataset.token,
     serviceWorker: box.dataset.sw,
   };

@@ -3,13 +3,15 @@
  * storefront's own origin (its scope is where it is served), then, for a logged-in customer:
  *
  *   BackofficePush.subscribe({
- *     api: "https://backoffice.example.com/push/storefront/",  // the back office's endpoints
- *     token: "<customer token issued by the shop>",            // see notifications/tokens.py
+ *     api: "https://backoffice.example.com/api/v1/",  // the back office's storefront API
+ *     token: "<customer token issued by the shop>",    // see notifications/tokens.py
  *     serviceWorker: "/sw.js",
  *   }).then(...)
  *   BackofficePush.unsubscribe({api, token, serviceWorker})
  *
- * subscribe() asks the browser's permission, so call it from a click.
+ * subscribe() asks the browser's permission, so call it from a click. It calls the storefront
+ * API's push endpoints (GET push/key, POST push/subscriptions, POST push/subscriptions/remove,
+ * the customer token in X-Customer-Token), not the deprecated /push/storefront/ ones.
  */
 (function (global) {
   "use strict";
@@ -20,15 +22,16 @@
     return Uint8Array.from(raw, (c) => c.charCodeAt(0));
   }
 
-  async function post(url, body) {
+  async function post(url, token, body) {
     const response = await fetch(url, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", "X-Customer-Token": token },
       body: JSON.stringify(body),
       credentials: "omit",
     });
+    // Errors are problem documents (RFC 9457): the detail says what was wrong.
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+    if (!response.ok) throw new Error(data.detail || data.title || `HTTP ${response.status}`);
     return data;
   }
 
@@ -49,7 +52,9 @@
     const permission = await Notification.requestPermission();
     if (permission !== "granted") throw new Error("Notifications were not allowed.");
     const reg = await registration(options);
-    const { publicKey } = await (await fetch(new URL("key", options.api), { credentials: "omit" })).json();
+    const key = await fetch(new URL("push/key", options.api), { credentials: "omit" });
+    if (!key.ok) throw new Error(`Push is not available (HTTP ${key.status}).`);
+    const publicKey = (await key.json()).public_key;
     let subscription = await reg.pushManager.getSubscription();
     if (subscription) {
       // A subscription made for another application server key cannot be reused.
@@ -66,7 +71,7 @@
         applicationServerKey: base64UrlToBytes(publicKey),
       });
     }
-    await post(new URL("subscribe", options.api), { token: options.token, subscription: subscription.toJSON() });
+    await post(new URL("push/subscriptions", options.api), options.token, { subscription: subscription.toJSON() });
     return subscription;
   }
 
@@ -75,7 +80,7 @@
     const reg = await registration(options);
     const subscription = await reg.pushManager.getSubscription();
     if (!subscription) return false;
-    await post(new URL("unsubscribe", options.api), { token: options.token, endpoint: subscription.endpoint });
+    await post(new URL("push/subscriptions/remove", options.api), options.token, { endpoint: subscription.endpoint });
     await subscription.unsubscribe();
     return true;
   }

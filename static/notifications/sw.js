@@ -1,7 +1,7 @@
 /*
  * The storefront's service worker for the shop's push notifications. Serve it from the
- * storefront's origin; storefront.js registers it with ?api=<the back office's
- * /push/storefront/ URL>.
+ * storefront's origin; storefront.js registers it with ?api=<the back office's storefront
+ * API, https://<back office>/api/v1/>.
  */
 "use strict";
 
@@ -51,13 +51,13 @@ self.addEventListener("pushsubscriptionchange", (event) => {
     }
     if (!old || !next) return;
     const oldJson = old.toJSON();
-    await fetch(new URL("resubscribe", API), {
+    await fetch(new URL("push/subscriptions/replace", API), {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       credentials: "omit",
       body: JSON.stringify({
-        oldEndpoint: oldJson.endpoint,
-        oldAuth: oldJson.keys && oldJson.keys.auth,
+        old_endpoint: oldJson.endpoint,
+        old_auth: oldJson.keys && oldJson.keys.auth,
         subscription: next.toJSON(),
       }),
     });
