@@ -401,7 +401,14 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
             if connected:
                 go = [item for item in connected if item.key in sendable]
                 if go:
-                    in_flight.append((claim, by_pk, loop.submit(client.send_connected(go))))
+                    # Nothing else happens until the wave is on the wire: from the commit
+                    # that marked it sending to its write is only the event loop's turn.
+                    written = concurrent.futures.Future()
+                    sending = loop.submit(client.send_connected(go, written=written))
+                    concurrent.futures.wait(
+                        [written, sending], return_when=concurrent.futures.FIRST_COMPLETED
+                    )
+                    in_flight.append((claim, by_pk, sending))
                 if len(go) < len(connected):
                     # The campaign stopped sending (cancelled), or a claim was lost.
                     held_back = [item for item in connected if item.key not in sendable]

@@ -208,26 +208,44 @@ class Http1Pool:
         connection.close()
         self._slots.release()
 
-    async def exchange(self, request: Request, connection: _Connection) -> Response:
-        """Write `request` on a connection from `connect` and read the answer.
+    def write(self, request: Request, connection: _Connection) -> bool:
+        """Hand `request` to the socket of a connection from `connect`, now, without waiting.
 
-        The request is handed to the socket before the first await, so a batch of exchanges
-        started together is written together. Raises NotSent, MaybeSent.
+        Returns False, having written nothing, when the connection is no longer usable (the
+        server closed it, or it idled too long, since `connect`): `exchange` then takes
+        another. After True, read the answer with `exchange(..., written=True)`.
         """
-        written = False
+        if not connection.reusable(time.monotonic()):
+            return False
         try:
-            if not connection.reusable(time.monotonic()):
-                # The server closed it (or it idled too long) since `connect`; nothing was
-                # written on it yet: another one.
-                connection.close()
-                async with asyncio.timeout(self.timeout):
-                    connection = await self._connection(request.key)
-            async with asyncio.timeout(self.timeout):
+            data = connection.h11.send(request.head)
+            data += connection.h11.send(h11.Data(data=request.body))
+            data += connection.h11.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            connection.close()  # nothing was handed over; exchange opens another
+            return False
+        connection.writer.write(data)
+        return True
+
+    async def exchange(
+        self, request: Request, connection: _Connection, *, written: bool = False
+    ) -> Response:
+        """Write `request` on a connection from `connect` (unless `write` already did) and
+        read the answer. Raises NotSent, MaybeSent."""
+        try:
+            if not written:
+                if not connection.reusable(time.monotonic()):
+                    # The server closed it (or it idled too long) since `connect`; nothing
+                    # was written on it yet: another one.
+                    connection.close()
+                    async with asyncio.timeout(self.timeout):
+                        connection = await self._connection(request.key)
                 data = connection.h11.send(request.head)
                 data += connection.h11.send(h11.Data(data=request.body))
                 data += connection.h11.send(h11.EndOfMessage())
                 written = True
                 connection.writer.write(data)
+            async with asyncio.timeout(self.timeout):
                 response = await self._read_response(connection)
         except BaseException as exc:
             connection.close()

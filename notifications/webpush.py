@@ -359,15 +359,26 @@ class PushClient:
             if isinstance(item, Connected):
                 self.pool.abandon(item.connection)
 
-    async def send_connected(self, connected: list) -> list[PushResult]:
-        """Write every `Connected` request at once, then wait for the answers (in order)."""
-        # Each exchange writes its request before its first await, and gather starts them
-        # in order within one turn of the event loop: the whole list is on the wire before
-        # any answer is read.
+    async def send_connected(self, connected: list, *, written=None) -> list[PushResult]:
+        """Write every `Connected` request at once, then wait for the answers (in order).
+
+        Every request is handed to its socket in this first step, before any await; then
+        `written` (a concurrent.futures.Future, if given) is resolved, so a caller in another
+        thread can wait until the whole list is on the wire.
+        """
+        on_wire = []
+        try:
+            for item in connected:
+                on_wire.append(
+                    isinstance(item, Connected) and self.pool.write(item.request, item.connection)
+                )
+        finally:
+            if written is not None:
+                written.set_result(None)
         return await asyncio.gather(
             *(
-                self._exchange(item) if isinstance(item, Connected) else _done(item)
-                for item in connected
+                self._exchange(item, written=flag) if isinstance(item, Connected) else _done(item)
+                for item, flag in zip(connected, on_wire, strict=True)
             )
         )
 
@@ -377,13 +388,13 @@ class PushClient:
             return prepared
         return await self._exchange(Connected(message.key, prepared, None))
 
-    async def _exchange(self, item: "Connected") -> PushResult:
+    async def _exchange(self, item: "Connected", *, written: bool = False) -> PushResult:
         key = item.key
         try:
             if item.connection is None:
                 response = await self.pool.send(item.request)
             else:
-                response = await self.pool.exchange(item.request, item.connection)
+                response = await self.pool.exchange(item.request, item.connection, written=written)
         except MaybeSent as exc:
             return PushResult(key, None, error=str(exc)[:300], maybe_sent=True, retryable=False)
         except HttpError as exc:
