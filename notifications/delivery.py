@@ -13,10 +13,14 @@ batches; each batch is one task. A worker running a batch repeats:
 2. Prepare each request (validate the endpoint with endpoints.endpoint_problem, encrypt,
    build with h11) while the previous wave is on the wire. A row that cannot be prepared
    fails on its own, with the reason; nothing one subscription holds can stop the batch.
-3. When the previous wave's answers are in, one transaction records them and marks the new
-   wave "sending" (only if the campaign is still sending); right after that commit the
-   wave's requests are written.
-4. Each answer (notifications/http1.py says whether a request may have been written):
+3. Take a connection for each request of the new wave (pooled, or opened now) while the
+   previous wave is answered; a connection that cannot be opened is a refused attempt, and
+   its row is never marked "sending".
+4. When the previous wave's answers are in, one transaction records them and marks the new
+   wave's connected rows "sending" (only if the campaign is still sending); right after that
+   commit every request of the wave is handed to its socket, in one step of the event loop,
+   and the batch waits for that before anything else.
+5. Each answer (notifications/http1.py says whether a request may have been written):
    201 → delivered; 404/410 → expired (the subscription too, and the customer's opt-in);
    429 → pending again after Retry-After (seconds or an HTTP date; a growing pause without
    one), the push-service origin paused for the campaign meanwhile, not counted as an
@@ -28,7 +32,8 @@ batches; each batch is one task. A worker running a batch repeats:
    pending then fails.
 
 A worker killed at any point leaves claimed rows (back to pending when the lease passes: they
-were never written) and at most one wave of "sending" rows (unknown when the lease passes).
+were never written) and at most two waves of "sending" rows (unknown when the lease passes):
+written ones, except a wave caught between the commit of its mark and its write.
 The sweep at the start of every batch and the campaign's watchdog task (notifications/tasks.py)
 settle them and re-enqueue the batches nobody works on, so a campaign completes without anyone
 running a command.
