@@ -13,10 +13,14 @@ batches; each batch is one task. A worker running a batch repeats:
 2. Prepare each request (validate the endpoint with endpoints.endpoint_problem, encrypt,
    build with h11) while the previous wave is on the wire. A row that cannot be prepared
    fails on its own, with the reason; nothing one subscription holds can stop the batch.
-3. When the previous wave's answers are in, one transaction records them and marks the new
-   wave "sending" (only if the campaign is still sending); right after that commit the
-   wave's requests are written.
-4. Each answer (notifications/http1.py says whether a request may have been written):
+3. Take a connection for each request of the new wave (pooled, or opened now) while the
+   previous wave is answered; a connection that cannot be opened is a refused attempt, and
+   its row is never marked "sending".
+4. When the previous wave's answers are in, one transaction records them and marks the new
+   wave's connected rows "sending" (only if the campaign is still sending); right after that
+   commit every request of the wave is handed to its socket, in one step of the event loop,
+   and the batch waits for that before anything else.
+5. Each answer (notifications/http1.py says whether a request may have been written):
    201 → delivered; 404/410 → expired (the subscription too, and the customer's opt-in);
    429 → pending again after Retry-After (seconds or an HTTP date; a growing pause without
    one), the push-service origin paused for the campaign meanwhile, not counted as an
@@ -28,7 +32,8 @@ batches; each batch is one task. A worker running a batch repeats:
    pending then fails.
 
 A worker killed at any point leaves claimed rows (back to pending when the lease passes: they
-were never written) and at most one wave of "sending" rows (unknown when the lease passes).
+were never written) and at most two waves of "sending" rows (unknown when the lease passes):
+written ones, except a wave caught between the commit of its mark and its write.
 The sweep at the start of every batch and the campaign's watchdog task (notifications/tasks.py)
 settle them and re-enqueue the batches nobody works on, so a campaign completes without anyone
 running a command.
@@ -342,6 +347,8 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
 
     in_flight: deque = deque()  # (claim, rows by pk, future of the results), oldest first
     claimed = None  # (claim, ids) claimed and not yet marked sending
+    connecting = None  # the future of their connections
+    connected = []  # connections opened for them, not yet written
     outcome = BatchRun("done", orphan_batches=orphans)
     stopped = False
     try:
@@ -354,45 +361,66 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                 )
             claimed = (claim, [row.pk for row in rows]) if rows else None
             ready, outcomes = prepare(claim, rows) if rows else ([], [])
+            by_pk = {row.pk: row for row in rows}
+            # Connections for the new wave open while the oldest wave's answers come in; a
+            # row is marked "sending" only once its connection is open, so nothing is left
+            # between that commit and the write but handing the bytes to the sockets.
+            connecting = loop.submit(client.connect_prepared(ready)) if ready else None
             claims = [claim]
             # The oldest wave is waited for when no more may be written, or when nothing new
             # was claimed (the batch is draining).
             if in_flight and (len(in_flight) >= waves_in_flight or not rows):
-                done_claim, by_pk, future = in_flight.popleft()
+                done_claim, done_rows, future = in_flight.popleft()
                 results = future.result()
                 now = timezone.now()
                 outcomes += [
                     _outcome(
-                        by_pk[result.key], result, now=now, give_up_at=give_up_at, pauses=pauses
+                        done_rows[result.key],
+                        result,
+                        now=now,
+                        give_up_at=give_up_at,
+                        pauses=pauses,
                     )
                     for result in results
                 ]
                 claims.append(done_claim)
+            if connecting is not None:
+                connected, connecting = connecting.result(), None
+                now = timezone.now()
+                # A connection that could not be opened: nothing was written, so a retry
+                # like any refused attempt (the row was never "sending").
+                outcomes += [
+                    _outcome(by_pk[item.key], item, now=now, give_up_at=give_up_at, pauses=pauses)
+                    for item in connected
+                    if isinstance(item, PushResult)
+                ]
+                connected = [item for item in connected if not isinstance(item, PushResult)]
             sendable = set()
-            if outcomes or ready:
+            if outcomes or connected:
                 sendable = services.deliveries_record(
                     campaign_id=campaign_id,
                     outcomes=outcomes,
                     claims=tuple(claims),
-                    to_send=(claim, [pk for pk, _ in ready], lease) if ready else None,
+                    to_send=(claim, [item.key for item in connected], lease) if connected else None,
                 )
-            if ready:
-                go = [(pk, request) for pk, request in ready if pk in sendable]
+            if connected:
+                go = [item for item in connected if item.key in sendable]
                 if go:
-                    in_flight.append(
-                        (
-                            claim,
-                            {row.pk: row for row in rows},
-                            loop.submit(client.send_prepared(go)),
-                        )
+                    # Nothing else happens until the wave is on the wire: from the commit
+                    # that marked it sending to its write is only the event loop's turn.
+                    written = concurrent.futures.Future()
+                    sending = loop.submit(client.send_connected(go, written=written))
+                    concurrent.futures.wait(
+                        [written, sending], return_when=concurrent.futures.FIRST_COMPLETED
                     )
-                if len(go) < len(ready):
+                    in_flight.append((claim, by_pk, sending))
+                if len(go) < len(connected):
                     # The campaign stopped sending (cancelled), or a claim was lost.
-                    services.deliveries_release(
-                        claim=claim, ids=[pk for pk, _ in ready if pk not in sendable]
-                    )
+                    held_back = [item for item in connected if item.key not in sendable]
+                    loop.run(_abandon(client, held_back))
+                    services.deliveries_release(claim=claim, ids=[item.key for item in held_back])
                     stopped = stopped or not _still_sending(campaign_id)
-            claimed = None
+            claimed, connected = None, []
             if in_flight or rows:
                 continue
             if stopped or not _still_sending(campaign_id):
@@ -407,6 +435,11 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                 break
             time.sleep(min(wait, 1.0) if wait else 0.05)
     finally:
+        with contextlib.suppress(Exception):
+            if connecting is not None:
+                connected = connecting.result()
+            if connected:
+                loop.run(_abandon(client, connected))
         if claimed is not None:
             # Stopping on an error before the wave was marked sending: it was never written.
             with contextlib.suppress(Exception):
@@ -418,6 +451,10 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                 future.result()
     services.campaign_finish_if_done(campaign_id=campaign_id)
     return outcome
+
+
+async def _abandon(client: PushClient, connected: list) -> None:
+    client.abandon(connected)
 
 
 async def _prepare_all(client: PushClient, messages: list[PushMessage]) -> list:

@@ -103,7 +103,7 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
-        self.idle_since = 0.0
+        self.idle_since = time.monotonic()
 
     def reusable(self, now: float) -> bool:
         return (
@@ -183,34 +183,87 @@ class Http1Pool:
 
     async def send(self, request: Request) -> Response:
         """Send a built request; raises NotSent, MaybeSent (see the module's docstring)."""
-        async with self._slots:
-            connection = None
-            written = False
-            try:
-                async with asyncio.timeout(self.timeout):
-                    connection = await self._connection(request.key)
-                    data = connection.h11.send(request.head)
-                    data += connection.h11.send(h11.Data(data=request.body))
-                    data += connection.h11.send(h11.EndOfMessage())
-                    written = True
-                    connection.writer.write(data)
-                    response = await self._read_response(connection)
-            except BaseException as exc:
-                if connection is not None:
+        return await self.exchange(request, await self.connect(request))
+
+    async def connect(self, request: Request) -> _Connection:
+        """Take a slot of the pool and an open connection for `request`, without writing it.
+
+        Raises NotSent when no connection could be had. The caller then either writes the
+        request with `exchange` or hands the connection back with `abandon`; holding it in
+        between lets a caller record that the request is about to be written only once
+        nothing is left between that record and the write.
+        """
+        await self._slots.acquire()
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._connection(request.key)
+        except BaseException as exc:
+            self._slots.release()
+            if isinstance(exc, Exception):
+                raise NotSent(_describe(exc, written=False)) from exc
+            raise
+
+    def abandon(self, connection: _Connection) -> None:
+        """Give back a connection from `connect` whose request will not be written."""
+        connection.close()
+        self._slots.release()
+
+    def write(self, request: Request, connection: _Connection) -> bool:
+        """Hand `request` to the socket of a connection from `connect`, now, without waiting.
+
+        Returns False, having written nothing, when the connection is no longer usable (the
+        server closed it, or it idled too long, since `connect`): `exchange` then takes
+        another. After True, read the answer with `exchange(..., written=True)`.
+        """
+        if not connection.reusable(time.monotonic()):
+            return False
+        try:
+            data = connection.h11.send(request.head)
+            data += connection.h11.send(h11.Data(data=request.body))
+            data += connection.h11.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            connection.close()  # nothing was handed over; exchange opens another
+            return False
+        connection.writer.write(data)
+        return True
+
+    async def exchange(
+        self, request: Request, connection: _Connection, *, written: bool = False
+    ) -> Response:
+        """Write `request` on a connection from `connect` (unless `write` already did) and
+        read the answer. Raises NotSent, MaybeSent."""
+        try:
+            if not written:
+                if not connection.reusable(time.monotonic()):
+                    # The server closed it (or it idled too long) since `connect`; nothing
+                    # was written on it yet: another one.
                     connection.close()
-                if isinstance(exc, Exception):
-                    # Whatever went wrong, what matters is whether a byte was handed over.
-                    error = MaybeSent if written else NotSent
-                    raise error(_describe(exc, written=written)) from exc
-                raise
-            h = connection.h11
-            if h.our_state is h11.DONE and h.their_state is h11.DONE:
-                h.start_next_cycle()
-                connection.idle_since = time.monotonic()
-                self._idle[request.key].append(connection)
-            else:
-                connection.close()
-            return response
+                    async with asyncio.timeout(self.timeout):
+                        connection = await self._connection(request.key)
+                data = connection.h11.send(request.head)
+                data += connection.h11.send(h11.Data(data=request.body))
+                data += connection.h11.send(h11.EndOfMessage())
+                written = True
+                connection.writer.write(data)
+            async with asyncio.timeout(self.timeout):
+                response = await self._read_response(connection)
+        except BaseException as exc:
+            connection.close()
+            self._slots.release()
+            if isinstance(exc, Exception):
+                # Whatever went wrong, what matters is whether a byte was handed over.
+                error = MaybeSent if written else NotSent
+                raise error(_describe(exc, written=written)) from exc
+            raise
+        self._slots.release()
+        h = connection.h11
+        if h.our_state is h11.DONE and h.their_state is h11.DONE:
+            h.start_next_cycle()
+            connection.idle_since = time.monotonic()
+            self._idle[request.key].append(connection)
+        else:
+            connection.close()
+        return response
 
     async def _connection(self, key: tuple) -> _Connection:
         idle = self._idle[key]

@@ -330,10 +330,55 @@ class PushClient:
 
     async def send_prepared(self, prepared: list[tuple[int, "Request | PushResult"]]):
         """Send prepared requests concurrently; results in the same order."""
+        connected = await self.connect_prepared(prepared)
+        return await self.send_connected(connected)
+
+    async def connect_prepared(self, prepared: list[tuple[int, "Request | PushResult"]]) -> list:
+        """Open (or take from the pool) a connection for each prepared request, writing nothing.
+
+        Returns, in order, `Connected` items ready for `send_connected`, or a `PushResult`
+        (the reason from `prepare`, or a connection that could not be opened: nothing was
+        sent, sending again is safe).
+        """
         return await asyncio.gather(
             *(
-                self._send(key, item) if isinstance(item, Request) else _done(item)
+                self._connect(key, item) if isinstance(item, Request) else _done(item)
                 for key, item in prepared
+            )
+        )
+
+    async def _connect(self, key: int, request: Request) -> "Connected | PushResult":
+        try:
+            return Connected(key, request, await self.pool.connect(request))
+        except HttpError as exc:
+            return PushResult(key, None, error=str(exc)[:300])
+
+    def abandon(self, connected: list) -> None:
+        """Give back the connections of `Connected` items that will not be written."""
+        for item in connected:
+            if isinstance(item, Connected):
+                self.pool.abandon(item.connection)
+
+    async def send_connected(self, connected: list, *, written=None) -> list[PushResult]:
+        """Write every `Connected` request at once, then wait for the answers (in order).
+
+        Every request is handed to its socket in this first step, before any await; then
+        `written` (a concurrent.futures.Future, if given) is resolved, so a caller in another
+        thread can wait until the whole list is on the wire.
+        """
+        on_wire = []
+        try:
+            for item in connected:
+                on_wire.append(
+                    isinstance(item, Connected) and self.pool.write(item.request, item.connection)
+                )
+        finally:
+            if written is not None:
+                written.set_result(None)
+        return await asyncio.gather(
+            *(
+                self._exchange(item, written=flag) if isinstance(item, Connected) else _done(item)
+                for item, flag in zip(connected, on_wire, strict=True)
             )
         )
 
@@ -341,11 +386,15 @@ class PushClient:
         prepared = self.prepare(message)
         if isinstance(prepared, PushResult):
             return prepared
-        return await self._send(message.key, prepared)
+        return await self._exchange(Connected(message.key, prepared, None))
 
-    async def _send(self, key: int, request: Request) -> PushResult:
+    async def _exchange(self, item: "Connected", *, written: bool = False) -> PushResult:
+        key = item.key
         try:
-            response = await self.pool.send(request)
+            if item.connection is None:
+                response = await self.pool.send(item.request)
+            else:
+                response = await self.pool.exchange(item.request, item.connection, written=written)
         except MaybeSent as exc:
             return PushResult(key, None, error=str(exc)[:300], maybe_sent=True, retryable=False)
         except HttpError as exc:
@@ -356,6 +405,15 @@ class PushClient:
         text = response.body[:200].decode("utf-8", "replace") if status >= 300 else ""
         error = "" if status < 300 else f"HTTP {status} {text}".strip()[:300]
         return PushResult(key, status, retry_after=retry_after, error=error)
+
+
+@dataclass(slots=True)
+class Connected:
+    """A prepared request and the pooled connection it will be written on."""
+
+    key: int
+    request: Request
+    connection: object  # http1's connection; None: take one when sending
 
 
 async def _done(result: PushResult) -> PushResult:

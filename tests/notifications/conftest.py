@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid
 from py_vapid.utils import b64urlencode
 
+from tests.notifications.faults import Workers
 from tests.push_service import PushService
 
 
@@ -53,3 +54,15 @@ def vapid_keys() -> VapidKeys:
 def push_service(vapid_keys: VapidKeys) -> Iterator[PushService]:
     with PushService(vapid_public_key=vapid_keys.public_key) as service:
         yield service
+
+
+@pytest.fixture
+def workers(settings, vapid_keys, tmp_path):
+    """`manage.py db_worker` processes on the test database, for the push fault tests
+    (tests/notifications/faults.py; `workers.configure(...)` adds settings)."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    pool = Workers(settings=settings, vapid_keys=vapid_keys, directory=tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.stop_all()

@@ -2,6 +2,7 @@
 client or of the cryptography; the service verifies the VAPID JWT and decrypts each message."""
 
 import io
+import socket
 from datetime import timedelta
 
 import pytest
@@ -305,3 +306,32 @@ def test_cancelling_fails_claimed_rows_and_they_are_never_marked_sending(push_se
     assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.FAILED}
     assert delivery.batch_send(campaign_id=campaign.pk, batch=0).outcome == "skipped"
     assert all(push_service.messages_for(s.endpoint) == [] for s in subscriptions)
+
+
+def test_a_row_is_marked_sending_only_once_its_connection_is_open(
+    push_service, run, settings, monkeypatch
+):
+    """The mark "sending" is what makes a crash leave a row unknown (never sent again): a row
+    whose connection cannot be opened must never carry it, so it is retried, not lost."""
+    settings.PUSH_MAX_ATTEMPTS = 2
+    live = subscribe(push_service)
+    dead = subscribe(push_service)
+    with socket.socket() as probe:  # a port nothing listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    PushSubscription.objects.filter(pk=dead.pk).update(endpoint=f"http://127.0.0.1:{port}/push/x")
+    marked = []
+    record = services.deliveries_record
+
+    def spy(**kwargs):
+        if kwargs.get("to_send"):
+            marked.extend(kwargs["to_send"][1])
+        return record(**kwargs)
+
+    monkeypatch.setattr(services, "deliveries_record", spy)
+    campaign = run()
+    rows = _deliveries(campaign)
+    assert (rows[live.pk].status, rows[dead.pk].status) == (DeliveryStatus.SENT, "failed")
+    assert rows[dead.pk].attempts == 2 and rows[dead.pk].error
+    assert rows[live.pk].pk in marked
+    assert rows[dead.pk].pk not in marked
