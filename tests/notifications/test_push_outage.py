@@ -10,14 +10,12 @@ It takes about 80-90 s, so it only runs with RUN_FAULT_TESTS=1 (CI sets it for t
 PostgreSQL run); PostgreSQL because the worker is another process reading the test database.
 """
 
-import os
 import subprocess
 import sys
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from notifications.conf import DEFAULTS
@@ -34,7 +32,7 @@ from tests.notifications.fixtures_push import (  # noqa: F401
     subscribe,
     vapid_settings,
 )
-from tests.processes import stop
+from tests.processes import stop, worker_env
 
 pytestmark = [
     *fault_test(
@@ -55,18 +53,12 @@ RECOVERY_BOUND = DEFAULTS["PUSH_RETRY_MAX_DELAY"] * 1.25 + 30
 def db_worker(settings, vapid_keys, tmp_path):
     """A `manage.py db_worker` process on the test database, with the production settings."""
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "backoffice.settings",
-        "DEBUG": "0",
-        "SECRET_KEY": "push-outage-test",
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}"
-        ),
-        "VAPID_PRIVATE_KEY": vapid_keys.private_key,
-        "VAPID_SUBJECT": "mailto:shop@example.com",
-    }
+    env = worker_env(
+        vapid_keys=vapid_keys,
+        settings_module="backoffice.settings",
+        DEBUG="0",
+        SECRET_KEY="push-outage-test",
+    )
     log_path = tmp_path / "db_worker.log"
     with log_path.open("w") as log:
         worker = subprocess.Popen(
