@@ -119,8 +119,9 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
 # STOCK_DJANGO=1 swaps this project's faster readers of sessions, users and permissions for
-# Django's own (README: "Deviations from stock Django"): CI runs the fast tests that way too,
-# so the back office is known to work on stock Django and the deviations stay optional.
+# Django's own (README: "Deviations from stock Django"): CI runs the tests marked `deviations`
+# that way too, so the back office is known to work on stock Django and the deviations stay
+# optional.
 STOCK_DJANGO = env_bool("STOCK_DJANGO", default=False)
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses a locked-out login before the password is checked.

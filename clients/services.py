@@ -3,9 +3,13 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+import phonenumbers
 from django.db import IntegrityError, transaction
+from django.db.models import Case, Count, Value, When
+from django.db.models.functions import Now
 from django.utils import timezone
 
+from backoffice.phones import phone_parse
 from clients.models import (
     ADDRESS_FIELDS,
     Address,
@@ -544,3 +548,93 @@ def address_delete(*, address: Address, actor=None, origin: str = AuditOrigin.ST
         changes={"address": [label, ""]},
         origin=origin,
     )
+
+
+@dataclass(frozen=True)
+class PhonesNormalized:
+    """What phones_normalize did: rows rewritten, and rows whose number it could not read."""
+
+    customers: int
+    addresses: int
+    unparseable: int
+
+
+def phones_normalize(
+    *, customer_model=Customer, address_model=Address, batch_size: int = 1000
+) -> PhonesNormalized:
+    """Store every customer's and address's phone in the one international format.
+
+    For rows written before the forms and the API normalized phones (clients migration 0015
+    runs it with its historical models). Set-based: each distinct number is parsed once and
+    rewritten in one UPDATE per batch; a number that is no valid phone number (or whose
+    international form would not fit the column) stays as it is and is counted. A changed
+    customer gets its search text recomputed and `updated_at` moved, so API clients syncing
+    with `updated_since` see the new form. No audit entry: the number itself is unchanged.
+    """
+    customers, unparseable_customers = _phones_normalize(
+        customer_model, customer_model=customer_model, batch_size=batch_size
+    )
+    addresses, unparseable_addresses = _phones_normalize(
+        address_model, customer_model=customer_model, batch_size=batch_size
+    )
+    return PhonesNormalized(
+        customers=customers,
+        addresses=addresses,
+        unparseable=unparseable_customers + unparseable_addresses,
+    )
+
+
+def _phones_normalize(model, *, customer_model, batch_size: int) -> tuple[int, int]:
+    """(rows rewritten, rows left unparseable) for one model's `phone` column."""
+    max_length = model._meta.get_field("phone").max_length
+    changes, unparseable = {}, 0
+    numbers = (
+        model.objects.exclude(phone="")
+        .order_by()
+        .values_list("phone")
+        .annotate(rows=Count("pk"))
+        .iterator(chunk_size=5000)
+    )
+    for phone, rows in numbers:
+        number = phone_parse(phone)
+        if number is None:
+            unparseable += rows
+            continue
+        formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        if len(formatted) > max_length:
+            unparseable += rows
+        elif formatted != phone:
+            changes[phone] = formatted
+    olds = list(changes)
+    rewritten = 0
+    for start in range(0, len(olds), batch_size):
+        batch = olds[start : start + batch_size]
+        with transaction.atomic():
+            if model is customer_model:
+                rewritten += _customer_phones_rewrite(model, batch, changes)
+            else:
+                owners = model.objects.filter(phone__in=batch).values("customer_id")
+                customer_model.objects.filter(pk__in=owners).update(updated_at=Now())
+                rewritten += model.objects.filter(phone__in=batch).update(
+                    phone=Case(*(When(phone=old, then=Value(changes[old])) for old in batch))
+                )
+    return rewritten, unparseable
+
+
+def _customer_phones_rewrite(model, batch: list[str], changes: dict[str, str]) -> int:
+    """Rewrite the locked customers whose phone is in `batch`, with their search text."""
+    rows = (
+        model.objects.select_for_update()
+        .filter(phone__in=batch)
+        .values_list("pk", "first_name", "last_name", "email", "phone")
+    )
+    now = timezone.now()
+    customers = []
+    for pk, first_name, last_name, email, phone in rows:
+        new = changes[phone]
+        search_text = customer_search_text(
+            pk=pk, first_name=first_name, last_name=last_name, email=email, phone=new
+        )
+        customers.append(model(pk=pk, phone=new, search_text=search_text, updated_at=now))
+    model.objects.bulk_update(customers, ["phone", "search_text", "updated_at"], batch_size=1000)
+    return len(customers)

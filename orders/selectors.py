@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Literal
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, F, Max, Min, Prefetch, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
@@ -89,6 +90,34 @@ def customer_stats_for(customer_ids: list[int]) -> dict[int, CustomerStats]:
             last_medium=medium,
         )
     return stats
+
+
+def customer_stats_sql(*, where: str = "") -> str:
+    """PostgreSQL: the customer statistics as SQL, the set-based form of customer_stats_for.
+
+    `WITH` clauses ending in `stats(customer_id, n, spent, first_at, last_at, last_id,
+    source, medium)`, one row per customer with a finalized order (`where` narrows the orders
+    read, e.g. "AND customer_id = ANY(%(ids)s)"; `%(statuses)s` is FINALIZED_STATUSES). The
+    rebuild's drift check and the order import's refresh are written on it, and
+    tests/test_derived_definitions.py checks it against the ORM computations field by field.
+    """
+    return f"""
+WITH finalized AS (
+    SELECT customer_id, id, placed_at, total - refunded_amount AS net, source, medium
+    FROM {connection.ops.quote_name(Order._meta.db_table)}
+    WHERE status = ANY(%(statuses)s) {where}
+), totals AS (
+    SELECT customer_id, count(*) AS n, sum(net) AS spent,
+           min(placed_at) AS first_at, max(placed_at) AS last_at
+    FROM finalized GROUP BY customer_id
+), last AS (
+    SELECT DISTINCT ON (customer_id) customer_id, id, source, medium
+    FROM finalized ORDER BY customer_id, placed_at DESC, id DESC
+), stats AS (
+    SELECT t.customer_id, t.n, t.spent, t.first_at, t.last_at, l.id AS last_id,
+           l.source, l.medium
+    FROM totals t JOIN last l USING (customer_id)
+)"""
 
 
 # --- The client page and the order page ----------------------------------------------------

@@ -42,7 +42,7 @@ from orders.models import (
     OrderStatus,
     Product,
 )
-from orders.selectors import ZERO, customer_stats_for
+from orders.selectors import ZERO, customer_stats_for, customer_stats_sql
 
 # Which status may follow which; anything else is refused. A full refund (order_refund) is
 # the only way to REFUNDED.
@@ -840,27 +840,16 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
 
 
 # PostgreSQL: the statistics of the given customers recomputed from their orders and written,
-# in one statement, only where they moved (mirrors customer_stats_compute and
-# rebuild_customer_stats; the rows are already locked by the caller).
-_STATS_REFRESH_SQL = f"""
-WITH finalized AS (
-    SELECT customer_id, id, placed_at, total - refunded_amount AS net, source, medium
-    FROM {Order._meta.db_table}
-    WHERE customer_id = ANY(%(ids)s) AND status = ANY(%(statuses)s)
-), totals AS (
-    SELECT customer_id, count(*) AS n, sum(net) AS spent,
-           min(placed_at) AS first_at, max(placed_at) AS last_at
-    FROM finalized GROUP BY customer_id
-), last AS (
-    SELECT DISTINCT ON (customer_id) customer_id, id, source, medium
-    FROM finalized ORDER BY customer_id, placed_at DESC, id DESC
-), truth AS (
-    SELECT ids.id, coalesce(t.n, 0) AS n, coalesce(t.spent, 0) AS spent, t.first_at,
-           t.last_at, l.id AS last_id, coalesce(l.source, '') AS source,
-           coalesce(l.medium, '') AS medium
+# in one statement, only where they moved (the rows are already locked by the caller).
+_STATS_REFRESH_SQL = (
+    customer_stats_sql(where="AND customer_id = ANY(%(ids)s)")
+    + f"""
+, truth AS (
+    SELECT ids.id, coalesce(s.n, 0) AS n, coalesce(s.spent, 0) AS spent, s.first_at,
+           s.last_at, s.last_id, coalesce(s.source, '') AS source,
+           coalesce(s.medium, '') AS medium
     FROM unnest(%(ids)s::bigint[]) AS ids(id)
-    LEFT JOIN totals t ON t.customer_id = ids.id
-    LEFT JOIN last l ON l.customer_id = ids.id
+    LEFT JOIN stats s ON s.customer_id = ids.id
 ), grouped AS (
     SELECT truth.*,
            {group_sql("postgresql", n="truth.n", spent="truth.spent", last="truth.last_at")}
@@ -879,6 +868,7 @@ WHERE c.id = truth.id
       (truth.n, truth.spent, truth.first_at, truth.last_at, truth.last_id, truth.source,
        truth.medium, truth.lifecycle_group)
 """
+)
 
 
 def _customers_stats_refresh(customer_ids: list[int]) -> None:

@@ -1,7 +1,63 @@
+import os
+
 import pytest
 from django.test import Client
 
 from tests.factories import UserFactory
+
+# In parallel runs (pytest-xdist, `-n 2 --dist loadgroup`: README, "Tests"), the tests below run
+# one after the other on one xdist worker, beside the rest of the suite on the other:
+# - "processes": they start real `db_worker`s, gunicorn or wrk and give them seconds to act,
+#   a timing meant for one such test at a time;
+# - "connections": each holds 20 to 50 database connections at once, and two of them at once
+#   (or twice each suite's own) could exceed PostgreSQL's max_connections (100) on a shared server.
+XDIST_GROUPS = {
+    "tests/notifications/test_push_faults.py": "processes",
+    "tests/notifications/test_push_outage.py": "processes",
+    "tests/notifications/test_worker_kill.py": "processes",
+    "tests/notifications/test_recovery.py::test_real_workers": "processes",
+    "tests/bench/test_bench_push_faults.py": "processes",
+    "tests/bench/test_bench_load.py": "processes",
+    "tests/test_concurrency.py": "connections",
+    "tests/storefront/test_orders_concurrency.py": "connections",
+    "tests/storefront/test_pipeline.py": "connections",
+}
+
+# The tests that exercise what STOCK_DJANGO=1 swaps (README, "Deviations from stock Django":
+# the session read, the permission loading): sessions, logins, every route's refusals per
+# role, the session-kept selection, and the query-count tests (each page's count includes the
+# session and permission reads). CI runs these on stock Django: `-m deviations`.
+DEVIATION_TESTS = (
+    "tests/test_sessions.py",
+    "tests/test_auth_backend.py",
+    "tests/test_permissions.py",
+    "tests/test_private_pages.py",
+    "tests/test_login_hostile.py",
+    "tests/test_security.py",
+    "tests/clients/test_selection.py",
+    "tests/clients/test_lists.py",
+    "tests/clients/test_client_page.py",
+    "tests/orders/test_order_page.py",
+    "tests/notifications/test_views.py",
+    "tests/notifications/test_send_test.py",
+    "tests/storefront/test_apikey_page.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    in_xdist_worker = "PYTEST_XDIST_WORKER" in os.environ
+    for item in items:
+        for prefix, group in XDIST_GROUPS.items():
+            if item.nodeid.startswith(prefix):
+                item.add_marker(pytest.mark.xdist_group(group))
+        if item.nodeid.startswith(DEVIATION_TESTS):
+            item.add_marker(pytest.mark.deviations)
+        # A test that restarts PostgreSQL would break the tests running beside it: it runs in
+        # a run of its own (CI: `-m serial` after the parallel run), or in a plain `make test`.
+        if in_xdist_worker and item.get_closest_marker("serial"):
+            item.add_marker(
+                pytest.mark.skip(reason="restarts PostgreSQL: run it without -n (`-m serial`)")
+            )
 
 
 def _client_as(role: str) -> Client:

@@ -1,6 +1,10 @@
 """Child processes the tests start (servers, workers)."""
 
+import os
 import subprocess
+from urllib.parse import urlencode
+
+from django.db import connection
 
 
 def stop(process: subprocess.Popen, *, timeout: float) -> None:
@@ -11,3 +15,24 @@ def stop(process: subprocess.Popen, *, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def shared_database_url(**options) -> str:
+    """The DATABASE_URL of this run's PostgreSQL test database, for another process (a worker,
+    a server) to share it; `options` go in the query string (`conn_max_age=600`)."""
+    db = connection.settings_dict
+    query = f"?{urlencode(options)}" if options else ""
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}{query}"
+
+
+def worker_env(*, vapid_keys, settings_module: str = "backoffice.settings_test", **env) -> dict:
+    """The environment of a push worker process on the test database: these settings, the
+    test VAPID keys, and `env` on top."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        "DATABASE_URL": shared_database_url(),
+        "VAPID_PRIVATE_KEY": vapid_keys.private_key,
+        "VAPID_SUBJECT": "mailto:shop@example.com",
+        **env,
+    }

@@ -1,7 +1,8 @@
 """Values defined in more than one place agree: the customer statistics (the order services'
-computation, the batch computation the rebuild uses, and the rebuild's set-based SQL on
-PostgreSQL), and the Clients/Leads condition (the model's Q objects, the tab-count triggers and
-the per-tab partial indexes of clients migration 0004)."""
+computation, the batch computation the rebuild uses, and the set-based SQL on PostgreSQL that
+the rebuild and the order import's refresh share), and the Clients/Leads condition (the
+model's Q objects, the tab-count triggers and the per-tab partial indexes of clients
+migration 0004)."""
 
 import importlib
 import re
@@ -10,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from clients.models import IS_CLIENT, IS_LEAD, Customer
@@ -21,6 +22,7 @@ from orders.selectors import CustomerStats, customer_stats_compute, customer_sta
 from orders.services import (
     ImportedOrder,
     LineInput,
+    _customers_stats_refresh,
     order_draft,
     order_import_check,
     orders_import,
@@ -105,6 +107,20 @@ def test_the_rebuild_finds_a_drift_in_every_statistic(shop, field, capsys):
     assert "0 had drifted" in capsys.readouterr().out.splitlines()[-1]
     tied.refresh_from_db()
     assert getattr(tied, field) == getattr(customer_stats_compute(customer_id=tied.pk), field)
+
+
+@pytest.mark.parametrize("field", CustomerStats.FIELDS)
+def test_the_order_imports_refresh_recomputes_every_statistic(shop, field):
+    """The import's set-based refresh (its SQL on PostgreSQL, the batch computation elsewhere)
+    writes what the computations define, for each field changed behind the services' back,
+    and for customers with no finalized order too."""
+    ids = [c.pk for c in shop]
+    Customer.objects.filter(pk__in=ids).update(**{field: WRONG_VALUES[field]})
+    with transaction.atomic():
+        _customers_stats_refresh(ids)
+    for customer in Customer.objects.filter(pk__in=ids):
+        stored = CustomerStats(**{f: getattr(customer, f) for f in CustomerStats.FIELDS})
+        assert stored == customer_stats_compute(customer_id=customer.pk), customer.pk
 
 
 # --- Clients and Leads --------------------------------------------------------------------

@@ -25,12 +25,15 @@ from django.test import Client
 
 from tests.factories import CustomerFactory, UserFactory
 from tests.markers import fault_test
-from tests.processes import stop
+from tests.processes import shared_database_url, stop
 
-pytestmark = fault_test(
-    needs_postgresql="restarts the PostgreSQL server: needs PostgreSQL",
-    why_opt_in="restarts PostgreSQL, disrupting its other clients",
-)
+pytestmark = [
+    *fault_test(
+        needs_postgresql="restarts the PostgreSQL server: needs PostgreSQL",
+        why_opt_in="restarts PostgreSQL, disrupting its other clients",
+    ),
+    pytest.mark.serial,
+]
 
 BASE_DIR = Path(settings.BASE_DIR)
 PORTS = range(8014, 8020)
@@ -87,7 +90,6 @@ def postgres_back_up():
 
 @pytest.fixture
 def gunicorn(postgres_back_up, tmp_path):
-    db = settings.DATABASES["default"]
     # Server output goes to a file: a pipe nobody reads fills up with the error tracebacks of
     # the outage, and a worker writing to a full pipe blocks.
     log = tmp_path / "gunicorn.log"
@@ -98,9 +100,7 @@ def gunicorn(postgres_back_up, tmp_path):
         "DJANGO_SETTINGS_MODULE": "backoffice.settings_test",
         "ALLOWED_HOSTS": "127.0.0.1",
         # The test database, with connections kept between requests as in production.
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}?conn_max_age=600"
-        ),
+        "DATABASE_URL": shared_database_url(conn_max_age=600),
     }
     process = subprocess.Popen(
         [

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.management import call_command
-from django.db import connection
 
 from notifications.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
-from tests.processes import stop
+from tests.processes import stop, worker_env
 
 # Short timeouts and backoffs so that every fault plays out in seconds; the rest is the
 # production settings module (DEBUG off). Each test adds its own lines.
@@ -47,18 +46,13 @@ class Workers:
     def __init__(self, *, settings, vapid_keys, directory: Path):
         self.directory = directory
         self.configure()
-        db = settings.DATABASES["default"]
-        name = connection.settings_dict["NAME"]
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "fault_settings",
-            "PYTHONPATH": os.pathsep.join([str(directory), str(settings.BASE_DIR)]),
-            "DEBUG": "0",
-            "SECRET_KEY": "push-fault-tests",
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{name}",
-            "VAPID_PRIVATE_KEY": vapid_keys.private_key,
-            "VAPID_SUBJECT": "mailto:shop@example.com",
-        }
+        self.env = worker_env(
+            vapid_keys=vapid_keys,
+            settings_module="fault_settings",
+            PYTHONPATH=os.pathsep.join([str(directory), str(settings.BASE_DIR)]),
+            DEBUG="0",
+            SECRET_KEY="push-fault-tests",
+        )
         self.base_dir = settings.BASE_DIR
         self.processes: list[subprocess.Popen] = []
         self.killed = 0

@@ -17,7 +17,6 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
@@ -34,6 +33,7 @@ from tests.notifications.fixtures_push import (  # noqa: F401
     subscribe,
     vapid_settings,
 )
+from tests.processes import worker_env
 
 pytestmark = [pytest.mark.usefixtures("vapid_settings")]
 
@@ -145,17 +145,9 @@ call_command("db_worker", interval=0.1, startup_delay=False)
 
 
 def _worker(settings, vapid_keys, *, lease: float) -> subprocess.Popen:
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "backoffice.settings_test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}",
-        "VAPID_PRIVATE_KEY": vapid_keys.private_key,
-        "VAPID_SUBJECT": "mailto:shop@example.com",
-    }
     return subprocess.Popen(
         [sys.executable, "-c", WORKER.format(lease=lease)],
-        env=env,
+        env=worker_env(vapid_keys=vapid_keys),
         cwd=settings.BASE_DIR,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -13,7 +13,6 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 
 from notifications.models import (
@@ -28,6 +27,7 @@ from tests.notifications.fixtures_push import (  # noqa: F401
     subscribe,
     vapid_settings,
 )
+from tests.processes import worker_env
 
 pytestmark = [
     pytest.mark.skipif(
@@ -50,17 +50,9 @@ batch_send(campaign_id={campaign_id}, batch=0)
 
 def _start_worker(settings, vapid_keys, campaign_id: int) -> subprocess.Popen:
     """A worker process sending batch 0 of the campaign, on the test database."""
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "backoffice.settings_test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}",
-        "VAPID_PRIVATE_KEY": vapid_keys.private_key,
-        "VAPID_SUBJECT": "mailto:shop@example.com",
-    }
     return subprocess.Popen(
         [sys.executable, "-c", WORKER.format(campaign_id=campaign_id)],
-        env=env,
+        env=worker_env(vapid_keys=vapid_keys),
         cwd=settings.BASE_DIR,
     )
 

@@ -3,38 +3,28 @@ from django.db import connection, transaction
 
 from clients.models import Customer
 from lifecycle.services import customers_group_refresh
-from orders.models import FINALIZED_STATUSES, Order
-from orders.selectors import CustomerStats, customer_stats_for
+from orders.models import FINALIZED_STATUSES
+from orders.selectors import CustomerStats, customer_stats_for, customer_stats_sql
 from orders.services import customer_products_rebuild
 
 # PostgreSQL: every customer's stored statistics against the orders, in one statement (so one
 # snapshot: the services change orders and statistics in the same transaction). Returns the
-# number of customers and the ids of those that differ. Mirrors orders.selectors
-# (tests/test_derived_definitions.py checks that they agree, field by field).
-_DRIFT_SQL = """
-WITH finalized AS (
-    SELECT customer_id, id, placed_at, total - refunded_amount AS net, source, medium
-    FROM {orders} WHERE status = ANY(%(statuses)s)
-), totals AS (
-    SELECT customer_id, count(*) AS n, sum(net) AS spent,
-           min(placed_at) AS first_at, max(placed_at) AS last_at
-    FROM finalized GROUP BY customer_id
-), last AS (
-    SELECT DISTINCT ON (customer_id) customer_id, id, source, medium
-    FROM finalized ORDER BY customer_id, placed_at DESC, id DESC
-)
+# number of customers and the ids of those that differ.
+_DRIFT_SQL = (
+    customer_stats_sql()
+    + """
 SELECT count(*), array_agg(c.id) FILTER (WHERE
-       c.orders_count IS DISTINCT FROM coalesce(t.n, 0)
-    OR c.total_spent IS DISTINCT FROM coalesce(t.spent, 0)
-    OR c.first_order_at IS DISTINCT FROM t.first_at
-    OR c.last_order_at IS DISTINCT FROM t.last_at
-    OR c.last_order_id IS DISTINCT FROM l.id
-    OR c.last_source IS DISTINCT FROM coalesce(l.source, '')
-    OR c.last_medium IS DISTINCT FROM coalesce(l.medium, ''))
+       c.orders_count IS DISTINCT FROM coalesce(s.n, 0)
+    OR c.total_spent IS DISTINCT FROM coalesce(s.spent, 0)
+    OR c.first_order_at IS DISTINCT FROM s.first_at
+    OR c.last_order_at IS DISTINCT FROM s.last_at
+    OR c.last_order_id IS DISTINCT FROM s.last_id
+    OR c.last_source IS DISTINCT FROM coalesce(s.source, '')
+    OR c.last_medium IS DISTINCT FROM coalesce(s.medium, ''))
 FROM {customers} c
-LEFT JOIN totals t ON t.customer_id = c.id
-LEFT JOIN last l ON l.customer_id = c.id
+LEFT JOIN stats s ON s.customer_id = c.id
 """
+)
 
 
 class Command(BaseCommand):
@@ -83,10 +73,7 @@ class Command(BaseCommand):
         recomputed one batch at a time as the services would."""
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL work_mem = '256MB'")
-            sql = _DRIFT_SQL.format(
-                orders=connection.ops.quote_name(Order._meta.db_table),
-                customers=connection.ops.quote_name(Customer._meta.db_table),
-            )
+            sql = _DRIFT_SQL.format(customers=connection.ops.quote_name(Customer._meta.db_table))
             cursor.execute(sql, {"statuses": [str(s) for s in FINALIZED_STATUSES]})
             seen, suspects = cursor.fetchone()
         suspects = sorted(suspects or [])
