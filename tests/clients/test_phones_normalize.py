@@ -15,7 +15,7 @@ from tests.factories import AddressFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
-MIGRATION = importlib.import_module("clients.migrations.0015_ci_speed_phones_international")
+MIGRATION = importlib.import_module("clients.migrations.0019_phones_international")
 
 # As typed before the forms normalized them -> as stored after (the shop's country is FR).
 READABLE = {
