@@ -3,7 +3,7 @@ statistics stay exact); only the address snapshots are personal. Finalized order
 billing snapshot when PRIVACY_KEEP_BILLING_SNAPSHOT says invoices must."""
 
 from clients.models import Customer
-from orders.models import FINALIZED_STATUSES, Order, OrderLine
+from orders.models import FINALIZED_STATUSES, CustomerProduct, Order, OrderLine
 from privacy.registry import Erasure, register
 from privacy.serialize import rows
 
@@ -53,4 +53,6 @@ def export(customer: Customer) -> dict[str, list[dict]]:
     }
 
 
-register("orders", models=(Order, OrderLine), erase=erase, export=export)
+# CustomerProduct (which products a customer bought, for the lists' product filter) is derived
+# from the finalized orders, which an erasure keeps: it stays, like them, and says nothing more.
+register("orders", models=(Order, OrderLine, CustomerProduct), erase=erase, export=export)

@@ -104,7 +104,7 @@ def test_the_rebuild_finds_a_drift_in_every_statistic(shop, field, capsys):
     assert "1 had drifted" in capsys.readouterr().out
     call_command("rebuild_customer_stats")
     call_command("rebuild_customer_stats", "--check")
-    assert "0 had drifted" in capsys.readouterr().out.splitlines()[-1]
+    assert ", 0 had drifted." in capsys.readouterr().out
     tied.refresh_from_db()
     assert getattr(tied, field) == getattr(customer_stats_compute(customer_id=tied.pk), field)
 
