@@ -25,6 +25,7 @@ def test_profile_counts_statements_per_creation_and_payment(tmp_path, settings):
         # Each statement listed is one the call ran, the idempotency record among them.
         assert result[kind]["statements"] == len(result["statement_text"][kind])
         assert any("idempotencyrecord" in q for q in result["statement_text"][kind])
-    assert result["create"]["statements"] <= 17 and result["pay"]["statements"] <= 15
+    # Paying also records the products bought (orders.CustomerProduct, the lists' product filter).
+    assert result["create"]["statements"] <= 17 and result["pay"]["statements"] <= 16
     # warm-up 20 + 5 timed + 1 counted: created and paid, through the API.
     assert Order.objects.filter(status=OrderStatus.PAID).count() == 26

@@ -155,7 +155,8 @@ class Command(BaseCommand):
                         client, deep_name, deep_url, repeat, updates, autovacuum_wait
                     )
                 )
-            if not deep_page_only and not skip_segments and "segment" in "segment " + only:
+            # "segment count, side panel, not cached (N)": kept by an --only it contains.
+            if not deep_page_only and not skip_segments and only in "segment count, side panel":
                 results.extend(self._segment_count(repeat))
             if bulk_tag:
                 results.append(self._bulk_tag())
