@@ -42,7 +42,7 @@ def test_viewer_browses_both_tabs_and_opens_a_client_and_an_order(page_as):
     # Filters: clients with at least 4 orders.
     page.get_by_role("link", name="Clear all").first.click()
     page.locator("details.filters summary").click()
-    page.get_by_label("Orders from").fill("4")
+    page.get_by_label("Orders from", exact=True).fill("4")
     page.get_by_role("button", name="Apply filters").click()
     expect(page).to_have_url(re.compile(r"orders_min=4"))
     expected = 1 + sum(1 for c in shop.clients if c.orders_count >= 4)
