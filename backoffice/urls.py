@@ -24,6 +24,7 @@ urlpatterns = [
     path("clients/", include("clients.urls")),
     path("orders/", include("orders.urls")),
     path("push/", include("notifications.urls")),
+    path("imports/", include("imports.urls")),
     *([path("push/demo/", include("demo.urls"))] if apps.is_installed("demo") else []),
     # The storefront API: its own authentication (API keys, customer tokens), no session.
     path("api/", include("storefront.urls")),

@@ -203,6 +203,9 @@ class AuditAction(models.TextChoices):
     SIGN_UP = "sign_up", _("Account created")
     CUSTOMER_UPDATE = "customer_update", _("Details changed")
     ADDRESS_DELETE = "address_delete", _("Address deleted")
+    # Created or updated by an import of a spreadsheet file (imports/): the entry names the
+    # file, and the actor is the admin who applied it.
+    IMPORT = "import", _("Imported from a file")
 
 
 class AuditOrigin(models.TextChoices):

@@ -37,6 +37,9 @@ FIELD_LABELS = {
     "external_id": gettext_lazy("Shop's customer ID"),
     "title": gettext_lazy("Title"),
     "outcome": gettext_lazy("Outcome"),
+    "file": gettext_lazy("File"),
+    "email_consent": gettext_lazy("Accepts email marketing"),
+    "sms_consent": gettext_lazy("Accepts SMS marketing"),
 }
 
 
