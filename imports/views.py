@@ -197,6 +197,8 @@ def job_resume(request, pk: int):
     the first row not applied."""
     job = get_object_or_404(ImportJob, pk=pk)
     try:
+        if job.status != ImportStatus.FAILED and not services.is_stale(job):
+            raise services.NotAllowed()
         if job.checked_at is None:
             job = services.import_restart_check(job=job)
             tasks.check_enqueue(job)

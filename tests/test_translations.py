@@ -31,10 +31,12 @@ from backoffice.templatetags.formatting import money
 from clients.forms import ContactForm
 from clients.models import Address, Customer, Note
 from clients.services import address_create, customer_contact_values, note_save
+from imports.models import ImportJob
 from notifications.models import Campaign
 from notifications.services import Audience, Message, campaign_create
 from orders.models import Order, OrderLine
 from tests.factories import CustomerFactory, UserFactory, make_order
+from tests.imports.pages import checked_job, import_pages
 
 LOCALE = Path(settings.BASE_DIR) / "locale" / "fr" / "LC_MESSAGES"
 PO = LOCALE / "django.po"
@@ -262,6 +264,9 @@ def data_values() -> set[str]:
         for row in model.objects.values_list(*text_fields):
             values.update(str(value) for value in row if value)
     values.update(str(address) for address in Address.objects.all())
+    # An imported file's name and column headers are the file's own text.
+    for name, headers in ImportJob.objects.values_list("file_name", "headers"):
+        values.update([name, *headers])
     values.update(customer.full_name for customer in Customer.objects.all())
     # Countries are named by CLDR in each language ("France" is French for France too).
     for code in Address.objects.values_list("country", flat=True):
@@ -319,6 +324,7 @@ def shop(db):
         send_at=None,
         public_base_url="https://backoffice.example",
     )
+    checked_job()  # an import with refused rows and updates (imports pages)
     return star
 
 
@@ -344,6 +350,7 @@ def _pages(star):
         reverse("notifications:campaign-create") + "?tab=leads&audience=all",
         reverse("notifications:campaign-create") + "?tab=nowhere&audience=all",
         Campaign.objects.get().get_absolute_url(),
+        *import_pages(),
     ]
 
 
