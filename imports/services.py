@@ -292,22 +292,32 @@ def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
     valid = [r for r in reads if r.values is not None]
     emails = {r.values["email"].lower() for r in valid}
     external = {r.values["external_id"] for r in valid if r.values.get("external_id")}
-    customers = Customer.objects.select_related(
-        "default_billing_address", "default_shipping_address"
-    )
-    if lock:
-        customers = customers.select_for_update(of=("self",), no_key=True)
-    found = list(
-        customers.alias(email_key=Lower("email"))
+    # `external_id <> ''` lets PostgreSQL use the partial unique index for any number of ids.
+    ids = set(
+        Customer.objects.alias(email_key=Lower("email"))
         .filter(email_key__in=sorted(emails))
-        .order_by("pk")
+        .values_list("pk", flat=True)
     )
     if external:
-        found += list(
-            customers.filter(external_id__in=sorted(external))
-            .exclude(pk__in=[c.pk for c in found])
-            .order_by("pk")
+        ids.update(
+            Customer.objects.filter(external_id__in=sorted(external))
+            .exclude(external_id="")
+            .values_list("pk", flat=True)
         )
+    if lock and ids:
+        # Row locks in id order (as the order services take them): no deadlock between two
+        # imports, or an import and the API, touching the same customers.
+        list(
+            Customer.objects.select_for_update(no_key=True)
+            .filter(pk__in=sorted(ids))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+    found = list(
+        Customer.objects.select_related("default_billing_address", "default_shipping_address")
+        .filter(pk__in=sorted(ids))
+        .order_by("pk")
+    )
     by_email = {c.email.lower(): c for c in found}
     by_external = {c.external_id: c for c in found if c.external_id}
     consents = _latest_consents([c.pk for c in found])
@@ -394,7 +404,9 @@ def _order_items(reads: list[_Read]) -> tuple[list[tuple[_Read, ImportedOrder]],
         .values_list("key", "pk")
     )
     by_external = dict(
-        Customer.objects.filter(external_id__in=sorted(external)).values_list("external_id", "pk")
+        Customer.objects.filter(external_id__in=sorted(external))
+        .exclude(external_id="")
+        .values_list("external_id", "pk")
     )
     items, refused = [], {}
     now = timezone.now()
@@ -610,7 +622,11 @@ def import_apply(*, job_id: int) -> ImportJob:
         return job
     while True:
         with transaction.atomic():
-            job = ImportJob.objects.select_for_update().select_related("applied_by").get(pk=job_id)
+            job = (
+                ImportJob.objects.select_for_update(of=("self",))
+                .select_related("applied_by")
+                .get(pk=job_id)
+            )
             if job.status != ImportStatus.APPLYING:
                 return job
             batch = list(
