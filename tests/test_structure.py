@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-PRODUCT_APPS = ("backoffice", "clients", "orders", "notifications")
+PRODUCT_APPS = ("backoffice", "clients", "orders", "notifications", "imports")
 DEV_APPS = ("demo", "bench")
 
 

@@ -141,3 +141,43 @@ def test_an_order_moves_forward_and_keeps_statistics_exact():
     customer.refresh_from_db()
     assert (customer.orders_count, customer.total_spent) == (1, Decimal("30.00"))
     call_command("rebuild_customer_stats", "--check")
+
+
+def test_an_import_whose_worker_died_can_be_resumed(admin_client_role):
+    from datetime import timedelta
+
+    from django.urls import reverse
+    from django.utils import timezone
+
+    job = check(upload("shopify_customers_export.csv"))
+    services.import_start_apply(job=job, actor=UserFactory(role="Admin"))
+    # The worker took it and died: the job stays "applying" and its heartbeat gets old.
+    url = reverse("imports:job-resume", args=[job.pk])
+    admin_client_role.post(url)
+    job.refresh_from_db()
+    assert job.status == ImportStatus.APPLYING and Customer.objects.count() == 0  # not stale
+    page = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "en"})
+    assert "Resume" not in page.text and 'hx-trigger="every 2s"' in page.text
+    type(job).objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - services.STALE_AFTER - timedelta(seconds=1)
+    )
+    page = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "en"})
+    assert "may have stopped" in page.text and "Resume" in page.text
+    from django.test import TestCase
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert admin_client_role.post(url).status_code == 302
+    job.refresh_from_db()
+    assert job.status == ImportStatus.APPLIED and Customer.objects.count() == 3
+
+
+def test_an_order_without_a_status_is_a_paid_one():
+    customer = CustomerFactory(email="b@example.com")
+    data = b"E-mail;Commande;Date;Montant\nb@example.com;A-1;31/12/2024 10:00;1 234,50\n"
+    job = check(upload("commandes.csv", kind="orders", data=data))
+    assert job.counts == {"create": 1}, reasons(job)
+    apply(job, UserFactory(role="Admin"))
+    order = Order.objects.get(number="A-1")
+    assert (order.status, order.total) == ("paid", Decimal("1234.50"))
+    customer.refresh_from_db()
+    assert customer.is_client and customer.total_spent == Decimal("1234.50")

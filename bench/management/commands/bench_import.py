@@ -165,9 +165,7 @@ class Command(BaseCommand):
 
     def _write(self, path: Path, *, rows: int, existing: float, rng, run: str) -> None:
         known = list(
-            Customer.objects.order_by("pk").values_list("email", flat=True)[
-                : int(rows * existing)
-            ]
+            Customer.objects.order_by("pk").values_list("email", flat=True)[: int(rows * existing)]
         )
         with path.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
@@ -180,7 +178,7 @@ class Command(BaseCommand):
                 else:
                     email = f"bench.{run}.{i}@example.com"
                 city, zip_code = rng.choice(CITIES)
-                mobile = f"+336{rng.randrange(10**7, 10**8)}"
+                mobile = f"+336{rng.randrange(10, 60)}{rng.randrange(10**5, 10**6)}"
                 writer.writerow(
                     [
                         f"'{8_000_000_000_000 + int(run) % 10**6 * 10**7 + i}",
