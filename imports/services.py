@@ -13,6 +13,7 @@ order_import_check, orders_import), which keeps every customer's statistics exac
 of an order file runs it in a transaction that is rolled back.
 """
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +22,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
+from django.db.models import JSONField
+from django.db.models.expressions import DatabaseDefault
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -507,7 +510,7 @@ def import_check(*, job_id: int) -> ImportJob:
                 if not ImportJob.objects.filter(pk=job.pk, status=ImportStatus.CHECKING).exists():
                     return ImportJob.objects.get(pk=job.pk)  # cancelled meanwhile
                 staged = _check_batch(job, batch)
-                ImportRow.objects.bulk_create(staged, batch_size=BATCH)
+                _insert(ImportRow, staged)
                 for row in staged:
                     _count(counts, row.action)
                 checked += len(batch)
@@ -716,7 +719,7 @@ class _CustomerWriter:
         source = self._source()
         audits, consents = [], []
         if self.new:
-            Customer.objects.bulk_create([c for c, _v in self.new], batch_size=BATCH)
+            _insert(Customer, [c for c, _v in self.new], returning=True)
         addresses = []  # (customer, kind, Address)
         for customer, values in self.new:
             for kind in ("billing", "shipping"):
@@ -730,7 +733,7 @@ class _CustomerWriter:
                     addresses.append(
                         (customer, kind, self._address(customer, values[f"{kind}_address"]))
                     )
-        Address.objects.bulk_create([a for _c, _k, a in addresses], batch_size=BATCH)
+        _insert(Address, [a for _c, _k, a in addresses], returning=True)
         for customer, kind, address in addresses:
             setattr(customer, f"default_{kind}_address", address)
             if kind == "billing":
@@ -769,8 +772,8 @@ class _CustomerWriter:
             _update_customers([c for c, _v in self.new], _NEW_COLUMNS)
         if self.updated:
             _update_customers([c for c, _v, _ch in self.updated], _UPDATED_COLUMNS)
-        AuditEntry.objects.bulk_create(audits, batch_size=BATCH)
-        MarketingConsent.objects.bulk_create(consents, batch_size=BATCH)
+        _insert(AuditEntry, audits)
+        _insert(MarketingConsent, consents)
 
     def _source(self) -> str:
         label = str(ImportFormat(self.job.format).label) if self.job.format else ""
@@ -867,3 +870,40 @@ def _update_customers(customers: list[Customer], columns) -> None:
                 + " WHERE id = %s",
                 [[*(value(c, name) for name in names), c.pk] for c in customers],
             )
+
+
+def _insert(model, objects: list, *, returning: bool = False) -> None:
+    """Insert many rows in one statement. PostgreSQL: INSERT ... SELECT FROM unnest(one array
+    per column), the ids read back in order; Django's bulk_create compiles every value of every
+    row, which was most of an import's CPU. Elsewhere (SQLite): bulk_create."""
+    if not objects:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objects, batch_size=BATCH)
+        return
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if not f.primary_key and not isinstance(getattr(objects[0], f.attname), DatabaseDefault)
+    ]
+    columns, types, arrays = [], [], []
+    for f in fields:
+        columns.append(connection.ops.quote_name(f.column))
+        if isinstance(f, JSONField):
+            types.append("jsonb")
+            arrays.append([json.dumps(getattr(o, f.attname)) for o in objects])
+            continue
+        types.append(f.rel_db_type(connection) if f.is_relation else f.db_type(connection))
+        arrays.append([f.get_db_prep_save(getattr(o, f.attname), connection) for o in objects])
+    table = connection.ops.quote_name(model._meta.db_table)
+    placeholders = ", ".join(f"%s::{kind}[]" for kind in types)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({placeholders})"
+    with connection.cursor() as cursor:
+        if not returning:
+            cursor.execute(sql, arrays)
+            return
+        cursor.execute(sql + " RETURNING id", arrays)
+        for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
+            obj.pk = pk
+            obj._state.adding = False
+            obj._state.db = connection.alias
