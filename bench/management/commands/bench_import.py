@@ -150,20 +150,39 @@ class Command(BaseCommand):
         services.import_start_apply(job=job, actor=None)
         services.import_apply(job_id=job.pk)
 
+    def _server_cpu(self) -> float | None:
+        """CPU seconds of this connection's PostgreSQL backend (same machine: /proc)."""
+        if connection.vendor != "postgresql":
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def _timed(self, label: str, work) -> dict:
+        server = self._server_cpu()
         wall, cpu = time.perf_counter(), time.process_time()
         with _Peak() as memory:
             work()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        after = self._server_cpu()
+        server = round(after - server, 2) if server is not None and after is not None else None
         found = {
             "wall_s": round(wall, 2),
             "cpu_s": round(cpu, 2),
+            "server_cpu_s": server,
             "peak_rss_mb": _mb(memory.peak),
             "rss_before_mb": _mb(memory.start),
         }
         self.stdout.write(
-            f"{label}: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {_mb(memory.peak)} MB "
-            f"(from {_mb(memory.start)} MB), load {os.getloadavg()[0]:.1f}"
+            f"{label}: {wall:.1f} s wall, {cpu:.1f} s CPU (+ {server} s PostgreSQL), "
+            f"peak RSS {_mb(memory.peak)} MB (from {_mb(memory.start)} MB), "
+            f"load {os.getloadavg()[0]:.1f}"
         )
         return found
 
