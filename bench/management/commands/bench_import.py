@@ -187,24 +187,29 @@ class Command(BaseCommand):
         return found
 
     def _write(self, path: Path, *, rows: int, existing: float, rng, run: str) -> None:
+        # Existing customers keep their shop id (an import would refuse another one).
         known = list(
-            Customer.objects.order_by("pk").values_list("email", flat=True)[: int(rows * existing)]
+            Customer.objects.order_by("pk").values_list("email", "external_id")[
+                : int(rows * existing)
+            ]
         )
         with path.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(HEADERS)
             for i in range(rows):
+                shop_id = f"'{8_000_000_000_000 + int(run) % 10**6 * 10**7 + i}"
                 if i % 5 == 0 and known:
-                    email = known.pop()
+                    email, known_id = known.pop()
+                    shop_id = f"'{known_id}" if known_id else shop_id
                 elif i % 97 == 0:
                     email = f"broken-{i}-at-example.com"  # refused: invalid email
                 else:
                     email = f"bench.{run}.{i}@example.com"
                 city, zip_code = rng.choice(CITIES)
-                mobile = f"+336{rng.randrange(10, 60)}{rng.randrange(10**5, 10**6)}"
+                mobile = f"+336{rng.randrange(10, 39)}{rng.randrange(10**5, 10**6)}"
                 writer.writerow(
                     [
-                        f"'{8_000_000_000_000 + int(run) % 10**6 * 10**7 + i}",
+                        shop_id,
                         rng.choice(FIRST),
                         rng.choice(LAST),
                         email,
