@@ -183,3 +183,12 @@ def test_query_count_does_not_grow_with_rows(admin_client_role, name):
     for _n in range(5):
         large_job = checked_job(refused=150, updates=30)
     assert count(large_job) == small
+
+
+def test_the_progress_poll_returns_the_status_card_alone(admin_client_role):
+    job = checked_job()
+    type(job).objects.filter(pk=job.pk).update(status="applying", applied_rows=2, total_rows=5)
+    response = admin_client_role.get(job.get_absolute_url(), headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response.text.lstrip().startswith('<section id="import-progress"')
+    assert 'value="40"' in response.text and "<html" not in response.text
