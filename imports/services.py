@@ -141,8 +141,6 @@ def import_set_mapping(*, job: ImportJob, mapping: list[str], date_order: str) -
         raise ValueError("A field is chosen for two columns.")
     job.mapping = mapping
     job.date_order = date_order if date_order in ("dmy", "mdy") else "dmy"
-    if job.format != ImportFormat.ORDERS:
-        job.format = ImportFormat.MANUAL if job.format == ImportFormat.MANUAL else job.format
     job.status = ImportStatus.CHECKING
     job.checked_rows = 0
     job.counts = {}
