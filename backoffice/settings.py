@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "lifecycle",
     "tags",
     "segments",
+    "imports",
 ]
 # The demo shop (seed_demo, demo users, the demo push service and storefront) and the
 # benchmark commands live in their own apps; a production deployment can leave them out with
@@ -198,6 +199,12 @@ STORAGES["exports"] = {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {"location": os.environ.get("EXPORT_STORAGE_ROOT", BASE_DIR / "var" / "exports")},
 }
+# Uploaded files (imports) go through the "default" storage: local files under MEDIA_ROOT by
+# default; set STORAGES["default"] to a shared backend when workers run on other machines.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
+MEDIA_URL = "media/"
+# Imports (imports app): the largest file accepted, in bytes (default 200 MB).
+IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", 200 * 1024 * 1024))
 
 # --- Web push (notifications app) ------------------------------------------------------------
 # The VAPID key pair identifies the shop to push services (`manage.py generate_vapid_keys`

@@ -28,6 +28,7 @@ urlpatterns = [
     path("exports/", include("exports.urls")),
     path("segments/", include("segments.urls")),
     path("tags/", include("tags.urls")),
+    path("imports/", include("imports.urls")),
     *([path("push/demo/", include("demo.urls"))] if apps.is_installed("demo") else []),
     # The storefront API: its own authentication (API keys, customer tokens), no session.
     path("api/", include("storefront.urls")),

@@ -242,6 +242,9 @@ class AuditAction(models.TextChoices):
     ORDER_IMPORT = "order_import", _("Order imported")
     # Tags added or removed by staff, one by one or in bulk (tags/services.py).
     TAGS_CHANGE = "tags_change", _("Tags changed")
+    # Created or updated by an import of a spreadsheet file (imports/): the entry names the
+    # file, and the actor is the admin who applied it.
+    IMPORT = "import", _("Imported from a file")
 
 
 class AuditOrigin(models.TextChoices):

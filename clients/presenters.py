@@ -46,6 +46,7 @@ FIELD_LABELS = {
     "total": gettext_lazy("Total"),
     "refunded_amount": gettext_lazy("Refunded"),
     "tags": gettext_lazy("Tags"),
+    "file": gettext_lazy("File"),
 }
 
 

@@ -358,15 +358,28 @@ def consent_push_record(*, events, source: str, at) -> None:
     )
 
 
+def _newest_consent(channel: str):
+    newest = ConsentRecord.objects.filter(customer=OuterRef("pk"), channel=channel).order_by(
+        "-at", "-id"
+    )
+    return Coalesce(Subquery(newest.values("granted")[:1]), Value(False))
+
+
+def consent_state_refresh(*, customer_ids: list[int]) -> None:
+    """Set these customers' email_consent and sms_consent from their newest records (after
+    records were written in bulk, e.g. by an import; the caller holds the rows)."""
+    if customer_ids:
+        Customer.objects.filter(pk__in=customer_ids).update(
+            **{field: _newest_consent(channel) for channel, field in CONSENT_FIELDS.items()}
+        )
+
+
 def consent_state_rebuild(*, check: bool) -> int:
     """Make email_consent and sms_consent the newest record of their channel; returns how
     many customers drifted (changing nothing with `check`)."""
     drifted = 0
     for channel, field in CONSENT_FIELDS.items():
-        newest = ConsentRecord.objects.filter(customer=OuterRef("pk"), channel=channel).order_by(
-            "-at", "-id"
-        )
-        truth = Coalesce(Subquery(newest.values("granted")[:1]), Value(False))
+        truth = _newest_consent(channel)
         wrong = Customer.objects.annotate(truth=truth).exclude(**{field: F("truth")})
         if check:
             drifted += wrong.count()

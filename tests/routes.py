@@ -175,6 +175,14 @@ def _first_alternative(regex: str, group: str) -> str | None:
     return None
 
 
+def import_job():
+    """A checked import (the same one for every call of a test)."""
+    from imports.models import ImportJob
+    from tests.imports.pages import checked_job
+
+    return ImportJob.objects.order_by("pk").first() or checked_job()
+
+
 # Values for the parameters of each route, from the world's real objects.
 ROUTE_KWARGS = {
     "clients:client-detail": lambda w: {"pk": w.customer.pk},
@@ -228,6 +236,10 @@ ROUTE_KWARGS = {
     "privacy:erasure-cancel": lambda w: {"pk": _erasure(w).pk},
     "privacy:archive-detail": lambda w: {"pk": _archive(w).pk},
     "privacy:archive-download": lambda w: {"pk": _archive(w).pk},
+    **{
+        f"imports:job-{action}": (lambda w: {"pk": import_job().pk})
+        for action in ("detail", "mapping", "apply", "cancel", "resume", "refused-csv")
+    },
     "notifications:click": lambda w: {
         "token": click_token(campaign_id=w.campaign.pk, subscription_id=w.subscription.pk)
     },

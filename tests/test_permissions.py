@@ -117,6 +117,15 @@ EXPECTED = {
     "tags:customer-tags-update": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 302, 302)),
     "tags:bulk-tag": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 302, 302)),
     "tags:job-detail": PROTECTED_READ,
+    # Imports: Admins only. An empty upload or column choice is an invalid form (400); a
+    # POST to apply, cancel or resume the checked import redirects to it.
+    "imports:job-list": E(get=(LOGIN, 403, 403, 200), post=(LOGIN, 403, 403, 400)),
+    "imports:job-detail": E(get=(LOGIN, 403, 403, 200), post=(LOGIN, 405, 405, 405)),
+    "imports:job-mapping": E(get=(LOGIN, 403, 403, 200), post=(LOGIN, 403, 403, 400)),
+    "imports:job-apply": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 403, 302)),
+    "imports:job-cancel": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 403, 302)),
+    "imports:job-resume": E(get=(LOGIN, 405, 405, 405), post=(LOGIN, 403, 403, 302)),
+    "imports:job-refused-csv": E(get=(LOGIN, 403, 403, 200), post=(LOGIN, 405, 405, 405)),
     "api-docs": API_PUBLIC_GET,
     "api-problem": API_PUBLIC_GET,
     "api-schema": API_PUBLIC_GET,

@@ -17,6 +17,7 @@ PRODUCT_APPS = (
     "notifications",
     "storefront",
     "exports",
+    "imports",
     "privacy",
     "lifecycle",
     "tags",

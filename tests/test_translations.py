@@ -32,6 +32,7 @@ from backoffice.templatetags.formatting import money
 from clients.forms import ContactForm
 from clients.models import Address, Customer, Note
 from clients.services import address_create, customer_contact_values, note_save
+from imports.models import ImportJob
 from lifecycle.services import lifecycle_recompute
 from notifications.models import Campaign
 from notifications.services import Audience, Message, campaign_create
@@ -43,6 +44,7 @@ from segments.services import segment_create
 from tags.models import Tag, TagJob
 from tags.services import customer_set_tags, tag_job_create, tag_job_run
 from tests.factories import CustomerFactory, UserFactory, make_order
+from tests.imports.pages import checked_job, import_pages
 
 LOCALE = Path(settings.BASE_DIR) / "locale" / "fr" / "LC_MESSAGES"
 PO = LOCALE / "django.po"
@@ -284,6 +286,9 @@ def data_values() -> set[str]:
         for row in model.objects.values_list(*text_fields):
             values.update(str(value) for value in row if value)
     values.update(str(address) for address in Address.objects.all())
+    # An imported file's name and column headers are the file's own text.
+    for name, headers in ImportJob.objects.values_list("file_name", "headers"):
+        values.update([name, *headers])
     values.update(customer.full_name for customer in Customer.objects.all())
     # Countries are named by CLDR in each language ("France" is French for France too).
     for code in Address.objects.values_list("country", flat=True):
@@ -362,6 +367,7 @@ def shop(db):
             actor=staff, action="add", names=["Fidèle"], tab="clients", ids=[], query=""
         ).pk
     )
+    checked_job()  # an import with refused rows and updates (imports pages)
     return star
 
 
@@ -404,6 +410,7 @@ def _pages(star):
         "/clients/?tags_any=1&product=x&recent_orders_min=3&recent_orders_days=1"
         "&opened_push=never&launch_source=google",
         "/clients/?recent_orders_min=3&tags_all=abc",
+        *import_pages(),
     ]
 
 

@@ -1,0 +1,367 @@
+"""One row of an imported file: its cells read into normalized values, or the reasons it is
+refused. No query: what the row does to the database is decided in batches (services).
+
+The values are checked by the storefront API's own validators (email, phone, text), so a
+customer imported from a file and one sent by the shop's API are held to the same rules.
+"""
+
+import re
+import unicodedata
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import cache
+
+import phonenumbers
+from babel import Locale
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
+
+from exports.columns import from_inert
+from orders.models import OrderStatus
+from storefront.schemas import _email, _phone, _text
+
+# Why a row is refused: a code stored with the row, worded in the reader's language.
+REASONS = {
+    "broken": _("The line cannot be read: %(value)s"),
+    "unclosed_quote": _(
+        "A quote opened on this line is never closed: this line and the ones after it were "
+        "read as one cell"
+    ),
+    "cells": _("The line has %(value)s cells where the header has fewer"),
+    "no_email": _("No email"),
+    "invalid_email": _("Invalid email: %(value)s"),
+    "duplicate": _("Duplicate in the file: the same customer is on line %(value)s"),
+    "duplicate_order": _("Duplicate in the file: the same order is on line %(value)s"),
+    "unknown_country": _("Unknown country: %(value)s"),
+    "invalid_phone": _("Malformed phone number: %(value)s"),
+    "invalid_text": _("Invalid characters in %(value)s"),
+    "too_long": _("Too long: %(value)s"),
+    "formula": _("A spreadsheet formula, not a value: %(value)s"),
+    "invalid_date": _("Unreadable date: %(value)s"),
+    "future_date": _("Date in the future: %(value)s"),
+    "invalid_yes_no": _("Neither yes nor no: %(value)s"),
+    "incomplete_address": _("Incomplete address (street, city and country are needed): %(value)s"),
+    "invalid_language": _("Invalid language: %(value)s"),
+    "email_taken": _("Another customer already has this email: %(value)s"),
+    "external_id_taken": _("This email belongs to a customer with another shop ID: %(value)s"),
+    "no_number": _("No order number"),
+    "invalid_amount": _("Invalid amount: %(value)s"),
+    "invalid_status": _("Unknown order status: %(value)s"),
+    "unknown_customer": _(
+        "No customer with this email or ID: import the customers first (%(value)s)"
+    ),
+    "no_customer": _("No customer email or ID"),
+    "order_refused": _("Refused: %(value)s"),
+}
+
+LIMITS = {
+    "first_name": 150,
+    "last_name": 150,
+    "external_id": 100,
+    "company": 200,
+    "line1": 200,
+    "line2": 200,
+    "postal_code": 20,
+    "city": 100,
+    "region": 100,
+    "language": 35,
+    "customer_external_id": 100,
+    "number": 32,
+    "source": 100,
+    "medium": 100,
+    "campaign": 200,
+}
+ADDRESS_PARTS = ("company", "line1", "line2", "postal_code", "city", "region", "country")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_YES = {"yes", "y", "true", "1", "oui", "o", "vrai", "subscribed", "opted in", "x"}
+_NO = {"no", "n", "false", "0", "non", "faux", "not subscribed", "unsubscribed", "not_subscribed"}
+_NO |= {"pending", "invalid", "redacted", "opted out", ""}
+_DAY_FIRST = re.compile(
+    r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})(?:[ T,]+(\d{1,2})[:h](\d{2})(?::(\d{2}))?)?$"
+)
+_SHOPIFY_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}(?::\d{2})?) ?([+-]\d{2}:?\d{2})$")
+_STATUSES = {
+    **{s: s for s in OrderStatus.values},
+    # Shopify (financial status)
+    "authorized": "pending",
+    "partially_paid": "pending",
+    "partially paid": "pending",
+    "partially_refunded": "paid",
+    "partially refunded": "paid",
+    "voided": "cancelled",
+    # WooCommerce
+    "completed": "fulfilled",
+    "processing": "paid",
+    "on-hold": "pending",
+    "on hold": "pending",
+    "failed": "cancelled",
+    "canceled": "cancelled",
+    # French
+    "en attente": "pending",
+    "payee": "paid",
+    "expediee": "fulfilled",
+    "livree": "fulfilled",
+    "terminee": "fulfilled",
+    "annulee": "cancelled",
+    "remboursee": "refunded",
+}
+
+
+class Refused(Exception):
+    def __init__(self, code: str, value=""):
+        super().__init__(code)
+        self.code, self.value = code, str(value)[:200]
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in text if not unicodedata.combining(c)).casefold().strip()
+
+
+@cache
+def _countries() -> dict[str, str]:
+    """Country codes, and names in English and French, folded, to the ISO code."""
+    found = {}
+    for language in ("en", "fr"):
+        for code, name in Locale.parse(language).territories.items():
+            if len(code) == 2 and code.isalpha() and code not in ("ZZ", "EU", "UN", "EZ", "QO"):
+                found[_fold(name)] = code
+                found[code.casefold()] = code
+    found.update({"uk": "GB", "usa": "US", "great britain": "GB", "england": "GB"})
+    return found
+
+
+def country(value: str) -> str:
+    code = _countries().get(_fold(value))
+    if code is None:
+        raise Refused("unknown_country", value)
+    return code
+
+
+def text(field: str, value: str) -> str:
+    value = value.strip().replace("\r\n", "\n")
+    if value[:1] in ("=", "@"):
+        raise Refused("formula", value)
+    try:
+        _text(value)
+    except ValueError:
+        raise Refused("invalid_text", field) from None
+    if len(value) > LIMITS.get(field, 200):
+        raise Refused("too_long", value[:40] + "…")
+    return value
+
+
+def email(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise Refused("no_email")
+    try:
+        _email(value)
+    except ValueError:
+        raise Refused("invalid_email", value) from None
+    if len(value) > 254:
+        raise Refused("invalid_email", value[:40] + "…")
+    return value
+
+
+def phone(value: str, region: str = "") -> str:
+    """A phone number in the back office's international format. Without a country code it
+    is read as the row's address country's (a US file's "555-625-1199"), else the shop's."""
+    value = value.strip()
+    if region and not value.startswith(("+", "00")):
+        try:
+            number = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is not None and phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    try:
+        return _phone(value)
+    except ValueError:
+        raise Refused("invalid_phone", value) from None
+
+
+def yes_no(value: str) -> bool | None:
+    folded = _fold(value)
+    if not folded:
+        return None
+    if folded in _YES:
+        return True
+    if folded in _NO:
+        return False
+    raise Refused("invalid_yes_no", value)
+
+
+def moment(value, *, date_order: str = "dmy") -> datetime:
+    """A date or date and time as spreadsheets and platforms write it; naive ones are in the
+    shop's time zone."""
+    if isinstance(value, datetime):
+        found = value
+    elif isinstance(value, date):
+        found = datetime(value.year, value.month, value.day)
+    else:
+        raw = value.strip()
+        found = None
+        shopify = _SHOPIFY_DATE.match(raw)
+        if shopify:
+            raw = f"{shopify[1]}T{shopify[2]}{shopify[3]}"
+        day_first = _DAY_FIRST.match(raw)
+        try:
+            if day_first:
+                a, b, year, hour, minute, second = day_first.groups()
+                day, month = (a, b) if date_order == "dmy" else (b, a)
+                found = datetime(
+                    int(year),
+                    int(month),
+                    int(day),
+                    int(hour or 0),
+                    int(minute or 0),
+                    int(second or 0),
+                )
+            else:
+                found = parse_datetime(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
+                if found is None and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+                    found = datetime.fromisoformat(raw)
+        except ValueError:
+            found = None
+        if found is None:
+            raise Refused("invalid_date", value)
+    if timezone.is_naive(found):
+        try:
+            found = timezone.make_aware(found)
+        except Exception:  # a time skipped by a clock change
+            raise Refused("invalid_date", value) from None
+    if found > timezone.now() + timezone.timedelta(days=1):
+        raise Refused("future_date", value)
+    return found
+
+
+def amount(value: str, *, comma_decimal: bool) -> Decimal:
+    raw = re.sub(r"[\s\u00a0\u202f€$£]|EUR|USD|GBP", "", value.strip())
+    if "," in raw and "." in raw:
+        decimal_mark = "," if raw.rfind(",") > raw.rfind(".") else "."
+    elif "," in raw:
+        decimal_mark = "," if comma_decimal or not re.fullmatch(r"-?\d{1,3}(,\d{3})+", raw) else ""
+    else:
+        decimal_mark = "."
+    thousands = {",": ".", ".": ",", "": ","}[decimal_mark]
+    raw = raw.replace(thousands, "")
+    if decimal_mark == ",":
+        raw = raw.replace(",", ".")
+    try:
+        found = Decimal(raw)
+    except InvalidOperation:
+        raise Refused("invalid_amount", value) from None
+    if not found.is_finite() or found < 0 or found != found.quantize(Decimal("0.01")):
+        raise Refused("invalid_amount", value)
+    return found.quantize(Decimal("0.01"))
+
+
+def status(value: str) -> str:
+    found = _STATUSES.get(_fold(value).removeprefix("wc-"))
+    if found is None:
+        raise Refused("invalid_status", value)
+    return found
+
+
+def _cells(mapping: list[str], cells: list) -> dict:
+    """The row's cells by field (a quote Shopify or our export put before a value removed)."""
+    found = {}
+    for field, cell in zip(mapping, cells, strict=False):
+        if not field:
+            continue
+        if isinstance(cell, str):
+            cell = from_inert(cell.strip())
+            if (cell.startswith("'") and cell[1:2].isdigit()) or cell.startswith("'+"):
+                cell = cell[1:]  # Shopify writes ids, phones and zips after a quote
+        found[field] = cell
+    return found
+
+
+def _check_width(cells: list, headers: int) -> None:
+    if len(cells) < headers and any(isinstance(c, str) and "\n" in c for c in cells):
+        raise Refused("unclosed_quote")
+    extra = cells[headers:]
+    if any(str(cell).strip() for cell in extra):
+        raise Refused("cells", len(cells))
+
+
+def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") -> dict:
+    """A customer row's values (only those the file gives), or raises Refused."""
+    _check_width(cells, len(mapping))
+    raw = _cells(mapping, cells)
+    values = {"email": email(str(raw.get("email", "")))}
+    for field in ("external_id", "first_name", "last_name", "language"):
+        if str(raw.get(field, "")).strip():
+            values[field] = text(field, str(raw[field]))
+    if "language" in values and not _LANGUAGE.match(values["language"]):
+        raise Refused("invalid_language", values["language"])
+    full = str(raw.get("full_name", "")).strip()
+    if full and "first_name" not in values and "last_name" not in values:
+        first, _space, last = text("first_name", full).partition(" ")
+        values["first_name"], values["last_name"] = first, last.strip()
+    if raw.get("created_at") not in (None, ""):
+        values["created_at"] = moment(raw["created_at"], date_order=date_order).isoformat()
+    for prefix in ("", "shipping_"):
+        address = _address(raw, prefix)
+        if address:
+            values[f"{prefix or 'billing_'}address"] = address
+    number = str(raw.get("phone", "")).strip() or str(raw.get("address_phone", "")).strip()
+    if number:
+        region = (values.get("billing_address") or values.get("shipping_address") or {}).get(
+            "country", ""
+        )
+        values["phone"] = phone(number, region)
+    for channel in ("email", "sms"):
+        consent = raw.get(f"{channel}_consent")
+        if consent not in (None, ""):
+            granted = yes_no(str(consent))
+            if granted is not None:
+                values[f"{channel}_consent"] = granted
+                at = raw.get(f"{channel}_consent_at")
+                if at not in (None, ""):
+                    values[f"{channel}_consent_at"] = moment(at, date_order=date_order).isoformat()
+    return values
+
+
+def _address(raw: dict, prefix: str) -> dict:
+    parts = {p: str(raw.get(prefix + p, "")).strip() for p in ADDRESS_PARTS}
+    if not parts["line1"]:
+        return {}
+    if not parts["city"] or not parts["country"]:
+        raise Refused("incomplete_address", ", ".join(v for v in parts.values() if v))
+    address = {p: text(p, v) for p, v in parts.items() if p != "country"}
+    address["country"] = country(parts["country"])
+    return address
+
+
+def order_row(
+    mapping: list[str], cells: list, *, date_order: str = "dmy", comma_decimal: bool = False
+) -> dict:
+    """An order row's values, or raises Refused (the order rules themselves are checked by
+    orders.services.order_draft and order_import_check)."""
+    _check_width(cells, len(mapping))
+    raw = {
+        k: (v if isinstance(v, datetime | date) else str(v).strip())
+        for k, v in _cells(mapping, cells).items()
+    }
+    number = text("number", raw.get("number", ""))
+    if not number:
+        raise Refused("no_number")
+    values = {"number": number}
+    if raw.get("email"):
+        values["email"] = email(raw["email"])
+    if raw.get("customer_external_id"):
+        values["customer_external_id"] = text("customer_external_id", raw["customer_external_id"])
+    if "email" not in values and "customer_external_id" not in values:
+        raise Refused("no_customer")
+    values["placed_at"] = moment(raw.get("placed_at", ""), date_order=date_order).isoformat()
+    values["total"] = str(amount(raw.get("total", ""), comma_decimal=comma_decimal))
+    values["status"] = status(raw.get("status") or "paid")
+    if raw.get("refunded_amount"):
+        values["refunded_amount"] = str(amount(raw["refunded_amount"], comma_decimal=comma_decimal))
+    for field in ("currency", "source", "medium", "campaign"):
+        if raw.get(field):
+            values[field] = text(field, raw[field])
+    return values

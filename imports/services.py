@@ -1,0 +1,935 @@
+"""Every write of an import: the upload, the dry run, applying, cancelling.
+
+The dry run and applying decide what a row does with the same code (`_customer_plans`,
+`_order_items`), so what the dry run announces is what applying does, given the same
+database. Applying re-decides each batch at its own time under the customers' row locks (the
+database may have changed since the dry run), writes it in one transaction together with
+the job's cursor, and so can stop anywhere and resume: every row before the cursor is fully
+applied, none after it is. A row applied twice changes nothing the second time (what is
+already stored is `unchanged`), which makes a whole import idempotent.
+
+Orders go through the storefront API's bulk import code (orders.services: order_draft,
+order_import_check, orders_import), which keeps every customer's statistics exact; a dry run
+of an order file runs it in a transaction that is rolled back.
+"""
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import connection, transaction
+from django.db.models import JSONField
+from django.db.models.expressions import DatabaseDefault
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from clients.models import Address, AuditAction, AuditEntry, AuditOrigin, Customer
+from clients.search import customer_search_text
+from imports import formats, rows
+from imports.models import (
+    ConsentChannel,
+    ImportFormat,
+    ImportJob,
+    ImportKind,
+    ImportRow,
+    ImportStatus,
+    RowAction,
+)
+from imports.reading import Broken, UnreadableFile, read_rows, sniff
+from orders.services import (
+    ImportedOrder,
+    LineInput,
+    OrderError,
+    order_draft,
+    order_import_check,
+    orders_import,
+)
+from privacy.models import ConsentRecord, ConsentSource
+from privacy.services import consent_state_refresh
+
+logger = logging.getLogger(__name__)
+
+BATCH = 1000
+# How many refused rows and update diffs a job keeps for its page (the counts are exact).
+# A worker that has not moved a job for this long is taken as dead: the job may be resumed.
+STALE_AFTER = timedelta(minutes=5)
+CONTACT = ("first_name", "last_name", "phone", "language")
+ADDRESS_KEYS = ("company", "line1", "line2", "postal_code", "city", "region", "country")
+IMPORTED_ORDER_LINE = "Imported order"
+
+
+class TooLarge(Exception):
+    """The file is over IMPORT_MAX_BYTES."""
+
+
+class NotAllowed(Exception):
+    """The job is not in a state that allows this (applying a job already applied...)."""
+
+
+def max_bytes() -> int:
+    return int(getattr(settings, "IMPORT_MAX_BYTES", 200 * 1024 * 1024))
+
+
+# --- Upload and mapping ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def import_upload(*, upload: UploadedFile, kind: str, actor) -> ImportJob:
+    """Store an uploaded file and read its header: the format is recognized, or the job waits
+    for the user to choose the columns. Raises TooLarge or UnreadableFile (nothing kept)."""
+    if upload.size > max_bytes():
+        raise TooLarge()
+    layout = sniff(upload)
+    upload.seek(0)
+    iterator = read_rows(upload, layout)
+    header = next(iterator, None)
+    iterator.close()
+    header = header[1] if header else None
+    if header is None or isinstance(header, Broken):
+        raise UnreadableFile(header.reason if header else "")
+    headers = [str(h).strip()[:200] for h in header]
+    if len(headers) < 1 or not any(headers):
+        raise UnreadableFile("")
+    fmt, mapping = formats.recognize(kind, headers)
+    upload.seek(0)
+    job = ImportJob(
+        kind=kind,
+        file_name=(upload.name or "file")[-255:],
+        file_size=upload.size,
+        created_by=actor,
+        created_at=timezone.now(),
+        format=fmt,
+        encoding=layout.encoding,
+        delimiter=layout.delimiter,
+        headers=headers,
+        mapping=mapping,
+        status=ImportStatus.MAPPING,
+    )
+    job.file.save(job.file_name, upload, save=False)
+    job.save()
+    if fmt != ImportFormat.MANUAL and not missing_fields(job):
+        job.status = ImportStatus.CHECKING
+        job.save(update_fields=["status"])
+    return job
+
+
+def missing_fields(job: ImportJob, mapping: list[str] | None = None) -> list[str]:
+    chosen = set(job.mapping if mapping is None else mapping)
+    needed = formats.REQUIRED[ImportKind(job.kind)]
+    missing = [f for f in needed if f not in chosen]
+    if job.kind == ImportKind.ORDERS and not {"email", "customer_external_id"} & chosen:
+        missing.append("email")
+    return missing
+
+
+@transaction.atomic
+def import_set_mapping(*, job: ImportJob, mapping: list[str], date_order: str) -> ImportJob:
+    """Choose the field of each column (and how dates are read), then check the file again."""
+    job = ImportJob.objects.select_for_update().get(pk=job.pk)
+    if job.status not in (ImportStatus.MAPPING, ImportStatus.CHECKED, ImportStatus.FAILED):
+        raise NotAllowed()
+    if job.status == ImportStatus.FAILED and job.applied_rows:
+        raise NotAllowed()
+    known = formats.fields_of(job.kind)
+    if len(mapping) != len(job.headers) or any(f and f not in known for f in mapping):
+        raise ValueError("The mapping does not fit the file's columns.")
+    chosen = [f for f in mapping if f]
+    if len(chosen) != len(set(chosen)):
+        raise ValueError("A field is chosen for two columns.")
+    job.mapping = mapping
+    job.date_order = date_order if date_order in ("dmy", "mdy") else "dmy"
+    job.status = ImportStatus.CHECKING
+    job.checked_rows = 0
+    job.counts = {}
+    job.error = ""
+    job.save()
+    return job
+
+
+@transaction.atomic
+def import_cancel(*, job: ImportJob) -> ImportJob:
+    """Drop an import that was not applied (or stop one being checked); its file is deleted."""
+    job = ImportJob.objects.select_for_update().get(pk=job.pk)
+    if job.status in (ImportStatus.APPLYING, ImportStatus.APPLIED, ImportStatus.CANCELLED):
+        raise NotAllowed()
+    if job.status == ImportStatus.FAILED and job.applied_rows:
+        raise NotAllowed()  # partly applied: it can only be resumed
+    job.status = ImportStatus.CANCELLED
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "finished_at"])
+    ImportRow.objects.filter(job=job).delete()
+    name = job.file.name
+    transaction.on_commit(lambda: _delete_file(name))
+    return job
+
+
+def _delete_file(name: str) -> None:
+    from django.core.files.storage import default_storage
+
+    try:
+        default_storage.delete(name)
+    except OSError:
+        logger.warning("Could not delete the import file %s", name)
+
+
+@transaction.atomic
+def import_start_apply(*, job: ImportJob, actor) -> ImportJob:
+    """Mark a checked import (or one that stopped midway) to be applied by the worker."""
+    job = ImportJob.objects.select_for_update().get(pk=job.pk)
+    resumable = job.status == ImportStatus.FAILED and job.checked_at is not None
+    stale = job.status == ImportStatus.APPLYING and is_stale(job)
+    if job.status != ImportStatus.CHECKED and not resumable and not stale:
+        raise NotAllowed()
+    job.status = ImportStatus.APPLYING
+    job.applied_by = job.applied_by or actor
+    job.apply_started_at = job.apply_started_at or timezone.now()
+    job.heartbeat_at = timezone.now()
+    job.error = ""
+    job.save()
+    return job
+
+
+def is_stale(job: ImportJob) -> bool:
+    beat = job.heartbeat_at or job.created_at
+    return job.is_running and beat < timezone.now() - STALE_AFTER
+
+
+@transaction.atomic
+def import_restart_check(*, job: ImportJob) -> ImportJob:
+    """A dry run whose worker died starts again."""
+    job = ImportJob.objects.select_for_update().get(pk=job.pk)
+    if not (job.status == ImportStatus.CHECKING and is_stale(job)) and not (
+        job.status == ImportStatus.FAILED and job.checked_at is None
+    ):
+        raise NotAllowed()
+    job.status = ImportStatus.CHECKING
+    job.heartbeat_at = timezone.now()
+    job.error = ""
+    job.save(update_fields=["status", "heartbeat_at", "error"])
+    return job
+
+
+# --- Reading the stored file ------------------------------------------------------------------
+
+
+@dataclass
+class _Read:
+    ordinal: int
+    line: int
+    values: dict | None = None
+    refused: rows.Refused | None = None
+
+
+def _file_rows(job: ImportJob):
+    """Every data row of the job's file, read into values (or refused), in order."""
+    from imports.reading import Layout
+
+    layout = Layout(job.encoding, job.delimiter)
+    comma_decimal = job.delimiter == ";" or job.encoding == "utf-8-sig"
+    with job.file.open("rb") as binary:
+        iterator = read_rows(binary, layout)
+        next(iterator, None)  # the header
+        for ordinal, (line, cells) in enumerate(iterator, start=1):
+            read = _Read(ordinal, line)
+            if isinstance(cells, Broken):
+                read.refused = rows.Refused("broken", cells.reason)
+            else:
+                try:
+                    if job.kind == ImportKind.ORDERS:
+                        read.values = rows.order_row(
+                            job.mapping,
+                            cells,
+                            date_order=job.date_order,
+                            comma_decimal=comma_decimal,
+                        )
+                    else:
+                        read.values = rows.customer_row(
+                            job.mapping, cells, date_order=job.date_order
+                        )
+                except rows.Refused as refused:
+                    read.refused = refused
+            yield read
+
+
+def _batches(iterable, size=BATCH):
+    batch = []
+    for item in iterable:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# --- Deciding what a customer row does (dry run and apply) ------------------------------------
+
+
+@dataclass
+class _Plan:
+    action: str
+    customer: Customer | None = None
+    changes: dict = field(default_factory=dict)
+    refused: rows.Refused | None = None
+
+
+def _address_values(address: Address | None) -> dict:
+    if address is None:
+        return {}
+    return {key: getattr(address, key) for key in ADDRESS_KEYS}
+
+
+def _address_text(values: dict) -> str:
+    return ", ".join(
+        values.get(k, "") for k in ("line1", "postal_code", "city", "country") if values.get(k)
+    )
+
+
+def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
+    """What each (valid) row of a batch does, against the database as it is now."""
+    valid = [r for r in reads if r.values is not None]
+    emails = {r.values["email"].lower() for r in valid}
+    external = {r.values["external_id"] for r in valid if r.values.get("external_id")}
+    # `external_id <> ''` lets PostgreSQL use the partial unique index for any number of ids.
+    ids = set(
+        Customer.objects.alias(email_key=Lower("email"))
+        .filter(email_key__in=sorted(emails))
+        .values_list("pk", flat=True)
+    )
+    if external:
+        ids.update(
+            Customer.objects.filter(external_id__in=sorted(external))
+            .exclude(external_id="")
+            .values_list("pk", flat=True)
+        )
+    if lock and ids:
+        # Row locks in id order (as the order services take them): no deadlock between two
+        # imports, or an import and the API, touching the same customers.
+        list(
+            Customer.objects.select_for_update(no_key=True)
+            .filter(pk__in=sorted(ids))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+    found = list(
+        Customer.objects.select_related("default_billing_address", "default_shipping_address")
+        .filter(pk__in=sorted(ids))
+        .order_by("pk")
+    )
+    by_email = {c.email.lower(): c for c in found}
+    by_external = {c.external_id: c for c in found if c.external_id}
+    consents = _latest_consents([c.pk for c in found])
+    plans, claimed = {}, {}
+    for read in valid:
+        values = read.values
+        customer = by_external.get(values.get("external_id", "")) or by_email.get(
+            values["email"].lower()
+        )
+        if customer is None:
+            plans[read.ordinal] = _Plan(RowAction.CREATE)
+            continue
+        if customer.pk in claimed:
+            plans[read.ordinal] = _Plan(
+                RowAction.REFUSED, refused=rows.Refused("duplicate", claimed[customer.pk])
+            )
+            continue
+        claimed[customer.pk] = read.line
+        theirs = values.get("external_id")
+        if theirs and customer.external_id and customer.external_id != theirs:
+            plans[read.ordinal] = _Plan(
+                RowAction.REFUSED, refused=rows.Refused("external_id_taken", customer.external_id)
+            )
+            continue
+        changes = _changes(customer, values, consents)
+        plans[read.ordinal] = _Plan(
+            RowAction.UPDATE if changes else RowAction.UNCHANGED, customer, changes
+        )
+    return plans
+
+
+def _changes(customer: Customer, values: dict, consents: dict) -> dict:
+    """{field: [stored, imported]} for what the row changes; the email never changes."""
+    changes = {}
+    for name in CONTACT:
+        if name in values and getattr(customer, name) != values[name]:
+            changes[name] = [getattr(customer, name), values[name]]
+    if values.get("external_id") and not customer.external_id:
+        changes["external_id"] = ["", values["external_id"]]
+    for kind in ("billing", "shipping"):
+        wanted = values.get(f"{kind}_address")
+        if not wanted:
+            continue
+        stored = _address_values(getattr(customer, f"default_{kind}_address"))
+        if any(stored.get(k, "") != wanted.get(k, "") for k in ADDRESS_KEYS):
+            changes[f"default_{kind}_address"] = [_address_text(stored), _address_text(wanted)]
+    for channel in ConsentChannel.values:
+        granted = values.get(f"{channel}_consent")
+        if granted is None:
+            continue
+        before = consents.get((customer.pk, channel))
+        if before is None or before != granted:
+            changes[f"{channel}_consent"] = [before if before is not None else "", granted]
+    return changes
+
+
+def _latest_consents(customer_ids: list[int]) -> dict[tuple[int, str], bool]:
+    """The current email/SMS consent of these customers: the newest record of each channel in
+    the privacy app's consent ledger."""
+    if not customer_ids:
+        return {}
+    latest = {}
+    for customer_id, channel, granted in (
+        ConsentRecord.objects.filter(
+            customer_id__in=customer_ids, channel__in=ConsentChannel.values
+        )
+        .order_by("customer_id", "channel", "at", "id")
+        .values_list("customer_id", "channel", "granted")
+    ):
+        latest[(customer_id, channel)] = granted
+    return latest
+
+
+# --- Deciding what an order row does ---------------------------------------------------------
+
+
+def _order_items(reads: list[_Read]) -> tuple[list[tuple[_Read, ImportedOrder]], dict]:
+    """Each valid order row as the storefront import's ImportedOrder, or why it is refused."""
+    valid = [r for r in reads if r.values is not None]
+    emails = {r.values["email"].lower() for r in valid if r.values.get("email")}
+    external = {
+        r.values["customer_external_id"] for r in valid if r.values.get("customer_external_id")
+    }
+    by_email = dict(
+        Customer.objects.alias(email_key=Lower("email"))
+        .filter(email_key__in=sorted(emails))
+        .annotate(key=Lower("email"))
+        .values_list("key", "pk")
+    )
+    by_external = dict(
+        Customer.objects.filter(external_id__in=sorted(external))
+        .exclude(external_id="")
+        .values_list("external_id", "pk")
+    )
+    items, refused = [], {}
+    now = timezone.now()
+    for read in valid:
+        values = read.values
+        customer_id = by_external.get(values.get("customer_external_id")) or by_email.get(
+            values.get("email", "").lower()
+        )
+        if customer_id is None:
+            who = values.get("email") or values.get("customer_external_id")
+            refused[read.ordinal] = rows.Refused("unknown_customer", who)
+            continue
+        total = Decimal(values["total"])
+        try:
+            draft = order_draft(
+                number=values["number"],
+                lines=[
+                    LineInput(
+                        product_name=IMPORTED_ORDER_LINE, sku="", quantity=1, unit_price=total
+                    )
+                ],
+                currency=values.get("currency"),
+                source=values.get("source"),
+                medium=values.get("medium"),
+                campaign=values.get("campaign"),
+                placed_at=datetime.fromisoformat(values["placed_at"]),
+                now=now,
+            )
+            refunded = values.get("refunded_amount")
+            item = order_import_check(
+                ImportedOrder(
+                    draft=draft,
+                    customer_id=customer_id,
+                    status=values["status"],
+                    refunded_amount=Decimal(refunded) if refunded is not None else None,
+                )
+            )
+        except OrderError as error:
+            refused[read.ordinal] = rows.Refused("order_refused", error.messages[0])
+            continue
+        items.append((read, item))
+    return items, refused
+
+
+class _DryRun(Exception):
+    """Rolls back the order import a dry run ran to see what it would do."""
+
+
+def _order_outcomes(reads: list[_Read], *, dry: bool) -> dict[int, tuple[str, object]]:
+    """{ordinal: (action, Refused | None)} for a batch of order rows; written unless dry."""
+    items, refused = _order_items(reads)
+    outcomes = {o: (RowAction.REFUSED, r) for o, r in refused.items()}
+    if not items:
+        return outcomes
+    results = []
+    try:
+        with transaction.atomic():
+            results = orders_import([item for _read, item in items])
+            if dry:
+                raise _DryRun()
+    except _DryRun:
+        pass
+    words = {
+        "created": RowAction.CREATE,
+        "updated": RowAction.UPDATE,
+        "unchanged": RowAction.UNCHANGED,
+    }
+    for (read, _item), result in zip(items, results, strict=True):
+        if isinstance(result, OrderError):
+            outcomes[read.ordinal] = (
+                RowAction.REFUSED,
+                rows.Refused("order_refused", result.messages[0]),
+            )
+        else:
+            outcomes[read.ordinal] = (words[result[0]], None)
+    return outcomes
+
+
+# --- The dry run ------------------------------------------------------------------------------
+
+
+def _count(counts: dict, action: str, n: int = 1) -> None:
+    counts[action] = counts.get(action, 0) + n
+
+
+def import_check(*, job_id: int) -> ImportJob:
+    """The dry run: read every row, decide what it would do, write nothing but the job's rows.
+    One transaction per batch; started again from the top if it was interrupted."""
+    job = ImportJob.objects.get(pk=job_id)
+    if job.status != ImportStatus.CHECKING:
+        return job
+    ImportRow.objects.filter(job=job).delete()
+    counts: dict = {}
+    checked = batches = 0
+    try:
+        for batch in _batches(_file_rows(job)):
+            with transaction.atomic():
+                if not ImportJob.objects.filter(pk=job.pk, status=ImportStatus.CHECKING).exists():
+                    return ImportJob.objects.get(pk=job.pk)  # cancelled meanwhile
+                staged = _check_batch(job, batch)
+                _insert(ImportRow, staged)
+                batches += 1
+                if batches in _ANALYZE_AT:
+                    _analyze(ImportRow)
+                for row in staged:
+                    _count(counts, row.action)
+                checked += len(batch)
+                ImportJob.objects.filter(pk=job.pk).update(
+                    checked_rows=checked, counts=counts, heartbeat_at=timezone.now()
+                )
+    except UnreadableFile as error:
+        return _fail(job, str(error))
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job.pk)
+        if job.status != ImportStatus.CHECKING:
+            return job
+        job.total_rows = checked
+        job.checked_rows = checked
+        job.counts = counts
+        job.checked_at = timezone.now()
+        job.heartbeat_at = job.checked_at
+        job.status = ImportStatus.CHECKED
+        job.save()
+    return job
+
+
+# The table of import rows fills during a dry run: give PostgreSQL statistics for it as it
+# grows (1, 4, 16, 64, 256 batches), so that it keeps reading a batch's keys from the
+# (job, key) index. ANALYZE samples a bounded number of rows: milliseconds each time.
+_ANALYZE_AT = {1, 4, 16, 64, 256}
+
+
+def _analyze(model) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+
+
+def _fail(job: ImportJob, message: str) -> ImportJob:
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportStatus.FAILED, error=message[:2000], heartbeat_at=timezone.now()
+    )
+    return ImportJob.objects.get(pk=job.pk)
+
+
+def _seen(job: ImportJob, keys: set[str], column: str) -> dict[str, int]:
+    """The line of the earliest kept row of this file with each key, from the rows the dry
+    run already staged (looked up, not held in memory: memory does not grow with the file)."""
+    if not keys:
+        return {}
+    return dict(
+        ImportRow.objects.filter(job=job, **{f"{column}__in": sorted(keys)})
+        .exclude(action=RowAction.REFUSED)
+        .order_by("-ordinal")
+        .values_list(column, "line")
+    )
+
+
+def _check_batch(job: ImportJob, batch: list[_Read]) -> list[ImportRow]:
+    orders = job.kind == ImportKind.ORDERS
+    first_line: dict[str, int] = {}
+    external_line: dict[str, int] = {}
+    earlier = _seen(job, {_key(r.values, orders) for r in batch if r.values is not None}, "key")
+    earlier_ext = {}
+    if not orders:
+        ext = {r.values["external_id"] for r in batch if r.values and r.values.get("external_id")}
+        earlier_ext = _seen(job, ext, "external_id")
+    for read in batch:
+        if read.values is None:
+            continue
+        key = _key(read.values, orders)
+        line = earlier.get(key) or first_line.get(key)
+        ext = "" if orders else read.values.get("external_id", "")
+        if not line and ext:
+            line = earlier_ext.get(ext) or external_line.get(ext)
+        if line:
+            read.refused = rows.Refused("duplicate_order" if orders else "duplicate", line)
+            read.values = None
+            continue
+        first_line[key] = read.line
+        if ext:
+            external_line[ext] = read.line
+    if orders:
+        outcomes = _order_outcomes(batch, dry=True)
+        plans = {o: _Plan(action, refused=refused) for o, (action, refused) in outcomes.items()}
+    else:
+        plans = _customer_plans(batch, lock=False)
+    staged = []
+    for read in batch:
+        plan = plans.get(read.ordinal)
+        refused = read.refused or (plan.refused if plan else None)
+        values = read.values if refused is None else {}
+        staged.append(
+            ImportRow(
+                job=job,
+                ordinal=read.ordinal,
+                line=read.line,
+                action=RowAction.REFUSED if refused else plan.action,
+                reasons=[[refused.code, refused.value]] if refused else [],
+                key=_key(values, orders) if values else "",
+                external_id=(values or {}).get("external_id", "")[:100] if not orders else "",
+                values=values or {},
+                changes=_jsonable(plan.changes) if plan and not refused else {},
+            )
+        )
+    return staged
+
+
+def _key(values: dict, orders: bool) -> str:
+    return values["number"] if orders else values["email"].lower()
+
+
+def _jsonable(changes: dict) -> dict:
+    return {
+        k: [v if isinstance(v, bool | str | int) or v is None else str(v) for v in pair]
+        for k, pair in changes.items()
+    }
+
+
+# --- Applying ---------------------------------------------------------------------------------
+
+
+def import_apply(*, job_id: int) -> ImportJob:
+    """Apply a checked import from its cursor on, one transaction per batch (rows and cursor
+    together). Runs in the worker; safe to run twice (a second run finds nothing to do)."""
+    job = ImportJob.objects.select_related("applied_by").get(pk=job_id)
+    if job.status != ImportStatus.APPLYING:
+        return job
+    while True:
+        with transaction.atomic():
+            job = (
+                ImportJob.objects.select_for_update(of=("self",))
+                .select_related("applied_by")
+                .get(pk=job_id)
+            )
+            if job.status != ImportStatus.APPLYING:
+                return job
+            batch = list(
+                ImportRow.objects.filter(job=job, ordinal__gt=job.applied_rows).order_by("ordinal")[
+                    :BATCH
+                ]
+            )
+            if not batch:
+                job.status = ImportStatus.APPLIED
+                job.finished_at = timezone.now()
+                job.heartbeat_at = job.finished_at
+                job.save()
+                # Its rows are in the database now: the uploaded copy of the customers'
+                # personal data has no further use (privacy), so it is not kept.
+                name = job.file.name
+                transaction.on_commit(lambda: _delete_file(name))
+                return job
+            counts = _apply_batch(job, batch)
+            applied = dict(job.applied_counts)
+            for action, n in counts.items():
+                _count(applied, action, n)
+            job.applied_counts = applied
+            job.applied_rows = batch[-1].ordinal
+            job.heartbeat_at = timezone.now()
+            job.save(update_fields=["applied_counts", "applied_rows", "heartbeat_at"])
+
+
+def import_fail(*, job_id: int, message: str) -> ImportJob:
+    """Record why the background work stopped (the committed batches stay applied)."""
+    return _fail(ImportJob.objects.get(pk=job_id), message)
+
+
+def _apply_batch(job: ImportJob, batch: list[ImportRow]) -> dict:
+    reads = [
+        _Read(row.ordinal, row.line, values=row.values or None)
+        for row in batch
+        if row.action != RowAction.REFUSED
+    ]
+    counts = {RowAction.REFUSED: len(batch) - len(reads)}
+    if not reads:
+        return counts
+    if job.kind == ImportKind.ORDERS:
+        for action, _refused in _order_outcomes(reads, dry=False).values():
+            _count(counts, action)
+        return counts
+    plans = _customer_plans(reads, lock=True)
+    writer = _CustomerWriter(job)
+    for read in reads:
+        plan = plans[read.ordinal]
+        _count(counts, plan.action)
+        if plan.action == RowAction.CREATE:
+            writer.create(read.values)
+        elif plan.action == RowAction.UPDATE:
+            writer.update(plan.customer, read.values, plan.changes)
+    writer.flush()
+    return counts
+
+
+class _CustomerWriter:
+    """The writes of one batch of customer rows, done set-based: a few statements per batch."""
+
+    def __init__(self, job: ImportJob):
+        self.job = job
+        self.now = timezone.now()
+        self.actor = job.applied_by
+        self.new: list[tuple[Customer, dict]] = []
+        self.updated: list[tuple[Customer, dict, dict]] = []
+
+    def create(self, values: dict) -> None:
+        created = values.get("created_at")
+        customer = Customer(
+            email=values["email"],
+            first_name=values.get("first_name", ""),
+            last_name=values.get("last_name", ""),
+            phone=values.get("phone", ""),
+            language=values.get("language", ""),
+            external_id=values.get("external_id", ""),
+            created_at=datetime.fromisoformat(created) if created else self.now,
+            updated_at=self.now,
+        )
+        self.new.append((customer, values))
+
+    def update(self, customer: Customer, values: dict, changes: dict) -> None:
+        self.updated.append((customer, values, changes))
+
+    def _address(self, customer: Customer, values: dict) -> Address:
+        name = f"{customer.first_name} {customer.last_name}".strip() or customer.email
+        return Address(customer=customer, name=name[:200], phone="", **values)
+
+    def flush(self) -> None:
+        source = self._source()
+        audits, consents = [], []
+        if self.new:
+            _insert(Customer, [c for c, _v in self.new], returning=True)
+        addresses = []  # (customer, kind, Address)
+        for customer, values in self.new:
+            for kind in ("billing", "shipping"):
+                if values.get(f"{kind}_address"):
+                    addresses.append(
+                        (customer, kind, self._address(customer, values[f"{kind}_address"]))
+                    )
+        for customer, values, changes in self.updated:
+            for kind in ("billing", "shipping"):
+                if f"default_{kind}_address" in changes:
+                    addresses.append(
+                        (customer, kind, self._address(customer, values[f"{kind}_address"]))
+                    )
+        _insert(Address, [a for _c, _k, a in addresses], returning=True)
+        for customer, kind, address in addresses:
+            setattr(customer, f"default_{kind}_address", address)
+            if kind == "billing":
+                customer.country = address.country
+        for customer, values in self.new:
+            if customer.default_billing_address_id and not customer.default_shipping_address_id:
+                customer.default_shipping_address = customer.default_billing_address
+            if customer.default_shipping_address_id and not customer.default_billing_address_id:
+                customer.default_billing_address = customer.default_shipping_address
+                customer.country = customer.default_billing_address.country
+            self._refresh_search(customer)
+            changes = {"file": ["", self.job.file_name]}
+            changes.update(
+                {k: ["", values[k]] for k in ("email", *CONTACT, "external_id") if values.get(k)}
+            )
+            for kind in ("billing", "shipping"):
+                if values.get(f"{kind}_address"):
+                    changes[f"default_{kind}_address"] = [
+                        "",
+                        _address_text(values[f"{kind}_address"]),
+                    ]
+            audits.append(self._audit(customer, changes))
+            consents += self._consents(customer, values, source)
+        for customer, values, changes in self.updated:
+            for name in CONTACT:
+                if name in changes:
+                    setattr(customer, name, values[name])
+            if "external_id" in changes:
+                customer.external_id = values["external_id"]
+            customer.version += 1
+            customer.updated_at = self.now
+            self._refresh_search(customer)
+            audits.append(self._audit(customer, {"file": ["", self.job.file_name], **changes}))
+            consents += self._consents(customer, values, source, only=changes)
+        if self.new:
+            _update_customers([c for c, _v in self.new], _NEW_COLUMNS)
+        if self.updated:
+            _update_customers([c for c, _v, _ch in self.updated], _UPDATED_COLUMNS)
+        _insert(AuditEntry, audits)
+        # Consents go to the privacy app's ledger (source "import", the file in the note), and
+        # the customers' current state is read back from it.
+        _insert(ConsentRecord, consents)
+        consent_state_refresh(customer_ids=sorted({c.customer_id for c in consents}))
+
+    def _source(self) -> str:
+        label = str(ImportFormat(self.job.format).label) if self.job.format else ""
+        with_label = f"{label}: {self.job.file_name}" if label else self.job.file_name
+        return with_label[:300]
+
+    def _refresh_search(self, customer: Customer) -> None:
+        customer.search_text = customer_search_text(
+            pk=customer.pk,
+            first_name=customer.first_name,
+            last_name=customer.last_name,
+            email=customer.email,
+            phone=customer.phone,
+        )
+
+    def _audit(self, customer: Customer, changes: dict) -> AuditEntry:
+        return AuditEntry(
+            customer=customer,
+            actor=self.actor,
+            at=self.now,
+            action=AuditAction.IMPORT,
+            changes=_jsonable(changes),
+            origin=AuditOrigin.STAFF,
+        )
+
+    def _consents(self, customer, values, source, only=None) -> list[ConsentRecord]:
+        found = []
+        for channel in ConsentChannel.values:
+            granted = values.get(f"{channel}_consent")
+            if granted is None or (only is not None and f"{channel}_consent" not in only):
+                continue
+            at = values.get(f"{channel}_consent_at")
+            found.append(
+                ConsentRecord(
+                    customer=customer,
+                    channel=channel,
+                    granted=granted,
+                    at=datetime.fromisoformat(at) if at else self.now,
+                    source=ConsentSource.IMPORT,
+                    note=source,
+                    recorded_by=self.actor,
+                )
+            )
+        return found
+
+
+# The columns a batch writes back to customers it created (their search text needs their id)
+# and to those it updated, with their PostgreSQL types.
+_NEW_COLUMNS = (
+    ("search_text", "text"),
+    ("default_billing_address_id", "bigint"),
+    ("default_shipping_address_id", "bigint"),
+    ("country", "text"),
+)
+_UPDATED_COLUMNS = (
+    ("first_name", "text"),
+    ("last_name", "text"),
+    ("phone", "text"),
+    ("language", "text"),
+    ("external_id", "text"),
+    ("version", "integer"),
+    ("updated_at", "timestamptz"),
+    *_NEW_COLUMNS,
+)
+
+
+def _update_customers(customers: list[Customer], columns) -> None:
+    """Write these columns of many customers in one statement (PostgreSQL: UPDATE ... FROM
+    unnest(arrays); SQLite: one prepared UPDATE run for each row). Django's bulk_update builds
+    a CASE per column and row, which cost more than the rest of the import put together."""
+    table = Customer._meta.db_table
+    names = [name for name, _type in columns]
+    adapt = connection.ops.adapt_datetimefield_value
+
+    def value(customer, name):
+        found = getattr(customer, name)
+        return adapt(found) if name == "updated_at" else found
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            arrays = [[c.pk for c in customers]] + [
+                [value(c, name) for c in customers] for name in names
+            ]
+            types = ", ".join(f"%s::{kind}[]" for kind in ["bigint", *(k for _n, k in columns)])
+            cursor.execute(
+                f"UPDATE {table} AS t SET "
+                + ", ".join(f"{name} = v.{name}" for name in names)
+                + f" FROM unnest({types}) AS v(id, {', '.join(names)}) WHERE t.id = v.id",
+                arrays,
+            )
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET "
+                + ", ".join(f"{name} = %s" for name in names)
+                + " WHERE id = %s",
+                [[*(value(c, name) for name in names), c.pk] for c in customers],
+            )
+
+
+def _insert(model, objects: list, *, returning: bool = False) -> None:
+    """Insert many rows in one statement. PostgreSQL: INSERT ... SELECT FROM unnest(one array
+    per column), the ids read back in order; Django's bulk_create compiles every value of every
+    row, which was most of an import's CPU. Elsewhere (SQLite): bulk_create."""
+    if not objects:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objects, batch_size=BATCH)
+        return
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if not f.primary_key and not isinstance(getattr(objects[0], f.attname), DatabaseDefault)
+    ]
+    columns, types, arrays = [], [], []
+    for f in fields:
+        columns.append(connection.ops.quote_name(f.column))
+        if isinstance(f, JSONField):
+            types.append("jsonb")
+            arrays.append([json.dumps(getattr(o, f.attname)) for o in objects])
+            continue
+        types.append(f.rel_db_type(connection) if f.is_relation else f.db_type(connection))
+        arrays.append([f.get_db_prep_save(getattr(o, f.attname), connection) for o in objects])
+    table = connection.ops.quote_name(model._meta.db_table)
+    placeholders = ", ".join(f"%s::{kind}[]" for kind in types)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({placeholders})"
+    with connection.cursor() as cursor:
+        if not returning:
+            cursor.execute(sql, arrays)
+            return
+        cursor.execute(sql + " RETURNING id", arrays)
+        for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
+            obj.pk = pk
+            obj._state.adding = False
+            obj._state.db = connection.alias

@@ -1,0 +1,186 @@
+"""Applying: idempotent, resumable after a failure midway, and order history that leaves the
+statistics exact."""
+
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+
+from clients.models import AuditEntry, Customer
+from imports import services
+from imports.models import ImportStatus
+from orders.models import Order
+from privacy.models import ConsentRecord
+from tests.factories import CustomerFactory, UserFactory, make_order
+from tests.imports.conftest import apply, check, reasons, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def _snapshot():
+    return (
+        list(Customer.objects.order_by("pk").values()),
+        AuditEntry.objects.count(),
+        ConsentRecord.objects.count(),
+        list(Order.objects.order_by("pk").values("number", "status", "total")),
+    )
+
+
+def test_the_same_file_twice_changes_nothing_the_second_time():
+    admin = UserFactory(role="Admin")
+    apply(check(upload("shopify_customers_export.csv")), admin)
+    before = _snapshot()
+    again = check(upload("shopify_customers_export.csv"))
+    assert again.counts == {"unchanged": 3, "refused": 5}
+    again = apply(again, admin)
+    assert again.applied_counts == {"unchanged": 3, "refused": 5}
+    assert _snapshot() == before
+
+
+def test_a_changed_consent_is_recorded_once_with_its_source():
+    admin = UserFactory(role="Admin")
+    apply(check(upload("shopify_customers_export_old.csv")), admin)
+    data = (
+        b"First Name,Last Name,Email,Accepts Marketing,Total Spent,Total Orders\n"
+        b"Bob,Norman,BOB.NORMAN@example.com,no,0,0\n"
+    )
+    job = check(upload("unsubscribed.csv", data=data))
+    row = job.rows.get()
+    assert row.action == "update" and row.changes == {"email_consent": [True, False]}
+    apply(job, admin)
+    history = list(
+        ConsentRecord.objects.filter(customer__email="bob.norman@example.com", channel="email")
+        .order_by("id")
+        .values_list("granted", "source", "note")
+    )
+    assert history == [
+        (True, "import", "Shopify customer export: shopify_customers_export_old.csv"),
+        (False, "import", "Shopify customer export: unsubscribed.csv"),
+    ]
+    # The customer's current state follows the newest record (privacy's consent ledger).
+    assert Customer.objects.get(email="bob.norman@example.com").email_consent is False
+
+
+def test_a_failure_midway_leaves_whole_batches_and_the_import_resumes(monkeypatch):
+    monkeypatch.setattr(services, "BATCH", 2)
+    admin = UserFactory(role="Admin")
+    job = check(upload("shopify_customers_export.csv"))
+    services.import_start_apply(job=job, actor=admin)
+    flushes = {"n": 0}
+    real_flush = services._CustomerWriter.flush
+
+    def failing_flush(self):
+        flushes["n"] += 1
+        if flushes["n"] == 2:
+            real_flush(self)  # the batch's writes are done, then it fails: all rolled back
+            raise RuntimeError("the database went away")
+        real_flush(self)
+
+    monkeypatch.setattr(services._CustomerWriter, "flush", failing_flush)
+    with pytest.raises(RuntimeError):
+        services.import_apply(job_id=job.pk)
+    services.import_fail(job_id=job.pk, message="stopped")
+    job.refresh_from_db()
+    assert job.status == ImportStatus.FAILED
+    assert job.applied_rows == 6  # batches 1-3 (rows 1-6); batch 4 rolled back
+    assert set(Customer.objects.values_list("email", flat=True)) == {
+        "amelie.poulain@example.fr",
+        "John.Smith@Example.com",
+    }
+    assert AuditEntry.objects.count() == 2
+
+    job = services.import_start_apply(job=job, actor=admin)
+    job = services.import_apply(job_id=job.pk)
+    assert job.status == ImportStatus.APPLIED
+    assert Customer.objects.count() == 3
+    assert job.applied_counts == {"create": 3, "refused": 5}
+    assert AuditEntry.objects.count() == 3
+
+
+def test_applying_twice_at_once_does_nothing_more():
+    admin = UserFactory(role="Admin")
+    job = check(upload("shopify_customers_export.csv"))
+    services.import_start_apply(job=job, actor=admin)
+    services.import_apply(job_id=job.pk)
+    services.import_apply(job_id=job.pk)  # a second run of the task: the job is applied
+    assert Customer.objects.count() == 3
+    with pytest.raises(services.NotAllowed):
+        services.import_start_apply(job=job, actor=admin)
+
+
+def test_order_history_fixes_statistics_and_the_clients_leads_split(capsys):
+    admin = UserFactory(role="Admin")
+    apply(check(upload("shopify_customers_export.csv")), admin)
+    lead = Customer.objects.get(email="no.name@example.com")
+    job = check(upload("orders.csv", kind="orders"))
+    assert job.counts == {"create": 4, "refused": 3}
+    assert reasons(job) == {6: "unknown_customer", 7: "duplicate_order", 8: "invalid_amount"}
+    assert Order.objects.count() == 0  # the dry run was rolled back
+    job = apply(job, admin)
+    assert job.applied_counts == {"create": 4, "refused": 3}
+    amelie = Customer.objects.get(email="amelie.poulain@example.fr")
+    assert amelie.orders_count == 2  # paid and fulfilled; the cancelled one does not count
+    assert amelie.total_spent == Decimal("120.50")
+    assert amelie.is_client
+    john = Customer.objects.get(email="John.Smith@Example.com")
+    assert (john.orders_count, john.total_spent) == (1, Decimal("0.00"))
+    assert not Customer.objects.get(pk=lead.pk).is_client
+    call_command("rebuild_customer_stats", "--check")  # exits 1 on any drift
+    assert ", 0 had drifted." in capsys.readouterr().out
+
+    again = apply(check(upload("orders.csv", kind="orders")), admin)
+    assert again.applied_counts == {"unchanged": 4, "refused": 3}
+
+
+def test_an_order_moves_forward_and_keeps_statistics_exact():
+    customer = CustomerFactory(email="a@example.com")
+    make_order(customer, number="#9", status="pending", total="30.00")
+    data = b"Email,Order number,Date,Total,Status\na@example.com,#9,%s,30.00,paid\n" % (
+        Order.objects.get().placed_at.isoformat().encode()
+    )
+    job = check(upload("o.csv", kind="orders", data=data))
+    assert job.counts == {"update": 1}
+    apply(job, UserFactory(role="Admin"))
+    customer.refresh_from_db()
+    assert (customer.orders_count, customer.total_spent) == (1, Decimal("30.00"))
+    call_command("rebuild_customer_stats", "--check")
+
+
+def test_an_import_whose_worker_died_can_be_resumed(admin_client_role):
+    from datetime import timedelta
+
+    from django.urls import reverse
+    from django.utils import timezone
+
+    job = check(upload("shopify_customers_export.csv"))
+    services.import_start_apply(job=job, actor=UserFactory(role="Admin"))
+    # The worker took it and died: the job stays "applying" and its heartbeat gets old.
+    url = reverse("imports:job-resume", args=[job.pk])
+    admin_client_role.post(url)
+    job.refresh_from_db()
+    assert job.status == ImportStatus.APPLYING and Customer.objects.count() == 0  # not stale
+    page = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "en"})
+    assert "Resume" not in page.text and 'hx-trigger="every 2s"' in page.text
+    type(job).objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - services.STALE_AFTER - timedelta(seconds=1)
+    )
+    page = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "en"})
+    assert "may have stopped" in page.text and "Resume" in page.text
+    from django.test import TestCase
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert admin_client_role.post(url).status_code == 302
+    job.refresh_from_db()
+    assert job.status == ImportStatus.APPLIED and Customer.objects.count() == 3
+
+
+def test_an_order_without_a_status_is_a_paid_one():
+    customer = CustomerFactory(email="b@example.com")
+    data = b"E-mail;Commande;Date;Montant\nb@example.com;A-1;31/12/2024 10:00;1 234,50\n"
+    job = check(upload("commandes.csv", kind="orders", data=data))
+    assert job.counts == {"create": 1}, reasons(job)
+    apply(job, UserFactory(role="Admin"))
+    order = Order.objects.get(number="A-1")
+    assert (order.status, order.total) == ("paid", Decimal("1234.50"))
+    customer.refresh_from_db()
+    assert customer.is_client and customer.total_spent == Decimal("1234.50")

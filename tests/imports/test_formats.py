@@ -1,0 +1,284 @@
+"""Each format, read from realistic files: recognized by its headers, every row's values and
+refusals as the dry run finds them, then applied."""
+
+import io
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from openpyxl import Workbook
+
+from clients.models import AuditEntry, Customer
+from exports.columns import FIELDS, csv_cells, headers
+from imports import reading
+from imports.models import ImportFormat, ImportStatus
+from imports.services import import_set_mapping
+from privacy.models import ConsentRecord
+from tests.factories import AddressFactory, CustomerFactory, UserFactory
+from tests.imports.conftest import FILES, apply, check, reasons, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def test_shopify_current_export_dry_run_then_apply():
+    job = upload("shopify_customers_export.csv")
+    assert job.format == ImportFormat.SHOPIFY
+    assert (job.encoding, job.delimiter) == ("utf-8", ",")
+    job = check(job)
+    assert job.status == ImportStatus.CHECKED
+    assert Customer.objects.count() == 0  # the dry run writes nothing
+    assert job.counts == {"create": 3, "refused": 5}
+    # Line numbers are the file's: Amélie's note holds a quoted newline (lines 2-3).
+    assert reasons(job) == {
+        5: "invalid_email",
+        6: "unknown_country",
+        7: "invalid_phone",
+        8: "duplicate",
+        9: "formula",
+    }
+    assert job.rows.get(line=8).reasons == [["duplicate", "4"]]
+
+    admin = UserFactory(role="Admin")
+    job = apply(job, admin)
+    assert job.status == ImportStatus.APPLIED
+    assert job.applied_counts == {"create": 3, "refused": 5}
+    amelie = Customer.objects.get(email="amelie.poulain@example.fr")
+    assert (amelie.first_name, amelie.last_name) == ("Amélie", "Poulain")
+    assert amelie.external_id == "7012345678901"  # Shopify's quote taken off
+    assert amelie.phone == "+33 6 12 34 56 78"
+    assert amelie.default_billing_address.postal_code == "75018"
+    assert amelie.default_billing_address.line1 == "15 rue des Trois Frères"
+    assert amelie.default_shipping_address == amelie.default_billing_address
+    assert amelie.country == "FR"
+    assert "amelie" in amelie.search_text and str(amelie.pk) in amelie.search_text
+    john = Customer.objects.get(email__iexact="john.smith@example.com")
+    assert john.email == "John.Smith@Example.com"
+    assert john.phone == "+1 502-625-1199"
+    assert john.default_billing_address.company == "ACME Corp"
+    entry = AuditEntry.objects.get(customer=amelie)
+    assert entry.action == "import" and entry.actor == admin
+    assert entry.changes["file"] == ["", "shopify_customers_export.csv"]
+    consents = {(c.customer.email, c.channel): c.granted for c in ConsentRecord.objects.all()}
+    assert consents == {
+        ("amelie.poulain@example.fr", "email"): True,
+        ("amelie.poulain@example.fr", "sms"): False,
+        ("John.Smith@Example.com", "email"): False,
+        ("John.Smith@Example.com", "sms"): True,
+    }
+    consent = ConsentRecord.objects.filter(customer=amelie).first()
+    assert consent.source == "import" and consent.recorded_by == admin
+    assert consent.note == "Shopify customer export: shopify_customers_export.csv"
+    amelie.refresh_from_db()
+    assert (amelie.email_consent, amelie.sms_consent) == (True, False)
+
+
+def test_shopify_older_export_reads_phones_in_the_address_country():
+    job = check(upload("shopify_customers_export_old.csv"))
+    assert job.format == ImportFormat.SHOPIFY
+    assert job.counts == {"create": 2}
+    apply(job, UserFactory(role="Admin"))
+    bob = Customer.objects.get(email="bob.norman@example.com")
+    assert bob.phone == "+1 502-625-1199"
+    assert bob.default_billing_address.region == "Kentucky"
+    claire = Customer.objects.get(email="claire.dubois@example.fr")
+    assert claire.phone == "+33 6 12 34 56 78"
+    assert ConsentRecord.objects.get(customer=bob, channel="email").granted is True
+
+
+def test_woocommerce_customer_export_with_billing_and_shipping():
+    job = check(upload("woocommerce_customers.csv"))
+    assert job.format == ImportFormat.WOOCOMMERCE
+    assert job.counts == {"create": 2}
+    apply(job, UserFactory(role="Admin"))
+    jeanne = Customer.objects.get(email="jeanne.martin@example.fr")
+    assert jeanne.external_id == "12"
+    assert jeanne.default_billing_address.line1 == "3 place Bellecour"
+    assert jeanne.default_shipping_address.line1 == "12 rue Mercière"
+    assert timezone.localtime(jeanne.created_at).replace(tzinfo=None) == datetime(
+        2024, 3, 5, 10, 12
+    )
+    paul = Customer.objects.get(email="paul.durand@example.fr")
+    assert paul.default_billing_address is None and paul.phone == ""
+
+
+def test_woocommerce_analytics_download():
+    job = check(upload("woocommerce_analytics_customers.csv"))
+    assert job.format == ImportFormat.WOOCOMMERCE
+    apply(job, UserFactory(role="Admin"))
+    lucie = Customer.objects.get(email="lucie.bernard@example.fr")
+    assert (lucie.first_name, lucie.last_name) == ("Lucie", "Bernard")
+
+
+def test_french_excel_csv_in_windows_1252_with_semicolons():
+    job = upload("excel_fr_cp1252.csv")
+    assert (job.encoding, job.delimiter) == ("cp1252", ";")
+    assert job.headers[1] == "Prénom"
+    # Not a known format: the columns are guessed, and the user confirms them.
+    assert job.format == ImportFormat.MANUAL and job.status == ImportStatus.MAPPING
+    assert job.mapping == [
+        "email",
+        "first_name",
+        "last_name",
+        "phone",
+        "line1",
+        "postal_code",
+        "city",
+        "country",
+        "created_at",
+    ]
+    job = import_set_mapping(job=job, mapping=job.mapping, date_order="dmy")
+    job = check(job)
+    assert job.counts == {"create": 2}, reasons(job)
+    apply(job, UserFactory(role="Admin"))
+    helene = Customer.objects.get(email="helene.lefevre@example.fr")
+    assert (helene.first_name, helene.last_name) == ("Hélène", "Lefèvre")
+    assert timezone.localtime(helene.created_at).date().isoformat() == "2024-12-31"
+    francois = Customer.objects.get(email="francois.cote@example.fr")
+    assert francois.default_billing_address.line1 == "5 allée des Noyers\nBâtiment B"
+    assert francois.default_billing_address.country == "FR"
+    assert timezone.localtime(francois.created_at).strftime("%d/%m/%Y %H:%M") == (
+        "01/02/2025 14:05"
+    )
+
+
+def test_our_french_export_utf8_with_bom():
+    job = upload("ours_fr.csv")
+    assert (job.encoding, job.delimiter, job.format) == ("utf-8-sig", ";", ImportFormat.OURS)
+    assert job.headers[0] == "N° client"
+    job = check(job)
+    assert job.counts == {"create": 1}
+    apply(job, UserFactory(role="Admin"))
+    marc = Customer.objects.get(email="marc.petit@example.fr")
+    assert marc.default_billing_address.city == "Toulouse"
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_round_trip_of_our_export_changes_nothing(language):
+    """Customers exported in our format (exports/columns.py) and imported back: unchanged."""
+    for n in range(3):
+        customer = CustomerFactory(external_id=f"ext-{n}", first_name=f"Zoé{n}")
+        AddressFactory(customer=customer, line1=f"{n} rue Haute", country="BE")
+        customer.default_billing_address = customer.addresses.get()
+        customer.country = "BE"
+        customer.save()
+    CustomerFactory(first_name="=cmd|' /C calc'!A0")  # made inert by the export
+    cells = csv_cells(language, timezone.get_current_timezone())
+    out = io.StringIO()
+    import csv
+
+    writer = csv.writer(out, delimiter=";" if language == "fr" else ",")
+    writer.writerow(headers(language))
+    for row in Customer.objects.order_by("pk").values_list(*FIELDS):
+        writer.writerow(cells(row))
+    data = out.getvalue().encode("utf-8-sig" if language == "fr" else "utf-8")
+    job = check(upload("export.csv", data=data))
+    assert job.format == ImportFormat.OURS
+    assert job.counts == {"unchanged": 3, "refused": 1}  # the formula-like name is refused
+    assert reasons(job) == {5: "formula"}
+
+
+def test_broken_rows_are_refused_one_by_one():
+    job = upload("broken_rows.csv")
+    job = check(import_set_mapping(job=job, mapping=job.mapping, date_order="dmy"))
+    assert job.counts == {"create": 2, "refused": 3}
+    assert reasons(job) == {3: "cells", 4: "broken", 6: "unclosed_quote"}
+    assert set(job.rows.filter(action="create").values_list("key", flat=True)) == {
+        "ok@example.com",
+        "last.ok@example.com",
+    }
+
+
+def test_utf8_bom_and_crlf_shopify_file():
+    data = b"\xef\xbb\xbf" + (FILES / "shopify_customers_export_old.csv").read_bytes().replace(
+        b"\n", b"\r\n"
+    )
+    job = check(upload("bom.csv", data=data))
+    assert job.encoding == "utf-8-sig" and job.headers[0] == "First Name"
+    assert job.format == ImportFormat.SHOPIFY and job.counts == {"create": 2}
+
+
+def test_utf8_file_with_a_stray_windows_1252_byte_reads_both():
+    data = "Email,First Name,Last Name\nanna@example.com,Anna,Müller\n".encode()
+    data += "bea@example.com,Béa,Roux\n".encode("cp1252")
+    job = upload("mixed.csv", data=data)
+    job = import_set_mapping(job=job, mapping=job.mapping, date_order="dmy")
+    check(job)
+    assert set(job.rows.values_list("values__first_name", flat=True)) == {"Anna", "Béa"}
+
+
+def test_xlsx_shopify_export():
+    book = Workbook()
+    sheet = book.active
+    sheet.append(
+        [
+            "First Name",
+            "Last Name",
+            "Email",
+            "Accepts Email Marketing",
+            "Phone",
+            "Total Spent",
+            "Total Orders",
+        ]
+    )
+    sheet.append(["Iris", "Moreau", "iris@example.fr", "yes", "+33611111111", 12.5, 1])
+    sheet.append(["Leo", "Garnier", "leo@example", "no", None, 0, 0])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    job = check(upload("customers.xlsx", data=buffer.getvalue()))
+    assert job.encoding == "xlsx" and job.format == ImportFormat.SHOPIFY
+    assert job.counts == {"create": 1, "refused": 1}
+    assert reasons(job) == {3: "invalid_email"}
+
+
+def test_update_never_changes_the_email_and_fills_what_is_given():
+    customer = CustomerFactory(
+        email="old@example.com", external_id="7012345678901", first_name="A", phone=""
+    )
+    job = check(upload("shopify_customers_export.csv"))
+    row = job.rows.get(line=2)
+    assert row.action == "update"
+    assert row.changes["first_name"] == ["A", "Amélie"]
+    assert "email" not in row.changes
+    apply(job, UserFactory(role="Admin"))
+    customer.refresh_from_db()
+    assert customer.email == "old@example.com"
+    assert customer.first_name == "Amélie"
+    assert customer.version == 2
+
+
+def test_email_of_a_customer_with_another_shop_id_is_refused():
+    CustomerFactory(email="amelie.poulain@example.fr", external_id="other-id")
+    job = check(upload("shopify_customers_export.csv"))
+    assert reasons(job)[2] == "external_id_taken"
+
+
+def test_values_are_read_the_french_and_english_ways():
+    from imports import rows
+
+    assert rows.amount("1 234,56", comma_decimal=True) == Decimal("1234.56")
+    assert rows.amount("1,234.56", comma_decimal=False) == Decimal("1234.56")
+    assert rows.amount("€70.50", comma_decimal=False) == Decimal("70.50")
+    assert rows.amount("70,5", comma_decimal=False) == Decimal("70.50")
+    with pytest.raises(rows.Refused):
+        rows.amount("1,234", comma_decimal=True)  # 1.234: three decimals
+    assert rows.moment("31/12/2025").day == 31
+    assert rows.moment("12/31/2025", date_order="mdy").month == 12
+    assert rows.moment("2025-12-31 14:05:00 +0100").utcoffset().total_seconds() == 3600
+    assert rows.country("Allemagne") == "DE" and rows.country("germany") == "DE"
+    assert rows.status("wc-completed") == "fulfilled" and rows.status("Payée") == "paid"
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (b"", "empty"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, ".xls"),
+        (b"PK\x03\x04not really a zip", "damaged"),
+        (bytes(range(256)) * 40, "not a spreadsheet"),
+    ],
+)
+def test_unreadable_files_are_refused_with_a_reason(data, message):
+    with pytest.raises(reading.UnreadableFile) as refused:
+        upload("bad.csv", data=data)
+    assert message in str(refused.value)
