@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -662,8 +663,7 @@ def import_apply(*, job_id: int) -> ImportJob:
                 job.save()
                 # Its rows are in the database now: the uploaded copy of the customers'
                 # personal data has no further use (privacy), so it is not kept.
-                name = job.file.name
-                transaction.on_commit(lambda: _delete_file(name))
+                transaction.on_commit(partial(_delete_file, job.file.name))
                 return job
             counts = _apply_batch(job, batch)
             applied = dict(job.applied_counts)
