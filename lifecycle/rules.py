@@ -188,6 +188,15 @@ def _days(n: int) -> str:
     return ngettext("%(n)s day", "%(n)s days", n) % {"n": n}
 
 
+def _ago(days: int) -> str:
+    """ "today", "yesterday", "3 days ago": when the last order was, in words."""
+    if days == 0:
+        return pgettext("lifecycle reason", "today")
+    if days == 1:
+        return pgettext("lifecycle reason", "yesterday")
+    return pgettext("lifecycle reason", "%(days)s ago") % {"days": _days(days)}
+
+
 def _orders(n: int) -> str:
     return ngettext("%(n)s order", "%(n)s orders", n) % {"n": n}
 
@@ -216,14 +225,14 @@ def reason(
     )
     since = {"days": _days(days)}
     if group == Group.NEW:
-        detail = pgettext("lifecycle reason", "first order %(days)s ago") % since
+        detail = pgettext("lifecycle reason", "first order %(when)s") % {"when": _ago(days)}
     elif group in (Group.CHAMPIONS, Group.LOYAL, Group.PROMISING):
         detail = pgettext(
-            "lifecycle reason", "%(orders)s, %(spent)s spent, last one %(days)s ago"
+            "lifecycle reason", "%(orders)s, %(spent)s spent, the last one %(when)s"
         ) % {
             "orders": _orders(orders_count),
             "spent": money(total_spent),
-            **since,
+            "when": _ago(days),
         }
     elif interval is not None:
         detail = pgettext(

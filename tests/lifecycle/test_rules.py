@@ -207,15 +207,22 @@ def test_reasons_in_english_and_french():
     lead = {**at_risk, "group": Group.PROSPECTS, "orders_count": 0, "last_order_at": None}
     with translation.override("en"):
         assert reason(**at_risk) == "At risk: no order for 142 days, usually orders every 45 days"
-        assert reason(**new) == "New: first order 1 day ago"
-        assert reason(**champion) == "Champions: 5 orders, €1,234.50 spent, last one 3 days ago"
+        assert reason(**new) == "New: first order yesterday"
+        today = {**champion, "last_order_at": now - DAY / 2}
+        assert reason(**today) == "Champions: 5 orders, €1,234.50 spent, the last one today"
+        assert reason(**{**new, "last_order_at": now - 2 * DAY}) == "New: first order 2 days ago"
+        assert reason(**champion) == "Champions: 5 orders, €1,234.50 spent, the last one 3 days ago"
         assert reason(**lead) == "Prospects: no order yet"
     with translation.override("fr"):
         nb = "\u00a0"
         assert reason(**at_risk) == (
             f"À risque{nb}: aucune commande depuis 142 jours, commande d’habitude tous les 45 jours"
         )
-        assert reason(**new) == f"Nouveaux{nb}: première commande il y a 1 jour"
+        assert reason(**new) == f"Nouveaux{nb}: première commande hier"
+        assert (
+            reason(**{**new, "last_order_at": now})
+            == f"Nouveaux{nb}: première commande aujourd’hui"
+        )
         assert reason(**lead) == f"Prospects{nb}: aucune commande pour l’instant"
         assert reason(**champion) == (
             f"Champions{nb}: 5 commandes, 1{nb}234,50{nb}€ dépensés, la dernière il y a 3 jours"
