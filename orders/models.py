@@ -60,11 +60,11 @@ class Order(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["customer", "-placed_at", "-id"]),
-            # A campaign's attributed orders and revenue (one indexed aggregate; PostgreSQL
-            # reads it from the index alone). Partial: most orders come from no push, and
-            # their INSERT does not touch it.
+            # A campaign's credited orders: their figures (one aggregate that PostgreSQL can
+            # read from the index alone) and its latest ones in order (the campaign page).
+            # Partial: most orders come from no push, and their INSERT does not touch it.
             models.Index(
-                fields=["push_campaign", "status", "total", "refunded_amount"],
+                fields=["push_campaign", "-placed_at", "-id", "status", "total", "refunded_amount"],
                 condition=models.Q(push_campaign__isnull=False),
                 name="order_push_campaign_idx",
             ),
