@@ -1,5 +1,8 @@
 """What each push earned: which orders a campaign is credited with, its UTM link, its figures."""
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from decimal import Decimal
 
@@ -230,3 +233,17 @@ UTM = "utm_source=backoffice&utm_medium=push&utm_campaign=push-7"
 )
 def test_the_link_gets_the_campaigns_utm_without_clobbering_the_admins(link, opened):
     assert link_with_utm(link, campaign_id=7) == opened
+
+
+@pytest.mark.parametrize(("value", "accepted"), [("0", False), ("91", False), ("30", True)])
+def test_the_window_setting_is_checked_when_the_settings_load(value, accepted):
+    env = {**os.environ, "SECRET_KEY": "x", "PUSH_ATTRIBUTION_DAYS": value}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    script = "import backoffice.settings as s; print(s.PUSH_ATTRIBUTION_DAYS)"
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    if accepted:
+        assert done.returncode == 0 and done.stdout.strip() == value
+    else:
+        assert done.returncode != 0 and "PUSH_ATTRIBUTION_DAYS must be" in done.stderr
