@@ -46,7 +46,12 @@ def campaign_list(request):
     return render(
         request,
         "notifications/campaign_list.html",
-        {"page": page, "rows": rows, "can_send": request.user.has_perm(SEND)},
+        {
+            "page": page,
+            "rows": rows,
+            "can_send": request.user.has_perm(SEND),
+            "attribution_days": settings.PUSH_ATTRIBUTION_DAYS,
+        },
     )
 
 
