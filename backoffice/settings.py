@@ -239,6 +239,11 @@ PUSH_DEMO_SERVICE_PORT = int(os.environ.get("PUSH_DEMO_SERVICE_PORT", "8765"))
 # A PEM file of CA certificates the workers trust for push services, in addition to the
 # system's (hostnames are still checked); empty: the system's only.
 PUSH_CA_FILE = os.environ.get("PUSH_CA_FILE", "")
+# An order is credited to the push campaign whose notification the customer last clicked at
+# most this many days before placing it (notifications/attribution.py).
+PUSH_ATTRIBUTION_DAYS = int(os.environ.get("PUSH_ATTRIBUTION_DAYS", 7))
+if not 1 <= PUSH_ATTRIBUTION_DAYS <= 90:
+    raise ImproperlyConfigured("PUSH_ATTRIBUTION_DAYS must be a number of days from 1 to 90.")
 
 # --- Storefront API (storefront app, /api/v1/) -------------------------------------------------
 # Largest request body accepted (413 above), in bytes.

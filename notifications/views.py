@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from clients.selection import selected_ids
 from notifications import selectors, services, tasks
+from notifications.attribution import link_with_utm
 from notifications.forms import AudienceForm, ComposeForm, TestPushForm
 from notifications.models import CampaignStatus, DeliveryStatus
 from notifications.payload import payload_size
@@ -27,6 +28,8 @@ from notifications.tokens import click_token_read
 from notifications.webpush import MAX_PLAINTEXT_SIZE, vapid_configured
 
 SEND = "notifications.send_campaign"
+# The campaign page lists its latest credited orders, to check its figures against.
+CREDITED_SHOWN = 20
 VIEW = "notifications.view_campaign"
 
 
@@ -38,10 +41,17 @@ def _base_url(request) -> str:
 @permission_required(VIEW, raise_exception=True)
 def campaign_list(request):
     page = Paginator(selectors.campaign_list(), 25).get_page(request.GET.get("page"))
+    earnings = selectors.campaign_earnings(page.object_list)
+    rows = [(campaign, earnings[campaign.pk]) for campaign in page.object_list]
     return render(
         request,
         "notifications/campaign_list.html",
-        {"page": page, "can_send": request.user.has_perm(SEND)},
+        {
+            "page": page,
+            "rows": rows,
+            "can_send": request.user.has_perm(SEND),
+            "attribution_days": settings.PUSH_ATTRIBUTION_DAYS,
+        },
     )
 
 
@@ -62,6 +72,14 @@ def campaign_detail(request, pk: int):
         # The progress poll: the progress card, and the parts of the page that depend on the
         # status (the Cancel button, the "being sent" message) swapped out of band.
         return render(request, "notifications/campaign_detail.html#poll", context)
+    credited = list(selectors.campaign_orders(campaign_id=campaign.pk, limit=CREDITED_SHOWN + 1))
+    context.update(
+        earnings=selectors.campaign_earnings([campaign])[campaign.pk],
+        credited_orders=credited[:CREDITED_SHOWN],
+        more_credited=len(credited) > CREDITED_SHOWN,
+        attribution_days=settings.PUSH_ATTRIBUTION_DAYS,
+        link_opened=link_with_utm(campaign.link, campaign_id=campaign.pk),
+    )
     return render(request, "notifications/campaign_detail.html", context)
 
 
@@ -228,7 +246,8 @@ def campaign_cancel(request, pk: int):
 @never_cache
 @require_GET
 def click(request, token: str):
-    """A notification was clicked: count it and go to the campaign's own link, nowhere else."""
+    """A notification was clicked: count it and go to the campaign's own link, nowhere else,
+    with the campaign's UTM parameters (notifications/attribution.py)."""
     ids = click_token_read(token)
     if ids is None:
         raise Http404(_("This link is not valid."))
@@ -237,4 +256,4 @@ def click(request, token: str):
         raise Http404(_("This campaign no longer exists."))
     if not campaign.link:
         raise Http404(_("This campaign has no link."))
-    return HttpResponseRedirect(campaign.link)
+    return HttpResponseRedirect(link_with_utm(campaign.link, campaign_id=campaign.pk))

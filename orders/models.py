@@ -42,12 +42,33 @@ class Order(models.Model):
     source = models.CharField(max_length=100, blank=True)
     medium = models.CharField(max_length=100, blank=True)
     campaign = models.CharField(max_length=200, blank=True)
+    # The push campaign credited with the order: the one whose notification the customer last
+    # clicked at most PUSH_ATTRIBUTION_DAYS before placed_at (notifications/attribution.py).
+    # Written once, in the order's INSERT, by the order services; never changed afterwards.
+    push_campaign = models.ForeignKey(
+        "notifications.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
     # The addresses as they were when the order was placed (see Address.as_snapshot).
     billing_address = models.JSONField(default=dict)
     shipping_address = models.JSONField(default=dict)
 
     class Meta:
-        indexes = [models.Index(fields=["customer", "-placed_at", "-id"])]
+        indexes = [
+            models.Index(fields=["customer", "-placed_at", "-id"]),
+            # A campaign's credited orders: their figures (one aggregate that PostgreSQL can
+            # read from the index alone) and its latest ones in order (the campaign page).
+            # Partial: most orders come from no push, and their INSERT does not touch it.
+            models.Index(
+                fields=["push_campaign", "-placed_at", "-id", "status", "total", "refunded_amount"],
+                condition=models.Q(push_campaign__isnull=False),
+                name="order_push_campaign_idx",
+            ),
+        ]
 
     def __str__(self):
         return self.number

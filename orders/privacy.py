@@ -1,6 +1,9 @@
 """Orders keep their amounts, dates and statuses when a customer is erased (the books and the
 statistics stay exact); only the address snapshots are personal. Finalized orders keep their
-billing snapshot when PRIVACY_KEEP_BILLING_SNAPSHOT says invoices must."""
+billing snapshot when PRIVACY_KEEP_BILLING_SNAPSHOT says invoices must. The push campaign an
+order is credited to (Order.push_campaign) is kept too: once the customer is anonymized it says
+nothing about a person, and the campaign's orders and revenue stay exact. The customer's archive
+shows it."""
 
 from clients.models import Customer
 from orders.models import FINALIZED_STATUSES, CustomerProduct, Order, OrderLine
@@ -22,6 +25,7 @@ ORDER_FIELDS = (
     "source",
     "medium",
     "campaign",
+    "push_campaign",
     "billing_address",
     "shipping_address",
 )

@@ -157,9 +157,11 @@ def customer_purchase_summary(customer) -> PurchaseSummary:
 
 
 def customer_orders(*, customer_id: int) -> QuerySet[Order]:
-    """A customer's orders of every status, newest first, with the history table's columns."""
+    """A customer's orders of every status, newest first, with the history table's columns
+    (the push campaign credited with each in the same query)."""
     return (
         Order.objects.filter(customer_id=customer_id)
+        .select_related("push_campaign")
         .order_by("-placed_at", "-id")
         .only(
             "id",
@@ -171,6 +173,8 @@ def customer_orders(*, customer_id: int) -> QuerySet[Order]:
             "refunded_amount",
             "source",
             "medium",
+            "push_campaign__id",
+            "push_campaign__title",
         )
     )
 
@@ -220,6 +224,6 @@ def customer_monthly_spend(
 
 def order_detail() -> QuerySet[Order]:
     """Orders with their customer and lines, as the order page shows them."""
-    return Order.objects.select_related("customer").prefetch_related(
+    return Order.objects.select_related("customer", "push_campaign").prefetch_related(
         Prefetch("lines", queryset=OrderLine.objects.order_by("pk"))
     )

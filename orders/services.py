@@ -33,6 +33,7 @@ from django.utils import timezone
 from clients.models import ADDRESS_FIELDS, Address, AuditAction, AuditEntry, AuditOrigin, Customer
 from lifecycle.rules import group_sql
 from lifecycle.services import customers_group_refresh
+from notifications.attribution import campaign_credited, campaigns_credited
 from orders.models import (
     FINALIZED_STATUSES,
     MONEY,
@@ -360,8 +361,16 @@ def _address_snapshots(customer_id: int) -> tuple[dict, dict]:
 _DEFAULTS = ("default_billing_address", "default_shipping_address")
 
 
-def order_build(*, customer: Customer, draft: OrderDraft, billing: dict, shipping: dict) -> Order:
-    """The unsaved pending order of a draft (also used by the bulk import)."""
+def order_build(
+    *,
+    customer: Customer,
+    draft: OrderDraft,
+    billing: dict,
+    shipping: dict,
+    push_campaign_id: int | None = None,
+) -> Order:
+    """The unsaved pending order of a draft (also used by the bulk import), credited to
+    `push_campaign_id` (notifications.attribution decides which)."""
     attribution = draft.attribution or _attribution_for(customer.pk, draft.placed_at)
     return Order(
         number=draft.number,
@@ -379,6 +388,7 @@ def order_build(*, customer: Customer, draft: OrderDraft, billing: dict, shippin
         campaign=attribution.campaign,
         billing_address=billing,
         shipping_address=shipping,
+        push_campaign_id=push_campaign_id,
     )
 
 
@@ -395,7 +405,13 @@ def order_create(*, customer: Customer, draft: OrderDraft) -> Order:
     read, not written. Raises OrderConflict if the number is already used (the unique index
     says so: no query to look first)."""
     billing, shipping = _address_snapshots(customer.pk)
-    order = order_build(customer=customer, draft=draft, billing=billing, shipping=shipping)
+    order = order_build(
+        customer=customer,
+        draft=draft,
+        billing=billing,
+        shipping=shipping,
+        push_campaign_id=campaign_credited(customer_id=customer.pk, placed_at=draft.placed_at),
+    )
     try:
         with transaction.atomic():
             order.save(force_insert=True)
@@ -771,6 +787,16 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
     addresses = {a.pk: a.as_snapshot() for a in Address.objects.filter(pk__in=address_ids)}
     results: list = [None] * len(items)
     new_orders, new_items, changed_orders, touched = [], [], [], set()
+    # The push campaign each new order is credited to, read for the whole batch at once.
+    credited = iter(
+        campaigns_credited(
+            [
+                (item.customer_id, item.draft.placed_at)
+                for item in items
+                if item.draft.number not in existing and item.customer_id in customers
+            ]
+        )
+    )
     previous = {}  # number: status before, for the orders this batch moves
     for i, item in enumerate(items):
         order = existing.get(item.draft.number)
@@ -785,6 +811,7 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
                 draft=item.draft,
                 billing=addresses.get(customer.default_billing_address_id, {}),
                 shipping=addresses.get(customer.default_shipping_address_id, {}),
+                push_campaign_id=next(credited),
             )
             order.status = item.status
             order.refunded_amount = item.refunded_amount

@@ -41,6 +41,7 @@ DEVIATION_TESTS = (
     "tests/notifications/test_views.py",
     "tests/notifications/test_send_test.py",
     "tests/storefront/test_apikey_page.py",
+    "tests/notifications/test_attribution_pages.py",
 )
 
 

@@ -92,3 +92,48 @@ def make_order(
     elif Decimal(refunded):
         order = order_refund(order=order, amount=Decimal(refunded))
     return order
+
+
+_endpoints = iter(range(10**9))
+
+
+def make_campaign(*, title: str = "Spring sale", link: str = "https://shop.example/sale", **fields):
+    """A campaign row as if it had been sent (no delivery: add clicks with make_click)."""
+    from notifications.models import Campaign, CampaignStatus
+
+    now = timezone.now()
+    values = {
+        "title": title,
+        "body": "20% off",
+        "link": link,
+        "audience_tab": "leads",
+        "audience_kind": "all",
+        "status": CampaignStatus.SENT,
+        "public_base_url": "https://backoffice.example",
+        "created_at": now,
+        "send_at": now,
+    }
+    values.update(fields)
+    return Campaign.objects.create(**values)
+
+
+def make_click(customer: Customer, campaign, *, at, subscription=None):
+    """`customer` clicked `campaign`'s notification at `at` (on a new device unless told)."""
+    from notifications.models import Delivery, DeliveryStatus, PushSubscription
+
+    if subscription is None:
+        subscription = PushSubscription.objects.create(
+            customer=customer,
+            endpoint=f"https://fcm.googleapis.com/fcm/send/test-{next(_endpoints)}",
+            p256dh="k",
+            auth="a",
+            created_at=at,
+        )
+    return Delivery.objects.create(
+        campaign=campaign,
+        subscription=subscription,
+        batch=0,
+        status=DeliveryStatus.SENT,
+        sent_at=at,
+        clicked_at=at,
+    )

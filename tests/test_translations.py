@@ -43,7 +43,7 @@ from segments.models import Segment
 from segments.services import segment_create
 from tags.models import Tag, TagJob
 from tags.services import customer_set_tags, tag_job_create, tag_job_run
-from tests.factories import CustomerFactory, UserFactory, make_order
+from tests.factories import CustomerFactory, UserFactory, make_click, make_order
 from tests.imports.pages import checked_job, import_pages
 
 LOCALE = Path(settings.BASE_DIR) / "locale" / "fr" / "LC_MESSAGES"
@@ -359,6 +359,10 @@ def shop(db):
         send_at=None,
         public_base_url="https://backoffice.example",
     )
+    # What the campaign earned: the star clicked it, then ordered (the campaign and client
+    # pages show the credited order, the order page its campaign).
+    make_click(star, Campaign.objects.get(), at=timezone.now() - timedelta(hours=1))
+    make_order(star, total="45.00", number="Z4")
     # Issue 14: a tag, a saved segment and a finished bulk tag job.
     tag = customer_set_tags(customer=star, actor=staff, names=["Fidèle"])[0]
     segment_create(actor=staff, name="Fidèles", tab="clients", query=f"tags_any={tag.pk}")
@@ -387,6 +391,7 @@ def _pages(star):
         reverse("clients:default-addresses-update", args=[star.pk]),
         reverse("clients:address-update", args=[star.pk, address.pk]),
         reverse("orders:order-detail", args=["Z0"]),
+        reverse("orders:order-detail", args=["Z4"]),
         "/clients/999999/",
         reverse("notifications:campaign-list"),
         reverse("notifications:campaign-create") + f"?tab=clients&audience=selected&ids={star.pk}",

@@ -74,7 +74,7 @@ def _paginate(request, queryset, *, count: int, param: str, per_page: int) -> tu
     return page, links
 
 
-def order_history_rows(orders) -> list[dict]:
+def order_history_rows(orders, *, campaign_links: bool = False) -> list[dict]:
     """The order history's rows as plain values, for the template's `order_rows` partial.
 
     Computed in one pass with what is the same on every row (the URL pattern, the status
@@ -82,6 +82,7 @@ def order_history_rows(orders) -> list[dict]:
     per row when it formatted the five cells itself.
     """
     url = url_pattern("orders:order-detail")
+    campaign_url = url_pattern("notifications:campaign-detail") if campaign_links else ""
     statuses = {value: str(label) for value, label in OrderStatus.choices}
     refunded = gettext("refunded %(amount)s")
     return [
@@ -99,6 +100,12 @@ def order_history_rows(orders) -> list[dict]:
             "medium": order.medium or "—",
             "status": order.status,
             "status_label": statuses.get(order.status, order.status),
+            "campaign": order.push_campaign.title if order.push_campaign else "",
+            "campaign_url": (
+                campaign_url.format(order.push_campaign_id)
+                if campaign_url and order.push_campaign
+                else ""
+            ),
         }
         for order in orders
     ]
@@ -160,7 +167,9 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
             customer_monthly_spend(customer_id=customer.pk, last_order_at=customer.last_order_at)
         ),
         "orders": orders,
-        "order_rows": order_history_rows(orders),
+        "order_rows": order_history_rows(
+            orders, campaign_links=request.user.has_perm("notifications.view_campaign")
+        ),
         "order_links": order_links,
         "origin": customer_origin(customer_id=customer.pk, launch_rows=customer.launch_rows),
         "can_edit": can_edit(request.user) if customer.erased_at is None else {},

@@ -7,18 +7,20 @@ Screenshots go to test-results/screenshots/ (ignored by git), or to $SCREENSHOT_
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from notifications.models import Campaign
+from notifications.models import Campaign, CampaignStatus
 from notifications.services import Audience, Message, campaign_create
 from tests.browser.conftest import DESKTOP, MOBILE, log_in
 from tests.browser.shop import build_shop
-from tests.factories import UserFactory
+from tests.factories import UserFactory, make_click, make_order
 
 AXE = Path(settings.BASE_DIR) / "static" / "vendor" / "axe-core" / "axe.min.js"
 SCREENSHOTS = Path(
@@ -78,6 +80,20 @@ def test_main_pages_have_no_serious_accessibility_violation(new_page, lang):
         send_at=None,
         public_base_url="http://localhost",
     )
+    # The star clicked it and ordered: the campaign page shows what it earned.
+    sent = timezone.now() - timedelta(hours=3)
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=CampaignStatus.SENT,
+        send_at=sent,
+        started_at=sent,
+        finished_at=sent,
+        customers_count=1,
+        recipients=1,
+        delivered=1,
+        clicks=1,
+    )
+    make_click(shop.star, campaign, at=timezone.now() - timedelta(hours=2))
+    make_order(shop.star, total="89.90", placed_at=timezone.now() - timedelta(hours=1))
     found = []
     page = new_page(lang=lang)
     page.goto("/login/")
@@ -90,6 +106,7 @@ def test_main_pages_have_no_serious_accessibility_violation(new_page, lang):
         ("order", shop.star_order.get_absolute_url()),
         ("push-compose", reverse("notifications:campaign-create") + "?tab=clients&audience=all"),
         ("campaign", Campaign.objects.get(pk=campaign.pk).get_absolute_url()),
+        ("push-history", reverse("notifications:campaign-list")),
         ("api-keys", reverse("storefront:apikey-list")),
         ("lifecycle", reverse("lifecycle:dashboard")),
         ("overdue", reverse("lifecycle:overdue")),

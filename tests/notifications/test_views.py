@@ -302,7 +302,10 @@ def test_a_click_is_counted_once_and_goes_to_the_campaign_link(
     for _ in range(2):
         response = client.get(path)  # anonymous: the customer's browser
         assert response.status_code == 302
-        assert response["Location"] == "https://shop.example/sale?x=1"
+        assert response["Location"] == (
+            "https://shop.example/sale?x=1&utm_source=backoffice&utm_medium=push"
+            f"&utm_campaign=push-{campaign.pk}"
+        )
     campaign.refresh_from_db()
     assert campaign.clicks == 1
     assert Delivery.objects.get(campaign=campaign).clicked_at is not None
