@@ -659,14 +659,23 @@ def _campaign_count(campaign_id: int, counts: dict[str, int]) -> bool:
     One statement adds them, locks the campaign row until the commit (a concurrent
     campaign_cancel waits for it, or this waits for the cancel) and reads the status.
     """
-    changes = {
-        _COUNTER_OF[status]: F(_COUNTER_OF[status]) + n
-        for status, n in counts.items()
-        if n and status in _COUNTER_OF
-    } or {"status": F("status")}
-    sending = Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).update(
-        **changes
-    )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _PG_COUNT,
+                {"campaign": campaign_id}
+                | {counter: counts.get(status, 0) for status, counter in _COUNTER_OF.items()},
+            )
+            sending = cursor.rowcount
+    else:
+        changes = {
+            _COUNTER_OF[status]: F(_COUNTER_OF[status]) + n
+            for status, n in counts.items()
+            if n and status in _COUNTER_OF
+        } or {"status": F("status")}
+        sending = Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).update(
+            **changes
+        )
     if not sending and any(counts.get(status) for status in _COUNTER_OF):
         _counters_add(campaign_id, counts)
     return bool(sending)
@@ -736,6 +745,12 @@ WITH outcome AS (
     WHERE id = ANY(%(failed)s::bigint[])
 )
 SELECT status, count(*) FROM updated GROUP BY status
+"""
+
+_PG_COUNT = f"""
+UPDATE {_CAMPAIGN}
+SET {", ".join(f"{c} = {c} + %({c})s" for c in _COUNTER_OF.values())}
+WHERE id = %(campaign)s AND status = '{CampaignStatus.SENDING}'
 """
 
 _PG_MARK = f"""
