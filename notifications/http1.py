@@ -203,6 +203,23 @@ class Http1Pool:
                 raise NotSent(_describe(exc, written=False)) from exc
             raise
 
+    async def take_idle(self, request: Request) -> _Connection | None:
+        """`connect` for the common case of a warm pool, without a task and a timer per
+        request: a reusable pooled connection when a slot is free, else None (nothing held,
+        nothing awaited)."""
+        idle = self._idle.get(request.key)
+        if not idle or self._slots.locked():
+            return None
+        now = time.monotonic()
+        while idle:
+            connection = idle.pop()
+            if connection.reusable(now):
+                # Not locked: acquiring returns at once, without suspending.
+                await self._slots.acquire()
+                return connection
+            connection.close()
+        return None
+
     def abandon(self, connection: _Connection) -> None:
         """Give back a connection from `connect` whose request will not be written."""
         connection.close()

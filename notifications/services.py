@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -516,6 +516,22 @@ def deliveries_claim(
 ) -> list[DeliveryToSend]:
     """Claim up to `size` due pending rows of a batch of a campaign that is still sending."""
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        # One statement (its own transaction): select, lock, claim and read what sending
+        # needs, rather than four round trips and an ORM compilation per wave.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _PG_CLAIM,
+                {
+                    "campaign": campaign_id,
+                    "batch": batch,
+                    "now": now,
+                    "size": size,
+                    "claim": claim,
+                    "until": now + timedelta(seconds=lease),
+                },
+            )
+            return [DeliveryToSend(*values) for values in cursor.fetchall()]
     with transaction.atomic():
         due = (
             Delivery.objects.filter(
@@ -581,6 +597,10 @@ def deliveries_record(
     this claim still holds (a claim whose lease passed may have been given to another worker).
     """
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        return _deliveries_record_pg(
+            campaign_id=campaign_id, outcomes=outcomes, claims=claims, to_send=to_send, now=now
+        )
     groups: dict[tuple, list[int]] = {}
     ok_subs, failed_subs, expired_subs = [], [], []
     for outcome in outcomes:
@@ -616,19 +636,7 @@ def deliveries_record(
     subscriptions_record_results(ok=ok_subs, failed=failed_subs, at=now)
     if expired_subs:
         subscriptions_expire(subscription_ids=expired_subs, at=now)
-    # One statement adds the counters, locks the campaign row until the commit (a concurrent
-    # campaign_cancel waits for it, or this waits for the cancel) and says whether the
-    # campaign is still sending.
-    changes = {
-        _COUNTER_OF[status]: F(_COUNTER_OF[status]) + n
-        for status, n in counts.items()
-        if n and status in _COUNTER_OF
-    } or {"status": F("status")}
-    sending = Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).update(
-        **changes
-    )
-    if not sending and any(counts.get(status) for status in _COUNTER_OF):
-        _counters_add(campaign_id, counts)
+    sending = _campaign_count(campaign_id, counts)
     if to_send is None or not to_send[1] or not sending:
         return set()
     claim, ids, lease = to_send
@@ -643,6 +651,156 @@ def deliveries_record(
             "pk", flat=True
         )
     )
+
+
+def _campaign_count(campaign_id: int, counts: dict[str, int]) -> bool:
+    """Add the counters and say whether the campaign is still sending.
+
+    One statement adds them, locks the campaign row until the commit (a concurrent
+    campaign_cancel waits for it, or this waits for the cancel) and reads the status.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _PG_COUNT,
+                {"campaign": campaign_id}
+                | {counter: counts.get(status, 0) for status, counter in _COUNTER_OF.items()},
+            )
+            sending = cursor.rowcount
+    else:
+        changes = {
+            _COUNTER_OF[status]: F(_COUNTER_OF[status]) + n
+            for status, n in counts.items()
+            if n and status in _COUNTER_OF
+        } or {"status": F("status")}
+        sending = Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).update(
+            **changes
+        )
+    if not sending and any(counts.get(status) for status in _COUNTER_OF):
+        _counters_add(campaign_id, counts)
+    return bool(sending)
+
+
+# PostgreSQL's versions of the two statements every wave runs (claim; record and mark). The
+# ORM's `pk__in` writes one placeholder per id and compiles the query each time: about 0.8 ms
+# of CPU per statement of 100 ids here, against 0.14 ms for `= ANY(array)` (and PostgreSQL
+# parses and plans a hundred parameters less). SQLite takes the ORM path above; the tests
+# run both. Statuses are written as literals so the planner can match the partial index of
+# open rows.
+_DELIVERY = Delivery._meta.db_table
+_SUBSCRIPTION = PushSubscription._meta.db_table
+_CAMPAIGN = Campaign._meta.db_table
+
+_PG_CLAIM = f"""
+WITH due AS (
+    SELECT d.id FROM {_DELIVERY} d
+    WHERE d.campaign_id = %(campaign)s
+      AND d.batch = %(batch)s
+      AND d.status = '{DeliveryStatus.PENDING}'
+      AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= %(now)s)
+      -- Re-checked at every claim: a cancelled campaign stops here.
+      AND EXISTS (
+          SELECT 1 FROM {_CAMPAIGN} c
+          WHERE c.id = %(campaign)s AND c.status = '{CampaignStatus.SENDING}'
+      )
+    ORDER BY d.id
+    LIMIT %(size)s
+    -- Two workers skip each other's rows.
+    FOR UPDATE OF d SKIP LOCKED
+), claimed AS (
+    UPDATE {_DELIVERY} d
+    SET status = '{DeliveryStatus.CLAIMED}', claim = %(claim)s, claimed_until = %(until)s
+    FROM due
+    WHERE d.id = due.id
+    RETURNING d.id, d.attempts, d.subscription_id
+)
+SELECT claimed.id, claimed.attempts, claimed.subscription_id, s.endpoint, s.p256dh, s.auth
+FROM claimed JOIN {_SUBSCRIPTION} s ON s.id = claimed.subscription_id
+ORDER BY claimed.id
+"""
+
+# Every outcome of a wave in one statement (the rows, and the subscriptions' health), and the
+# number of rows that changed per status (only rows this worker's claims still hold change).
+_PG_RECORD = f"""
+WITH outcome AS (
+    SELECT * FROM unnest(
+        %(ids)s::bigint[], %(statuses)s::text[], %(codes)s::integer[], %(errors)s::text[],
+        %(retry_at)s::timestamptz[], %(counted)s::integer[]
+    ) AS o(id, status, code, error, retry_at, counted)
+), updated AS (
+    UPDATE {_DELIVERY} d
+    SET status = o.status, last_status_code = o.code, error = o.error,
+        next_attempt_at = o.retry_at, claimed_until = NULL, attempts = d.attempts + o.counted,
+        sent_at = CASE WHEN o.status = '{DeliveryStatus.SENT}' THEN %(now)s END
+    FROM outcome o
+    WHERE d.id = o.id
+      AND d.claim = ANY(%(claims)s::text[])
+      AND d.status IN ('{DeliveryStatus.CLAIMED}', '{DeliveryStatus.SENDING}')
+    RETURNING d.status
+), ok AS (
+    UPDATE {_SUBSCRIPTION} SET last_success_at = %(now)s, consecutive_failures = 0
+    WHERE id = ANY(%(ok)s::bigint[])
+), failed AS (
+    UPDATE {_SUBSCRIPTION} SET consecutive_failures = consecutive_failures + 1
+    WHERE id = ANY(%(failed)s::bigint[])
+)
+SELECT status, count(*) FROM updated GROUP BY status
+"""
+
+_PG_COUNT = f"""
+UPDATE {_CAMPAIGN}
+SET {", ".join(f"{c} = {c} + %({c})s" for c in _COUNTER_OF.values())}
+WHERE id = %(campaign)s AND status = '{CampaignStatus.SENDING}'
+"""
+
+_PG_MARK = f"""
+UPDATE {_DELIVERY} SET status = '{DeliveryStatus.SENDING}', claimed_until = %(until)s
+WHERE id = ANY(%(ids)s::bigint[]) AND claim = %(claim)s AND status = '{DeliveryStatus.CLAIMED}'
+RETURNING id
+"""
+
+
+def _deliveries_record_pg(*, campaign_id, outcomes, claims, to_send, now) -> set[int]:
+    """deliveries_record on PostgreSQL: three statements whatever the wave's outcomes."""
+    ok_subs, failed_subs, expired_subs = [], [], []
+    columns = {"ids": [], "statuses": [], "codes": [], "errors": [], "retry_at": [], "counted": []}
+    for outcome in outcomes:
+        columns["ids"].append(outcome.pk)
+        columns["statuses"].append(str(outcome.status))
+        columns["codes"].append(outcome.code)
+        columns["errors"].append(outcome.error[:300])
+        columns["retry_at"].append(outcome.retry_at)
+        columns["counted"].append(1 if outcome.counts_as_attempt else 0)
+        if outcome.status == DeliveryStatus.SENT:
+            ok_subs.append(outcome.subscription_id)
+        elif outcome.status == DeliveryStatus.EXPIRED:
+            expired_subs.append(outcome.subscription_id)
+        elif outcome.counts_as_attempt:
+            failed_subs.append(outcome.subscription_id)
+    counts: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        if outcomes:
+            cursor.execute(
+                _PG_RECORD,
+                {
+                    **columns,
+                    "now": now,
+                    "claims": list(claims),
+                    "ok": ok_subs,
+                    "failed": failed_subs,
+                },
+            )
+            counts = dict(cursor.fetchall())
+        if expired_subs:
+            subscriptions_expire(subscription_ids=expired_subs, at=now)
+        sending = _campaign_count(campaign_id, counts)
+        if to_send is None or not to_send[1] or not sending:
+            return set()
+        claim, ids, lease = to_send
+        cursor.execute(
+            _PG_MARK, {"ids": list(ids), "claim": claim, "until": now + timedelta(seconds=lease)}
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def delivery_batches_to_resume(*, campaign_id: int, grace: float = 5.0) -> list[int]:

@@ -340,12 +340,23 @@ class PushClient:
         (the reason from `prepare`, or a connection that could not be opened: nothing was
         sent, sending again is safe).
         """
-        return await asyncio.gather(
-            *(
-                self._connect(key, item) if isinstance(item, Request) else _done(item)
-                for key, item in prepared
+        results: list = []
+        opening = []  # (index, key, request) of requests without a warm connection
+        for key, item in prepared:
+            if isinstance(item, Request):
+                connection = await self.pool.take_idle(item)
+                if connection is None:
+                    opening.append((len(results), key, item))
+                else:
+                    item = Connected(key, item, connection)
+            results.append(item)
+        if opening:
+            opened = await asyncio.gather(
+                *(self._connect(key, request) for _, key, request in opening)
             )
-        )
+            for (index, _, _), item in zip(opening, opened, strict=True):
+                results[index] = item
+        return results
 
     async def _connect(self, key: int, request: Request) -> "Connected | PushResult":
         try:

@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clients.models import AuditEntry
@@ -335,3 +337,88 @@ def test_a_row_is_marked_sending_only_once_its_connection_is_open(
     assert rows[dead.pk].attempts == 2 and rows[dead.pk].error
     assert rows[live.pk].pk in marked
     assert rows[dead.pk].pk not in marked
+
+
+def test_a_waves_outcomes_and_mark_are_recorded_exactly_in_few_statements(push_service):
+    """Each kind of outcome lands on its row, the subscriptions' health and the counters; a row
+    another claim holds is left alone; on PostgreSQL the claim is one statement and recording a
+    wave of mixed outcomes plus the next mark three, whatever the outcomes."""
+    for _ in range(6):
+        subscribe(push_service)
+    campaign = new_campaign(title="t", body="b", link="https://shop.example")
+    services.campaign_start(campaign_id=campaign.pk)
+    with CaptureQueriesContext(connection) as claiming:
+        rows = services.deliveries_claim(
+            campaign_id=campaign.pk, batch=0, size=4, lease=60, claim="w1"
+        )
+    later = services.deliveries_claim(
+        campaign_id=campaign.pk, batch=0, size=10, lease=60, claim="w2"
+    )
+    assert (len(rows), len(later)) == (4, 2)
+    now = timezone.now()
+    sent, failing, slowed, unknown = rows
+
+    def outcome(row, status, **fields):
+        return services.DeliveryOutcome(
+            pk=row.pk, subscription_id=row.subscription_id, status=status, **fields
+        )
+
+    outcomes = [
+        outcome(sent, DeliveryStatus.SENT, code=201),
+        outcome(failing, DeliveryStatus.PENDING, code=503, error="HTTP 503", retry_at=now),
+        outcome(
+            slowed,
+            DeliveryStatus.PENDING,
+            code=429,
+            error="HTTP 429",
+            retry_at=now + timedelta(seconds=5),
+            counts_as_attempt=False,
+        ),
+        outcome(unknown, DeliveryStatus.UNKNOWN, error="Timed out (no complete answer)"),
+        # Held by claim w2, not by the claims recorded here: left alone.
+        outcome(later[0], DeliveryStatus.SENT, code=201),
+    ]
+    with CaptureQueriesContext(connection) as recording:
+        sendable = services.deliveries_record(
+            campaign_id=campaign.pk,
+            outcomes=outcomes,
+            claims=("w1",),
+            to_send=("w2", [row.pk for row in later], 60),
+        )
+    assert sendable == {row.pk for row in later}
+    stored = {d.pk: d for d in Delivery.objects.filter(campaign=campaign)}
+    expected = {
+        sent.pk: (DeliveryStatus.SENT, 1, 201, "", None),
+        failing.pk: (DeliveryStatus.PENDING, 1, 503, "HTTP 503", now),
+        slowed.pk: (DeliveryStatus.PENDING, 0, 429, "HTTP 429", now + timedelta(seconds=5)),
+        unknown.pk: (DeliveryStatus.UNKNOWN, 1, None, "Timed out (no complete answer)", None),
+    }
+    for pk, values in expected.items():
+        d = stored[pk]
+        assert (d.status, d.attempts, d.last_status_code, d.error, d.next_attempt_at) == values
+        assert d.claimed_until is None
+        assert (d.sent_at is not None) == (pk == sent.pk)
+    for row in later:
+        assert (stored[row.pk].status, stored[row.pk].attempts) == (DeliveryStatus.SENDING, 0)
+        assert stored[row.pk].claimed_until > now
+    health = {
+        s.pk: (s.last_success_at is not None, s.consecutive_failures)
+        for s in PushSubscription.objects.all()
+    }
+    assert health[sent.subscription_id] == (True, 0)
+    assert health[failing.subscription_id] == (False, 1)
+    assert health[slowed.subscription_id] == (False, 0)  # a 429 is not a failed attempt
+    assert health[unknown.subscription_id] == (False, 1)
+    campaign.refresh_from_db()
+    assert (campaign.delivered, campaign.failed, campaign.unknown) == (1, 0, 1)
+    if connection.vendor == "postgresql":
+
+        def statements(captured):
+            return [
+                q["sql"]
+                for q in captured.captured_queries
+                if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
+            ]
+
+        assert len(statements(claiming)) == 1
+        assert len(statements(recording)) == 3

@@ -130,15 +130,19 @@ def test_a_watchdog_of_a_scheduled_campaign_restarts_a_lost_start(push_service, 
     assert len(_queued(tasks.start_campaign)) == 1
 
 
+# override_settings rather than assigning settings.TASKS: the task backends are read once
+# (an app's ready() may already have), and only its setting_changed signal resets them.
 WORKER = """
 import django
 django.setup()
-from django.conf import settings
-settings.TASKS = {{"default": {{"BACKEND": "django_tasks_db.DatabaseBackend"}}}}
-settings.PUSH_CLAIM_LEASE = {lease}
-settings.PUSH_WATCHDOG_INTERVAL = 1.0
-settings.PUSH_WAVE_SIZE = 4
-settings.PUSH_CONCURRENCY = 4
+from django.test.utils import override_settings
+override_settings(
+    TASKS={{"default": {{"BACKEND": "django_tasks_db.DatabaseBackend"}}}},
+    PUSH_CLAIM_LEASE={lease},
+    PUSH_WATCHDOG_INTERVAL=1.0,
+    PUSH_WAVE_SIZE=4,
+    PUSH_CONCURRENCY=4,
+).enable()
 from django.core.management import call_command
 call_command("db_worker", interval=0.1, startup_delay=False)
 """
