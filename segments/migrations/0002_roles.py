@@ -1,41 +1,11 @@
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from backoffice.migration_roles import grant_roles, revoke_roles
 
 # Everyone opens and uses saved segments; Staff and Admin save, rename and delete them.
 VIEW = ["segments.view_segment"]
 EDIT = VIEW + ["segments.add_segment", "segments.change_segment", "segments.delete_segment"]
 ROLES = {"Viewer": VIEW, "Staff": EDIT, "Admin": EDIT}
-
-
-def grant(apps, schema_editor):
-    # Permissions are normally created after all migrations; the roles need them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, verbosity=0, apps=apps)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for name, perms in ROLES.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-
-
-def revoke(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for name, perms in ROLES.items():
-        group = Group.objects.filter(name=name).first()
-        if group is None:
-            continue
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            group.permissions.remove(
-                *Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-            )
 
 
 class Migration(migrations.Migration):
@@ -46,4 +16,4 @@ class Migration(migrations.Migration):
         ("contenttypes", "0002_remove_content_type_name"),
     ]
 
-    operations = [migrations.RunPython(grant, revoke)]
+    operations = [migrations.RunPython(grant_roles(ROLES), revoke_roles(ROLES))]
