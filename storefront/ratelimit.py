@@ -7,8 +7,8 @@ Where the counters live, shared by every gunicorn worker and every machine:
   by the cache (`incr`, `add` for the window's first call), expiring after the window. No
   database write per call. On Redis, the key is created with its expiry and incremented in
   one MULTI/EXEC (one round trip, on a client kept by the process; Django's `incr` costs
-  two round trips and a new client per call). If the cache cannot be reached, the call is counted in the
-  database instead (logged), so an outage of Redis is not an outage of the API.
+  two round trips and a new client per call). If the cache cannot be reached, the call is
+  counted in the database instead (logged), so an outage of Redis is not an outage of the API.
 - otherwise in the database (the embedded default, SQLite included), one row per caller
   (`storefront_ratewindow`), incremented by one upsert per call in its own short
   transaction, before the call's own transaction starts (so a long call never holds the

@@ -3,8 +3,8 @@ from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from storefront import views
-from storefront.middleware import api_operation
 from storefront.api import api
+from storefront.middleware import api_operation
 
 # The API authenticates each call itself (storefront/auth.py), never by session or cookie:
 # no login redirect, and no CSRF check (nothing a browser sends on its own is trusted). The
