@@ -21,13 +21,14 @@ wrong, before anything is written: a refused call changes nothing.
 """
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db import connection, transaction
 from django.utils import timezone
 
 from clients.models import ADDRESS_FIELDS, Address, AuditAction, AuditEntry, AuditOrigin, Customer
@@ -408,21 +409,60 @@ def order_number_taken(number: str) -> OrderConflict:
     )
 
 
-@transaction.atomic
+_ORDERS = Order._meta.db_table
+_ORDER_FIELDS = [f for f in Order._meta.concrete_fields if not f.primary_key]
+# Model.save()'s INSERT, written once, that answers "number already used" by inserting
+# nothing instead of an IntegrityError (which would need a savepoint to recover from).
+_ORDER_INSERT_SQL = (
+    f"INSERT INTO {_ORDERS} ({', '.join(f.column for f in _ORDER_FIELDS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_ORDER_FIELDS))}) "
+    f"ON CONFLICT ({Order._meta.get_field('number').column}) DO NOTHING RETURNING id"
+)
+
+
+def _order_insert(order: Order) -> bool:
+    """Insert a new order (setting its id); False if its number is already used."""
+    values = [f.get_db_prep_save(f.pre_save(order, True), connection) for f in _ORDER_FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(_ORDER_INSERT_SQL, values)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    order.pk = row[0]
+    order._state.adding = False
+    order._state.db = connection.alias
+    return True
+
+
+@contextmanager
+def _order_change():
+    """The transaction of one order change, without a savepoint of its own: inside a
+    caller's transaction (every API call is one), a savepoint would cost two statements for
+    nothing, since every refusal (OrderError, a DoesNotExist) is raised before anything is
+    written. A refusal leaves the caller's transaction usable; any other error (a database
+    error after a write) marks it for rollback, as it must."""
+    refusal = None
+    with transaction.atomic(savepoint=False):
+        try:
+            yield
+        except (OrderError, ObjectDoesNotExist) as error:
+            refusal = error
+    if refusal is not None:
+        raise refusal
+
+
 def order_create(*, customer: Customer, draft: OrderDraft) -> Order:
     """Record a new pending order from a checked draft, freezing the customer's default
     addresses on it. A pending order does not count in the statistics: the customer's row is
     read, not written. Raises OrderConflict if the number is already used (the unique index
     says so: no query to look first)."""
-    billing, shipping = _address_snapshots(customer.pk)
-    order = order_build(customer=customer, draft=draft, billing=billing, shipping=shipping)
-    try:
-        with transaction.atomic():
-            order.save(force_insert=True)
-    except IntegrityError:
-        raise order_number_taken(draft.number) from None
-    OrderLine.objects.bulk_create(draft.line_rows(order))
-    _audit(order, AuditAction.ORDER_PLACE, {"total": str(order.total)})
+    with _order_change():
+        billing, shipping = _address_snapshots(customer.pk)
+        order = order_build(customer=customer, draft=draft, billing=billing, shipping=shipping)
+        if not _order_insert(order):
+            raise order_number_taken(draft.number)
+        OrderLine.objects.bulk_create(draft.line_rows(order))
+        _audit(order, AuditAction.ORDER_PLACE, {"total": str(order.total)})
     return order
 
 
@@ -605,23 +645,27 @@ def _refuse_transition(order: Order, status: str) -> OrderConflict:
     )
 
 
-@transaction.atomic
+_STATUS_SQL = f"UPDATE {_ORDERS} SET status = %s WHERE id = %s"
+
+
 def order_set_status(*, order: Order, status: str) -> Order:
     """Move an order to `status` (pay, fulfil, cancel) and update the customer's statistics."""
     if status not in OrderStatus.values:
         raise OrderInvalid(
             f"{status} is not an order status.", code="invalid-status", field="status"
         )
-    order = _order_lock(order)
-    if status not in _TRANSITIONS[order.status]:
-        raise _refuse_transition(order, status)
-    was_finalized = order.status in FINALIZED_STATUSES
-    before = order.status
-    order.status = status
-    order.save(update_fields=["status"])
-    if status in FINALIZED_STATUSES and not was_finalized:
-        _stats_add_finalized(order)
-    _audit(order, _STATUS_ACTIONS[status], {"status": [before, status]})
+    with _order_change():
+        order = _order_lock(order)
+        if status not in _TRANSITIONS[order.status]:
+            raise _refuse_transition(order, status)
+        was_finalized = order.status in FINALIZED_STATUSES
+        before = order.status
+        order.status = status
+        with connection.cursor() as cursor:
+            cursor.execute(_STATUS_SQL, [str(status), order.pk])
+        if status in FINALIZED_STATUSES and not was_finalized:
+            _stats_add_finalized(order)
+        _audit(order, _STATUS_ACTIONS[status], {"status": [before, status]})
     return order
 
 
