@@ -20,15 +20,18 @@ Every refusal raises an OrderError (a ValidationError) whose `code` and `field` 
 wrong, before anything is written: a refused call changes nothing.
 """
 
+import json
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from enum import Enum
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import connection, transaction
+from django.db.models import JSONField
 from django.utils import timezone
 
 from clients.models import ADDRESS_FIELDS, Address, AuditAction, AuditEntry, AuditOrigin, Customer
@@ -872,7 +875,10 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
             results[i] = ("updated", order)
             if item.status in FINALIZED_STATUSES:
                 touched.add(customer.pk)
-    if new_orders:
+    copy = connection.vendor == "postgresql"
+    if new_orders and copy:
+        _orders_copy(new_orders, new_items)
+    elif new_orders:
         Order.objects.bulk_create(new_orders)
         OrderLine.objects.bulk_create(
             [
@@ -885,21 +891,87 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
     if changed_orders:
         Order.objects.bulk_update(changed_orders, ["status", "refunded_amount"])
     at = timezone.now()
-    AuditEntry.objects.bulk_create(
-        [
-            _audit_entry(
-                order,
-                AuditAction.ORDER_IMPORT,
-                {"status": [previous.get(order.number, ""), order.status]},
-                at,
-            )
-            for order in (*new_orders, *changed_orders)
-        ],
-        batch_size=1000,
-    )
+    entries = [
+        _audit_entry(
+            order,
+            AuditAction.ORDER_IMPORT,
+            {"status": [previous.get(order.number, ""), order.status]},
+            at,
+        )
+        for order in (*new_orders, *changed_orders)
+    ]
+    if copy:
+        _copy(
+            AuditEntry, _AUDIT_FIELDS, ([_copy_value(e, f) for f in _AUDIT_FIELDS] for e in entries)
+        )
+    else:
+        AuditEntry.objects.bulk_create(entries, batch_size=1000)
     if touched:
         _customers_stats_refresh(sorted(touched))
     return results
+
+
+_LINE_COLUMNS = [
+    OrderLine._meta.get_field(name)
+    for name in ("order", "product_name", "sku", "quantity", "unit_price", "line_total")
+]
+
+
+def _copy_value(obj, field):
+    """A field's value as COPY takes it (text format): JSON as its text, a choice (an enum)
+    as its value."""
+    value = field.pre_save(obj, True)
+    if isinstance(field, JSONField):
+        return json.dumps(value, cls=field.encoder)
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _copy(model, columns, rows) -> None:
+    """COPY rows into a model's table (PostgreSQL): `columns` are column names or fields."""
+    names = ", ".join(c if isinstance(c, str) else c.column for c in columns)
+    sql = f"COPY {model._meta.db_table} ({names}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _orders_copy(orders: list[Order], items: list[ImportedOrder]) -> None:
+    """Insert new orders and their lines with COPY (PostgreSQL): their ids are taken from
+    the orders' sequence first (one query), so the lines can name them. A batch's orders
+    cost a fraction of bulk_create's CPU, in Django and in PostgreSQL."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [_ORDERS, len(orders)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    for order, pk in zip(orders, ids, strict=True):
+        order.pk = pk
+        order._state.adding = False
+        order._state.db = connection.alias
+    _copy(
+        Order,
+        ["id", *_ORDER_FIELDS],
+        ([order.pk, *(_copy_value(order, f) for f in _ORDER_FIELDS)] for order in orders),
+    )
+    _copy(
+        OrderLine,
+        _LINE_COLUMNS,
+        (
+            (
+                order.pk,
+                line.product_name,
+                line.sku,
+                line.quantity,
+                line.unit_price,
+                line.unit_price * line.quantity,
+            )
+            for order, item in zip(orders, items, strict=True)
+            for line in item.draft.lines
+        ),
+    )
 
 
 # PostgreSQL: the statistics of the given customers recomputed from their orders and written,
