@@ -78,11 +78,18 @@ class ApiMiddleware:
         browser = request.path.startswith(BROWSER_PATHS)
         if browser and request.method == "OPTIONS":
             return _cors(request, HttpResponse(status=204))
-        response = self._operation(request) or self.get_response(request)
+        operation = self._operation(request)
+        response = operation or self.get_response(request)
         if response.status_code >= 400 and not is_problem(response):
             response = self._as_problem(response)
-        if "Authorization" in request.headers or "X-Customer-Token" in request.headers:
-            # Customers' data, for one caller: no shared or browser cache keeps it.
+        if (
+            operation is not None
+            or "Authorization" in request.headers
+            or "X-Customer-Token" in request.headers
+        ):
+            # Customers' data, for one caller: no shared or browser cache keeps it (nor an
+            # answer to a browser logged in to the back office, which PrivatePagesMiddleware
+            # would mark so on the whole chain).
             response["Cache-Control"] = "no-store, private"
         return _cors(request, response) if browser else response
 
