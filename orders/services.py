@@ -907,7 +907,10 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
     else:
         AuditEntry.objects.bulk_create(entries, batch_size=1000)
     if touched:
-        _customers_stats_refresh(sorted(touched))
+        _customers_stats_refresh(
+            sorted(touched),
+            [o.pk for o in (*new_orders, *changed_orders) if o.status in FINALIZED_STATUSES],
+        )
     return results
 
 
@@ -1006,14 +1009,22 @@ WHERE c.id = truth.id
 )
 
 
-def _customers_stats_refresh(customer_ids: list[int]) -> None:
-    """Recompute locked customers' statistics from their orders; write only those that moved."""
+def _customers_stats_refresh(customer_ids: list[int], order_ids: list[int] | None = None) -> None:
+    """Recompute locked customers' statistics from their orders; write only those that moved.
+
+    The products they bought (CustomerProduct) are added from `order_ids` when given (the
+    orders a batch created or changed: every other finalized order's products are recorded
+    already, by the call or the batch that finalized it), else from all their orders."""
     if customer_ids:
         where, params = _finalized_where()
-        ids = ", ".join(["%s"] * len(customer_ids))
-        customer_products_add(
-            where=f"o.customer_id IN ({ids}) AND {where}", params=[*customer_ids, *params]
-        )
+        if order_ids is None:
+            ids = ", ".join(["%s"] * len(customer_ids))
+            which = f"o.customer_id IN ({ids})"
+            params = [*customer_ids, *params]
+        else:
+            which = f"o.id IN ({', '.join(['%s'] * len(order_ids))})" if order_ids else "1 = 0"
+            params = [*order_ids, *params]
+        customer_products_add(where=f"{which} AND {where}", params=params)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
