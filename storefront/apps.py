@@ -7,13 +7,14 @@ class StorefrontConfig(AppConfig):
 
     def ready(self):
         from orders.services import Attribution, attribution_finder_register
-        from storefront.selectors import launch_attributing_order
+        from storefront.selectors import launch_attribution
 
         def last_launch(customer_id, placed_at):
-            launch = launch_attributing_order(customer_id=customer_id, placed_at=placed_at)
-            if launch is None:
+            found = launch_attribution(customer_id=customer_id, placed_at=placed_at)
+            if found is None:
                 return None
-            return Attribution(source=launch.source, medium=launch.medium, campaign=launch.campaign)
+            source, medium, campaign = found
+            return Attribution(source=source, medium=medium, campaign=campaign)
 
         # Orders placed without a source take the one of the launch that brought the customer.
         attribution_finder_register(last_launch)

@@ -4,12 +4,14 @@ from django.views.decorators.csrf import csrf_exempt
 
 from storefront import views
 from storefront.api import api
+from storefront.middleware import api_operation
 
 # The API authenticates each call itself (storefront/auth.py), never by session or cookie:
-# no login redirect, and no CSRF check (nothing a browser sends on its own is trusted).
+# no login redirect, and no CSRF check (nothing a browser sends on its own is trusted). The
+# operations skip the back office's session, user and CSRF middleware (storefront/middleware.py).
 _api_patterns, _app_name, _namespace = api.urls
 for _pattern in _api_patterns:
-    _pattern.callback = csrf_exempt(login_not_required(_pattern.callback))
+    _pattern.callback = api_operation(csrf_exempt(login_not_required(_pattern.callback)))
 
 urlpatterns = [
     path("v1/openapi.json", views.api_schema, name="api-schema"),

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from orders.models import Order, OrderStatus
 from tests.factories import CustomerFactory
@@ -15,6 +16,8 @@ pytestmark = pytest.mark.django_db
 def test_profile_counts_statements_per_creation_and_payment(tmp_path, settings):
     settings.STOREFRONT_API_RATE_LIMIT_CACHE = ""  # the database's counter: 4 statements
     settings.ALLOWED_HOSTS = ["127.0.0.1"]  # as bench_api's production settings have it
+    # The key read once (a loaded machine could outlast the 5 s default between calls).
+    settings.STOREFRONT_API_KEY_CACHE_SECONDS = 3600
     for _ in range(5):
         CustomerFactory()
     output = tmp_path / "api.json"
@@ -25,7 +28,11 @@ def test_profile_counts_statements_per_creation_and_payment(tmp_path, settings):
         # Each statement listed is one the call ran, the idempotency record among them.
         assert result[kind]["statements"] == len(result["statement_text"][kind])
         assert any("idempotencyrecord" in q for q in result["statement_text"][kind])
-    # Paying also records the products bought (orders.CustomerProduct, the lists' product filter).
-    assert result["create"]["statements"] <= 17 and result["pay"]["statements"] <= 16
+    # The rate-limit counter's (4 on PostgreSQL with its SET LOCAL, 3 on SQLite) and the
+    # call's own 10 and 11 (no savepoint of the services'; creating reads the customer's last
+    # push click, notifications.attribution).
+    counter = 4 if connection.vendor == "postgresql" else 3
+    assert result["create"]["statements"] == counter + 10
+    assert result["pay"]["statements"] == counter + 11
     # warm-up 20 + 5 timed + 1 counted: created and paid, through the API.
     assert Order.objects.filter(status=OrderStatus.PAID).count() == 26

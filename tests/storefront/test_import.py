@@ -221,3 +221,61 @@ def test_imported_orders_leave_one_audit_entry_each_and_none_when_unchanged(api)
         ("order_import", "shop", {"order": "AU-2", "status": ["", "pending"]}),
         ("order_import", "shop", {"order": "AU-1", "status": ["paid", "fulfilled"]}),
     ]
+
+
+SCARF = [{"product_name": "Scarf", "quantity": 1, "unit_price": "5.00"}]
+
+
+def test_imported_orders_are_stored_as_sent_with_their_lines_and_products(api):
+    """On PostgreSQL the batch is written with COPY: every column as the ORM would store it
+    (addresses as JSON, amounts, the status), the lines, and the products bought by each
+    finalized order, including one moved to paid by a later import, and only those."""
+    from clients.services import address_create
+    from orders.models import CustomerProduct, OrderLine
+
+    customer = CustomerFactory()
+    address_create(
+        customer=customer,
+        make_default=True,
+        name="Ada L",
+        line1="1 rue Neuve",
+        postal_code="69001",
+        city="Lyon",
+        country="FR",
+    )
+    two = [*LINES, {"product_name": "Tea", "sku": "T-1", "quantity": 1, "unit_price": "4.50"}]
+    _, answers = send(
+        api,
+        order_line("P-1", customer, status="paid", lines=two, shipping="3.00", source="google"),
+        order_line("P-2", customer, status="pending", lines=SCARF),
+    )
+    assert [a["result"] for a in answers[:2]] == ["created", "created"]
+    paid = Order.objects.get(number="P-1")
+    assert (paid.status, paid.total, paid.subtotal, paid.shipping, paid.source) == (
+        "paid",
+        Decimal("27.50"),
+        Decimal("24.50"),
+        Decimal("3.00"),
+        "google",
+    )
+    assert paid.billing_address["city"] == "Lyon" and paid.shipping_address["name"] == "Ada L"
+    assert paid.refunded_amount == Decimal("0.00")
+    lines = list(
+        OrderLine.objects.filter(order=paid)
+        .order_by("pk")
+        .values_list("product_name", "sku", "quantity", "unit_price", "line_total")
+    )
+    assert lines == [
+        ("Mug", "", 2, Decimal("10.00"), Decimal("20.00")),
+        ("Tea", "T-1", 1, Decimal("4.50"), Decimal("4.50")),
+    ]
+    bought = CustomerProduct.objects.filter(customer=customer)
+    assert sorted(bought.values_list("product__name", flat=True)) == ["Mug", "Tea"]
+    # A pending order bought nothing yet; paying it by a later import records its product.
+    _, answers = send(api, order_line("P-2", customer, status="paid", lines=SCARF))
+    assert answers[0]["result"] == "updated"
+    assert sorted(bought.values_list("product__name", flat=True)) == ["Mug", "Scarf", "Tea"]
+    out = StringIO()
+    call_command("rebuild_customer_stats", "--check", stdout=out, stderr=StringIO())
+    assert "0 had drifted" in out.getvalue()
+    assert "0 products bought (CustomerProduct) were missing" in out.getvalue()
