@@ -56,8 +56,9 @@ def test_an_unknown_api_path_is_still_a_problem(api):
 
 
 def test_order_creation_and_payment_take_no_savepoint(api, settings):
-    """One transaction per call and no savepoint in it: creation is 9 statements (BEGIN,
-    the key's lookup, addresses, launch, order, lines, audit, the key's record, COMMIT);
+    """One transaction per call and no savepoint in it: creation is 10 statements (BEGIN,
+    the key's lookup, addresses, launch, the last push click (notifications.attribution),
+    order, lines, audit, the key's record, COMMIT);
     payment 11 (the lock, the status, the statistics, the products bought twice, the audit,
     the lines shown). Here the test's own transaction turns the call's BEGIN and COMMIT into
     one savepoint: that one and no other. (Rate limits counted in a cache, as on Redis.)"""
@@ -75,7 +76,7 @@ def test_order_creation_and_payment_take_no_savepoint(api, settings):
         assert len(savepoints) == 2, savepoints
         assert savepoints[0].startswith("SAVEPOINT") and savepoints[1].startswith("RELEASE")
     if connection.vendor == "postgresql":  # SQLite's BEGIN is not a captured statement
-        assert len(created.captured_queries) == 9, _statements(created)
+        assert len(created.captured_queries) == 10, _statements(created)
         assert len(paid.captured_queries) == 11, _statements(paid)
 
 
