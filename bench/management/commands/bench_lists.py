@@ -24,6 +24,7 @@ from clients.listing import SORTS
 from clients.models import Customer
 from clients.selectors import tab_counts
 from clients.services import address_create, customer_create
+from lifecycle.rules import Group
 from orders.models import Order, OrderLine, OrderStatus
 from orders.selectors import CustomerStats, customer_stats_compute
 from orders.services import order_set_status
@@ -267,15 +268,44 @@ class Command(BaseCommand):
             f"product SKU {sku}": urlencode({"product": sku}),
             f"product name “{name.split()[-1]}”": urlencode({"product": name.split()[-1]}),
             "2+ orders in the last 90 days": "recent_orders_min=2&recent_orders_days=90",
+            "3+ orders in the last 365 days": "recent_orders_min=3&recent_orders_days=365",
+            "1 to 2 orders in the last 30 days": (
+                "recent_orders_min=1&recent_orders_max=2&recent_orders_days=30"
+            ),
+            "5+ orders in the last 30 days": "recent_orders_min=5&recent_orders_days=30",
             "no order in the last 30 days": "recent_orders_max=0&recent_orders_days=30",
             "last launch source google": "launch_source=google",
+            "last launch source nobody has": "launch_source=bench-no-such-source",
             "never opened a push": "opened_push=never",
             "opened a push": "opened_push=yes",
         }
         cases = [(f"clients, filter {label}", f"{clients_url}?{q}") for label, q in filters.items()]
         cases.append(("leads, filter tags any of 1", f"{leads_url}?tags_any={tag[0]}"))
+        cases.append(
+            ("leads, filter last launch source google", f"{leads_url}?launch_source=google")
+        )
+        cases.append(("leads, filter opened a push", f"{leads_url}?opened_push=yes"))
+        cases += self._group_cases(clients_url)
         segment = self._bench_segment(tag[4])
         cases.append((f"clients, saved segment “{segment.name}”", segment.get_absolute_url()))
+        return cases
+
+    def _group_cases(self, clients_url: str) -> list[tuple[str, str]]:
+        """Each lifecycle group of the Clients tab under every sort, both ways: a group is a
+        range of recency, frequency and spending, so some sorts put its members at the far
+        end of their index (Champions by orders ascending, Lost by last order descending)."""
+        cases = []
+        for group in Group.values:
+            if group == Group.PROSPECTS:
+                continue
+            for key in sorted(SORTS):
+                for sort in (key, f"-{key}"):
+                    cases.append(
+                        (
+                            f"clients, group {group}, sort {sort}",
+                            f"{clients_url}?{urlencode({'group': group, 'sort': sort})}",
+                        )
+                    )
         return cases
 
     def _bench_segment(self, tag_id: int) -> Segment:
