@@ -87,9 +87,9 @@ class Customer(models.Model):
     # notifications.services.click_record). `rebuild_customer_activity --check` compares
     # them with the launches and deliveries.
     last_launch_source = models.CharField(
-        _("last launch source"), max_length=100, db_default="", editable=False
+        _("Last launch source"), max_length=100, db_default="", editable=False
     )
-    push_opened = models.BooleanField(_("opened a push"), db_default=False, editable=False)
+    push_opened = models.BooleanField(_("Opened a push"), db_default=False, editable=False)
     # Lower-case, accent-free "id first last email phone-digits": one column the search box
     # can match with a substring (a trigram index serves it on PostgreSQL).
     search_text = models.TextField(blank=True, editable=False)

@@ -58,14 +58,14 @@ class Migration(migrations.Migration):
                 db_default="",
                 editable=False,
                 max_length=100,
-                verbose_name="last launch source",
+                verbose_name="Last launch source",
             ),
         ),
         migrations.AddField(
             model_name="customer",
             name="push_opened",
             field=models.BooleanField(
-                db_default=False, editable=False, verbose_name="opened a push"
+                db_default=False, editable=False, verbose_name="Opened a push"
             ),
         ),
         migrations.RunPython(_fill, _unfill),
