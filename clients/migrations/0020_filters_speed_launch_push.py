@@ -30,11 +30,13 @@ FILL_SQL = [
 
 
 def _fill(apps, schema_editor):
-    for sql in FILL_SQL:
-        schema_editor.execute(sql)
+    # The indexes first: PostgreSQL refuses CREATE INDEX on a table whose rows this
+    # transaction updated (the tab counters' triggers leave events pending until commit).
     if schema_editor.connection.vendor == "postgresql":
         for sql in INDEX_SQL:
             schema_editor.execute(sql)
+    for sql in FILL_SQL:
+        schema_editor.execute(sql)
 
 
 def _unfill(apps, schema_editor):
