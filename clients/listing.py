@@ -100,7 +100,7 @@ def ordering(sort: str) -> list[str]:
 # (clients migration 0021), and the groups it holds (None: every group of the Clients tab):
 # the groups are ranges of these columns, so the tab's own sort index would pass every client
 # of the other groups first.
-_INACTIVE = (Group.AT_RISK, Group.ABOUT_TO_LOSE, Group.LOST)
+_INACTIVE = (Group.NEEDS_ATTENTION, Group.AT_RISK, Group.ABOUT_TO_LOSE, Group.LOST)
 GROUP_SORT_INDEXES = {
     "orders_count": None,
     "total_spent": None,
