@@ -8,6 +8,8 @@ benchmark database (set-based SQL; PostgreSQL for the launches and push clicks).
   the known sources, in the last 180 days.
 - Push clicks (PostgreSQL): one sent campaign delivered to every active subscription, 5% of
   the deliveries clicked.
+The customers' stored last launch source and "opened a push" are written as the services
+would (`rebuild_customer_activity --check` agrees).
 """
 
 from django.db import connection, transaction
@@ -64,7 +66,9 @@ def ensure(stderr) -> dict:
             )
     if connection.vendor != "postgresql":
         return tags
+    wrote_customers = False  # the stored launch source or push click: VACUUM the rows after
     if not Launch.objects.exists():
+        wrote_customers = True
         stderr.write("  adding launches for half of the customers…")
         sources = "ARRAY[" + ",".join(f"'{s}'" for s in KNOWN_SOURCES) + "]"
         with transaction.atomic(), connection.cursor() as cursor:
@@ -76,8 +80,18 @@ def ensure(stderr) -> dict:
                 f"FROM {customers} c CROSS JOIN (VALUES (0), (1)) AS n(k) WHERE c.id %% 2 = 0",
                 [],
             )
+            # What storefront.services.launch_record writes on the customer.
+            cursor.execute(
+                f"UPDATE {customers} AS c SET last_launch_source = l.source FROM "
+                f"(SELECT DISTINCT ON (customer_id) customer_id, source "
+                f"FROM {q(Launch._meta.db_table)} WHERE source <> '' "
+                "ORDER BY customer_id, occurred_at DESC, id DESC) AS l "
+                "WHERE c.id = l.customer_id AND c.last_launch_source <> l.source",
+                [],
+            )
             cursor.execute(f"ANALYZE {q(Launch._meta.db_table)}")
     if not Campaign.objects.filter(title=BENCH_CAMPAIGN).exists():
+        wrote_customers = True
         stderr.write("  adding a campaign delivered to every subscription, 5% clicked…")
         with transaction.atomic():
             campaign = Campaign.objects.create(
@@ -99,11 +113,19 @@ def ensure(stderr) -> dict:
                     f"FROM {q(PushSubscription._meta.db_table)} s WHERE s.status = 'active'",
                     [campaign.pk],
                 )
+                # What notifications.services.click_record writes on the customer.
+                cursor.execute(
+                    f"UPDATE {customers} SET push_opened = TRUE WHERE NOT push_opened AND id IN "
+                    f"(SELECT s.customer_id FROM {q(Delivery._meta.db_table)} d "
+                    f"JOIN {q(PushSubscription._meta.db_table)} s ON s.id = d.subscription_id "
+                    "WHERE d.clicked_at IS NOT NULL)",
+                    [],
+                )
                 cursor.execute(f"ANALYZE {q(Delivery._meta.db_table)}")
     if not connection.in_atomic_block:
         # What autovacuum does to tables written in bulk (the visibility map lets the tag
         # filters' counts read the indexes only); quick when nothing changed.
         with connection.cursor() as cursor:
-            for model in (CustomerTag, Launch, Delivery):
+            for model in (CustomerTag, Launch, Delivery, *[Customer] * wrote_customers):
                 cursor.execute(f"VACUUM ANALYZE {q(model._meta.db_table)}")
     return tags

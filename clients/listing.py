@@ -20,6 +20,7 @@ from functools import cached_property
 from urllib.parse import quote
 
 from django.core.paginator import EmptyPage
+from django.db.models.lookups import Exact
 from django.http import QueryDict
 from django.urls import reverse
 from django.utils import translation
@@ -95,12 +96,51 @@ def ordering(sort: str) -> list[str]:
     return [column.last] * bool(column.last) + [prefix + field for field in column.fields]
 
 
+# The sorts whose pages of one lifecycle group are read from an index led by the group
+# (clients migration 0021), and the groups it holds (None: every group of the Clients tab):
+# the groups are ranges of these columns, so the tab's own sort index would pass every client
+# of the other groups first.
+_INACTIVE = (Group.NEEDS_ATTENTION, Group.AT_RISK, Group.ABOUT_TO_LOSE, Group.LOST)
+GROUP_SORT_INDEXES = {
+    "orders_count": None,
+    "total_spent": None,
+    "id": _INACTIVE,
+    "created_at": (Group.LOYAL, *_INACTIVE),
+}
+
+
+def _one_group(queryset) -> str | None:
+    """The lifecycle group `queryset` is restricted to by the group filter, if any."""
+    for child in queryset.query.where.children:
+        if (
+            isinstance(child, Exact)
+            and getattr(child.lhs, "target", None) is not None
+            and child.lhs.target.name == "lifecycle_group"
+            and isinstance(child.rhs, str)
+        ):
+            return child.rhs
+    return None
+
+
 def sorted_customers(queryset, sort: str):
-    """`queryset` in the order of a valid sort key, with the annotations it needs."""
+    """`queryset` in the order of a valid sort key, with the annotations it needs.
+
+    Restricted to one lifecycle group and sorted by a column of GROUP_SORT_INDEXES, a page
+    reads its ids first (DeepPageQuerySet.ids_first): for the ids alone PostgreSQL reads the
+    index led by the group (index-only), where for whole rows it would trust its estimate
+    that the group is spread evenly along the sort's own index and walk past the other
+    groups' clients (0.5 s for About to lose by orders descending at a million customers).
+    """
     column = SORTS[sort.removeprefix("-")]
     if column.last:
         queryset = queryset.annotate(**{column.last: ANNOTATIONS[column.last]})
-    return queryset.order_by(*ordering(sort))
+    terms = ordering(sort)
+    group = _one_group(queryset)
+    if column.name in GROUP_SORT_INDEXES and group in Group.values and group != Group.PROSPECTS:
+        groups = GROUP_SORT_INDEXES[column.name]
+        if (groups is None or group in groups) and hasattr(queryset, "ids_first"):
+            queryset = queryset.ids_first()
+    return queryset.order_by(*terms)
 
 
 def filter_query(params: QueryDict) -> str:

@@ -80,6 +80,16 @@ class Customer(models.Model):
     lifecycle_group = models.CharField(
         _("lifecycle group"), max_length=16, db_default="prospects", editable=False
     )
+    # What the segment filters read (segments/filters.py), stored so that each is a column
+    # of the row rather than a probe into another table per candidate customer: the source
+    # of the latest launch that had one (written by storefront.services when a launch is
+    # recorded or linked) and whether the customer ever clicked a push (written by
+    # notifications.services.click_record). `rebuild_customer_activity --check` compares
+    # them with the launches and deliveries.
+    last_launch_source = models.CharField(
+        _("Last launch source"), max_length=100, db_default="", editable=False
+    )
+    push_opened = models.BooleanField(_("Opened a push"), db_default=False, editable=False)
     # Lower-case, accent-free "id first last email phone-digits": one column the search box
     # can match with a substring (a trigram index serves it on PostgreSQL).
     search_text = models.TextField(blank=True, editable=False)

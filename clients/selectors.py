@@ -47,11 +47,25 @@ class DeepPageQuerySet(QuerySet):
     """
 
     DEEP_OFFSET = 1000
+    # Every page ids first: set by ids_first() where the rows' columns would make the planner
+    # pick a worse index than the ids alone (clients.listing.sorted_customers).
+    _ids_first = False
+
+    def ids_first(self):
+        clone = self._chain()
+        clone._ids_first = True
+        return clone
+
+    def _clone(self):
+        clone = super()._clone()
+        clone._ids_first = self._ids_first
+        return clone
 
     def __getitem__(self, key):
         if (
             not isinstance(key, slice)
-            or (key.start or 0) < self.DEEP_OFFSET
+            # (ids first for a page of the sorted list, not for a count's slice)
+            or ((key.start or 0) < self.DEEP_OFFSET and not (self._ids_first and self.ordered))
             or self._result_cache is not None
         ):
             return super().__getitem__(key)

@@ -105,6 +105,9 @@ def subscription_save(
         subscription.save()
     _subscriptions_limit(customer=customer, keep=subscription, now=now, lock=affected)
     _opt_in_refresh(affected)
+    if len(affected) > 1:
+        # The browser's clicks moved with it to the customer now logged in.
+        customers_push_opened_refresh(sorted(affected))
     return subscription
 
 
@@ -414,14 +417,59 @@ def campaign_finish_if_done(*, campaign_id: int) -> bool:
     return True
 
 
+def _push_opened_sql() -> str:
+    """Whether customer `c` clicked a push (a delivery to one of their subscriptions has a
+    click): what Customer.push_opened stores. Served by the delivery_clicked index."""
+    q = connection.ops.quote_name
+    deliveries, subscriptions = q(Delivery._meta.db_table), q(PushSubscription._meta.db_table)
+    return (
+        f"EXISTS (SELECT 1 FROM {deliveries} d JOIN {subscriptions} s "
+        "ON s.id = d.subscription_id WHERE s.customer_id = c.id AND d.clicked_at IS NOT NULL)"
+    )
+
+
+def customers_push_opened_refresh(customer_ids: list[int] | None = None) -> int:
+    """Write Customer.push_opened from the deliveries, for these customers (every customer
+    when None), only where it differs; returns how many rows were written."""
+    customers = connection.ops.quote_name(Customer._meta.db_table)
+    truth = _push_opened_sql()
+    where, params = "", []
+    if customer_ids is not None:
+        customer_ids = [pk for pk in customer_ids if pk is not None]
+        if not customer_ids:
+            return 0
+        where = "c.id IN (" + ", ".join(["%s"] * len(customer_ids)) + ") AND "
+        params = customer_ids
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {customers} AS c SET push_opened = {truth} "
+            f"WHERE {where}c.push_opened <> {truth}",
+            params,
+        )
+        return cursor.rowcount
+
+
+def customers_push_opened_mismatches() -> int:
+    """How many customers' stored "opened a push" differs from their deliveries."""
+    customers = connection.ops.quote_name(Customer._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {customers} c WHERE c.push_opened <> " + _push_opened_sql()
+        )
+        return cursor.fetchone()[0]
+
+
 def click_record(*, campaign_id: int, subscription_id: int) -> Campaign | None:
-    """Count a notification's first click; returns the campaign (None if unknown)."""
+    """Count a notification's first click; returns the campaign (None if unknown). The
+    subscription's customer is marked as having opened a push (Customer.push_opened)."""
     with transaction.atomic():
         first = Delivery.objects.filter(
             campaign_id=campaign_id, subscription_id=subscription_id, clicked_at__isnull=True
         ).update(clicked_at=timezone.now())
         if first:
             Campaign.objects.filter(pk=campaign_id).update(clicks=F("clicks") + 1)
+            customer = PushSubscription.objects.filter(pk=subscription_id).values("customer_id")
+            Customer.objects.filter(pk__in=customer, push_opened=False).update(push_opened=True)
     return Campaign.objects.filter(pk=campaign_id).only("pk", "link").first()
 
 

@@ -124,6 +124,8 @@ def customers_erase(*, customers: QuerySet, values: dict | None = None) -> int:
             # empty text adds no trigram to the search indexes (a third of a sweep's time).
             search_text="",
             push_opt_in=False,
+            push_opened=False,
+            last_launch_source="",
             email_consent=False,
             sms_consent=False,
             erased_at=now,

@@ -4,7 +4,8 @@ tags, products bought, orders in the last N days, last launch source, push opene
 CustomerFilter (clients/filters.py) inherits them, so the lists, saved segments and push
 audiences (clients.selectors.customer_audience) read them as they read the other filters.
 Each one is a semi-join (EXISTS) or a correlated subquery served by an index on the customer
-side of its table, never an aggregate over a whole table.
+side of its table, or a column of the customer row written by the services that change it
+(last launch source, push opened), never an aggregate over a whole table.
 """
 
 from datetime import timedelta
@@ -18,9 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_filters.widgets import SuffixedMultiWidget
 
-from notifications.models import Delivery
 from orders.models import FINALIZED_STATUSES, CustomerProduct, Order, Product
-from storefront.models import Launch
 from tags.models import CustomerTag, Tag
 
 # At most this many tags in one tag filter.
@@ -235,23 +234,17 @@ class SegmentFilters(django_filters.FilterSet):
 
     def by_launch_source(self, queryset, name, value):
         """Customers whose latest launch with a source came from `value` (as attribution
-        reads launches: storefront.selectors.launch_attributing_order)."""
+        reads launches: storefront.selectors.launch_attributing_order), stored on the
+        customer by storefront.services; a rare source is read from its partial index."""
         value = value.strip()
         if not value:
             return queryset
-        latest = (
-            Launch.objects.filter(customer=OuterRef("pk"))
-            .exclude(source="")
-            .order_by("-occurred_at", "-id")
-            .values("source")[:1]
-        )
-        return queryset.alias(launch_source=Subquery(latest)).filter(launch_source=value)
+        return queryset.filter(last_launch_source=value)
 
     def by_opened_push(self, queryset, name, value):
-        opened = Exists(
-            Delivery.objects.filter(subscription__customer=OuterRef("pk"), clicked_at__isnull=False)
-        )
-        return queryset.filter(opened if value == "yes" else ~opened)
+        """Customers who clicked a push at least once (or never), stored on the customer by
+        notifications.services.click_record."""
+        return queryset.filter(push_opened=value == "yes")
 
     @property
     def count_cap(self) -> int | None:

@@ -3,7 +3,7 @@
 import logging
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from clients.models import Customer
@@ -60,9 +60,54 @@ def api_key_revoke(*, api_key: ApiKey, actor) -> ApiKey:
 def visitor_link(*, visitor_id: str, customer: Customer) -> int:
     """Give a visitor's anonymous launches to the customer they turned out to be (at sign-up
     or login); returns how many were linked."""
-    return Launch.objects.filter(customer__isnull=True, visitor_id=visitor_id).update(
+    linked = Launch.objects.filter(customer__isnull=True, visitor_id=visitor_id).update(
         customer=customer
     )
+    if linked:
+        customers_launch_source_refresh([customer.pk])
+    return linked
+
+
+def _launch_source_sql() -> str:
+    """The source of customer `c`'s latest launch that had one ('' if none): what
+    Customer.last_launch_source stores (as storefront.selectors reads a customer's launches
+    for attribution: latest first, ties by id)."""
+    launches = connection.ops.quote_name(Launch._meta.db_table)
+    return (
+        f"COALESCE((SELECT l.source FROM {launches} l WHERE l.customer_id = c.id "
+        "AND l.source <> '' ORDER BY l.occurred_at DESC, l.id DESC LIMIT 1), '')"
+    )
+
+
+def customers_launch_source_refresh(customer_ids: list[int] | None = None) -> int:
+    """Write Customer.last_launch_source from the launches, for these customers (every
+    customer when None), only where it differs; returns how many rows were written."""
+    customers = connection.ops.quote_name(Customer._meta.db_table)
+    truth = _launch_source_sql()
+    where, params = "", []
+    if customer_ids is not None:
+        if not customer_ids:
+            return 0
+        where = "c.id IN (" + ", ".join(["%s"] * len(customer_ids)) + ") AND "
+        params = list(customer_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {customers} AS c SET last_launch_source = {truth} "
+            f"WHERE {where}c.last_launch_source <> {truth}",
+            params,
+        )
+        return cursor.rowcount
+
+
+def customers_launch_source_mismatches() -> int:
+    """How many customers' stored last launch source differs from their launches."""
+    customers = connection.ops.quote_name(Customer._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {customers} c WHERE c.last_launch_source <> "
+            + _launch_source_sql()
+        )
+        return cursor.fetchone()[0]
 
 
 @transaction.atomic
@@ -95,6 +140,14 @@ def launch_record(
         device=device,
         api_key=api_key,
     )
-    if customer is not None and visitor_id:
-        visitor_link(visitor_id=visitor_id, customer=customer)
+    if (
+        customer is not None
+        and visitor_id
+        and visitor_link(visitor_id=visitor_id, customer=customer)
+    ):
+        return launch  # the customer's last launch source was refreshed with the linked ones
+    if customer is not None and source:
+        # Usually the same source as before, or an older launch arriving late: the row is
+        # written only when the latest launch's source changed.
+        customers_launch_source_refresh([customer.pk])
     return launch

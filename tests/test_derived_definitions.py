@@ -206,3 +206,76 @@ def test_the_group_each_statistics_statement_writes_is_the_one_the_recompute_dec
     )
     assert Customer.objects.get(pk=imported.pk).lifecycle_group == Group.AT_RISK
     assert lifecycle_recompute().changed == 0
+
+
+def test_the_stored_launch_source_and_push_click_fill_agrees_with_the_services():
+    """clients migration 0020 fills Customer.last_launch_source and push_opened with its own
+    copy of the definitions that storefront.services and notifications.services keep."""
+    from notifications.models import Campaign, Delivery, PushSubscription
+    from notifications.services import (
+        customers_push_opened_mismatches,
+        customers_push_opened_refresh,
+    )
+    from storefront.models import Launch
+    from storefront.services import (
+        customers_launch_source_mismatches,
+        customers_launch_source_refresh,
+    )
+
+    fill = importlib.import_module("clients.migrations.0021_launch_source_push_opened").FILL_SQL
+    now = timezone.now()
+    customers = [CustomerFactory() for _ in range(4)]
+    # Rows written directly, as an import or an older version would have left them.
+    for customer, sources in zip(
+        customers, [["google", ""], ["", "bing", "tiktok"], [""], []], strict=True
+    ):
+        for k, source in enumerate(sources):
+            Launch.objects.create(
+                customer=customer,
+                occurred_at=now - timedelta(days=10 - k),
+                received_at=now,
+                source=source,
+                platform="web",
+            )
+    # Two launches at the same instant: the higher id is the later one.
+    for source in ("instagram", "facebook"):
+        Launch.objects.create(
+            customer=customers[3], occurred_at=now, received_at=now, source=source, platform="web"
+        )
+    campaign = Campaign.objects.create(
+        title="t",
+        body="b",
+        audience_tab="clients",
+        audience_kind="all",
+        public_base_url="https://example.com/",
+        created_at=now,
+        send_at=now,
+    )
+    for n, customer in enumerate(customers[:3]):
+        subscription = PushSubscription.objects.create(
+            customer=customer,
+            endpoint=f"https://p.example/{n}",
+            p256dh="k",
+            auth="a",
+            created_at=now,
+        )
+        Delivery.objects.create(
+            campaign=campaign,
+            subscription=subscription,
+            batch=0,
+            status="sent",
+            clicked_at=now if n != 1 else None,
+        )
+    assert customers_launch_source_mismatches() == 3
+    assert customers_push_opened_mismatches() == 2
+    with connection.cursor() as cursor:
+        for sql in fill:
+            cursor.execute(sql)
+    assert customers_launch_source_mismatches() == 0
+    assert customers_push_opened_mismatches() == 0
+    assert customers_launch_source_refresh() == 0
+    assert customers_push_opened_refresh() == 0
+    stored = dict(Customer.objects.values_list("pk", "last_launch_source"))
+    assert [stored[c.pk] for c in customers] == ["google", "tiktok", "", "facebook"]
+    opened = set(Customer.objects.filter(push_opened=True).values_list("pk", flat=True))
+    assert opened == {customers[0].pk, customers[2].pk}

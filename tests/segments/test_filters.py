@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -13,8 +14,18 @@ from django.utils import timezone
 from clients.models import Customer
 from clients.selectors import customer_audience
 from notifications.models import Campaign, Delivery, PushSubscription
+from notifications.services import (
+    click_record,
+    customers_push_opened_mismatches,
+    subscription_save,
+)
 from orders.services import LineInput, order_place, order_set_status
-from storefront.models import Launch
+from privacy.services import customers_erase
+from storefront.services import (
+    customers_launch_source_mismatches,
+    launch_record,
+    visitor_link,
+)
 from tags.services import customer_set_tags
 from tests.factories import CustomerFactory, UserFactory, make_order
 
@@ -139,14 +150,19 @@ def test_invalid_recent_orders_are_reported(viewer_client, query):
     assert "Some filters were ignored" in response.text
 
 
-def _launch(customer, source, days_ago):
-    return Launch.objects.create(
+def _launch(customer, source, days_ago, visitor_id=""):
+    return launch_record(
         customer=customer,
+        visitor_id=visitor_id,
         occurred_at=timezone.now() - timedelta(days=days_ago),
-        received_at=timezone.now(),
         source=source,
         platform="web",
     )
+
+
+def _stored_values_agree():
+    assert customers_launch_source_mismatches() == 0
+    assert customers_push_opened_mismatches() == 0
 
 
 def test_last_launch_source_is_the_latest_launch_with_a_source(viewer_client):
@@ -157,8 +173,51 @@ def test_last_launch_source_is_the_latest_launch_with_a_source(viewer_client):
     _launch(google, "", 1)  # a direct launch after it does not hide it
     _launch(moved, "google", 10)
     _launch(moved, "facebook", 2)
+    _launch(moved, "instagram", 20)  # an older launch arriving late does not either
     assert ids(viewer_client.get("/clients/?launch_source=google")) == {google.pk}
     assert ids(viewer_client.get("/clients/?launch_source=facebook")) == {moved.pk}
+    assert ids(viewer_client.get("/clients/?launch_source=instagram")) == set()
+    assert ids(viewer_client.get("/clients/?launch_source=%20")) == {google.pk, moved.pk, none.pk}
+    _stored_values_agree()
+
+
+def test_launch_source_follows_linked_visitor_launches_and_erasure(viewer_client):
+    customer, other = CustomerFactory(), CustomerFactory()
+    for c in (customer, other):
+        make_order(c)
+    _launch(customer, "google", 5)
+    _launch(None, "tiktok", 1, visitor_id="v-1")  # anonymous, newer
+    _launch(other, "bing", 1)
+    assert ids(viewer_client.get("/clients/?launch_source=tiktok")) == set()
+    # The visitor logs in: their anonymous launches become the customer's.
+    _launch(customer, "", 0, visitor_id="v-1")
+    assert ids(viewer_client.get("/clients/?launch_source=tiktok")) == {customer.pk}
+    assert ids(viewer_client.get("/clients/?launch_source=google")) == set()
+    _launch(None, "facebook", 0, visitor_id="v-2")
+    assert visitor_link(visitor_id="v-2", customer=other) == 1
+    assert ids(viewer_client.get("/clients/?launch_source=facebook")) == {other.pk}
+    _stored_values_agree()
+    customers_erase(customers=Customer.objects.filter(pk=customer.pk))
+    assert ids(viewer_client.get("/clients/?launch_source=tiktok")) == set()
+    _stored_values_agree()
+
+
+def test_stored_values_are_rebuilt_and_checked():
+    customer = CustomerFactory()
+    make_order(customer)
+    _launch(customer, "google", 1)
+    Customer.objects.filter(pk=customer.pk).update(last_launch_source="bing", push_opened=True)
+    assert customers_launch_source_mismatches() == 1
+    assert customers_push_opened_mismatches() == 1
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("rebuild_customer_activity", "--check", stdout=out)
+    assert "1 customer" in out.getvalue()
+    call_command("rebuild_customer_activity", stdout=io.StringIO())
+    _stored_values_agree()
+    customer.refresh_from_db()
+    assert (customer.last_launch_source, customer.push_opened) == ("google", False)
+    call_command("rebuild_customer_activity", "--check", stdout=io.StringIO())
 
 
 def test_opened_a_push(viewer_client):
@@ -183,14 +242,18 @@ def test_opened_a_push(viewer_client):
             created_at=timezone.now(),
         )
         Delivery.objects.create(
-            campaign=campaign,
-            subscription=subscription,
-            batch=0,
-            status="sent",
-            clicked_at=timezone.now() if customer == clicked else None,
+            campaign=campaign, subscription=subscription, batch=0, status="sent"
         )
+        if customer == clicked:
+            click_record(campaign_id=campaign.pk, subscription_id=subscription.pk)
+            click_record(campaign_id=campaign.pk, subscription_id=subscription.pk)  # again
     assert ids(viewer_client.get("/clients/?opened_push=yes")) == {clicked.pk}
     assert ids(viewer_client.get("/clients/?opened_push=never")) == {sent.pk, never.pk}
+    _stored_values_agree()
+    # The browser is now logged in as `never`: its clicks go with it.
+    subscription_save(customer=never, endpoint="https://push.example/0", p256dh="k", auth="a")
+    assert ids(viewer_client.get("/clients/?opened_push=yes")) == {never.pk}
+    _stored_values_agree()
     response = viewer_client.get("/clients/?opened_push=sometimes")
     assert "Some filters were ignored" in response.text
 

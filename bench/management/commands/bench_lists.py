@@ -24,6 +24,7 @@ from clients.listing import SORTS
 from clients.models import Customer
 from clients.selectors import tab_counts
 from clients.services import address_create, customer_create
+from lifecycle.rules import Group
 from orders.models import Order, OrderLine, OrderStatus
 from orders.selectors import CustomerStats, customer_stats_compute
 from orders.services import order_set_status
@@ -45,6 +46,17 @@ TARGET_RATIO = 100
 # Issue 14: bulk-tagging 100,000 customers in the background.
 TARGET_BULK_TAG_S = 30
 BENCH_SEGMENT = "bench: three filters"
+# Each lifecycle group's slowest sort at 1M before clients migration 0021 (README).
+GROUP_WORST_SORTS = {
+    "champions": "total_spent",
+    "loyal": "orders_count",
+    "promising": "-orders_count",
+    "new": "-orders_count",
+    "needs_attention": "-orders_count",
+    "at_risk": "total_spent",
+    "about_to_lose": "-orders_count",
+    "lost": "-id",
+}
 
 # clients migration 0008: autovacuum runs once this many customers' rows were rewritten.
 AUTOVACUUM_THRESHOLD = 500
@@ -110,6 +122,14 @@ class Command(BaseCommand):
                 "background task runs); adds audit entries each run."
             ),
         )
+        parser.add_argument(
+            "--group-sorts",
+            action="store_true",
+            help=(
+                "Each lifecycle group under every sort both ways (112 cases) rather than "
+                "under its worst sort only."
+            ),
+        )
         parser.add_argument("--output", default=str(RESULTS))
 
     def handle(
@@ -125,8 +145,10 @@ class Command(BaseCommand):
         only,
         skip_segments=False,
         bulk_tag=False,
+        group_sorts=False,
         **options,
     ):
+        self.group_sorts = group_sorts
         if repeat < 1 or naive_repeat < 1 or updates < 0 or autovacuum_wait < 0:
             raise CommandError(
                 "--repeat and --naive-repeat must be at least 1, --updates and "
@@ -268,15 +290,47 @@ class Command(BaseCommand):
             f"product SKU {sku}": urlencode({"product": sku}),
             f"product name “{name.split()[-1]}”": urlencode({"product": name.split()[-1]}),
             "2+ orders in the last 90 days": "recent_orders_min=2&recent_orders_days=90",
+            "3+ orders in the last 365 days": "recent_orders_min=3&recent_orders_days=365",
+            "1 to 2 orders in the last 30 days": (
+                "recent_orders_min=1&recent_orders_max=2&recent_orders_days=30"
+            ),
+            "5+ orders in the last 30 days": "recent_orders_min=5&recent_orders_days=30",
             "no order in the last 30 days": "recent_orders_max=0&recent_orders_days=30",
             "last launch source google": "launch_source=google",
+            "last launch source nobody has": "launch_source=bench-no-such-source",
             "never opened a push": "opened_push=never",
             "opened a push": "opened_push=yes",
         }
         cases = [(f"clients, filter {label}", f"{clients_url}?{q}") for label, q in filters.items()]
         cases.append(("leads, filter tags any of 1", f"{leads_url}?tags_any={tag[0]}"))
+        cases.append(
+            ("leads, filter last launch source google", f"{leads_url}?launch_source=google")
+        )
+        cases.append(("leads, filter opened a push", f"{leads_url}?opened_push=yes"))
+        cases += self._group_cases(clients_url, every_sort=self.group_sorts)
         segment = self._bench_segment(tag[4])
         cases.append((f"clients, saved segment “{segment.name}”", segment.get_absolute_url()))
+        return cases
+
+    def _group_cases(self, clients_url: str, *, every_sort: bool) -> list[tuple[str, str]]:
+        """Each lifecycle group of the Clients tab under its worst sort (GROUP_WORST_SORTS,
+        measured at 1M before clients migration 0021), or under every sort both ways: a group
+        is a range of recency, frequency and spending, so some sorts put its members at the
+        far end of their index (Champions by total spent ascending, Lost by id descending)."""
+        cases = []
+        for group in Group.values:
+            if group == Group.PROSPECTS:
+                continue
+            sorts = [GROUP_WORST_SORTS[group]]
+            if every_sort:
+                sorts = [sort for key in sorted(SORTS) for sort in (key, f"-{key}")]
+            for sort in sorts:
+                cases.append(
+                    (
+                        f"clients, group {group}, sort {sort}",
+                        f"{clients_url}?{urlencode({'group': group, 'sort': sort})}",
+                    )
+                )
         return cases
 
     def _bench_segment(self, tag_id: int) -> Segment:
