@@ -25,14 +25,17 @@ these pages from these indexes.
 
 from django.db import migrations
 
-INACTIVE = "('needs_attention', 'at_risk', 'about_to_lose', 'lost')"
+# Written as PostgreSQL prints them back (pg_get_indexdef): seed_demo drops and re-creates the
+# indexes from that text, and tests/demo/test_seed_demo.py compares them before and after.
+INACTIVE = "ARRAY['needs_attention', 'at_risk', 'about_to_lose', 'lost']"
 INDEXES = {
     "customer_group_orders": ("lifecycle_group, orders_count, id", "orders_count > 0"),
     "customer_group_spent": ("lifecycle_group, total_spent, id", "orders_count > 0"),
-    "customer_group_id": ("lifecycle_group, id", f"lifecycle_group IN {INACTIVE}"),
+    "customer_group_id": ("lifecycle_group, id", f"lifecycle_group::text = ANY ({INACTIVE})"),
     "customer_group_created": (
         "lifecycle_group, created_at, id",
-        "lifecycle_group IN ('loyal', 'needs_attention', 'at_risk', 'about_to_lose', 'lost')",
+        "lifecycle_group::text = ANY "
+        "(ARRAY['loyal', 'needs_attention', 'at_risk', 'about_to_lose', 'lost'])",
     ),
 }
 # group -> the list sorts (clients/listing.py SORTS, both ways) each index above serves.

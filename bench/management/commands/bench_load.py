@@ -32,7 +32,7 @@ from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
-from django.db.models import Max
+from django.db.models import Max, Min
 
 from clients.models import Customer
 from orders.models import Order
@@ -179,13 +179,14 @@ class Command(BaseCommand):
 
     def build_paths(self, sample: int, kinds: list[str]) -> tuple[list[str], dict[str, list[str]]]:
         """A shuffled list of real URLs of these kinds, in the proportions of MIX."""
-        top = Customer.objects.aggregate(top=Max("pk"))["top"]
-        wanted = {self.rng.randint(1, top) for _ in range(sample * 3)}
+        # Ids between the lowest and the highest (a database's ids need not start at 1), and
+        # the first customers when the draw finds none (a small, sparse database).
+        bounds = Customer.objects.aggregate(low=Min("pk"), top=Max("pk"))
+        wanted = {self.rng.randint(bounds["low"], bounds["top"]) for _ in range(sample * 3)}
+        fields = ("pk", "last_name", "email", "orders_count")
         customers = list(
-            Customer.objects.filter(pk__in=wanted)
-            .order_by("pk")
-            .values("pk", "last_name", "email", "orders_count")[:sample]
-        )
+            Customer.objects.filter(pk__in=wanted).order_by("pk").values(*fields)[:sample]
+        ) or list(Customer.objects.order_by("pk").values(*fields)[:sample])
         clients = [c for c in customers if c["orders_count"]]
         if not clients:
             clients = list(
