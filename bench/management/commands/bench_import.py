@@ -9,7 +9,6 @@ import json
 import os
 import random
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from django.core.files import File
 from django.core.management.base import BaseCommand
 from django.db import connection
 
+from bench.memory import PeakRss, rss
 from clients.models import Customer
 from imports import services
 from imports.models import ImportJob
@@ -47,33 +47,6 @@ HEADERS = [
 FIRST = ["Amélie", "Louis", "Chloé", "Hugo", "Léa", "Jules", "Inès", "Noah", "Manon", "Gabriel"]
 LAST = ["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy"]
 CITIES = [("Paris", "75011"), ("Lyon", "69003"), ("Marseille", "13001"), ("Nantes", "44000")]
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class _Peak:
-    """The process's resident memory, sampled every 20 ms while it runs."""
-
-    def __init__(self):
-        self.peak = self.start = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, _rss())
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
 
 
 def _mb(value: int) -> float:
@@ -120,7 +93,7 @@ class Command(BaseCommand):
             "file_mb": round(size / 2**20, 1),
             "database": connection.vendor,
             "load_before": os.getloadavg(),
-            "rss_start_mb": _mb(_rss()),
+            "rss_start_mb": _mb(rss()),
         }
         results["dry_run"] = self._timed("dry run", lambda: services.import_check(job_id=job.pk))
         job.refresh_from_db()
@@ -167,7 +140,7 @@ class Command(BaseCommand):
     def _timed(self, label: str, work) -> dict:
         server = self._server_cpu()
         wall, cpu = time.perf_counter(), time.process_time()
-        with _Peak() as memory:
+        with PeakRss() as memory:
             work()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         after = self._server_cpu()

@@ -1,6 +1,4 @@
 import gc
-import os
-import threading
 import time
 import uuid
 
@@ -10,6 +8,7 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
+from bench.memory import PeakRss, rss
 from bench.push import Sink, key_pool
 from clients.models import Customer
 from notifications.conf import push_setting
@@ -20,36 +19,6 @@ from notifications.webpush import vapid_get, vapid_keys_generate
 
 class _Rollback(Exception):
     pass
-
-
-class _RssSampler:
-    """The process's resident memory, sampled every 20 ms while it runs (Linux /proc)."""
-
-    def __init__(self):
-        self.peak = self.start = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, _rss())
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-
-
-def _rss() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
 
 
 def _mb(value: int) -> str:
@@ -101,16 +70,16 @@ class Command(BaseCommand):
 
     def _run(self, sink, n, keys, naive_sample):
         self.stderr.write(f"Creating {n:,} subscriptions…")
-        rss_before_setup = _rss()
+        rss_before_setup = rss()
         campaign = _setup(sink.origin, n, keys)
         # Measure from a collected heap: what sending needs, not what the setup left over.
         gc.collect()
-        rss_after_setup = _rss()
+        rss_after_setup = rss()
         batches = (n + push_setting("PUSH_BATCH_SIZE") - 1) // push_setting("PUSH_BATCH_SIZE")
         vapid = vapid_get()
         signed_before = vapid.signed
         self.stderr.write(f"Sending through the batch code ({batches} batches)…")
-        with _RssSampler() as rss:
+        with PeakRss() as memory:
             started, cpu_started = time.perf_counter(), time.process_time()
             for batch in range(batches):
                 batch_send(campaign_id=campaign.pk, batch=batch)
@@ -151,10 +120,10 @@ class Command(BaseCommand):
             f"subscriptions, {_mb(rss_after_setup)} after"
         )
         out(
-            f"memory while sending: RSS {_mb(rss.start)} -> peak {_mb(rss.peak)} "
-            f"(+{_mb(rss.peak - rss.start)})"
+            f"memory while sending: RSS {_mb(memory.start)} -> peak {_mb(memory.peak)} "
+            f"(+{_mb(memory.peak - memory.start)})"
         )
-        out(f"peak RSS while sending: {_mb(rss.peak)}")
+        out(f"peak RSS while sending: {_mb(memory.peak)}")
 
 
 def key_pool_make(size, stderr):
