@@ -11,6 +11,8 @@ from clients.search import customer_search_text
 from clients.selectors import tab_counts
 from demo import shop as demo
 from demo.push_service import demo_subscription_keys
+from lifecycle.models import Thresholds
+from lifecycle.services import lifecycle_recompute
 from orders.models import Order, OrderStatus
 
 # seed_demo commits (from a second connection on PostgreSQL), so these tests need real
@@ -173,3 +175,18 @@ def test_the_loaded_tables_are_vacuumed_so_index_only_scans_skip_the_heap(bulk):
             pages, visible, vacuumed, analyzed = cursor.fetchone()
             assert vacuumed is not None and analyzed is not None, table.table
             assert pages > 0 and visible == pages, (table.table, pages, visible)
+
+
+@pytest.mark.parametrize("bulk", ["--bulk", "--no-bulk"])
+def test_the_customers_get_the_groups_the_daily_recompute_would_give(bulk):
+    """The demo shop starts as a shop whose recompute has run: the daily recompute then
+    changes nobody (it took 258 s at a million customers when it had to write them all)."""
+    if bulk == "--bulk" and connection.vendor != "postgresql":
+        pytest.skip("the bulk mode is PostgreSQL's")
+    _seed("--customers", "300", bulk, "--chunk-size", "100")
+    thresholds = Thresholds.objects.get()
+    assert thresholds.clients == Customer.objects.filter(orders_count__gt=0).count()
+    groups = set(Customer.objects.values_list("lifecycle_group", flat=True))
+    assert len(groups) >= 4, groups  # not everyone left as a prospect
+    again = lifecycle_recompute(now=thresholds.computed_at)
+    assert again.changed == 0
