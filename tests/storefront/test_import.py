@@ -304,3 +304,20 @@ def test_a_body_that_fails_midway_stops_the_import_after_the_batches_it_applied(
     assert answers[-1]["error"] == "server-error"
     assert Order.objects.count() == imports.BATCH
     assert_no_drift()
+
+
+def test_an_erased_customer_gets_no_imported_order(api):
+    """An erased customer is no one any more (privacy/): the import refuses its orders as it
+    refuses an unknown customer's, and writes nothing for them."""
+    from privacy.services import customers_erase
+
+    customer, other = CustomerFactory(), CustomerFactory()
+    customers_erase(customers=Customer.objects.filter(pk=customer.pk))
+    _, answers = send(
+        api, order_line("E-1", customer, status="paid"), order_line("E-2", other, status="paid")
+    )
+    assert answers[0]["result"] == "error"
+    assert answers[0]["errors"][0]["code"] == "unknown-customer"
+    assert answers[1]["result"] == "created"
+    assert not Order.objects.filter(number="E-1").exists()
+    assert_no_drift()
