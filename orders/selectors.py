@@ -98,7 +98,7 @@ def customer_stats_sql(*, where: str = "") -> str:
     `WITH` clauses ending in `stats(customer_id, n, spent, first_at, last_at, last_id,
     source, medium)`, one row per customer with a finalized order (`where` narrows the orders
     read, e.g. "AND customer_id = ANY(%(ids)s)"; `%(statuses)s` is FINALIZED_STATUSES). The
-    rebuild's drift check and the order import's refresh are written on it, and
+    rebuild's drift check is written on it, and
     tests/test_derived_definitions.py checks it against the ORM computations field by field.
     """
     return f"""

@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from enum import Enum
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
@@ -47,7 +46,7 @@ from orders.models import (
     OrderStatus,
     Product,
 )
-from orders.selectors import ZERO, customer_stats_for, customer_stats_sql
+from orders.selectors import ZERO, customer_stats_for
 
 # Which status may follow which; anything else is refused. A full refund (order_refund) is
 # the only way to REFUNDED.
@@ -159,6 +158,24 @@ _AUDIT_SQL = (
     f"INSERT INTO {AuditEntry._meta.db_table} ({', '.join(f.column for f in _AUDIT_FIELDS)}) "
     f"VALUES ({', '.join(['%s'] * len(_AUDIT_FIELDS))})"
 )
+
+
+_AUDIT_ATTNAMES = [f.attname for f in _AUDIT_FIELDS]
+
+
+def _audit_row(order: Order, changes: dict, at) -> list:
+    """The import's audit entry of an order as COPY takes it, in _AUDIT_FIELDS' order: what
+    _audit_entry(order, AuditAction.ORDER_IMPORT, changes, at) holds, without building the
+    model instance."""
+    values = {
+        "customer_id": order.customer_id,
+        "actor_id": None,
+        "at": at,
+        "action": AuditAction.ORDER_IMPORT.value,
+        "origin": _ORIGINS.get(AuditAction.ORDER_IMPORT, AuditOrigin.SHOP).value,
+        "changes": json.dumps({"order": order.number, **changes}),
+    }
+    return [values[name] for name in _AUDIT_ATTNAMES]
 
 
 def _audit(order: Order, action: AuditAction, changes: dict) -> None:
@@ -387,7 +404,7 @@ def _address_snapshots(customer_id: int) -> tuple[dict, dict]:
 
 def order_build(
     *,
-    customer: Customer,
+    customer_id: int,
     draft: OrderDraft,
     billing: dict,
     shipping: dict,
@@ -395,10 +412,10 @@ def order_build(
 ) -> Order:
     """The unsaved pending order of a draft (also used by the bulk import), credited to
     `push_campaign_id` (notifications.attribution decides which)."""
-    attribution = draft.attribution or _attribution_for(customer.pk, draft.placed_at)
+    attribution = draft.attribution or _attribution_for(customer_id, draft.placed_at)
     return Order(
         number=draft.number,
-        customer=customer,
+        customer_id=customer_id,
         placed_at=draft.placed_at,
         status=OrderStatus.PENDING,
         currency=draft.currency,
@@ -472,12 +489,13 @@ def order_create(*, customer: Customer, draft: OrderDraft) -> Order:
     with _order_change():
         billing, shipping = _address_snapshots(customer.pk)
         order = order_build(
-            customer=customer,
+            customer_id=customer.pk,
             draft=draft,
             billing=billing,
             shipping=shipping,
             push_campaign_id=campaign_credited(customer_id=customer.pk, placed_at=draft.placed_at),
         )
+        order.customer = customer
         if not _order_insert(order):
             raise order_number_taken(draft.number)
         OrderLine.objects.bulk_create(draft.line_rows(order))
@@ -816,43 +834,76 @@ def _same_order(order: Order, item: ImportedOrder) -> bool:
     )
 
 
+# The customers of an import batch that exist (erased ones place no more orders) and their
+# default addresses, in one query.
+_IMPORT_CUSTOMERS_SQL = f"""
+SELECT c.id, b.id, s.id, {_ADDRESS_COLUMNS} FROM {_CUSTOMERS} c
+LEFT JOIN {_ADDRESSES} b ON b.id = c.default_billing_address_id
+LEFT JOIN {_ADDRESSES} s ON s.id = c.default_shipping_address_id
+WHERE c.id {{ids}} AND c.erased_at IS NULL
+"""
+
+
+def _ids_sql(ids: list) -> tuple[str, list]:
+    """`= ANY(%s)` with one array on PostgreSQL (a query with hundreds of placeholders cost
+    psycopg more CPU to convert than the rows it read), `IN (%s, …)` elsewhere."""
+    if connection.vendor == "postgresql":
+        return "= ANY(%s)", [list(ids)]
+    return f"IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+
+def _import_customers(customer_ids: list[int]) -> dict[int, tuple[dict, dict]]:
+    """{customer id: (billing, shipping)} for the batch's customers: their default addresses
+    as orders keep them ({} for none)."""
+    n = len(ADDRESS_FIELDS)
+    found = {}
+    condition, params = _ids_sql(customer_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(_IMPORT_CUSTOMERS_SQL.format(ids=condition), params)
+        for row in cursor.fetchall():
+            billing = dict(zip(ADDRESS_FIELDS, row[3 : 3 + n], strict=True)) if row[1] else {}
+            shipping = dict(zip(ADDRESS_FIELDS, row[3 + n :], strict=True)) if row[2] else {}
+            found[row[0]] = (billing, shipping)
+    return found
+
+
+_EXISTING_COLUMNS = ", ".join(
+    f.column
+    for f in Order._meta.concrete_fields
+    if f.name not in ("billing_address", "shipping_address")
+)
+
+
+def _import_existing(numbers: list[str]):
+    """The batch's orders already there, locked in id order (without their addresses)."""
+    if connection.vendor != "postgresql":
+        return Order.objects.filter(number__in=numbers).defer("billing_address", "shipping_address")
+    return Order.objects.raw(
+        f"SELECT {_EXISTING_COLUMNS} FROM {_ORDERS} WHERE number = ANY(%s) ORDER BY id "
+        "FOR NO KEY UPDATE",
+        [numbers],
+    )
+
+
 @transaction.atomic
 def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderError]:
     """Apply a batch of checked imported orders (order_import_check) in one transaction: each
     one is created, moved forward (updated) or found as it is (unchanged), or refused with the
     OrderError saying why. Every customer whose finalized orders changed gets its statistics
-    recomputed from its orders, under its row lock. Order numbers must be distinct in a batch.
+    adjusted (PostgreSQL: by what the batch changed, in one statement, as payments do;
+    elsewhere recomputed from its orders). Order numbers must be distinct in a batch.
 
     Set-based: a few queries per batch, not per order (a shop's history is millions of
-    orders). Locks: the batch's existing orders, then its customers, both by id.
+    orders). Locks: the batch's existing orders by id, then its customers' rows by the
+    statistics' UPDATE.
     """
     numbers = [item.draft.number for item in items]
     if len(set(numbers)) != len(numbers):
         raise ValueError("An import batch has distinct order numbers.")
-    existing = {
-        order.number: order
-        for order in Order.objects.select_for_update(no_key=True)
-        .filter(number__in=numbers)
-        .defer("billing_address", "shipping_address")
-        .order_by("pk")
-    }
-    customer_ids = {item.customer_id for item in items}
-    customers = {
-        c.pk: c
-        for c in Customer.objects.select_for_update(no_key=True)
-        .filter(pk__in=sorted(customer_ids))
-        .only("pk", "default_billing_address_id", "default_shipping_address_id")
-        .order_by("pk")
-    }
-    address_ids = {
-        pk
-        for c in customers.values()
-        for pk in (c.default_billing_address_id, c.default_shipping_address_id)
-        if pk is not None
-    }
-    addresses = {a.pk: a.as_snapshot() for a in Address.objects.filter(pk__in=address_ids)}
+    existing = {order.number: order for order in _import_existing(numbers)}
+    customers = _import_customers(sorted({item.customer_id for item in items}))
     results: list = [None] * len(items)
-    new_orders, new_items, changed_orders, touched = [], [], [], set()
+    new_orders, new_items, changed_orders = [], [], []
     # The push campaign each new order is credited to, read for the whole batch at once.
     credited = iter(
         campaigns_credited(
@@ -863,20 +914,20 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
             ]
         )
     )
-    previous = {}  # number: status before, for the orders this batch moves
+    previous = {}  # number: (status, refunded amount) before, for the orders this batch moves
     for i, item in enumerate(items):
         order = existing.get(item.draft.number)
-        customer = customers.get(item.customer_id)
-        if customer is None:
+        addresses = customers.get(item.customer_id)
+        if addresses is None:
             results[i] = OrderInvalid(
                 "is not a customer of this shop", code="unknown-customer", field="customer_id"
             )
         elif order is None:
             order = order_build(
-                customer=customer,
+                customer_id=item.customer_id,
                 draft=item.draft,
-                billing=addresses.get(customer.default_billing_address_id, {}),
-                shipping=addresses.get(customer.default_shipping_address_id, {}),
+                billing=addresses[0],
+                shipping=addresses[1],
                 push_campaign_id=next(credited),
             )
             order.status = item.status
@@ -884,8 +935,6 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
             new_orders.append(order)
             new_items.append(item)
             results[i] = ("created", order)
-            if item.status in FINALIZED_STATUSES:
-                touched.add(customer.pk)
         elif not _same_order(order, item):
             results[i] = order_number_taken(item.draft.number)
         elif (order.status, order.refunded_amount) == (item.status, item.refunded_amount):
@@ -895,13 +944,11 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
         ):
             results[i] = _refuse_transition(order, item.status)
         else:
-            previous[order.number] = order.status
+            previous[order.number] = (order.status, order.refunded_amount)
             order.status = item.status
             order.refunded_amount = item.refunded_amount
             changed_orders.append(order)
             results[i] = ("updated", order)
-            if item.status in FINALIZED_STATUSES:
-                touched.add(customer.pk)
     copy = connection.vendor == "postgresql"
     if new_orders and copy:
         _orders_copy(new_orders, new_items)
@@ -918,44 +965,60 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
     if changed_orders:
         Order.objects.bulk_update(changed_orders, ["status", "refunded_amount"])
     at = timezone.now()
-    entries = [
-        _audit_entry(
-            order,
-            AuditAction.ORDER_IMPORT,
-            {"status": [previous.get(order.number, ""), order.status]},
-            at,
-        )
+    moved = [
+        (order, {"status": [previous.get(order.number, ("",))[0], order.status]})
         for order in (*new_orders, *changed_orders)
     ]
     if copy:
-        _copy(
-            AuditEntry, _AUDIT_FIELDS, ([_copy_value(e, f) for f in _AUDIT_FIELDS] for e in entries)
-        )
+        _copy(AuditEntry, _AUDIT_FIELDS, (_audit_row(o, c, at) for o, c in moved))
     else:
-        AuditEntry.objects.bulk_create(entries, batch_size=1000)
-    if touched:
+        AuditEntry.objects.bulk_create(
+            [_audit_entry(o, AuditAction.ORDER_IMPORT, c, at) for o, c in moved], batch_size=1000
+        )
+    finalized = [o for o in (*new_orders, *changed_orders) if o.status in FINALIZED_STATUSES]
+    if not finalized:
+        return results
+    if copy:
+        _customers_stats_add(finalized, previous)
+    else:
         _customers_stats_refresh(
-            sorted(touched),
-            [o.pk for o in (*new_orders, *changed_orders) if o.status in FINALIZED_STATUSES],
+            sorted({o.customer_id for o in finalized}),
+            [o.pk for o in finalized if previous.get(o.number, ("",))[0] not in FINALIZED_STATUSES],
         )
     return results
+
+
+def _customers_stats_add(finalized: list[Order], previous: dict) -> None:
+    """PostgreSQL: add what a batch changed among finalized orders to their customers'
+    statistics (_STATS_ADD_SQL), and record the products of the newly finalized ones."""
+    rows = []  # customer, orders added, net added, placed_at, id, source, medium
+    added = []
+    for order in finalized:
+        before, refunded_before = previous.get(order.number, ("", ZERO))
+        if before in FINALIZED_STATUSES:
+            if order.refunded_amount != refunded_before:  # only a refund moves the statistics
+                net = refunded_before - order.refunded_amount
+                rows.append((order.customer_id, 0, net, None, None, "", ""))
+            continue
+        added.append(order.pk)
+        net = order.total - order.refunded_amount
+        rows.append(
+            (order.customer_id, 1, net, order.placed_at, order.pk, order.source, order.medium)
+        )
+    if added:
+        where, params = _finalized_where()
+        customer_products_add(where=f"o.id = ANY(%s) AND {where}", params=[added, *params])
+    if rows:
+        names = ("customers", "counts", "nets", "placed", "ids", "sources", "media")
+        arrays = dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
+        with connection.cursor() as cursor:
+            cursor.execute(_STATS_ADD_SQL, arrays)
 
 
 _LINE_COLUMNS = [
     OrderLine._meta.get_field(name)
     for name in ("order", "product_name", "sku", "quantity", "unit_price", "line_total")
 ]
-
-
-def _copy_value(obj, field):
-    """A field's value as COPY takes it (text format): JSON as its text, a choice (an enum)
-    as its value."""
-    value = field.pre_save(obj, True)
-    if isinstance(field, JSONField):
-        return json.dumps(value, cls=field.encoder)
-    if isinstance(value, Enum):
-        return value.value
-    return value
 
 
 def _copy(model, columns, rows) -> None:
@@ -965,6 +1028,23 @@ def _copy(model, columns, rows) -> None:
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row(row)
+
+
+_ORDER_ATTNAMES = [f.attname for f in _ORDER_FIELDS]
+_ORDER_JSON = [i for i, f in enumerate(_ORDER_FIELDS, start=1) if isinstance(f, JSONField)]
+_ORDER_STATUS = 1 + _ORDER_ATTNAMES.index("status")  # a choice: COPY takes its value
+
+
+def _order_row(order: Order) -> list:
+    """A new order as COPY takes it (text format: JSON as its text, the status as its value;
+    id, then _ORDER_FIELDS), read from the instance's attributes (none of Order's fields
+    computes its value on save)."""
+    values = order.__dict__
+    row = [order.pk, *(values[name] for name in _ORDER_ATTNAMES)]
+    for i in _ORDER_JSON:
+        row[i] = json.dumps(row[i])
+    row[_ORDER_STATUS] = str(row[_ORDER_STATUS])
+    return row
 
 
 def _orders_copy(orders: list[Order], items: list[ImportedOrder]) -> None:
@@ -981,11 +1061,7 @@ def _orders_copy(orders: list[Order], items: list[ImportedOrder]) -> None:
         order.pk = pk
         order._state.adding = False
         order._state.db = connection.alias
-    _copy(
-        Order,
-        ["id", *_ORDER_FIELDS],
-        ([order.pk, *(_copy_value(order, f) for f in _ORDER_FIELDS)] for order in orders),
-    )
+    _copy(Order, ["id", *_ORDER_FIELDS], (_order_row(order) for order in orders))
     _copy(
         OrderLine,
         _LINE_COLUMNS,
@@ -1004,40 +1080,58 @@ def _orders_copy(orders: list[Order], items: list[ImportedOrder]) -> None:
     )
 
 
-# PostgreSQL: the statistics of the given customers recomputed from their orders and written,
-# in one statement, only where they moved (the rows are already locked by the caller).
-_STATS_REFRESH_SQL = (
-    customer_stats_sql(where="AND customer_id = ANY(%(ids)s)")
-    + f"""
-, truth AS (
-    SELECT ids.id, coalesce(s.n, 0) AS n, coalesce(s.spent, 0) AS spent, s.first_at,
-           s.last_at, s.last_id, coalesce(s.source, '') AS source,
-           coalesce(s.medium, '') AS medium
-    FROM unnest(%(ids)s::bigint[]) AS ids(id)
-    LEFT JOIN stats s ON s.customer_id = ids.id
-), grouped AS (
-    SELECT truth.*,
-           {group_sql("postgresql", n="truth.n", spent="truth.spent", last="truth.last_at")}
-           AS lifecycle_group
-    FROM truth
+# PostgreSQL: a batch's changes added to its customers' statistics, as the payment and refund
+# statements add one order's (one UPDATE, no read of the customers' other orders, no lock
+# taken before it): the arrays hold one row per order (customer, orders added, net added,
+# placed_at, order id, source, medium), placed_at NULL for an order that was finalized
+# already (a refund: only its net moves). PostgreSQL evaluates each customer's row on its
+# newest committed version, so concurrent payments and refunds of the same customers add up
+# with the batch's. A customer with thousands of orders costs what one with a single order
+# does.
+_BATCH_NEWER = (
+    "(d.last_at IS NOT NULL AND (c.last_order_at IS NULL OR c.last_order_at < d.last_at"
+    " OR (c.last_order_at = d.last_at AND COALESCE(c.last_order_id, 0) < d.last_id)))"
 )
-UPDATE {_CUSTOMERS} c
-SET orders_count = truth.n, total_spent = truth.spent, first_order_at = truth.first_at,
-    last_order_at = truth.last_at, last_order_id = truth.last_id, last_source = truth.source,
-    last_medium = truth.medium, lifecycle_group = truth.lifecycle_group
-FROM grouped truth
-WHERE c.id = truth.id
-  AND (c.orders_count, c.total_spent, c.first_order_at, c.last_order_at, c.last_order_id,
-       c.last_source, c.last_medium, c.lifecycle_group)
-      IS DISTINCT FROM
-      (truth.n, truth.spent, truth.first_at, truth.last_at, truth.last_id, truth.source,
-       truth.medium, truth.lifecycle_group)
+_BATCH_LAST = f"CASE WHEN {_BATCH_NEWER} THEN d.last_at ELSE c.last_order_at END"
+_STATS_ADD_SQL = f"""
+WITH rows AS (
+    SELECT * FROM unnest(%(customers)s::bigint[], %(counts)s::int[], %(nets)s::numeric[],
+                         %(placed)s::timestamptz[], %(ids)s::bigint[], %(sources)s::text[],
+                         %(media)s::text[])
+        AS r(customer_id, n, net, at, order_id, source, medium)
+), newest AS (
+    SELECT DISTINCT ON (customer_id) customer_id, at, order_id, source, medium
+    FROM rows WHERE at IS NOT NULL ORDER BY customer_id, at DESC, order_id DESC
+), d AS (
+    SELECT t.customer_id, t.n, t.net, t.first_at, newest.at AS last_at,
+           newest.order_id AS last_id, newest.source, newest.medium
+    FROM (SELECT customer_id, sum(n) AS n, sum(net) AS net, min(at) AS first_at
+          FROM rows GROUP BY customer_id) t
+    LEFT JOIN newest USING (customer_id)
+)
+UPDATE {_CUSTOMERS} c SET
+    orders_count = c.orders_count + d.n,
+    total_spent = c.total_spent + d.net,
+    first_order_at = CASE WHEN d.first_at IS NOT NULL
+                               AND (c.first_order_at IS NULL OR c.first_order_at > d.first_at)
+                          THEN d.first_at ELSE c.first_order_at END,
+    last_order_at = {_BATCH_LAST},
+    last_order_id = CASE WHEN {_BATCH_NEWER} THEN d.last_id ELSE c.last_order_id END,
+    last_source = CASE WHEN {_BATCH_NEWER} THEN d.source ELSE c.last_source END,
+    last_medium = CASE WHEN {_BATCH_NEWER} THEN d.medium ELSE c.last_medium END,
+    lifecycle_group = {
+    group_sql(
+        "postgresql", n="c.orders_count + d.n", spent="c.total_spent + d.net", last=_BATCH_LAST
+    )
+}
+FROM d WHERE c.id = d.customer_id
 """
-)
 
 
 def _customers_stats_refresh(customer_ids: list[int], order_ids: list[int] | None = None) -> None:
-    """Recompute locked customers' statistics from their orders; write only those that moved.
+    """The import's statistics where there is no PostgreSQL: recompute the customers'
+    statistics from their orders (SQLite runs one write transaction at a time, so nothing
+    changes them between the read and the write); write only those that moved.
 
     The products they bought (CustomerProduct) are added from `order_ids` when given (the
     orders a batch created or changed: every other finalized order's products are recorded
@@ -1052,13 +1146,6 @@ def _customers_stats_refresh(customer_ids: list[int], order_ids: list[int] | Non
             which = f"o.id IN ({', '.join(['%s'] * len(order_ids))})" if order_ids else "1 = 0"
             params = [*order_ids, *params]
         customer_products_add(where=f"{which} AND {where}", params=params)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _STATS_REFRESH_SQL,
-                {"ids": customer_ids, "statuses": [str(s) for s in FINALIZED_STATUSES]},
-            )
-        return
     fields = _STATS_FIELDS
     truth = customer_stats_for(customer_ids)
     stored = Customer.objects.filter(pk__in=customer_ids).only("pk", *fields)

@@ -1,8 +1,8 @@
 """Values defined in more than one place agree: the customer statistics (the order services'
-computation, the batch computation the rebuild uses, and the set-based SQL on PostgreSQL that
-the rebuild and the order import's refresh share), and the Clients/Leads condition (the
-model's Q objects, the tab-count triggers and the per-tab partial indexes of clients
-migration 0004)."""
+computation, the batch computation the rebuild uses, the set-based SQL on PostgreSQL that the
+rebuild uses, and the order import's statement adding a batch), and the Clients/Leads
+condition (the model's Q objects, the tab-count triggers and the per-tab partial indexes of
+clients migration 0004)."""
 
 import importlib
 import re
@@ -111,9 +111,9 @@ def test_the_rebuild_finds_a_drift_in_every_statistic(shop, field, capsys):
 
 @pytest.mark.parametrize("field", CustomerStats.FIELDS)
 def test_the_order_imports_refresh_recomputes_every_statistic(shop, field):
-    """The import's set-based refresh (its SQL on PostgreSQL, the batch computation elsewhere)
-    writes what the computations define, for each field changed behind the services' back,
-    and for customers with no finalized order too."""
+    """The import's recompute where there is no PostgreSQL (the batch computation) writes what
+    the computations define, for each field changed behind the services' back, and for
+    customers with no finalized order too (run on PostgreSQL as well: it is plain ORM)."""
     ids = [c.pk for c in shop]
     Customer.objects.filter(pk__in=ids).update(**{field: WRONG_VALUES[field]})
     with transaction.atomic():
@@ -121,6 +121,68 @@ def test_the_order_imports_refresh_recomputes_every_statistic(shop, field):
     for customer in Customer.objects.filter(pk__in=ids):
         stored = CustomerStats(**{f: getattr(customer, f) for f in CustomerStats.FIELDS})
         assert stored == customer_stats_compute(customer_id=customer.pk), customer.pk
+
+
+def _import_item(customer, number, at, status, total="10.00", refunded=None, source="s"):
+    draft = order_draft(
+        number=number,
+        lines=[LineInput(product_name="Tee", sku="T", quantity=1, unit_price=Decimal(total))],
+        placed_at=at,
+        source=source,
+        medium=f"m-{number}",
+    )
+    return order_import_check(
+        ImportedOrder(
+            draft=draft,
+            customer_id=customer.pk,
+            status=status,
+            refunded_amount=Decimal(refunded) if refunded is not None else None,
+        )
+    )
+
+
+def test_the_imports_statistics_add_what_the_computations_define(shop):
+    """The import adds a batch to its customers' statistics (on PostgreSQL one statement,
+    `_STATS_ADD_SQL`, from what the batch changed, as payments and refunds do; elsewhere the
+    recompute): afterwards every customer's statistics are what the computations give, for
+    orders created finalized, older than the first, tied on placed_at with the last (the id
+    breaks the tie), pending orders paid by a later batch, refunds added to finalized orders,
+    and orders that change no statistic."""
+    lead, browser, refunded, tied = shop
+    at = timezone.now().replace(microsecond=0) - timedelta(days=30)
+    paid, fulfilled, pending = OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.PENDING
+    first = orders_import(
+        [
+            _import_item(lead, "AD-1", at + timedelta(days=5), paid, refunded="2.50"),
+            _import_item(lead, "AD-2", at + timedelta(days=5), fulfilled, source="later id"),
+            _import_item(lead, "AD-3", at + timedelta(days=6), pending),
+            _import_item(browser, "AD-4", at - timedelta(days=9), OrderStatus.REFUNDED),
+            _import_item(tied, "AD-5", at + timedelta(days=2), paid, total="1.00", source="tie"),
+            _import_item(tied, "AD-6", at - timedelta(days=1), fulfilled, total="3.00"),
+            _import_item(refunded, "AD-7", at + timedelta(days=1), pending),
+        ]
+    )
+    assert [r[0] for r in first] == ["created"] * 7
+    second = orders_import(
+        [
+            _import_item(lead, "AD-1", at + timedelta(days=5), paid, refunded="4.00"),
+            _import_item(lead, "AD-2", at + timedelta(days=5), fulfilled, source="later id"),
+            _import_item(lead, "AD-3", at + timedelta(days=6), OrderStatus.REFUNDED),
+            _import_item(tied, "AD-5", at + timedelta(days=2), fulfilled, total="1.00"),
+            _import_item(refunded, "AD-7", at + timedelta(days=1), paid, refunded="1.00"),
+            _import_item(refunded, "AD-8", at + timedelta(days=25), pending),
+        ]
+    )
+    updated, unchanged, created = "updated", "unchanged", "created"
+    assert [r[0] for r in second] == [updated, unchanged, updated, updated, updated, created]
+    for customer in Customer.objects.filter(pk__in=[c.pk for c in shop]):
+        stored = CustomerStats(**{f: getattr(customer, f) for f in CustomerStats.FIELDS})
+        assert stored == customer_stats_compute(customer_id=customer.pk), customer.pk
+    lead_stats = customer_stats_compute(customer_id=lead.pk)
+    assert (lead_stats.orders_count, lead_stats.total_spent) == (3, Decimal("16.00"))
+    assert lead_stats.last_order_at == at + timedelta(days=6)
+    assert customer_stats_compute(customer_id=tied.pk).last_source == "tie"
+    assert lifecycle_recompute().changed == 0
 
 
 # --- Clients and Leads --------------------------------------------------------------------
@@ -179,7 +241,7 @@ def test_the_installed_triggers_and_partial_indexes_use_the_tab_conditions():
 
 def test_the_group_each_statistics_statement_writes_is_the_one_the_recompute_decides(shop):
     """The group is written by three statements besides the recompute (a payment, a refund,
-    and the import's refresh: `_STATS_REFRESH_SQL` on PostgreSQL), each with
+    and the import's: `_STATS_ADD_SQL` on PostgreSQL), each with
     lifecycle.rules.group_sql over its own expressions of the new statistics: a recompute
     right after finds nothing to change."""
     imported = CustomerFactory()

@@ -176,23 +176,28 @@ def test_the_import_needs_its_scope_its_type_and_a_body_within_the_limit(api_as,
     assert not Order.objects.exists()
 
 
-def test_memory_does_not_grow_with_the_body(api):
-    """The body is read a line at a time: the request's body is never loaded whole."""
+def test_memory_does_not_grow_with_the_body(api, monkeypatch):
+    """The body is read a block at a time: the request's body is never loaded whole, and the
+    first answers come out before the end of a long body has been read."""
+    monkeypatch.setattr(imports, "READ_BYTES", 4096)
     customer = CustomerFactory()
-    lines = [order_line(f"M-{n}", customer) for n in range(1200)]
+    count = 3 * imports.BATCH
+    lines = [order_line(f"M-{n}", customer) for n in range(count)]
     response = api.post(
         "/import",
         raw="".join(json.dumps(x) + "\n" for x in lines).encode(),
         content_type=NDJSON,
     )
     chunks = iter(response.streaming_content)
-    first = json.loads(next(chunks))
-    # The first answer comes out once the first batch (500 orders) is applied, before the
-    # rest of the body has been read.
-    assert first["line"] == 1 and Order.objects.count() == imports.BATCH
+    first = [json.loads(x) for x in next(chunks).splitlines()]
+    # The first answers come out, one piece for the batch, once the first batch is applied.
+    assert [a["line"] for a in first] == list(range(1, imports.BATCH + 1))
+    assert Order.objects.count() == imports.BATCH
     assert not hasattr(response.wsgi_request, "_body")
-    rest = [json.loads(c) for c in chunks]
-    assert rest[-1]["summary"]["created"] == 1200
+    assert len(response.wsgi_request.environ["wsgi.input"]) > 0  # bytes not read yet
+    rest = [json.loads(x) for c in chunks for x in c.splitlines()]
+    assert rest[-1]["summary"]["created"] == count
+    assert len(response.wsgi_request.environ["wsgi.input"]) == 0
 
 
 def test_a_key_is_made_for_each_test():
@@ -279,3 +284,40 @@ def test_imported_orders_are_stored_as_sent_with_their_lines_and_products(api):
     call_command("rebuild_customer_stats", "--check", stdout=out, stderr=StringIO())
     assert "0 had drifted" in out.getvalue()
     assert "0 products bought (CustomerProduct) were missing" in out.getvalue()
+
+
+def test_a_body_that_fails_midway_stops_the_import_after_the_batches_it_applied(api, monkeypatch):
+    """An error while reading the body (the connection dropped) stops the import there: the
+    batches answered are stored, the orders read since are not."""
+    customer = CustomerFactory()
+    read = imports._read_lines
+
+    def dropped(request):
+        for number, raw in read(request):
+            if number > imports.BATCH + 3:
+                raise OSError("connection reset by peer")
+            yield number, raw
+
+    monkeypatch.setattr(imports, "_read_lines", dropped)
+    _, answers = send(api, *(order_line(f"F-{n}", customer) for n in range(imports.BATCH + 9)))
+    assert [a["result"] for a in answers[:-1]] == ["created"] * imports.BATCH
+    assert answers[-1]["error"] == "server-error"
+    assert Order.objects.count() == imports.BATCH
+    assert_no_drift()
+
+
+def test_an_erased_customer_gets_no_imported_order(api):
+    """An erased customer is no one any more (privacy/): the import refuses its orders as it
+    refuses an unknown customer's, and writes nothing for them."""
+    from privacy.services import customers_erase
+
+    customer, other = CustomerFactory(), CustomerFactory()
+    customers_erase(customers=Customer.objects.filter(pk=customer.pk))
+    _, answers = send(
+        api, order_line("E-1", customer, status="paid"), order_line("E-2", other, status="paid")
+    )
+    assert answers[0]["result"] == "error"
+    assert answers[0]["errors"][0]["code"] == "unknown-customer"
+    assert answers[1]["result"] == "created"
+    assert not Order.objects.filter(number="E-1").exists()
+    assert_no_drift()

@@ -146,3 +146,73 @@ def test_50_parallel_order_calls_for_one_customer_leave_the_statistics_exact():
     out = StringIO()
     call_command("rebuild_customer_stats", "--check", stdout=out, stderr=StringIO())
     assert ", 0 had drifted" in out.getvalue()
+
+
+def test_parallel_imports_and_order_calls_for_the_same_customers_leave_the_statistics_exact():
+    """The import adds each batch to its customers' statistics without locking them first
+    (one UPDATE, as a payment does): imports running beside payments and refunds of the same
+    customers, and beside each other, add up."""
+    import json
+
+    key = make_key()
+    ada, bob = CustomerFactory(), CustomerFactory()
+    api = Api(key)
+    for n in range(10):
+        body = {
+            "number": f"Q{n}",
+            "customer_id": (ada if n % 2 else bob).pk,
+            "lines": lines("100.00"),
+            "placed_at": f"2026-01-01T{n:02d}:00:00Z",
+        }
+        assert api.post("/orders", body).status_code == 201
+    for n in range(5, 10):  # paid now, refunded in part while the imports run
+        assert api.post(f"/orders/Q{n}/pay", raw=b"").status_code == 200
+
+    def order(number, customer, status, **extra):
+        return {
+            "type": "order",
+            "number": number,
+            "customer_id": customer.pk,
+            "placed_at": extra.pop("placed_at", f"2026-02-{1 + len(number) % 9:02d}T10:00:00Z"),
+            "lines": lines("100.00"),
+            "status": status,
+            **extra,
+        }
+
+    def import_job(k):
+        body = [
+            order(f"I{k}-a", ada, "paid", placed_at=f"2026-03-01T{k:02d}:00:00Z"),
+            order(f"I{k}-b", bob, "fulfilled", refunded_amount="25.00"),
+            order(f"I{k}-c", bob, "refunded"),
+            # The pending order Q{k} paid by this import (the file carries its first figures).
+            order(f"Q{k}", ada if k % 2 else bob, "paid", placed_at=f"2026-01-01T{k:02d}:00:00Z"),
+        ]
+
+        def job():
+            response = Api(key).post(
+                "/import",
+                raw="".join(json.dumps(line) + "\n" for line in body).encode(),
+                content_type="application/x-ndjson",
+            )
+            return [json.loads(x) for x in b"".join(response.streaming_content).splitlines()]
+
+        return job
+
+    def refund(n):
+        return lambda: Api(key).post(f"/orders/Q{n}/refunds", {"amount": "10.00"}).status_code
+
+    jobs = [import_job(k) for k in range(5)] + [refund(n) for n in range(5, 10) for _ in "ab"]
+    results = run_concurrently(jobs)
+
+    for answers in results[:5]:
+        assert [a["result"] for a in answers[:-1]] == ["created"] * 3 + ["updated"], answers
+    assert results[5:] == [200] * 10
+    ada, bob = Customer.objects.get(pk=ada.pk), Customer.objects.get(pk=bob.pk)
+    # ada: Q5, Q7, Q9 (100 - 20 each), Q1, Q3 (paid by imports), five I-a orders of 100.
+    assert (ada.orders_count, ada.total_spent) == (10, Decimal("940.00"))
+    # bob: Q6, Q8 (80 each), Q0, Q2, Q4 (100), five I-b (75) and five I-c (0).
+    assert (bob.orders_count, bob.total_spent) == (15, Decimal("835.00"))
+    assert ada.last_order_id == Order.objects.get(number="I4-a").pk
+    out = StringIO()
+    call_command("rebuild_customer_stats", "--check", stdout=out, stderr=StringIO())
+    assert ", 0 had drifted" in out.getvalue()

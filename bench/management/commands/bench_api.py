@@ -10,7 +10,11 @@ Three runs (--only picks some):
   paying it, as two calls. Calls/s, p50/p99 latency, errors, and the CPU each call cost the
   gunicorn workers and the PostgreSQL backends serving them (read from /proc).
 - import: NDJSON bulk import of --import-orders orders to ONE gunicorn worker, in requests of
-  up to 10,000 lines: orders/s, and the worker's memory before and after.
+  up to 10,000 lines: orders/s, CPU per order (the worker and its PostgreSQL backend), and the
+  worker's memory before and after. Like a shop's migrated history: orders in date order,
+  each for one of --import-customers customers (a third as many as orders by default: a few
+  orders each, spread over the file), most of them paid or fulfilled. The bodies are built
+  before the clock starts.
 - paced (with --rate R): R orders/s (create + pay) for --duration seconds from a paced
   client, for running bench_load's read mix at the same time (reads under writes).
 - profile: --profile-calls order creations and payments in this process through Django's
@@ -213,6 +217,12 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8810)
         parser.add_argument("--rate", type=float, default=0, help="paced: orders/s (0: skip).")
         parser.add_argument("--import-orders", type=int, default=20_000)
+        parser.add_argument(
+            "--import-customers",
+            type=int,
+            default=0,
+            help="Customers the imported orders go to (default: a third of --import-orders).",
+        )
         parser.add_argument("--sample", type=int, default=2000, help="Customers used (2000).")
         parser.add_argument(
             "--output", default=str(Path(settings.BASE_DIR) / "bench" / "results" / "api.json")
@@ -274,7 +284,7 @@ class Command(BaseCommand):
                     workdir,
                     options,
                     1,
-                    lambda server: self.run_import(server, options, key, customers),
+                    lambda server: self.run_import(server, options, key),
                 )
             if "paced" in runs:
                 result["paced"] = self._with_server(
@@ -297,9 +307,18 @@ class Command(BaseCommand):
         self.stdout.write(f"Written to {output}")
 
     def _sample_customers(self, count: int) -> list[int]:
+        """`count` customers (not erased) from pages picked at random over the table: about
+        twice as many pages as needed are read (at least 1% of them)."""
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT id FROM clients_customer TABLESAMPLE SYSTEM (1) LIMIT %s", [count]
+                "SELECT reltuples FROM pg_class WHERE oid = 'clients_customer'::regclass"
+            )
+            rows = max(cursor.fetchone()[0], 1)
+            percent = min(100.0, max(1.0, 200.0 * count / rows))
+            cursor.execute(
+                "SELECT id FROM clients_customer TABLESAMPLE SYSTEM (%s) "
+                "WHERE erased_at IS NULL LIMIT %s",
+                [percent, count],
             )
             ids = [row[0] for row in cursor.fetchall()]
         return ids or list(Customer.objects.values_list("pk", flat=True)[:count])
@@ -401,9 +420,9 @@ class Command(BaseCommand):
 
     # --- import: NDJSON into one worker -------------------------------------------------
 
-    def _ndjson(self, count: int, customers: list[int], tag: str) -> bytes:
-        rng = random.Random(7)
-        start = datetime.now(UTC) - timedelta(days=700)
+    def _ndjson(self, count: int, customers: list[int], tag: str, offset: int = 0) -> bytes:
+        rng = random.Random(7 + offset)
+        start = datetime.now(UTC) - timedelta(days=700) + timedelta(minutes=offset)
         statuses = ["fulfilled"] * 6 + ["paid"] * 2 + ["cancelled", "refunded", "pending"]
         out = []
         for n in range(count):
@@ -422,29 +441,39 @@ class Command(BaseCommand):
             out.append(json.dumps(order, separators=(",", ":")))
         return ("\n".join(out) + "\n").encode()
 
-    def run_import(self, server, options, key, customers):
+    def run_import(self, server, options, key):
         per_request = 10_000
         total = options["import_orders"]
+        wanted = options["import_customers"] or max(total // 3, 1)
+        customers = (
+            self._sample_customers(wanted)
+            if connection.vendor == "postgresql"
+            else list(Customer.objects.order_by("?").values_list("pk", flat=True)[:wanted])
+        )
         worker = (_children(server.pid) or [server.pid])[0]
         self._post_ndjson(options["port"], key, self._ndjson(50, customers, "IW"))  # warm-up
+        bodies = [
+            self._ndjson(min(per_request, total - sent), customers, f"I{sent}", offset=sent)
+            for sent in range(0, total, per_request)
+        ]
         rss_before = _rss_kb(worker)
         meter = CpuMeter(server.pid)
         before = meter.sample()
-        self.stdout.write(f"Import: {total:,} orders as NDJSON, one gunicorn worker…")
+        self.stdout.write(
+            f"Import: {total:,} orders for {len(customers):,} customers as NDJSON, one "
+            "gunicorn worker…"
+        )
         started = time.perf_counter()
         counts = {}
-        sent = 0
-        while sent < total:
-            batch = min(per_request, total - sent)
-            body = self._ndjson(batch, customers, f"I{sent}")
+        for body in bodies:
             summary = self._post_ndjson(options["port"], key, body)
             for name, value in summary.items():
                 counts[name] = counts.get(name, 0) + value
-            sent += batch
         elapsed = time.perf_counter() - started
         cpu = CpuMeter.spent(before, meter.sample())
         result = {
             "orders": total,
+            "customers": len(customers),
             "seconds": round(elapsed, 2),
             "orders_per_s": round(total / elapsed, 1),
             "results": counts,
