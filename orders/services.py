@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import Enum
+from itertools import pairwise
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
@@ -34,7 +35,15 @@ from django.db import connection, transaction
 from django.db.models import JSONField
 from django.utils import timezone
 
-from clients.models import ADDRESS_FIELDS, Address, AuditAction, AuditEntry, AuditOrigin, Customer
+from clients.models import (
+    ADDRESS_FIELDS,
+    LATEST_ORDER_DATES,
+    Address,
+    AuditAction,
+    AuditEntry,
+    AuditOrigin,
+    Customer,
+)
 from lifecycle.rules import group_sql
 from lifecycle.services import customers_group_refresh
 from notifications.attribution import campaign_credited, campaigns_credited
@@ -47,7 +56,13 @@ from orders.models import (
     OrderStatus,
     Product,
 )
-from orders.selectors import ZERO, customer_stats_for, customer_stats_sql
+from orders.selectors import (
+    ZERO,
+    CustomerStats,
+    customer_stats_for,
+    customer_stats_sql,
+    latest_dates_sql,
+)
 
 # Which status may follow which; anything else is refused. A full refund (order_refund) is
 # the only way to REFUNDED.
@@ -522,15 +537,7 @@ def order_place(
 
 
 # The statistics an order change adjusts (see CustomerStats; first_order_at never moves later).
-_STATS_FIELDS = (
-    "orders_count",
-    "total_spent",
-    "first_order_at",
-    "last_order_at",
-    "last_order_id",
-    "last_source",
-    "last_medium",
-)
+_STATS_FIELDS = CustomerStats.FIELDS
 
 
 # The customer's lifecycle group follows its statistics in the same statement (one write of
@@ -548,6 +555,16 @@ _NEWER = (
     "(last_order_at IS NULL OR last_order_at < %(at)s"
     " OR (last_order_at = %(at)s AND COALESCE(last_order_id, 0) < %(order)s))"
 )
+# The dates of the latest finalized orders (LATEST_ORDER_DATES) once the order's date is
+# among them, a missing date being older than any: the order takes the place of the first
+# date older than its own and pushes the older ones down one. Each column's new value is the
+# one before it if that one is not newer than the order, else the order's date if the column
+# is older, else the column unchanged.
+_DATES_AFTER_ADD = ",\n    ".join(
+    f"{column} = CASE WHEN {newer} IS NULL OR {newer} <= %(at)s THEN {newer}"
+    f" WHEN {column} IS NULL OR {column} < %(at)s THEN %(at)s ELSE {column} END"
+    for newer, column in pairwise(LATEST_ORDER_DATES)
+)
 # One statement: it takes the customer's row lock, and PostgreSQL evaluates it on the newest
 # committed row version, so concurrent adjustments for one customer add up. Every SET
 # expression reads the row as it was before the statement (SQL semantics, SQLite included).
@@ -559,6 +576,7 @@ UPDATE {_CUSTOMERS} SET
                           THEN %(at)s ELSE first_order_at END,
     last_order_at = CASE WHEN {_NEWER} THEN %(at)s ELSE last_order_at END,
     last_order_id = CASE WHEN {_NEWER} THEN %(order)s ELSE last_order_id END,
+    {_DATES_AFTER_ADD},
     last_source = CASE WHEN {_NEWER} THEN %(source)s ELSE last_source END,
     last_medium = CASE WHEN {_NEWER} THEN %(medium)s ELSE last_medium END,
     lifecycle_group = {_GROUP_AFTER_ADD}
@@ -1012,7 +1030,7 @@ _STATS_REFRESH_SQL = (
 , truth AS (
     SELECT ids.id, coalesce(s.n, 0) AS n, coalesce(s.spent, 0) AS spent, s.first_at,
            s.last_at, s.last_id, coalesce(s.source, '') AS source,
-           coalesce(s.medium, '') AS medium
+           coalesce(s.medium, '') AS medium, {latest_dates_sql("s")}
     FROM unnest(%(ids)s::bigint[]) AS ids(id)
     LEFT JOIN stats s ON s.customer_id = ids.id
 ), grouped AS (
@@ -1024,14 +1042,16 @@ _STATS_REFRESH_SQL = (
 UPDATE {_CUSTOMERS} c
 SET orders_count = truth.n, total_spent = truth.spent, first_order_at = truth.first_at,
     last_order_at = truth.last_at, last_order_id = truth.last_id, last_source = truth.source,
-    last_medium = truth.medium, lifecycle_group = truth.lifecycle_group
+    last_medium = truth.medium, lifecycle_group = truth.lifecycle_group,
+    {", ".join(f"{c} = truth.at_{k}" for k, c in enumerate(LATEST_ORDER_DATES[1:], 2))}
 FROM grouped truth
 WHERE c.id = truth.id
   AND (c.orders_count, c.total_spent, c.first_order_at, c.last_order_at, c.last_order_id,
-       c.last_source, c.last_medium, c.lifecycle_group)
+       c.last_source, c.last_medium, c.lifecycle_group,
+       {", ".join(f"c.{column}" for column in LATEST_ORDER_DATES[1:])})
       IS DISTINCT FROM
       (truth.n, truth.spent, truth.first_at, truth.last_at, truth.last_id, truth.source,
-       truth.medium, truth.lifecycle_group)
+       truth.medium, truth.lifecycle_group, {latest_dates_sql("truth")})
 """
 )
 
