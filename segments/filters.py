@@ -13,7 +13,7 @@ from datetime import timedelta
 import django_filters
 from django import forms
 from django.db.models import Exists, OuterRef, Q, Subquery
-from django.db.models.lookups import GreaterThan
+from django.db.models.lookups import Exact, GreaterThan
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_filters.widgets import SuffixedMultiWidget
@@ -32,16 +32,27 @@ _PK_LIMIT = 2**63 - 1
 MAX_PRODUCTS = 500
 
 
-def _clients_only(queryset) -> bool:
-    """Whether `queryset` is already restricted to the Clients tab (orders_count > 0, as
-    clients.models.IS_CLIENT writes it)."""
+def _restricted_to(queryset, lookup) -> bool:
+    """Whether `queryset`'s conditions include `orders_count <lookup> 0`."""
     return any(
-        isinstance(child, GreaterThan)
+        isinstance(child, lookup)
         and getattr(child.lhs, "target", None) is not None
         and child.lhs.target.name == "orders_count"
         and child.rhs == 0
         for child in queryset.query.where.children
     )
+
+
+def _clients_only(queryset) -> bool:
+    """Whether `queryset` is already restricted to the Clients tab (orders_count > 0, as
+    clients.models.IS_CLIENT writes it)."""
+    return _restricted_to(queryset, GreaterThan)
+
+
+def _leads_only(queryset) -> bool:
+    """Whether `queryset` is already restricted to the Leads tab (orders_count = 0, as
+    clients.models.IS_LEAD writes it)."""
+    return _restricted_to(queryset, Exact)
 
 
 def _nth_latest_order(n: int, *, since) -> Subquery:
@@ -228,6 +239,9 @@ class SegmentFilters(django_filters.FilterSet):
                 return queryset.filter(last_order_at__lt=since)
             return queryset.filter(Q(last_order_at__lt=since) | Q(last_order_at__isnull=True))
         stored = len(LATEST_ORDER_DATES)
+        if low and _leads_only(queryset):
+            # Leads have no finalized order (and no index of these dates to say so quickly).
+            return queryset.none()
         if low:
             # The low-th latest order (or the oldest stored) is in the period. From two on,
             # the second latest is said to be too: its index (clients migration 0023) finds

@@ -385,8 +385,23 @@ def test_filters_on_other_tables_count_up_to_their_own_cap(viewer_client, monkey
 
 def test_the_clients_tab_is_recognised_for_the_no_recent_order_filter():
     from clients.models import IS_CLIENT, IS_LEAD
-    from segments.filters import _clients_only
+    from segments.filters import _clients_only, _leads_only
 
     assert _clients_only(Customer.objects.filter(IS_CLIENT))
     assert not _clients_only(Customer.objects.filter(IS_LEAD))
     assert not _clients_only(Customer.objects.all())
+    assert _leads_only(Customer.objects.filter(IS_LEAD))
+    assert not _leads_only(Customer.objects.filter(IS_CLIENT))
+    assert not _leads_only(Customer.objects.all())
+
+
+def test_recent_orders_on_the_leads_tab(viewer_client):
+    """Leads have no finalized order: "at least one" finds none of them without reading the
+    tab, "none" finds them all, a lead's pending and cancelled orders never count."""
+    lead, other = CustomerFactory(), CustomerFactory()
+    make_order(lead, status="pending", placed_at=timezone.now() - timedelta(days=1))
+    make_order(lead, status="cancelled", placed_at=timezone.now() - timedelta(days=2))
+    url = "/clients/leads/?recent_orders_days=30&recent_orders_min="
+    for low in (1, 2, 7):
+        assert ids(viewer_client.get(f"{url}{low}")) == set()
+    assert ids(viewer_client.get(f"{url}0&recent_orders_max=3")) == {lead.pk, other.pk}
