@@ -9,6 +9,15 @@ from django.utils.translation import gettext_lazy as _
 # The Clients tab lists customers with at least one finalized order, the Leads tab the others.
 IS_CLIENT = Q(orders_count__gt=0)
 IS_LEAD = Q(orders_count=0)
+# The stored dates of a customer's latest finalized orders, newest first: the N-th is the
+# date of its N-th latest (None if it has fewer than N).
+LATEST_ORDER_DATES = (
+    "last_order_at",
+    "second_last_order_at",
+    "third_last_order_at",
+    "fourth_last_order_at",
+    "fifth_last_order_at",
+)
 
 
 class Customer(models.Model):
@@ -67,6 +76,15 @@ class Customer(models.Model):
         related_name="+",
         db_index=False,
     )
+    # The dates of the second to fifth latest finalized orders (None below two, three...),
+    # so that "at least / at most N orders in the last D days" (segments/filters.py) compares
+    # a stored date instead of counting each candidate's orders: a customer has N or more
+    # orders since D iff its N-th latest order is since D. Kept in the order services'
+    # statistics statement, like last_order_at (LATEST_ORDER_DATES lists them in order).
+    second_last_order_at = models.DateTimeField(null=True, blank=True, editable=False)
+    third_last_order_at = models.DateTimeField(null=True, blank=True, editable=False)
+    fourth_last_order_at = models.DateTimeField(null=True, blank=True, editable=False)
+    fifth_last_order_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_source = models.CharField(max_length=100, blank=True)
     last_medium = models.CharField(max_length=100, blank=True)
     # Country of the default billing address, so the country filter needs no join.

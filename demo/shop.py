@@ -24,7 +24,7 @@ from django.db import connections, models, transaction
 from django.db.models import Max
 from faker import Faker
 
-from clients.models import ADDRESS_FIELDS, Address, Customer, Note
+from clients.models import ADDRESS_FIELDS, LATEST_ORDER_DATES, Address, Customer, Note
 from clients.search import customer_search_text, normalize
 from demo.push_service import demo_endpoint_base, demo_subscription_keys
 from notifications.models import PushSubscription
@@ -283,6 +283,7 @@ CUSTOMER = TableSpec(
         "last_order_id",
         "last_source",
         "last_medium",
+        *LATEST_ORDER_DATES[1:],
         "country",
         "push_opt_in",
         "search_text",
@@ -520,13 +521,16 @@ class DemoShop:
                 self._notes(customer_id, created, notes)
 
             if stats:
-                count, spent, first_at, last_at, last_id, last_source, last_medium = stats
+                count, spent, first_at, last_at, last_id, source, medium, earlier = stats
                 stats_text = (
                     f"{count}\t{_money(spent)}\t{ts(first_at)}\t{ts(last_at)}\t{last_id}\t"
-                    f"{last_source}\t{last_medium}"
+                    f"{source}\t{medium}\t"
+                    + "\t".join(NULL if at is None else ts(at) for at in earlier)
                 )
             else:
-                stats_text = f"0\t0.00\t{NULL}\t{NULL}\t{NULL}\t\t"
+                stats_text = f"0\t0.00\t{NULL}\t{NULL}\t{NULL}\t\t\t" + "\t".join(
+                    [NULL] * (len(LATEST_ORDER_DATES) - 1)
+                )
             search_parts = [
                 str(customer_id),
                 pool.search_forms[first] if first else "",
@@ -626,6 +630,8 @@ class DemoShop:
         ts, baskets, traffic, currency = self._ts, self.baskets, self.traffic, self.currency
         count = spent = 0
         first_at = last_at = last_id = None
+        # The dates of the finalized orders before the last, newest first (LATEST_ORDER_DATES).
+        earlier = [None] * (len(LATEST_ORDER_DATES) - 1)
         last_source = last_medium = ""
         for k in range(n_orders):
             order_id = first_order + k
@@ -651,10 +657,11 @@ class DemoShop:
                 if first_at is None:
                     first_at = placed
                 # Times are sorted and ids ascending, so the last finalized one is the newest.
+                earlier = [last_at, *earlier[:-1]]
                 last_at, last_id, last_source, last_medium = placed, order_id, source, medium
         if not count:
             return None
-        return count, spent, first_at, last_at, last_id, last_source, last_medium
+        return count, spent, first_at, last_at, last_id, last_source, last_medium, earlier
 
     def _status(self, placed: int, is_client: bool) -> str:
         draw = self.rng.random()

@@ -12,6 +12,7 @@ from django.db.models import Count, F, Max, Min, Prefetch, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
+from clients.models import LATEST_ORDER_DATES
 from orders.models import FINALIZED_STATUSES, Order, OrderLine
 
 ZERO = Decimal("0.00")
@@ -26,6 +27,11 @@ class CustomerStats:
     last_order_id: int | None
     last_source: str
     last_medium: str
+    # The dates of the second to fifth latest finalized orders (LATEST_ORDER_DATES).
+    second_last_order_at: datetime | None
+    third_last_order_at: datetime | None
+    fourth_last_order_at: datetime | None
+    fifth_last_order_at: datetime | None
 
     FIELDS = (
         "orders_count",
@@ -35,6 +41,7 @@ class CustomerStats:
         "last_order_id",
         "last_source",
         "last_medium",
+        *LATEST_ORDER_DATES[1:],
     )
 
 
@@ -47,7 +54,13 @@ def customer_stats_compute(*, customer_id: int) -> CustomerStats:
         first=Min("placed_at"),
         last=Max("placed_at"),
     )
-    last = finalized.order_by("-placed_at", "-id").values("id", "source", "medium").first()
+    latest = list(
+        finalized.order_by("-placed_at", "-id").values("id", "source", "medium", "placed_at")[
+            : len(LATEST_ORDER_DATES)
+        ]
+    )
+    last = latest[0] if latest else None
+    dates = [row["placed_at"] for row in latest] + [None] * len(LATEST_ORDER_DATES)
     return CustomerStats(
         orders_count=agg["count"],
         total_spent=Decimal(agg["spent"] or ZERO).quantize(ZERO),
@@ -56,6 +69,7 @@ def customer_stats_compute(*, customer_id: int) -> CustomerStats:
         last_order_id=last["id"] if last else None,
         last_source=last["source"] if last else "",
         last_medium=last["medium"] if last else "",
+        **dict(zip(LATEST_ORDER_DATES[1:], dates[1:], strict=False)),
     )
 
 
@@ -71,15 +85,18 @@ def customer_stats_for(customer_ids: list[int]) -> dict[int, CustomerStats]:
             last=Max("placed_at"),
         )
     }
-    last_orders = {}
+    last_orders, dates = {}, {}
     for row in finalized.order_by("customer_id", "placed_at", "id").values_list(
-        "customer_id", "id", "source", "medium"
+        "customer_id", "id", "source", "medium", "placed_at"
     ):
-        last_orders[row[0]] = row[1:]  # ascending order: the last one seen wins
+        last_orders[row[0]] = row[1:4]  # ascending order: the last one seen wins
+        seen = dates.setdefault(row[0], [None] * len(LATEST_ORDER_DATES))
+        seen[:] = [row[4], *seen[:-1]]  # the latest ones, newest first
     stats = {}
     for customer_id in customer_ids:
         agg = totals.get(customer_id)
         last_id, source, medium = last_orders.get(customer_id, (None, "", ""))
+        latest = dates.get(customer_id, [None] * len(LATEST_ORDER_DATES))
         stats[customer_id] = CustomerStats(
             orders_count=agg["count"] if agg else 0,
             total_spent=Decimal(agg["spent"] or ZERO).quantize(ZERO) if agg else ZERO,
@@ -88,19 +105,30 @@ def customer_stats_for(customer_ids: list[int]) -> dict[int, CustomerStats]:
             last_order_id=last_id,
             last_source=source,
             last_medium=medium,
+            **dict(zip(LATEST_ORDER_DATES[1:], latest[1:], strict=True)),
         )
     return stats
+
+
+def latest_dates_sql(table: str) -> str:
+    """The stats' at_2 ... at_K columns (LATEST_ORDER_DATES after the first) of `table`."""
+    return ", ".join(f"{table}.at_{k}" for k in range(2, len(LATEST_ORDER_DATES) + 1))
 
 
 def customer_stats_sql(*, where: str = "") -> str:
     """PostgreSQL: the customer statistics as SQL, the set-based form of customer_stats_for.
 
     `WITH` clauses ending in `stats(customer_id, n, spent, first_at, last_at, last_id,
-    source, medium)`, one row per customer with a finalized order (`where` narrows the orders
-    read, e.g. "AND customer_id = ANY(%(ids)s)"; `%(statuses)s` is FINALIZED_STATUSES). The
-    rebuild's drift check is written on it, and
-    tests/test_derived_definitions.py checks it against the ORM computations field by field.
+    source, medium, at_2, at_3, ...)`, one row per customer with a finalized order
+    (`where` narrows the orders read, e.g. "AND customer_id = ANY(%(ids)s)"; `%(statuses)s`
+    is FINALIZED_STATUSES). The rebuild's drift check is written on it, and
+    tests/test_derived_definitions.py checks it against the ORM
+    computations field by field.
     """
+    _leads = ", ".join(
+        f"lead(placed_at, {k - 1}) OVER latest AS at_{k}"
+        for k in range(2, len(LATEST_ORDER_DATES) + 1)
+    )
     return f"""
 WITH finalized AS (
     SELECT customer_id, id, placed_at, total - refunded_amount AS net, source, medium
@@ -111,11 +139,15 @@ WITH finalized AS (
            min(placed_at) AS first_at, max(placed_at) AS last_at
     FROM finalized GROUP BY customer_id
 ), last AS (
-    SELECT DISTINCT ON (customer_id) customer_id, id, source, medium
-    FROM finalized ORDER BY customer_id, placed_at DESC, id DESC
+    -- The window sorts as DISTINCT ON does: one sort gives the latest order and the dates
+    -- of the ones before it (at_2 ... at_K: LATEST_ORDER_DATES).
+    SELECT DISTINCT ON (customer_id) customer_id, id, source, medium, {_leads}
+    FROM finalized
+    WINDOW latest AS (PARTITION BY customer_id ORDER BY placed_at DESC, id DESC)
+    ORDER BY customer_id, placed_at DESC, id DESC
 ), stats AS (
     SELECT t.customer_id, t.n, t.spent, t.first_at, t.last_at, l.id AS last_id,
-           l.source, l.medium
+           l.source, l.medium, {latest_dates_sql("l")}
     FROM totals t JOIN last l USING (customer_id)
 )"""
 

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from itertools import pairwise
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
@@ -33,7 +34,15 @@ from django.db import connection, transaction
 from django.db.models import JSONField
 from django.utils import timezone
 
-from clients.models import ADDRESS_FIELDS, Address, AuditAction, AuditEntry, AuditOrigin, Customer
+from clients.models import (
+    ADDRESS_FIELDS,
+    LATEST_ORDER_DATES,
+    Address,
+    AuditAction,
+    AuditEntry,
+    AuditOrigin,
+    Customer,
+)
 from lifecycle.rules import group_sql
 from lifecycle.services import customers_group_refresh
 from notifications.attribution import campaign_credited, campaigns_credited
@@ -46,7 +55,11 @@ from orders.models import (
     OrderStatus,
     Product,
 )
-from orders.selectors import ZERO, customer_stats_for
+from orders.selectors import (
+    ZERO,
+    CustomerStats,
+    customer_stats_for,
+)
 
 # Which status may follow which; anything else is refused. A full refund (order_refund) is
 # the only way to REFUNDED.
@@ -540,15 +553,7 @@ def order_place(
 
 
 # The statistics an order change adjusts (see CustomerStats; first_order_at never moves later).
-_STATS_FIELDS = (
-    "orders_count",
-    "total_spent",
-    "first_order_at",
-    "last_order_at",
-    "last_order_id",
-    "last_source",
-    "last_medium",
-)
+_STATS_FIELDS = CustomerStats.FIELDS
 
 
 # The customer's lifecycle group follows its statistics in the same statement (one write of
@@ -566,6 +571,16 @@ _NEWER = (
     "(last_order_at IS NULL OR last_order_at < %(at)s"
     " OR (last_order_at = %(at)s AND COALESCE(last_order_id, 0) < %(order)s))"
 )
+# The dates of the latest finalized orders (LATEST_ORDER_DATES) once the order's date is
+# among them, a missing date being older than any: the order takes the place of the first
+# date older than its own and pushes the older ones down one. Each column's new value is the
+# one before it if that one is not newer than the order, else the order's date if the column
+# is older, else the column unchanged.
+_DATES_AFTER_ADD = ",\n    ".join(
+    f"{column} = CASE WHEN {newer} IS NULL OR {newer} <= %(at)s THEN {newer}"
+    f" WHEN {column} IS NULL OR {column} < %(at)s THEN %(at)s ELSE {column} END"
+    for newer, column in pairwise(LATEST_ORDER_DATES)
+)
 # One statement: it takes the customer's row lock, and PostgreSQL evaluates it on the newest
 # committed row version, so concurrent adjustments for one customer add up. Every SET
 # expression reads the row as it was before the statement (SQL semantics, SQLite included).
@@ -577,6 +592,7 @@ UPDATE {_CUSTOMERS} SET
                           THEN %(at)s ELSE first_order_at END,
     last_order_at = CASE WHEN {_NEWER} THEN %(at)s ELSE last_order_at END,
     last_order_id = CASE WHEN {_NEWER} THEN %(order)s ELSE last_order_id END,
+    {_DATES_AFTER_ADD},
     last_source = CASE WHEN {_NEWER} THEN %(source)s ELSE last_source END,
     last_medium = CASE WHEN {_NEWER} THEN %(medium)s ELSE last_medium END,
     lifecycle_group = {_GROUP_AFTER_ADD}
@@ -1103,9 +1119,10 @@ WITH rows AS (
     SELECT DISTINCT ON (customer_id) customer_id, at, order_id, source, medium
     FROM rows WHERE at IS NOT NULL ORDER BY customer_id, at DESC, order_id DESC
 ), d AS (
-    SELECT t.customer_id, t.n, t.net, t.first_at, newest.at AS last_at,
+    SELECT t.customer_id, t.n, t.net, t.first_at, t.dates, newest.at AS last_at,
            newest.order_id AS last_id, newest.source, newest.medium
-    FROM (SELECT customer_id, sum(n) AS n, sum(net) AS net, min(at) AS first_at
+    FROM (SELECT customer_id, sum(n) AS n, sum(net) AS net, min(at) AS first_at,
+                 coalesce(array_agg(at) FILTER (WHERE at IS NOT NULL), '{{}}') AS dates
           FROM rows GROUP BY customer_id) t
     LEFT JOIN newest USING (customer_id)
 )
@@ -1119,6 +1136,13 @@ UPDATE {_CUSTOMERS} c SET
     last_order_id = CASE WHEN {_BATCH_NEWER} THEN d.last_id ELSE c.last_order_id END,
     last_source = CASE WHEN {_BATCH_NEWER} THEN d.source ELSE c.last_source END,
     last_medium = CASE WHEN {_BATCH_NEWER} THEN d.medium ELSE c.last_medium END,
+    ({", ".join(LATEST_ORDER_DATES[1:])}) = (
+        SELECT {", ".join(f"m[{k}]" for k in range(2, len(LATEST_ORDER_DATES) + 1))}
+        FROM (SELECT array_agg(at ORDER BY at DESC) AS m
+              FROM unnest(d.dates || ARRAY[{", ".join(f"c.{c}" for c in LATEST_ORDER_DATES)}])
+                  AS latest(at)
+              WHERE at IS NOT NULL) AS merged
+    ),
     lifecycle_group = {
     group_sql(
         "postgresql", n="c.orders_count + d.n", spent="c.total_spent + d.net", last=_BATCH_LAST

@@ -12,13 +12,13 @@ from datetime import timedelta
 
 import django_filters
 from django import forms
-from django.db.models import Count, Exists, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
-from django.db.models.lookups import GreaterThan
+from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models.lookups import Exact, GreaterThan
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_filters.widgets import SuffixedMultiWidget
 
+from clients.models import LATEST_ORDER_DATES
 from orders.models import FINALIZED_STATUSES, CustomerProduct, Order, Product
 from tags.models import CustomerTag, Tag
 
@@ -32,15 +32,39 @@ _PK_LIMIT = 2**63 - 1
 MAX_PRODUCTS = 500
 
 
-def _clients_only(queryset) -> bool:
-    """Whether `queryset` is already restricted to the Clients tab (orders_count > 0, as
-    clients.models.IS_CLIENT writes it)."""
+def _restricted_to(queryset, lookup) -> bool:
+    """Whether `queryset`'s conditions include `orders_count <lookup> 0`."""
     return any(
-        isinstance(child, GreaterThan)
+        isinstance(child, lookup)
         and getattr(child.lhs, "target", None) is not None
         and child.lhs.target.name == "orders_count"
         and child.rhs == 0
         for child in queryset.query.where.children
+    )
+
+
+def _clients_only(queryset) -> bool:
+    """Whether `queryset` is already restricted to the Clients tab (orders_count > 0, as
+    clients.models.IS_CLIENT writes it)."""
+    return _restricted_to(queryset, GreaterThan)
+
+
+def _leads_only(queryset) -> bool:
+    """Whether `queryset` is already restricted to the Leads tab (orders_count = 0, as
+    clients.models.IS_LEAD writes it)."""
+    return _restricted_to(queryset, Exact)
+
+
+def _nth_latest_order(n: int, *, since) -> Subquery:
+    """The date of the customer's n-th latest finalized order placed since `since` (NULL if
+    it has fewer): at most n entries of the orders' (customer, placed_at) index, and their
+    rows for the status."""
+    return Subquery(
+        Order.objects.filter(
+            customer=OuterRef("pk"), status__in=FINALIZED_STATUSES, placed_at__gte=since
+        )
+        .order_by("-placed_at", "-id")
+        .values("placed_at")[n - 1 : n]
     )
 
 
@@ -199,9 +223,12 @@ class SegmentFilters(django_filters.FilterSet):
     def by_recent_orders(self, queryset, name, value):
         """Customers with between `low` and `high` finalized orders placed in the last `days`.
 
-        "At least one" and "none" read the stored last order date alone (its per-tab index);
-        other counts count each candidate's orders in the period (the (customer, placed_at)
-        index), after the stored statistics have ruled out whoever cannot match.
+        A customer has at least N orders since a date iff its N-th latest finalized order is
+        since that date, and at most N iff its (N+1)-th is not. The customer stores the dates
+        of its five latest (clients.models.LATEST_ORDER_DATES, kept by the order services),
+        so up to five the filter compares stored dates; past five it reads the N-th latest
+        order from the (customer, placed_at) index, at most N rows per candidate, for the
+        candidates the stored dates have not ruled out.
         """
         low, high, days = value
         since = timezone.now() - timedelta(days=days)
@@ -211,25 +238,39 @@ class SegmentFilters(django_filters.FilterSet):
                 # Clients always have a last order: a range the tab's index reads directly.
                 return queryset.filter(last_order_at__lt=since)
             return queryset.filter(Q(last_order_at__lt=since) | Q(last_order_at__isnull=True))
+        stored = len(LATEST_ORDER_DATES)
+        if low and _leads_only(queryset):
+            # Leads have no finalized order (and no index of these dates to say so quickly).
+            return queryset.none()
         if low:
-            # A customer whose last finalized order is older has none in the period.
-            queryset = queryset.filter(last_order_at__gte=since, orders_count__gte=low)
-        if low <= 1 and high is None:
-            return queryset
-        recent = (
-            Order.objects.filter(
-                customer=OuterRef("pk"), status__in=FINALIZED_STATUSES, placed_at__gte=since
-            )
-            .order_by()
-            .values("customer")
-            .annotate(n=Count("pk"))
-            .values("n")
-        )
-        queryset = queryset.alias(recent_orders=Coalesce(Subquery(recent), 0))
-        if low > 1:
-            queryset = queryset.filter(recent_orders__gte=low)
+            # The low-th latest order (or the oldest stored) is in the period. From two on,
+            # the second latest is said to be too: its index (clients migration 0023) finds
+            # the few customers of a short period. Not every date in between: PostgreSQL would
+            # take them for independent conditions and expect far fewer matches.
+            wanted = {LATEST_ORDER_DATES[min(low, stored) - 1]}
+            if low >= 2:
+                wanted.add(LATEST_ORDER_DATES[1])
+            queryset = queryset.filter(**{f"{column}__gte": since for column in sorted(wanted)})
+            if low > stored:
+                queryset = queryset.alias(recent_low=_nth_latest_order(low, since=since)).filter(
+                    orders_count__gte=low, recent_low__isnull=False
+                )
         if high is not None:
-            queryset = queryset.filter(recent_orders__lte=high)
+            if high < stored:
+                column = LATEST_ORDER_DATES[high]
+                queryset = queryset.filter(
+                    Q(**{f"{column}__lt": since}) | Q(**{f"{column}__isnull": True})
+                )
+            else:
+                column = LATEST_ORDER_DATES[-1]
+                queryset = queryset.alias(
+                    recent_high=_nth_latest_order(high + 1, since=since)
+                ).filter(
+                    Q(**{f"{column}__lt": since})
+                    | Q(**{f"{column}__isnull": True})
+                    | Q(orders_count__lte=high)
+                    | Q(recent_high__isnull=True)
+                )
         return queryset
 
     def by_launch_source(self, queryset, name, value):

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from clients.models import IS_CLIENT, IS_LEAD, Customer
+from clients.models import IS_CLIENT, IS_LEAD, LATEST_ORDER_DATES, Customer
 from lifecycle.rules import Group
 from lifecycle.services import lifecycle_recompute
 from orders.models import OrderStatus
@@ -37,8 +37,9 @@ LIST_INDEXES = importlib.import_module("clients.migrations.0004_postgres_list_in
 @pytest.fixture
 def shop():
     """Customers whose statistics are easy to get wrong: no order, only pending and cancelled
-    orders, full and partial refunds, several finalized orders placed at the same instant
-    (the id breaks the tie), and a later pending order that must not count."""
+    orders, full and partial refunds, orders paid in another order than they were placed,
+    several finalized orders placed at the same instant (the id breaks the tie), and a later
+    pending order that must not count."""
     at = timezone.now().replace(microsecond=0) - timedelta(days=30)
     lead = CustomerFactory()
     browser = CustomerFactory()
@@ -46,6 +47,11 @@ def shop():
     make_order(browser, status=OrderStatus.CANCELLED, placed_at=at + timedelta(days=1))
     refunded = CustomerFactory()
     make_order(refunded, status=OrderStatus.REFUNDED, total="30.00", placed_at=at)
+    # Placed on days 0, 4, 1, 3, 2 and paid in that order: each payment lands at another
+    # place among the three latest dates.
+    unordered = CustomerFactory()
+    for day in (0, 4, 1, 3, 2):
+        make_order(unordered, placed_at=at + timedelta(days=day))
     tied = CustomerFactory()
     make_order(tied, total="10.00", placed_at=at, source="google", medium="cpc")
     make_order(tied, total="20.00", placed_at=at + timedelta(days=2), source="a", medium="b")
@@ -59,7 +65,7 @@ def shop():
         medium="email",
     )
     make_order(tied, status=OrderStatus.PENDING, placed_at=at + timedelta(days=3), source="x")
-    return [lead, browser, refunded, tied]
+    return [lead, browser, refunded, unordered, tied]
 
 
 def test_the_two_orm_computations_agree(shop):
@@ -70,6 +76,15 @@ def test_the_two_orm_computations_agree(shop):
     assert (tied.orders_count, tied.total_spent) == (3, Decimal("34.50"))
     assert (tied.last_source, tied.last_medium) == ("newsletter", "email")  # the higher id
     assert batch[shop[2].pk].orders_count == 1 and batch[shop[2].pk].total_spent == 0
+    assert (tied.second_last_order_at, tied.third_last_order_at) == (
+        tied.last_order_at,
+        tied.last_order_at - timedelta(days=2),
+    )
+    assert tied.fourth_last_order_at is None
+    unordered = batch[shop[3].pk]
+    assert [getattr(unordered, column) for column in LATEST_ORDER_DATES] == [
+        unordered.last_order_at - timedelta(days=days) for days in range(5)
+    ]
 
 
 def test_the_services_store_what_the_computations_define(shop, capsys):
@@ -89,6 +104,10 @@ WRONG_VALUES = {
     "last_order_id": None,
     "last_source": "google",
     "last_medium": "cpc",
+    "second_last_order_at": timezone.now() - timedelta(days=2),
+    "third_last_order_at": None,
+    "fourth_last_order_at": timezone.now() - timedelta(days=3),
+    "fifth_last_order_at": timezone.now() - timedelta(days=4),
 }
 
 

@@ -16,8 +16,12 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from clients.models import Customer
 from notifications.models import Campaign, CampaignStatus
 from notifications.services import Audience, Message, campaign_create
+from segments.services import segment_create
+from tags.models import Tag
+from tags.services import customer_set_tags, tag_job_create, tag_job_run
 from tests.browser.conftest import DESKTOP, MOBILE, log_in
 from tests.browser.shop import build_shop
 from tests.factories import UserFactory, make_click, make_order
@@ -111,9 +115,32 @@ def test_main_pages_have_no_serious_accessibility_violation(new_page, lang):
         ("lifecycle", reverse("lifecycle:dashboard")),
         ("overdue", reverse("lifecycle:overdue")),
     ]
+    # Tags, a saved segment and a bulk tag job (issue 14).
+    for customer in Customer.objects.filter(orders_count__gt=0).order_by("pk")[:8]:
+        customer_set_tags(customer=customer, actor=admin, names=["VIP", "Newsletter"])
+    vip = Tag.objects.get(name="VIP")
+    segment = segment_create(
+        actor=admin,
+        name="VIP fidèles" if lang == "fr" else "Loyal VIPs",
+        tab="clients",
+        query=f"tags_any={vip.pk}&recent_orders_min=2&recent_orders_days=365",
+    )
+    job = tag_job_create(
+        actor=admin, action="add", names=["Summer"], tab="clients", ids=[], query=segment.query
+    )
+    tag_job_run(job_id=job.pk)
+    pages += [
+        ("tags", reverse("tags:tag-list")),
+        ("segment", segment.get_absolute_url()),
+        ("tag-job", job.get_absolute_url()),
+    ]
     for name, url in pages:
         page.goto(url)
         found += check_and_capture(page, name, lang)
+    # The segment's list with the bulk tagging form open.
+    page.goto(segment.get_absolute_url())
+    page.locator("details.bulk-tags summary").click()
+    found += check_and_capture(page, "bulk-tags", lang)
     # The client page with an editor open, as staff see it.
     page.goto(shop.star.get_absolute_url())
     page.locator("#contact a[href$='/contact/']").click()

@@ -4,13 +4,16 @@ audience (clients.selectors.customer_audience), on both databases."""
 import io
 import re
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from clients.filters import CustomerFilter
 from clients.models import Customer
 from clients.selectors import customer_audience
 from notifications.models import Campaign, Delivery, PushSubscription
@@ -131,6 +134,41 @@ def test_orders_in_the_last_days(viewer_client):
     assert ids(viewer_client.get(url)) == {old.pk}
     url = "/clients/?recent_orders_min=1&recent_orders_max=1&recent_orders_days=30"
     assert ids(viewer_client.get(url)) == {both.pk}
+
+
+def test_orders_in_the_last_days_agree_with_counting_the_orders():
+    """Every range, below, at and past the five dates stored on the customer
+    (clients.models.LATEST_ORDER_DATES), selects whoever a count of their finalized orders in
+    the period says, on both tabs: orders paid in another order than they were placed, on
+    the same day, and orders never paid or cancelled that do not count."""
+    now = timezone.now()
+    placed_days_ago = [[], [3], [3, 40], [40, 3, 10], [1, 1, 1, 1], [2, 50, 8, 20, 9, 4]]
+    placed_days_ago += [[100, 200, 5, 6, 7, 8, 9], [29, 31, 28, 33, 27], [1, 2, 3, 4, 5, 6, 6]]
+    customers = {}
+    for days_ago in placed_days_ago:
+        customer = CustomerFactory()
+        for days in days_ago:
+            make_order(customer, placed_at=now - timedelta(days=days, hours=1))
+        make_order(customer, status="cancelled", placed_at=now - timedelta(days=1))
+        make_order(customer, status="pending", placed_at=now - timedelta(days=2))
+        customers[customer.pk] = days_ago
+    for period in (7, 30):
+        for low in (None, 0, 1, 2, 3, 5, 6, 7):
+            for high in (None, 0, 1, 2, 4, 5, 6, 8):
+                if low is not None and high is not None and low > high:
+                    continue
+                params = {"recent_orders_days": period}
+                params |= {"recent_orders_min": low} if low is not None else {}
+                params |= {"recent_orders_max": high} if high is not None else {}
+                lowest = 1 if low is None and high is None else (low or 0)
+                highest = 10**9 if high is None else high
+                expected = {
+                    pk
+                    for pk, days_ago in customers.items()
+                    if lowest <= sum(days < period for days in days_ago) <= highest
+                }
+                found = CustomerFilter(QueryDict(urlencode(params)), Customer.objects.all()).qs
+                assert set(found.values_list("pk", flat=True)) == expected, params
 
 
 @pytest.mark.parametrize(
@@ -347,8 +385,23 @@ def test_filters_on_other_tables_count_up_to_their_own_cap(viewer_client, monkey
 
 def test_the_clients_tab_is_recognised_for_the_no_recent_order_filter():
     from clients.models import IS_CLIENT, IS_LEAD
-    from segments.filters import _clients_only
+    from segments.filters import _clients_only, _leads_only
 
     assert _clients_only(Customer.objects.filter(IS_CLIENT))
     assert not _clients_only(Customer.objects.filter(IS_LEAD))
     assert not _clients_only(Customer.objects.all())
+    assert _leads_only(Customer.objects.filter(IS_LEAD))
+    assert not _leads_only(Customer.objects.filter(IS_CLIENT))
+    assert not _leads_only(Customer.objects.all())
+
+
+def test_recent_orders_on_the_leads_tab(viewer_client):
+    """Leads have no finalized order: "at least one" finds none of them without reading the
+    tab, "none" finds them all, a lead's pending and cancelled orders never count."""
+    lead, other = CustomerFactory(), CustomerFactory()
+    make_order(lead, status="pending", placed_at=timezone.now() - timedelta(days=1))
+    make_order(lead, status="cancelled", placed_at=timezone.now() - timedelta(days=2))
+    url = "/clients/leads/?recent_orders_days=30&recent_orders_min="
+    for low in (1, 2, 7):
+        assert ids(viewer_client.get(f"{url}{low}")) == set()
+    assert ids(viewer_client.get(f"{url}0&recent_orders_max=3")) == {lead.pk, other.pk}

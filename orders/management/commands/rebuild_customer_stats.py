@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
-from clients.models import Customer
+from clients.models import LATEST_ORDER_DATES, Customer
 from lifecycle.services import customers_group_refresh
 from orders.models import FINALIZED_STATUSES
 from orders.selectors import CustomerStats, customer_stats_for, customer_stats_sql
@@ -10,6 +10,10 @@ from orders.services import customer_products_rebuild
 # PostgreSQL: every customer's stored statistics against the orders, in one statement (so one
 # snapshot: the services change orders and statistics in the same transaction). Returns the
 # number of customers and the ids of those that differ.
+_LATEST_DATES_DRIFT = "".join(
+    f"\n    OR c.{column} IS DISTINCT FROM s.at_{k}"
+    for k, column in enumerate(LATEST_ORDER_DATES[1:], 2)
+)
 _DRIFT_SQL = (
     customer_stats_sql()
     + """
@@ -20,7 +24,7 @@ SELECT count(*), array_agg(c.id) FILTER (WHERE
     OR c.last_order_at IS DISTINCT FROM s.last_at
     OR c.last_order_id IS DISTINCT FROM s.last_id
     OR c.last_source IS DISTINCT FROM coalesce(s.source, '')
-    OR c.last_medium IS DISTINCT FROM coalesce(s.medium, ''))
+    OR c.last_medium IS DISTINCT FROM coalesce(s.medium, ''){latest_dates})
 FROM {customers} c
 LEFT JOIN stats s ON s.customer_id = c.id
 """
@@ -30,7 +34,8 @@ LEFT JOIN stats s ON s.customer_id = c.id
 class Command(BaseCommand):
     help = (
         "Recompute every customer's stored statistics (orders, total spent, first/last order, "
-        "last source) from the orders, fix those that drifted, and report how many did."
+        "the dates of the four orders before the last, last source) from the orders, fix "
+        "those that drifted, and report how many did."
     )
 
     def add_arguments(self, parser):
@@ -73,7 +78,10 @@ class Command(BaseCommand):
         recomputed one batch at a time as the services would."""
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL work_mem = '256MB'")
-            sql = _DRIFT_SQL.format(customers=connection.ops.quote_name(Customer._meta.db_table))
+            sql = _DRIFT_SQL.format(
+                customers=connection.ops.quote_name(Customer._meta.db_table),
+                latest_dates=_LATEST_DATES_DRIFT,
+            )
             cursor.execute(sql, {"statuses": [str(s) for s in FINALIZED_STATUSES]})
             seen, suspects = cursor.fetchone()
         suspects = sorted(suspects or [])
