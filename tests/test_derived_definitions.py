@@ -166,8 +166,9 @@ def test_the_imports_statistics_add_what_the_computations_define(shop):
     recompute): afterwards every customer's statistics are what the computations give, for
     orders created finalized, older than the first, tied on placed_at with the last (the id
     breaks the tie), pending orders paid by a later batch, refunds added to finalized orders,
-    and orders that change no statistic."""
-    lead, browser, refunded, tied = shop
+    and orders that change no statistic; several orders of one customer in a batch, newer,
+    between and older than its five latest dates."""
+    lead, browser, refunded, unordered, tied = shop
     at = timezone.now().replace(microsecond=0) - timedelta(days=30)
     paid, fulfilled, pending = OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.PENDING
     first = orders_import(
@@ -179,9 +180,13 @@ def test_the_imports_statistics_add_what_the_computations_define(shop):
             _import_item(tied, "AD-5", at + timedelta(days=2), paid, total="1.00", source="tie"),
             _import_item(tied, "AD-6", at - timedelta(days=1), fulfilled, total="3.00"),
             _import_item(refunded, "AD-7", at + timedelta(days=1), pending),
+            _import_item(unordered, "AD-9", at + timedelta(days=2, hours=12), paid),
+            _import_item(unordered, "AD-10", at + timedelta(days=10), fulfilled),
+            _import_item(unordered, "AD-11", at - timedelta(days=5), paid),
+            _import_item(unordered, "AD-12", at + timedelta(days=3), paid),
         ]
     )
-    assert [r[0] for r in first] == ["created"] * 7
+    assert [r[0] for r in first] == ["created"] * 11
     second = orders_import(
         [
             _import_item(lead, "AD-1", at + timedelta(days=5), paid, refunded="4.00"),
@@ -201,6 +206,9 @@ def test_the_imports_statistics_add_what_the_computations_define(shop):
     assert (lead_stats.orders_count, lead_stats.total_spent) == (3, Decimal("16.00"))
     assert lead_stats.last_order_at == at + timedelta(days=6)
     assert customer_stats_compute(customer_id=tied.pk).last_source == "tie"
+    unordered_stats = customer_stats_compute(customer_id=unordered.pk)
+    assert unordered_stats.orders_count == 9
+    assert unordered_stats.fifth_last_order_at == at + timedelta(days=2, hours=12)
     assert lifecycle_recompute().changed == 0
 
 
