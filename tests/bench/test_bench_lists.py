@@ -76,6 +76,9 @@ def test_bench_lists_measures_every_case_and_writes_json(buyers, tmp_path, capsy
     # A second run reuses the client with 5,000 orders instead of adding another.
     call_command("bench_lists", "--repeat", "1", "--skip-naive", "--output", output)
     assert json.loads(output.read_text())["customers"] == data["customers"]
+    # The data it added is what the order services would have recorded.
+    call_command("rebuild_customer_stats", "--check")
+    assert "0 had drifted" in capsys.readouterr().out
 
 
 def test_bench_lists_measures_the_deep_page_after_a_burst_of_order_changes(
