@@ -3,8 +3,10 @@
 Requests are built and responses parsed by h11 (a sans-I/O HTTP/1.1 implementation that
 validates the request target and every header value: a CR/LF or a control character in a
 stored endpoint raises before a byte is written); this module only moves h11's bytes over
-asyncio streams, keeps connections alive per origin, and, above all, says for every failed
-exchange whether the request **may have reached the service**:
+asyncio transports (each connection is a protocol that feeds h11 where the answer's bytes
+land: no task, stream buffer or wake-up per request), keeps connections alive per origin,
+and, above all, says for every failed exchange whether the request **may have reached the
+service**:
 
 - `NotSent`: certainly nothing of this request reached the service — the connection could not
   be opened (refused, DNS, TLS handshake, connect timeout). Safe to send again.
@@ -19,13 +21,15 @@ POST with a small body, keep-alive, TLS, a status and a few headers back); see
 notifications/README.md for the measured cost of each option.
 
 - at most `limit` connections in all, kept alive and reused per origin (scheme, host, port),
-  but only while idle for less than `KEEPALIVE_IDLE` seconds and with nothing unread on them
-  (a server closes idle connections; a write racing that close is an unknown outcome, so
-  old connections are not risked);
+  but only while idle for less than `KEEPALIVE_IDLE` seconds and with nothing received since
+  their last answer (a server closes idle connections; a write racing that close is an
+  unknown outcome, so old connections are not risked);
 - TLS with the system's trusted certificates (plus the CAs of `ca_file`, if given) and
   hostname checking for https;
 - at most 64 KB of headers and 1 MB of body (push services answer with almost nothing);
-- a total timeout per request (connecting included); any error closes that connection.
+- a timeout on connecting, and one from the write to the complete answer (requests written
+  together share one timer: `write` them, then wait for them with `answers`); any error
+  closes that connection.
 """
 
 import asyncio
@@ -44,7 +48,6 @@ MAX_BODY = 1024 * 1024
 # keep-alive connections (Node's default is 5 s), and a request written as the server closes
 # may or may not have been read, an outcome the caller would have to record as unknown.
 KEEPALIVE_IDLE = 4.0
-_READ_SIZE = 64 * 1024
 
 
 @functools.cache
@@ -96,27 +99,144 @@ class Request:
     body: bytes
 
 
-class _Connection:
-    __slots__ = ("h11", "idle_since", "reader", "writer")
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: h11 is fed in `data_received` as the answer arrives.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.reader = reader
-        self.writer = writer
+    A protocol rather than asyncio streams: an answer is parsed where its bytes land,
+    without a task, a stream buffer and a wake-up per request (see the module docstring).
+    """
+
+    __slots__ = ("closed", "expecting", "h11", "idle_since", "result", "transport", "wave")
+
+    def __init__(self):
         self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
         self.idle_since = time.monotonic()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        # True from the write of a request until its answer is complete or has failed.
+        self.expecting = False
+        self.result: Response | BaseException | None = None
+        self.wave: _Wave | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self.expecting:
+            # Bytes nobody asked for (an unsolicited answer, more after a complete one): the
+            # connection is no longer in a known state.
+            self.closed = True
+            self.transport.close()
+            return
+        try:
+            self.h11.receive_data(data)
+            self._read_events()
+        except Exception as exc:
+            self._finish(exc)
+
+    def eof_received(self) -> None:
+        self.closed = True
+        if self.expecting:
+            self._end_of_input()
+        # Returning None: the transport closes itself.
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.expecting:
+            if exc is not None:
+                self._finish(exc)
+            else:
+                self._end_of_input()
+
+    def _end_of_input(self) -> None:
+        # h11 ends a read-to-close body at EOF; anything else is an error.
+        try:
+            self.h11.receive_data(b"")
+            self._read_events()
+        except Exception as exc:
+            self._finish(exc)
+        if self.expecting:
+            self._finish(HttpError("The connection was closed before a complete answer"))
+
+    def _read_events(self) -> None:
+        conn = self.h11
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                return
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                headers = {
+                    name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers
+                }
+                self.result = Response(event.status_code, headers, b"")
+            elif isinstance(event, h11.Data):
+                body = self.result.body + event.data
+                if len(body) > MAX_BODY:
+                    raise HttpError("Response body too large")
+                self.result.body = body
+            elif isinstance(event, h11.EndOfMessage):
+                if conn.trailing_data[0]:
+                    # More than the answer arrived: not a connection to reuse.
+                    self.closed = True
+                self._finish(self.result)
+                return
+            elif isinstance(event, h11.ConnectionClosed):
+                raise HttpError("The connection was closed before a complete answer")
+            else:
+                raise HttpError(f"Unexpected HTTP event {type(event).__name__}")
+
+    def _finish(self, result: "Response | BaseException") -> None:
+        if not self.expecting:
+            return
+        self.expecting = False
+        self.result = result
+        if not isinstance(result, Response):
+            self.close()
+        if self.wave is not None:
+            self.wave.answered()
+
+    def send(self, request: "Request") -> None:
+        """Hand the request to the socket; raises h11.LocalProtocolError having written nothing."""
+        data = self.h11.send(request.head)
+        data += self.h11.send(h11.Data(data=request.body))
+        data += self.h11.send(h11.EndOfMessage())
+        self.result = None
+        self.wave = None
+        self.expecting = True
+        self.transport.write(data)
 
     def reusable(self, now: float) -> bool:
         return (
             now - self.idle_since < KEEPALIVE_IDLE
-            and not self.reader.at_eof()
-            # Bytes the server sent while the connection was idle (an unsolicited answer,
-            # a TLS alert): the connection is no longer in a known state.
-            and not len(self.reader._buffer)
-            and not self.writer.is_closing()
+            and not self.closed
+            and not self.transport.is_closing()
         )
 
     def close(self) -> None:
-        self.writer.close()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Wave:
+    """Requests written together, waited for together: one future and one timer for all."""
+
+    __slots__ = ("future", "waiting")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, waiting: int):
+        self.future = loop.create_future()
+        self.waiting = waiting
+
+    def answered(self) -> None:
+        self.waiting -= 1
+        if self.waiting <= 0 and not self.future.done():
+            self.future.set_result(None)
+
+    def timed_out(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
 
 
 class Http1Pool:
@@ -189,9 +309,9 @@ class Http1Pool:
         """Take a slot of the pool and an open connection for `request`, without writing it.
 
         Raises NotSent when no connection could be had. The caller then either writes the
-        request with `exchange` or hands the connection back with `abandon`; holding it in
-        between lets a caller record that the request is about to be written only once
-        nothing is left between that record and the write.
+        request with `write` (then `answers`) or `exchange`, or hands the connection back
+        with `abandon`; holding it in between lets a caller record that the request is
+        about to be written only once nothing is left between that record and the write.
         """
         await self._slots.acquire()
         try:
@@ -230,57 +350,102 @@ class Http1Pool:
 
         Returns False, having written nothing, when the connection is no longer usable (the
         server closed it, or it idled too long, since `connect`): `exchange` then takes
-        another. After True, read the answer with `exchange(..., written=True)`.
+        another. After True, wait for the answer with `answers` (or
+        `exchange(..., written=True)`).
         """
         if not connection.reusable(time.monotonic()):
             return False
         try:
-            data = connection.h11.send(request.head)
-            data += connection.h11.send(h11.Data(data=request.body))
-            data += connection.h11.send(h11.EndOfMessage())
+            connection.send(request)
         except h11.LocalProtocolError:
             connection.close()  # nothing was handed over; exchange opens another
             return False
-        connection.writer.write(data)
         return True
+
+    async def answers(
+        self, written: list[tuple[Request, _Connection]]
+    ) -> list[Response | MaybeSent]:
+        """The answers of requests `write` handed over together, in order: a Response, or
+        MaybeSent. One timer (`timeout` from now) for all of them rather than one per
+        request; each connection goes back to the pool (or is closed) and frees its slot."""
+        loop = asyncio.get_running_loop()
+        wave = _Wave(loop, len(written))
+        for _, connection in written:
+            if connection.expecting:
+                connection.wave = wave
+            else:
+                wave.waiting -= 1  # answered (or failed) already
+        timer = None
+        if wave.waiting > 0:
+            timer = loop.call_at(loop.time() + self.timeout, wave.timed_out)
+        released = 0
+        try:
+            if timer is not None:
+                await wave.future
+            now = time.monotonic()
+            results: list[Response | MaybeSent] = []
+            for request, connection in written:
+                connection.wave = None
+                result = connection.result
+                if connection.expecting:
+                    connection.expecting = False
+                    result = TimeoutError()
+                if isinstance(result, Response):
+                    h = connection.h11
+                    if (
+                        h.our_state is h11.DONE
+                        and h.their_state is h11.DONE
+                        and not connection.closed
+                    ):
+                        h.start_next_cycle()
+                        connection.idle_since = now
+                        self._idle[request.key].append(connection)
+                    else:
+                        connection.close()
+                    results.append(result)
+                else:
+                    connection.close()
+                    results.append(MaybeSent(_describe(result, written=True)))
+                connection.result = None
+                released += 1
+                self._slots.release()
+            return results
+        except BaseException:
+            # Cancelled while waiting: whatever has not answered is cut.
+            for _, connection in written[released:]:
+                connection.wave = None
+                connection.expecting = False
+                connection.close()
+                self._slots.release()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     async def exchange(
         self, request: Request, connection: _Connection, *, written: bool = False
     ) -> Response:
         """Write `request` on a connection from `connect` (unless `write` already did) and
         read the answer. Raises NotSent, MaybeSent."""
-        try:
-            if not written:
+        if not written:
+            try:
                 if not connection.reusable(time.monotonic()):
                     # The server closed it (or it idled too long) since `connect`; nothing
                     # was written on it yet: another one.
                     connection.close()
                     async with asyncio.timeout(self.timeout):
                         connection = await self._connection(request.key)
-                data = connection.h11.send(request.head)
-                data += connection.h11.send(h11.Data(data=request.body))
-                data += connection.h11.send(h11.EndOfMessage())
-                written = True
-                connection.writer.write(data)
-            async with asyncio.timeout(self.timeout):
-                response = await self._read_response(connection)
-        except BaseException as exc:
-            connection.close()
-            self._slots.release()
-            if isinstance(exc, Exception):
-                # Whatever went wrong, what matters is whether a byte was handed over.
-                error = MaybeSent if written else NotSent
-                raise error(_describe(exc, written=written)) from exc
-            raise
-        self._slots.release()
-        h = connection.h11
-        if h.our_state is h11.DONE and h.their_state is h11.DONE:
-            h.start_next_cycle()
-            connection.idle_since = time.monotonic()
-            self._idle[request.key].append(connection)
-        else:
-            connection.close()
-        return response
+                connection.send(request)
+            except BaseException as exc:
+                connection.close()
+                self._slots.release()
+                if isinstance(exc, Exception):
+                    raise NotSent(_describe(exc, written=False)) from exc
+                raise
+        (result,) = await self.answers([(request, connection)])
+        if isinstance(result, MaybeSent):
+            raise result
+        return result
 
     async def _connection(self, key: tuple) -> _Connection:
         idle = self._idle[key]
@@ -294,41 +459,11 @@ class Http1Pool:
         tls = None
         if scheme == "https":
             tls = self._tls if self._tls is not None else _tls_context()
-        reader, writer = await asyncio.open_connection(
-            host, port, ssl=tls, server_hostname=host if tls else None, limit=MAX_HEAD
+        _, connection = await asyncio.get_running_loop().create_connection(
+            _Connection, host, port, ssl=tls, server_hostname=host if tls else None
         )
         self.connections_opened += 1
-        return _Connection(reader, writer)
-
-    async def _read_response(self, connection: _Connection) -> Response:
-        conn = connection.h11
-        reader = connection.reader
-        status = None
-        headers: dict[str, str] = {}
-        body = bytearray()
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                # b"" at EOF: h11 ends a read-to-close body there, anything else is an error.
-                conn.receive_data(await reader.read(_READ_SIZE))
-                continue
-            if isinstance(event, h11.InformationalResponse):
-                continue
-            if isinstance(event, h11.Response):
-                status = event.status_code
-                headers = {
-                    name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers
-                }
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > MAX_BODY:
-                    raise HttpError("Response body too large")
-            elif isinstance(event, h11.EndOfMessage):
-                return Response(status, headers, bytes(body))
-            elif isinstance(event, h11.ConnectionClosed):
-                raise HttpError("The connection was closed before a complete answer")
-            else:
-                raise HttpError(f"Unexpected HTTP event {type(event).__name__}")
+        return connection
 
     async def close(self) -> None:
         for connections in self._idle.values():

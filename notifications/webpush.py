@@ -38,7 +38,14 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from notifications.endpoints import endpoint_problem
-from notifications.http1 import Http1Pool, HttpError, InvalidRequest, MaybeSent, Request
+from notifications.http1 import (
+    Http1Pool,
+    HttpError,
+    InvalidRequest,
+    MaybeSent,
+    Request,
+    Response,
+)
 
 # A push service accepts at most 4096 bytes of encrypted payload (RFC 8030 §7.2). The
 # aes128gcm body is: salt (16) + record size (4) + key id length (1) + sender's public key
@@ -375,7 +382,8 @@ class PushClient:
 
         Every request is handed to its socket in this first step, before any await; then
         `written` (a concurrent.futures.Future, if given) is resolved, so a caller in another
-        thread can wait until the whole list is on the wire.
+        thread can wait until the whole list is on the wire. The answers of the requests
+        written here are waited for together, with one timer.
         """
         on_wire = []
         try:
@@ -386,12 +394,32 @@ class PushClient:
         finally:
             if written is not None:
                 written.set_result(None)
-        return await asyncio.gather(
-            *(
-                self._exchange(item, written=flag) if isinstance(item, Connected) else _done(item)
-                for item, flag in zip(connected, on_wire, strict=True)
-            )
-        )
+        wave = [
+            (item.request, item.connection)
+            for item, flag in zip(connected, on_wire, strict=True)
+            if flag
+        ]
+        # A connection the server closed between `connect` and the write: nothing was written
+        # on it, so its request takes another connection now (rare; one task each).
+        later = [
+            self._exchange(item)
+            for item, flag in zip(connected, on_wire, strict=True)
+            if isinstance(item, Connected) and not flag
+        ]
+        if later:
+            answers, *others = await asyncio.gather(self.pool.answers(wave), *later)
+        else:
+            answers, others = await self.pool.answers(wave), []
+        answers, others = iter(answers), iter(others)
+        results = []
+        for item, flag in zip(connected, on_wire, strict=True):
+            if flag:
+                results.append(self._result(item.key, next(answers)))
+            elif isinstance(item, Connected):
+                results.append(next(others))
+            else:
+                results.append(item)
+        return results
 
     async def send(self, message: PushMessage) -> PushResult:
         prepared = self.prepare(message)
@@ -399,21 +427,27 @@ class PushClient:
             return prepared
         return await self._exchange(Connected(message.key, prepared, None))
 
-    async def _exchange(self, item: "Connected", *, written: bool = False) -> PushResult:
-        key = item.key
+    async def _exchange(self, item: "Connected") -> PushResult:
+        """Send a request whose connection was not written on (or that has none yet)."""
         try:
             if item.connection is None:
                 response = await self.pool.send(item.request)
             else:
-                response = await self.pool.exchange(item.request, item.connection, written=written)
-        except MaybeSent as exc:
-            return PushResult(key, None, error=str(exc)[:300], maybe_sent=True, retryable=False)
+                response = await self.pool.exchange(item.request, item.connection)
         except HttpError as exc:
+            return self._result(item.key, exc)
+        return self._result(item.key, response)
+
+    @staticmethod
+    def _result(key: int, answer: "Response | HttpError") -> PushResult:
+        if isinstance(answer, MaybeSent):
+            return PushResult(key, None, error=str(answer)[:300], maybe_sent=True, retryable=False)
+        if isinstance(answer, HttpError):
             # NotSent: nothing reached the service; sending again cannot make a duplicate.
-            return PushResult(key, None, error=str(exc)[:300])
-        status = response.status
-        retry_after = retry_after_seconds(response.headers.get("retry-after"))
-        text = response.body[:200].decode("utf-8", "replace") if status >= 300 else ""
+            return PushResult(key, None, error=str(answer)[:300])
+        status = answer.status
+        retry_after = retry_after_seconds(answer.headers.get("retry-after"))
+        text = answer.body[:200].decode("utf-8", "replace") if status >= 300 else ""
         error = "" if status < 300 else f"HTTP {status} {text}".strip()[:300]
         return PushResult(key, status, retry_after=retry_after, error=error)
 
@@ -425,7 +459,3 @@ class Connected:
     key: int
     request: Request
     connection: object  # http1's connection; None: take one when sending
-
-
-async def _done(result: PushResult) -> PushResult:
-    return result

@@ -422,3 +422,29 @@ def test_a_waves_outcomes_and_mark_are_recorded_exactly_in_few_statements(push_s
 
         assert len(statements(claiming)) == 1
         assert len(statements(recording)) == 3
+
+
+def test_an_error_text_with_a_nul_is_stored_without_it(push_service):
+    """A push service's answer body quoted in the error may hold NUL, which PostgreSQL text
+    cannot: the wave is recorded all the same, the NUL replaced."""
+    subscribe(push_service)
+    campaign = new_campaign(title="t", body="b", link="https://shop.example")
+    services.campaign_start(campaign_id=campaign.pk)
+    [row] = services.deliveries_claim(
+        campaign_id=campaign.pk, batch=0, size=10, lease=60, claim="w1"
+    )
+    services.deliveries_record(
+        campaign_id=campaign.pk,
+        outcomes=[
+            services.DeliveryOutcome(
+                pk=row.pk,
+                subscription_id=row.subscription_id,
+                status=DeliveryStatus.FAILED,
+                code=400,
+                error="HTTP 400 bad\x00body",
+            )
+        ],
+        claims=("w1",),
+    )
+    stored = Delivery.objects.get(pk=row.pk)
+    assert (stored.status, stored.error) == (DeliveryStatus.FAILED, "HTTP 400 bad\ufffdbody")

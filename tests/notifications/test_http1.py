@@ -256,6 +256,44 @@ def test_a_stale_keep_alive_connection_is_not_reused():
     assert _run(main()) == (201, 201, 2)
 
 
+def test_bytes_beyond_an_answer_are_never_read_as_the_next_answer():
+    """More than the answer came back (here a second, unsolicited answer in the same write):
+    the connection is not reused, so the next request cannot take those bytes for its own
+    answer."""
+    ok = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+    stray = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
+    results, opened, received = _exchange([ok + stray, ok], posts=2)
+    assert [r.status for r in results] == [201, 201]
+    assert (opened, len(received)) == (2, 2)
+
+
+def test_a_connection_that_receives_bytes_while_idle_is_not_reused():
+    async def answer_then_chatter(reader, writer):
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await _read_request(reader)
+        writer.close()
+
+    async def main():
+        server, origin = await _server(answer_then_chatter)
+        pool = Http1Pool(limit=1, timeout=2)
+        try:
+            first = await pool.post(f"{origin}/a", headers={}, body=b"x")
+            await asyncio.sleep(0.3)  # the server writes to the idle connection meanwhile
+            second = await pool.post(f"{origin}/b", headers={}, body=b"x")
+        finally:
+            await pool.close()
+            server.close()
+        return first.status, second.status, pool.connections_opened
+
+    assert _run(main()) == (201, 201, 2)
+
+
 def test_a_reused_connection_that_fails_after_the_write_may_have_been_sent():
     async def answer_once_then_drop(reader, writer):
         await _read_request(reader)
