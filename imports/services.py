@@ -15,6 +15,9 @@ of an order file runs it in a transaction that is rolled back.
 
 import json
 import logging
+import queue
+import threading
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,11 +25,11 @@ from functools import partial
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection, transaction
-from django.db.models import JSONField
+from django.db import connection, models, transaction
+from django.db.models import JSONField, Q
 from django.db.models.expressions import DatabaseDefault
 from django.db.models.functions import Lower
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from clients.models import Address, AuditAction, AuditEntry, AuditOrigin, Customer
 from clients.search import customer_search_text
@@ -50,6 +53,7 @@ from orders.services import (
     orders_import,
 )
 from privacy.models import ConsentRecord, ConsentSource
+from privacy.services import CONSENT_FIELDS as CONSENT_STATE
 from privacy.services import consent_state_refresh
 
 logger = logging.getLogger(__name__)
@@ -168,6 +172,23 @@ def import_cancel(*, job: ImportJob) -> ImportJob:
     return job
 
 
+def import_rows_expire(*, now: datetime | None = None) -> int:
+    """Delete the checked rows of the imports applied more than IMPORT_RETENTION_DAYS ago (the
+    job, its counts and the customers' audit entries stay); returns how many rows went. Run
+    by the daily privacy task (imports/privacy.py); one transaction per import."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.IMPORT_RETENTION_DAYS)
+    expired = ImportJob.objects.filter(
+        status=ImportStatus.APPLIED, finished_at__lt=cutoff, rows_deleted_at=None
+    ).values_list("pk", flat=True)
+    deleted = 0
+    for pk in list(expired):
+        with transaction.atomic():
+            deleted += ImportRow.objects.filter(job_id=pk).delete()[0]
+            ImportJob.objects.filter(pk=pk).update(rows_deleted_at=now)
+    return deleted
+
+
 def _delete_file(name: str) -> None:
     from django.core.files.storage import default_storage
 
@@ -223,6 +244,10 @@ class _Read:
     line: int
     values: dict | None = None
     refused: rows.Refused | None = None
+    # Customer rows: cells the checks refused or normalized, to settle against the stored
+    # customer (rows.CustomerRow); the dry run's only, never stored.
+    as_read: dict = field(default_factory=dict)
+    refusals: dict = field(default_factory=dict)
 
 
 def _file_rows(job: ImportJob):
@@ -248,12 +273,58 @@ def _file_rows(job: ImportJob):
                             comma_decimal=comma_decimal,
                         )
                     else:
-                        read.values = rows.customer_row(
-                            job.mapping, cells, date_order=job.date_order
+                        row = rows.customer_row(job.mapping, cells, date_order=job.date_order)
+                        read.values, read.as_read, read.refusals = (
+                            row.values,
+                            row.as_read,
+                            row.refusals,
                         )
                 except rows.Refused as refused:
                     read.refused = refused
             yield read
+
+
+def _read_ahead(batches, depth: int = 2):
+    """The items of `batches`, produced by a thread of their own up to `depth` ahead: reading
+    and checking the next rows of the file (Python) goes on while PostgreSQL works on the
+    current batch (the GIL is released while waiting for it), so on two cores the dry run
+    takes about the larger of the two rather than their sum. Memory stays bounded: at most
+    `depth` batches wait. An exception of the reader is raised here, in the caller."""
+    waiting: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+    language = translation.get_language()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        translation.activate(language)  # the refusals' words, as the caller's thread has them
+        try:
+            with closing(batches):
+                for item in batches:
+                    if not put(item):
+                        return
+            put(end)
+        except BaseException as error:  # handed to the caller, which raises it
+            put(error)
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := waiting.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _batches(iterable, size=BATCH):
@@ -296,26 +367,15 @@ def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
     emails = {r.values["email"].lower() for r in valid}
     external = {r.values["external_id"] for r in valid if r.values.get("external_id")}
     # `external_id <> ''` lets PostgreSQL use the partial unique index for any number of ids.
-    ids = set(
-        Customer.objects.alias(email_key=Lower("email"))
-        .filter(email_key__in=sorted(emails))
-        .values_list("pk", flat=True)
-    )
+    matching = Q(email_key__in=sorted(emails))
     if external:
-        ids.update(
-            Customer.objects.filter(external_id__in=sorted(external))
-            .exclude(external_id="")
-            .values_list("pk", flat=True)
-        )
-    if lock and ids:
+        matching |= Q(external_id__in=sorted(external)) & ~Q(external_id="")
+    matched = Customer.objects.alias(email_key=Lower("email")).filter(matching)
+    if lock:
         # Row locks in id order (as the order services take them): no deadlock between two
         # imports, or an import and the API, touching the same customers.
-        list(
-            Customer.objects.select_for_update(no_key=True)
-            .filter(pk__in=sorted(ids))
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+        matched = matched.select_for_update(no_key=True).order_by("pk")
+    ids = list(matched.values_list("pk", flat=True))
     found = list(
         Customer.objects.select_related("default_billing_address", "default_shipping_address")
         .filter(pk__in=sorted(ids))
@@ -330,6 +390,10 @@ def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
         customer = by_external.get(values.get("external_id", "")) or by_email.get(
             values["email"].lower()
         )
+        refused = _settle(read, customer)
+        if refused is not None:
+            plans[read.ordinal] = _Plan(RowAction.REFUSED, refused=refused)
+            continue
         if customer is None:
             plans[read.ordinal] = _Plan(RowAction.CREATE)
             continue
@@ -352,11 +416,44 @@ def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
     return plans
 
 
+def _settle(read: _Read, customer: Customer | None) -> rows.Refused | None:
+    """Settle the cells the checks refused or normalized against the customer the row names:
+    a cell equal to what the customer already has is left alone (the field is not imported:
+    unchanged, never refused, even when the stored value would no longer pass the checks);
+    the first refusal left refuses the row."""
+    if customer is not None:
+        for name, cell in read.as_read.items():
+            if _stored_equals(customer, name, cell):
+                read.refusals.pop(name, None)
+                if name != "email":  # the key: kept, and never changed by an update
+                    read.values.pop(name, None)
+    if read.refusals:
+        code, value = next(iter(read.refusals.values()))
+        return rows.Refused(code, value)
+    return None
+
+
+def _stored_equals(customer: Customer, name: str, cell) -> bool:
+    if name == "email":
+        return customer.email.strip().lower() == cell.lower()
+    if name.endswith("_address"):
+        stored = _address_values(getattr(customer, f"default_{name}"))
+        return bool(stored) and all(_same(stored[k], v, k) for k, v in cell.items())
+    return _same(getattr(customer, name), cell)
+
+
+def _same(stored: str, imported: str, part: str = "") -> bool:
+    """Whether an imported value is the stored one: cells are read without the spaces around
+    them (so a stored value with some is still the same), country codes in any case."""
+    stored = (stored or "").strip()
+    return stored.casefold() == imported.casefold() if part == "country" else stored == imported
+
+
 def _changes(customer: Customer, values: dict, consents: dict) -> dict:
     """{field: [stored, imported]} for what the row changes; the email never changes."""
     changes = {}
     for name in CONTACT:
-        if name in values and getattr(customer, name) != values[name]:
+        if name in values and not _same(getattr(customer, name), values[name]):
             changes[name] = [getattr(customer, name), values[name]]
     if values.get("external_id") and not customer.external_id:
         changes["external_id"] = ["", values["external_id"]]
@@ -365,7 +462,8 @@ def _changes(customer: Customer, values: dict, consents: dict) -> dict:
         if not wanted:
             continue
         stored = _address_values(getattr(customer, f"default_{kind}_address"))
-        if any(stored.get(k, "") != wanted.get(k, "") for k in ADDRESS_KEYS):
+        # Only the parts the file has columns for: ours has no company nor region.
+        if not all(_same(stored.get(k, ""), wanted[k], k) for k in ADDRESS_KEYS if k in wanted):
             changes[f"default_{kind}_address"] = [_address_text(stored), _address_text(wanted)]
     for channel in ConsentChannel.values:
         granted = values.get(f"{channel}_consent")
@@ -509,21 +607,24 @@ def import_check(*, job_id: int) -> ImportJob:
     counts: dict = {}
     checked = batches = 0
     try:
-        for batch in _batches(_file_rows(job)):
-            with transaction.atomic():
-                if not ImportJob.objects.filter(pk=job.pk, status=ImportStatus.CHECKING).exists():
-                    return ImportJob.objects.get(pk=job.pk)  # cancelled meanwhile
-                staged = _check_batch(job, batch)
-                _insert(ImportRow, staged)
-                batches += 1
-                if batches in _ANALYZE_AT:
-                    _analyze(ImportRow)
-                for row in staged:
-                    _count(counts, row.action)
-                checked += len(batch)
-                ImportJob.objects.filter(pk=job.pk).update(
-                    checked_rows=checked, counts=counts, heartbeat_at=timezone.now()
-                )
+        with closing(_read_ahead(_batches(_file_rows(job)))) as read:
+            for batch in read:
+                with transaction.atomic():
+                    if not ImportJob.objects.filter(
+                        pk=job.pk, status=ImportStatus.CHECKING
+                    ).exists():
+                        return ImportJob.objects.get(pk=job.pk)  # cancelled meanwhile
+                    staged = _check_batch(job, batch)
+                    _insert(ImportRow, staged)
+                    batches += 1
+                    if batches in _ANALYZE_AT:
+                        _analyze(ImportRow)
+                    for row in staged:
+                        _count(counts, row.action)
+                    checked += len(batch)
+                    ImportJob.objects.filter(pk=job.pk).update(
+                        checked_rows=checked, counts=counts, heartbeat_at=timezone.now()
+                    )
     except UnreadableFile as error:
         return _fail(job, str(error))
     with transaction.atomic():
@@ -651,10 +752,11 @@ def import_apply(*, job_id: int) -> ImportJob:
             )
             if job.status != ImportStatus.APPLYING:
                 return job
+            # Plain tuples: the refusals and diffs are the page's, not needed here.
             batch = list(
-                ImportRow.objects.filter(job=job, ordinal__gt=job.applied_rows).order_by("ordinal")[
-                    :BATCH
-                ]
+                ImportRow.objects.filter(job=job, ordinal__gt=job.applied_rows)
+                .order_by("ordinal")
+                .values_list("ordinal", "line", "action", "values")[:BATCH]
             )
             if not batch:
                 job.status = ImportStatus.APPLIED
@@ -670,7 +772,7 @@ def import_apply(*, job_id: int) -> ImportJob:
             for action, n in counts.items():
                 _count(applied, action, n)
             job.applied_counts = applied
-            job.applied_rows = batch[-1].ordinal
+            job.applied_rows = batch[-1][0]
             job.heartbeat_at = timezone.now()
             job.save(update_fields=["applied_counts", "applied_rows", "heartbeat_at"])
 
@@ -680,11 +782,12 @@ def import_fail(*, job_id: int, message: str) -> ImportJob:
     return _fail(ImportJob.objects.get(pk=job_id), message)
 
 
-def _apply_batch(job: ImportJob, batch: list[ImportRow]) -> dict:
+def _apply_batch(job: ImportJob, batch: list[tuple]) -> dict:
+    """Apply a batch of (ordinal, line, action, values) rows; the counts by action."""
     reads = [
-        _Read(row.ordinal, row.line, values=row.values or None)
-        for row in batch
-        if row.action != RowAction.REFUSED
+        _Read(ordinal, line, values=values or None)
+        for ordinal, line, action, values in batch
+        if action != RowAction.REFUSED
     ]
     counts = {RowAction.REFUSED: len(batch) - len(reads)}
     if not reads:
@@ -740,8 +843,17 @@ class _CustomerWriter:
     def flush(self) -> None:
         source = self._source()
         audits, consents = [], []
-        if self.new:
-            _insert(Customer, [c for c, _v in self.new], returning=True)
+        new = [c for c, _v in self.new]
+        # PostgreSQL: the new customers' and addresses' ids are taken from their sequences
+        # first, so each new customer is written once, complete (search text, default
+        # addresses, consent state), instead of inserted then updated twice: every write of a
+        # customer row puts an entry in each of its many indexes. (The foreign keys between
+        # them are checked at commit.) SQLite: inserted, then updated.
+        once = connection.vendor == "postgresql"
+        if new and once:
+            _take_ids(Customer, new)
+        elif new:
+            _insert(Customer, new, returning=True)
         addresses = []  # (customer, kind, Address)
         for customer, values in self.new:
             for kind in ("billing", "shipping"):
@@ -755,7 +867,10 @@ class _CustomerWriter:
                     addresses.append(
                         (customer, kind, self._address(customer, values[f"{kind}_address"]))
                     )
-        _insert(Address, [a for _c, _k, a in addresses], returning=True)
+        if once:
+            _take_ids(Address, [a for _c, _k, a in addresses])
+        else:
+            _insert(Address, [a for _c, _k, a in addresses], returning=True)
         for customer, kind, address in addresses:
             setattr(customer, f"default_{kind}_address", address)
             if kind == "billing":
@@ -778,7 +893,12 @@ class _CustomerWriter:
                         _address_text(values[f"{kind}_address"]),
                     ]
             audits.append(self._audit(customer, changes))
-            consents += self._consents(customer, values, source)
+            records = self._consents(customer, values, source)
+            if once:
+                # A new customer's only records are these: the newest of each channel.
+                for record in records:
+                    setattr(customer, CONSENT_STATE[record.channel], record.granted)
+            consents += records
         for customer, values, changes in self.updated:
             for name in CONTACT:
                 if name in changes:
@@ -790,15 +910,21 @@ class _CustomerWriter:
             self._refresh_search(customer)
             audits.append(self._audit(customer, {"file": ["", self.job.file_name], **changes}))
             consents += self._consents(customer, values, source, only=changes)
-        if self.new:
-            _update_customers([c for c, _v in self.new], _NEW_COLUMNS)
+        if once:
+            _insert(Customer, new, with_pk=True)
+            _insert(Address, [a for _c, _k, a in addresses], with_pk=True)
+        elif new:
+            _update_customers(new, _NEW_COLUMNS)
         if self.updated:
             _update_customers([c for c, _v, _ch in self.updated], _UPDATED_COLUMNS)
         _insert(AuditEntry, audits)
         # Consents go to the privacy app's ledger (source "import", the file in the note), and
-        # the customers' current state is read back from it.
+        # the customers' current state is read back from it (set above for new ones).
         _insert(ConsentRecord, consents)
-        consent_state_refresh(customer_ids=sorted({c.customer_id for c in consents}))
+        refreshed = {c.customer_id for c in consents}
+        if once:
+            refreshed -= {c.pk for c in new}
+        consent_state_refresh(customer_ids=sorted(refreshed))
 
     def _source(self) -> str:
         label = str(ImportFormat(self.job.format).label) if self.job.format else ""
@@ -898,7 +1024,32 @@ def _update_customers(customers: list[Customer], columns) -> None:
             )
 
 
-def _insert(model, objects: list, *, returning: bool = False) -> None:
+def _take_ids(model, objects: list) -> None:
+    """Give these new rows ids from their table's sequence (PostgreSQL), in one statement."""
+    if not objects:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [model._meta.db_table, len(objects)],
+        )
+        for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
+            obj.pk = pk
+
+
+# Fields whose value is written as it is when it is a str, bool, int or None (what
+# get_db_prep_save would return for those, for a microsecond a value).
+_PLAIN_FIELDS = (
+    models.CharField,
+    models.TextField,
+    models.BooleanField,
+    models.IntegerField,
+    models.ForeignKey,
+)
+_PLAIN_TYPES = (str, bool, int, type(None))
+
+
+def _insert(model, objects: list, *, returning: bool = False, with_pk: bool = False) -> None:
     """Insert many rows in one statement. PostgreSQL: INSERT ... SELECT FROM unnest(one array
     per column), the ids read back in order; Django's bulk_create compiles every value of every
     row, which was most of an import's CPU. Elsewhere (SQLite): bulk_create."""
@@ -910,17 +1061,21 @@ def _insert(model, objects: list, *, returning: bool = False) -> None:
     fields = [
         f
         for f in model._meta.concrete_fields
-        if not f.primary_key and not isinstance(getattr(objects[0], f.attname), DatabaseDefault)
+        if (with_pk or not f.primary_key)
+        and not isinstance(getattr(objects[0], f.attname), DatabaseDefault)
     ]
     columns, types, arrays = [], [], []
     for f in fields:
         columns.append(connection.ops.quote_name(f.column))
+        values = [getattr(o, f.attname) for o in objects]
         if isinstance(f, JSONField):
             types.append("jsonb")
-            arrays.append([json.dumps(getattr(o, f.attname)) for o in objects])
+            arrays.append([json.dumps(v) for v in values])
             continue
         types.append(f.rel_db_type(connection) if f.is_relation else f.db_type(connection))
-        arrays.append([f.get_db_prep_save(getattr(o, f.attname), connection) for o in objects])
+        if not (isinstance(f, _PLAIN_FIELDS) and all(type(v) in _PLAIN_TYPES for v in values)):
+            values = [f.get_db_prep_save(v, connection) for v in values]
+        arrays.append(values)
     table = connection.ops.quote_name(model._meta.db_table)
     placeholders = ", ".join(f"%s::{kind}[]" for kind in types)
     sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({placeholders})"
