@@ -11,11 +11,18 @@ the most columns, most consistently. Quoted cells may hold delimiters, quotes an
 
 import codecs
 import csv
+import functools
 import io
+import os
+import re
+import struct
+import tempfile
 import zipfile
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from xml.etree import ElementTree
 
 from django.utils.translation import gettext as _
 
@@ -149,6 +156,152 @@ def _cell(value) -> str | datetime | date:
     return str(value)
 
 
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_SI, _T, _R, _IS = f"{_MAIN}si", f"{_MAIN}t", f"{_MAIN}r", f"{_MAIN}is"
+_ROW, _C, _V = f"{_MAIN}row", f"{_MAIN}c", f"{_MAIN}v"
+# A shared strings table that inflates to more than this is kept in a temporary file rather
+# than in memory (Excel writes every text cell of a sheet there: a million rows of customers
+# make a table of hundreds of megabytes).
+STRINGS_IN_MEMORY = 8 * 1024**2
+
+
+# A character XML cannot hold (a carriage return, a control character) is written "_x000D_";
+# "_x005F_" is the underscore of a text that looks like such an escape.
+_ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def _unescape(match: re.Match) -> str:
+    return chr(int(match[1], 16))
+
+
+def _text_of(element) -> str:
+    """The text of a shared or inline string (its runs joined; phonetic hints left out)."""
+    plain = element.find(_T)
+    if plain is not None:
+        text = plain.text or ""
+    else:
+        text = "".join(run.findtext(_T) or "" for run in element.iterfind(_R))
+    return _ESCAPED.sub(_unescape, text) if "_x" in text else text
+
+
+def _shared_strings(source) -> Iterator[str]:
+    """Each string of a shared strings table, in order; the parsed tree is dropped as it goes
+    (openpyxl's reader keeps an emptied element per string)."""
+    root = None
+    for event, element in ElementTree.iterparse(source, events=("start", "end")):
+        if root is None:
+            root = element
+        elif event == "end" and element.tag == _SI:
+            yield _text_of(element)
+            root.clear()
+
+
+class _SpilledStrings:
+    """A shared strings table in two temporary files (the texts, and where each starts), read
+    back by index: memory stays flat whatever the table's size."""
+
+    _OFFSET = struct.Struct("<QQ")
+
+    def __init__(self, texts: Iterator[str]):
+        # Open while the sheet is read, closed (and so deleted) by close(): no `with` fits.
+        self._texts = tempfile.TemporaryFile()  # noqa: SIM115
+        self._offsets = tempfile.TemporaryFile()  # noqa: SIM115
+        position, starts = 0, array("Q")
+        for text in texts:
+            starts.append(position)
+            data = text.encode()
+            self._texts.write(data)
+            position += len(data)
+            if len(starts) >= 65536:
+                self._offsets.write(starts.tobytes())
+                del starts[:]
+        starts.append(position)
+        self._offsets.write(starts.tobytes())
+        self._texts.flush()
+        self._offsets.flush()
+        self.get = functools.lru_cache(maxsize=4096)(self._read)
+
+    def _read(self, index: int) -> str:
+        found = os.pread(self._offsets.fileno(), 16, index * 8) if index >= 0 else b""
+        if len(found) < 16:
+            raise IndexError(index)
+        start, end = self._OFFSET.unpack(found)
+        return os.pread(self._texts.fileno(), end - start, start).decode()
+
+    def close(self) -> None:
+        self._texts.close()
+        self._offsets.close()
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _sheet_rows(source, strings, date_styles, epoch) -> Iterator[tuple[int, list]]:
+    """(row number, cell values) of a worksheet's XML, a row at a time: each row is dropped
+    from the parsed tree once read (openpyxl's read-only sheets keep an emptied element, and
+    any row's height, per row)."""
+    from openpyxl.utils.datetime import from_excel
+
+    parent = last = None
+    number = 0
+    for event, element in ElementTree.iterparse(source, events=("start", "end")):
+        if event == "start":
+            if element.tag == _ROW and parent is None:
+                parent = last  # sheetData
+            last = element
+            continue
+        if element.tag != _ROW:
+            continue
+        number = int(element.get("r") or number + 1)
+        cells: list = []
+        for cell in element.iterfind(_C):
+            reference = cell.get("r")
+            column = _column(reference) if reference else len(cells) + 1
+            if column > MAX_COLUMNS:
+                continue
+            cells.extend([None] * (column - 1 - len(cells)))
+            kind = cell.get("t", "n")
+            if kind == "inlineStr":
+                inline = cell.find(_IS)
+                value = _text_of(inline) if inline is not None else None
+            else:
+                value = cell.findtext(_V)
+                if value is None:
+                    pass
+                elif kind == "s":
+                    value = strings(int(value))
+                elif kind == "n":
+                    value = _number(value)
+                    if int(cell.get("s") or 0) in date_styles:
+                        try:
+                            value = from_excel(value, epoch)
+                        except (OverflowError, ValueError):
+                            value = "#VALUE!"  # out of a date's range: refused as a date
+                elif kind == "b":
+                    value = value == "1"
+                elif kind == "d":
+                    value = datetime.fromisoformat(value)
+            cells.append(value)
+        if parent is not None:
+            parent.clear()
+        yield number, cells
+
+
+@functools.lru_cache(maxsize=MAX_COLUMNS)
+def _column_of_letters(letters: str) -> int:
+    from openpyxl.utils.cell import column_index_from_string
+
+    return column_index_from_string(letters)
+
+
+def _column(reference: str) -> int:
+    return _column_of_letters(reference.rstrip("0123456789"))
+
+
 def _xlsx_rows(binary) -> Iterator[tuple[int, list]]:
     try:
         archive = zipfile.ZipFile(binary)
@@ -160,25 +313,62 @@ def _xlsx_rows(binary) -> Iterator[tuple[int, list]]:
     if inflated > MAX_XLSX_INFLATED or inflated / packed > MAX_XLSX_RATIO * 10:
         raise UnreadableFile(_("The XLSX file expands to far more than a spreadsheet holds."))
     binary.seek(0)
-    from openpyxl import load_workbook  # imported here: only XLSX files need it
-
     try:
-        book = load_workbook(binary, read_only=True, data_only=True)
+        reader = _workbook_reader()(binary)
+        reader.read()
+        book = reader.wb
         sheet = book.worksheets[0]
-    except Exception:  # openpyxl raises many kinds for a broken workbook
+        strings_path = reader.strings_path
+        spilled = None
+        if strings_path is None:
+            strings = [].__getitem__
+        elif archive.getinfo(strings_path).file_size <= STRINGS_IN_MEMORY:
+            with archive.open(strings_path) as source:
+                strings = list(_shared_strings(source)).__getitem__
+        else:
+            with archive.open(strings_path) as source:
+                spilled = _SpilledStrings(_shared_strings(source))
+            strings = spilled.get
+    except Exception:  # openpyxl and the XML parser raise many kinds for a broken workbook
         raise UnreadableFile(_("The XLSX file could not be read (damaged or not Excel).")) from None
     try:
-        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-            cells = [_cell(v) for v in row[:MAX_COLUMNS]]
-            while cells and cells[-1] == "":
-                cells.pop()
-            yield number, cells
+        with archive.open(sheet._worksheet_path) as source:
+            for number, cells in _sheet_rows(source, strings, book._date_formats, book.epoch):
+                cells = [_cell(v) for v in cells]
+                while cells and cells[-1] == "":
+                    cells.pop()
+                yield number, cells
     except UnreadableFile:
         raise
     except Exception:
         raise UnreadableFile(_("The XLSX file is damaged past this point.")) from None
     finally:
+        if spilled is not None:
+            spilled.close()
         book.close()
+        archive.close()
+
+
+@functools.cache
+def _workbook_reader():
+    """openpyxl's reader of a workbook's structure (sheets, styles: which cells are dates),
+    read-only, without its shared strings: `_xlsx_rows` reads those and the sheet itself.
+    (openpyxl 3.1's ExcelReader, and its workbook's `_date_formats` and sheets'
+    `_worksheet_path`: pinned in requirements.txt, and tests/imports cover this reader.)
+    Imported on first use: only XLSX files need openpyxl."""
+    from openpyxl.reader.excel import SHARED_STRINGS, ExcelReader
+
+    class WorkbookReader(ExcelReader):
+        def __init__(self, binary):
+            super().__init__(binary, read_only=True, data_only=True)
+            self.strings_path = None
+
+        def read_strings(self):
+            found = self.package.find(SHARED_STRINGS)
+            self.strings_path = found.PartName[1:] if found is not None else None
+            self.shared_strings = []
+
+    return WorkbookReader
 
 
 def _csv_rows(binary, layout: Layout) -> Iterator[tuple[int, list | Broken]]:
