@@ -18,9 +18,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 
+from backoffice.phones import phone_parse
+from clients.search import number_variants
 from exports.columns import from_inert
 from orders.models import OrderStatus
-from storefront.schemas import _email, _phone, _text
+from storefront.schemas import _PHONE, _email, _text
 
 # Why a row is refused: a code stored with the row, worded in the reader's language.
 REASONS = {
@@ -166,9 +168,9 @@ def email(value: str) -> str:
     return value
 
 
-def phone(value: str, region: str = "") -> str:
-    """A phone number in the back office's international format. Without a country code it
-    is read as the row's address country's (a US file's "555-625-1199"), else the shop's."""
+def phone_number(value: str, region: str = "") -> phonenumbers.PhoneNumber:
+    """A valid phone number, as the API reads one. Without a country code it is read as the
+    row's address country's (a US file's "555-625-1199"), else as the shop's."""
     value = value.strip()
     if region and not value.startswith(("+", "00")):
         try:
@@ -176,11 +178,18 @@ def phone(value: str, region: str = "") -> str:
         except phonenumbers.NumberParseException:
             number = None
         if number is not None and phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    try:
-        return _phone(value)
-    except ValueError:
-        raise Refused("invalid_phone", value) from None
+            return number
+    number = phone_parse(value) if _PHONE.match(value) else None  # storefront.schemas._phone
+    if number is None:
+        raise Refused("invalid_phone", value)
+    return number
+
+
+def phone(value: str, region: str = "") -> str:
+    """A phone number in the back office's international format (see phone_number)."""
+    return phonenumbers.format_number(
+        phone_number(value, region), phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
 
 
 def yes_no(value: str) -> bool | None:
@@ -350,7 +359,19 @@ def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") ->
         region = (values.get("billing_address") or values.get("shipping_address") or {}).get(
             "country", ""
         )
-        check("phone", number, partial(phone, region=region))
+        try:
+            parsed = phone_number(number, region)
+        except Refused as refused:
+            row.refusals["phone"] = (refused.code, refused.value)
+            row.as_read["phone"] = number
+        else:
+            values["phone"] = phonenumbers.format_number(
+                parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL
+            )
+            if values["phone"] != number:
+                row.as_read["phone"] = number
+            # The search text's forms of the number, so applying need not parse it again.
+            values["phone_variants"] = number_variants(values["phone"], parsed)
     for channel in ("email", "sms"):
         consent = raw.get(f"{channel}_consent")
         if consent not in (None, ""):

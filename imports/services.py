@@ -21,6 +21,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import Enum
 from functools import partial
 
 from django.conf import settings
@@ -427,6 +428,8 @@ def _settle(read: _Read, customer: Customer | None) -> rows.Refused | None:
                 read.refusals.pop(name, None)
                 if name != "email":  # the key: kept, and never changed by an update
                     read.values.pop(name, None)
+                if name == "phone":
+                    read.values.pop("phone_variants", None)
     if read.refusals:
         code, value = next(iter(read.refusals.values()))
         return rows.Refused(code, value)
@@ -853,7 +856,7 @@ class _CustomerWriter:
         if new and once:
             _take_ids(Customer, new)
         elif new:
-            _insert(Customer, new, returning=True)
+            _insert(Customer, new)
         addresses = []  # (customer, kind, Address)
         for customer, values in self.new:
             for kind in ("billing", "shipping"):
@@ -870,7 +873,7 @@ class _CustomerWriter:
         if once:
             _take_ids(Address, [a for _c, _k, a in addresses])
         else:
-            _insert(Address, [a for _c, _k, a in addresses], returning=True)
+            _insert(Address, [a for _c, _k, a in addresses])
         for customer, kind, address in addresses:
             setattr(customer, f"default_{kind}_address", address)
             if kind == "billing":
@@ -881,7 +884,7 @@ class _CustomerWriter:
             if customer.default_shipping_address_id and not customer.default_billing_address_id:
                 customer.default_billing_address = customer.default_shipping_address
                 customer.country = customer.default_billing_address.country
-            self._refresh_search(customer)
+            self._refresh_search(customer, values.get("phone_variants"))
             changes = {"file": ["", self.job.file_name]}
             changes.update(
                 {k: ["", values[k]] for k in ("email", *CONTACT, "external_id") if values.get(k)}
@@ -907,7 +910,10 @@ class _CustomerWriter:
                 customer.external_id = values["external_id"]
             customer.version += 1
             customer.updated_at = self.now
-            self._refresh_search(customer)
+            if "phone" in changes:
+                self._refresh_search(customer, values.get("phone_variants"))
+            elif any(name in changes for name in CONTACT):
+                self._refresh_search(customer)
             audits.append(self._audit(customer, {"file": ["", self.job.file_name], **changes}))
             consents += self._consents(customer, values, source, only=changes)
         if once:
@@ -931,13 +937,14 @@ class _CustomerWriter:
         with_label = f"{label}: {self.job.file_name}" if label else self.job.file_name
         return with_label[:300]
 
-    def _refresh_search(self, customer: Customer) -> None:
+    def _refresh_search(self, customer: Customer, variants: list[str] | None = None) -> None:
         customer.search_text = customer_search_text(
             pk=customer.pk,
             first_name=customer.first_name,
             last_name=customer.last_name,
             email=customer.email,
             phone=customer.phone,
+            variants=variants,
         )
 
     def _audit(self, customer: Customer, changes: dict) -> AuditEntry:
@@ -1049,10 +1056,11 @@ _PLAIN_FIELDS = (
 _PLAIN_TYPES = (str, bool, int, type(None))
 
 
-def _insert(model, objects: list, *, returning: bool = False, with_pk: bool = False) -> None:
-    """Insert many rows in one statement. PostgreSQL: INSERT ... SELECT FROM unnest(one array
-    per column), the ids read back in order; Django's bulk_create compiles every value of every
-    row, which was most of an import's CPU. Elsewhere (SQLite): bulk_create."""
+def _insert(model, objects: list, *, with_pk: bool = False) -> None:
+    """Insert many rows. PostgreSQL: one COPY (ids given beforehand with `with_pk`, or by
+    the table's default); Django's bulk_create compiles every value of every row, and an
+    INSERT from unnest() arrays had psycopg build each array in Python: most of an import's
+    CPU either way. Elsewhere (SQLite): bulk_create, which sets the new ids."""
     if not objects:
         return
     if connection.vendor != "postgresql":
@@ -1064,27 +1072,20 @@ def _insert(model, objects: list, *, returning: bool = False, with_pk: bool = Fa
         if (with_pk or not f.primary_key)
         and not isinstance(getattr(objects[0], f.attname), DatabaseDefault)
     ]
-    columns, types, arrays = [], [], []
+    columns = []
     for f in fields:
-        columns.append(connection.ops.quote_name(f.column))
         values = [getattr(o, f.attname) for o in objects]
         if isinstance(f, JSONField):
-            types.append("jsonb")
-            arrays.append([json.dumps(v) for v in values])
-            continue
-        types.append(f.rel_db_type(connection) if f.is_relation else f.db_type(connection))
-        if not (isinstance(f, _PLAIN_FIELDS) and all(type(v) in _PLAIN_TYPES for v in values)):
+            values = [json.dumps(v) for v in values]
+        elif not (isinstance(f, _PLAIN_FIELDS) and all(type(v) in _PLAIN_TYPES for v in values)):
             values = [f.get_db_prep_save(v, connection) for v in values]
-        arrays.append(values)
+            values = [v.value if isinstance(v, Enum) else v for v in values]
+        columns.append(values)
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     table = connection.ops.quote_name(model._meta.db_table)
-    placeholders = ", ".join(f"%s::{kind}[]" for kind in types)
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({placeholders})"
-    with connection.cursor() as cursor:
-        if not returning:
-            cursor.execute(sql, arrays)
-            return
-        cursor.execute(sql + " RETURNING id", arrays)
-        for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
-            obj.pk = pk
-            obj._state.adding = False
-            obj._state.db = connection.alias
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+    ):
+        for row in zip(*columns, strict=True):
+            copy.write_row(row)
