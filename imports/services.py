@@ -27,7 +27,7 @@ from functools import partial
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, models, transaction
-from django.db.models import JSONField, Q
+from django.db.models import BooleanField, F, Func, JSONField, Q
 from django.db.models.expressions import DatabaseDefault
 from django.db.models.functions import Lower
 from django.utils import timezone, translation
@@ -368,9 +368,9 @@ def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
     emails = {r.values["email"].lower() for r in valid}
     external = {r.values["external_id"] for r in valid if r.values.get("external_id")}
     # `external_id <> ''` lets PostgreSQL use the partial unique index for any number of ids.
-    matching = Q(email_key__in=sorted(emails))
+    matching = _among("email_key", emails, "text", Lower("email"))
     if external:
-        matching |= Q(external_id__in=sorted(external)) & ~Q(external_id="")
+        matching |= _among("external_id", external, "text") & ~Q(external_id="")
     matched = Customer.objects.alias(email_key=Lower("email")).filter(matching)
     if lock:
         # Row locks in id order (as the order services take them): no deadlock between two
@@ -379,7 +379,7 @@ def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
     ids = list(matched.values_list("pk", flat=True))
     found = list(
         Customer.objects.select_related("default_billing_address", "default_shipping_address")
-        .filter(pk__in=sorted(ids))
+        .filter(_among("pk", ids, "bigint"))
         .order_by("pk")
     )
     by_email = {c.email.lower(): c for c in found}
@@ -415,6 +415,30 @@ def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
             RowAction.UPDATE if changes else RowAction.UNCHANGED, customer, changes
         )
     return plans
+
+
+class _AnyOf(Func):
+    """`expression = ANY(array)` (PostgreSQL): many values in one parameter."""
+
+    output_field = BooleanField()
+
+    def __init__(self, expression, values: list, kind: str):
+        super().__init__(expression)
+        self.values, self.kind = values, kind
+
+    def as_sql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"{sql} = ANY(%s::{self.kind}[])", [*params, self.values]
+
+
+def _among(field: str, values, kind: str, expression=None) -> Q:
+    """`field` is one of `values`: on PostgreSQL `= ANY(one array parameter)` (psycopg reads
+    a statement's placeholders one by one: a thousand of them cost more than the query, and
+    `IN (SELECT unnest(…))` OR-ed with another filter makes a sequential scan), elsewhere
+    `IN (…)`."""
+    if connection.vendor == "postgresql":
+        return Q(_AnyOf(expression or F(field), sorted(values), kind))
+    return Q(**{f"{field}__in": sorted(values)})
 
 
 def _settle(read: _Read, customer: Customer | None) -> rows.Refused | None:
@@ -486,7 +510,7 @@ def _latest_consents(customer_ids: list[int]) -> dict[tuple[int, str], bool]:
     latest = {}
     for customer_id, channel, granted in (
         ConsentRecord.objects.filter(
-            customer_id__in=customer_ids, channel__in=ConsentChannel.values
+            _among("customer_id", customer_ids, "bigint"), channel__in=ConsentChannel.values
         )
         .order_by("customer_id", "channel", "at", "id")
         .values_list("customer_id", "channel", "granted")
@@ -669,7 +693,7 @@ def _seen(job: ImportJob, keys: set[str], column: str) -> dict[str, int]:
     if not keys:
         return {}
     return dict(
-        ImportRow.objects.filter(job=job, **{f"{column}__in": sorted(keys)})
+        ImportRow.objects.filter(_among(column, keys, "text"), job=job)
         .exclude(action=RowAction.REFUSED)
         .order_by("-ordinal")
         .values_list(column, "line")
@@ -899,8 +923,8 @@ class _CustomerWriter:
             records = self._consents(customer, values, source)
             if once:
                 # A new customer's only records are these: the newest of each channel.
-                for record in records:
-                    setattr(customer, CONSENT_STATE[record.channel], record.granted)
+                for _customer, channel, granted, *_rest in records:
+                    setattr(customer, CONSENT_STATE[channel], granted)
             consents += records
         for customer, values, changes in self.updated:
             for name in CONTACT:
@@ -923,11 +947,11 @@ class _CustomerWriter:
             _update_customers(new, _NEW_COLUMNS)
         if self.updated:
             _update_customers([c for c, _v, _ch in self.updated], _UPDATED_COLUMNS)
-        _insert(AuditEntry, audits)
+        _insert_rows(AuditEntry, _AUDIT_FIELDS, audits)
         # Consents go to the privacy app's ledger (source "import", the file in the note), and
         # the customers' current state is read back from it (set above for new ones).
-        _insert(ConsentRecord, consents)
-        refreshed = {c.customer_id for c in consents}
+        _insert_rows(ConsentRecord, _CONSENT_FIELDS, consents)
+        refreshed = {record[0] for record in consents}
         if once:
             refreshed -= {c.pk for c in new}
         consent_state_refresh(customer_ids=sorted(refreshed))
@@ -947,35 +971,41 @@ class _CustomerWriter:
             variants=variants,
         )
 
-    def _audit(self, customer: Customer, changes: dict) -> AuditEntry:
-        return AuditEntry(
-            customer=customer,
-            actor=self.actor,
-            at=self.now,
-            action=AuditAction.IMPORT,
-            changes=_jsonable(changes),
-            origin=AuditOrigin.STAFF,
-        )
+    def _audit(self, customer: Customer, changes: dict) -> tuple:
+        """An audit entry's row (_AUDIT_FIELDS)."""
+        actor = self.actor.pk if self.actor else None
+        origin = AuditOrigin.STAFF.value
+        return (customer.pk, actor, self.now, AuditAction.IMPORT.value, origin, _jsonable(changes))
 
-    def _consents(self, customer, values, source, only=None) -> list[ConsentRecord]:
+    def _consents(self, customer, values, source, only=None) -> list[tuple]:
+        """The consent records' rows (_CONSENT_FIELDS) of the row's consent columns."""
         found = []
+        actor = self.actor.pk if self.actor else None
         for channel in ConsentChannel.values:
             granted = values.get(f"{channel}_consent")
             if granted is None or (only is not None and f"{channel}_consent" not in only):
                 continue
             at = values.get(f"{channel}_consent_at")
+            at = datetime.fromisoformat(at) if at else self.now
             found.append(
-                ConsentRecord(
-                    customer=customer,
-                    channel=channel,
-                    granted=granted,
-                    at=datetime.fromisoformat(at) if at else self.now,
-                    source=ConsentSource.IMPORT,
-                    note=source,
-                    recorded_by=self.actor,
-                )
+                (customer.pk, channel, granted, at, ConsentSource.IMPORT.value, "", source, actor)
             )
         return found
+
+
+# The rows a batch writes without making model instances (Django's __init__, and the signals
+# it sends, cost more than the write): each one's fields, in order.
+_AUDIT_FIELDS = ("customer_id", "actor_id", "at", "action", "origin", "changes")
+_CONSENT_FIELDS = (
+    "customer_id",
+    "channel",
+    "granted",
+    "at",
+    "source",
+    "wording",
+    "note",
+    "recorded_by_id",
+)
 
 
 # The columns a batch writes back to customers it created (their search text needs their id)
@@ -1029,6 +1059,31 @@ def _update_customers(customers: list[Customer], columns) -> None:
                 + " WHERE id = %s",
                 [[*(value(c, name) for name in names), c.pk] for c in customers],
             )
+
+
+def _insert_rows(model, names: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert rows given as tuples of these fields' values (attnames): COPY on PostgreSQL,
+    bulk_create elsewhere (SQLite)."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        objects = [model(**dict(zip(names, row, strict=True))) for row in rows]
+        model.objects.bulk_create(objects, batch_size=BATCH)
+        return
+    fields = [model._meta.get_field(name.removesuffix("_id")) for name in names]
+    json_at = [i for i, f in enumerate(fields) if isinstance(f, JSONField)]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    table = connection.ops.quote_name(model._meta.db_table)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            if json_at:
+                row = list(row)
+                for i in json_at:
+                    row[i] = json.dumps(row[i])
+            copy.write_row(row)
 
 
 def _take_ids(model, objects: list) -> None:
