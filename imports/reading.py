@@ -157,8 +157,8 @@ def _cell(value) -> str | datetime | date:
 
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_SI, _T, _R, _IS = f"{_MAIN}si", f"{_MAIN}t", f"{_MAIN}r", f"{_MAIN}is"
-_ROW, _C, _V = f"{_MAIN}row", f"{_MAIN}c", f"{_MAIN}v"
+_SI, _T, _IS = f"{_MAIN}si", f"{_MAIN}t", f"{_MAIN}is"
+_ROW, _C, _V, _RPH = f"{_MAIN}row", f"{_MAIN}c", f"{_MAIN}v", f"{_MAIN}rPh"
 # A shared strings table that inflates to more than this is kept in a temporary file rather
 # than in memory (Excel writes every text cell of a sheet there: a million rows of customers
 # make a table of hundreds of megabytes).
@@ -174,26 +174,59 @@ def _unescape(match: re.Match) -> str:
     return chr(int(match[1], 16))
 
 
-def _text_of(element) -> str:
-    """The text of a shared or inline string (its runs joined; phonetic hints left out)."""
-    plain = element.find(_T)
-    if plain is not None:
-        text = plain.text or ""
-    else:
-        text = "".join(run.findtext(_T) or "" for run in element.iterfind(_R))
-    return _ESCAPED.sub(_unescape, text) if "_x" in text else text
+class _Strings:
+    """The texts of a shared strings table (or of a sheet's inline strings), as ElementTree's
+    parser calls its target: no element is built, which is most of a parse's cost."""
+
+    def __init__(self):
+        self.texts: list[str] = []
+        self.parts: list[str] | None = None  # the current string's text
+        self.collect = False
+        self.phonetic = False
+
+    def start(self, tag, attrs):
+        if tag == _T:
+            self.collect = not self.phonetic and self.parts is not None
+        elif tag in (_SI, _IS):
+            self.parts = []
+        elif tag == _RPH:
+            self.phonetic = True
+
+    def data(self, text):
+        if self.collect:
+            self.parts.append(text)
+
+    def end(self, tag):
+        if tag == _T:
+            self.collect = False
+        elif tag in (_SI, _IS):
+            text = "".join(self.parts)
+            self.texts.append(_ESCAPED.sub(_unescape, text) if "_x" in text else text)
+            self.parts = None
+        elif tag == _RPH:
+            self.phonetic = False
+
+    def close(self):
+        return None
+
+
+def _parsed(source, target) -> Iterator[None]:
+    """Feed `source` to ElementTree's parser with `target`, a chunk at a time (a pause after
+    each: the caller takes what the target gathered)."""
+    parser = ElementTree.XMLParser(target=target)
+    while chunk := source.read(64 * 1024):
+        parser.feed(chunk)
+        yield
+    parser.close()
+    yield
 
 
 def _shared_strings(source) -> Iterator[str]:
-    """Each string of a shared strings table, in order; the parsed tree is dropped as it goes
-    (openpyxl's reader keeps an emptied element per string)."""
-    root = None
-    for event, element in ElementTree.iterparse(source, events=("start", "end")):
-        if root is None:
-            root = element
-        elif event == "end" and element.tag == _SI:
-            yield _text_of(element)
-            root.clear()
+    """Each string of a shared strings table, in order, read a chunk of the XML at a time."""
+    target = _Strings()
+    for _pause in _parsed(source, target):
+        texts, target.texts = target.texts, []
+        yield from texts
 
 
 class _SpilledStrings:
@@ -240,55 +273,81 @@ def _number(text: str) -> int | float:
         return float(text)
 
 
-def _sheet_rows(source, strings, date_styles, epoch) -> Iterator[tuple[int, list]]:
-    """(row number, cell values) of a worksheet's XML, a row at a time: each row is dropped
-    from the parsed tree once read (openpyxl's read-only sheets keep an emptied element, and
-    any row's height, per row)."""
-    from openpyxl.utils.datetime import from_excel
+class _Sheet(_Strings):
+    """A worksheet's rows as ElementTree's parser calls its target (no element built): each
+    row's cell values, by column, gathered in `rows` until the caller takes them."""
 
-    parent = last = None
-    number = 0
-    for event, element in ElementTree.iterparse(source, events=("start", "end")):
-        if event == "start":
-            if element.tag == _ROW and parent is None:
-                parent = last  # sheetData
-            last = element
-            continue
-        if element.tag != _ROW:
-            continue
-        number = int(element.get("r") or number + 1)
-        cells: list = []
-        for cell in element.iterfind(_C):
-            reference = cell.get("r")
-            column = _column(reference) if reference else len(cells) + 1
-            if column > MAX_COLUMNS:
-                continue
-            cells.extend([None] * (column - 1 - len(cells)))
-            kind = cell.get("t", "n")
-            if kind == "inlineStr":
-                inline = cell.find(_IS)
-                value = _text_of(inline) if inline is not None else None
-            else:
-                value = cell.findtext(_V)
-                if value is None:
-                    pass
-                elif kind == "s":
-                    value = strings(int(value))
-                elif kind == "n":
-                    value = _number(value)
-                    if int(cell.get("s") or 0) in date_styles:
-                        try:
-                            value = from_excel(value, epoch)
-                        except (OverflowError, ValueError):
-                            value = "#VALUE!"  # out of a date's range: refused as a date
-                elif kind == "b":
-                    value = value == "1"
-                elif kind == "d":
-                    value = datetime.fromisoformat(value)
-            cells.append(value)
-        if parent is not None:
-            parent.clear()
-        yield number, cells
+    def __init__(self, strings, date_styles, epoch):
+        super().__init__()
+        from openpyxl.utils.datetime import from_excel
+
+        self.strings, self.date_styles, self.epoch = strings, date_styles, epoch
+        self.from_excel = from_excel
+        self.rows: list[tuple[int, list]] = []
+        self.number = 0
+        self.cells: list = []
+        self.cell: tuple = ()
+        self.value = None
+
+    def start(self, tag, attrs):
+        if tag == _C:
+            self.cell = (attrs.get("r"), attrs.get("t", "n"), attrs.get("s"))
+            self.value = None
+        elif tag == _V:
+            self.parts, self.collect = [], True
+        elif tag == _ROW:
+            self.number = int(attrs.get("r") or self.number + 1)
+            self.cells = []
+        else:
+            super().start(tag, attrs)
+
+    def end(self, tag):
+        if tag == _V:
+            self.value, self.parts, self.collect = "".join(self.parts), None, False
+        elif tag == _IS:
+            super().end(tag)
+            self.value = self.texts.pop()
+        elif tag == _C:
+            self._place()
+        elif tag == _ROW:
+            self.rows.append((self.number, self.cells))
+        else:
+            super().end(tag)
+
+    def _place(self):
+        reference, kind, style = self.cell
+        cells = self.cells
+        column = _column(reference) if reference else len(cells) + 1
+        if column > MAX_COLUMNS:
+            return
+        cells.extend([None] * (column - 1 - len(cells)))
+        value = self.value
+        if value is None or kind == "inlineStr":
+            pass
+        elif kind == "s":
+            value = self.strings(int(value))
+        elif kind == "n":
+            value = _number(value)
+            if int(style or 0) in self.date_styles:
+                try:
+                    value = self.from_excel(value, self.epoch)
+                except (OverflowError, ValueError):
+                    value = "#VALUE!"  # out of a date's range: refused as a date
+        elif kind == "b":
+            value = value == "1"
+        elif kind == "d":
+            value = datetime.fromisoformat(value)
+        cells.append(value)
+
+
+def _sheet_rows(source, strings, date_styles, epoch) -> Iterator[tuple[int, list]]:
+    """(row number, cell values) of a worksheet's XML, a chunk of the XML at a time: no row is
+    kept once handed over (openpyxl's read-only sheets keep an emptied element, and any
+    row's height, per row)."""
+    target = _Sheet(strings, date_styles, epoch)
+    for _pause in _parsed(source, target):
+        rows, target.rows = target.rows, []
+        yield from rows
 
 
 @functools.lru_cache(maxsize=MAX_COLUMNS)
@@ -317,7 +376,8 @@ def _xlsx_rows(binary) -> Iterator[tuple[int, list]]:
         reader = _workbook_reader()(binary)
         reader.read()
         book = reader.wb
-        sheet = book.worksheets[0]
+        if reader.sheet_path is None:
+            raise ValueError("no worksheet")
         strings_path = reader.strings_path
         spilled = None
         if strings_path is None:
@@ -332,7 +392,7 @@ def _xlsx_rows(binary) -> Iterator[tuple[int, list]]:
     except Exception:  # openpyxl and the XML parser raise many kinds for a broken workbook
         raise UnreadableFile(_("The XLSX file could not be read (damaged or not Excel).")) from None
     try:
-        with archive.open(sheet._worksheet_path) as source:
+        with archive.open(reader.sheet_path) as source:
             for number, cells in _sheet_rows(source, strings, book._date_formats, book.epoch):
                 cells = [_cell(v) for v in cells]
                 while cells and cells[-1] == "":
@@ -351,19 +411,34 @@ def _xlsx_rows(binary) -> Iterator[tuple[int, list]]:
 
 @functools.cache
 def _workbook_reader():
-    """openpyxl's reader of a workbook's structure (sheets, styles: which cells are dates),
-    read-only, without its shared strings: `_xlsx_rows` reads those and the sheet itself.
-    (openpyxl 3.1's ExcelReader, and its workbook's `_date_formats` and sheets'
-    `_worksheet_path`: pinned in requirements.txt, and tests/imports cover this reader.)
-    Imported on first use: only XLSX files need openpyxl."""
-    from openpyxl.reader.excel import SHARED_STRINGS, ExcelReader
+    """openpyxl's reader of a workbook's structure, cut to what the import needs: the styles
+    (which cells are dates), the epoch, and the first worksheet's path. Not its shared
+    strings nor its worksheets: `_xlsx_rows` reads those (openpyxl's read-only sheet parses
+    the whole sheet once more, keeping it, to find its size when the file does not say it).
+    openpyxl 3.1's ExcelReader (pinned in requirements.txt; tests/imports/test_reading.py
+    compares the values with openpyxl's own reading). Imported on first use: only XLSX
+    files need openpyxl."""
+    from openpyxl.reader.excel import ExcelReader
+    from openpyxl.styles.stylesheet import apply_stylesheet
 
     class WorkbookReader(ExcelReader):
         def __init__(self, binary):
             super().__init__(binary, read_only=True, data_only=True)
-            self.strings_path = None
+            self.strings_path = self.sheet_path = None
+
+        def read(self):
+            self.read_manifest()
+            self.read_strings()
+            self.read_workbook()
+            apply_stylesheet(self.archive, self.wb)
+            for _sheet, rel in self.parser.find_sheets():
+                if rel.target in self.valid_files and "chartsheet" not in rel.Type:
+                    self.sheet_path = rel.target
+                    break
 
         def read_strings(self):
+            from openpyxl.reader.excel import SHARED_STRINGS
+
             found = self.package.find(SHARED_STRINGS)
             self.strings_path = found.PartName[1:] if found is not None else None
             self.shared_strings = []

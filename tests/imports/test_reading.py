@@ -104,3 +104,14 @@ def test_a_sheet_is_read_without_keeping_its_rows():
     assert count == 50_000
     # Keeping an emptied element per row (openpyxl's read-only sheets) takes several MB here.
     assert peak < 1_000_000, peak
+
+
+def test_rich_text_runs_are_joined_and_phonetic_hints_left_out():
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    table = (
+        f'<sst xmlns="{main}"><si><t>plain</t></si>'
+        "<si><r><rPr><b/></rPr><t>Zo</t></r><r><t>é</t></r></si>"
+        "<si><t>東京</t><rPh sb='0' eb='2'><t>トウキョウ</t></rPh></si>"
+        '<si><t xml:space="preserve"> a_x000D_b </t></si></sst>'
+    ).encode()
+    assert list(reading._shared_strings(io.BytesIO(table))) == ["plain", "Zoé", "東京", " a\rb "]
