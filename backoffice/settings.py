@@ -205,6 +205,11 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 MEDIA_URL = "media/"
 # Imports (imports app): the largest file accepted, in bytes (default 200 MB).
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", 200 * 1024 * 1024))
+# An applied import keeps its checked rows (each row's values, normalized: personal data) for
+# its page this many days after it was applied; the daily privacy task then deletes them.
+IMPORT_RETENTION_DAYS = int(os.environ.get("IMPORT_RETENTION_DAYS", 30))
+if not 0 <= IMPORT_RETENTION_DAYS <= 3650:
+    raise ImproperlyConfigured("IMPORT_RETENTION_DAYS must be a number of days from 0 to 3650.")
 
 # --- Web push (notifications app) ------------------------------------------------------------
 # The VAPID key pair identifies the shop to push services (`manage.py generate_vapid_keys`

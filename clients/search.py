@@ -24,19 +24,29 @@ def phone_variants(phone: str) -> list[str]:
     digits = _NOT_DIGIT.sub("", phone)
     if not digits:
         return []
-    variants = {digits}
     try:
         number = phonenumbers.parse(phone, settings.SHOP_COUNTRY)
     except phonenumbers.NumberParseException:
         return [digits]
+    return number_variants(phone, number)
+
+
+def number_variants(phone: str, number: phonenumbers.PhoneNumber) -> list[str]:
+    """phone_variants() of `phone` when it was already parsed as `number` (the import parses
+    each number once)."""
+    variants = {_NOT_DIGIT.sub("", phone)}
     for fmt in (phonenumbers.PhoneNumberFormat.E164, phonenumbers.PhoneNumberFormat.NATIONAL):
         variants.add(_NOT_DIGIT.sub("", phonenumbers.format_number(number, fmt)))
     return sorted(variants)
 
 
-def customer_search_text(*, pk, first_name: str, last_name: str, email: str, phone: str) -> str:
-    """What a customer's row stores in `search_text`."""
-    parts = [str(pk or ""), first_name, last_name, email, phone, *phone_variants(phone)]
+def customer_search_text(
+    *, pk, first_name: str, last_name: str, email: str, phone: str, variants=None
+) -> str:
+    """What a customer's row stores in `search_text` (`variants`: phone_variants(phone), when
+    the caller has them)."""
+    variants = phone_variants(phone) if variants is None else variants
+    parts = [str(pk or ""), first_name, last_name, email, phone, *variants]
     return normalize(" ".join(p for p in parts if p))
 
 

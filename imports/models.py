@@ -8,6 +8,8 @@ transaction per batch that also moves the job's cursor, so a failure leaves each
 fully applied or not at all and the import resumes at the first batch not committed.
 """
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -80,6 +82,9 @@ class ImportJob(models.Model):
     )
     apply_started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When the daily task deleted the checked rows of this applied import (IMPORT_RETENTION_DAYS
+    # after it was applied): the counts stay, the refused rows and the updates' diffs are gone.
+    rows_deleted_at = models.DateTimeField(null=True, blank=True)
     # Moved by every committed step of the background work: a job "checking" or "applying"
     # whose heartbeat is old lost its worker and may be resumed.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -100,6 +105,13 @@ class ImportJob(models.Model):
 
     def percent(self, done: int) -> int:
         return min(100, done * 100 // self.total_rows) if self.total_rows else 0
+
+    @property
+    def rows_kept_until(self) -> datetime | None:
+        """When the daily task deletes the checked rows of an applied import."""
+        if self.status != ImportStatus.APPLIED or self.finished_at is None:
+            return None
+        return self.finished_at + timedelta(days=settings.IMPORT_RETENTION_DAYS)
 
     @property
     def check_percent(self) -> int:
@@ -140,7 +152,13 @@ class ImportRow(models.Model):
         indexes = [
             models.Index(fields=["job", "key"], name="importrow_job_key_idx"),
             models.Index(fields=["job", "external_id"], name="importrow_job_ext_idx"),
-            models.Index(fields=["job", "action", "ordinal"], name="importrow_job_action_idx"),
+            # The page lists the refused rows and the first updates; the other rows (most of a
+            # file: created, unchanged) need no entry.
+            models.Index(
+                fields=["job", "action", "ordinal"],
+                name="importrow_job_action_idx",
+                condition=models.Q(action__in=["refused", "update"]),
+            ),
         ]
 
     def __str__(self):

@@ -11,11 +11,18 @@ the most columns, most consistently. Quoted cells may hold delimiters, quotes an
 
 import codecs
 import csv
+import functools
 import io
+import os
+import re
+import struct
+import tempfile
 import zipfile
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from xml.etree import ElementTree
 
 from django.utils.translation import gettext as _
 
@@ -149,6 +156,211 @@ def _cell(value) -> str | datetime | date:
     return str(value)
 
 
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_SI, _T, _IS = f"{_MAIN}si", f"{_MAIN}t", f"{_MAIN}is"
+_ROW, _C, _V, _RPH = f"{_MAIN}row", f"{_MAIN}c", f"{_MAIN}v", f"{_MAIN}rPh"
+# A shared strings table that inflates to more than this is kept in a temporary file rather
+# than in memory (Excel writes every text cell of a sheet there: a million rows of customers
+# make a table of hundreds of megabytes).
+STRINGS_IN_MEMORY = 8 * 1024**2
+
+
+# A character XML cannot hold (a carriage return, a control character) is written "_x000D_";
+# "_x005F_" is the underscore of a text that looks like such an escape.
+_ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def _unescape(match: re.Match) -> str:
+    return chr(int(match[1], 16))
+
+
+class _Strings:
+    """The texts of a shared strings table (or of a sheet's inline strings), as ElementTree's
+    parser calls its target: no element is built, which is most of a parse's cost."""
+
+    def __init__(self):
+        self.texts: list[str] = []
+        self.parts: list[str] | None = None  # the current string's text
+        self.collect = False
+        self.phonetic = False
+
+    def start(self, tag, attrs):
+        if tag == _T:
+            self.collect = not self.phonetic and self.parts is not None
+        elif tag in (_SI, _IS):
+            self.parts = []
+        elif tag == _RPH:
+            self.phonetic = True
+
+    def data(self, text):
+        if self.collect:
+            self.parts.append(text)
+
+    def end(self, tag):
+        if tag == _T:
+            self.collect = False
+        elif tag in (_SI, _IS):
+            text = "".join(self.parts)
+            self.texts.append(_ESCAPED.sub(_unescape, text) if "_x" in text else text)
+            self.parts = None
+        elif tag == _RPH:
+            self.phonetic = False
+
+    def close(self):
+        return None
+
+
+def _parsed(source, target) -> Iterator[None]:
+    """Feed `source` to ElementTree's parser with `target`, a chunk at a time (a pause after
+    each: the caller takes what the target gathered)."""
+    parser = ElementTree.XMLParser(target=target)
+    while chunk := source.read(64 * 1024):
+        parser.feed(chunk)
+        yield
+    parser.close()
+    yield
+
+
+def _shared_strings(source) -> Iterator[str]:
+    """Each string of a shared strings table, in order, read a chunk of the XML at a time."""
+    target = _Strings()
+    for _pause in _parsed(source, target):
+        texts, target.texts = target.texts, []
+        yield from texts
+
+
+class _SpilledStrings:
+    """A shared strings table in two temporary files (the texts, and where each starts), read
+    back by index: memory stays flat whatever the table's size."""
+
+    _OFFSET = struct.Struct("<QQ")
+
+    def __init__(self, texts: Iterator[str]):
+        # Open while the sheet is read, closed (and so deleted) by close(): no `with` fits.
+        self._texts = tempfile.TemporaryFile()  # noqa: SIM115
+        self._offsets = tempfile.TemporaryFile()  # noqa: SIM115
+        position, starts = 0, array("Q")
+        for text in texts:
+            starts.append(position)
+            data = text.encode()
+            self._texts.write(data)
+            position += len(data)
+            if len(starts) >= 65536:
+                self._offsets.write(starts.tobytes())
+                del starts[:]
+        starts.append(position)
+        self._offsets.write(starts.tobytes())
+        self._texts.flush()
+        self._offsets.flush()
+        self.get = functools.lru_cache(maxsize=4096)(self._read)
+
+    def _read(self, index: int) -> str:
+        found = os.pread(self._offsets.fileno(), 16, index * 8) if index >= 0 else b""
+        if len(found) < 16:
+            raise IndexError(index)
+        start, end = self._OFFSET.unpack(found)
+        return os.pread(self._texts.fileno(), end - start, start).decode()
+
+    def close(self) -> None:
+        self._texts.close()
+        self._offsets.close()
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+class _Sheet(_Strings):
+    """A worksheet's rows as ElementTree's parser calls its target (no element built): each
+    row's cell values, by column, gathered in `rows` until the caller takes them."""
+
+    def __init__(self, strings, date_styles, epoch):
+        super().__init__()
+        from openpyxl.utils.datetime import from_excel
+
+        self.strings, self.date_styles, self.epoch = strings, date_styles, epoch
+        self.from_excel = from_excel
+        self.rows: list[tuple[int, list]] = []
+        self.number = 0
+        self.cells: list = []
+        self.cell: tuple = ()
+        self.value = None
+
+    def start(self, tag, attrs):
+        if tag == _C:
+            self.cell = (attrs.get("r"), attrs.get("t", "n"), attrs.get("s"))
+            self.value = None
+        elif tag == _V:
+            self.parts, self.collect = [], True
+        elif tag == _ROW:
+            self.number = int(attrs.get("r") or self.number + 1)
+            self.cells = []
+        else:
+            super().start(tag, attrs)
+
+    def end(self, tag):
+        if tag == _V:
+            self.value, self.parts, self.collect = "".join(self.parts), None, False
+        elif tag == _IS:
+            super().end(tag)
+            self.value = self.texts.pop()
+        elif tag == _C:
+            self._place()
+        elif tag == _ROW:
+            self.rows.append((self.number, self.cells))
+        else:
+            super().end(tag)
+
+    def _place(self):
+        reference, kind, style = self.cell
+        cells = self.cells
+        column = _column(reference) if reference else len(cells) + 1
+        if column > MAX_COLUMNS:
+            return
+        cells.extend([None] * (column - 1 - len(cells)))
+        value = self.value
+        if value is None or kind == "inlineStr":
+            pass
+        elif kind == "s":
+            value = self.strings(int(value))
+        elif kind == "n":
+            value = _number(value)
+            if int(style or 0) in self.date_styles:
+                try:
+                    value = self.from_excel(value, self.epoch)
+                except (OverflowError, ValueError):
+                    value = "#VALUE!"  # out of a date's range: refused as a date
+        elif kind == "b":
+            value = value == "1"
+        elif kind == "d":
+            value = datetime.fromisoformat(value)
+        cells.append(value)
+
+
+def _sheet_rows(source, strings, date_styles, epoch) -> Iterator[tuple[int, list]]:
+    """(row number, cell values) of a worksheet's XML, a chunk of the XML at a time: no row is
+    kept once handed over (openpyxl's read-only sheets keep an emptied element, and any
+    row's height, per row)."""
+    target = _Sheet(strings, date_styles, epoch)
+    for _pause in _parsed(source, target):
+        rows, target.rows = target.rows, []
+        yield from rows
+
+
+@functools.lru_cache(maxsize=MAX_COLUMNS)
+def _column_of_letters(letters: str) -> int:
+    from openpyxl.utils.cell import column_index_from_string
+
+    return column_index_from_string(letters)
+
+
+def _column(reference: str) -> int:
+    return _column_of_letters(reference.rstrip("0123456789"))
+
+
 def _xlsx_rows(binary) -> Iterator[tuple[int, list]]:
     try:
         archive = zipfile.ZipFile(binary)
@@ -160,25 +372,78 @@ def _xlsx_rows(binary) -> Iterator[tuple[int, list]]:
     if inflated > MAX_XLSX_INFLATED or inflated / packed > MAX_XLSX_RATIO * 10:
         raise UnreadableFile(_("The XLSX file expands to far more than a spreadsheet holds."))
     binary.seek(0)
-    from openpyxl import load_workbook  # imported here: only XLSX files need it
-
     try:
-        book = load_workbook(binary, read_only=True, data_only=True)
-        sheet = book.worksheets[0]
-    except Exception:  # openpyxl raises many kinds for a broken workbook
+        reader = _workbook_reader()(binary)
+        reader.read()
+        book = reader.wb
+        if reader.sheet_path is None:
+            raise ValueError("no worksheet")
+        strings_path = reader.strings_path
+        spilled = None
+        if strings_path is None:
+            strings = [].__getitem__
+        elif archive.getinfo(strings_path).file_size <= STRINGS_IN_MEMORY:
+            with archive.open(strings_path) as source:
+                strings = list(_shared_strings(source)).__getitem__
+        else:
+            with archive.open(strings_path) as source:
+                spilled = _SpilledStrings(_shared_strings(source))
+            strings = spilled.get
+    except Exception:  # openpyxl and the XML parser raise many kinds for a broken workbook
         raise UnreadableFile(_("The XLSX file could not be read (damaged or not Excel).")) from None
     try:
-        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-            cells = [_cell(v) for v in row[:MAX_COLUMNS]]
-            while cells and cells[-1] == "":
-                cells.pop()
-            yield number, cells
+        with archive.open(reader.sheet_path) as source:
+            for number, cells in _sheet_rows(source, strings, book._date_formats, book.epoch):
+                cells = [_cell(v) for v in cells]
+                while cells and cells[-1] == "":
+                    cells.pop()
+                yield number, cells
     except UnreadableFile:
         raise
     except Exception:
         raise UnreadableFile(_("The XLSX file is damaged past this point.")) from None
     finally:
+        if spilled is not None:
+            spilled.close()
         book.close()
+        archive.close()
+
+
+@functools.cache
+def _workbook_reader():
+    """openpyxl's reader of a workbook's structure, cut to what the import needs: the styles
+    (which cells are dates), the epoch, and the first worksheet's path. Not its shared
+    strings nor its worksheets: `_xlsx_rows` reads those (openpyxl's read-only sheet parses
+    the whole sheet once more, keeping it, to find its size when the file does not say it).
+    openpyxl 3.1's ExcelReader (pinned in requirements.txt; tests/imports/test_reading.py
+    compares the values with openpyxl's own reading). Imported on first use: only XLSX
+    files need openpyxl."""
+    from openpyxl.reader.excel import ExcelReader
+    from openpyxl.styles.stylesheet import apply_stylesheet
+
+    class WorkbookReader(ExcelReader):
+        def __init__(self, binary):
+            super().__init__(binary, read_only=True, data_only=True)
+            self.strings_path = self.sheet_path = None
+
+        def read(self):
+            self.read_manifest()
+            self.read_strings()
+            self.read_workbook()
+            apply_stylesheet(self.archive, self.wb)
+            for _sheet, rel in self.parser.find_sheets():
+                if rel.target in self.valid_files and "chartsheet" not in rel.Type:
+                    self.sheet_path = rel.target
+                    break
+
+        def read_strings(self):
+            from openpyxl.reader.excel import SHARED_STRINGS
+
+            found = self.package.find(SHARED_STRINGS)
+            self.strings_path = found.PartName[1:] if found is not None else None
+            self.shared_strings = []
+
+    return WorkbookReader
 
 
 def _csv_rows(binary, layout: Layout) -> Iterator[tuple[int, list | Broken]]:

@@ -5,11 +5,12 @@ The values are checked by the storefront API's own validators (email, phone, tex
 customer imported from a file and one sent by the shop's API are held to the same rules.
 """
 
+import dataclasses
 import re
 import unicodedata
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, partial
 
 import phonenumbers
 from babel import Locale
@@ -17,9 +18,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 
+from backoffice.phones import phone_parse
+from clients.search import number_variants
 from exports.columns import from_inert
 from orders.models import OrderStatus
-from storefront.schemas import _email, _phone, _text
+from storefront.schemas import _PHONE, _email, _text
 
 # Why a row is refused: a code stored with the row, worded in the reader's language.
 REASONS = {
@@ -165,9 +168,9 @@ def email(value: str) -> str:
     return value
 
 
-def phone(value: str, region: str = "") -> str:
-    """A phone number in the back office's international format. Without a country code it
-    is read as the row's address country's (a US file's "555-625-1199"), else the shop's."""
+def phone_number(value: str, region: str = "") -> phonenumbers.PhoneNumber:
+    """A valid phone number, as the API reads one. Without a country code it is read as the
+    row's address country's (a US file's "555-625-1199"), else as the shop's."""
     value = value.strip()
     if region and not value.startswith(("+", "00")):
         try:
@@ -175,11 +178,18 @@ def phone(value: str, region: str = "") -> str:
         except phonenumbers.NumberParseException:
             number = None
         if number is not None and phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    try:
-        return _phone(value)
-    except ValueError:
-        raise Refused("invalid_phone", value) from None
+            return number
+    number = phone_parse(value) if _PHONE.match(value) else None  # storefront.schemas._phone
+    if number is None:
+        raise Refused("invalid_phone", value)
+    return number
+
+
+def phone(value: str, region: str = "") -> str:
+    """A phone number in the back office's international format (see phone_number)."""
+    return phonenumbers.format_number(
+        phone_number(value, region), phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
 
 
 def yes_no(value: str) -> bool | None:
@@ -287,32 +297,81 @@ def _check_width(cells: list, headers: int) -> None:
         raise Refused("cells", len(cells))
 
 
-def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") -> dict:
-    """A customer row's values (only those the file gives), or raises Refused."""
+@dataclasses.dataclass
+class CustomerRow:
+    """A customer row as read: its values, and what the checks could not settle alone.
+
+    A cell the checks refuse (or normalize) may still be exactly what the customer it names
+    already has: older data kept as it was (phones the 0019 normalization could not read, a
+    name a spreadsheet would take for a formula). Whether it is can only be told against the
+    database, so such a field is not refused here: `refusals` keeps its reason, `as_read` the
+    cell, and the services settle it (equal to the stored value: unchanged, never refused).
+    """
+
+    values: dict
+    as_read: dict = dataclasses.field(default_factory=dict)
+    refusals: dict = dataclasses.field(default_factory=dict)
+
+
+def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") -> CustomerRow:
+    """A customer row's values (only those the file gives), or raises Refused for what no
+    stored value can excuse (a broken line, no email, an unreadable date or consent)."""
     _check_width(cells, len(mapping))
     raw = _cells(mapping, cells)
-    values = {"email": email(str(raw.get("email", "")))}
-    for field in ("external_id", "first_name", "last_name", "language"):
-        if str(raw.get(field, "")).strip():
-            values[field] = text(field, str(raw[field]))
-    if "language" in values and not _LANGUAGE.match(values["language"]):
-        raise Refused("invalid_language", values["language"])
+    row = CustomerRow({})
+    values = row.values
+
+    def check(name: str, cell, checked):
+        """`checked(cell)`, or None with the refusal kept to be settled against the stored
+        customer; the cell is kept too when it differs from what is imported."""
+        try:
+            found = checked(cell)
+        except Refused as refused:
+            row.refusals[name] = (refused.code, refused.value)
+            row.as_read[name] = cell
+            return None
+        if found != cell:
+            row.as_read[name] = cell
+        values[name] = found
+        return found
+
+    address = str(raw.get("email", "")).strip()
+    if not address:
+        raise Refused("no_email")
+    if check("email", address, email) is None:
+        values["email"] = address  # the key the customer is looked up by
+    for name in ("external_id", "first_name", "last_name", "language"):
+        cell = str(raw.get(name, "")).strip()
+        if cell:
+            check(name, cell, partial(_language if name == "language" else text, name))
     full = str(raw.get("full_name", "")).strip()
-    if full and "first_name" not in values and "last_name" not in values:
+    if full and not {"first_name", "last_name"} & (values.keys() | row.refusals.keys()):
         first, _space, last = text("first_name", full).partition(" ")
         values["first_name"], values["last_name"] = first, last.strip()
     if raw.get("created_at") not in (None, ""):
         values["created_at"] = moment(raw["created_at"], date_order=date_order).isoformat()
     for prefix in ("", "shipping_"):
-        address = _address(raw, prefix)
-        if address:
-            values[f"{prefix or 'billing_'}address"] = address
+        parts = _address_parts(raw, prefix)
+        if parts:
+            check(f"{prefix or 'billing_'}address", parts, _address)
     number = str(raw.get("phone", "")).strip() or str(raw.get("address_phone", "")).strip()
     if number:
         region = (values.get("billing_address") or values.get("shipping_address") or {}).get(
             "country", ""
         )
-        values["phone"] = phone(number, region)
+        try:
+            parsed = phone_number(number, region)
+        except Refused as refused:
+            row.refusals["phone"] = (refused.code, refused.value)
+            row.as_read["phone"] = number
+        else:
+            values["phone"] = phonenumbers.format_number(
+                parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL
+            )
+            if values["phone"] != number:
+                row.as_read["phone"] = number
+            # The search text's forms of the number, so applying need not parse it again.
+            values["phone_variants"] = number_variants(values["phone"], parsed)
     for channel in ("email", "sms"):
         consent = raw.get(f"{channel}_consent")
         if consent not in (None, ""):
@@ -322,14 +381,25 @@ def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") ->
                 at = raw.get(f"{channel}_consent_at")
                 if at not in (None, ""):
                     values[f"{channel}_consent_at"] = moment(at, date_order=date_order).isoformat()
-    return values
+    return row
 
 
-def _address(raw: dict, prefix: str) -> dict:
-    parts = {p: str(raw.get(prefix + p, "")).strip() for p in ADDRESS_PARTS}
-    if not parts["line1"]:
-        return {}
-    if not parts["city"] or not parts["country"]:
+def _language(_name: str, value: str) -> str:
+    value = text("language", value)
+    if not _LANGUAGE.match(value):
+        raise Refused("invalid_language", value)
+    return value
+
+
+def _address_parts(raw: dict, prefix: str) -> dict:
+    """The address parts the file has columns for (those it has not are not compared, nor
+    written as empty), or {} when it gives no street."""
+    parts = {p: str(raw[prefix + p]).strip() for p in ADDRESS_PARTS if prefix + p in raw}
+    return parts if parts.get("line1") else {}
+
+
+def _address(parts: dict) -> dict:
+    if not parts.get("city") or not parts.get("country"):
         raise Refused("incomplete_address", ", ".join(v for v in parts.values() if v))
     address = {p: text(p, v) for p, v in parts.items() if p != "country"}
     address["country"] = country(parts["country"])

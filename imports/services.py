@@ -15,18 +15,22 @@ of an order file runs it in a transaction that is rolled back.
 
 import json
 import logging
+import queue
+import threading
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import Enum
 from functools import partial
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection, transaction
-from django.db.models import JSONField
+from django.db import connection, models, transaction
+from django.db.models import BooleanField, F, Func, JSONField, Q
 from django.db.models.expressions import DatabaseDefault
 from django.db.models.functions import Lower
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from clients.models import Address, AuditAction, AuditEntry, AuditOrigin, Customer
 from clients.search import customer_search_text
@@ -50,6 +54,7 @@ from orders.services import (
     orders_import,
 )
 from privacy.models import ConsentRecord, ConsentSource
+from privacy.services import CONSENT_FIELDS as CONSENT_STATE
 from privacy.services import consent_state_refresh
 
 logger = logging.getLogger(__name__)
@@ -168,6 +173,23 @@ def import_cancel(*, job: ImportJob) -> ImportJob:
     return job
 
 
+def import_rows_expire(*, now: datetime | None = None) -> int:
+    """Delete the checked rows of the imports applied more than IMPORT_RETENTION_DAYS ago (the
+    job, its counts and the customers' audit entries stay); returns how many rows went. Run
+    by the daily privacy task (imports/privacy.py); one transaction per import."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.IMPORT_RETENTION_DAYS)
+    expired = ImportJob.objects.filter(
+        status=ImportStatus.APPLIED, finished_at__lt=cutoff, rows_deleted_at=None
+    ).values_list("pk", flat=True)
+    deleted = 0
+    for pk in list(expired):
+        with transaction.atomic():
+            deleted += ImportRow.objects.filter(job_id=pk).delete()[0]
+            ImportJob.objects.filter(pk=pk).update(rows_deleted_at=now)
+    return deleted
+
+
 def _delete_file(name: str) -> None:
     from django.core.files.storage import default_storage
 
@@ -223,6 +245,10 @@ class _Read:
     line: int
     values: dict | None = None
     refused: rows.Refused | None = None
+    # Customer rows: cells the checks refused or normalized, to settle against the stored
+    # customer (rows.CustomerRow); the dry run's only, never stored.
+    as_read: dict = field(default_factory=dict)
+    refusals: dict = field(default_factory=dict)
 
 
 def _file_rows(job: ImportJob):
@@ -248,12 +274,58 @@ def _file_rows(job: ImportJob):
                             comma_decimal=comma_decimal,
                         )
                     else:
-                        read.values = rows.customer_row(
-                            job.mapping, cells, date_order=job.date_order
+                        row = rows.customer_row(job.mapping, cells, date_order=job.date_order)
+                        read.values, read.as_read, read.refusals = (
+                            row.values,
+                            row.as_read,
+                            row.refusals,
                         )
                 except rows.Refused as refused:
                     read.refused = refused
             yield read
+
+
+def _read_ahead(batches, depth: int = 2):
+    """The items of `batches`, produced by a thread of their own up to `depth` ahead: reading
+    and checking the next rows of the file (Python) goes on while PostgreSQL works on the
+    current batch (the GIL is released while waiting for it), so on two cores the dry run
+    takes about the larger of the two rather than their sum. Memory stays bounded: at most
+    `depth` batches wait. An exception of the reader is raised here, in the caller."""
+    waiting: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+    language = translation.get_language()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        translation.activate(language)  # the refusals' words, as the caller's thread has them
+        try:
+            with closing(batches):
+                for item in batches:
+                    if not put(item):
+                        return
+            put(end)
+        except BaseException as error:  # handed to the caller, which raises it
+            put(error)
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := waiting.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _batches(iterable, size=BATCH):
@@ -296,29 +368,18 @@ def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
     emails = {r.values["email"].lower() for r in valid}
     external = {r.values["external_id"] for r in valid if r.values.get("external_id")}
     # `external_id <> ''` lets PostgreSQL use the partial unique index for any number of ids.
-    ids = set(
-        Customer.objects.alias(email_key=Lower("email"))
-        .filter(email_key__in=sorted(emails))
-        .values_list("pk", flat=True)
-    )
+    matching = _among("email_key", emails, "text", Lower("email"))
     if external:
-        ids.update(
-            Customer.objects.filter(external_id__in=sorted(external))
-            .exclude(external_id="")
-            .values_list("pk", flat=True)
-        )
-    if lock and ids:
+        matching |= _among("external_id", external, "text") & ~Q(external_id="")
+    matched = Customer.objects.alias(email_key=Lower("email")).filter(matching)
+    if lock:
         # Row locks in id order (as the order services take them): no deadlock between two
         # imports, or an import and the API, touching the same customers.
-        list(
-            Customer.objects.select_for_update(no_key=True)
-            .filter(pk__in=sorted(ids))
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+        matched = matched.select_for_update(no_key=True).order_by("pk")
+    ids = list(matched.values_list("pk", flat=True))
     found = list(
         Customer.objects.select_related("default_billing_address", "default_shipping_address")
-        .filter(pk__in=sorted(ids))
+        .filter(_among("pk", ids, "bigint"))
         .order_by("pk")
     )
     by_email = {c.email.lower(): c for c in found}
@@ -330,6 +391,10 @@ def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
         customer = by_external.get(values.get("external_id", "")) or by_email.get(
             values["email"].lower()
         )
+        refused = _settle(read, customer)
+        if refused is not None:
+            plans[read.ordinal] = _Plan(RowAction.REFUSED, refused=refused)
+            continue
         if customer is None:
             plans[read.ordinal] = _Plan(RowAction.CREATE)
             continue
@@ -352,11 +417,70 @@ def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
     return plans
 
 
+class _AnyOf(Func):
+    """`expression = ANY(array)` (PostgreSQL): many values in one parameter."""
+
+    output_field = BooleanField()
+
+    def __init__(self, expression, values: list, kind: str):
+        super().__init__(expression)
+        self.values, self.kind = values, kind
+
+    def as_sql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"{sql} = ANY(%s::{self.kind}[])", [*params, self.values]
+
+
+def _among(field: str, values, kind: str, expression=None) -> Q:
+    """`field` is one of `values`: on PostgreSQL `= ANY(one array parameter)` (psycopg reads
+    a statement's placeholders one by one: a thousand of them cost more than the query, and
+    `IN (SELECT unnest(…))` OR-ed with another filter makes a sequential scan), elsewhere
+    `IN (…)`."""
+    if connection.vendor == "postgresql":
+        return Q(_AnyOf(expression or F(field), sorted(values), kind))
+    return Q(**{f"{field}__in": sorted(values)})
+
+
+def _settle(read: _Read, customer: Customer | None) -> rows.Refused | None:
+    """Settle the cells the checks refused or normalized against the customer the row names:
+    a cell equal to what the customer already has is left alone (the field is not imported:
+    unchanged, never refused, even when the stored value would no longer pass the checks);
+    the first refusal left refuses the row."""
+    if customer is not None:
+        for name, cell in read.as_read.items():
+            if _stored_equals(customer, name, cell):
+                read.refusals.pop(name, None)
+                if name != "email":  # the key: kept, and never changed by an update
+                    read.values.pop(name, None)
+                if name == "phone":
+                    read.values.pop("phone_variants", None)
+    if read.refusals:
+        code, value = next(iter(read.refusals.values()))
+        return rows.Refused(code, value)
+    return None
+
+
+def _stored_equals(customer: Customer, name: str, cell) -> bool:
+    if name == "email":
+        return customer.email.strip().lower() == cell.lower()
+    if name.endswith("_address"):
+        stored = _address_values(getattr(customer, f"default_{name}"))
+        return bool(stored) and all(_same(stored[k], v, k) for k, v in cell.items())
+    return _same(getattr(customer, name), cell)
+
+
+def _same(stored: str, imported: str, part: str = "") -> bool:
+    """Whether an imported value is the stored one: cells are read without the spaces around
+    them (so a stored value with some is still the same), country codes in any case."""
+    stored = (stored or "").strip()
+    return stored.casefold() == imported.casefold() if part == "country" else stored == imported
+
+
 def _changes(customer: Customer, values: dict, consents: dict) -> dict:
     """{field: [stored, imported]} for what the row changes; the email never changes."""
     changes = {}
     for name in CONTACT:
-        if name in values and getattr(customer, name) != values[name]:
+        if name in values and not _same(getattr(customer, name), values[name]):
             changes[name] = [getattr(customer, name), values[name]]
     if values.get("external_id") and not customer.external_id:
         changes["external_id"] = ["", values["external_id"]]
@@ -365,7 +489,8 @@ def _changes(customer: Customer, values: dict, consents: dict) -> dict:
         if not wanted:
             continue
         stored = _address_values(getattr(customer, f"default_{kind}_address"))
-        if any(stored.get(k, "") != wanted.get(k, "") for k in ADDRESS_KEYS):
+        # Only the parts the file has columns for: ours has no company nor region.
+        if not all(_same(stored.get(k, ""), wanted[k], k) for k in ADDRESS_KEYS if k in wanted):
             changes[f"default_{kind}_address"] = [_address_text(stored), _address_text(wanted)]
     for channel in ConsentChannel.values:
         granted = values.get(f"{channel}_consent")
@@ -385,7 +510,7 @@ def _latest_consents(customer_ids: list[int]) -> dict[tuple[int, str], bool]:
     latest = {}
     for customer_id, channel, granted in (
         ConsentRecord.objects.filter(
-            customer_id__in=customer_ids, channel__in=ConsentChannel.values
+            _among("customer_id", customer_ids, "bigint"), channel__in=ConsentChannel.values
         )
         .order_by("customer_id", "channel", "at", "id")
         .values_list("customer_id", "channel", "granted")
@@ -509,21 +634,24 @@ def import_check(*, job_id: int) -> ImportJob:
     counts: dict = {}
     checked = batches = 0
     try:
-        for batch in _batches(_file_rows(job)):
-            with transaction.atomic():
-                if not ImportJob.objects.filter(pk=job.pk, status=ImportStatus.CHECKING).exists():
-                    return ImportJob.objects.get(pk=job.pk)  # cancelled meanwhile
-                staged = _check_batch(job, batch)
-                _insert(ImportRow, staged)
-                batches += 1
-                if batches in _ANALYZE_AT:
-                    _analyze(ImportRow)
-                for row in staged:
-                    _count(counts, row.action)
-                checked += len(batch)
-                ImportJob.objects.filter(pk=job.pk).update(
-                    checked_rows=checked, counts=counts, heartbeat_at=timezone.now()
-                )
+        with closing(_read_ahead(_batches(_file_rows(job)))) as read:
+            for batch in read:
+                with transaction.atomic():
+                    if not ImportJob.objects.filter(
+                        pk=job.pk, status=ImportStatus.CHECKING
+                    ).exists():
+                        return ImportJob.objects.get(pk=job.pk)  # cancelled meanwhile
+                    staged = _check_batch(job, batch)
+                    _insert(ImportRow, staged)
+                    batches += 1
+                    if batches in _ANALYZE_AT:
+                        _analyze(ImportRow)
+                    for row in staged:
+                        _count(counts, row.action)
+                    checked += len(batch)
+                    ImportJob.objects.filter(pk=job.pk).update(
+                        checked_rows=checked, counts=counts, heartbeat_at=timezone.now()
+                    )
     except UnreadableFile as error:
         return _fail(job, str(error))
     with transaction.atomic():
@@ -565,7 +693,7 @@ def _seen(job: ImportJob, keys: set[str], column: str) -> dict[str, int]:
     if not keys:
         return {}
     return dict(
-        ImportRow.objects.filter(job=job, **{f"{column}__in": sorted(keys)})
+        ImportRow.objects.filter(_among(column, keys, "text"), job=job)
         .exclude(action=RowAction.REFUSED)
         .order_by("-ordinal")
         .values_list(column, "line")
@@ -651,10 +779,11 @@ def import_apply(*, job_id: int) -> ImportJob:
             )
             if job.status != ImportStatus.APPLYING:
                 return job
+            # Plain tuples: the refusals and diffs are the page's, not needed here.
             batch = list(
-                ImportRow.objects.filter(job=job, ordinal__gt=job.applied_rows).order_by("ordinal")[
-                    :BATCH
-                ]
+                ImportRow.objects.filter(job=job, ordinal__gt=job.applied_rows)
+                .order_by("ordinal")
+                .values_list("ordinal", "line", "action", "values")[:BATCH]
             )
             if not batch:
                 job.status = ImportStatus.APPLIED
@@ -670,7 +799,7 @@ def import_apply(*, job_id: int) -> ImportJob:
             for action, n in counts.items():
                 _count(applied, action, n)
             job.applied_counts = applied
-            job.applied_rows = batch[-1].ordinal
+            job.applied_rows = batch[-1][0]
             job.heartbeat_at = timezone.now()
             job.save(update_fields=["applied_counts", "applied_rows", "heartbeat_at"])
 
@@ -680,11 +809,12 @@ def import_fail(*, job_id: int, message: str) -> ImportJob:
     return _fail(ImportJob.objects.get(pk=job_id), message)
 
 
-def _apply_batch(job: ImportJob, batch: list[ImportRow]) -> dict:
+def _apply_batch(job: ImportJob, batch: list[tuple]) -> dict:
+    """Apply a batch of (ordinal, line, action, values) rows; the counts by action."""
     reads = [
-        _Read(row.ordinal, row.line, values=row.values or None)
-        for row in batch
-        if row.action != RowAction.REFUSED
+        _Read(ordinal, line, values=values or None)
+        for ordinal, line, action, values in batch
+        if action != RowAction.REFUSED
     ]
     counts = {RowAction.REFUSED: len(batch) - len(reads)}
     if not reads:
@@ -740,8 +870,17 @@ class _CustomerWriter:
     def flush(self) -> None:
         source = self._source()
         audits, consents = [], []
-        if self.new:
-            _insert(Customer, [c for c, _v in self.new], returning=True)
+        new = [c for c, _v in self.new]
+        # PostgreSQL: the new customers' and addresses' ids are taken from their sequences
+        # first, so each new customer is written once, complete (search text, default
+        # addresses, consent state), instead of inserted then updated twice: every write of a
+        # customer row puts an entry in each of its many indexes. (The foreign keys between
+        # them are checked at commit.) SQLite: inserted, then updated.
+        once = connection.vendor == "postgresql"
+        if new and once:
+            _take_ids(Customer, new)
+        elif new:
+            _insert(Customer, new)
         addresses = []  # (customer, kind, Address)
         for customer, values in self.new:
             for kind in ("billing", "shipping"):
@@ -755,7 +894,10 @@ class _CustomerWriter:
                     addresses.append(
                         (customer, kind, self._address(customer, values[f"{kind}_address"]))
                     )
-        _insert(Address, [a for _c, _k, a in addresses], returning=True)
+        if once:
+            _take_ids(Address, [a for _c, _k, a in addresses])
+        else:
+            _insert(Address, [a for _c, _k, a in addresses])
         for customer, kind, address in addresses:
             setattr(customer, f"default_{kind}_address", address)
             if kind == "billing":
@@ -766,7 +908,7 @@ class _CustomerWriter:
             if customer.default_shipping_address_id and not customer.default_billing_address_id:
                 customer.default_billing_address = customer.default_shipping_address
                 customer.country = customer.default_billing_address.country
-            self._refresh_search(customer)
+            self._refresh_search(customer, values.get("phone_variants"))
             changes = {"file": ["", self.job.file_name]}
             changes.update(
                 {k: ["", values[k]] for k in ("email", *CONTACT, "external_id") if values.get(k)}
@@ -778,7 +920,12 @@ class _CustomerWriter:
                         _address_text(values[f"{kind}_address"]),
                     ]
             audits.append(self._audit(customer, changes))
-            consents += self._consents(customer, values, source)
+            records = self._consents(customer, values, source)
+            if once:
+                # A new customer's only records are these: the newest of each channel.
+                for _customer, channel, granted, *_rest in records:
+                    setattr(customer, CONSENT_STATE[channel], granted)
+            consents += records
         for customer, values, changes in self.updated:
             for name in CONTACT:
                 if name in changes:
@@ -787,62 +934,78 @@ class _CustomerWriter:
                 customer.external_id = values["external_id"]
             customer.version += 1
             customer.updated_at = self.now
-            self._refresh_search(customer)
+            if "phone" in changes:
+                self._refresh_search(customer, values.get("phone_variants"))
+            elif any(name in changes for name in CONTACT):
+                self._refresh_search(customer)
             audits.append(self._audit(customer, {"file": ["", self.job.file_name], **changes}))
             consents += self._consents(customer, values, source, only=changes)
-        if self.new:
-            _update_customers([c for c, _v in self.new], _NEW_COLUMNS)
+        if once:
+            _insert(Customer, new, with_pk=True)
+            _insert(Address, [a for _c, _k, a in addresses], with_pk=True)
+        elif new:
+            _update_customers(new, _NEW_COLUMNS)
         if self.updated:
             _update_customers([c for c, _v, _ch in self.updated], _UPDATED_COLUMNS)
-        _insert(AuditEntry, audits)
+        _insert_rows(AuditEntry, _AUDIT_FIELDS, audits)
         # Consents go to the privacy app's ledger (source "import", the file in the note), and
-        # the customers' current state is read back from it.
-        _insert(ConsentRecord, consents)
-        consent_state_refresh(customer_ids=sorted({c.customer_id for c in consents}))
+        # the customers' current state is read back from it (set above for new ones).
+        _insert_rows(ConsentRecord, _CONSENT_FIELDS, consents)
+        refreshed = {record[0] for record in consents}
+        if once:
+            refreshed -= {c.pk for c in new}
+        consent_state_refresh(customer_ids=sorted(refreshed))
 
     def _source(self) -> str:
         label = str(ImportFormat(self.job.format).label) if self.job.format else ""
         with_label = f"{label}: {self.job.file_name}" if label else self.job.file_name
         return with_label[:300]
 
-    def _refresh_search(self, customer: Customer) -> None:
+    def _refresh_search(self, customer: Customer, variants: list[str] | None = None) -> None:
         customer.search_text = customer_search_text(
             pk=customer.pk,
             first_name=customer.first_name,
             last_name=customer.last_name,
             email=customer.email,
             phone=customer.phone,
+            variants=variants,
         )
 
-    def _audit(self, customer: Customer, changes: dict) -> AuditEntry:
-        return AuditEntry(
-            customer=customer,
-            actor=self.actor,
-            at=self.now,
-            action=AuditAction.IMPORT,
-            changes=_jsonable(changes),
-            origin=AuditOrigin.STAFF,
-        )
+    def _audit(self, customer: Customer, changes: dict) -> tuple:
+        """An audit entry's row (_AUDIT_FIELDS)."""
+        actor = self.actor.pk if self.actor else None
+        origin = AuditOrigin.STAFF.value
+        return (customer.pk, actor, self.now, AuditAction.IMPORT.value, origin, _jsonable(changes))
 
-    def _consents(self, customer, values, source, only=None) -> list[ConsentRecord]:
+    def _consents(self, customer, values, source, only=None) -> list[tuple]:
+        """The consent records' rows (_CONSENT_FIELDS) of the row's consent columns."""
         found = []
+        actor = self.actor.pk if self.actor else None
         for channel in ConsentChannel.values:
             granted = values.get(f"{channel}_consent")
             if granted is None or (only is not None and f"{channel}_consent" not in only):
                 continue
             at = values.get(f"{channel}_consent_at")
+            at = datetime.fromisoformat(at) if at else self.now
             found.append(
-                ConsentRecord(
-                    customer=customer,
-                    channel=channel,
-                    granted=granted,
-                    at=datetime.fromisoformat(at) if at else self.now,
-                    source=ConsentSource.IMPORT,
-                    note=source,
-                    recorded_by=self.actor,
-                )
+                (customer.pk, channel, granted, at, ConsentSource.IMPORT.value, "", source, actor)
             )
         return found
+
+
+# The rows a batch writes without making model instances (Django's __init__, and the signals
+# it sends, cost more than the write): each one's fields, in order.
+_AUDIT_FIELDS = ("customer_id", "actor_id", "at", "action", "origin", "changes")
+_CONSENT_FIELDS = (
+    "customer_id",
+    "channel",
+    "granted",
+    "at",
+    "source",
+    "wording",
+    "note",
+    "recorded_by_id",
+)
 
 
 # The columns a batch writes back to customers it created (their search text needs their id)
@@ -898,10 +1061,61 @@ def _update_customers(customers: list[Customer], columns) -> None:
             )
 
 
-def _insert(model, objects: list, *, returning: bool = False) -> None:
-    """Insert many rows in one statement. PostgreSQL: INSERT ... SELECT FROM unnest(one array
-    per column), the ids read back in order; Django's bulk_create compiles every value of every
-    row, which was most of an import's CPU. Elsewhere (SQLite): bulk_create."""
+def _insert_rows(model, names: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert rows given as tuples of these fields' values (attnames): COPY on PostgreSQL,
+    bulk_create elsewhere (SQLite)."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        objects = [model(**dict(zip(names, row, strict=True))) for row in rows]
+        model.objects.bulk_create(objects, batch_size=BATCH)
+        return
+    fields = [model._meta.get_field(name.removesuffix("_id")) for name in names]
+    json_at = [i for i, f in enumerate(fields) if isinstance(f, JSONField)]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    table = connection.ops.quote_name(model._meta.db_table)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            if json_at:
+                row = list(row)
+                for i in json_at:
+                    row[i] = json.dumps(row[i])
+            copy.write_row(row)
+
+
+def _take_ids(model, objects: list) -> None:
+    """Give these new rows ids from their table's sequence (PostgreSQL), in one statement."""
+    if not objects:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [model._meta.db_table, len(objects)],
+        )
+        for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
+            obj.pk = pk
+
+
+# Fields whose value is written as it is when it is a str, bool, int or None (what
+# get_db_prep_save would return for those, for a microsecond a value).
+_PLAIN_FIELDS = (
+    models.CharField,
+    models.TextField,
+    models.BooleanField,
+    models.IntegerField,
+    models.ForeignKey,
+)
+_PLAIN_TYPES = (str, bool, int, type(None))
+
+
+def _insert(model, objects: list, *, with_pk: bool = False) -> None:
+    """Insert many rows. PostgreSQL: one COPY (ids given beforehand with `with_pk`, or by
+    the table's default); Django's bulk_create compiles every value of every row, and an
+    INSERT from unnest() arrays had psycopg build each array in Python: most of an import's
+    CPU either way. Elsewhere (SQLite): bulk_create, which sets the new ids."""
     if not objects:
         return
     if connection.vendor != "postgresql":
@@ -910,26 +1124,23 @@ def _insert(model, objects: list, *, returning: bool = False) -> None:
     fields = [
         f
         for f in model._meta.concrete_fields
-        if not f.primary_key and not isinstance(getattr(objects[0], f.attname), DatabaseDefault)
+        if (with_pk or not f.primary_key)
+        and not isinstance(getattr(objects[0], f.attname), DatabaseDefault)
     ]
-    columns, types, arrays = [], [], []
+    columns = []
     for f in fields:
-        columns.append(connection.ops.quote_name(f.column))
+        values = [getattr(o, f.attname) for o in objects]
         if isinstance(f, JSONField):
-            types.append("jsonb")
-            arrays.append([json.dumps(getattr(o, f.attname)) for o in objects])
-            continue
-        types.append(f.rel_db_type(connection) if f.is_relation else f.db_type(connection))
-        arrays.append([f.get_db_prep_save(getattr(o, f.attname), connection) for o in objects])
+            values = [json.dumps(v) for v in values]
+        elif not (isinstance(f, _PLAIN_FIELDS) and all(type(v) in _PLAIN_TYPES for v in values)):
+            values = [f.get_db_prep_save(v, connection) for v in values]
+            values = [v.value if isinstance(v, Enum) else v for v in values]
+        columns.append(values)
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     table = connection.ops.quote_name(model._meta.db_table)
-    placeholders = ", ".join(f"%s::{kind}[]" for kind in types)
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({placeholders})"
-    with connection.cursor() as cursor:
-        if not returning:
-            cursor.execute(sql, arrays)
-            return
-        cursor.execute(sql + " RETURNING id", arrays)
-        for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
-            obj.pk = pk
-            obj._state.adding = False
-            obj._state.db = connection.alias
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+    ):
+        for row in zip(*columns, strict=True):
+            copy.write_row(row)

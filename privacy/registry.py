@@ -15,6 +15,9 @@ does with `admin.py`). A registration says:
 - `export(customer)`: what the customer's data archive holds from the app, as
   `{"section": [row dict, ...]}`; every value JSON-serializable (datetimes as ISO 8601,
   decimals as strings). Each section becomes `<section>.csv` and a key of `data.json`.
+- `expire(now)`: deletes what the app keeps only for a while (its own retention period, a
+  setting of the app) and is past it at `now`; returns how many rows went. The daily privacy
+  task runs every app's (`privacy.services.kept_data_expire`).
 """
 
 from collections.abc import Callable
@@ -43,6 +46,7 @@ class PersonalData:
     models: tuple
     erase: Callable[[Erasure], None]
     export: Callable[..., dict[str, list[dict]]] | None = None
+    expire: Callable[[datetime], int] | None = None
     # Runs in order: lower first (the customer row itself is anonymized after every hook).
     order: int = 100
 
@@ -56,12 +60,13 @@ def register(
     models,
     erase: Callable[[Erasure], None],
     export: Callable[..., dict[str, list[dict]]] | None = None,
+    expire: Callable[[datetime], int] | None = None,
     order: int = 100,
 ) -> None:
     """Declare an app's personal data (see the module's docstring). Registering twice
     replaces the first registration (a module imported again)."""
     _registry[app] = PersonalData(
-        app=app, models=tuple(models), erase=erase, export=export, order=order
+        app=app, models=tuple(models), erase=erase, export=export, expire=expire, order=order
     )
 
 

@@ -283,6 +283,12 @@ def access_log_prune(*, now=None) -> int:
     return deleted
 
 
+def kept_data_expire(*, now=None) -> int:
+    """Run every app's own retention (its registration's `expire`); returns the rows deleted."""
+    now = now or timezone.now()
+    return sum(r.expire(now) for r in registrations() if r.expire is not None)
+
+
 # --- Consent ledger -------------------------------------------------------------------------
 
 # The channels whose current state is denormalized on the customer (push's is push_opt_in,

@@ -2,7 +2,8 @@
 
 The daily run schedules its successor first (a run killed midway still has one), then
 carries out the erasures whose grace period ended, the retention sweep when the shop turned
-PRIVACY_RETENTION_AUTO on, and prunes the access log. Each step is safe to run twice.
+PRIVACY_RETENTION_AUTO on, prunes the access log, and runs each app's own retention (an
+applied import's checked rows). Each step is safe to run twice.
 `manage.py privacy_daily` runs it now; `--schedule` (also run after every `migrate`) makes sure
 a run is waiting in the queue.
 """
@@ -46,6 +47,7 @@ def daily_run() -> dict:
         "retention": services.retention_auto(),
         "access_log_pruned": services.access_log_prune(),
         "archives_expired": services.archives_expire(),
+        "kept_data_expired": services.kept_data_expire(),
     }
 
 

@@ -10,12 +10,11 @@ from django.utils import timezone
 from openpyxl import Workbook
 
 from clients.models import AuditEntry, Customer
-from exports.columns import FIELDS, csv_cells, headers
 from imports import reading
 from imports.models import ImportFormat, ImportStatus
 from imports.services import import_set_mapping
 from privacy.models import ConsentRecord
-from tests.factories import AddressFactory, CustomerFactory, UserFactory
+from tests.factories import CustomerFactory, UserFactory
 from tests.imports.conftest import FILES, apply, check, reasons, upload
 
 pytestmark = pytest.mark.django_db
@@ -151,37 +150,6 @@ def test_our_french_export_utf8_with_bom():
     apply(job, UserFactory(role="Admin"))
     marc = Customer.objects.get(email="marc.petit@example.fr")
     assert marc.default_billing_address.city == "Toulouse"
-
-
-@pytest.mark.parametrize("language", ["en", "fr"])
-def test_round_trip_of_our_export_changes_nothing(language):
-    """Customers exported in our format (exports/columns.py) and imported back: unchanged."""
-    for n in range(3):
-        # Valid numbers (the factory's sequence makes some that phonenumbers refuses).
-        customer = CustomerFactory(
-            external_id=f"ext-{n}", first_name=f"Zoé{n}", phone=f"+33 6 12 34 56 7{n}"
-        )
-        AddressFactory(customer=customer, line1=f"{n} rue Haute", country="BE")
-        customer.default_billing_address = customer.addresses.get()
-        customer.country = "BE"
-        customer.save()
-    CustomerFactory(first_name="=cmd|' /C calc'!A0")  # made inert by the export
-    cells = csv_cells(language, timezone.get_current_timezone())
-    out = io.StringIO()
-    import csv
-
-    writer = csv.writer(out, delimiter=";" if language == "fr" else ",")
-    writer.writerow(headers(language))
-    for row in Customer.objects.order_by("pk").values_list(*FIELDS):
-        writer.writerow(cells(row))
-    data = out.getvalue().encode("utf-8-sig" if language == "fr" else "utf-8")
-    job = check(upload("export.csv", data=data))
-    assert job.format == ImportFormat.OURS
-    # The formula-like name is refused.
-    assert job.counts == {"unchanged": 3, "refused": 1}, job.rows.filter(
-        action="refused"
-    ).values_list("line", "reasons")
-    assert reasons(job) == {5: "formula"}
 
 
 def test_broken_rows_are_refused_one_by_one():

@@ -7,8 +7,9 @@ class Command(BaseCommand):
     help = (
         "The privacy app's daily work, now: carry out the erasures whose grace period ended, "
         "the retention sweep if PRIVACY_RETENTION_AUTO is on, prune the access log, drop "
-        "expired data archives. With --schedule, only make sure the daily task is waiting in "
-        "the task queue (migrate does it too)."
+        "expired data archives and what apps keep for a while (an applied import's rows). "
+        "With --schedule, only make sure the daily task is waiting in the task queue "
+        "(migrate does it too)."
     )
 
     def add_arguments(self, parser):
