@@ -19,6 +19,7 @@ from clients.models import Customer
 from clients.paginators import CappedCountPaginator
 from clients.search import normalize, phone_variants
 from clients.selectors import DeepPageQuerySet
+from lifecycle.models import GroupSnapshot, Thresholds
 from orders.models import Order, OrderLine
 
 ROW_ID = re.compile(r'<a href="/clients/(\d+)/">#')
@@ -48,6 +49,9 @@ def customers(django_db_setup, django_db_blocker):
         Order.objects.all().delete()
         Customer.objects.all().delete()
         User.objects.filter(username="staff").delete()  # the demo notes' author
+        # seed_demo also ran the lifecycle recompute: its thresholds and the day's counts.
+        Thresholds.objects.all().delete()
+        GroupSnapshot.objects.all().delete()
 
 
 def _ids(client, url, **params) -> list[int]:
