@@ -47,7 +47,7 @@ from orders.models import (
     OrderStatus,
     Product,
 )
-from orders.selectors import ZERO, customer_stats_for, customer_stats_sql
+from orders.selectors import ZERO, customer_stats_for, customer_stats_sql, rows_converted
 
 # Which status may follow which; anything else is refused. A full refund (order_refund) is
 # the only way to REFUNDED.
@@ -58,6 +58,9 @@ _TRANSITIONS = {
     OrderStatus.CANCELLED: set(),
     OrderStatus.REFUNDED: set(),
 }
+# The one status each status change starts from (paid and cancelled from pending, fulfilled
+# from paid): a change is then one UPDATE of the order in that status.
+_PREVIOUS = {new: old for old, news in _TRANSITIONS.items() for new in news}
 REFUNDABLE_STATUSES = (OrderStatus.PAID, OrderStatus.FULFILLED)
 
 # The largest amount a money column holds (12 digits, 2 after the point).
@@ -447,6 +450,30 @@ def _order_insert(order: Order) -> bool:
     return True
 
 
+_LINES = OrderLine._meta.db_table
+_LINE_FIELDS = [f for f in OrderLine._meta.concrete_fields if not f.primary_key]
+_LINE_ROW = f"({', '.join(['%s'] * len(_LINE_FIELDS))})"
+_LINES_INSERT_SQL = f"INSERT INTO {_LINES} ({', '.join(f.column for f in _LINE_FIELDS)}) VALUES "
+
+
+def _lines_insert(order: Order, lines: tuple[LineInput, ...]) -> None:
+    """Insert a new order's lines in one statement written here (the ORM's bulk_create cost
+    a tenth of an order creation's CPU to compile it)."""
+    values = []
+    for line in lines:
+        row = {
+            "order_id": order.pk,
+            "product_name": line.product_name,
+            "sku": line.sku,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+            "line_total": line.unit_price * line.quantity,
+        }
+        values += [f.get_db_prep_save(row[f.attname], connection) for f in _LINE_FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(_LINES_INSERT_SQL + ", ".join([_LINE_ROW] * len(lines)), values)
+
+
 @contextmanager
 def _order_change():
     """The transaction of one order change, without a savepoint of its own: inside a
@@ -480,7 +507,7 @@ def order_create(*, customer: Customer, draft: OrderDraft) -> Order:
         )
         if not _order_insert(order):
             raise order_number_taken(draft.number)
-        OrderLine.objects.bulk_create(draft.line_rows(order))
+        _lines_insert(order, draft.lines)
         _audit(order, AuditAction.ORDER_PLACE, {"total": str(order.total)})
     return order
 
@@ -664,7 +691,33 @@ def _refuse_transition(order: Order, status: str) -> OrderConflict:
     )
 
 
-_STATUS_SQL = f"UPDATE {_ORDERS} SET status = %s WHERE id = %s"
+# Every column but the address snapshots: what a caller shows of a changed order.
+_SHOWN_FIELDS = [
+    f for f in Order._meta.concrete_fields if f.name not in ("billing_address", "shipping_address")
+]
+# The change of status, written once: it takes the order's row lock and checks the status it
+# leaves in one statement (a concurrent change of the same order makes it find none).
+_TRANSITION_SQL = {
+    by: f"UPDATE {_ORDERS} SET status = %s WHERE {Order._meta.get_field(by).column} = %s "
+    f"AND status = %s RETURNING {', '.join(f.column for f in _SHOWN_FIELDS)}"
+    for by in ("id", "number")
+}
+
+
+def _order_transition(order: Order, status: str) -> Order | None:
+    """The order (found by id, else by number) moved from _PREVIOUS[status] to `status`,
+    locked; None if it has another status or does not exist."""
+    previous = _PREVIOUS.get(status)
+    if previous is None:
+        return None
+    by, key = ("id", order.pk) if order.pk is not None else ("number", order.number)
+    with connection.cursor() as cursor:
+        cursor.execute(_TRANSITION_SQL[by], [str(status), key, str(previous)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (values,) = rows_converted(_SHOWN_FIELDS, [row])
+    return Order.from_db(connection.alias, [f.attname for f in _SHOWN_FIELDS], values)
 
 
 def order_set_status(*, order: Order, status: str) -> Order:
@@ -674,18 +727,15 @@ def order_set_status(*, order: Order, status: str) -> Order:
             f"{status} is not an order status.", code="invalid-status", field="status"
         )
     with _order_change():
-        order = _order_lock(order)
-        if status not in _TRANSITIONS[order.status]:
-            raise _refuse_transition(order, status)
-        was_finalized = order.status in FINALIZED_STATUSES
-        before = order.status
-        order.status = status
-        with connection.cursor() as cursor:
-            cursor.execute(_STATUS_SQL, [str(status), order.pk])
-        if status in FINALIZED_STATUSES and not was_finalized:
-            _stats_add_finalized(order)
-        _audit(order, _STATUS_ACTIONS[status], {"status": [before, status]})
-    return order
+        changed = _order_transition(order, status)
+        if changed is None:
+            # Refused (or no such order: Order.DoesNotExist), nothing written.
+            raise _refuse_transition(_order_lock(order), status)
+        before = _PREVIOUS[status]
+        if status in FINALIZED_STATUSES and before not in FINALIZED_STATUSES:
+            _stats_add_finalized(changed)
+        _audit(changed, _STATUS_ACTIONS[status], {"status": [before, status]})
+    return changed
 
 
 _STATUS_ACTIONS = {
