@@ -201,8 +201,9 @@ class CpuMeter:
             return []
         with connection.cursor() as cursor:
             cursor.execute(
+                # Client backends only: an autovacuum worker on this database is no call's.
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()"
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
             )
             return [row[0] for row in cursor.fetchall()]
 
