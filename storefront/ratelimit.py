@@ -8,7 +8,7 @@ Where the counters live, shared by every gunicorn worker and every machine:
   database write per call. On Redis, one script (EVALSHA) increments the key and gives the
   window's first call its expiry, atomically: one round trip and one reply to read, on a
   client kept by the process (Django's `incr` costs two round trips and a new client per
-  call; a MULTI/EXEC pipeline, four replies and a tenth of an order call's CPU). If the
+  call; a MULTI/EXEC pipeline, four replies to parse and 8% of an order call's CPU). If the
   cache cannot be reached, the call is counted in the database instead (logged), so an outage
   of Redis is not an outage of the API.
 - otherwise in the database (the embedded default, SQLite included), one row per caller

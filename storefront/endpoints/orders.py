@@ -243,16 +243,7 @@ def order_create_view(request, payload: OrderCreate, response: HttpResponse):
         raise order_problem(error) from None
     response["Location"] = reverse("api:order-detail", args=[order.number])
     # The lines just written, as the response shows them (no query to read them back).
-    order.shown_lines = [
-        {
-            "product_name": line.product_name,
-            "sku": line.sku,
-            "quantity": line.quantity,
-            "unit_price": line.unit_price,
-            "line_total": line.unit_price * line.quantity,
-        }
-        for line in draft.lines
-    ]
+    order.shown_lines = draft.line_values()
     return Status(201, order)
 
 
