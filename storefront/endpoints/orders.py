@@ -22,6 +22,7 @@ from pydantic import Field, WithJsonSchema
 
 from clients.models import Customer
 from orders.models import Order, OrderLine, OrderStatus
+from orders.selectors import order_lines_shown
 from orders.services import (
     MAX_LINES,
     LineInput,
@@ -153,7 +154,10 @@ class OrderOut(Out):
 
     @staticmethod
     def resolve_lines(order):
-        return order.lines.all()
+        # An order just written carries its lines as the call wrote or read them (no query
+        # and no model per line); an order read for a GET, its prefetched lines.
+        shown = getattr(order, "shown_lines", None)
+        return order.lines.all() if shown is None else shown
 
 
 class OrderPage(Out):
@@ -239,7 +243,7 @@ def order_create_view(request, payload: OrderCreate, response: HttpResponse):
         raise order_problem(error) from None
     response["Location"] = reverse("api:order-detail", args=[order.number])
     # The lines just written, as the response shows them (no query to read them back).
-    order._prefetched_objects_cache = {"lines": draft.line_rows(order)}
+    order.shown_lines = draft.line_values()
     return Status(201, order)
 
 
@@ -259,7 +263,7 @@ def _change(number: str, change, **kwargs) -> Order:
         raise Problem("not-found", f"No order {number}.") from None
     except OrderError as error:
         raise order_problem(error) from None
-    order._prefetched_objects_cache = {"lines": list(order.lines.order_by("pk"))}
+    order.shown_lines = order_lines_shown(order_id=order.pk)
     return order
 
 

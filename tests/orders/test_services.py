@@ -435,3 +435,13 @@ def test_import_refuses_impossible_states(status, refunded, field):
     with pytest.raises(OrderInvalid) as error:
         _imported(CustomerFactory(), "J-1", status, refunded)
     assert error.value.field == field
+
+
+def test_each_status_change_starts_from_one_status():
+    """order_set_status changes an order in one UPDATE from the status the change follows
+    (_PREVIOUS): every status a change reaches has exactly one status it may follow."""
+    from orders.services import _PREVIOUS, _TRANSITIONS
+
+    reached = [new for news in _TRANSITIONS.values() for new in news]
+    assert sorted(reached) == sorted(_PREVIOUS)
+    assert all(_PREVIOUS[new] == old for old, news in _TRANSITIONS.items() for new in news)

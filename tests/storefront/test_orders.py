@@ -91,6 +91,20 @@ def test_an_order_through_its_whole_life(api):
     assert_no_drift()
 
 
+def test_a_created_or_changed_order_is_answered_as_a_read_shows_it(api):
+    """Creation and status changes answer with the order and lines written or read with SQL
+    written once, not the ORM: the same document as GET (amounts and dates converted as the
+    ORM converts them, SQLite included)."""
+    customer = CustomerFactory()
+    created = post(api, "/orders", order_body(customer, shipping="4.90"))
+    assert created.status_code == 201, created.content
+    assert created.json() == api.get("/orders/1001").json()
+    for action in ("pay", "fulfil"):
+        changed = post(api, f"/orders/1001/{action}")
+        assert changed.status_code == 200, changed.content
+        assert changed.json() == api.get("/orders/1001").json()
+
+
 def test_an_order_without_a_source_takes_the_last_launch_with_one(api):
     customer = CustomerFactory()
     now = timezone.now()
