@@ -1079,14 +1079,20 @@ def _customers_stats_add(finalized: list[Order], previous: dict) -> None:
         rows.append(
             (order.customer_id, 1, net, order.placed_at, order.pk, order.source, order.medium)
         )
-    if added:
-        where, params = _finalized_where()
-        customer_products_add(where=f"o.id = ANY(%s) AND {where}", params=[added, *params])
     if rows:
         names = ("customers", "counts", "nets", "placed", "ids", "sources", "media")
         arrays = dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
         with connection.cursor() as cursor:
+            # The customers' rows locked in id order first: an UPDATE ... FROM locks them in
+            # its join's order, and two batches naming the same customers in another order
+            # deadlocked (seen in CI: two imports and refunds of the same two customers).
+            cursor.execute(_CUSTOMERS_LOCK_SQL, [sorted({row[0] for row in rows})])
             cursor.execute(_STATS_ADD_SQL, arrays)
+    if added:
+        # After the customers' rows, as a payment does (its statistics, then its products):
+        # the same order of locks everywhere.
+        where, params = _finalized_where()
+        customer_products_add(where=f"o.id = ANY(%s) AND {where}", params=[added, *params])
 
 
 _LINE_COLUMNS = [
@@ -1155,18 +1161,20 @@ def _orders_copy(orders: list[Order], items: list[ImportedOrder]) -> None:
 
 
 # PostgreSQL: a batch's changes added to its customers' statistics, as the payment and refund
-# statements add one order's (one UPDATE, no read of the customers' other orders, no lock
-# taken before it): the arrays hold one row per order (customer, orders added, net added,
-# placed_at, order id, source, medium), placed_at NULL for an order that was finalized
-# already (a refund: only its net moves). PostgreSQL evaluates each customer's row on its
-# newest committed version, so concurrent payments and refunds of the same customers add up
-# with the batch's. A customer with thousands of orders costs what one with a single order
-# does.
+# statements add one order's (one UPDATE, no read of the customers' other orders; the rows locked in
+# id order just before, _CUSTOMERS_LOCK_SQL): the arrays hold one row per order (customer, orders
+# added, net added, placed_at, order id, source, medium), placed_at NULL for an order that was
+# finalized already (a refund: only its net moves). PostgreSQL evaluates each customer's row on its
+# newest committed version, so concurrent payments and refunds of the same customers add up with the
+# batch's. A customer with thousands of orders costs what one with a single order does.
 _BATCH_NEWER = (
     "(d.last_at IS NOT NULL AND (c.last_order_at IS NULL OR c.last_order_at < d.last_at"
     " OR (c.last_order_at = d.last_at AND COALESCE(c.last_order_id, 0) < d.last_id)))"
 )
 _BATCH_LAST = f"CASE WHEN {_BATCH_NEWER} THEN d.last_at ELSE c.last_order_at END"
+_CUSTOMERS_LOCK_SQL = (
+    f"SELECT 1 FROM {_CUSTOMERS} WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE"
+)
 _STATS_ADD_SQL = f"""
 WITH rows AS (
     SELECT * FROM unnest(%(customers)s::bigint[], %(counts)s::int[], %(nets)s::numeric[],

@@ -149,8 +149,8 @@ def test_50_parallel_order_calls_for_one_customer_leave_the_statistics_exact():
 
 
 def test_parallel_imports_and_order_calls_for_the_same_customers_leave_the_statistics_exact():
-    """The import adds each batch to its customers' statistics without locking them first
-    (one UPDATE, as a payment does): imports running beside payments and refunds of the same
+    """The import adds each batch to its customers' statistics (their rows locked in id order,
+    then one UPDATE, as a payment does): imports running beside payments and refunds of the same
     customers, and beside each other, add up."""
     import json
 
