@@ -685,7 +685,8 @@ def customer_products_add(*, where: str, params: list) -> int:
         return cursor.rowcount
 
 
-def _finalized_where() -> tuple[str, list]:
+def finalized_where() -> tuple[str, list]:
+    """SQL (on `o`, the orders) selecting finalized orders, and its parameters."""
     return (
         "o.status IN (" + ", ".join(["%s"] * len(FINALIZED_STATUSES)) + ")",
         [str(s) for s in FINALIZED_STATUSES],
@@ -695,7 +696,7 @@ def _finalized_where() -> tuple[str, list]:
 def customer_products_rebuild() -> int:
     """Add every product bought in a finalized order that CustomerProduct misses; returns
     how many rows were missing (0 when it was exact)."""
-    where, params = _finalized_where()
+    where, params = finalized_where()
     return max(customer_products_add(where=where, params=params), 0)
 
 
@@ -1091,7 +1092,7 @@ def _customers_stats_add(finalized: list[Order], previous: dict) -> None:
     if added:
         # After the customers' rows, as a payment does (its statistics, then its products):
         # the same order of locks everywhere.
-        where, params = _finalized_where()
+        where, params = finalized_where()
         customer_products_add(where=f"o.id = ANY(%s) AND {where}", params=[added, *params])
 
 
@@ -1227,7 +1228,7 @@ def _customers_stats_refresh(customer_ids: list[int], order_ids: list[int] | Non
     orders a batch created or changed: every other finalized order's products are recorded
     already, by the call or the batch that finalized it), else from all their orders."""
     if customer_ids:
-        where, params = _finalized_where()
+        where, params = finalized_where()
         if order_ids is None:
             ids = ", ".join(["%s"] * len(customer_ids))
             which = f"o.customer_id IN ({ids})"

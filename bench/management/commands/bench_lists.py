@@ -26,9 +26,9 @@ from clients.selectors import tab_counts
 from clients.services import address_create, customer_create
 from lifecycle.rules import Group
 from lifecycle.services import customers_group_refresh
-from orders.models import FINALIZED_STATUSES, Order, OrderLine, OrderStatus
+from orders.models import Order, OrderLine, OrderStatus
 from orders.selectors import CustomerStats, customer_stats_compute
-from orders.services import customer_products_add, order_set_status
+from orders.services import customer_products_add, finalized_where, order_set_status
 from segments.models import Segment
 from segments.selectors import segment_counts
 from segments.services import segment_create
@@ -522,10 +522,9 @@ class Command(BaseCommand):
         customer.save(update_fields=list(CustomerStats.FIELDS))
         # And what else they record: the products bought and the lifecycle group
         # (`rebuild_customer_stats --check` found this client's product missing).
-        finalized = ", ".join(["%s"] * len(FINALIZED_STATUSES))
+        where, params = finalized_where()
         customer_products_add(
-            where=f"o.customer_id = %s AND o.status IN ({finalized})",
-            params=[customer.pk, *[str(s) for s in FINALIZED_STATUSES]],
+            where=f"o.customer_id = %s AND {where}", params=[customer.pk, *params]
         )
         customers_group_refresh([customer.pk])
         return customer

@@ -72,14 +72,10 @@ class Command(BaseCommand):
         # The customers' lifecycle groups, as the daily recompute would set them: in a bulk
         # load before the indexes are rebuilt (at a million customers the same UPDATE with the
         # customers table's indexes in place took 258 s), else once the rows are in.
-        groups_ran = []
-
-        def groups():
-            lifecycle_recompute()
-            groups_ran.append(True)
-
         in_load = bulk and vendor == "postgresql" and database == DEFAULT_DB_ALIAS
-        writer = demo.writer_for(database, bulk=bulk, before_indexes=groups if in_load else None)
+        writer = demo.writer_for(
+            database, bulk=bulk, before_indexes=lifecycle_recompute if in_load else None
+        )
         try:
             while shop.done < customers:
                 writer.write(shop.chunk(min(chunk_size, customers - shop.done)))
@@ -93,8 +89,8 @@ class Command(BaseCommand):
         demo.reset_sequences(database)
         # What the order services record when an order is finalized: who bought which product.
         customer_products_rebuild()
-        if not groups_ran:
-            groups()
+        if not in_load:
+            lifecycle_recompute()
         vacuum_started = time.monotonic()
         if customers:
             if verbosity:
