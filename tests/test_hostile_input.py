@@ -11,9 +11,12 @@ from html.parser import HTMLParser
 from urllib.parse import urlencode
 
 import pytest
+from django.urls import resolve, reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from storefront.models import Scope
+from storefront.services import api_key_create
 from tests.routes import (
     ADMIN_NAMESPACE,
     ROLES,
@@ -262,6 +265,36 @@ def test_selected_ids_beyond_the_primary_key_range_are_refused(world):
         response = client.get("/push/new/", {"tab": "clients", "audience": "selected", "ids": ids})
         assert response.status_code == 400
         assert "The selection is not valid." in response.text
+
+
+# Routes whose path holds an integer the resolver accepts whatever its size: the back office's
+# and the API's (ninja routes are URL patterns too).
+INT_ROUTES = [r for r in ROUTES if r.namespace != ADMIN_NAMESPACE and "<int:" in r.route]
+
+
+@pytest.mark.parametrize("route", INT_ROUTES, ids=lambda r: r.name)
+def test_ids_past_the_integer_columns_are_not_found(route, world):
+    """Each integer of the path in turn (the others real) past bigint: a 404 or a refusal,
+    never a 500, nothing changed. The database cannot even compare such a number with an
+    integer column (SQLite raises OverflowError, PostgreSQL "out of range")."""
+    kwargs = resolve(route_url(route, world)).kwargs
+    client = world.client("Admin")
+    _, key = api_key_create(name="Every scope", scopes=list(Scope.values), actor=None)
+    headers = {"Authorization": f"Bearer {key}"}
+    for name in route.parameters:
+        for big in (2**63, 10**30):
+            url = reverse(route.name, kwargs={**kwargs, name: big})
+            before = _unchanged_by_calls()
+            for method in ("get", "post", "patch", "delete"):
+                body = {} if method == "get" else {"data": "{}", "content_type": "application/json"}
+                response = getattr(client, method)(url, headers=headers, **body)
+                _assert_handled(response, f"{method.upper()} {url}")
+            assert _unchanged_by_calls() == before, f"{url} changed data"
+
+
+def _unchanged_by_calls() -> dict:
+    """The fingerprint, but for the API keys (a call records when its key was last used)."""
+    return {k: v for k, v in fingerprint().items() if k != "storefront.ApiKey"}
 
 
 # --- The storefront's JSON API --------------------------------------------------------------

@@ -78,7 +78,9 @@ def _out(address: Address, customer) -> dict:
 
 
 def _address(customer_id: int, address_id: int) -> Address:
-    return get_object_or_404(Address, pk=address_id, customer_id=customer_id)
+    # `customer__pk`, not `customer_id`: Django checks an id against the range of the column it
+    # names (an id past bigint matches nothing), but not through the foreign key's own column.
+    return get_object_or_404(Address, pk=address_id, customer__pk=customer_id)
 
 
 @router.get(
