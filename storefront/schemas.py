@@ -8,7 +8,15 @@ import phonenumbers
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from backoffice.phones import phone_parse
@@ -138,8 +146,13 @@ Country = Annotated[
     str, Field(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$"), AfterValidator(_country)
 ]
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
-# A database id: positive and within a 64-bit integer column.
-Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+# A database id: positive and within a 64-bit integer column. In a JSON body a number, as the
+# schema says ("12" or 12.0 are refused, as a strict client of the schema expects); in a query
+# string, where everything is text, `QueryId`.
+Id = Annotated[int, Strict(), Field(ge=1, le=2**63 - 1)]
+QueryId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+# A JSON boolean: true or false, not 0, 1 or "yes".
+Flag = StrictBool
 
 
 class Page(Out):

@@ -18,7 +18,7 @@ from storefront.auth import ApiKeyAuth
 from storefront.endpoints.customers import customer_get
 from storefront.models import Scope
 from storefront.problems import Problem
-from storefront.schemas import Country, In, Out, Phone, Text, Update
+from storefront.schemas import Country, Flag, In, Out, Phone, Text, Update
 
 router = Router()
 READ = [ApiKeyAuth(Scope.READ)]
@@ -35,8 +35,8 @@ class AddressCreate(In):
     region: Text(100) = ""
     country: Country
     phone: Phone = ""
-    default_billing: bool = Field(False, description="Make it the default billing address.")
-    default_shipping: bool = Field(False, description="Make it the default shipping address.")
+    default_billing: Flag = Field(False, description="Make it the default billing address.")
+    default_shipping: Flag = Field(False, description="Make it the default shipping address.")
 
 
 class AddressUpdate(Update):

@@ -18,7 +18,7 @@ from django.db.models import Prefetch, Q
 from django.http import HttpResponse
 from django.urls import reverse
 from ninja import Query, Router, Status
-from pydantic import Field, WithJsonSchema
+from pydantic import Field, StrictInt, WithJsonSchema
 
 from clients.models import Customer
 from orders.models import Order, OrderLine, OrderStatus
@@ -37,7 +37,7 @@ from orders.services import (
 from storefront.auth import ApiKeyAuth
 from storefront.models import Scope
 from storefront.problems import Problem, field_error
-from storefront.schemas import AwareDatetime, Id, In, Out, Text
+from storefront.schemas import AwareDatetime, Id, In, Out, QueryId, Text
 
 router = Router()
 READ = [ApiKeyAuth(Scope.READ)]
@@ -93,7 +93,7 @@ def order_problem(error: OrderError) -> Problem:
 class LineIn(In):
     product_name: Text(200, min_length=1)
     sku: Text(64) = ""
-    quantity: int = Field(ge=1, le=1_000_000)
+    quantity: StrictInt = Field(ge=1, le=1_000_000)
     unit_price: Money
 
 
@@ -296,7 +296,7 @@ def order_refund_view(request, number: str, payload: RefundCreate):
 
 
 class OrderFilters(In):
-    customer_id: Id | None = None
+    customer_id: QueryId | None = None
     status: OrderStatus | None = None
     placed_since: AwareDatetime | None = Field(None, description="Placed at or after this.")
     cursor: str | None = Field(None, max_length=200)

@@ -89,3 +89,13 @@ def test_invalid_address_lists_every_field(api):
         "zip",
     }
     assert not Address.objects.exists()
+
+
+@pytest.mark.parametrize("value", [0, 1, "true", "yes", None])
+def test_a_default_is_a_json_boolean(api, value):
+    """The schema says boolean: 1, "true" or "yes" are refused rather than read as one."""
+    customer = CustomerFactory()
+    response = api.post(f"/customers/{customer.pk}/addresses", {**HOME, "default_shipping": value})
+    document = assert_problem(response, 422, "validation")
+    assert [error["field"] for error in document["errors"]] == ["default_shipping"]
+    assert not Address.objects.exists()

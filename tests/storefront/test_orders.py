@@ -230,6 +230,17 @@ def test_an_order_number_is_unique(api):
         ({"customer_id": None, "customer_external_id": "nobody"}, {"customer_external_id"}),
         ({"customer_external_id": "also"}, {"customer_id"}),
         ({"shipping": "x", "tax": -1}, {"shipping", "tax"}),
+        # The schema's types, not what they could be read as: an integer is a JSON number.
+        ({"customer_id": "1"}, {"customer_id"}),
+        ({"customer_id": True}, {"customer_id"}),
+        (
+            {"lines": [{"product_name": "x", "quantity": "2", "unit_price": "1"}]},
+            {"lines.0.quantity"},
+        ),
+        (
+            {"lines": [{"product_name": "x", "quantity": 1.0, "unit_price": "1"}]},
+            {"lines.0.quantity"},
+        ),
     ],
 )
 def test_invalid_orders_are_422_with_the_fields_and_write_nothing(api, change, fields):
