@@ -55,6 +55,13 @@ def _leads_only(queryset) -> bool:
     return _restricted_to(queryset, Exact)
 
 
+def _given(value) -> bool:
+    """Whether a cleaned filter value filters (an empty range or list does not)."""
+    if isinstance(value, slice):
+        return value.start is not None or value.stop is not None
+    return value not in (None, "", [])
+
+
 def _nth_latest_order(n: int, *, since) -> Subquery:
     """The date of the customer's n-th latest finalized order placed since `since` (NULL if
     it has fewer): at most n entries of the orders' (customer, placed_at) index, and their
@@ -286,6 +293,33 @@ class SegmentFilters(django_filters.FilterSet):
         """Customers who clicked a push at least once (or never), stored on the customer by
         notifications.services.click_record."""
         return queryset.filter(push_opened=value == "yes")
+
+    # Filters on other tables than the customer's: a probe per tag carrier would evaluate
+    # them once per carrier (see count_through_tag).
+    OTHER_TABLES = ("tags_all", "tags_none", "product")
+
+    def count_through_tag(self) -> Tag | None:
+        """The tag whose carriers segments.selectors.capped_count_sql reads first: the one tag
+        of "has any of the tags" when the other filters (one at least) read only the customer
+        row. A tag alone is counted as it was: PostgreSQL merges the tab's index with the
+        tag's, both read without the table."""
+        if not self.is_bound or not self.is_valid():
+            return None
+        data = self.form.cleaned_data
+        tags = data.get("tags_any") or []
+        others = [name for name, value in data.items() if name != "tags_any" and _given(value)]
+        if len(tags) != 1 or not others or any(name in self.OTHER_TABLES for name in others):
+            return None
+        return tags[0]
+
+    def queryset_without(self, name: str):
+        """The queryset under every valid filter but `name`, applied as filter_queryset()
+        applies them (segments.selectors.capped_count_sql probes these customers)."""
+        queryset = self.queryset.all()
+        for key, value in self.form.cleaned_data.items():
+            if key != name:
+                queryset = self.filters[key].filter(queryset, value)
+        return queryset
 
     @property
     def count_cap(self) -> int | None:
