@@ -250,12 +250,15 @@ class SegmentFilters(django_filters.FilterSet):
             # Leads have no finalized order (and no index of these dates to say so quickly).
             return queryset.none()
         if low:
-            # The low-th latest order (or the oldest stored) is in the period. From two on,
-            # the second latest is said to be too: its index (clients migration 0023) finds
-            # the few customers of a short period. Not every date in between: PostgreSQL would
-            # take them for independent conditions and expect far fewer matches.
+            # The low-th latest order (or the oldest stored) is in the period. From two to
+            # four, the second latest is said to be too: its index (clients migration 0023)
+            # finds the few customers of a short period. Not every date in between: PostgreSQL
+            # would take them for independent conditions and expect far fewer matches. From
+            # five on, the fifth latest alone: its own index (migration 0025) holds the
+            # clients with five orders, and the second's would only add rows to read (the
+            # count of "5+ in 30 days" read 16,000 rows of the second's 53,644 entries).
             wanted = {LATEST_ORDER_DATES[min(low, stored) - 1]}
-            if low >= 2:
+            if 2 <= low < stored:
                 wanted.add(LATEST_ORDER_DATES[1])
             queryset = queryset.filter(**{f"{column}__gte": since for column in sorted(wanted)})
             if low > stored:
