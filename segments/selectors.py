@@ -5,8 +5,7 @@ import json
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections
-from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import OuterRef, QuerySet, Subquery, Value
 from django.http import QueryDict
 
 from clients.filters import CustomerFilter
@@ -96,42 +95,52 @@ def capped_count_sql(filterset, cap: int) -> tuple[str, list]:
         return plain, params
     others = filterset.queryset_without("tags_any").order_by().values("pk")
     probe = Subquery(others.filter(pk=OuterRef("customer_id"))[:1])
-    # (The whole statement stays one value, so that segment_counts can put several in one.)
-    carriers = CustomerTag.objects.filter(tag_id=tag.pk).order_by("customer_id")
+    connection = connections[filterset.qs.db]
+    q = connection.ops.quote_name
+    table, column = q(CustomerTag._meta.db_table), q("customer_id")
+    # The n-th carrier's customer id (NULL when the tag has fewer), the tag and n - 1 its
+    # parameters.
+    nth = (
+        f"SELECT {table}.{column} FROM {table} WHERE {table}.{q('tag_id')} = %s "
+        f"ORDER BY {table}.{column} LIMIT 1 OFFSET %s"
+    )
+    # The carriers the other filters find: compiled once, then bounded by the n-th carrier
+    # (the query ends with its WHERE clause, so a condition can be added to it).
+    carriers_sql, carriers_params = _sql(
+        CustomerTag.objects.filter(tag_id=tag.pk)
+        .alias(found=probe)
+        .filter(found__isnull=False)
+        .order_by()
+        .values("customer_id")
+    )
     sample_size, bound_size = max(1, (cap + 1) // SAMPLE_PART), MIN_SHARE * (cap + 1)
 
-    def nth(n):  # the n-th carrier's customer id, NULL when the tag has fewer
-        return carriers.values("customer_id")[n - 1 : n]
-
-    def matches(n, limit):  # the carriers up to the n-th that the other filters find
-        upto = Coalesce(Subquery(nth(n)), Value(MAX_PK, output_field=BigIntegerField()))
+    def matches(n, limit):  # ... up to the n-th carrier, at most `limit` of them
         return (
-            carriers.order_by()
-            .filter(customer_id__lte=upto)
-            .alias(found=probe)
-            .filter(found__isnull=False)
-            .values("customer_id")[:limit]
+            f"SELECT COUNT(*) FROM ({carriers_sql} AND {table}.{column} <= "
+            f"COALESCE(({nth}), %s) LIMIT {limit}) AS m",
+            [*carriers_params, tag.pk, n - 1, MAX_PK],
         )
 
     # (The limits change no result; they keep PostgreSQL's estimate of the work low enough
     # that it does not compile the query first: JIT, 10-50 ms.)
-    sample_sql, sample_params = _sql(matches(sample_size, sample_size))
-    found_sql, found_params = _sql(matches(bound_size, cap + 1))
-    first_sql, first_params = _sql(nth(sample_size))
-    last_sql, last_params = _sql(nth(bound_size))
-    # Each derived table computed once (PostgreSQL would otherwise copy its columns'
+    sample_sql, sample_params = matches(sample_size, sample_size)
+    found_sql, found_params = matches(bound_size, cap + 1)
+    first_sql, first_params = nth, [tag.pk, sample_size - 1]
+    last_sql, last_params = nth, [tag.pk, bound_size - 1]
+    # One value (segment_counts puts several in one statement). Each derived table computed
+    # once (PostgreSQL would otherwise copy its columns'
     # subqueries into every branch of the CASE that reads them).
-    fence = " OFFSET 0" if connections[filterset.qs.db].vendor == "postgresql" else ""
+    fence = " OFFSET 0" if connection.vendor == "postgresql" else ""
+    # n: the count when the carriers answered it, NULL when the plain count must.
     sql = (
-        "(SELECT CASE WHEN x.first IS NULL THEN x.sample "
-        f"WHEN x.sample * {MIN_SHARE} < {sample_size} THEN {plain} "
-        f"ELSE (SELECT CASE WHEN y.found > {cap} OR y.last IS NULL THEN y.found "
-        f"ELSE {plain} END FROM (SELECT (SELECT COUNT(*) FROM ({found_sql}) AS f) AS found, "
-        f"({last_sql}) AS last{fence}) AS y) END "
-        f"FROM (SELECT (SELECT COUNT(*) FROM ({sample_sql}) AS s) AS sample, "
-        f"({first_sql}) AS first{fence}) AS x)"
+        f"(SELECT CASE WHEN d.n IS NOT NULL THEN d.n ELSE {plain} END FROM (SELECT CASE "
+        f"WHEN x.first IS NULL THEN x.sample WHEN x.sample * {MIN_SHARE} >= {sample_size} "
+        f"THEN (SELECT CASE WHEN y.found > {cap} OR y.last IS NULL THEN y.found END FROM "
+        f"(SELECT ({found_sql}) AS found, ({last_sql}) AS last{fence}) AS y) END AS n "
+        f"FROM (SELECT ({sample_sql}) AS sample, ({first_sql}) AS first{fence}) AS x{fence}) AS d)"
     )
-    return sql, [*params, *params, *found_params, *last_params, *sample_params, *first_params]
+    return sql, [*params, *found_params, *last_params, *sample_params, *first_params]
 
 
 def hashes_carriers(alias: str, count_sql: str, params: list) -> bool:
