@@ -16,7 +16,7 @@ index of clients/migrations (tests/clients/test_list_sorts.py).
 import functools
 from dataclasses import dataclass
 from datetime import date
-from functools import cached_property
+from functools import cached_property, partial
 from urllib.parse import quote
 
 from django.core.paginator import EmptyPage
@@ -38,6 +38,7 @@ from clients.selectors import MAX_SELECTED, customer_list, customer_match_count,
 from clients.tables import ANNOTATIONS, CustomerTable
 from lifecycle.rules import Group
 from segments.panel import SegmentPanel
+from segments.selectors import capped_count
 
 # The query-string keys the lists read besides the search and filters (CustomerFilter's).
 SORT_VAR, PAGE_VAR, PER_PAGE_VAR = "sort", "page", "per_page"
@@ -254,8 +255,11 @@ class CustomerList:
                 # "295": client 295 first among the matches.
                 first_pk=search.exact_id,
             )
-            # Filters reading other tables (segments/filters.py) count fewer matches.
-            paginator.cap = self.filterset.count_cap or paginator.cap
+            # Filters reading other tables (segments/filters.py) count fewer matches, and
+            # choose how (one tag: through its carriers, see capped_count_sql).
+            if self.filterset.count_cap:
+                paginator.cap = self.filterset.count_cap
+                paginator.counter = partial(capped_count, self.filterset)
         else:
             # The whole tab: its size is already known from the tab counts.
             paginator = KnownCountPaginator(rows, self.per_page, count=self.counts[self.tab])
