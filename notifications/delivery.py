@@ -115,8 +115,14 @@ class _OriginPauses:
         self._until.clear()
         self._streak.clear()
 
-    def answered(self, origin: str) -> None:
-        self._streak.pop(origin, None)
+    def answered(self, endpoint: str) -> None:
+        """An answer other than 429 from the push service of `endpoint` ends its 429 streak."""
+        if self._streak:
+            self._streak.pop(endpoint_origin(endpoint), None)
+
+    def paused(self) -> bool:
+        """Whether any origin may be paused (most of the time none is: no origin to compute)."""
+        return bool(self._until)
 
     def paused_until(self, origin: str) -> float | None:
         until = self._until.get(origin)
@@ -155,11 +161,11 @@ def _outcome(
     pauses: _OriginPauses,
 ) -> DeliveryOutcome:
     code = result.status
+    if code is not None and 200 <= code < 300:
+        pauses.answered(row.endpoint)
+        return DeliveryOutcome(row.pk, row.subscription_id, DeliveryStatus.SENT, code)
     base = {"pk": row.pk, "subscription_id": row.subscription_id, "code": code}
     origin = endpoint_origin(row.endpoint)
-    if code is not None and 200 <= code < 300:
-        pauses.answered(origin)
-        return DeliveryOutcome(status=DeliveryStatus.SENT, **base)
     error = result.error
     if code in EXPIRED_CODES:
         return DeliveryOutcome(status=DeliveryStatus.EXPIRED, error=error, **base)
@@ -303,8 +309,8 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
         ready, refused, held, messages = [], [], {}, []
         by_pk = {}
         for row in rows:
-            paused = pauses.paused_until(endpoint_origin(row.endpoint))
-            if paused is not None:
+            paused = pauses.paused() and pauses.paused_until(endpoint_origin(row.endpoint))
+            if paused:
                 held.setdefault(paused, []).append(row.pk)
                 continue
             by_pk[row.pk] = row

@@ -48,6 +48,10 @@ MAX_BODY = 1024 * 1024
 # keep-alive connections (Node's default is 5 s), and a request written as the server closes
 # may or may not have been read, an outcome the caller would have to record as unknown.
 KEEPALIVE_IDLE = 4.0
+# Distinct sets of header lines whose validation by h11 is kept (per origin, body length,
+# VAPID token, TTL, urgency and topic: a handful per campaign).
+HEADER_CACHE_SIZE = 1000
+_END_OF_MESSAGE = h11.EndOfMessage()
 
 
 @functools.cache
@@ -201,7 +205,7 @@ class _Connection(asyncio.Protocol):
         """Hand the request to the socket; raises h11.LocalProtocolError having written nothing."""
         data = self.h11.send(request.head)
         data += self.h11.send(h11.Data(data=request.body))
-        data += self.h11.send(h11.EndOfMessage())
+        data += self.h11.send(_END_OF_MESSAGE)
         self.result = None
         self.wave = None
         self.expecting = True
@@ -248,6 +252,7 @@ class Http1Pool:
         self._slots = asyncio.Semaphore(limit)
         self._idle: dict[tuple, list[_Connection]] = defaultdict(list)
         self._origins: dict[str, tuple[tuple, bytes]] = {}
+        self._headers: dict[tuple, object] = {}  # header lines -> h11's validated headers
         self.connections_opened = 0
 
     def _origin(self, url: str) -> tuple[tuple, bytes, str]:
@@ -289,10 +294,22 @@ class Http1Pool:
         validates every one of them either way.
         """
         key, host, target = self._origin(url)
-        fields = [(b"Host", host), (b"Content-Length", b"%d" % len(body))]
-        fields += headers.items()
+        # A campaign's requests to one push service differ only by their target and body:
+        # their header lines are validated by h11 the first time and its validated headers
+        # reused for the same lines (h11 then validates only the target, the method and the
+        # Host count; see tests/notifications/test_http1.py).
+        lines = (host, len(body), *headers.items())
+        validated = self._headers.get(lines)
         try:
-            head = h11.Request(method="POST", target=target, headers=fields)
+            if validated is not None:
+                head = h11.Request(method="POST", target=target, headers=validated)
+            else:
+                fields = [(b"Host", host), (b"Content-Length", b"%d" % len(body))]
+                fields += headers.items()
+                head = h11.Request(method="POST", target=target, headers=fields)
+                if len(self._headers) >= HEADER_CACHE_SIZE:
+                    self._headers.clear()
+                self._headers[lines] = head.headers
         except (h11.LocalProtocolError, ValueError) as exc:
             raise InvalidRequest(f"Refused to write this request: {exc}"[:300]) from exc
         return Request(key, head, body)

@@ -835,13 +835,15 @@ def _deliveries_record_pg(*, campaign_id, outcomes, claims, to_send, now) -> set
     expired_subs = []
     for outcome in outcomes:
         retry_at = outcome.retry_at
+        error = outcome.error
         rows.append(
             {
                 "id": outcome.pk,
                 "subscription_id": outcome.subscription_id,
-                "status": str(outcome.status),
+                # A DeliveryStatus is a str: the json module writes its value as it is.
+                "status": outcome.status,
                 "code": outcome.code,
-                "error": _error_text(outcome.error),
+                "error": _error_text(error) if error else "",
                 "retry_at": None if retry_at is None else retry_at.isoformat(),
                 "counted": 1 if outcome.counts_as_attempt else 0,
             }

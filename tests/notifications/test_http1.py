@@ -362,3 +362,47 @@ def test_a_header_value_with_a_line_break_is_refused():
     pool = Http1Pool(limit=1, timeout=1)
     with pytest.raises(InvalidRequest):
         pool.request("http://127.0.0.1:9/x", headers={"Topic": "a\r\nX: 1"}, body=b"")
+
+
+def _bytes_written(request) -> bytes:
+    import h11
+
+    conn = h11.Connection(h11.CLIENT)
+    return b"".join(
+        conn.send(event)
+        for event in (request.head, h11.Data(data=request.body), h11.EndOfMessage())
+    )
+
+
+_HEADERS = {b"Authorization": b"vapid t=a.b.c, k=K", b"TTL": b"60", b"Topic": b"campaign-1"}
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/push/a\r\nX-Injected: 1", "/push/a b", "/push/\x00", "/push/caf\u00e9"],
+)
+def test_a_target_is_validated_even_when_its_headers_were_validated_before(target):
+    pool = Http1Pool(limit=1, timeout=1)
+    pool.request("http://127.0.0.1:9/push/ok", headers=dict(_HEADERS), body=b"x")
+    with pytest.raises(InvalidRequest):
+        pool.request("http://127.0.0.1:9" + target, headers=dict(_HEADERS), body=b"x")
+
+
+def test_requests_with_headers_validated_before_are_written_as_a_fresh_pool_writes_them():
+    pool = Http1Pool(limit=1, timeout=1)
+    for i, body in enumerate([b"x", b"y", b"zz", b"x" * 300, b""]):
+        url = f"http://127.0.0.1:9/push/{i}"
+        request = pool.request(url, headers=dict(_HEADERS), body=body)
+        fresh = Http1Pool(limit=1, timeout=1).request(url, headers=dict(_HEADERS), body=body)
+        assert _bytes_written(request) == _bytes_written(fresh)
+        assert f"\r\nContent-Length: {len(body)}\r\n".encode() in _bytes_written(request)
+    other = pool.request("http://localhost:9/push/1", headers={b"TTL": b"5"}, body=b"x")
+    assert b"\r\nHost: localhost:9\r\n" in _bytes_written(other)
+    assert b"\r\nTTL: 5\r\n" in _bytes_written(other) and b"Topic" not in _bytes_written(other)
+
+
+def test_a_refused_header_is_refused_every_time():
+    pool = Http1Pool(limit=1, timeout=1)
+    for _ in range(2):
+        with pytest.raises(InvalidRequest):
+            pool.request("http://127.0.0.1:9/x", headers={b"Topic": b"a\r\nX: 1"}, body=b"")
