@@ -152,6 +152,12 @@ def retry_window_end(campaign: Campaign) -> datetime:
     return started + timedelta(seconds=push_setting("PUSH_RETRY_WINDOW"))
 
 
+PAUSED_PAST_WINDOW = (
+    "not sent: its push service asked to slow down (429) until after the retry window "
+    "(PUSH_RETRY_WINDOW) ended"
+)
+
+
 def _outcome(
     row: DeliveryToSend,
     result: PushResult,
@@ -311,7 +317,7 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
         for row in rows:
             paused = pauses.paused() and pauses.paused_until(endpoint_origin(row.endpoint))
             if paused:
-                held.setdefault(paused, []).append(row.pk)
+                held.setdefault(paused, []).append(row)
                 continue
             by_pk[row.pk] = row
             messages.append(
@@ -345,10 +351,26 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                 )
             else:
                 ready.append((message.key, prepared))
-        for until, ids in held.items():
+        for until, held_rows in held.items():
             # Held back by a 429 pause of their push service: not an attempt, not written.
             when = datetime.fromtimestamp(until, tz=UTC)
-            services.deliveries_release(claim=claim, ids=ids, retry_at=min(when, give_up_at))
+            if when < give_up_at:
+                ids = [row.pk for row in held_rows]
+                services.deliveries_release(claim=claim, ids=ids, retry_at=when)
+                continue
+            # The pause outlasts the retry window: never sent, they fail now. Released
+            # instead, due at the window's end (already past), they would be claimed and
+            # held again at once, round after round, until the pause ended.
+            refused.extend(
+                DeliveryOutcome(
+                    pk=row.pk,
+                    subscription_id=row.subscription_id,
+                    status=DeliveryStatus.FAILED,
+                    error=PAUSED_PAST_WINDOW,
+                    counts_as_attempt=False,
+                )
+                for row in held_rows
+            )
         return ready, refused
 
     in_flight: deque = deque()  # (claim, rows by pk, future of the results), oldest first

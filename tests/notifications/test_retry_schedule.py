@@ -4,12 +4,14 @@ The test settings shorten the retry delays for the rest of the suite; these test
 override, so they check the defaults of notifications/conf.py, the ones production runs with.
 """
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from notifications import delivery
+from notifications.conf import push_setting
 from notifications.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from notifications.services import campaign_start
 from tests.notifications.fixtures_push import send_campaign, subscribe, vapid_settings  # noqa: F401
@@ -149,3 +151,41 @@ def test_429_never_uses_up_attempts_only_the_retry_window_ends_it(
     campaign.refresh_from_db()
     assert (campaign.status, campaign.failed) == (CampaignStatus.SENT, 1)
     assert push_service.received == []
+
+
+def test_rows_held_by_a_pause_that_outlasts_the_window_fail_without_being_sent(
+    push_service, production_retry_settings, django_capture_on_commit_callbacks
+):
+    """A 429 with a long Retry-After pauses the push service past the end of the retry
+    window: the rows it holds back fail at once, unsent. They were released due at the
+    window's end (already past) before, so the batch claimed and held them again without
+    sleeping until the pause was over, then sent them after the window."""
+    settings = production_retry_settings
+    settings.PUSH_MAX_INLINE_WAIT = 0
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    subscribe(push_service)
+    push_service.respond(None, status=429, retry_after=4)
+    campaign = send_campaign(django_capture_on_commit_callbacks)
+    assert campaign_start(campaign_id=campaign.pk) == [0]
+    assert delivery.batch_send(campaign_id=campaign.pk, batch=0, can_defer=True).outcome == (
+        "deferred"
+    )
+    asked = push_service.requests_count
+    # The retry is due, the origin still paused (4 s), and the window closes in 1 s (a
+    # window already closed is the sweep's, at the batch's start).
+    Delivery.objects.filter(campaign=campaign).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+    window = timedelta(seconds=push_setting("PUSH_RETRY_WINDOW"))
+    Campaign.objects.filter(pk=campaign.pk).update(
+        started_at=timezone.now() - window + timedelta(seconds=1)
+    )
+    started = time.monotonic()
+    assert delivery.batch_send(campaign_id=campaign.pk, batch=0).outcome == "done"
+    assert time.monotonic() - started < 3, "the batch waited for the pause to end"
+    assert push_service.requests_count == asked
+    row = Delivery.objects.get(campaign=campaign)
+    assert (row.status, row.attempts) == (DeliveryStatus.FAILED, 0)
+    assert row.error == delivery.PAUSED_PAST_WINDOW
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.failed) == (CampaignStatus.SENT, 1)
