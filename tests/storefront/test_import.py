@@ -1,6 +1,8 @@
 """The NDJSON bulk import through HTTP: every line answered, valid lines applied."""
 
 import json
+import threading
+import time
 from decimal import Decimal
 from io import StringIO
 
@@ -320,4 +322,79 @@ def test_an_erased_customer_gets_no_imported_order(api):
     assert answers[0]["errors"][0]["code"] == "unknown-customer"
     assert answers[1]["result"] == "created"
     assert not Order.objects.filter(number="E-1").exists()
+    assert_no_drift()
+
+
+def _readers():
+    return [t for t in threading.enumerate() if t.name == "import-reader"]
+
+
+def test_the_next_lines_are_read_and_checked_while_a_batch_is_applied(api, monkeypatch):
+    """A thread reads and checks up to AHEAD lines beyond the batch being applied (so the
+    next batch's parsing overlaps this batch's statements), and no more: the body is not
+    read whole. Every answer still comes in the file's order, once its batch is applied."""
+    monkeypatch.setattr(imports, "BATCH", 10)
+    monkeypatch.setattr(imports, "AHEAD", 10)
+    monkeypatch.setattr(imports, "READ_BYTES", 512)
+    customer = CustomerFactory()
+    read, checked = imports._read_lines, []
+
+    def reading(request):
+        for number, raw in read(request):
+            checked.append(number)
+            yield number, raw
+
+    monkeypatch.setattr(imports, "_read_lines", reading)
+    apply, seen = imports.orders_import, []
+
+    def applying(items):
+        # Before the first batch, wait for the thread to fill its AHEAD lines (it stops there).
+        for _ in range(0 if seen else 500):
+            if len(checked) >= 10 + imports.AHEAD:
+                break
+            time.sleep(0.01)
+        seen.append(max(checked))
+        return apply(items)
+
+    monkeypatch.setattr(imports, "orders_import", applying)
+    lines = [order_line(f"A-{n}", customer) for n in range(45)]
+    lines.insert(17, {"type": "nothing"})
+    _, answers = send(api, *lines)
+    assert [a["line"] for a in answers[:-1]] == list(range(1, 47))
+    assert answers[17]["result"] == "error"
+    assert answers[-1]["summary"]["created"] == 45
+    # Before the first batch of 10 orders: the next 10 lines checked, and one more waiting
+    # for room; not the whole body.
+    assert 10 + imports.AHEAD <= seen[0] <= 10 + imports.AHEAD + 1
+    assert not _readers()
+
+
+def test_the_reading_thread_stops_with_the_import(api, monkeypatch):
+    """When applying a batch fails, the answer says where it stopped and the thread reading
+    ahead is stopped and waited for, though the body was not read to its end."""
+    monkeypatch.setattr(imports, "BATCH", 5)
+    monkeypatch.setattr(imports, "AHEAD", 5)
+    monkeypatch.setattr(imports, "READ_BYTES", 512)
+    customer = CustomerFactory()
+    apply = imports.orders_import
+    calls = []
+
+    def failing(items):
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise RuntimeError("the disk is full")
+        return apply(items)
+
+    monkeypatch.setattr(imports, "orders_import", failing)
+    response = api.post(
+        "/import",
+        raw="".join(json.dumps(order_line(f"B-{n}", customer)) + "\n" for n in range(60)).encode(),
+        content_type=NDJSON,
+    )
+    answers = [json.loads(x) for x in b"".join(response.streaming_content).splitlines()]
+    assert [a["result"] for a in answers[:-1]] == ["created"] * 5
+    assert answers[-1]["error"] == "server-error"
+    assert Order.objects.count() == 5
+    assert len(response.wsgi_request.environ["wsgi.input"]) > 0  # the rest was never read
+    assert not _readers()
     assert_no_drift()
