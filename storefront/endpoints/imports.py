@@ -23,7 +23,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Literal
 
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.http import StreamingHttpResponse
 from django.utils import translation
 from ninja import Router
@@ -330,14 +330,22 @@ def _checked(request) -> Iterator[tuple[int, str, object]]:
         yield number, "order", (line, item)
 
 
-def _ahead(items: Iterator, limit: int) -> Iterator:
-    """`items`, produced by a thread up to `limit` items ahead of the caller.
+def _ahead(items: Iterator, limit: int, turn: threading.Event) -> Iterator:
+    """`items`, produced by a thread up to `limit` items ahead of the caller, only while
+    `turn` is set.
 
     Why: a batch's statements keep the worker waiting on PostgreSQL, and reading, parsing
     and checking the next lines (_checked: CPU in Python, no database) can use that time on
     the other core (psycopg lets go of the GIL while it waits). Only work that does not
     depend on the database goes ahead: each batch still reads what the batches before it
     committed (an order created earlier in the file and changed by a later line is found).
+
+    `turn`: the caller sets it while it waits on a statement (_statements_let_ahead) and
+    while it waits here for items, and clears it when it runs Python again, so that the
+    thread does not hold the GIL while the caller needs it. Without it (the thread always
+    running), the caller waited for the GIL after each of the many round trips of a batch
+    (each COPY's blocks): measured at a load of 5 to 8 on two cores, the import was about a
+    quarter slower in wall time although its main thread spent 40% less CPU.
 
     Items come out in the thread's order; an exception the thread raised comes out after
     the items before it. Closing this generator stops the thread and waits for it (it may be
@@ -351,7 +359,11 @@ def _ahead(items: Iterator, limit: int) -> Iterator:
     def produce():
         try:
             with translation.override(language):
-                for item in items:
+                while True:
+                    turn.wait()
+                    item = next(items, _END)
+                    if item is _END:
+                        return
                     with change:
                         while len(ready) >= limit and not state["stop"]:
                             change.wait()
@@ -372,8 +384,11 @@ def _ahead(items: Iterator, limit: int) -> Iterator:
     try:
         while True:
             with change:
-                while not ready and not state["done"]:
-                    change.wait()
+                if not ready and not state["done"]:
+                    turn.set()
+                    while not ready and not state["done"]:
+                        change.wait()
+                    turn.clear()
                 if not ready:
                     break
                 item = ready.popleft()
@@ -386,7 +401,24 @@ def _ahead(items: Iterator, limit: int) -> Iterator:
         with change:
             state["stop"] = True
             change.notify()
+        turn.set()
         thread.join()
+
+
+_END = object()
+
+
+def _statements_let_ahead(turn: threading.Event):
+    """An execute wrapper: the reading thread's turn while a statement runs."""
+
+    def wrapper(execute, sql, params, many, context):
+        turn.set()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            turn.clear()
+
+    return wrapper
 
 
 def _run(request) -> Iterator[bytes]:
@@ -403,7 +435,14 @@ def _run(request) -> Iterator[bytes]:
         yield "".join(_encode(answer) + "\n" for answer in answers).encode()
 
     truncated = False
-    checked = _ahead(_checked(request), AHEAD)
+    turn = threading.Event()
+    checked = _ahead(_checked(request), AHEAD, turn)
+    let_ahead = _statements_let_ahead(turn)
+
+    def run(apply, *args):
+        with connection.execute_wrapper(let_ahead):
+            return apply(*args)
+
     try:
         for number, what, value in checked:
             if what == "truncated":
@@ -414,16 +453,16 @@ def _run(request) -> Iterator[bytes]:
             elif what == "order":
                 line, item = value
                 if item.draft.number in batch.numbers:
-                    yield from emit(batch.apply())  # the same order again: after the first
+                    yield from emit(run(batch.apply))  # the same order again: after the first
                 batch.add(number, line, item)
                 if len(batch) >= BATCH:
-                    yield from emit(batch.apply())
+                    yield from emit(run(batch.apply))
             else:
                 if batch:
-                    yield from emit(batch.apply())  # in the file's order: its orders first
-                yield from emit([_customer_line(number, value)])
+                    yield from emit(run(batch.apply))  # in the file's order: its orders first
+                yield from emit([run(_customer_line, number, value)])
         if batch:
-            yield from emit(batch.apply())
+            yield from emit(run(batch.apply))
     except Exception:
         # The answer has started: a problem document cannot replace it. What was answered is
         # stored; say where it stopped.

@@ -8,6 +8,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from clients.models import Customer
 from orders.models import Order
@@ -330,9 +331,10 @@ def _readers():
 
 
 def test_the_next_lines_are_read_and_checked_while_a_batch_is_applied(api, monkeypatch):
-    """A thread reads and checks up to AHEAD lines beyond the batch being applied (so the
-    next batch's parsing overlaps this batch's statements), and no more: the body is not
-    read whole. Every answer still comes in the file's order, once its batch is applied."""
+    """A thread reads and checks up to AHEAD lines beyond the batch being applied while the
+    batch's statements run (so the next batch's parsing overlaps them), and no more: the
+    body is not read whole. While the import runs Python, the thread waits (it would hold
+    the GIL the import needs). Every answer still comes in the file's order."""
     monkeypatch.setattr(imports, "BATCH", 10)
     monkeypatch.setattr(imports, "AHEAD", 10)
     monkeypatch.setattr(imports, "READ_BYTES", 512)
@@ -347,14 +349,26 @@ def test_the_next_lines_are_read_and_checked_while_a_batch_is_applied(api, monke
     monkeypatch.setattr(imports, "_read_lines", reading)
     apply, seen = imports.orders_import, []
 
-    def applying(items):
-        # Before the first batch, wait for the thread to fill its AHEAD lines (it stops there).
+    def slow_statement(execute, sql, params, many, context):
+        # The first statement of the first batch lasts until the thread has filled its
+        # AHEAD lines (it stops there).
         for _ in range(0 if seen else 500):
             if len(checked) >= 10 + imports.AHEAD:
                 break
             time.sleep(0.01)
-        seen.append(max(checked))
-        return apply(items)
+        if not seen:
+            seen.append(max(checked))
+        return execute(sql, params, many, context)
+
+    def applying(items):
+        if not seen:
+            # Python, between statements: the thread does not read on (one line at most,
+            # the one it may have started).
+            before = max(checked)
+            time.sleep(0.2)
+            assert max(checked) <= before + 1
+        with connection.execute_wrapper(slow_statement):
+            return apply(items)
 
     monkeypatch.setattr(imports, "orders_import", applying)
     lines = [order_line(f"A-{n}", customer) for n in range(45)]
@@ -363,7 +377,7 @@ def test_the_next_lines_are_read_and_checked_while_a_batch_is_applied(api, monke
     assert [a["line"] for a in answers[:-1]] == list(range(1, 47))
     assert answers[17]["result"] == "error"
     assert answers[-1]["summary"]["created"] == 45
-    # Before the first batch of 10 orders: the next 10 lines checked, and one more waiting
+    # During the first batch's statements: the next 10 lines checked, and one more waiting
     # for room; not the whole body.
     assert 10 + imports.AHEAD <= seen[0] <= 10 + imports.AHEAD + 1
     assert not _readers()
