@@ -2,8 +2,9 @@
 
 The body is read a block at a time and the answer is written as it goes (one NDJSON line per
 input line, a batch's answers in one write, then a summary line), so memory does not grow
-with the body. Every line is validated on its own (_checked: no database); the valid ones
-are applied, the others answered with their errors.
+with the body. Every line is validated on its own (_checked: no database), by a thread up to
+AHEAD lines ahead of the batch being applied (_ahead: the parsing overlaps the batch's
+statements); the valid ones are applied, the others answered with their errors.
 
 Transactions: customers one line at a time; orders in batches of up to BATCH lines (one
 transaction each, orders_import: a few statements per batch). A line is answered only once
@@ -15,13 +16,16 @@ idempotency; it is not replayed from an Idempotency-Key).
 
 import json
 import logging
+import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import Literal
 
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.http import StreamingHttpResponse
+from django.utils import translation
 from ninja import Router
 from pydantic import Field, ValidationError, model_validator
 
@@ -52,6 +56,9 @@ MAX_LINE_BYTES = 64 * 1024
 MAX_BODY = MAX_LINES * 2048
 BATCH = 2000
 READ_BYTES = 256 * 1024
+# Lines read and checked ahead of the batch being applied (_ahead): about a batch, so that
+# the next batch's parsing overlaps the current batch's statements.
+AHEAD = BATCH
 
 
 class CustomerImport(In):
@@ -81,6 +88,8 @@ class OrderImport(OrderCreate):
 
 
 _KINDS = {"customer": CustomerImport, "order": OrderImport}
+# One encoder for every answer (json.dumps with an option builds a new one per call).
+_encode = json.JSONEncoder(ensure_ascii=False).encode
 _SELF_FIELDS = ("email", "first_name", "last_name", "phone", "language", "external_id")
 
 
@@ -321,6 +330,99 @@ def _checked(request) -> Iterator[tuple[int, str, object]]:
         yield number, "order", (line, item)
 
 
+def _ahead(items: Iterator, limit: int, turn: threading.Event) -> Iterator:
+    """`items`, produced by a thread up to `limit` items ahead of the caller, only while
+    `turn` is set.
+
+    Why: a batch's statements keep the worker waiting on PostgreSQL, and reading, parsing
+    and checking the next lines (_checked: CPU in Python, no database) can use that time on
+    the other core (psycopg lets go of the GIL while it waits). Only work that does not
+    depend on the database goes ahead: each batch still reads what the batches before it
+    committed (an order created earlier in the file and changed by a later line is found).
+
+    `turn`: the caller sets it while it waits on a statement (_statements_let_ahead) and
+    while it waits here for items, and clears it when it runs Python again, so that the
+    thread does not hold the GIL while the caller needs it. Without it (the thread always
+    running), the caller waited for the GIL after each of the many round trips of a batch
+    (each COPY's blocks): measured at a load of 4 to 8 on two cores, the import was about a
+    quarter slower in wall time although its main thread spent 40% less CPU.
+
+    Items come out in the thread's order; an exception the thread raised comes out after
+    the items before it. Closing this generator stops the thread and waits for it (it may be
+    in the middle of reading a block of the body: nothing else may read the body meanwhile).
+    Memory: at most `limit` items ahead, as the batch being applied holds at most BATCH."""
+    ready: deque = deque()
+    state = {"done": False, "error": None, "stop": False}
+    change = threading.Condition()
+    language = translation.get_language()
+
+    def produce():
+        try:
+            with translation.override(language):
+                while True:
+                    turn.wait()
+                    if state["stop"]:  # the caller closed: read no further
+                        return
+                    item = next(items, _END)
+                    if item is _END:
+                        return
+                    with change:
+                        while len(ready) >= limit and not state["stop"]:
+                            change.wait()
+                        if state["stop"]:
+                            return
+                        ready.append(item)
+                        change.notify()
+        except BaseException as error:  # handed to the caller, raised there
+            state["error"] = error
+        finally:
+            items.close()
+            with change:
+                state["done"] = True
+                change.notify()
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            with change:
+                if not ready and not state["done"]:
+                    turn.set()
+                    while not ready and not state["done"]:
+                        change.wait()
+                    turn.clear()
+                if not ready:
+                    break
+                item = ready.popleft()
+                if len(ready) == limit // 2:  # room again: wake a waiting thread once
+                    change.notify()
+            yield item
+        if state["error"] is not None:
+            raise state["error"]
+    finally:
+        with change:
+            state["stop"] = True
+            change.notify()
+        turn.set()
+        thread.join()
+
+
+_END = object()
+
+
+def _statements_let_ahead(turn: threading.Event):
+    """An execute wrapper: the reading thread's turn while a statement runs."""
+
+    def wrapper(execute, sql, params, many, context):
+        turn.set()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            turn.clear()
+
+    return wrapper
+
+
 def _run(request) -> Iterator[bytes]:
     counts = {"created": 0, "updated": 0, "unchanged": 0, "error": 0}
     batch = _OrderBatch()
@@ -332,10 +434,17 @@ def _run(request) -> Iterator[bytes]:
             return
         for answer in answers:
             counts[answer["result"]] += 1
-        yield "".join(json.dumps(answer, ensure_ascii=False) + "\n" for answer in answers).encode()
+        yield "".join(_encode(answer) + "\n" for answer in answers).encode()
 
     truncated = False
-    checked = _checked(request)
+    turn = threading.Event()
+    checked = _ahead(_checked(request), AHEAD, turn)
+    let_ahead = _statements_let_ahead(turn)
+
+    def run(apply, *args):
+        with connection.execute_wrapper(let_ahead):
+            return apply(*args)
+
     try:
         for number, what, value in checked:
             if what == "truncated":
@@ -346,16 +455,16 @@ def _run(request) -> Iterator[bytes]:
             elif what == "order":
                 line, item = value
                 if item.draft.number in batch.numbers:
-                    yield from emit(batch.apply())  # the same order again: after the first
+                    yield from emit(run(batch.apply))  # the same order again: after the first
                 batch.add(number, line, item)
                 if len(batch) >= BATCH:
-                    yield from emit(batch.apply())
+                    yield from emit(run(batch.apply))
             else:
                 if batch:
-                    yield from emit(batch.apply())  # in the file's order: its orders first
-                yield from emit([_customer_line(number, value)])
+                    yield from emit(run(batch.apply))  # in the file's order: its orders first
+                yield from emit([run(_customer_line, number, value)])
         if batch:
-            yield from emit(batch.apply())
+            yield from emit(run(batch.apply))
     except Exception:
         # The answer has started: a problem document cannot replace it. What was answered is
         # stored; say where it stopped.

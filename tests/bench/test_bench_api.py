@@ -57,3 +57,24 @@ def test_the_cpu_meter_counts_a_backend_that_exits_during_the_run():
         backend.close()
     spent = meter.stop()
     assert spent["db"] >= 0.1, spent
+
+
+def test_the_cpu_of_one_thread_is_read_apart_from_the_process():
+    """The import's figures separate the worker's main thread (it applies the batches) from
+    the thread reading ahead: a thread's CPU is its own, not its process's."""
+    import os
+    import threading
+    import time
+
+    from bench.management.commands.bench_api import _cpu_seconds
+
+    pid = os.getpid()
+    busy = threading.Thread(target=lambda: sum(range(30_000_000)))
+    before, process_before = _cpu_seconds(pid, threading.get_native_id()), _cpu_seconds(pid)
+    busy.start()
+    busy.join()
+    time.sleep(0.05)
+    mine = _cpu_seconds(pid, threading.get_native_id()) - before
+    process = _cpu_seconds(pid) - process_before
+    assert process >= 0.2, process  # the busy thread's CPU counts in its process
+    assert mine < process / 2, (mine, process)  # and not in this thread's

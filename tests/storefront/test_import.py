@@ -1,11 +1,14 @@
 """The NDJSON bulk import through HTTP: every line answered, valid lines applied."""
 
 import json
+import threading
+import time
 from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from clients.models import Customer
 from orders.models import Order
@@ -320,4 +323,92 @@ def test_an_erased_customer_gets_no_imported_order(api):
     assert answers[0]["errors"][0]["code"] == "unknown-customer"
     assert answers[1]["result"] == "created"
     assert not Order.objects.filter(number="E-1").exists()
+    assert_no_drift()
+
+
+def _readers():
+    return [t for t in threading.enumerate() if t.name == "import-reader"]
+
+
+def test_the_next_lines_are_read_and_checked_while_a_batch_is_applied(api, monkeypatch):
+    """A thread reads and checks up to AHEAD lines beyond the batch being applied while the
+    batch's statements run (so the next batch's parsing overlaps them), and no more: the
+    body is not read whole. While the import runs Python, the thread waits (it would hold
+    the GIL the import needs). Every answer still comes in the file's order."""
+    monkeypatch.setattr(imports, "BATCH", 10)
+    monkeypatch.setattr(imports, "AHEAD", 10)
+    monkeypatch.setattr(imports, "READ_BYTES", 512)
+    customer = CustomerFactory()
+    read, checked = imports._read_lines, []
+
+    def reading(request):
+        for number, raw in read(request):
+            checked.append(number)
+            yield number, raw
+
+    monkeypatch.setattr(imports, "_read_lines", reading)
+    apply, seen = imports.orders_import, []
+
+    def slow_statement(execute, sql, params, many, context):
+        # The first statement of the first batch lasts until the thread has filled its
+        # AHEAD lines (it stops there).
+        for _ in range(0 if seen else 500):
+            if len(checked) >= 10 + imports.AHEAD:
+                break
+            time.sleep(0.01)
+        if not seen:
+            seen.append(max(checked))
+        return execute(sql, params, many, context)
+
+    def applying(items):
+        if not seen:
+            # Python, between statements: the thread does not read on (one line at most,
+            # the one it may have started).
+            before = max(checked)
+            time.sleep(0.2)
+            assert max(checked) <= before + 1
+        with connection.execute_wrapper(slow_statement):
+            return apply(items)
+
+    monkeypatch.setattr(imports, "orders_import", applying)
+    lines = [order_line(f"A-{n}", customer) for n in range(45)]
+    lines.insert(17, {"type": "nothing"})
+    _, answers = send(api, *lines)
+    assert [a["line"] for a in answers[:-1]] == list(range(1, 47))
+    assert answers[17]["result"] == "error"
+    assert answers[-1]["summary"]["created"] == 45
+    # During the first batch's statements: the next 10 lines checked, and one more waiting
+    # for room; not the whole body.
+    assert 10 + imports.AHEAD <= seen[0] <= 10 + imports.AHEAD + 1
+    assert not _readers()
+
+
+def test_the_reading_thread_stops_with_the_import(api, monkeypatch):
+    """When applying a batch fails, the answer says where it stopped and the thread reading
+    ahead is stopped and waited for, though the body was not read to its end."""
+    monkeypatch.setattr(imports, "BATCH", 5)
+    monkeypatch.setattr(imports, "AHEAD", 5)
+    monkeypatch.setattr(imports, "READ_BYTES", 512)
+    customer = CustomerFactory()
+    apply = imports.orders_import
+    calls = []
+
+    def failing(items):
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise RuntimeError("the disk is full")
+        return apply(items)
+
+    monkeypatch.setattr(imports, "orders_import", failing)
+    response = api.post(
+        "/import",
+        raw="".join(json.dumps(order_line(f"B-{n}", customer)) + "\n" for n in range(60)).encode(),
+        content_type=NDJSON,
+    )
+    answers = [json.loads(x) for x in b"".join(response.streaming_content).splitlines()]
+    assert [a["result"] for a in answers[:-1]] == ["created"] * 5
+    assert answers[-1]["error"] == "server-error"
+    assert Order.objects.count() == 5
+    assert len(response.wsgi_request.environ["wsgi.input"]) > 0  # the rest was never read
+    assert not _readers()
     assert_no_drift()
