@@ -127,9 +127,11 @@ class Attribution:
     campaign: str = ""
 
 
-# Finds the attribution of an order placed without one: the customer's latest app launch or
-# visit before the order (registered by the storefront app, which owns launches).
-AttributionFinder = Callable[[int, datetime], Attribution | None]
+# Finds the attributions of orders placed without one: each customer's latest app launch or
+# visit before the order (registered by the storefront app, which owns launches). Given
+# (customer id, placed_at) pairs, answers one Attribution or None per pair, in their order:
+# the bulk import asks for a whole batch at once, in one query rather than one per order.
+AttributionFinder = Callable[[list[tuple[int, datetime]]], list[Attribution | None]]
 _attribution_finders: list[AttributionFinder] = []
 
 
@@ -139,12 +141,15 @@ def attribution_finder_register(finder: AttributionFinder) -> None:
         _attribution_finders.append(finder)
 
 
-def _attribution_for(customer_id: int, placed_at: datetime) -> Attribution:
+def _attributions_for(orders: list[tuple[int, datetime]]) -> list[Attribution]:
+    found: list[Attribution | None] = [None] * len(orders)
     for finder in _attribution_finders:
-        found = finder(customer_id, placed_at)
-        if found is not None:
-            return found
-    return Attribution()
+        missing = [i for i, attribution in enumerate(found) if attribution is None]
+        if not missing:
+            break
+        for i, attribution in zip(missing, finder([orders[i] for i in missing]), strict=True):
+            found[i] = attribution
+    return [attribution or Attribution() for attribution in found]
 
 
 # --- Audit trail -------------------------------------------------------------------------
@@ -440,10 +445,15 @@ def order_build(
     billing: dict,
     shipping: dict,
     push_campaign_id: int | None = None,
+    attribution: Attribution | None = None,
 ) -> Order:
     """The unsaved pending order of a draft (also used by the bulk import), credited to
-    `push_campaign_id` (notifications.attribution decides which)."""
-    attribution = draft.attribution or _attribution_for(customer_id, draft.placed_at)
+    `push_campaign_id` (notifications.attribution decides which). A draft without an
+    attribution takes `attribution`, found by the caller, or else looks for one."""
+    if draft.attribution is not None:
+        attribution = draft.attribution
+    elif attribution is None:
+        attribution = _attributions_for([(customer_id, draft.placed_at)])[0]
     return Order(
         number=draft.number,
         customer_id=customer_id,
@@ -989,6 +999,23 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
             ]
         )
     )
+    # The launches that attribute the new orders sent without a source, for the whole batch.
+    unattributed = [
+        i
+        for i, item in enumerate(items)
+        if item.draft.attribution is None
+        and item.draft.number not in existing
+        and item.customer_id in customers
+    ]
+    attributions = dict(
+        zip(
+            unattributed,
+            _attributions_for(
+                [(items[i].customer_id, items[i].draft.placed_at) for i in unattributed]
+            ),
+            strict=True,
+        )
+    )
     previous = {}  # number: (status, refunded amount) before, for the orders this batch moves
     for i, item in enumerate(items):
         order = existing.get(item.draft.number)
@@ -1004,6 +1031,7 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
                 billing=addresses[0],
                 shipping=addresses[1],
                 push_campaign_id=next(credited),
+                attribution=attributions.get(i),
             )
             order.status = item.status
             order.refunded_amount = item.refunded_amount

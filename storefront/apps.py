@@ -7,14 +7,13 @@ class StorefrontConfig(AppConfig):
 
     def ready(self):
         from orders.services import Attribution, attribution_finder_register
-        from storefront.selectors import launch_attribution
+        from storefront.selectors import launch_attributions
 
-        def last_launch(customer_id, placed_at):
-            found = launch_attribution(customer_id=customer_id, placed_at=placed_at)
-            if found is None:
-                return None
-            source, medium, campaign = found
-            return Attribution(source=source, medium=medium, campaign=campaign)
+        def last_launches(orders):
+            return [
+                None if found is None else Attribution(*found)
+                for found in launch_attributions(orders)
+            ]
 
         # Orders placed without a source take the one of the launch that brought the customer.
-        attribution_finder_register(last_launch)
+        attribution_finder_register(last_launches)

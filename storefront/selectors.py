@@ -41,6 +41,19 @@ ORDER BY occurred_at DESC, id DESC LIMIT 1
 """
 
 
+# The same for many orders in one statement (PostgreSQL): one index scan per order, as above.
+_ATTRIBUTIONS_SQL = f"""
+SELECT o.i, l.source, l.medium, l.campaign
+FROM unnest(%s::bigint[], %s::timestamptz[]) WITH ORDINALITY AS o (customer_id, placed_at, i)
+CROSS JOIN LATERAL (
+    SELECT source, medium, campaign FROM {_LAUNCHES}
+    WHERE customer_id = o.customer_id AND occurred_at <= o.placed_at
+        AND occurred_at >= o.placed_at - %s * interval '1 day' AND source <> ''
+    ORDER BY occurred_at DESC, id DESC LIMIT 1
+) l
+"""
+
+
 def launch_attribution(*, customer_id: int, placed_at: datetime) -> tuple[str, str, str] | None:
     """The (source, medium, campaign) of launch_attributing_order's launch, or None."""
     adapt = connection.ops.adapt_datetimefield_value
@@ -48,6 +61,26 @@ def launch_attribution(*, customer_id: int, placed_at: datetime) -> tuple[str, s
     with connection.cursor() as cursor:
         cursor.execute(_ATTRIBUTION_SQL, [customer_id, adapt(placed_at), adapt(placed_at - window)])
         return cursor.fetchone()
+
+
+def launch_attributions(orders: list[tuple[int, datetime]]) -> list[tuple[str, str, str] | None]:
+    """launch_attribution for many (customer id, placed_at) at once, in their order: one query
+    on PostgreSQL (the bulk import asks for a batch of orders), one per order elsewhere."""
+    if connection.vendor != "postgresql" or len(orders) < 2:
+        return [launch_attribution(customer_id=c, placed_at=at) for c, at in orders]
+    found: list = [None] * len(orders)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ATTRIBUTIONS_SQL,
+            [
+                [customer for customer, _ in orders],
+                [placed_at for _, placed_at in orders],
+                settings.STOREFRONT_ATTRIBUTION_DAYS,
+            ],
+        )
+        for i, source, medium, campaign in cursor.fetchall():
+            found[i - 1] = (source, medium, campaign)
+    return found
 
 
 def customer_origin(*, customer_id: int, launch_rows: int | None = None, recent: int = 10) -> dict:

@@ -349,9 +349,9 @@ def test_an_order_without_a_source_is_attributed_by_the_registered_finder():
     customer = CustomerFactory()
     seen = []
 
-    def finder(customer_id, placed_at):
-        seen.append(customer_id)
-        return Attribution(source="google", medium="cpc", campaign="spring")
+    def finder(orders):
+        seen.extend(customer_id for customer_id, _ in orders)
+        return [Attribution(source="google", medium="cpc", campaign="spring") for _ in orders]
 
     attribution_finder_register(finder)
     try:

@@ -412,3 +412,64 @@ def test_the_reading_thread_stops_with_the_import(api, monkeypatch):
     assert len(response.wsgi_request.environ["wsgi.input"]) > 0  # the rest was never read
     assert not _readers()
     assert_no_drift()
+
+
+def test_orders_sent_without_a_source_take_their_launch_in_one_query_per_batch(api):
+    """An order without source, medium and campaign takes the customer's last launch with a
+    source within the window before it, as POST /orders does; the import finds them for the
+    whole batch at once on PostgreSQL (a migrated history rarely has sources: one query per
+    order was most of such an import's database time)."""
+    from datetime import datetime, timedelta
+
+    from django.test.utils import CaptureQueriesContext
+
+    from storefront.services import launch_record
+
+    placed = datetime.fromisoformat("2026-01-05T10:00:00+01:00")
+    ada, bob, cy = CustomerFactory(), CustomerFactory(), CustomerFactory()
+    launch_record(
+        platform="web",
+        customer=ada,
+        occurred_at=placed - timedelta(days=2),
+        source="google",
+        medium="cpc",
+        campaign="winter",
+    )
+    # Later, without a source (typing the address): the ad keeps the order.
+    launch_record(platform="web", customer=ada, occurred_at=placed - timedelta(days=1))
+    launch_record(
+        platform="web", customer=ada, occurred_at=placed + timedelta(hours=1), source="after"
+    )
+    launch_record(
+        platform="ios", customer=bob, occurred_at=placed - timedelta(days=40), source="too-old"
+    )
+    _, answers = send(
+        api,
+        order_line("S-1", ada),
+        order_line("S-2", bob),
+        order_line("S-3", cy),
+        order_line("S-4", ada, source="newsletter"),
+        order_line("S-5", ada, placed_at="2025-12-01T10:00:00+01:00"),
+    )
+    assert [a["result"] for a in answers[:5]] == ["created"] * 5
+    got = dict(Order.objects.values_list("number", "source"))
+    assert got == {"S-1": "google", "S-2": "", "S-3": "", "S-4": "newsletter", "S-5": ""}
+    assert Order.objects.get(number="S-1").campaign == "winter"
+
+    def queries(prefix, count):
+        customers = CustomerFactory.create_batch(count)
+        for customer in customers:
+            launch_record(platform="web", customer=customer, occurred_at=placed, source="ad")
+        with CaptureQueriesContext(connection) as captured:
+            _, answers = send(
+                api, *(order_line(f"{prefix}-{i}", c) for i, c in enumerate(customers))
+            )
+        assert {a["result"] for a in answers[:count]} == {"created"}
+        return len(captured)
+
+    few, many = queries("Q", 2), queries("R", 12)
+    if connection.vendor == "postgresql":
+        assert few == many
+    assert set(Order.objects.filter(number__startswith="R").values_list("source", flat=True)) == {
+        "ad"
+    }
