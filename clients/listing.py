@@ -32,7 +32,7 @@ from django.utils.translation import get_language, gettext, gettext_lazy, ngette
 from backoffice.templatetags.formatting import money
 from clients.filters import KNOWN_MEDIUMS, KNOWN_SOURCES, CustomerFilter, filter_keys
 from clients.paginators import CappedCountPaginator, KnownCountPaginator
-from clients.rows import customer_rows_html
+from clients.rows import customer_rows_html, header_cells_html
 from clients.search import SearchQuery, parse_query
 from clients.selection import selected_ids
 from clients.selectors import MAX_SELECTED, customer_list, customer_match_count, tab_counts
@@ -342,6 +342,11 @@ class CustomerList:
                 }
             )
         return headers
+
+    @cached_property
+    def headers_html(self) -> str:
+        """The headers' markup (clients/rows.py)."""
+        return header_cells_html(self.headers)
 
     @cached_property
     def rows(self) -> list[dict]:

@@ -1,4 +1,5 @@
-"""The rows of the Clients and Leads tabs as HTML, from the values CustomerList.rows computed.
+"""The rows and column headers of the Clients and Leads tabs as HTML, from the values
+CustomerList.rows and CustomerList.headers computed.
 
 The rows are most of a list page's markup and lists most of the back office's traffic: drawn
 by the template language they cost about 20 variable lookups, escapes and tag renders per row
@@ -34,6 +35,9 @@ SELECT_BOX = (
     'class="row-select"{}><span class="visually-hidden">{}</span></label>'
 )
 CHECKED = " checked"
+HEADER = '<th class="{}" scope="col"{}>{}</th>'
+ARIA_SORT = ' aria-sort="{}"'
+HEADER_LINK = '<a href="{}">{}</a>'
 # The column labels phones show in each cell (data-label).
 LABELS = {
     "l_id": "Client ID",
@@ -94,3 +98,21 @@ def _row_values(rows: list[dict], *, show_select: bool):
             "created": shared(row["created"]),
             "select": select,
         }
+
+
+def header_cells_html(headers: list[dict]) -> str:
+    """The <th> of each header of `headers` (CustomerList.headers), escaped: a safe string."""
+    return format_html_join(
+        "",
+        HEADER,
+        (
+            (
+                header["css"],
+                format_html(ARIA_SORT, header["aria_sort"]) if header.get("aria_sort") else "",
+                format_html(HEADER_LINK, header["url"], header["label"])
+                if header["url"]
+                else header["label"],
+            )
+            for header in headers
+        ),
+    )
