@@ -4,7 +4,7 @@ import functools
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
@@ -12,6 +12,7 @@ from clients.filters import CustomerFilter
 from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, Note, TabCount
 from clients.search import MAX_PK
 from orders.models import Order
+from privacy.models import ConsentRecord, ErasureRequest
 from storefront.models import Launch
 from tags.selectors import tags_of_customer
 
@@ -176,7 +177,8 @@ def _customer_detail() -> QuerySet[Customer]:
     """Customers with what the client page shows beside its lists, in one query.
 
     Besides the header and the default addresses: `address_rows` (addresses in the book),
-    `order_rows` (orders of every status),
+    `order_rows` (orders of every status), `consent_rows` and `erasure_pending` (what the
+    privacy card has to read),
     `note_rows` (note versions), `audit_rows` (change history entries) and `launch_rows` (app
     launches reported by the storefront API), the counts the page's
     paginators are given, and the current note's columns `current_note_*`, read back by
@@ -199,6 +201,12 @@ def _customer_detail() -> QuerySet[Customer]:
         current_note_author_username=Subquery(current.values(username)[:1]),
         # The customer's tags, read by tags.selectors.customer_tags().
         tag_text=tags_of_customer(),
+        # Whether the privacy card has consent records or a planned erasure to read (most
+        # customers have neither: privacy.selectors.client_privacy() then reads nothing).
+        consent_rows=_count_per_customer(ConsentRecord),
+        erasure_pending=Exists(
+            ErasureRequest.objects.filter(customer=OuterRef("pk"), cancelled_at=None, done_at=None)
+        ),
     )
 
 
