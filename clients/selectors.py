@@ -220,7 +220,7 @@ def _customer_detail() -> QuerySet[Customer]:
 
 def client_page_customer(pk: int) -> Customer | None:
     """customer_detail()'s customer `pk` for the client page (None if there is none), read
-    with SQL compiled once per process: compiling its eleven subqueries cost about 1.5 ms of
+    with SQL compiled once per process: compiling its thirteen subqueries cost about 1.5 ms of
     CPU on every client page, more than the rest of the read. Its default addresses are not
     joined (raw() fills no related object): the page reads them from the customer's address
     book (with_default_addresses()).
