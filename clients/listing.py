@@ -32,6 +32,7 @@ from django.utils.translation import get_language, gettext, gettext_lazy, ngette
 from backoffice.templatetags.formatting import money
 from clients.filters import KNOWN_MEDIUMS, KNOWN_SOURCES, CustomerFilter, filter_keys
 from clients.paginators import CappedCountPaginator, KnownCountPaginator
+from clients.rows import customer_rows_html, header_cells_html
 from clients.search import SearchQuery, parse_query
 from clients.selection import selected_ids
 from clients.selectors import MAX_SELECTED, customer_list, customer_match_count, tab_counts
@@ -347,6 +348,11 @@ class CustomerList:
         return headers
 
     @cached_property
+    def headers_html(self) -> str:
+        """The headers' markup (clients/rows.py)."""
+        return header_cells_html(self.headers)
+
+    @cached_property
     def rows(self) -> list[dict]:
         """The page's rows as plain values, for the template's `rows` partial.
 
@@ -361,7 +367,7 @@ class CustomerList:
         language = get_language()
         select_label = gettext("Select client %(id)s")
         erased = gettext("Erased customer #%(id)s")
-        groups = dict(Group.choices)
+        groups = {value: str(label) for value, label in Group.choices}
         selected = set(self.selection_ids)
         orders_text = {}
         rows = []
@@ -403,6 +409,11 @@ class CustomerList:
                 }
             )
         return rows
+
+    @cached_property
+    def rows_html(self) -> str:
+        """The rows' markup (clients/rows.py)."""
+        return customer_rows_html(self.rows, show_select=self.show_select)
 
 
 _PLACEHOLDER = "0000000000"

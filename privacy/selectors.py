@@ -7,17 +7,22 @@ CONSENT_HISTORY_ROWS = 20
 
 def client_privacy(*, customer, user) -> dict:
     """The client page's privacy card: the planned erasure, consents (state and history) and
-    what the user may do, in two queries."""
-    history = list(
-        ConsentRecord.objects.filter(customer_id=customer.pk)
-        .select_related("recorded_by")
-        .order_by("-at", "-id")[: CONSENT_HISTORY_ROWS + 1]
-    )
-    erasure = (
-        ErasureRequest.objects.filter(customer_id=customer.pk, cancelled_at=None, done_at=None)
-        .select_related("requested_by")
-        .first()
-    )
+    what the user may do, in two queries; none for what the customer's `consent_rows` and
+    `erasure_pending` (clients.selectors.customer_detail()) say it does not have."""
+    history = []
+    if getattr(customer, "consent_rows", None) != 0:
+        history = list(
+            ConsentRecord.objects.filter(customer_id=customer.pk)
+            .select_related("recorded_by")
+            .order_by("-at", "-id")[: CONSENT_HISTORY_ROWS + 1]
+        )
+    erasure = None
+    if getattr(customer, "erasure_pending", None) is not False:
+        erasure = (
+            ErasureRequest.objects.filter(customer_id=customer.pk, cancelled_at=None, done_at=None)
+            .select_related("requested_by")
+            .first()
+        )
     return {
         "erasure": erasure,
         "consents": [

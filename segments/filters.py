@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_filters.widgets import SuffixedMultiWidget
 
+from backoffice.filtersets import SharedFormFilterSet
 from clients.models import LATEST_ORDER_DATES
 from orders.models import FINALIZED_STATUSES, CustomerProduct, Order, Product
 from tags.models import CustomerTag, Tag
@@ -157,7 +158,7 @@ class RecentOrdersFilter(django_filters.Filter):
     field_class = RecentOrdersField
 
 
-class SegmentFilters(django_filters.FilterSet):
+class SegmentFilters(SharedFormFilterSet):
     """The filters added for segments; CustomerFilter inherits them."""
 
     # A list under one of these filters counts its matches up to this many ("more than

@@ -1,5 +1,6 @@
 """Reads of saved segments: a tab's segments and how many customers each finds now."""
 
+import functools
 import json
 
 from django.core.cache import cache
@@ -8,6 +9,7 @@ from django.db import connection, connections
 from django.db.models import OuterRef, QuerySet, Subquery, Value
 from django.http import QueryDict
 
+from backoffice.compiled import CompiledQuery
 from clients.filters import CustomerFilter
 from clients.models import Customer
 from clients.paginators import COUNT_CAP
@@ -23,13 +25,10 @@ COUNT_TTL = 60
 
 def panel_rows(*, tab: str) -> tuple[list[Segment], list[tuple[int, str]]]:
     """The tab's saved segments and every tag (id, name), both by name, in one query (a
-    UNION): the side panel and the tag filters of every list page need both."""
-    segments = Segment.objects.filter(tab=tab).values_list(
-        Value("s"), "pk", "name", "query", "updated_at"
-    )
-    tags = Tag.objects.values_list(Value("t"), "pk", "name", Value(""), "updated_at")
+    UNION, compiled once per process): the side panel and the tag filters of every list
+    page need both."""
     found, tag_rows = [], []
-    for kind, pk, name, query, updated_at in segments.union(tags, all=True):
+    for kind, pk, name, query, updated_at in _panel_query().rows(tab):
         if kind == "s":
             found.append(Segment(pk=pk, name=name, tab=tab, query=query, updated_at=updated_at))
         else:
@@ -37,6 +36,18 @@ def panel_rows(*, tab: str) -> tuple[list[Segment], list[tuple[int, str]]]:
     found.sort(key=lambda segment: (segment.name.casefold(), segment.pk))
     tag_rows.sort(key=lambda row: (row[1].casefold(), row[0]))
     return found, tag_rows
+
+
+_ANY_TAB = "\x00tab"
+
+
+@functools.cache
+def _panel_query() -> CompiledQuery:
+    segments = Segment.objects.filter(tab=_ANY_TAB).values_list(
+        Value("s"), "pk", "name", "query", "updated_at"
+    )
+    tags = Tag.objects.values_list(Value("t"), "pk", "name", Value(""), "updated_at")
+    return CompiledQuery(segments.union(tags, all=True), _ANY_TAB)
 
 
 def tab_segments(*, tab: str) -> list[Segment]:
@@ -215,5 +226,9 @@ def segment_counts(segments: list[Segment]) -> dict[int, tuple[int | None, int]]
             row = cursor.fetchone()
         for (pk, cap), count in zip(order, row, strict=True):
             result[pk] = (count, cap)
-    cache.set_many({keys[pk]: value for pk, value in result.items()}, COUNT_TTL)
+    # Only the counts made now: setting the cached ones again would restart their
+    # COUNT_TTL, and a list viewed every minute would never count again.
+    fresh = {keys[pk]: value for pk, value in result.items() if keys[pk] not in cached}
+    if fresh:
+        cache.set_many(fresh, COUNT_TTL)
     return result

@@ -8,7 +8,8 @@ from urllib.parse import quote
 
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.paginator import Page
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404
+from django.shortcuts import render
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
@@ -22,10 +23,11 @@ from clients.paginators import KnownCountPaginator
 from clients.presenters import frequency_text, history_entries, spend_chart
 from clients.selectors import (
     audit_entries,
+    client_page_customer,
     current_note,
     customer_addresses,
-    customer_detail,
     note_versions,
+    with_default_addresses,
 )
 from lifecycle.selectors import customer_lifecycle
 from orders.models import OrderStatus
@@ -157,9 +159,11 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
         param="page",
         per_page=ORDERS_PER_PAGE,
     )
+    addresses = customer_addresses(customer_id=customer.pk) if customer.address_rows else []
+    with_default_addresses(customer, addresses)
     context = {
         "customer": customer,
-        "addresses": customer_addresses(customer_id=customer.pk) if customer.address_rows else [],
+        "addresses": addresses,
         "summary": summary,
         "frequency": frequency_text(summary.days_between_orders),
         "lifecycle": customer_lifecycle(customer, now=timezone.now()),
@@ -187,6 +191,8 @@ class ClientDetailView(PermissionRequiredMixin, View):
     permission_required = "clients.view_customer"
 
     def get(self, request, pk: int):
-        customer = get_object_or_404(customer_detail(), pk=pk)
+        customer = client_page_customer(pk)
+        if customer is None:
+            raise Http404("No customer has this id.")
         access_record(request, action=AccessAction.CLIENT_VIEW, customer_id=customer.pk)
         return render(request, TEMPLATE, client_page_context(request, customer))

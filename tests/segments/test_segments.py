@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from segments import services
 from segments.models import Segment
-from segments.selectors import segment_counts
+from segments.selectors import COUNT_TTL, segment_counts
 from tests.factories import CustomerFactory, make_order
 
 pytestmark = pytest.mark.django_db
@@ -61,6 +61,25 @@ def test_the_count_is_live_not_a_frozen_list(viewer_client):
     assert segment_counts([segment]) == {segment.pk: (3, 10_000)}
     page = viewer_client.get("/clients/")
     assert ">3<" in page.text.replace(" ", "")
+
+
+def test_a_count_read_from_the_cache_is_still_made_again_after_its_ttl(monkeypatch):
+    """Reading a cached count does not restart its time to live: a list viewed more often
+    than once a minute still counts again every COUNT_TTL seconds."""
+    now = [1_000_000.0]
+    clock = type("Clock", (), {"time": staticmethod(lambda: now[0])})
+    monkeypatch.setattr("django.core.cache.backends.base.time", clock)
+    monkeypatch.setattr("django.core.cache.backends.locmem.time", clock)
+    cache.clear()
+    _clients(2, source="google")
+    segment = services.segment_create(actor=None, name="G", tab="clients", query="source=google")
+    assert segment_counts([segment]) == {segment.pk: (2, 10_000)}
+    _clients(1, source="google")
+    for _ in range(3):
+        now[0] += COUNT_TTL / 2
+        assert segment_counts([segment])[segment.pk][0] in (2, 3)
+    # Counted at the start, read since: made again once COUNT_TTL has passed since counting.
+    assert segment_counts([segment]) == {segment.pk: (3, 10_000)}
 
 
 def test_viewers_use_segments_but_cannot_change_them(viewer_client):

@@ -156,7 +156,13 @@ class Command(BaseCommand):
                 f"Load: {options['duration']} s, {options['connections']} connections, "
                 f"{options['workers']} gunicorn workers…"
             )
+            # (bench_api imports this module: its CPU meter is imported here, not above)
+            from bench.management.commands.bench_api import CpuMeter
+
+            load_before = os.getloadavg()[0]
+            meter = CpuMeter(server.pid).start()
             raw = self.run_wrk(options, options["duration"], script, paths_file, cookie)
+            raw["cpu_s"], raw["load"] = meter.stop(), (load_before, os.getloadavg()[0])
         finally:
             if server is not None:
                 server.terminate()
@@ -394,6 +400,13 @@ class Command(BaseCommand):
             "latency_ms": latency,
             "errors": errors,
             "error_detail": {"non_200": raw["non_200"], **raw["socket_errors"]},
+            # CPU per request of the gunicorn workers and of the database's backends: what
+            # the code costs, where requests/s also depend on what else the machine runs.
+            "cpu_ms_per_request": {
+                kind: round(seconds_used * 1000 / max(raw["requests"], 1), 2)
+                for kind, seconds_used in raw["cpu_s"].items()
+            },
+            "load_average": {"before": raw["load"][0], "after": raw["load"][1]},
             "targets": TARGETS,
         }
         result["targets_met"] = (
@@ -416,6 +429,9 @@ class Command(BaseCommand):
             f"Latency p99:  {latency['p99']:.1f} ms   (target < {TARGETS['p99_ms']} ms)\n"
             f"Latency max:  {latency['max']:.1f} ms\n"
             f"Errors:       {result['errors']}   {result['error_detail']}\n"
+            f"CPU/request:  gunicorn {result['cpu_ms_per_request']['app']} ms, PostgreSQL "
+            f"{result['cpu_ms_per_request'].get('db', 0)} ms (load average "
+            f"{result['load_average']['before']:.1f} -> {result['load_average']['after']:.1f})\n"
             f"Targets met:  {'yes' if result['targets_met'] else 'NO'}"
         )
 

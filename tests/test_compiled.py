@@ -1,0 +1,55 @@
+"""backoffice/compiled.py: a queryset compiled once gives, with other values, the rows the
+queryset itself gives with them (converted alike: dates are datetimes on SQLite too)."""
+
+from datetime import datetime
+
+import pytest
+from django.contrib.auth.models import User
+from django.db.models import Value
+
+from backoffice.compiled import CompiledQuery
+from segments.selectors import panel_rows
+from segments.services import segment_create
+from tags.models import Tag
+from tags.services import tags_get_or_create
+
+pytestmark = pytest.mark.django_db
+
+MARK = "\x00mark"
+
+
+def _union(tab: str):
+    segments = User.objects.filter(username=tab).values_list(
+        Value("u"), "pk", "username", "date_joined"
+    )
+    tags = Tag.objects.values_list(Value("t"), "pk", "name", "updated_at")
+    return segments.union(tags, all=True)
+
+
+def test_rows_are_the_querysets_rows_with_other_values():
+    tags_get_or_create(names=["vip", "Été"])
+    User.objects.create_user("ada")
+    User.objects.create_user("bob")
+    compiled = CompiledQuery(_union(MARK), MARK)
+    for name in ("ada", "bob", "nobody"):
+        expected = sorted(_union(name))
+        assert sorted(compiled.rows(name)) == expected
+        assert all(isinstance(row[3], datetime) and row[3].tzinfo for row in expected)
+    assert len(compiled.rows("ada")) == 3
+
+
+def test_a_marker_must_be_one_parameter():
+    with pytest.raises(ValueError):
+        CompiledQuery(_union("ada"), MARK)
+
+
+def test_the_panel_reads_segments_and_tags_of_the_tab():
+    admin = User.objects.create_superuser("admin")
+    tags = tags_get_or_create(names=["b2b", "Anniversaire"])
+    segment = segment_create(actor=admin, name="Google", tab="clients", query="source=google")
+    segment_create(actor=admin, name="Leads FR", tab="leads", query="country=FR")
+    found, tag_rows = panel_rows(tab="clients")
+    assert [(s.pk, s.name, s.query, s.updated_at) for s in found] == [
+        (segment.pk, "Google", "source=google", segment.updated_at)
+    ]
+    assert tag_rows == sorted(((t.pk, t.name) for t in tags), key=lambda r: r[1].casefold())
