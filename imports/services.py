@@ -43,6 +43,7 @@ from imports.models import (
     ImportRow,
     ImportStatus,
     RowAction,
+    waiting_imports,
 )
 from imports.reading import Broken, UnreadableFile, read_rows, sniff
 from orders.services import (
@@ -164,13 +165,39 @@ def import_cancel(*, job: ImportJob) -> ImportJob:
         raise NotAllowed()
     if job.status == ImportStatus.FAILED and job.applied_rows:
         raise NotAllowed()  # partly applied: it can only be resumed
+    _cancel(job, now=timezone.now())
+    return job
+
+
+def _cancel(job: ImportJob, *, now: datetime, abandoned: bool = False) -> int:
+    """Cancel a job locked by the caller: its rows deleted, its file once committed; returns
+    how many rows went."""
     job.status = ImportStatus.CANCELLED
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "finished_at"])
-    ImportRow.objects.filter(job=job).delete()
+    job.finished_at = now
+    job.abandoned = abandoned
+    job.save(update_fields=["status", "finished_at", "abandoned"])
+    deleted = ImportRow.objects.filter(job=job).delete()[0]
     name = job.file.name
     transaction.on_commit(lambda: _delete_file(name))
-    return job
+    return deleted
+
+
+def import_abandoned_expire(*, now: datetime | None = None) -> int:
+    """Cancel the imports left waiting (checked but neither applied nor cancelled, columns never
+    chosen, stopped before applying a row) IMPORT_ABANDONED_DAYS after they were last touched:
+    their uploaded file and checked rows (personal data) are deleted, the job stays, marked
+    abandoned. Returns how many rows went. Run by the daily privacy task (imports/privacy.py);
+    one transaction per import."""
+    now = now or timezone.now()
+    waiting = waiting_imports(now - timedelta(days=settings.IMPORT_ABANDONED_DAYS))
+    deleted = 0
+    for pk in list(ImportJob.objects.filter(waiting).values_list("pk", flat=True)):
+        with transaction.atomic():
+            # Locked and checked again: applied, cancelled or touched since the list was read.
+            job = ImportJob.objects.select_for_update().filter(waiting, pk=pk).first()
+            if job is not None:
+                deleted += _cancel(job, now=now, abandoned=True)
+    return deleted
 
 
 def import_rows_expire(*, now: datetime | None = None) -> int:
