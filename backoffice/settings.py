@@ -210,6 +210,12 @@ IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", 200 * 1024 * 1024))
 IMPORT_RETENTION_DAYS = int(os.environ.get("IMPORT_RETENTION_DAYS", 30))
 if not 0 <= IMPORT_RETENTION_DAYS <= 3650:
     raise ImproperlyConfigured("IMPORT_RETENTION_DAYS must be a number of days from 0 to 3650.")
+# An import left waiting (checked but neither applied nor cancelled, columns never chosen) is
+# cancelled by the daily privacy task this many days after it was last touched: its uploaded
+# file and checked rows (personal data) are deleted.
+IMPORT_ABANDONED_DAYS = int(os.environ.get("IMPORT_ABANDONED_DAYS", 14))
+if not 1 <= IMPORT_ABANDONED_DAYS <= 3650:
+    raise ImproperlyConfigured("IMPORT_ABANDONED_DAYS must be a number of days from 1 to 3650.")
 
 # --- Web push (notifications app) ------------------------------------------------------------
 # The VAPID key pair identifies the shop to push services (`manage.py generate_vapid_keys`

@@ -46,6 +46,21 @@ class RowAction(models.TextChoices):
     REFUSED = "refused", _("Refused")
 
 
+# An import in these states waits for the user (a dry run still "checking" after
+# IMPORT_ABANDONED_DAYS lost its worker long ago); so does one that stopped before any row
+# was applied.
+WAITING = (ImportStatus.MAPPING, ImportStatus.CHECKING, ImportStatus.CHECKED)
+
+
+def waiting_imports(touched_before: datetime) -> models.Q:
+    """The imports waiting for the user (ImportJob.is_waiting) last touched (uploaded, checked,
+    stopped) before this time."""
+    return (models.Q(status__in=WAITING) | models.Q(status=ImportStatus.FAILED, applied_rows=0)) & (
+        models.Q(heartbeat_at__lt=touched_before)
+        | models.Q(heartbeat_at=None, created_at__lt=touched_before)
+    )
+
+
 class ImportJob(models.Model):
     """One uploaded file and what became of it."""
 
@@ -85,6 +100,9 @@ class ImportJob(models.Model):
     # When the daily task deleted the checked rows of this applied import (IMPORT_RETENTION_DAYS
     # after it was applied): the counts stay, the refused rows and the updates' diffs are gone.
     rows_deleted_at = models.DateTimeField(null=True, blank=True)
+    # Cancelled by the daily task: left waiting (neither applied nor cancelled) for
+    # IMPORT_ABANDONED_DAYS, its file and checked rows deleted (privacy).
+    abandoned = models.BooleanField(default=False)
     # Moved by every committed step of the background work: a job "checking" or "applying"
     # whose heartbeat is old lost its worker and may be resumed.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -112,6 +130,22 @@ class ImportJob(models.Model):
         if self.status != ImportStatus.APPLIED or self.finished_at is None:
             return None
         return self.finished_at + timedelta(days=settings.IMPORT_RETENTION_DAYS)
+
+    @property
+    def is_waiting(self) -> bool:
+        """Left for the user to apply or cancel (or to choose its columns): cancelled by the
+        daily task if it stays so IMPORT_ABANDONED_DAYS (`waiting_imports` says the same)."""
+        if self.status == ImportStatus.FAILED:
+            return not self.applied_rows  # partly applied: it can only be resumed
+        return self.status in WAITING
+
+    @property
+    def cancelled_after(self) -> datetime | None:
+        """When the daily task cancels this import if it is still waiting."""
+        if not self.is_waiting:
+            return None
+        touched = self.heartbeat_at or self.created_at
+        return touched + timedelta(days=settings.IMPORT_ABANDONED_DAYS)
 
     @property
     def check_percent(self) -> int:

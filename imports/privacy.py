@@ -1,9 +1,11 @@
 """An import's checked rows hold each row's values as the file gave them (name, email, phone,
 addresses): an erasure deletes the rows about the erased customers, found by their email (the
 rows' key, lowercased) or their shop id. The uploaded file itself is deleted when the import is
-applied or cancelled; the rows of an applied import IMPORT_RETENTION_DAYS later (`expire`, run
-by the daily privacy task). Nothing goes in the customer's archive: the rows are a copy of
-what the profile and the change history already hold."""
+applied or cancelled; the rows of an applied import IMPORT_RETENTION_DAYS later; an import left
+waiting (neither applied nor cancelled) is cancelled IMPORT_ABANDONED_DAYS after it was last
+touched, its file and rows deleted (`expire`, run by the daily privacy task). Nothing goes in
+the customer's archive: the rows are a copy of what the profile and the change history
+already hold."""
 
 from datetime import datetime
 
@@ -11,7 +13,7 @@ from django.db.models.functions import Lower
 
 from clients.models import Customer
 from imports.models import ImportRow
-from imports.services import import_rows_expire
+from imports.services import import_abandoned_expire, import_rows_expire
 from privacy.registry import Erasure, register
 
 
@@ -25,7 +27,7 @@ def erase(erasure: Erasure) -> None:
 
 
 def expire(now: datetime) -> int:
-    return import_rows_expire(now=now)
+    return import_rows_expire(now=now) + import_abandoned_expire(now=now)
 
 
 register("imports", models=(ImportRow,), erase=erase, expire=expire)

@@ -27,7 +27,7 @@ from functools import partial
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, models, transaction
-from django.db.models import BooleanField, F, Func, JSONField, Q
+from django.db.models import BooleanField, F, Func, JSONField, OuterRef, Q, Subquery
 from django.db.models.expressions import DatabaseDefault
 from django.db.models.functions import Lower
 from django.utils import timezone, translation
@@ -43,6 +43,7 @@ from imports.models import (
     ImportRow,
     ImportStatus,
     RowAction,
+    waiting_imports,
 )
 from imports.reading import Broken, UnreadableFile, read_rows, sniff
 from orders.services import (
@@ -55,7 +56,6 @@ from orders.services import (
 )
 from privacy.models import ConsentRecord, ConsentSource
 from privacy.services import CONSENT_FIELDS as CONSENT_STATE
-from privacy.services import consent_state_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -164,13 +164,39 @@ def import_cancel(*, job: ImportJob) -> ImportJob:
         raise NotAllowed()
     if job.status == ImportStatus.FAILED and job.applied_rows:
         raise NotAllowed()  # partly applied: it can only be resumed
+    _cancel(job, now=timezone.now())
+    return job
+
+
+def _cancel(job: ImportJob, *, now: datetime, abandoned: bool = False) -> int:
+    """Cancel a job locked by the caller: its rows deleted, its file once committed; returns
+    how many rows went."""
     job.status = ImportStatus.CANCELLED
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "finished_at"])
-    ImportRow.objects.filter(job=job).delete()
+    job.finished_at = now
+    job.abandoned = abandoned
+    job.save(update_fields=["status", "finished_at", "abandoned"])
+    deleted = ImportRow.objects.filter(job=job).delete()[0]
     name = job.file.name
     transaction.on_commit(lambda: _delete_file(name))
-    return job
+    return deleted
+
+
+def import_abandoned_expire(*, now: datetime | None = None) -> int:
+    """Cancel the imports left waiting (checked but neither applied nor cancelled, columns never
+    chosen, stopped before applying a row) IMPORT_ABANDONED_DAYS after they were last touched:
+    their uploaded file and checked rows (personal data) are deleted, the job stays, marked
+    abandoned. Returns how many rows went. Run by the daily privacy task (imports/privacy.py);
+    one transaction per import."""
+    now = now or timezone.now()
+    waiting = waiting_imports(now - timedelta(days=settings.IMPORT_ABANDONED_DAYS))
+    deleted = 0
+    for pk in list(ImportJob.objects.filter(waiting).values_list("pk", flat=True)):
+        with transaction.atomic():
+            # Locked and checked again: applied, cancelled or touched since the list was read.
+            job = ImportJob.objects.select_for_update().filter(waiting, pk=pk).first()
+            if job is not None:
+                deleted += _cancel(job, now=now, abandoned=True)
+    return deleted
 
 
 def import_rows_expire(*, now: datetime | None = None) -> int:
@@ -380,11 +406,11 @@ def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
     found = list(
         Customer.objects.select_related("default_billing_address", "default_shipping_address")
         .filter(_among("pk", ids, "bigint"))
+        .annotate(**_NEWEST_CONSENTS)
         .order_by("pk")
     )
     by_email = {c.email.lower(): c for c in found}
     by_external = {c.external_id: c for c in found if c.external_id}
-    consents = _latest_consents([c.pk for c in found])
     plans, claimed = {}, {}
     for read in valid:
         values = read.values
@@ -410,7 +436,7 @@ def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
                 RowAction.REFUSED, refused=rows.Refused("external_id_taken", customer.external_id)
             )
             continue
-        changes = _changes(customer, values, consents)
+        changes = _changes(customer, values)
         plans[read.ordinal] = _Plan(
             RowAction.UPDATE if changes else RowAction.UNCHANGED, customer, changes
         )
@@ -476,7 +502,7 @@ def _same(stored: str, imported: str, part: str = "") -> bool:
     return stored.casefold() == imported.casefold() if part == "country" else stored == imported
 
 
-def _changes(customer: Customer, values: dict, consents: dict) -> dict:
+def _changes(customer: Customer, values: dict) -> dict:
     """{field: [stored, imported]} for what the row changes; the email never changes."""
     changes = {}
     for name in CONTACT:
@@ -496,27 +522,31 @@ def _changes(customer: Customer, values: dict, consents: dict) -> dict:
         granted = values.get(f"{channel}_consent")
         if granted is None:
             continue
-        before = consents.get((customer.pk, channel))
+        before = getattr(customer, f"newest_{channel}_consent")
         if before is None or before != granted:
             changes[f"{channel}_consent"] = [before if before is not None else "", granted]
     return changes
 
 
-def _latest_consents(customer_ids: list[int]) -> dict[tuple[int, str], bool]:
-    """The current email/SMS consent of these customers: the newest record of each channel in
-    the privacy app's consent ledger."""
-    if not customer_ids:
-        return {}
-    latest = {}
-    for customer_id, channel, granted in (
-        ConsentRecord.objects.filter(
-            _among("customer_id", customer_ids, "bigint"), channel__in=ConsentChannel.values
-        )
-        .order_by("customer_id", "channel", "at", "id")
-        .values_list("customer_id", "channel", "granted")
-    ):
-        latest[(customer_id, channel)] = granted
-    return latest
+def _newest_consent(channel: str, field: str) -> Subquery:
+    """A field of the customer's newest record of this channel in the privacy app's consent
+    ledger (None without one). One subquery per customer, read from the ledger's (customer,
+    at, id) index whatever PostgreSQL's statistics say: a filter on a batch's customers all at
+    once was planned, on a ledger the import itself was filling and never analyzed
+    (autovacuum off, or not yet run), as a scan of the whole ledger at every batch: 45 s of
+    PostgreSQL's CPU for 100,000 rows, a quadratic apply."""
+    newest = ConsentRecord.objects.filter(customer=OuterRef("pk"), channel=channel)
+    return Subquery(newest.order_by("-at", "-id").values(field)[:1])
+
+
+# What a batch's matched customers are read with: for each channel, the granted state and
+# time of their newest consent record (`_changes` compares the file's with the state; the
+# writer sets the customer's state from whichever record is newest once the file's is in).
+_NEWEST_CONSENTS = {
+    f"newest_{channel}_consent{suffix}": _newest_consent(channel, field)
+    for channel in ConsentChannel.values
+    for suffix, field in (("", "granted"), ("_at", "at"))
+}
 
 
 # --- Deciding what an order row does ---------------------------------------------------------
@@ -770,6 +800,7 @@ def import_apply(*, job_id: int) -> ImportJob:
     job = ImportJob.objects.select_related("applied_by").get(pk=job_id)
     if job.status != ImportStatus.APPLYING:
         return job
+    batches = 0
     while True:
         with transaction.atomic():
             job = (
@@ -802,6 +833,13 @@ def import_apply(*, job_id: int) -> ImportJob:
             job.applied_rows = batch[-1][0]
             job.heartbeat_at = timezone.now()
             job.save(update_fields=["applied_counts", "applied_rows", "heartbeat_at"])
+        batches += 1
+        if batches in _ANALYZE_AT and job.kind == ImportKind.CUSTOMERS:
+            # The import fills the consent ledger, maybe from empty (a new shop's first
+            # import): without statistics PostgreSQL takes each customer's lookup in it
+            # (_newest_consent) for 0.5% of the ledger, and past some size compiles the
+            # batch's query (JIT: 50 ms and more, for 8 ms of work). Committed batches only.
+            _analyze(ConsentRecord)
 
 
 def import_fail(*, job_id: int, message: str) -> ImportJob:
@@ -921,10 +959,7 @@ class _CustomerWriter:
                     ]
             audits.append(self._audit(customer, changes))
             records = self._consents(customer, values, source)
-            if once:
-                # A new customer's only records are these: the newest of each channel.
-                for _customer, channel, granted, *_rest in records:
-                    setattr(customer, CONSENT_STATE[channel], granted)
+            _consent_state(customer, records)
             consents += records
         for customer, values, changes in self.updated:
             for name in CONTACT:
@@ -939,7 +974,9 @@ class _CustomerWriter:
             elif any(name in changes for name in CONTACT):
                 self._refresh_search(customer)
             audits.append(self._audit(customer, {"file": ["", self.job.file_name], **changes}))
-            consents += self._consents(customer, values, source, only=changes)
+            records = self._consents(customer, values, source, only=changes)
+            _consent_state(customer, records)
+            consents += records
         if once:
             _insert(Customer, new, with_pk=True)
             _insert(Address, [a for _c, _k, a in addresses], with_pk=True)
@@ -948,13 +985,9 @@ class _CustomerWriter:
         if self.updated:
             _update_customers([c for c, _v, _ch in self.updated], _UPDATED_COLUMNS)
         _insert_rows(AuditEntry, _AUDIT_FIELDS, audits)
-        # Consents go to the privacy app's ledger (source "import", the file in the note), and
-        # the customers' current state is read back from it (set above for new ones).
+        # Consents go to the privacy app's ledger (source "import", the file in the note); the
+        # customers' current state, set above, went with the customers' rows.
         _insert_rows(ConsentRecord, _CONSENT_FIELDS, consents)
-        refreshed = {record[0] for record in consents}
-        if once:
-            refreshed -= {c.pk for c in new}
-        consent_state_refresh(customer_ids=sorted(refreshed))
 
     def _source(self) -> str:
         label = str(ImportFormat(self.job.format).label) if self.job.format else ""
@@ -993,6 +1026,19 @@ class _CustomerWriter:
         return found
 
 
+def _consent_state(customer: Customer, records: list[tuple]) -> None:
+    """Set the customer's current consent (email_consent, sms_consent) to what the ledger's
+    newest record of each channel will be once these (_CONSENT_FIELDS rows) are in, as
+    privacy.services.consent_state_refresh would read it back: a record dated before the
+    newest one stored leaves the state alone; one dated the same is newer (a larger id). Written
+    with the customer's row rather than by an UPDATE after it: each write of a customer row
+    puts an entry in each of its many indexes."""
+    for _customer, channel, granted, at, *_rest in records:
+        newest = getattr(customer, f"newest_{channel}_consent_at", None)
+        if newest is None or at >= newest:
+            setattr(customer, CONSENT_STATE[channel], granted)
+
+
 # The rows a batch writes without making model instances (Django's __init__, and the signals
 # it sends, cost more than the write): each one's fields, in order.
 _AUDIT_FIELDS = ("customer_id", "actor_id", "at", "action", "origin", "changes")
@@ -1008,13 +1054,15 @@ _CONSENT_FIELDS = (
 )
 
 
-# The columns a batch writes back to customers it created (their search text needs their id)
-# and to those it updated, with their PostgreSQL types.
+# The columns a batch writes back to customers it created (SQLite: their search text needs
+# their id) and to those it updated, with their PostgreSQL types.
 _NEW_COLUMNS = (
     ("search_text", "text"),
     ("default_billing_address_id", "bigint"),
     ("default_shipping_address_id", "bigint"),
     ("country", "text"),
+    ("email_consent", "boolean"),
+    ("sms_consent", "boolean"),
 )
 _UPDATED_COLUMNS = (
     ("first_name", "text"),

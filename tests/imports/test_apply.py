@@ -1,16 +1,19 @@
 """Applying: idempotent, resumable after a failure midway, and order history that leaves the
 statistics exact."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from clients.models import AuditEntry, Customer
 from imports import services
 from imports.models import ImportStatus
 from orders.models import Order
 from privacy.models import ConsentRecord
+from privacy.services import consent_record, consent_state_rebuild
 from tests.factories import CustomerFactory, UserFactory, make_order
 from tests.imports.conftest import apply, check, reasons, upload
 
@@ -59,6 +62,41 @@ def test_a_changed_consent_is_recorded_once_with_its_source():
     ]
     # The customer's current state follows the newest record (privacy's consent ledger).
     assert Customer.objects.get(email="bob.norman@example.com").email_consent is False
+
+
+def test_a_consent_dated_before_the_newest_recorded_one_goes_in_the_history_not_the_state():
+    admin = UserFactory(role="Admin")
+    day = timezone.now() - timedelta(days=10)
+    early, late = (
+        CustomerFactory(email="early@example.com"),
+        CustomerFactory(email="late@example.com"),
+    )
+    for customer in (early, late):
+        consent_record(customer=customer, channel="email", granted=True, source="phone", at=day)
+    data = (
+        f"Email,Newsletter,Consent date\n"
+        f"early@example.com,no,{(day - timedelta(days=1)).isoformat()}\n"
+        f"late@example.com,no,{(day + timedelta(days=1)).isoformat()}\n"
+    ).encode()
+    job = upload("consents.csv", data=data)
+    job = services.import_set_mapping(
+        job=job, mapping=["email", "email_consent", "email_consent_at"], date_order="dmy"
+    )
+    job = check(job)
+    assert dict(job.rows.values_list("key", "changes")) == {
+        "early@example.com": {"email_consent": [True, False]},
+        "late@example.com": {"email_consent": [True, False]},
+    }
+    apply(job, admin)
+    for customer in (early, late):
+        history = ConsentRecord.objects.filter(customer=customer).order_by("at")
+        assert list(history.values_list("granted", flat=True)) == (
+            [False, True] if customer == early else [True, False]
+        )
+        customer.refresh_from_db()
+        # The state is the newest record's: the file's only where it is the newest.
+        assert customer.email_consent is (customer == early)
+    assert consent_state_rebuild(check=True) == 0
 
 
 def test_a_failure_midway_leaves_whole_batches_and_the_import_resumes(monkeypatch):
