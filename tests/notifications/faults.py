@@ -95,6 +95,13 @@ class Workers:
         process.wait(10)
         self.killed += 1
 
+    def wait_started(self, *, within: float = 60) -> None:
+        """Until every worker started has logged that it polls its queue."""
+        deadline = time.monotonic() + within
+        while not all("Starting worker" in p.log_path.read_text() for p in self.processes):
+            assert time.monotonic() < deadline, f"the workers did not start:\n{self.logs()}"
+            time.sleep(0.05)
+
     def alive(self) -> list[subprocess.Popen]:
         return [p for p in self.processes if p.poll() is None]
 

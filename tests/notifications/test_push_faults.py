@@ -186,10 +186,14 @@ def test_workers_killed_again_and_again_in_one_campaign(push_service, workers):
 
 def test_two_workers_at_once_send_each_subscription_once(push_service, workers):
     workers.configure("PUSH_BATCH_SIZE = 10\n")
-    push_service.respond(None, status=201, delay=0.05)
+    # Slow enough answers that a batch keeps its worker busy while the other takes the next.
+    push_service.respond(None, status=201, delay=0.2)
+    # Both workers poll before the campaign's batches exist: one worker alone could take
+    # all six before the other has started (about a second of CPU to start Django).
+    workers.start()
+    workers.start()
+    workers.wait_started()
     campaign = _campaign(push_service, 60, "Two workers")
-    workers.start()
-    workers.start()
 
     took = wait_until_sent(campaign, within=90, workers=workers)
     assert_promise(campaign, push_service, label=f"two workers ({took:.1f} s)")
