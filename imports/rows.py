@@ -275,6 +275,12 @@ def status(value: str) -> str:
     return found
 
 
+# Shopify writes these after a quote, so that a spreadsheet keeps them as text ('0612..., a zip
+# like '02134 or 'SW1A 1AA); none of them ever starts with one. Elsewhere a leading quote may be
+# the value's own ('t Hooft), and our export's quote before a formula is taken off by from_inert.
+QUOTED_BY_SHOPIFY = frozenset({"external_id", "phone", "address_phone", "postal_code"})
+
+
 def _cells(mapping: list[str], cells: list) -> dict:
     """The row's cells by field (a quote Shopify or our export put before a value removed)."""
     found = {}
@@ -283,8 +289,8 @@ def _cells(mapping: list[str], cells: list) -> dict:
             continue
         if isinstance(cell, str):
             cell = from_inert(cell.strip())
-            if (cell.startswith("'") and cell[1:2].isdigit()) or cell.startswith("'+"):
-                cell = cell[1:]  # Shopify writes ids, phones and zips after a quote
+            if field in QUOTED_BY_SHOPIFY and cell.startswith("'"):
+                cell = cell[1:]
         found[field] = cell
     return found
 

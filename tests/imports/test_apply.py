@@ -222,3 +222,25 @@ def test_an_order_without_a_status_is_a_paid_one():
     assert (order.status, order.total) == ("paid", Decimal("1234.50"))
     customer.refresh_from_db()
     assert customer.is_client and customer.total_spent == Decimal("1234.50")
+
+
+def test_shopifys_quote_is_taken_off_its_ids_phones_and_zips_only():
+    """Shopify writes ids, phones and zips after a quote so that a spreadsheet keeps them as
+    text, letters in a zip or not ('SW1A 1AA); a name may start with a quote of its own."""
+    header = (
+        "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Default Address Address1,"
+        "Default Address City,Default Address Country Code,Default Address Zip,Phone\n"
+    )
+    row = (
+        "'7012345678999,Gerard,'t Hooft,gerard@example.nl,no,Kerkstraat 1,London,GB,'SW1A 1AA,"
+        "'+442079460000\n"
+    )
+    job = check(upload("quoted.csv", data=(header + row).encode()))
+    apply(job, UserFactory())
+    customer = Customer.objects.get(email="gerard@example.nl")
+    assert (customer.external_id, customer.last_name, customer.phone) == (
+        "7012345678999",
+        "'t Hooft",
+        "+44 20 7946 0000",
+    )
+    assert customer.default_billing_address.postal_code == "SW1A 1AA"
