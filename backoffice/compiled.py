@@ -6,7 +6,8 @@ for the segments panel's read of the tab's segments and the tags, on every list 
 values, and runs that SQL with the request's values in their place; the rows are converted
 by that compiler, as the queryset's own rows would be (SQLite's dates included).
 
-For `values_list()` querysets; relies on the compiler's `as_sql()` and `results_iter()`.
+`rows()` is for `values_list()` querysets (a model's query may run its SQL through `raw()`
+with `params_with()`); relies on the compiler's `as_sql()` and `results_iter()`.
 tests/test_compiled.py compares the rows with the queryset's.
 """
 
@@ -25,12 +26,16 @@ class CompiledQuery:
                 raise ValueError(f"the marker {marker!r} is not one parameter of the query")
             self.positions.append(self.params.index(marker))
 
-    def rows(self, *values) -> list[tuple]:
-        """The rows of the query with `values` in place of the markers, in their order."""
+    def params_with(self, *values) -> list:
+        """The query's parameters with `values` in place of the markers, in their order."""
         params = list(self.params)
         for position, value in zip(self.positions, values, strict=True):
             params[position] = value
+        return params
+
+    def rows(self, *values) -> list[tuple]:
+        """The rows of the query with `values` in place of the markers, in their order."""
         with connections[self.using].cursor() as cursor:
-            cursor.execute(self.sql, params)
+            cursor.execute(self.sql, self.params_with(*values))
             fetched = cursor.fetchall()
         return list(self.compiler.results_iter([fetched], tuple_expected=True))

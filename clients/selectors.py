@@ -8,6 +8,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Su
 from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
+from backoffice.compiled import CompiledQuery
 from clients.filters import CustomerFilter
 from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, Note, TabCount
 from clients.search import MAX_PK
@@ -227,9 +228,8 @@ def client_page_customer(pk: int) -> Customer | None:
     """
     if not 0 < pk <= MAX_PK:
         return None
-    sql, params, index, converters = _client_page_sql()
-    params = [*params[:index], pk, *params[index + 1 :]]
-    found = list(Customer.objects.raw(sql, params))
+    query, converters = _client_page_query()
+    found = list(Customer.objects.raw(query.sql, query.params_with(pk)))
     if not found:
         return None
     customer = found[0]
@@ -248,18 +248,15 @@ _ANY_PK = -7_777_777_777_777
 
 
 @functools.cache
-def _client_page_sql() -> tuple[str, tuple, int, list]:
+def _client_page_query() -> tuple[CompiledQuery, list]:
     queryset = _customer_detail().select_related(None).filter(pk=_ANY_PK)
-    sql, params = queryset.query.sql_with_params()
-    if list(params).count(_ANY_PK) != 1:
-        raise RuntimeError("the client page's query does not take the id once")
     converters = []
     for name, expression in queryset.query.annotations.items():
         functions = connection.ops.get_db_converters(expression)
         functions += expression.get_db_converters(connection)
         if functions:
             converters.append((name, expression, functions))
-    return sql, tuple(params), list(params).index(_ANY_PK), converters
+    return CompiledQuery(queryset, _ANY_PK), converters
 
 
 def with_default_addresses(customer: Customer, addresses: list[Address]) -> None:
