@@ -138,6 +138,7 @@ import collections
 import contextlib
 import functools
 import hashlib
+import http.client
 import ipaddress
 import json
 import logging
@@ -152,6 +153,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -1246,13 +1248,27 @@ def demo_endpoint_gone(endpoint_id: str) -> bool:
     return int.from_bytes(digest[:4], "big") % 10_000 < DEMO_GONE_PER_10K
 
 
+def demo_clicks(endpoint_id: str, url: str, per_10k: int) -> bool:
+    """Whether the demo device of this endpoint opens this notification (``per_10k`` of them,
+    fixed per device and link: each campaign has its own link, so its own clickers)."""
+    digest = hashlib.sha256(f"click {endpoint_id} {url}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 10_000 < per_10k
+
+
 class DemoPushService(PushService):
     """`PushService` for the demo shop: every ``/push/<id>`` endpoint exists.
 
     Messages to a ``demo_endpoint()`` are decrypted with the demo key pool; any other endpoint
     (or a body that does not decrypt) is still answered 201, as a real push service that cannot
     read bodies would, and the failure is reported. A fixed 3% of endpoints answer 410 Gone.
-    Only the last 1,000 messages are kept in ``received``. ``report`` gets one line per push.
+    Only the last 1,000 messages are kept in ``received``. ``report`` gets one line per push,
+    with the notification's link.
+
+    With ``clicks_per_10k``, the demo devices also open that share of the notifications they
+    get, as customers do: ``click_delay`` seconds after delivery (a random time in the range),
+    a GET of the notification's link (the back office's click link; the redirect to the shop
+    is not followed, there is no shop), reported as a ``click`` line. A test can hold the
+    clicks back until ``click_gate`` (an Event) is set.
     """
 
     def __init__(
@@ -1261,11 +1277,58 @@ class DemoPushService(PushService):
         port: int = 0,
         vapid_public_key: str | None = None,
         report: Callable[[str], None] = logger.info,
+        clicks_per_10k: int = 0,
+        click_delay: tuple[float, float] = (2.0, 20.0),
+        click_gate: threading.Event | None = None,
     ) -> None:
         super().__init__(vapid_public_key=vapid_public_key, port=port)
         self._received = collections.deque(maxlen=1000)
         self._requests = collections.deque(maxlen=1000)
         self._report = report
+        self._clicks_per_10k = clicks_per_10k
+        self._click_delay = click_delay
+        self._click_gate = click_gate
+        self._click_timers: set[threading.Timer] = set()
+        self._click_lock = threading.Lock()
+
+    def stop(self) -> None:
+        with self._click_lock:
+            timers, self._click_timers = self._click_timers, set()
+        for timer in timers:
+            timer.cancel()
+        super().stop()
+
+    def _click_later(self, path: str, url: str) -> None:
+        if not url.startswith(("http://", "https://")):
+            return  # no link: the device opens the shop's home page, nothing to count
+        if not demo_clicks(path.rpartition("/")[2], url, self._clicks_per_10k):
+            return
+        timer = threading.Timer(random.uniform(*self._click_delay), self._click, (path, url))
+        timer.daemon = True
+        with self._click_lock:
+            self._click_timers.add(timer)
+        timer.start()
+
+    def _click(self, path: str, url: str) -> None:
+        if self._click_gate is not None and not self._click_gate.wait(30):
+            return
+        with self._click_lock:
+            self._click_timers = {t for t in self._click_timers if t.is_alive()}
+        parts = urllib.parse.urlsplit(url)
+        connection_class = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        connection = connection_class(parts.netloc, timeout=10)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            connection.request("GET", target)
+            status = connection.getresponse().status
+        except OSError as exc:
+            self._report(f"click {path}: the back office did not answer ({exc})")
+            return
+        finally:
+            connection.close()
+        self._report(f"click {path}: the customer opened the notification ({status})")
 
     def _subscription_for(self, endpoint: str, endpoint_id: str) -> _Subscription | None:
         match = _DEMO_ID_RE.match(endpoint_id)
@@ -1296,7 +1359,10 @@ class DemoPushService(PushService):
     ) -> _Answer:
         answer = super()._answer(method, path, header_items, body)
         if answer.delivery is not None:
-            self._report(f"201 {path} {_title(answer.delivery.payload)}")
+            title, url = _title_and_url(answer.delivery.payload)
+            self._report(f"201 {path} {title}" + (f" link {url}" if url else ""))
+            if self._clicks_per_10k and url:
+                self._click_later(path, url)
         elif answer.status == HTTPStatus.GONE:
             self._report(f"410 {path} (an expired demo subscription)")
         else:
@@ -1304,12 +1370,18 @@ class DemoPushService(PushService):
         return answer
 
 
-def _title(payload: bytes) -> str:
+def _title_and_url(payload: bytes) -> tuple[str, str]:
+    """How the demo log names a notification, and the link it opens ("" if none)."""
     if not payload:
-        return "(no readable payload)"
+        return "(no readable payload)", ""
     try:
         data = json.loads(payload)
     except ValueError:
-        return f"({len(payload)} bytes, not JSON)"
-    title = data.get("title") if isinstance(data, dict) else None
-    return f"title={title!r}" if isinstance(title, str) else "(no title)"
+        return f"({len(payload)} bytes, not JSON)", ""
+    if not isinstance(data, dict):
+        return "(no title)", ""
+    title, url = data.get("title"), data.get("url")
+    return (
+        f"title={title!r}" if isinstance(title, str) else "(no title)",
+        url if isinstance(url, str) else "",
+    )

@@ -15,6 +15,8 @@ from notifications.models import PushSubscription
 # Every demo endpoint, whatever port it was seeded with: http://127.0.0.1:<port>/push/demo-…
 DEMO_ENDPOINT_RE = r"^http://127\.0\.0\.1:[0-9]{1,5}/push/demo-"
 _MARKER = "/push/demo-"
+# Share of the notifications with a link that the demo devices open (a campaign's click rate).
+DEMO_CLICK_PERCENT = 20
 
 
 def demo_endpoints_follow(port: int) -> int:
@@ -58,7 +60,8 @@ class Command(BaseCommand):
         "Serve the demo push service on 127.0.0.1 (DEBUG only; `make run` starts it): the "
         "demo shop's subscriptions point at it (moved to this port at start if they were "
         "seeded for another), so demo campaigns are delivered, decrypted and logged here "
-        "without any network. A fixed 3% of endpoints answer 410 Gone."
+        "without any network. A fixed 3% of endpoints answer 410 Gone, and the demo devices "
+        "open a share of the notifications that have a link (--clicks), so campaigns get clicks."
     )
 
     def add_arguments(self, parser):
@@ -67,6 +70,15 @@ class Command(BaseCommand):
             type=int,
             default=settings.PUSH_DEMO_SERVICE_PORT,
             help="Port on 127.0.0.1 (default: PUSH_DEMO_SERVICE_PORT, %(default)s).",
+        )
+        parser.add_argument(
+            "--clicks",
+            type=int,
+            default=DEMO_CLICK_PERCENT,
+            help=(
+                "Percent of the notifications with a link that the demo devices open, 2-20 s "
+                "after delivery, through the click link (default %(default)s; 0: none)."
+            ),
         )
         parser.add_argument(
             "--prepare",
@@ -82,17 +94,19 @@ class Command(BaseCommand):
         self.stdout.write(line)
         self.stdout.flush()
 
-    def handle(self, *, port, prepare, **options):
+    def handle(self, *, port, clicks, prepare, **options):
         if not settings.DEBUG:
             raise CommandError("The demo push service only runs with DEBUG on.")
         if not 1 <= port <= 65535:
             raise CommandError(f"--port {port} is not a TCP port.")
+        if not 0 <= clicks <= 100:
+            raise CommandError(f"--clicks {clicks} is not a percentage (0 to 100).")
         if prepare:
             if not port_free(port):
                 raise CommandError(busy_message(port))
             self._moved(port)
             return
-        service = DemoPushService(port=port, report=self._report)
+        service = DemoPushService(port=port, report=self._report, clicks_per_10k=clicks * 100)
         try:
             service.start()
         except OSError as exc:
