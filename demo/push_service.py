@@ -360,6 +360,8 @@ class _Rule:
     # and the time.monotonic() at which it ends once that request came.
     duration: float | None = None
     until: float | None = None
+    # What the answer's problem document says (a test's programmed failure unless told).
+    message: str = "programmed failure (PushService.respond)"
 
 
 @dataclass
@@ -873,7 +875,7 @@ class PushService:
                 retry = (("Retry-After", str(rule.retry_after)),)
             return _Answer(
                 rule.status,
-                "programmed failure (PushService.respond)",
+                rule.message,
                 retry,
                 rule.delay,
                 drop=rule.drop,
@@ -1209,6 +1211,8 @@ def _check_push_headers(headers: Headers) -> tuple[int, str, str | None]:
 DEMO_KEY_PAIRS = 64
 # Share of demo endpoints (per 10,000) answered 410 Gone: subscriptions the browser dropped.
 DEMO_GONE_PER_10K = 300
+# What it says then, as real push services word it (the campaign page shows it to the admin).
+DEMO_GONE_MESSAGE = "push subscription has unsubscribed or expired (a demo device)"
 _DEMO_ID_RE = re.compile(r"^demo-[0-9a-f]+-([0-9]{1,2})$")
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
@@ -1351,7 +1355,7 @@ class DemoPushService(PushService):
 
     def _take_rule(self, endpoint: str) -> _Rule | None:
         if demo_endpoint_gone(endpoint.rpartition("/")[2]):
-            return _Rule(HTTPStatus.GONE, None, None, 0.0)
+            return _Rule(HTTPStatus.GONE, None, None, 0.0, message=DEMO_GONE_MESSAGE)
         return super()._take_rule(endpoint)
 
     def _answer(

@@ -85,6 +85,9 @@ def test_a_demo_shop_campaign_is_delivered_and_the_gone_endpoints_expire(
     )
     gone.refresh_from_db()
     assert gone.status == SubscriptionStatus.EXPIRED
+    # The campaign page's errors say what a real push service says, not a test's wording.
+    errors = Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.EXPIRED)
+    assert all("unsubscribed or expired" in e for e in errors.values_list("error", flat=True))
     # The service decrypted every demo device's message with the demo keys, and said so.
     decrypted = [line for line in demo_service.lines if "title='Demo sale'" in line]
     assert len(decrypted) == len(devices) - len(expected_gone) - 1
