@@ -2,12 +2,13 @@
 customer's group explained."""
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db import connection
 from django.db.models import BooleanField, Count, QuerySet
 from django.db.models.expressions import RawSQL
+from django.utils import timezone
 
 from clients.models import IS_CLIENT, Customer
 from clients.selectors import tab_counts
@@ -121,10 +122,18 @@ def _overdue_condition() -> str:
     return sql
 
 
+def _start_of_day(now: datetime) -> datetime:
+    """Midnight of `now`'s day in the shop's time zone."""
+    return timezone.make_aware(datetime.combine(timezone.localdate(now), time.min))
+
+
 def overdue_customers(*, now: datetime) -> QuerySet[Customer]:
     """Customers past their expected next order (two orders or more, not lost), the most
-    valuable first: the daily work list. Read from the Clients tab's total spent index."""
-    now_param = connection.ops.adapt_datetimefield_value(now)
+    valuable first: the daily work list. Read from the Clients tab's total spent index.
+
+    Past means past its day, in the shop's time zone: a customer expected today is not late
+    yet (and one expected yesterday evening is late by one day, not by "0 days")."""
+    now_param = connection.ops.adapt_datetimefield_value(_start_of_day(now))
     return (
         Customer.objects.filter(IS_CLIENT, orders_count__gte=2, lifecycle_group__in=OVERDUE_GROUPS)
         .alias(overdue=RawSQL(_overdue_condition(), (now_param,), output_field=BooleanField()))
@@ -178,8 +187,8 @@ def customer_lifecycle(customer: Customer, *, now: datetime) -> Lifecycle:
     expected = expected_next_order(**stats)
     interval = usual_interval(**stats)
     overdue = None
-    if expected is not None and expected < now:
-        overdue = (now - expected).days
+    if expected is not None and expected < _start_of_day(now):
+        overdue = (timezone.localdate(now) - timezone.localdate(expected)).days
     return Lifecycle(
         group=group,
         label=Group(group).label,

@@ -206,3 +206,25 @@ def test_a_client_not_grouped_yet_is_explained_as_the_recompute_will_decide(view
     page = viewer_client.get(customer.get_absolute_url()).content.decode()
     assert "At risk: no order for 142 days, usually orders every 45 days" in page
     assert "Prospects" not in page.split("lifecycle-line")[1].split("</p>")[0]
+
+
+def test_overdue_counts_calendar_days_in_the_shops_time_zone():
+    """Late means past the expected day: not yet on that day itself, one day late the next
+    morning (it said "overdue by 0 days" between the two)."""
+    from datetime import datetime, time
+
+    from lifecycle.selectors import customer_lifecycle, overdue_customers
+
+    expected_day = timezone.localdate() - 3 * DAY
+    nine = timezone.make_aware(datetime.combine(expected_day, time(9)))
+    customer = CustomerFactory()
+    for days in (40, 20):  # every 20 days: expected on expected_day at 09:00
+        make_order(customer, total="50.00", placed_at=nine - days * DAY)
+    customer.refresh_from_db()
+    same_day = nine + timedelta(hours=11)
+    next_morning = nine + timedelta(hours=23)
+    assert customer_lifecycle(customer, now=same_day).overdue_days is None
+    assert customer not in overdue_customers(now=same_day)
+    assert customer_lifecycle(customer, now=next_morning).overdue_days == 1
+    assert customer in overdue_customers(now=next_morning)
+    assert customer_lifecycle(customer, now=nine + 10 * DAY).overdue_days == 10
