@@ -286,3 +286,45 @@ def test_client_page_query_count_does_not_grow_with_tags(viewer_client):
     with CaptureQueriesContext(connection) as many:
         viewer_client.get(customer.get_absolute_url())
     assert len(few.captured_queries) == len(many.captured_queries)
+
+
+def test_merge_and_delete_sit_behind_a_second_click_that_says_what_they_do(staff_client):
+    """A tag on thousands of customers is one click from gone: the library's Merge and Delete
+    buttons open only from a "Merge…" / "Delete…" summary that says how many customers it
+    changes and that it cannot be undone."""
+    from html.parser import HTMLParser
+
+    for customer in CustomerFactory.create_batch(3):
+        services.customer_set_tags(customer=customer, actor=None, names=["VIP"])
+    services.customer_set_tags(customer=CustomerFactory(), actor=None, names=["Other"])
+    vip, other = Tag.objects.get(name="VIP"), Tag.objects.get(name="Other")
+
+    class Forms(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.details, self.text, self.found = 0, [], {}
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "details":
+                self.details += 1
+                self.text = []
+            action = dict(attrs).get("action", "")
+            if tag == "form" and ("/merge/" in action or "/delete/" in action):
+                self.found[action] = self.details
+
+        def handle_endtag(self, tag):
+            if tag == "details":
+                self.found.setdefault("texts", []).append(" ".join(self.text))
+                self.details -= 1
+
+        def handle_data(self, data):
+            self.text.append(data.strip())
+
+    parser = Forms()
+    parser.feed(staff_client.get(reverse("tags:tag-list")).content.decode())
+    texts = parser.found.pop("texts")
+    for pk in (vip.pk, other.pk):
+        for name in ("tags:tag-merge", "tags:tag-delete"):
+            assert parser.found[reverse(name, args=[pk])] == 1  # inside a <details>
+    assert any("Removes “VIP” from its 3 customers" in t and "cannot be undone" in t for t in texts)
+    assert any("Its 3 customers and the saved segments" in t for t in texts)
