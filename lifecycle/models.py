@@ -44,6 +44,9 @@ class GroupSnapshot(models.Model):
     day = models.DateField()
     group = models.CharField(max_length=16, choices=Group.choices)
     customers = models.PositiveIntegerField()
+    # Reconstructed afterwards from the order history (lifecycle.services.
+    # snapshot_from_history), not counted on the day: the dashboard says so.
+    from_history = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

@@ -133,20 +133,26 @@ def _threshold(column: str) -> str:
     return f"COALESCE((SELECT {column} FROM {THRESHOLDS_TABLE} WHERE id = 1), {fallback})"
 
 
-def group_sql(vendor: str, *, n: str, spent: str, last: str, now: str = "") -> str:
+def group_sql(
+    vendor: str, *, n: str, spent: str, last: str, now: str = "", rules: Rules | None = None
+) -> str:
     """The SQL CASE expression of group_of() over SQL expressions for the orders count, the
     total spent and the last order's time. `now`, a parameter placeholder, defaults to the
-    database's clock (the transaction's start on PostgreSQL)."""
+    database's clock (the transaction's start on PostgreSQL). The thresholds are read from
+    their table, or are `rules` when given (as numbers: they are no user input)."""
+
+    def threshold(column: str) -> str:
+        return _threshold(column) if rules is None else str(getattr(rules, column))
 
     def within(column: str) -> str:
-        days = _threshold(column)
+        days = threshold(column)
         if vendor == "postgresql":
             moment = now or "now()"
             return f"(({last}) >= ({moment}) - ({days}) * interval '1 day')"
         moment = f"julianday({now})" if now else "julianday('now')"
         return f"(julianday({last}) >= {moment} - ({days}))"
 
-    top_orders, top_spent = _threshold("top_orders"), _threshold("top_spent")
+    top_orders, top_spent = threshold("top_orders"), threshold("top_spent")
     recent, active, lost = within("recent_days"), within("active_days"), within("lost_days")
     return f"""CASE
         WHEN ({n}) = 0 OR ({last}) IS NULL THEN '{Group.PROSPECTS}'

@@ -63,9 +63,10 @@ class Movement:
         return sign + intcomma(abs(change))
 
 
-def group_movement(*, today: date) -> tuple[list[Movement], date | None]:
+def group_movement(*, today: date) -> tuple[list[Movement], date | None, bool]:
     """Each group's size now and in the daily snapshot of MOVEMENT_DAYS ago (or the oldest
-    one, for a shop younger than that); the snapshot's day, or None without any."""
+    one, for a shop younger than that); the snapshot's day, or None without any; whether that
+    snapshot was reconstructed from the order history (snapshot_from_history)."""
     counts = group_counts_now()
     target = today - timedelta(days=MOVEMENT_DAYS)
     snapshots = GroupSnapshot.objects.order_by("-day")
@@ -77,9 +78,13 @@ def group_movement(*, today: date) -> tuple[list[Movement], date | None]:
             .values_list("day", flat=True)
             .first()
         )
-    then = (
-        dict(GroupSnapshot.objects.filter(day=day).values_list("group", "customers")) if day else {}
+    stored = (
+        GroupSnapshot.objects.filter(day=day).values_list("group", "customers", "from_history")
+        if day
+        else []
     )
+    then = {group: customers for group, customers, _ in stored}
+    reconstructed = any(from_history for _, _, from_history in stored)
     rows = [
         Movement(
             group=group,
@@ -89,7 +94,7 @@ def group_movement(*, today: date) -> tuple[list[Movement], date | None]:
         )
         for group in Group.values
     ]
-    return rows, day
+    return rows, day, reconstructed
 
 
 def current_rules() -> tuple[Rules, Thresholds | None]:

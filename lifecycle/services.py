@@ -9,7 +9,7 @@ order came) is caught by the recompute, once a day.
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
@@ -31,6 +31,7 @@ from lifecycle.rules import (
     rules_from_quantiles,
 )
 from lifecycle.selectors import group_counts_now
+from orders.models import FINALIZED_STATUSES, Order
 
 # Customers updated per statement (and transaction): each chunk holds its rows' locks only
 # while it runs, so order payments wait at most one chunk.
@@ -149,3 +150,86 @@ def snapshot_take(*, day) -> dict[str, int]:
         for group in Group.values
     )
     return counts
+
+
+# The temporary table snapshot_from_history aggregates the orders into (one row per client).
+_HISTORY = "lifecycle_history"
+
+
+def snapshot_from_history(*, day: date) -> dict[str, int] | None:
+    """Reconstruct the snapshot of a past `day` from the order history, for a shop that has
+    its history but no snapshot that old yet (a new install, an import): each customer's
+    finalized orders placed by the end of that day, thresholds from their distribution then,
+    groups as the rules gave them then; customers created by then without such an order are
+    Prospects. Orders count with their status and refunds as they are now (a refund made
+    since is taken off already): the dashboard says the snapshot was reconstructed.
+
+    Set-based (one aggregate of the orders into a temporary table, then a few queries over
+    it). Returns the counts, or None when the day already has a snapshot: a real one is
+    never replaced."""
+    if GroupSnapshot.objects.filter(day=day).exists():
+        return None
+    end = timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+    end_param = connection.ops.adapt_datetimefield_value(end)
+    orders = connection.ops.quote_name(Order._meta.db_table)
+    customers = connection.ops.quote_name(Customer._meta.db_table)
+    statuses = ", ".join(["%s"] * len(FINALIZED_STATUSES))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {_HISTORY}")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {_HISTORY} AS SELECT customer_id AS id, COUNT(*) AS n, "
+            f"SUM(total - refunded_amount) AS spent, MAX(placed_at) AS last FROM {orders} "
+            f"WHERE status IN ({statuses}) AND placed_at < %s GROUP BY customer_id",
+            [*map(str, FINALIZED_STATUSES), end_param],
+        )
+        cursor.execute(f"SELECT COUNT(*) FROM {_HISTORY}")
+        clients = cursor.fetchone()[0]
+        rules = FALLBACK if clients < MIN_CLIENTS else _history_rules(cursor, clients, end)
+        case = group_sql(
+            connection.vendor, n="n", spent="spent", last="last", now="%s", rules=rules
+        )
+        cursor.execute(
+            f"SELECT grp, COUNT(*) FROM (SELECT {case} AS grp FROM {_HISTORY}) AS g GROUP BY grp",
+            [end_param] * case.count("%s"),
+        )
+        counts = {group: count for group, count in cursor.fetchall()}
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {customers} AS c WHERE c.created_at < %s "
+            f"AND NOT EXISTS (SELECT 1 FROM {_HISTORY} AS h WHERE h.id = c.id)",
+            [end_param],
+        )
+        counts[Group.PROSPECTS] = counts.get(Group.PROSPECTS, 0) + cursor.fetchone()[0]
+        cursor.execute(f"DROP TABLE {_HISTORY}")
+        GroupSnapshot.objects.bulk_create(
+            GroupSnapshot(day=day, group=group, customers=counts.get(group, 0), from_history=True)
+            for group in Group.values
+        )
+    return counts
+
+
+def _history_rules(cursor, clients: int, end: datetime) -> Rules:
+    """thresholds_compute's quantiles, over the clients of the history table at `end`."""
+
+    def quantile(column: str, q: float, descending: bool = False):
+        offset = max(0, math.ceil(q * clients) - 1)
+        order = f"{column} DESC, id DESC" if descending else f"{column}, id"
+        cursor.execute(
+            f"SELECT {column} FROM {_HISTORY} ORDER BY {order} LIMIT 1 OFFSET %s", [offset]
+        )
+        return cursor.fetchone()[0]
+
+    def recency_days(q: float) -> float:
+        last = quantile("last", q, descending=True)
+        if isinstance(last, str):  # SQLite gives the aggregate back as text
+            last = datetime.fromisoformat(last)
+        if timezone.is_naive(last):  # SQLite: stored in UTC
+            last = last.replace(tzinfo=UTC)
+        return (end - last) / DAY
+
+    return rules_from_quantiles(
+        recent=recency_days(RECENT_QUANTILE),
+        active=recency_days(ACTIVE_QUANTILE),
+        lost=recency_days(LOST_QUANTILE),
+        top_orders=quantile("n", TOP_QUANTILE),
+        top_spent=Decimal(str(quantile("spent", TOP_QUANTILE))),
+    )

@@ -25,11 +25,12 @@ class DashboardView(PermissionRequiredMixin, View):
     permission_required = "clients.view_customer"
 
     def get(self, request):
-        rows, since = group_movement(today=timezone.localdate())
+        rows, since, reconstructed = group_movement(today=timezone.localdate())
         rules, thresholds = current_rules()
         context = {
             "rows": rows,
             "since": since,
+            "reconstructed": reconstructed,
             "movement_days": MOVEMENT_DAYS,
             "total": sum(row.now for row in rows),
             "rules": rules,

@@ -1,10 +1,11 @@
 import re
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.db.models import Count, Q
+from django.utils import timezone
 
 from clients.models import Address, Customer, Note
 from clients.search import customer_search_text
@@ -60,6 +61,12 @@ def test_seed_demo_builds_a_shop_whose_stored_statistics_have_no_drift(capsys):
 
     call_command("rebuild_customer_stats", "--check")
     assert "150 customers checked, 0 had drifted" in capsys.readouterr().out
+    # The lifecycle dashboard has a day to compare with: 30 days ago, from the order history.
+    from lifecycle.models import GroupSnapshot
+
+    then = GroupSnapshot.objects.filter(day=timezone.localdate() - timedelta(days=30))
+    assert then.count() == 9 and all(then.values_list("from_history", flat=True))
+    assert 0 < sum(then.values_list("customers", flat=True)) <= 150
 
     # New ids follow the existing rows; the sequences were moved past them.
     _seed("--customers", "20", "--seed", "8")
