@@ -99,7 +99,7 @@ def capped_count_sql(filterset, cap: int) -> tuple[str, list]:
     and past a bound the plain count takes over. Every branch is an exact count, so the
     choice only changes the time.
     """
-    plain_sql, params = _sql(filterset.qs.order_by().values("pk")[: cap + 1])
+    plain_sql, params = _sql(filterset.counted_qs().order_by().values("pk")[: cap + 1])
     plain = f"(SELECT COUNT(*) FROM ({plain_sql}) AS plain)"
     tag = filterset.count_through_tag()
     if tag is None or not hashes_carriers(filterset.qs.db, plain, params):

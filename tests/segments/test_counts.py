@@ -130,8 +130,10 @@ def test_the_side_panel_counts_through_the_tag_too(carriers_always):
         ("tags_any={a}&product=silk", False),
         ("tags_any={a}&q=mar", False),  # the search: from its own index
         ("tags_any={a}&recent_orders_min=5&recent_orders_days=30", True),
-        ("tags_any={a}&recent_orders_min=6&recent_orders_days=30", False),  # reads orders
-        ("tags_any={a}&recent_orders_max=5&recent_orders_days=30", False),
+        ("tags_any={a}&recent_orders_min=10&recent_orders_days=30", True),
+        ("tags_any={a}&recent_orders_max=9&recent_orders_days=30", True),
+        ("tags_any={a}&recent_orders_min=11&recent_orders_days=30", False),  # reads orders
+        ("tags_any={a}&recent_orders_max=10&recent_orders_days=30", False),
         ("opened_push=never", False),
     ],
 )
