@@ -17,6 +17,11 @@ LATEST_ORDER_DATES = (
     "third_last_order_at",
     "fourth_last_order_at",
     "fifth_last_order_at",
+    "sixth_last_order_at",
+    "seventh_last_order_at",
+    "eighth_last_order_at",
+    "ninth_last_order_at",
+    "tenth_last_order_at",
 )
 
 
@@ -76,15 +81,22 @@ class Customer(models.Model):
         related_name="+",
         db_index=False,
     )
-    # The dates of the second to fifth latest finalized orders (None below two, three...),
+    # The dates of the second to tenth latest finalized orders (None below two, three...),
     # so that "at least / at most N orders in the last D days" (segments/filters.py) compares
     # a stored date instead of counting each candidate's orders: a customer has N or more
     # orders since D iff its N-th latest order is since D. Kept in the order services'
     # statistics statement, like last_order_at (LATEST_ORDER_DATES lists them in order).
+    # Ten, not five (clients migration 0026): past the stored dates the filter reads each
+    # candidate's orders, 0.1-0.6 s at a million customers for "6 or more in 30 days".
     second_last_order_at = models.DateTimeField(null=True, blank=True, editable=False)
     third_last_order_at = models.DateTimeField(null=True, blank=True, editable=False)
     fourth_last_order_at = models.DateTimeField(null=True, blank=True, editable=False)
     fifth_last_order_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sixth_last_order_at = models.DateTimeField(null=True, blank=True, editable=False)
+    seventh_last_order_at = models.DateTimeField(null=True, blank=True, editable=False)
+    eighth_last_order_at = models.DateTimeField(null=True, blank=True, editable=False)
+    ninth_last_order_at = models.DateTimeField(null=True, blank=True, editable=False)
+    tenth_last_order_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_source = models.CharField(max_length=100, blank=True)
     last_medium = models.CharField(max_length=100, blank=True)
     # Country of the default billing address, so the country filter needs no join.

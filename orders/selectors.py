@@ -27,11 +27,16 @@ class CustomerStats:
     last_order_id: int | None
     last_source: str
     last_medium: str
-    # The dates of the second to fifth latest finalized orders (LATEST_ORDER_DATES).
+    # The dates of the second to tenth latest finalized orders (LATEST_ORDER_DATES).
     second_last_order_at: datetime | None
     third_last_order_at: datetime | None
     fourth_last_order_at: datetime | None
     fifth_last_order_at: datetime | None
+    sixth_last_order_at: datetime | None
+    seventh_last_order_at: datetime | None
+    eighth_last_order_at: datetime | None
+    ninth_last_order_at: datetime | None
+    tenth_last_order_at: datetime | None
 
     FIELDS = (
         "orders_count",

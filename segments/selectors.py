@@ -10,6 +10,7 @@ from django.db.models import OuterRef, QuerySet, Subquery, Value
 from django.http import QueryDict
 
 from backoffice.compiled import CompiledQuery
+from backoffice.planning import planned_each_time
 from clients.filters import CustomerFilter
 from clients.models import Customer
 from clients.paginators import COUNT_CAP
@@ -99,7 +100,7 @@ def capped_count_sql(filterset, cap: int) -> tuple[str, list]:
     and past a bound the plain count takes over. Every branch is an exact count, so the
     choice only changes the time.
     """
-    plain_sql, params = _sql(filterset.qs.order_by().values("pk")[: cap + 1])
+    plain_sql, params = _sql(filterset.counted_qs().order_by().values("pk")[: cap + 1])
     plain = f"(SELECT COUNT(*) FROM ({plain_sql}) AS plain)"
     tag = filterset.count_through_tag()
     if tag is None or not hashes_carriers(filterset.qs.db, plain, params):
@@ -182,12 +183,14 @@ def hashes_carriers(alias: str, count_sql: str, params: list) -> bool:
 
 
 def capped_count(filterset, cap: int) -> int:
-    """How many customers the valid `filterset` finds, up to cap + 1 (capped_count_sql)."""
+    """How many customers the valid `filterset` finds, up to cap + 1 (capped_count_sql),
+    planned with this request's values (backoffice.planning)."""
     try:
         sql, params = capped_count_sql(filterset, cap)
     except EmptyResultSet:  # a filter that can match nothing
         return 0
-    with connections[filterset.qs.db].cursor() as cursor:
+    connection = connections[filterset.qs.db]
+    with planned_each_time(connection), connection.cursor() as cursor:
         cursor.execute("SELECT " + sql, params)
         return cursor.fetchone()[0]
 
@@ -221,7 +224,7 @@ def segment_counts(segments: list[Segment]) -> dict[int, tuple[int | None, int]]
         params.extend(sql_params)
         order.append((segment.pk, cap))
     if parts:
-        with connection.cursor() as cursor:
+        with planned_each_time(connection), connection.cursor() as cursor:
             cursor.execute("SELECT " + ", ".join(parts), params)
             row = cursor.fetchone()
         for (pk, cap), count in zip(order, row, strict=True):

@@ -47,10 +47,10 @@ def shop():
     make_order(browser, status=OrderStatus.CANCELLED, placed_at=at + timedelta(days=1))
     refunded = CustomerFactory()
     make_order(refunded, status=OrderStatus.REFUNDED, total="30.00", placed_at=at)
-    # Placed on days 0, 4, 1, 3, 2 and paid in that order: each payment lands at another
-    # place among the three latest dates.
+    # Placed on days 0, 4, 1, 3, 2, 10, 6, 9, 5, 8, 7 and paid in that order: each payment
+    # lands at another place among the latest dates, and the eleventh is past the ten stored.
     unordered = CustomerFactory()
-    for day in (0, 4, 1, 3, 2):
+    for day in (0, 4, 1, 3, 2, 10, 6, 9, 5, 8, 7):
         make_order(unordered, placed_at=at + timedelta(days=day))
     tied = CustomerFactory()
     make_order(tied, total="10.00", placed_at=at, source="google", medium="cpc")
@@ -83,7 +83,7 @@ def test_the_two_orm_computations_agree(shop):
     assert tied.fourth_last_order_at is None
     unordered = batch[shop[3].pk]
     assert [getattr(unordered, column) for column in LATEST_ORDER_DATES] == [
-        unordered.last_order_at - timedelta(days=days) for days in range(5)
+        unordered.last_order_at - timedelta(days=days) for days in range(10)
     ]
 
 
@@ -108,6 +108,11 @@ WRONG_VALUES = {
     "third_last_order_at": None,
     "fourth_last_order_at": timezone.now() - timedelta(days=3),
     "fifth_last_order_at": timezone.now() - timedelta(days=4),
+    "sixth_last_order_at": timezone.now() - timedelta(days=5),
+    "seventh_last_order_at": timezone.now() - timedelta(days=6),
+    "eighth_last_order_at": timezone.now() - timedelta(days=7),
+    "ninth_last_order_at": timezone.now() - timedelta(days=8),
+    "tenth_last_order_at": timezone.now() - timedelta(days=9),
 }
 
 
@@ -167,7 +172,7 @@ def test_the_imports_statistics_add_what_the_computations_define(shop):
     orders created finalized, older than the first, tied on placed_at with the last (the id
     breaks the tie), pending orders paid by a later batch, refunds added to finalized orders,
     and orders that change no statistic; several orders of one customer in a batch, newer,
-    between and older than its five latest dates."""
+    between and older than its ten latest dates."""
     lead, browser, refunded, unordered, tied = shop
     at = timezone.now().replace(microsecond=0) - timedelta(days=30)
     paid, fulfilled, pending = OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.PENDING
@@ -207,8 +212,11 @@ def test_the_imports_statistics_add_what_the_computations_define(shop):
     assert lead_stats.last_order_at == at + timedelta(days=6)
     assert customer_stats_compute(customer_id=tied.pk).last_source == "tie"
     unordered_stats = customer_stats_compute(customer_id=unordered.pk)
-    assert unordered_stats.orders_count == 9
-    assert unordered_stats.fifth_last_order_at == at + timedelta(days=2, hours=12)
+    assert unordered_stats.orders_count == 15
+    # Newest first: AD-10 and day 10, days 9 to 4, then AD-12 (day 3, a higher id than the
+    # day-3 order), day 3, AD-9 (day 2.5).
+    assert unordered_stats.ninth_last_order_at == at + timedelta(days=3)
+    assert unordered_stats.tenth_last_order_at.date() == (at + timedelta(days=3)).date()
     assert lifecycle_recompute().changed == 0
 
 

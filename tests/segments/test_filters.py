@@ -15,13 +15,14 @@ from django.utils import timezone
 
 from clients.filters import CustomerFilter
 from clients.models import Customer
-from clients.selectors import customer_audience
+from clients.selectors import TABS, customer_audience
 from notifications.models import Campaign, Delivery, PushSubscription
 from notifications.services import (
     click_record,
     customers_push_opened_mismatches,
     subscription_save,
 )
+from orders.models import Order
 from orders.services import LineInput, order_place, order_set_status
 from privacy.services import customers_erase
 from storefront.services import (
@@ -137,13 +138,16 @@ def test_orders_in_the_last_days(viewer_client):
 
 
 def test_orders_in_the_last_days_agree_with_counting_the_orders():
-    """Every range, below, at and past the five dates stored on the customer
+    """Every range, below, at and past the ten dates stored on the customer
     (clients.models.LATEST_ORDER_DATES), selects whoever a count of their finalized orders in
-    the period says, on both tabs: orders paid in another order than they were placed, on
-    the same day, and orders never paid or cancelled that do not count."""
+    the period says, on both tabs, in the list's form and in the count's (counted_qs): orders
+    paid in another order than they were placed, on the same day, and orders never paid or
+    cancelled that do not count."""
     now = timezone.now()
     placed_days_ago = [[], [3], [3, 40], [40, 3, 10], [1, 1, 1, 1], [2, 50, 8, 20, 9, 4]]
     placed_days_ago += [[100, 200, 5, 6, 7, 8, 9], [29, 31, 28, 33, 27], [1, 2, 3, 4, 5, 6, 6]]
+    placed_days_ago += [[12, 1, 2, 40, 3, 4, 5, 6, 7, 8, 9], [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]]
+    placed_days_ago += [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [50, 1, 2, 3, 4, 5, 6, 7, 8]]
     customers = {}
     for days_ago in placed_days_ago:
         customer = CustomerFactory()
@@ -152,9 +156,10 @@ def test_orders_in_the_last_days_agree_with_counting_the_orders():
         make_order(customer, status="cancelled", placed_at=now - timedelta(days=1))
         make_order(customer, status="pending", placed_at=now - timedelta(days=2))
         customers[customer.pk] = days_ago
+    tabs = [Customer.objects.all(), *(Customer.objects.filter(tab) for tab in TABS.values())]
     for period in (7, 30):
-        for low in (None, 0, 1, 2, 3, 5, 6, 7):
-            for high in (None, 0, 1, 2, 4, 5, 6, 8):
+        for low in (None, 0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12):
+            for high in (None, 0, 1, 2, 4, 5, 6, 8, 9, 10, 11):
                 if low is not None and high is not None and low > high:
                     continue
                 params = {"recent_orders_days": period}
@@ -167,8 +172,29 @@ def test_orders_in_the_last_days_agree_with_counting_the_orders():
                     for pk, days_ago in customers.items()
                     if lowest <= sum(days < period for days in days_ago) <= highest
                 }
-                found = CustomerFilter(QueryDict(urlencode(params)), Customer.objects.all()).qs
-                assert set(found.values_list("pk", flat=True)) == expected, params
+                for tab in tabs:
+                    filterset = CustomerFilter(QueryDict(urlencode(params)), tab)
+                    wanted = expected & set(tab.values_list("pk", flat=True))
+                    for found in (filterset.qs, filterset.counted_qs()):
+                        assert set(found.values_list("pk", flat=True)) == wanted, params
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "recent_orders_min=6&recent_orders_days=30",
+        "recent_orders_min=10&recent_orders_days=90",
+        "recent_orders_max=9&recent_orders_days=365",
+        "recent_orders_min=6&recent_orders_max=8&recent_orders_days=30",
+    ],
+)
+def test_up_to_ten_orders_in_the_last_days_read_no_order(query):
+    """Up to ten orders (at most nine), the filter compares the dates stored on the customer
+    (clients migration 0026), in the list's form and the count's: no order is read per
+    candidate (0.1-0.6 s at a million customers for "6+ in 30 days" when it was)."""
+    filterset = CustomerFilter(QueryDict(query), Customer.objects.filter(TABS["clients"]))
+    for found in (filterset.qs, filterset.counted_qs()):
+        assert Order._meta.db_table not in str(found.query)
 
 
 @pytest.mark.parametrize(

@@ -296,6 +296,14 @@ class Command(BaseCommand):
                 "recent_orders_min=1&recent_orders_max=2&recent_orders_days=30"
             ),
             "5+ orders in the last 30 days": "recent_orders_min=5&recent_orders_days=30",
+            # Past the five dates stored before clients migration 0026 (issue 14's misses).
+            "6+ orders in the last 30 days": "recent_orders_min=6&recent_orders_days=30",
+            "8+ orders in the last 365 days": "recent_orders_min=8&recent_orders_days=365",
+            "10+ orders in the last 90 days": "recent_orders_min=10&recent_orders_days=90",
+            "at most 7 orders in the last 365 days": ("recent_orders_max=7&recent_orders_days=365"),
+            "tag and 5+ orders in the last 30 days": (
+                f"tags_any={tag[0]}&recent_orders_min=5&recent_orders_days=30"
+            ),
             "no order in the last 30 days": "recent_orders_max=0&recent_orders_days=30",
             "last launch source google": "launch_source=google",
             "last launch source nobody has": "launch_source=bench-no-such-source",

@@ -34,7 +34,7 @@ LEFT JOIN stats s ON s.customer_id = c.id
 class Command(BaseCommand):
     help = (
         "Recompute every customer's stored statistics (orders, total spent, first/last order, "
-        "the dates of the four orders before the last, last source) from the orders, fix "
+        "the dates of the nine orders before the last, last source) from the orders, fix "
         "those that drifted, and report how many did."
     )
 
