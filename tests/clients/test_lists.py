@@ -480,3 +480,47 @@ def test_header_links_sort_each_column_and_flip_the_current_one(viewer_client, s
     headers = {h["label"]: h for h in response.context["listing"].headers}
     assert headers["Name and email"]["url"] == "?sort=name"
     assert headers["Name and email"]["aria_sort"] == "descending"
+
+
+TOKENS = re.compile(r'(name="csrfmiddlewaretoken" value="|"X-CSRFToken": "|nonce=")[^"]+"')
+
+
+def _page(response) -> str:
+    """The page without what changes on every response (CSRF tokens, CSP nonces)."""
+    return TOKENS.sub(r'\1"', response.content.decode())
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("q=ardent", "q=brook"),
+        ("q=ardent&source=google", "q=brook&source=google&sort=name"),
+        ("q=ardent&spent_min=abc", "q=%23" + "9" * 30 + "&spent_min=abc"),
+        ("q=" + "x" * 201, "q=" + "y" * 201),
+    ],
+)
+def test_searches_share_the_cached_filters_and_show_their_own_words(
+    staff_client, shop, monkeypatch, first, second
+):
+    """The filter form's filters are rendered once for every search with the same filters
+    (not once per search words: a search's page rendered them for 3 ms of CPU), and the page
+    is the one rendered with nothing cached, its own words in the search box."""
+    from django.core.cache import cache
+
+    cache.clear()
+    staff_client.get(f"/clients/?{first}")
+    stored = []
+    real_set = cache.set
+
+    def spy(key, *args, **kwargs):
+        stored.append(key)
+        return real_set(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "set", spy)
+    cached = staff_client.get(f"/clients/?{second}")
+    assert not [key for key in stored if "list_filters" in key]
+    cache.clear()
+    fresh = staff_client.get(f"/clients/?{second}")
+    assert _page(cached) == _page(fresh)
+    search = second.split("&")[0].removeprefix("q=").replace("%23", "#")
+    assert f'name="q" id="id_q" value="{search}"' in _page(cached)
