@@ -1,5 +1,6 @@
 """Reads of orders, shaped for the pages and commands that use them."""
 
+import functools
 import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -12,6 +13,7 @@ from django.db.models import Count, F, Max, Min, Prefetch, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
+from backoffice.compiled import CompiledQuery
 from clients.models import LATEST_ORDER_DATES
 from orders.models import FINALIZED_STATUSES, Order, OrderLine
 
@@ -300,3 +302,35 @@ def order_detail() -> QuerySet[Order]:
     return Order.objects.select_related("customer", "push_campaign").prefetch_related(
         Prefetch("lines", queryset=OrderLine.objects.order_by("pk"))
     )
+
+
+def order_page(*, number: str) -> Order | None:
+    """order_detail()'s order `number` (None if there is none), with its lines where
+    prefetch_related() puts them (order.lines.all() reads no more), read with SQL compiled once
+    per process: compiling the order's two joins and its lines cost about 0.5 ms of CPU on
+    every order page, more than PostgreSQL's work for them."""
+    order_query, lines_query = _order_page_queries()
+    found = order_query.objects(number)
+    if not found:
+        return None
+    order = found[0]
+    lines = lines_query.objects(order.pk)
+    for line in lines:
+        line.order = order
+    # What prefetch_related() leaves on the order: the manager's queryset, already read.
+    cached = order.lines.get_queryset()
+    cached._result_cache, cached._prefetch_done = lines, True
+    order._prefetched_objects_cache = {"lines": cached}
+    return order
+
+
+# Values no order number and no order id take, marking where they go in the compiled queries.
+_ANY_NUMBER = "\x00any order number"
+_ANY_ORDER_ID = -7_777_777_777_777
+
+
+@functools.cache
+def _order_page_queries() -> tuple[CompiledQuery, CompiledQuery]:
+    orders = order_detail().prefetch_related(None).filter(number=_ANY_NUMBER)
+    lines = OrderLine.objects.filter(order_id=_ANY_ORDER_ID).order_by("pk")
+    return CompiledQuery(orders, _ANY_NUMBER), CompiledQuery(lines, _ANY_ORDER_ID)

@@ -53,3 +53,45 @@ def test_the_panel_reads_segments_and_tags_of_the_tab():
         (segment.pk, "Google", "source=google", segment.updated_at)
     ]
     assert tag_rows == sorted(((t.pk, t.name) for t in tags), key=lambda r: r[1].casefold())
+
+
+def test_objects_are_the_querysets_instances_with_other_values():
+    """objects(): model instances with their select_related() objects and annotations, as the
+    queryset gives them, for each value."""
+    from django.db.models import Count
+
+    from clients.models import Customer
+    from orders.models import Order
+    from tests.factories import CustomerFactory, make_order
+
+    ada, bob = CustomerFactory(first_name="Ada"), CustomerFactory(first_name="Bob")
+    for customer in (ada, bob, ada):
+        make_order(customer)
+
+    def orders(customer_id):
+        return (
+            Order.objects.filter(customer_id=customer_id)
+            .select_related("customer")
+            .annotate(lines_count=Count("lines"))
+            .order_by("-pk")
+        )
+
+    compiled = CompiledQuery(orders(-1), -1)
+    for customer in (ada, bob, Customer(pk=10**9)):
+        expected = list(orders(customer.pk))
+        found = compiled.objects(customer.pk)
+        assert [
+            (o.pk, o.number, o.placed_at, o.total, o.lines_count, o.customer.first_name)
+            for o in found
+        ] == [
+            (o.pk, o.number, o.placed_at, o.total, o.lines_count, o.customer.first_name)
+            for o in expected
+        ]
+        assert all(isinstance(o.placed_at, datetime) and o.placed_at.tzinfo for o in found)
+
+
+def test_objects_do_not_prefetch():
+    from orders.models import Order
+
+    with pytest.raises(ValueError):
+        CompiledQuery(Order.objects.prefetch_related("lines").filter(pk=-1), -1).objects(1)
