@@ -1,11 +1,12 @@
 """backoffice/compiled.py: a queryset compiled once gives, with other values, the rows the
 queryset itself gives with them (converted alike: dates are datetimes on SQLite too)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
 from django.db.models import Value
+from django.utils import timezone
 
 from backoffice.compiled import CompiledQuery
 from segments.selectors import panel_rows
@@ -95,3 +96,36 @@ def test_objects_do_not_prefetch():
 
     with pytest.raises(ValueError):
         CompiledQuery(Order.objects.prefetch_related("lines").filter(pk=-1), -1).objects(1)
+
+
+def test_the_client_pages_addresses_and_launches_are_the_querysets():
+    """customer_addresses() and customer_origin()'s recent launches, read with SQL compiled
+    once, are what their querysets give."""
+    from clients.models import Address
+    from clients.selectors import customer_addresses
+    from storefront.models import Launch
+    from storefront.selectors import customer_origin
+    from tests.factories import AddressFactory, CustomerFactory
+
+    ada, bob = CustomerFactory(), CustomerFactory()
+    for customer in (ada, bob, ada):
+        AddressFactory(customer=customer)
+    now = timezone.now()
+    for minutes, (customer, source) in enumerate(
+        ((ada, "google"), (bob, ""), (ada, ""), (ada, "x"))
+    ):
+        at = now - timedelta(minutes=minutes % 2)
+        Launch.objects.create(
+            customer=customer, source=source, occurred_at=at, received_at=at, platform="web"
+        )
+    for customer in (ada, bob):
+        expected = list(Address.objects.filter(customer_id=customer.pk).order_by("pk"))
+        found = customer_addresses(customer_id=customer.pk)
+        assert [(a.pk, a.line1, a.customer_id) for a in found] == [
+            (a.pk, a.line1, a.customer_id) for a in expected
+        ]
+        launches = Launch.objects.filter(customer_id=customer.pk).order_by("-occurred_at", "-id")
+        recent = customer_origin(customer_id=customer.pk, recent=2)["recent"]
+        assert [(x.pk, x.source, x.occurred_at) for x in recent] == [
+            (x.pk, x.source, x.occurred_at) for x in launches[:2]
+        ]

@@ -31,7 +31,11 @@ from clients.selectors import (
 )
 from lifecycle.selectors import customer_lifecycle
 from orders.models import OrderStatus
-from orders.selectors import customer_monthly_spend, customer_orders, customer_purchase_summary
+from orders.selectors import (
+    CustomerOrderPages,
+    customer_monthly_spend,
+    customer_purchase_summary,
+)
 from privacy.models import AccessAction
 from privacy.selectors import client_privacy
 from privacy.services import access_record
@@ -154,7 +158,7 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
     summary = customer_purchase_summary(customer)
     orders, order_links = _paginate(
         request,
-        customer_orders(customer_id=customer.pk),
+        CustomerOrderPages(customer_id=customer.pk),
         count=customer.order_rows,
         param="page",
         per_page=ORDERS_PER_PAGE,
