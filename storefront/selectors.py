@@ -94,11 +94,12 @@ def customer_origin(*, customer_id: int, launch_rows: int | None = None, recent:
     launches = _recent_launches_query(recent).objects(customer_id)
     if not launches:
         return {"first": None, "last": None, "recent": []}
-    with_source = Launch.objects.filter(customer_id=customer_id).exclude(source="")
     last = next((launch for launch in launches if launch.source), None)
     if last is None:
-        last = with_source.order_by("-occurred_at", "-id").first()
-    first = with_source.order_by("occurred_at", "id").first() if last else None
+        last = next(iter(_launch_with_source_query("last").objects(customer_id)), None)
+    first = (
+        next(iter(_launch_with_source_query("first").objects(customer_id)), None) if last else None
+    )
     return {"first": first, "last": last, "recent": launches}
 
 
@@ -112,6 +113,14 @@ def _recent_launches_query(recent: int) -> CompiledQuery:
     a customer with launches reads them)."""
     launches = Launch.objects.filter(customer_id=_ANY_CUSTOMER).order_by("-occurred_at", "-id")
     return CompiledQuery(launches[:recent], _ANY_CUSTOMER)
+
+
+@functools.cache
+def _launch_with_source_query(which: str) -> CompiledQuery:
+    """A customer's first or last launch with a source, compiled once per process."""
+    with_source = Launch.objects.filter(customer_id=_ANY_CUSTOMER).exclude(source="")
+    order = ("occurred_at", "id") if which == "first" else ("-occurred_at", "-id")
+    return CompiledQuery(with_source.order_by(*order)[:1], _ANY_CUSTOMER)
 
 
 def api_key_list() -> QuerySet[ApiKey]:

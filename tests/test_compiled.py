@@ -107,10 +107,16 @@ def test_the_client_pages_addresses_and_launches_are_the_querysets():
     from storefront.selectors import customer_origin
     from tests.factories import AddressFactory, CustomerFactory
 
-    ada, bob = CustomerFactory(), CustomerFactory()
+    ada, bob, cat = CustomerFactory(), CustomerFactory(), CustomerFactory()
     for customer in (ada, bob, ada):
         AddressFactory(customer=customer)
     now = timezone.now()
+    # Cat's two latest launches have no source: her last one with a source is read apart.
+    for minutes, source in ((9, "old"), (5, "mail"), (1, ""), (0, "")):
+        at = now - timedelta(minutes=minutes)
+        Launch.objects.create(
+            customer=cat, source=source, occurred_at=at, received_at=at, platform="web"
+        )
     for minutes, (customer, source) in enumerate(
         ((ada, "google"), (bob, ""), (ada, ""), (ada, "x"))
     ):
@@ -118,14 +124,21 @@ def test_the_client_pages_addresses_and_launches_are_the_querysets():
         Launch.objects.create(
             customer=customer, source=source, occurred_at=at, received_at=at, platform="web"
         )
-    for customer in (ada, bob):
+    for customer in (ada, bob, cat):
         expected = list(Address.objects.filter(customer_id=customer.pk).order_by("pk"))
         found = customer_addresses(customer_id=customer.pk)
         assert [(a.pk, a.line1, a.customer_id) for a in found] == [
             (a.pk, a.line1, a.customer_id) for a in expected
         ]
         launches = Launch.objects.filter(customer_id=customer.pk).order_by("-occurred_at", "-id")
-        recent = customer_origin(customer_id=customer.pk, recent=2)["recent"]
-        assert [(x.pk, x.source, x.occurred_at) for x in recent] == [
+        origin = customer_origin(customer_id=customer.pk, recent=2)
+        assert [(x.pk, x.source, x.occurred_at) for x in origin["recent"]] == [
             (x.pk, x.source, x.occurred_at) for x in launches[:2]
         ]
+        with_source = launches.exclude(source="")
+        first, last = with_source.last(), with_source.first()
+        assert (origin["first"], origin["last"]) == (first, last)
+        assert first is None or (origin["first"].source, origin["first"].occurred_at) == (
+            first.source,
+            first.occurred_at,
+        )

@@ -66,7 +66,9 @@ def _paginate(request, queryset, *, count: int, param: str, per_page: int) -> tu
     `count` is the number of rows of `queryset`, read with the customer (customer_detail()),
     so that paginating costs no COUNT query.
     """
-    page = KnownCountPaginator(queryset, per_page, count=count).get_page(request.GET.get(param))
+    # Without rows, no query to prepare: an empty slice of a queryset is still compiled.
+    rows = queryset if count else []
+    page = KnownCountPaginator(rows, per_page, count=count).get_page(request.GET.get(param))
 
     def link(number: int) -> str:
         params = request.GET.copy()
