@@ -1,4 +1,5 @@
-"""The side menu (templates/base.html): cached per language, section and permissions."""
+"""The side menu (templates/base.html), cached per language, section and permissions, and the
+language switch, cached per language."""
 
 import re
 
@@ -47,3 +48,25 @@ def test_a_permission_given_shows_in_the_menu_at_once(viewer_client, django_user
     user = django_user_model.objects.get(pk=viewer_client.session["_auth_user_id"])
     user.user_permissions.add(Permission.objects.get(codename="manage_privacy"))
     assert "/privacy/" in _menu(viewer_client.get("/clients/"))
+
+
+def test_the_language_switch_choices_are_rendered_once_per_language(
+    staff_client, client, monkeypatch
+):
+    cache.clear()
+    stored = []
+    real_set = cache.set
+    monkeypatch.setattr(
+        cache, "set", lambda key, *a, **k: stored.append(key) or real_set(key, *a, **k)
+    )
+    pages = [
+        staff_client.get("/clients/"),
+        staff_client.get("/tags/"),
+        client.get("/login/"),
+        staff_client.get("/clients/", HTTP_ACCEPT_LANGUAGE="fr"),
+    ]
+    assert len([key for key in stored if "language_choices" in key]) == 2
+    english, french = pages[0].content.decode(), pages[3].content.decode()
+    assert '<span class="language-current" lang="en" aria-current="true">English</span>' in english
+    assert '<button type="submit" name="language" value="fr" lang="fr"' in english
+    assert '<span class="language-current" lang="fr" aria-current="true">Français</span>' in french
