@@ -29,9 +29,21 @@ class PermissionsInOneQueryBackend(ModelBackend):
             pk = user_model._meta.pk.to_python(user_id)
         except ValidationError:
             return None  # a session holding something else than a primary key
-        users = list(user_model._default_manager.raw(_user_sql(), [pk]))
-        user = users[0] if users else None
-        return user if user is not None and self.user_can_authenticate(user) else None
+        alias = router.db_for_read(user_model)
+        with connections[alias].cursor() as cursor:
+            cursor.execute(_user_sql(), [pk])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        # As raw() builds it (each column through its converters, then Model.from_db()),
+        # without a RawQuerySet's per-call setup: every request reads its user.
+        names, converters = _user_columns(alias)
+        values = list(row)
+        for i, column, functions in converters:
+            for function in functions:
+                values[i] = function(values[i], column, connections[alias])
+        user = user_model.from_db(alias, names, values)
+        return user if self.user_can_authenticate(user) else None
 
     def _get_permissions(self, user_obj, obj, from_name):
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
@@ -78,6 +90,21 @@ def _user_sql() -> str:
     q = connection.ops.quote_name
     columns = ", ".join(q(field.column) for field in meta.concrete_fields)
     return f"SELECT {columns} FROM {q(meta.db_table)} WHERE {q(meta.pk.column)} = %s"
+
+
+@functools.cache
+def _user_columns(alias: str) -> tuple[list[str], list]:
+    """The user model's attribute names in _user_sql()'s column order, and the converters of
+    the columns that have some (SQLite's dates and booleans; PostgreSQL's need none)."""
+    meta = get_user_model()._meta
+    connection = connections[alias]
+    converters = []
+    for i, field in enumerate(meta.concrete_fields):
+        column = field.get_col(meta.db_table)
+        functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if functions:
+            converters.append((i, column, functions))
+    return [field.attname for field in meta.concrete_fields], converters
 
 
 # Per database: permission id -> "app_label.codename". Permissions are created by migrations

@@ -8,7 +8,8 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.utils import translation
-from django.utils.formats import date_format, number_format
+from django.utils.formats import date_format, localize, number_format
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import get_language, gettext, gettext_lazy, ngettext
 
 from backoffice.templatetags.formatting import money
@@ -167,7 +168,7 @@ def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
                 year_label=str(month.year) if index == 0 or month.month == 1 else "",
             )
         )
-    return {
+    chart = {
         "bars": bars,
         "width": width,
         "height": height,
@@ -178,3 +179,60 @@ def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
         "has_spend": peak > 0,
         "total": sum((value for _, value in months), Decimal(0)),
     }
+    if chart["has_spend"]:
+        chart["bars_html"] = chart_bars_html(chart)
+        chart["table_rows_html"] = format_html_join(
+            "", TABLE_ROW, ((bar.month_name, bar.money) for bar in bars)
+        )
+    return chart
+
+
+# The chart's bars and its table's rows, written by format_html rather than by the template's
+# loops (about 60 variable lookups and tag renders per chart: 0.7 ms of a client page's CPU);
+# the markup is the one those loops wrote, character for character
+# (tests/clients/test_client_page.py keeps them as the reference). Numbers as the template
+# wrote them under {% localize off %}.
+BAR = (
+    "\n      {rect}\n"
+    '      <text class="chart-value{zero}" x="{cx}" y="{text_y}" text-anchor="middle">'
+    "{text}</text>\n"
+    '      <text class="chart-month" x="{cx}" y="{label_y}" text-anchor="middle">{month}</text>\n'
+    "      {year}\n      "
+)
+RECT = '<rect class="chart-bar" x="{}" y="{}" width="{}" height="{}"></rect>'
+YEAR = '<text class="chart-year" x="{}" y="{}" text-anchor="middle">{}</text>'
+TABLE_ROW = "<tr><td>{}</td><td>{}</td></tr>"
+
+
+def chart_bars_html(chart: dict) -> str:
+    """The SVG elements of spend_chart()'s bars, escaped: a safe string."""
+
+    def number(value) -> str:
+        return localize(value, use_l10n=False)
+
+    label_y, year_y = number(chart["label_y"]), number(chart["year_y"])
+    return format_html_join(
+        "",
+        BAR,
+        (
+            {
+                "rect": (
+                    format_html(
+                        RECT, number(bar.x), number(bar.y), number(bar.width), number(bar.height)
+                    )
+                    if bar.height
+                    else ""
+                ),
+                "zero": "" if bar.height else " chart-zero",
+                "cx": number(bar.cx),
+                "text_y": number(bar.text_y),
+                "text": bar.text,
+                "label_y": label_y,
+                "month": bar.month_label,
+                "year": format_html(YEAR, number(bar.cx), year_y, bar.year_label)
+                if bar.year_label
+                else "",
+            }
+            for bar in chart["bars"]
+        ),
+    )

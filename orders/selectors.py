@@ -1,8 +1,9 @@
 """Reads of orders, shaped for the pages and commands that use them."""
 
+import functools
 import zoneinfo
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -12,6 +13,7 @@ from django.db.models import Count, F, Max, Min, Prefetch, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
+from backoffice.compiled import CompiledQuery
 from clients.models import LATEST_ORDER_DATES
 from orders.models import FINALIZED_STATUSES, Order, OrderLine
 
@@ -216,6 +218,30 @@ def customer_orders(*, customer_id: int) -> QuerySet[Order]:
     )
 
 
+class CustomerOrderPages:
+    """customer_orders() as the client page's paginator slices it: the first page's rows (a
+    slice from the start, of at most FIRST_ROWS) are read with SQL compiled once per process
+    for each length (compiling the history's query cost about 0.3 ms of CPU on every client
+    page), later pages through the queryset."""
+
+    FIRST_ROWS = 100
+    ordered = True  # for Paginator's check
+
+    def __init__(self, *, customer_id: int):
+        self.customer_id = customer_id
+
+    def __getitem__(self, key: slice) -> list[Order]:
+        start, stop = key.start or 0, key.stop
+        if start == 0 and key.step is None and stop is not None and 0 < stop <= self.FIRST_ROWS:
+            return _first_orders_query(stop).objects(self.customer_id)
+        return list(customer_orders(customer_id=self.customer_id)[key])
+
+
+@functools.lru_cache(maxsize=128)
+def _first_orders_query(rows: int) -> CompiledQuery:
+    return CompiledQuery(customer_orders(customer_id=_ANY_CUSTOMER)[:rows], _ANY_CUSTOMER)
+
+
 def _month_start(moment: datetime, months_back: int = 0) -> datetime:
     year, month = moment.year, moment.month - months_back
     while month < 1:
@@ -242,21 +268,44 @@ def customer_monthly_spend(
     if last_order_at != "unknown" and (last_order_at is None or last_order_at < start):
         spent = {}
     else:
-        rows = (
-            Order.objects.filter(
-                customer_id=customer_id, status__in=FINALIZED_STATUSES, placed_at__gte=start
-            )
-            .annotate(month=TruncMonth("placed_at", tzinfo=tz))
-            .values("month")
-            .annotate(spent=Sum(F("total") - F("refunded_amount")))
-            .order_by()
+        rows = _monthly_spend_query(settings.TIME_ZONE).rows(
+            customer_id, connection.ops.adapt_datetimefield_value(start)
         )
-        spent = {timezone.localtime(row["month"], tz).date(): row["spent"] for row in rows}
+        spent = {timezone.localtime(month, tz).date(): amount for month, amount in rows}
     result = []
     for back in range(months - 1, -1, -1):
         month = _month_start(local_now, back).date()
         result.append((month, Decimal(spent.get(month) or ZERO).quantize(ZERO)))
     return result
+
+
+def _monthly_spend(*, customer_id, start, tz) -> QuerySet:
+    return (
+        Order.objects.filter(
+            customer_id=customer_id, status__in=FINALIZED_STATUSES, placed_at__gte=start
+        )
+        .annotate(month=TruncMonth("placed_at", tzinfo=tz))
+        .values("month")
+        .annotate(spent=Sum(F("total") - F("refunded_amount")))
+        .order_by()
+    )
+
+
+# Values no customer id and no order date take, marking where they go in compiled queries.
+_ANY_CUSTOMER = -7_777_777_777_777
+_ANY_MOMENT = datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
+
+
+@functools.cache
+def _monthly_spend_query(time_zone: str) -> CompiledQuery:
+    """_monthly_spend()'s SQL, compiled once per process and time zone: every client page
+    reads the chart's months."""
+    queryset = _monthly_spend(
+        customer_id=_ANY_CUSTOMER, start=_ANY_MOMENT, tz=zoneinfo.ZoneInfo(time_zone)
+    )
+    return CompiledQuery(
+        queryset, _ANY_CUSTOMER, connection.ops.adapt_datetimefield_value(_ANY_MOMENT)
+    )
 
 
 def rows_converted(fields: list, rows: list[tuple]) -> list[list]:
@@ -305,3 +354,35 @@ def order_detail() -> QuerySet[Order]:
     return Order.objects.select_related("customer", "push_campaign").prefetch_related(
         Prefetch("lines", queryset=OrderLine.objects.order_by("pk"))
     )
+
+
+def order_page(*, number: str) -> Order | None:
+    """order_detail()'s order `number` (None if there is none), with its lines where
+    prefetch_related() puts them (order.lines.all() reads no more), read with SQL compiled once
+    per process: compiling the order's two joins and its lines cost about 0.5 ms of CPU on
+    every order page, more than PostgreSQL's work for them."""
+    order_query, lines_query = _order_page_queries()
+    found = order_query.objects(number)
+    if not found:
+        return None
+    order = found[0]
+    lines = lines_query.objects(order.pk)
+    for line in lines:
+        line.order = order
+    # What prefetch_related() leaves on the order: the manager's queryset, already read.
+    cached = order.lines.get_queryset()
+    cached._result_cache, cached._prefetch_done = lines, True
+    order._prefetched_objects_cache = {"lines": cached}
+    return order
+
+
+# Values no order number and no order id take, marking where they go in the compiled queries.
+_ANY_NUMBER = "\x00any order number"
+_ANY_ORDER_ID = -7_777_777_777_777
+
+
+@functools.cache
+def _order_page_queries() -> tuple[CompiledQuery, CompiledQuery]:
+    orders = order_detail().prefetch_related(None).filter(number=_ANY_NUMBER)
+    lines = OrderLine.objects.filter(order_id=_ANY_ORDER_ID).order_by("pk")
+    return CompiledQuery(orders, _ANY_NUMBER), CompiledQuery(lines, _ANY_ORDER_ID)

@@ -1,10 +1,10 @@
 """The order page."""
 
 from django.contrib.auth.mixins import PermissionRequiredMixin
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from django.views.generic import DetailView
 
-from orders.selectors import order_detail
+from orders.selectors import order_page
 
 
 class OrderDetailView(PermissionRequiredMixin, DetailView):
@@ -13,4 +13,7 @@ class OrderDetailView(PermissionRequiredMixin, DetailView):
     context_object_name = "order"
 
     def get_object(self, queryset=None):
-        return get_object_or_404(order_detail(), number=self.kwargs["number"])
+        order = order_page(number=self.kwargs["number"])
+        if order is None:
+            raise Http404("No Order matches the given query.")
+        return order

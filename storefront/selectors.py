@@ -1,11 +1,13 @@
 """Reads of the storefront app: launches (attribution, the client page), API keys."""
 
+import functools
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
+from backoffice.compiled import CompiledQuery
 from storefront.models import ApiKey, Launch
 
 
@@ -89,17 +91,36 @@ def customer_origin(*, customer_id: int, launch_rows: int | None = None, recent:
     `launch_rows`, the customer's number of launches read with the customer, is 0)."""
     if launch_rows == 0:
         return {"first": None, "last": None, "recent": []}
-    launches = list(
-        Launch.objects.filter(customer_id=customer_id).order_by("-occurred_at", "-id")[:recent]
-    )
+    launches = _recent_launches_query(recent).objects(customer_id)
     if not launches:
         return {"first": None, "last": None, "recent": []}
-    with_source = Launch.objects.filter(customer_id=customer_id).exclude(source="")
     last = next((launch for launch in launches if launch.source), None)
     if last is None:
-        last = with_source.order_by("-occurred_at", "-id").first()
-    first = with_source.order_by("occurred_at", "id").first() if last else None
+        last = next(iter(_launch_with_source_query("last").objects(customer_id)), None)
+    first = (
+        next(iter(_launch_with_source_query("first").objects(customer_id)), None) if last else None
+    )
     return {"first": first, "last": last, "recent": launches}
+
+
+# A value no customer id takes, marking where the id goes in a compiled query.
+_ANY_CUSTOMER = -7_777_777_777_777
+
+
+@functools.lru_cache(maxsize=4)
+def _recent_launches_query(recent: int) -> CompiledQuery:
+    """A customer's `recent` latest launches, compiled once per process (every client page of
+    a customer with launches reads them)."""
+    launches = Launch.objects.filter(customer_id=_ANY_CUSTOMER).order_by("-occurred_at", "-id")
+    return CompiledQuery(launches[:recent], _ANY_CUSTOMER)
+
+
+@functools.cache
+def _launch_with_source_query(which: str) -> CompiledQuery:
+    """A customer's first or last launch with a source, compiled once per process."""
+    with_source = Launch.objects.filter(customer_id=_ANY_CUSTOMER).exclude(source="")
+    order = ("occurred_at", "id") if which == "first" else ("-occurred_at", "-id")
+    return CompiledQuery(with_source.order_by(*order)[:1], _ANY_CUSTOMER)
 
 
 def api_key_list() -> QuerySet[ApiKey]:

@@ -1,11 +1,12 @@
 """backoffice/compiled.py: a queryset compiled once gives, with other values, the rows the
 queryset itself gives with them (converted alike: dates are datetimes on SQLite too)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
 from django.db.models import Value
+from django.utils import timezone
 
 from backoffice.compiled import CompiledQuery
 from segments.selectors import panel_rows
@@ -53,3 +54,91 @@ def test_the_panel_reads_segments_and_tags_of_the_tab():
         (segment.pk, "Google", "source=google", segment.updated_at)
     ]
     assert tag_rows == sorted(((t.pk, t.name) for t in tags), key=lambda r: r[1].casefold())
+
+
+def test_objects_are_the_querysets_instances_with_other_values():
+    """objects(): model instances with their select_related() objects and annotations, as the
+    queryset gives them, for each value."""
+    from django.db.models import Count
+
+    from clients.models import Customer
+    from orders.models import Order
+    from tests.factories import CustomerFactory, make_order
+
+    ada, bob = CustomerFactory(first_name="Ada"), CustomerFactory(first_name="Bob")
+    for customer in (ada, bob, ada):
+        make_order(customer)
+
+    def orders(customer_id):
+        return (
+            Order.objects.filter(customer_id=customer_id)
+            .select_related("customer")
+            .annotate(lines_count=Count("lines"))
+            .order_by("-pk")
+        )
+
+    compiled = CompiledQuery(orders(-1), -1)
+    for customer in (ada, bob, Customer(pk=10**9)):
+        expected = list(orders(customer.pk))
+        found = compiled.objects(customer.pk)
+        assert [
+            (o.pk, o.number, o.placed_at, o.total, o.lines_count, o.customer.first_name)
+            for o in found
+        ] == [
+            (o.pk, o.number, o.placed_at, o.total, o.lines_count, o.customer.first_name)
+            for o in expected
+        ]
+        assert all(isinstance(o.placed_at, datetime) and o.placed_at.tzinfo for o in found)
+
+
+def test_objects_do_not_prefetch():
+    from orders.models import Order
+
+    with pytest.raises(ValueError):
+        CompiledQuery(Order.objects.prefetch_related("lines").filter(pk=-1), -1).objects(1)
+
+
+def test_the_client_pages_addresses_and_launches_are_the_querysets():
+    """customer_addresses() and customer_origin()'s recent launches, read with SQL compiled
+    once, are what their querysets give."""
+    from clients.models import Address
+    from clients.selectors import customer_addresses
+    from storefront.models import Launch
+    from storefront.selectors import customer_origin
+    from tests.factories import AddressFactory, CustomerFactory
+
+    ada, bob, cat = CustomerFactory(), CustomerFactory(), CustomerFactory()
+    for customer in (ada, bob, ada):
+        AddressFactory(customer=customer)
+    now = timezone.now()
+    # Cat's two latest launches have no source: her last one with a source is read apart.
+    for minutes, source in ((9, "old"), (5, "mail"), (1, ""), (0, "")):
+        at = now - timedelta(minutes=minutes)
+        Launch.objects.create(
+            customer=cat, source=source, occurred_at=at, received_at=at, platform="web"
+        )
+    for minutes, (customer, source) in enumerate(
+        ((ada, "google"), (bob, ""), (ada, ""), (ada, "x"))
+    ):
+        at = now - timedelta(minutes=minutes % 2)
+        Launch.objects.create(
+            customer=customer, source=source, occurred_at=at, received_at=at, platform="web"
+        )
+    for customer in (ada, bob, cat):
+        expected = list(Address.objects.filter(customer_id=customer.pk).order_by("pk"))
+        found = customer_addresses(customer_id=customer.pk)
+        assert [(a.pk, a.line1, a.customer_id) for a in found] == [
+            (a.pk, a.line1, a.customer_id) for a in expected
+        ]
+        launches = Launch.objects.filter(customer_id=customer.pk).order_by("-occurred_at", "-id")
+        origin = customer_origin(customer_id=customer.pk, recent=2)
+        assert [(x.pk, x.source, x.occurred_at) for x in origin["recent"]] == [
+            (x.pk, x.source, x.occurred_at) for x in launches[:2]
+        ]
+        with_source = launches.exclude(source="")
+        first, last = with_source.last(), with_source.first()
+        assert (origin["first"], origin["last"]) == (first, last)
+        assert first is None or (origin["first"].source, origin["first"].occurred_at) == (
+            first.source,
+            first.occurred_at,
+        )

@@ -54,6 +54,13 @@ def test_get_user_answers_as_model_backend():
     user = UserFactory(role="Staff")
     loaded = backend.get_user(user.pk)
     assert loaded == user and loaded.username == user.username
+    # Every column as the ORM reads it (SQLite's dates and booleans converted alike).
+    stored = type(user).objects.get(pk=user.pk)
+    fields = type(user)._meta.concrete_fields
+    assert [getattr(loaded, f.attname) for f in fields] == [
+        getattr(stored, f.attname) for f in fields
+    ]
+    assert loaded._state.adding is False and loaded._state.db == stored._state.db
     assert loaded.password == user.password and loaded.is_active
     assert backend.get_user(str(user.pk)) == user
     assert backend.get_user(user.pk + 1000) is None

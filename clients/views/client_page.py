@@ -31,7 +31,11 @@ from clients.selectors import (
 )
 from lifecycle.selectors import customer_lifecycle
 from orders.models import OrderStatus
-from orders.selectors import customer_monthly_spend, customer_orders, customer_purchase_summary
+from orders.selectors import (
+    CustomerOrderPages,
+    customer_monthly_spend,
+    customer_purchase_summary,
+)
 from privacy.models import AccessAction
 from privacy.selectors import client_privacy
 from privacy.services import access_record
@@ -62,7 +66,9 @@ def _paginate(request, queryset, *, count: int, param: str, per_page: int) -> tu
     `count` is the number of rows of `queryset`, read with the customer (customer_detail()),
     so that paginating costs no COUNT query.
     """
-    page = KnownCountPaginator(queryset, per_page, count=count).get_page(request.GET.get(param))
+    # Without rows, no query to prepare: an empty slice of a queryset is still compiled.
+    rows = queryset if count else []
+    page = KnownCountPaginator(rows, per_page, count=count).get_page(request.GET.get(param))
 
     def link(number: int) -> str:
         params = request.GET.copy()
@@ -154,7 +160,7 @@ def client_page_context(request, customer: Customer, **extra) -> dict:
     summary = customer_purchase_summary(customer)
     orders, order_links = _paginate(
         request,
-        customer_orders(customer_id=customer.pk),
+        CustomerOrderPages(customer_id=customer.pk),
         count=customer.order_rows,
         param="page",
         per_page=ORDERS_PER_PAGE,

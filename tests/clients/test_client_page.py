@@ -179,6 +179,8 @@ def test_query_count_does_not_grow_with_orders_addresses_notes_or_history(staff_
     later_pages = {"page": 2, "notes": 2, "history": 2}
     # Two of each, so that every list of the page is already shown.
     fill(2)
+    # (The permission names are read once per process, by its first request: not counted.)
+    staff_client.get(page_url(customer))
     small, small_later = count(), count(**later_pages)
     fill(15)
     assert AuditEntry.objects.filter(customer=customer).count() > 25
@@ -578,3 +580,36 @@ def test_change_history_lists_who_changed_what(staff_client, customer):
     history = page[page.index('id="history"') :]
     assert "carol" in history and "Note saved" in history
     assert "<del>(empty)</del> → <ins>Hello</ins>" in history
+
+
+# templates/clients/client_detail.html's chart loops before clients/presenters.py wrote them.
+CHART_REFERENCE = """{% load l10n %}{% localize off %}{% for bar in chart.bars %}
+      {% if bar.height %}<rect class="chart-bar" x="{{ bar.x }}" y="{{ bar.y }}" width="{{ bar.width }}" height="{{ bar.height }}"></rect>{% endif %}
+      <text class="chart-value{% if not bar.height %} chart-zero{% endif %}" x="{{ bar.cx }}" y="{{ bar.text_y }}" text-anchor="middle">{{ bar.text }}</text>
+      <text class="chart-month" x="{{ bar.cx }}" y="{{ chart.label_y }}" text-anchor="middle">{{ bar.month_label }}</text>
+      {% if bar.year_label %}<text class="chart-year" x="{{ bar.cx }}" y="{{ chart.year_y }}" text-anchor="middle">{{ bar.year_label }}</text>{% endif %}
+      {% endfor %}{% endlocalize %}|{% for bar in chart.bars %}<tr><td>{{ bar.month_name }}</td><td>{{ bar.money }}</td></tr>{% endfor %}"""  # noqa: E501
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_the_chart_is_the_markup_its_template_loops_wrote(language):
+    """The chart's bars and table rows, written in Python, are the former loops' markup
+    character for character: zero and tiny months, amounts with groups and cents, a new year."""
+    from datetime import date
+    from decimal import Decimal
+
+    from django.template import engines
+    from django.utils import translation
+
+    from clients.presenters import spend_chart
+
+    values = ["0", "0.4", "12345.67", "64.70", "0", "999999.99", "1", "3.5", "0", "250", "7", "0"]
+    months = [
+        (date(2025 + (2 + m) // 12, (2 + m) % 12 + 1, 1), Decimal(v)) for m, v in enumerate(values)
+    ]
+    with translation.override(language):
+        chart = spend_chart(months)
+        expected = engines["django"].from_string(CHART_REFERENCE).render({"chart": chart})
+    assert f"{chart['bars_html']}|{chart['table_rows_html']}" == expected
+    assert "chart-year" in expected and "chart-zero" in expected
+    assert spend_chart([(month, Decimal(0)) for month, _ in months])["has_spend"] is False

@@ -480,3 +480,80 @@ def test_header_links_sort_each_column_and_flip_the_current_one(viewer_client, s
     headers = {h["label"]: h for h in response.context["listing"].headers}
     assert headers["Name and email"]["url"] == "?sort=name"
     assert headers["Name and email"]["aria_sort"] == "descending"
+
+
+TOKENS = re.compile(r'(name="csrfmiddlewaretoken" value="|"X-CSRFToken": "|nonce=")[^"]+"')
+
+
+def _page(response) -> str:
+    """The page without what changes on every response (CSRF tokens, CSP nonces)."""
+    return TOKENS.sub(r'\1"', response.content.decode())
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("q=ardent", "q=brook"),
+        ("q=ardent&source=google", "q=brook&source=google&sort=name"),
+        ("q=ardent&spent_min=abc", "q=%23" + "9" * 30 + "&spent_min=abc"),
+        ("q=" + "x" * 201, "q=" + "y" * 201),
+    ],
+)
+def test_searches_share_the_cached_filters_and_show_their_own_words(
+    staff_client, shop, monkeypatch, first, second
+):
+    """The filter form's filters are rendered once for every search with the same filters
+    (not once per search words: a search's page rendered them for 3 ms of CPU), and the page
+    is the one rendered with nothing cached, its own words in the search box."""
+    from django.core.cache import cache
+
+    cache.clear()
+    staff_client.get(f"/clients/?{first}")
+    stored = []
+    real_set = cache.set
+
+    def spy(key, *args, **kwargs):
+        stored.append(key)
+        return real_set(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "set", spy)
+    cached = staff_client.get(f"/clients/?{second}")
+    assert not [key for key in stored if "list_filters" in key]
+    cache.clear()
+    fresh = staff_client.get(f"/clients/?{second}")
+    assert _page(cached) == _page(fresh)
+    search = second.split("&")[0].removeprefix("q=").replace("%23", "#")
+    assert f'name="q" id="id_q" value="{search}"' in _page(cached)
+
+
+NAV = re.compile(r'<nav class="pagination".*?</nav>', re.S)
+
+
+def test_the_pagination_is_cached_and_follows_the_rows_past_a_capped_count(
+    viewer_client, monkeypatch
+):
+    """The pagination is rendered once per query string and count; past a capped count (where
+    the count stays "more than N" whatever the rows) it still follows the rows found: a page
+    that gains rows and a next page shows them at once."""
+    from django.core.cache import cache
+
+    from clients.paginators import CappedCountPaginator
+
+    monkeypatch.setattr(CappedCountPaginator, "cap", 30)
+    for i in range(40):
+        make_order(CustomerFactory(first_name=f"Max{i}", last_name="Many"), total="5.00")
+    cache.clear()
+    stored = []
+    real_set = cache.set
+    monkeypatch.setattr(
+        cache, "set", lambda key, *a, **k: stored.append(key) or real_set(key, *a, **k)
+    )
+    url = "/clients/?q=many&page=2"
+    first = NAV.search(viewer_client.get(url).content.decode()).group()
+    assert "Rows 26–40 of more than 30" in first and 'rel="next"' not in first
+    assert NAV.search(viewer_client.get(url).content.decode()).group() == first
+    assert len([key for key in stored if "list_pages" in key]) == 1
+    for i in range(20):
+        make_order(CustomerFactory(first_name=f"More{i}", last_name="Many"), total="5.00")
+    longer = NAV.search(viewer_client.get(url).content.decode()).group()
+    assert "Rows 26–50 of more than 30" in longer and 'rel="next"' in longer

@@ -93,9 +93,37 @@ def test_order_page_query_count_does_not_grow_with_lines(viewer_client, order):
             assert viewer_client.get(order.get_absolute_url()).status_code == 200
         return len(queries)
 
+    # (The permission names are read once per process, by its first request: not counted.)
+    count()
     few = count()
     OrderLine.objects.bulk_create(
         OrderLine(order=order, product_name=f"P{i}", quantity=1, unit_price=1, line_total=1)
         for i in range(30)
     )
     assert count() == few
+
+
+def test_the_page_reads_the_order_as_order_detail_does(order, django_assert_num_queries):
+    """order_page() (SQL compiled once) gives the order, its customer and campaign, and its
+    lines as order_detail() does; the lines are read with the order, not by the page."""
+    from orders.selectors import order_detail, order_page
+
+    expected = order_detail().get(number="SO-1001")
+    with django_assert_num_queries(2):
+        found = order_page(number="SO-1001")
+    with django_assert_num_queries(0):
+        lines = list(found.lines.all())
+        assert all(line.order is found for line in lines)
+        customer, campaign = found.customer, found.push_campaign
+    assert [(f.attname, getattr(found, f.attname)) for f in found._meta.concrete_fields] == [
+        (f.attname, getattr(expected, f.attname)) for f in expected._meta.concrete_fields
+    ]
+    assert (customer.pk, customer.full_name, campaign) == (
+        expected.customer.pk,
+        expected.customer.full_name,
+        expected.push_campaign,
+    )
+    assert [(line.pk, line.product_name, line.line_total) for line in lines] == [
+        (line.pk, line.product_name, line.line_total) for line in expected.lines.all()
+    ]
+    assert order_page(number="SO-1002") is None

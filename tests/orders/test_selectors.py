@@ -1,9 +1,11 @@
 """Order reads used by the client page: monthly spend and the purchase summary."""
 
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from orders.models import OrderStatus
 from orders.selectors import customer_monthly_spend, customer_purchase_summary
@@ -84,3 +86,35 @@ def test_purchase_summary_of_a_lead():
     summary = customer_purchase_summary(CustomerFactory())
     assert summary.orders_count == 0
     assert summary.average_cart is None and summary.days_between_orders is None
+
+
+def test_the_client_pages_compiled_reads_give_the_querysets_rows(settings):
+    """The order history's pages and the monthly spend, read with SQL compiled once, are the
+    rows their querysets give (a customer's own orders only, in the history's order)."""
+    from orders.selectors import (
+        CustomerOrderPages,
+        _monthly_spend,
+        _monthly_spend_query,
+        customer_orders,
+    )
+
+    settings.TIME_ZONE = "Europe/Paris"
+    customer, other = CustomerFactory(), CustomerFactory()
+    for day in range(1, 8):
+        make_order(customer, total=f"{day}.50", placed_at=datetime(2026, day, 28, 23, tzinfo=UTC))
+    make_order(other, total="9.00", placed_at=NOW)
+    pages = CustomerOrderPages(customer_id=customer.pk)
+    for key in (slice(0, 1), slice(0, 3), slice(0, 7), slice(0, 20), slice(2, 5), slice(0, 150)):
+        expected = list(customer_orders(customer_id=customer.pk)[key])
+        found = pages[key]
+        assert [(o.pk, o.number, o.placed_at, o.total) for o in found] == [
+            (o.pk, o.number, o.placed_at, o.total) for o in expected
+        ]
+    assert pages[0:0] == []
+    zone = zoneinfo.ZoneInfo("Europe/Paris")
+    start = datetime(2026, 3, 1, tzinfo=zone)
+    queryset = _monthly_spend(customer_id=customer.pk, start=start, tz=zone)
+    expected = sorted((row["month"], row["spent"]) for row in queryset)
+    compiled = _monthly_spend_query("Europe/Paris")
+    found = sorted(compiled.rows(customer.pk, connection.ops.adapt_datetimefield_value(start)))
+    assert found == expected and len(found) == 5
