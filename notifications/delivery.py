@@ -8,19 +8,23 @@ nothing delivered) or unknown (a request that may have arrived, whose answer we 
 A campaign's delivery rows (one per subscription, created when it starts) are split into
 batches; each batch is one task. A worker running a batch repeats:
 
-1. Claim a wave of due pending rows ("claimed", with a lease) and commit. The wave is no
-   larger than the pool's connections (`PUSH_CONCURRENCY`), so all of it is written at once.
-2. Prepare each request (validate the endpoint with endpoints.endpoint_problem, encrypt,
-   build with h11) while the previous wave is on the wire. A row that cannot be prepared
-   fails on its own, with the reason; nothing one subscription holds can stop the batch.
-3. Take a connection for each request of the new wave (pooled, or opened now) while the
-   previous wave is answered; a connection that cannot be opened is a refused attempt, and
-   its row is never marked "sending".
-4. When the previous wave's answers are in, one transaction records them and marks the new
-   wave's connected rows "sending" (only if the campaign is still sending); right after that
-   commit every request of the wave is handed to its socket, in one step of the event loop,
-   and the batch waits for that before anything else.
-5. Each answer (notifications/http1.py says whether a request may have been written):
+1. Claim a wave of due pending rows ("claimed", with a lease; one statement, committed). The
+   wave is no larger than half the pool's connections (`PUSH_CONCURRENCY`), so all of it is
+   written at once. Two waves are claimed ahead of the one being written.
+2. Prepare each request on the sender's event loop (validate the endpoint with
+   endpoints.endpoint_problem, encrypt, build with h11), while this thread marks and writes
+   the wave before it, records answers and claims. A row that cannot be prepared fails on
+   its own, with the reason; nothing one subscription holds can stop the batch.
+3. Take a connection for each request of the wave (pooled, or opened now) once the oldest
+   wave on the wire has given its connections back; a connection that cannot be opened is a
+   refused attempt, and its row is never marked "sending".
+4. Mark the wave's connected rows "sending" (one statement, committed; only if the campaign
+   is still sending); right after that commit every request of the wave is handed to its
+   socket, in one step of the event loop (a preparation running there gives way at the next
+   message), and the batch waits for that before anything else.
+5. Record the answers of the oldest wave on the wire once two are (one statement: rows,
+   subscriptions' health, the campaign's counters).
+   Each answer (notifications/http1.py says whether a request may have been written):
    201 → delivered; 404/410 → expired (the subscription too, and the customer's opt-in);
    429 → pending again after Retry-After (seconds or an HTTP date; a growing pause without
    one), the push-service origin paused for the campaign meanwhile, not counted as an
@@ -31,9 +35,10 @@ batches; each batch is one task. A worker running a batch repeats:
    after the campaign's retry window (`PUSH_RETRY_WINDOW` from its start): what is still
    pending then fails.
 
-A worker killed at any point leaves claimed rows (back to pending when the lease passes: they
-were never written) and at most two waves of "sending" rows (unknown when the lease passes):
-written ones, except a wave caught between the commit of its mark and its write.
+A worker killed at any point leaves claimed rows (at most two waves; back to pending when the
+lease passes: they were never written) and at most two waves of "sending" rows (unknown when
+the lease passes): written ones, except a wave caught between the commit of its mark and its
+write.
 The sweep at the start of every batch and the campaign's watchdog task (notifications/tasks.py)
 settle them and re-enqueue the batches nobody works on, so a campaign completes without anyone
 running a command.

@@ -322,7 +322,7 @@ def _deliveries_cancel_pending(*, campaign_id: int) -> int:
     """Mark a cancelled campaign's pending deliveries failed (never sent), counting them.
 
     Claimed rows too: a worker holds them but has not written them, and it cannot mark them
-    sending any more (deliveries_record refuses once the campaign is not sending).
+    sending any more (deliveries_mark_sending refuses once the campaign is not sending).
     """
     count = Delivery.objects.filter(
         campaign_id=campaign_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.CLAIMED]
