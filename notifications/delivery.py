@@ -234,9 +234,9 @@ class _EventLoopThread:
 
     def __enter__(self) -> "_EventLoopThread":
         self.loop = asyncio.new_event_loop()
-        # Waves handed to the loop to be written, and those it has started writing: while
-        # they differ, a preparation running on the loop gives way (_prepare_and_connect).
-        # Each counter is written by one thread only.
+        # Waves being marked sending, and those the loop has started writing: while they
+        # differ, a preparation running on the loop pauses (_prepare_and_connect). Each
+        # counter is written by one thread only.
         self.writes_submitted = 0
         self.writes_started = 0
         self.thread = threading.Thread(
@@ -428,28 +428,38 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                     unrecorded_claims.add(claim)
                 # Marked only once every request of the wave is built and has its connection,
                 # so nothing is left between that commit and the write but handing the bytes
-                # to the sockets.
-                sendable = set()
+                # to the sockets. The next wave's preparation on the loop pauses from before
+                # the mark until the write (see _prepare_and_connect): the loop and the GIL
+                # are free the moment the commit returns, as when nothing else was prepared.
+                sendable, go = set(), []
                 if connected:
-                    sendable = services.deliveries_mark_sending(
-                        campaign_id=campaign_id,
-                        claim=claim,
-                        ids=[item.key for item in connected],
-                        lease=lease,
-                    )
-                ahead.popleft()
-                go = [item for item in connected if item.key in sendable]
-                if go:
-                    # Nothing else happens until the wave is on the wire: from the commit
-                    # that marked it sending to its write is only the event loop's turn (the
-                    # next wave's preparation gives way to it).
-                    written = concurrent.futures.Future()
                     loop.writes_submitted += 1
-                    sending = loop.submit(_write(loop, client, go, written))
-                    concurrent.futures.wait(
-                        [written, sending], return_when=concurrent.futures.FIRST_COMPLETED
-                    )
-                    in_flight.append((claim, by_pk, sending))
+                    handed = False
+                    try:
+                        sendable = services.deliveries_mark_sending(
+                            campaign_id=campaign_id,
+                            claim=claim,
+                            ids=[item.key for item in connected],
+                            lease=lease,
+                        )
+                        ahead.popleft()
+                        go = [item for item in connected if item.key in sendable]
+                        if go:
+                            # Nothing else happens until the wave is on the wire: from the
+                            # commit that marked it sending to its write is only the event
+                            # loop's turn.
+                            written = concurrent.futures.Future()
+                            sending = loop.submit(_write(loop, client, go, written))
+                            handed = True
+                            concurrent.futures.wait(
+                                [written, sending], return_when=concurrent.futures.FIRST_COMPLETED
+                            )
+                            in_flight.append((claim, by_pk, sending))
+                    finally:
+                        if not handed:
+                            loop.submit(_write(loop, client, [], None))
+                else:
+                    ahead.popleft()
                 if len(go) < len(connected):
                     # The campaign stopped sending (cancelled), or a claim was lost.
                     held_back = [item for item in connected if item.key not in sendable]
@@ -518,6 +528,9 @@ async def _abandon(client: PushClient, connected: list) -> None:
 # A wave's preparation lets the loop read answers (and write a wave just marked sending)
 # every this many messages, rather than hold it for the whole wave.
 PREPARE_TURN = 8
+# How often a preparation paused for a wave being marked looks again (the write itself wakes
+# the loop at once).
+WRITE_WAIT = 0.0005
 
 
 async def _prepare_and_connect(sender: "_EventLoopThread", client: PushClient, messages: list):
@@ -526,9 +539,10 @@ async def _prepare_and_connect(sender: "_EventLoopThread", client: PushClient, m
     be sent)."""
     ready, refused = [], []
     for index, message in enumerate(messages):
-        # A wave marked sending is written before anything else the loop has to do.
+        # A wave being marked sending is written before anything else the loop does; until
+        # then the loop waits (in its selector, the GIL free) rather than prepare.
         while sender.writes_started != sender.writes_submitted:
-            await asyncio.sleep(0)
+            await asyncio.sleep(WRITE_WAIT)
         if index and not index % PREPARE_TURN:
             await asyncio.sleep(0)
         prepared = client.prepare(message)
@@ -540,7 +554,11 @@ async def _prepare_and_connect(sender: "_EventLoopThread", client: PushClient, m
 
 
 async def _write(sender: "_EventLoopThread", client: PushClient, go: list, written):
+    """Write a wave just marked sending (nothing when `go` is empty: the mark refused it)
+    and let the preparation of the next one go on."""
     sender.writes_started += 1
+    if not go:
+        return []
     return await client.send_connected(go, written=written)
 
 
