@@ -8,19 +8,23 @@ nothing delivered) or unknown (a request that may have arrived, whose answer we 
 A campaign's delivery rows (one per subscription, created when it starts) are split into
 batches; each batch is one task. A worker running a batch repeats:
 
-1. Claim a wave of due pending rows ("claimed", with a lease) and commit. The wave is no
-   larger than the pool's connections (`PUSH_CONCURRENCY`), so all of it is written at once.
-2. Prepare each request (validate the endpoint with endpoints.endpoint_problem, encrypt,
-   build with h11) while the previous wave is on the wire. A row that cannot be prepared
-   fails on its own, with the reason; nothing one subscription holds can stop the batch.
-3. Take a connection for each request of the new wave (pooled, or opened now) while the
-   previous wave is answered; a connection that cannot be opened is a refused attempt, and
-   its row is never marked "sending".
-4. When the previous wave's answers are in, one transaction records them and marks the new
-   wave's connected rows "sending" (only if the campaign is still sending); right after that
-   commit every request of the wave is handed to its socket, in one step of the event loop,
-   and the batch waits for that before anything else.
-5. Each answer (notifications/http1.py says whether a request may have been written):
+1. Claim a wave of due pending rows ("claimed", with a lease; one statement, committed). The
+   wave is no larger than half the pool's connections (`PUSH_CONCURRENCY`), so all of it is
+   written at once. Two waves are claimed ahead of the one being written.
+2. Prepare each request on the sender's event loop (validate the endpoint with
+   endpoints.endpoint_problem, encrypt, build with h11), while this thread marks and writes
+   the wave before it, records answers and claims. A row that cannot be prepared fails on
+   its own, with the reason; nothing one subscription holds can stop the batch.
+3. Take a connection for each request of the wave (pooled, or opened now) once the oldest
+   wave on the wire has given its connections back; a connection that cannot be opened is a
+   refused attempt, and its row is never marked "sending".
+4. Mark the wave's connected rows "sending" (one statement, committed; only if the campaign
+   is still sending); right after that commit every request of the wave is handed to its
+   socket, in one step of the event loop (a preparation running there gives way at the next
+   message), and the batch waits for that before anything else.
+5. Record the answers of the oldest wave on the wire once two are (one statement: rows,
+   subscriptions' health, the campaign's counters).
+   Each answer (notifications/http1.py says whether a request may have been written):
    201 → delivered; 404/410 → expired (the subscription too, and the customer's opt-in);
    429 → pending again after Retry-After (seconds or an HTTP date; a growing pause without
    one), the push-service origin paused for the campaign meanwhile, not counted as an
@@ -31,9 +35,10 @@ batches; each batch is one task. A worker running a batch repeats:
    after the campaign's retry window (`PUSH_RETRY_WINDOW` from its start): what is still
    pending then fails.
 
-A worker killed at any point leaves claimed rows (back to pending when the lease passes: they
-were never written) and at most two waves of "sending" rows (unknown when the lease passes):
-written ones, except a wave caught between the commit of its mark and its write.
+A worker killed at any point leaves claimed rows (at most two waves; back to pending when the
+lease passes: they were never written) and at most two waves of "sending" rows (unknown when
+the lease passes): written ones, except a wave caught between the commit of its mark and its
+write.
 The sweep at the start of every batch and the campaign's watchdog task (notifications/tasks.py)
 settle them and re-enqueue the batches nobody works on, so a campaign completes without anyone
 running a command.
@@ -80,6 +85,11 @@ RETRY_JITTER = (1.0, 1.25)
 # Waves on the wire at once per worker: while one is answered and recorded, the next is
 # written. Each wave is at most PUSH_CONCURRENCY / WAVES_IN_FLIGHT rows.
 WAVES_IN_FLIGHT = 2
+# Waves claimed and not yet marked sending per worker: the next one is prepared (encrypted,
+# built, connected) by the sender's loop while the current one is marked and written and the
+# answers before it are recorded. Claimed rows are never written until marked: a worker
+# killed with them leaves them to go back to pending when their lease passes.
+WAVES_AHEAD = 2
 
 
 def retry_delay(attempts: int) -> float:
@@ -224,6 +234,11 @@ class _EventLoopThread:
 
     def __enter__(self) -> "_EventLoopThread":
         self.loop = asyncio.new_event_loop()
+        # Waves being marked sending, and those the loop has started writing: while they
+        # differ, a preparation running on the loop pauses (_prepare_and_connect). Each
+        # counter is written by one thread only.
+        self.writes_submitted = 0
+        self.writes_started = 0
         self.thread = threading.Thread(
             target=self.loop.run_forever, name="push-sender", daemon=True
         )
@@ -311,15 +326,14 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
     lease = push_setting("PUSH_CLAIM_LEASE")
 
     def prepare(claim: str, rows: list[DeliveryToSend]):
-        """(requests ready to write, outcomes of rows that cannot be sent)."""
-        ready, refused, held, messages = [], [], {}, []
-        by_pk = {}
+        """Start preparing a claimed wave on the sender's loop: (the future of its connected
+        requests and of its rows that cannot be sent, outcomes of rows held back now)."""
+        refused, held, messages = [], {}, []
         for row in rows:
             paused = pauses.paused() and pauses.paused_until(endpoint_origin(row.endpoint))
             if paused:
                 held.setdefault(paused, []).append(row)
                 continue
-            by_pk[row.pk] = row
             messages.append(
                 PushMessage(
                     key=row.pk,
@@ -332,25 +346,10 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                     topic=topic,
                 )
             )
-        # Encrypting and building run on the sender's event loop thread, between the
-        # answers of the wave on the wire, while this thread waits without holding the GIL:
-        # two threads doing Python work at once would make the loop wait for the GIL on
-        # every answer.
-        for message, prepared in zip(
-            messages, loop.run(_prepare_all(client, messages)), strict=True
-        ):
-            if isinstance(prepared, PushResult):
-                row = by_pk[message.key]
-                refused.append(
-                    DeliveryOutcome(
-                        pk=row.pk,
-                        subscription_id=row.subscription_id,
-                        status=DeliveryStatus.FAILED,
-                        error=prepared.error,
-                    )
-                )
-            else:
-                ready.append((message.key, prepared))
+        # Encrypting, building and connecting run on the sender's event loop thread, while
+        # this thread marks, records and claims the waves around it (waiting on PostgreSQL
+        # without holding the GIL).
+        future = loop.submit(_prepare_and_connect(loop, client, messages)) if messages else None
         for until, held_rows in held.items():
             # Held back by a 429 pause of their push service: not an attempt, not written.
             when = datetime.fromtimestamp(until, tz=UTC)
@@ -371,37 +370,109 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                 )
                 for row in held_rows
             )
-        return ready, refused
+        return future, refused
 
-    in_flight: deque = deque()  # (claim, rows by pk, future of the results), oldest first
-    claimed = None  # (claim, ids) claimed and not yet marked sending
-    connecting = None  # the future of their connections
-    connected = []  # connections opened for them, not yet written
+    in_flight: deque = deque()  # (claim, rows by pk, future of the answers), oldest first
+    # Claimed waves not marked sending yet, oldest first: (claim, rows by pk, future of their
+    # preparation). The one after the wave being marked is prepared meanwhile.
+    ahead: deque = deque()
+    unrecorded: list[DeliveryOutcome] = []
+    unrecorded_claims: set[str] = set()
     outcome = BatchRun("done", orphan_batches=orphans)
     stopped = False
+
+    def claim_next() -> bool:
+        """Claim the next wave and start preparing it; False when nothing was due."""
+        claim = uuid.uuid4().hex
+        rows = services.deliveries_claim(
+            campaign_id=campaign_id, batch=batch, size=wave_size, lease=lease, claim=claim
+        )
+        if rows:
+            future, refused = prepare(claim, rows)
+            ahead.append((claim, {row.pk: row for row in rows}, future))
+            if refused:
+                unrecorded.extend(refused)
+                unrecorded_claims.add(claim)
+        return bool(rows)
+
     try:
         while True:
-            claim = uuid.uuid4().hex
-            rows = []
-            if not stopped:
-                rows = services.deliveries_claim(
-                    campaign_id=campaign_id, batch=batch, size=wave_size, lease=lease, claim=claim
-                )
-            claimed = (claim, [row.pk for row in rows]) if rows else None
-            ready, outcomes = prepare(claim, rows) if rows else ([], [])
-            by_pk = {row.pk: row for row in rows}
-            # Connections for the new wave open while the oldest wave's answers come in; a
-            # row is marked "sending" only once its connection is open, so nothing is left
-            # between that commit and the write but handing the bytes to the sockets.
-            connecting = loop.submit(client.connect_prepared(ready)) if ready else None
-            claims = [claim]
+            # The wave after the one about to be marked is prepared by the sender's loop
+            # while this thread marks and writes it, records answers and claims.
+            while len(ahead) < WAVES_AHEAD and not stopped and claim_next():
+                pass
+            wave = ahead[0] if ahead else None
+            if wave is not None:
+                claim, by_pk, future = wave
+                connected, unusable = future.result() if future is not None else ([], [])
+                now = timezone.now()
+                refused = [
+                    DeliveryOutcome(
+                        pk=result.key,
+                        subscription_id=by_pk[result.key].subscription_id,
+                        status=DeliveryStatus.FAILED,
+                        error=result.error,
+                    )
+                    for result in unusable
+                ]
+                # A connection that could not be opened: nothing was written, so a retry
+                # like any refused attempt (the row was never "sending").
+                refused += [
+                    _outcome(by_pk[item.key], item, now=now, give_up_at=give_up_at, pauses=pauses)
+                    for item in connected
+                    if isinstance(item, PushResult)
+                ]
+                connected = [item for item in connected if not isinstance(item, PushResult)]
+                if refused:
+                    unrecorded += refused
+                    unrecorded_claims.add(claim)
+                # Marked only once every request of the wave is built and has its connection,
+                # so nothing is left between that commit and the write but handing the bytes
+                # to the sockets. The next wave's preparation on the loop pauses from before
+                # the mark until the write (see _prepare_and_connect): the loop and the GIL
+                # are free the moment the commit returns, as when nothing else was prepared.
+                sendable, go = set(), []
+                if connected:
+                    loop.writes_submitted += 1
+                    handed = False
+                    try:
+                        sendable = services.deliveries_mark_sending(
+                            campaign_id=campaign_id,
+                            claim=claim,
+                            ids=[item.key for item in connected],
+                            lease=lease,
+                        )
+                        ahead.popleft()
+                        go = [item for item in connected if item.key in sendable]
+                        if go:
+                            # Nothing else happens until the wave is on the wire: from the
+                            # commit that marked it sending to its write is only the event
+                            # loop's turn.
+                            written = concurrent.futures.Future()
+                            sending = loop.submit(_write(loop, client, go, written))
+                            handed = True
+                            concurrent.futures.wait(
+                                [written, sending], return_when=concurrent.futures.FIRST_COMPLETED
+                            )
+                            in_flight.append((claim, by_pk, sending))
+                    finally:
+                        if not handed:
+                            loop.submit(_write(loop, client, [], None))
+                else:
+                    ahead.popleft()
+                if len(go) < len(connected):
+                    # The campaign stopped sending (cancelled), or a claim was lost.
+                    held_back = [item for item in connected if item.key not in sendable]
+                    loop.run(_abandon(client, held_back))
+                    services.deliveries_release(claim=claim, ids=[item.key for item in held_back])
+                    stopped = stopped or not _still_sending(campaign_id)
             # The oldest wave is waited for when no more may be written, or when nothing new
-            # was claimed (the batch is draining).
-            if in_flight and (len(in_flight) >= waves_in_flight or not rows):
+            # goes out (the batch is draining).
+            if in_flight and (len(in_flight) >= waves_in_flight or wave is None):
                 done_claim, done_rows, future = in_flight.popleft()
                 results = future.result()
                 now = timezone.now()
-                outcomes += [
+                unrecorded += [
                     _outcome(
                         done_rows[result.key],
                         result,
@@ -411,45 +482,15 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                     )
                     for result in results
                 ]
-                claims.append(done_claim)
-            if connecting is not None:
-                connected, connecting = connecting.result(), None
-                now = timezone.now()
-                # A connection that could not be opened: nothing was written, so a retry
-                # like any refused attempt (the row was never "sending").
-                outcomes += [
-                    _outcome(by_pk[item.key], item, now=now, give_up_at=give_up_at, pauses=pauses)
-                    for item in connected
-                    if isinstance(item, PushResult)
-                ]
-                connected = [item for item in connected if not isinstance(item, PushResult)]
-            sendable = set()
-            if outcomes or connected:
-                sendable = services.deliveries_record(
+                unrecorded_claims.add(done_claim)
+            if unrecorded:
+                services.deliveries_record(
                     campaign_id=campaign_id,
-                    outcomes=outcomes,
-                    claims=tuple(claims),
-                    to_send=(claim, [item.key for item in connected], lease) if connected else None,
+                    outcomes=unrecorded,
+                    claims=tuple(unrecorded_claims),
                 )
-            if connected:
-                go = [item for item in connected if item.key in sendable]
-                if go:
-                    # Nothing else happens until the wave is on the wire: from the commit
-                    # that marked it sending to its write is only the event loop's turn.
-                    written = concurrent.futures.Future()
-                    sending = loop.submit(client.send_connected(go, written=written))
-                    concurrent.futures.wait(
-                        [written, sending], return_when=concurrent.futures.FIRST_COMPLETED
-                    )
-                    in_flight.append((claim, by_pk, sending))
-                if len(go) < len(connected):
-                    # The campaign stopped sending (cancelled), or a claim was lost.
-                    held_back = [item for item in connected if item.key not in sendable]
-                    loop.run(_abandon(client, held_back))
-                    services.deliveries_release(claim=claim, ids=[item.key for item in held_back])
-                    stopped = stopped or not _still_sending(campaign_id)
-            claimed, connected = None, []
-            if in_flight or rows:
+                unrecorded, unrecorded_claims = [], set()
+            if wave is not None or in_flight:
                 continue
             if stopped or not _still_sending(campaign_id):
                 outcome = BatchRun("stopped")
@@ -463,15 +504,14 @@ def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> Batc
                 break
             time.sleep(min(wait, 1.0) if wait else 0.05)
     finally:
-        with contextlib.suppress(Exception):
-            if connecting is not None:
-                connected = connecting.result()
-            if connected:
-                loop.run(_abandon(client, connected))
-        if claimed is not None:
-            # Stopping on an error before the wave was marked sending: it was never written.
+        for claim, by_pk, future in ahead:
+            # Stopping on an error before these waves were marked sending: never written.
             with contextlib.suppress(Exception):
-                services.deliveries_release(claim=claimed[0], ids=claimed[1])
+                if future is not None:
+                    connected, _ = future.result()
+                    loop.run(_abandon(client, connected))
+            with contextlib.suppress(Exception):
+                services.deliveries_release(claim=claim, ids=list(by_pk))
         for _, _, future in in_flight:
             # Stopping on an error: let the requests on the wire finish rather than cut them
             # at a random point; their rows stay "sending" and their outcome becomes unknown.
@@ -485,8 +525,41 @@ async def _abandon(client: PushClient, connected: list) -> None:
     client.abandon(connected)
 
 
-async def _prepare_all(client: PushClient, messages: list[PushMessage]) -> list:
-    return [client.prepare(message) for message in messages]
+# A wave's preparation lets the loop read answers (and write a wave just marked sending)
+# every this many messages, rather than hold it for the whole wave.
+PREPARE_TURN = 8
+# How often a preparation paused for a wave being marked looks again (the write itself wakes
+# the loop at once).
+WRITE_WAIT = 0.0005
+
+
+async def _prepare_and_connect(sender: "_EventLoopThread", client: PushClient, messages: list):
+    """Prepare each message's request and take a connection for it: (`Connected` items, or
+    `PushResult` for a connection that could not be opened; results of messages that cannot
+    be sent)."""
+    ready, refused = [], []
+    for index, message in enumerate(messages):
+        # A wave being marked sending is written before anything else the loop does; until
+        # then the loop waits (in its selector, the GIL free) rather than prepare.
+        while sender.writes_started != sender.writes_submitted:
+            await asyncio.sleep(WRITE_WAIT)
+        if index and not index % PREPARE_TURN:
+            await asyncio.sleep(0)
+        prepared = client.prepare(message)
+        if isinstance(prepared, PushResult):
+            refused.append(prepared)
+        else:
+            ready.append((message.key, prepared))
+    return await client.connect_prepared(ready), refused
+
+
+async def _write(sender: "_EventLoopThread", client: PushClient, go: list, written):
+    """Write a wave just marked sending (nothing when `go` is empty: the mark refused it)
+    and let the preparation of the next one go on."""
+    sender.writes_started += 1
+    if not go:
+        return []
+    return await client.send_connected(go, written=written)
 
 
 def _still_sending(campaign_id: int) -> bool:

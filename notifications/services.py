@@ -1,5 +1,6 @@
 """Every change to push subscriptions and campaigns goes through here."""
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -321,7 +322,7 @@ def _deliveries_cancel_pending(*, campaign_id: int) -> int:
     """Mark a cancelled campaign's pending deliveries failed (never sent), counting them.
 
     Claimed rows too: a worker holds them but has not written them, and it cannot mark them
-    sending any more (deliveries_record refuses once the campaign is not sending).
+    sending any more (deliveries_mark_sending refuses once the campaign is not sending).
     """
     count = Delivery.objects.filter(
         campaign_id=campaign_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.CLAIMED]
@@ -637,26 +638,22 @@ def deliveries_release(*, claim: str, ids, retry_at: datetime | None = None) -> 
     ).update(status=DeliveryStatus.PENDING, claim="", claimed_until=None, next_attempt_at=retry_at)
 
 
-@transaction.atomic
 def deliveries_record(
-    *,
-    campaign_id: int,
-    outcomes: list[DeliveryOutcome],
-    claims: tuple[str, ...],
-    to_send: tuple[str, list[int], float] | None = None,
-) -> set[int]:
-    """Store outcomes, the subscriptions' health and the counters, then mark the next wave
-    "sending" — all in one transaction that the caller commits right before writing it.
-
-    `to_send` is (claim, ids, lease) of claimed rows about to be written; returns the ids that
-    may be written: none once the campaign is no longer sending (cancelled), and only rows
-    this claim still holds (a claim whose lease passed may have been given to another worker).
-    """
+    *, campaign_id: int, outcomes: list[DeliveryOutcome], claims: tuple[str, ...]
+) -> None:
+    """Store outcomes, the subscriptions' health and the campaign's counters, in one
+    transaction; only rows that one of `claims` still holds (claimed or sending) change."""
+    if not outcomes:
+        return
     now = timezone.now()
     if connection.vendor == "postgresql":
-        return _deliveries_record_pg(
-            campaign_id=campaign_id, outcomes=outcomes, claims=claims, to_send=to_send, now=now
-        )
+        _deliveries_record_pg(campaign_id=campaign_id, outcomes=outcomes, claims=claims, now=now)
+        return
+    with transaction.atomic():
+        _deliveries_record_orm(campaign_id=campaign_id, outcomes=outcomes, claims=claims, now=now)
+
+
+def _deliveries_record_orm(*, campaign_id, outcomes, claims, now) -> None:
     groups: dict[tuple, list[int]] = {}
     ok_subs, failed_subs, expired_subs = [], [], []
     for outcome in outcomes:
@@ -692,59 +689,56 @@ def deliveries_record(
     subscriptions_record_results(ok=ok_subs, failed=failed_subs, at=now)
     if expired_subs:
         subscriptions_expire(subscription_ids=expired_subs, at=now)
-    sending = _campaign_count(campaign_id, counts)
-    if to_send is None or not to_send[1] or not sending:
-        return set()
-    claim, ids, lease = to_send
-    held = Delivery.objects.filter(pk__in=ids, claim=claim, status=DeliveryStatus.CLAIMED)
-    marked = held.update(
-        status=DeliveryStatus.SENDING, claimed_until=now + timedelta(seconds=lease)
-    )
-    if marked == len(ids):
-        return set(ids)
-    return set(
-        Delivery.objects.filter(pk__in=ids, claim=claim, status=DeliveryStatus.SENDING).values_list(
-            "pk", flat=True
-        )
-    )
+    _counters_add(campaign_id, counts)
 
 
-def _campaign_count(campaign_id: int, counts: dict[str, int]) -> bool:
-    """Add the counters and say whether the campaign is still sending.
+def deliveries_mark_sending(
+    *, campaign_id: int, claim: str, ids: list[int], lease: float
+) -> set[int]:
+    """Mark claimed rows "sending" right before they are written, in a transaction of its own
+    that the caller commits before writing them; returns the ids that may be written.
 
-    One statement adds them, locks the campaign row until the commit (a concurrent
-    campaign_cancel waits for it, or this waits for the cancel) and reads the status.
+    None once the campaign is no longer sending (cancelled), and only rows this claim still
+    holds (a claim whose lease passed may have been given to another worker). The campaign's
+    row is locked until the commit, so a concurrent campaign_cancel comes either before (and
+    nothing is marked) or after (and these rows are on the wire).
     """
+    if not ids:
+        return set()
+    until = timezone.now() + timedelta(seconds=lease)
     if connection.vendor == "postgresql":
+        # One statement: its own transaction, committed when it returns.
         with connection.cursor() as cursor:
             cursor.execute(
-                _PG_COUNT,
-                {"campaign": campaign_id}
-                | {counter: counts.get(status, 0) for status, counter in _COUNTER_OF.items()},
+                _PG_MARK,
+                {"campaign": campaign_id, "ids": _pg_id_array(ids), "claim": claim, "until": until},
             )
-            sending = cursor.rowcount
-    else:
-        changes = {
-            _COUNTER_OF[status]: F(_COUNTER_OF[status]) + n
-            for status, n in counts.items()
-            if n and status in _COUNTER_OF
-        } or {"status": F("status")}
-        sending = Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).update(
-            **changes
+            return {row[0] for row in cursor.fetchall()}
+    with transaction.atomic():
+        sending = Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING)
+        if not sending.update(status=F("status")):
+            return set()
+        held = Delivery.objects.filter(pk__in=ids, claim=claim, status=DeliveryStatus.CLAIMED)
+        if held.update(status=DeliveryStatus.SENDING, claimed_until=until) == len(ids):
+            return set(ids)
+        return set(
+            Delivery.objects.filter(
+                pk__in=ids, claim=claim, status=DeliveryStatus.SENDING
+            ).values_list("pk", flat=True)
         )
-    if not sending and any(counts.get(status) for status in _COUNTER_OF):
-        _counters_add(campaign_id, counts)
-    return bool(sending)
 
 
-# PostgreSQL's versions of the two statements every wave runs (claim; record and mark). The
-# ORM's `pk__in` writes one placeholder per id and compiles the query each time: about 0.8 ms
-# of CPU per statement of 100 ids here, against 0.14 ms for `= ANY(array)` (and PostgreSQL
-# parses and plans a hundred parameters less). A wave's lists go as one text parameter each,
-# built by str.join or the json module in C: psycopg adapts a Python list element by element
-# in Python (a regular expression per string), which was about a fifth of this thread's CPU
-# per wave. SQLite takes the ORM path above; the tests run both. Statuses are written as
-# literals so the planner can match the partial index of open rows.
+# PostgreSQL's versions of the three statements every wave runs (claim, mark, record), each
+# its own transaction. The ORM's `pk__in` writes one placeholder per id and compiles the query
+# each time: about 0.8 ms of CPU per statement of 100 ids here, against 0.14 ms for
+# `= ANY(array)` (and PostgreSQL parses and plans a hundred parameters less). A wave's lists
+# go as one text parameter each, built by str.join or the json module in C: psycopg adapts a
+# Python list element by element in Python (a regular expression per string), which was about
+# a fifth of this thread's CPU per wave. SQLite takes the ORM path above; the tests run both.
+# Statuses are literals. The claim reads the batch's pending rows through delivery_by_status
+# in id order (it stops at the wave's size); the mark and the record find their rows by
+# primary key only: naming the campaign there too lets the planner, which has no statistics on
+# a campaign whose rows were just created, prefer scanning all of the campaign's rows.
 _DELIVERY = Delivery._meta.db_table
 _SUBSCRIPTION = PushSubscription._meta.db_table
 _CAMPAIGN = Campaign._meta.db_table
@@ -753,8 +747,8 @@ _PG_CLAIM = f"""
 WITH due AS (
     SELECT d.id FROM {_DELIVERY} d
     WHERE d.campaign_id = %(campaign)s
-      AND d.batch = %(batch)s
       AND d.status = '{DeliveryStatus.PENDING}'
+      AND d.batch = %(batch)s
       AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= %(now)s)
       -- Re-checked at every claim: a cancelled campaign stops here.
       AND EXISTS (
@@ -777,16 +771,35 @@ FROM claimed JOIN {_SUBSCRIPTION} s ON s.id = claimed.subscription_id
 ORDER BY claimed.id
 """
 
-# Every outcome of a wave in one statement (the rows, and the subscriptions' health), and the
-# number of rows that changed per status (only rows this worker's claims still hold change).
-# The subscriptions' health follows every outcome, as on SQLite: delivered resets it; any
-# other outcome that counts as an attempt, except expired, is one more failure.
+# Marks a wave "sending" only while its campaign is: the campaign's row is locked (KEY SHARE:
+# only campaign_cancel's FOR UPDATE waits for it, not the other workers' counters) until the
+# statement commits.
+_PG_MARK = f"""
+WITH sending AS (
+    SELECT 1 FROM {_CAMPAIGN}
+    WHERE id = %(campaign)s AND status = '{CampaignStatus.SENDING}'
+    FOR KEY SHARE
+)
+UPDATE {_DELIVERY} SET status = '{DeliveryStatus.SENDING}', claimed_until = %(until)s
+WHERE id = ANY(%(ids)s::bigint[])
+  AND claim = %(claim)s
+  AND status = '{DeliveryStatus.CLAIMED}'
+  AND EXISTS (SELECT 1 FROM sending)
+RETURNING id
+"""
+
+# Every outcome of a wave in one statement: the rows (only those this worker's claims still
+# hold), the subscriptions' health and the campaign's counters of what changed. The
+# subscriptions' health follows every outcome, as on SQLite: delivered resets it; any other
+# outcome that counts as an attempt, except expired, is one more failure.
 _PG_RECORD = f"""
 WITH outcome AS (
     SELECT * FROM json_to_recordset(%(outcomes)s::json) AS o(
         id bigint, subscription_id bigint, status text, code integer, error text,
         retry_at timestamptz, counted integer
     )
+    -- Tells the planner how many there are (it assumes 100 rows from a function).
+    LIMIT %(count)s
 ), updated AS (
     UPDATE {_DELIVERY} d
     SET status = o.status, last_status_code = o.code, error = o.error,
@@ -807,20 +820,22 @@ WITH outcome AS (
     WHERE s.id = o.subscription_id
       AND o.status NOT IN ('{DeliveryStatus.SENT}', '{DeliveryStatus.EXPIRED}')
       AND o.counted = 1
+), counted AS (
+    SELECT status, count(*) AS n FROM updated GROUP BY status
+), counters AS (
+    UPDATE {_CAMPAIGN}
+    SET {
+    ", ".join(
+        f"{counter} = {counter} + coalesce((SELECT n FROM counted WHERE status = '{status}'), 0)"
+        for status, counter in _COUNTER_OF.items()
+    )
+}
+    WHERE id = %(campaign)s
+      AND EXISTS (SELECT 1 FROM counted WHERE status IN ({
+    ", ".join(f"'{status}'" for status in _COUNTER_OF)
+}))
 )
-SELECT status, count(*) FROM updated GROUP BY status
-"""
-
-_PG_COUNT = f"""
-UPDATE {_CAMPAIGN}
-SET {", ".join(f"{c} = {c} + %({c})s" for c in _COUNTER_OF.values())}
-WHERE id = %(campaign)s AND status = '{CampaignStatus.SENDING}'
-"""
-
-_PG_MARK = f"""
-UPDATE {_DELIVERY} SET status = '{DeliveryStatus.SENDING}', claimed_until = %(until)s
-WHERE id = ANY(%(ids)s::bigint[]) AND claim = %(claim)s AND status = '{DeliveryStatus.CLAIMED}'
-RETURNING id
+SELECT status, n FROM counted
 """
 
 
@@ -829,8 +844,9 @@ def _pg_id_array(ids) -> str:
     return "{" + ",".join(map(str, ids)) + "}"
 
 
-def _deliveries_record_pg(*, campaign_id, outcomes, claims, to_send, now) -> set[int]:
-    """deliveries_record on PostgreSQL: three statements whatever the wave's outcomes."""
+def _deliveries_record_pg(*, campaign_id, outcomes, claims, now) -> None:
+    """deliveries_record on PostgreSQL: one statement (its own transaction), and the expiry
+    of the subscriptions a push service said are gone (in the same transaction) if any."""
     rows = []
     expired_subs = []
     for outcome in outcomes:
@@ -850,25 +866,18 @@ def _deliveries_record_pg(*, campaign_id, outcomes, claims, to_send, now) -> set
         )
         if outcome.status == DeliveryStatus.EXPIRED:
             expired_subs.append(outcome.subscription_id)
-    counts: dict[str, int] = {}
-    with connection.cursor() as cursor:
-        if outcomes:
-            cursor.execute(
-                _PG_RECORD,
-                {"outcomes": json.dumps(rows), "now": now, "claims": list(claims)},
-            )
-            counts = dict(cursor.fetchall())
+    params = {
+        "campaign": campaign_id,
+        "outcomes": json.dumps(rows),
+        "count": len(rows),
+        "now": now,
+        "claims": list(claims),
+    }
+    with transaction.atomic() if expired_subs else contextlib.nullcontext():
+        with connection.cursor() as cursor:
+            cursor.execute(_PG_RECORD, params)
         if expired_subs:
             subscriptions_expire(subscription_ids=expired_subs, at=now)
-        sending = _campaign_count(campaign_id, counts)
-        if to_send is None or not to_send[1] or not sending:
-            return set()
-        claim, ids, lease = to_send
-        cursor.execute(
-            _PG_MARK,
-            {"ids": _pg_id_array(ids), "claim": claim, "until": now + timedelta(seconds=lease)},
-        )
-        return {row[0] for row in cursor.fetchall()}
 
 
 def delivery_batches_to_resume(*, campaign_id: int, grace: float = 5.0) -> list[int]:
