@@ -12,6 +12,7 @@ from django.utils.formats import date_format, localize, number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import get_language, gettext, gettext_lazy, ngettext
 
+from backoffice.html import escaped
 from backoffice.templatetags.formatting import money
 from clients.models import AuditAction, AuditOrigin
 from orders.models import OrderStatus
@@ -182,7 +183,7 @@ def spend_chart(months: list[tuple[date, Decimal]]) -> dict:
     if chart["has_spend"]:
         chart["bars_html"] = chart_bars_html(chart)
         chart["table_rows_html"] = format_html_join(
-            "", TABLE_ROW, ((bar.month_name, bar.money) for bar in bars)
+            "", TABLE_ROW, ((escaped(bar.month_name), escaped(bar.money)) for bar in bars)
         )
     return chart
 
@@ -207,8 +208,11 @@ TABLE_ROW = "<tr><td>{}</td><td>{}</td></tr>"
 def chart_bars_html(chart: dict) -> str:
     """The SVG elements of spend_chart()'s bars, escaped: a safe string."""
 
+    # Every value already escaped (backoffice/html.py): format_html then takes it as it is.
     def number(value) -> str:
-        return localize(value, use_l10n=False)
+        return escaped(localize(value, use_l10n=False))
+
+    empty = escaped("")
 
     label_y, year_y = number(chart["label_y"]), number(chart["year_y"])
     return format_html_join(
@@ -221,17 +225,17 @@ def chart_bars_html(chart: dict) -> str:
                         RECT, number(bar.x), number(bar.y), number(bar.width), number(bar.height)
                     )
                     if bar.height
-                    else ""
+                    else empty
                 ),
-                "zero": "" if bar.height else " chart-zero",
+                "zero": empty if bar.height else escaped(" chart-zero"),
                 "cx": number(bar.cx),
                 "text_y": number(bar.text_y),
-                "text": bar.text,
+                "text": escaped(bar.text),
                 "label_y": label_y,
-                "month": bar.month_label,
-                "year": format_html(YEAR, number(bar.cx), year_y, bar.year_label)
+                "month": escaped(bar.month_label),
+                "year": format_html(YEAR, number(bar.cx), year_y, escaped(bar.year_label))
                 if bar.year_label
-                else "",
+                else empty,
             }
             for bar in chart["bars"]
         ),

@@ -6,11 +6,15 @@ by the template language they cost about 20 variable lookups, escapes and tag re
 (about 3 ms of CPU per page of 25, a fifth of the request). Here each row is one format_html
 call: every value is escaped by Django as the template escaped it, what is the same on every
 row (translated labels, the push badge) is written once per page, and the markup is the one
-the template's partial wrote, character for character (tests/clients/test_list_rows.py).
+the template's partial wrote, character for character (tests/clients/test_list_rows.py). The
+row values are escaped by backoffice/html.py's `escaped` (Django's escape, without the keep_lazy
+wrapper that took a third of the rows' CPU) before format_html_join writes them.
 """
 
 from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.translation import gettext
+
+from backoffice.html import escaped
 
 # Each row starts on a new line, as the template's loop wrote them.
 ROW = (
@@ -63,20 +67,24 @@ def customer_rows_html(rows: list[dict], *, show_select: bool) -> str:
 
 def _row_values(rows: list[dict], *, show_select: bool):
     push_badge = format_html(PUSH_BADGE, gettext("Accepted push"), gettext("Push"))
-    empty_select = format_html(SELECT_CELL, "") if show_select else ""
+    empty = escaped("")  # already escaped: format_html takes it as it is
+    empty_select = format_html(SELECT_CELL, "") if show_select else empty
     # Values many rows share (a date, a group, "3 orders") are escaped once per page.
-    escaped = {}
+    shared_values = {}
 
     def shared(value: str) -> str:
-        if value not in escaped:
-            escaped[value] = conditional_escape(value)
-        return escaped[value]
+        if value not in shared_values:
+            shared_values[value] = escaped(value)
+        return shared_values[value]
 
     for row in rows:
-        order = ""
+        order = empty
         if row["order_url"]:
             order = format_html(
-                ORDER, row["order_url"], row["order_number"], shared(row["order_date"])
+                ORDER,
+                escaped(row["order_url"]),
+                escaped(row["order_number"]),
+                shared(row["order_date"]),
             )
         select = empty_select
         if show_select and row["push"]:
@@ -84,14 +92,14 @@ def _row_values(rows: list[dict], *, show_select: bool):
             box = format_html(SELECT_BOX, row["id"], checked, row["select_label"])
             select = format_html(SELECT_CELL, box)
         yield {
-            "url": row["url"],
-            "id": row["id"],
-            "name": row["name"],
-            "push": push_badge if row["push"] else "",
-            "email": row["email"],
+            "url": escaped(row["url"]),
+            "id": escaped(row["id"]),
+            "name": escaped(row["name"]),
+            "push": push_badge if row["push"] else empty,
+            "email": escaped(row["email"]),
             "order": order,
-            "source": row["source"],
-            "total_spent": row["total_spent"],
+            "source": escaped(row["source"]),
+            "total_spent": escaped(row["total_spent"]),
             "orders": shared(row["orders"]),
             "group": shared(row["group"]),
             "group_label": shared(row["group_label"]),
