@@ -115,8 +115,9 @@ def test_a_worker_killed_again_and_again_at_random_moments_still_sends_each_once
     rng = random.Random(seed)
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
     campaign, subscriptions = _start_campaign(push_service, 60)
-    # 15 waves of 4 at 0.25 s each: no worker lives long enough to finish alone.
-    push_service.respond(None, status=201, delay=0.25)
+    # 15 waves of 4 at 0.6 s each: no worker lives long enough to finish alone, even with the
+    # next wave prepared while one is answered (at 0.25 s a worker finished 60 in CI once).
+    push_service.respond(None, status=201, delay=0.6)
     kills = 0
     for _ in range(6):
         if not Delivery.objects.filter(status=DeliveryStatus.PENDING).exists():
