@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
+from psycopg.sql import Literal
 
 from clients.listing import DEFAULT_SORTS, SORTS, sorted_customers
 from clients.models import Customer
@@ -121,8 +122,11 @@ def test_postgresql_reads_every_sort_from_its_per_tab_index(tab, sort, offset, g
             markers = iter(range(1, len(params) + 1))
             prepared = re.sub(r"%s", lambda _: f"${next(markers)}", sql).replace("%%", "%")
             cursor.execute(f"PREPARE list_page AS {prepared}")
-            arguments = f"({', '.join(['%s'] * len(params))})" if params else ""
-            cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE list_page{arguments}", params)
+            # EXECUTE takes no bound parameters: its arguments are written as literals.
+            values = ", ".join(Literal(value).as_string(connection.connection) for value in params)
+            cursor.execute(
+                f"EXPLAIN (FORMAT JSON) EXECUTE list_page{f'({values})' if params else ''}"
+            )
             (plan,) = cursor.fetchone()[0]
             cursor.execute("DEALLOCATE list_page")
         else:
