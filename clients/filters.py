@@ -149,8 +149,12 @@ class CustomerFilter(SegmentFilters):
             choices=[("", _("Any")), ("true", _("Given")), ("false", _("Not given"))]
         ),
     )
+    # Written inline (backoffice.lookups): every plan of a page can use the group indexes.
     group = django_filters.ChoiceFilter(
-        field_name="lifecycle_group", label=_("Lifecycle group"), choices=Group.choices
+        field_name="lifecycle_group",
+        lookup_expr="inline_exact",
+        label=_("Lifecycle group"),
+        choices=Group.choices,
     )
     country = django_filters.CharFilter(
         field_name="country",

@@ -2,45 +2,16 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower, Now
-from django.db.models.lookups import Exact, GreaterThan
 from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+import backoffice.lookups  # noqa: F401 (registers the inline lookups)
 
-class _WrittenInline:
-    """A lookup whose value (a constant int) is written into the SQL, not sent as a parameter.
-
-    The tabs' conditions are the predicates of the lists' partial indexes. Sent as a parameter,
-    `orders_count > $1` matches none of them once PostgreSQL keeps a generic plan for a prepared
-    statement (after five runs of it on one connection, when it prices the generic plan no
-    worse): the page is then a scan of the whole sort index, 150-260 ms on a million customers
-    instead of a few. Written inline, every plan of the statement can use them.
-    """
-
-    def process_rhs(self, compiler, connection):
-        return str(int(self.rhs)), []
-
-    def get_rhs_op(self, connection, rhs):
-        return connection.operators[self.operator] % rhs
-
-
-class _GreaterThanInline(_WrittenInline, GreaterThan):
-    lookup_name = "gt_inline"
-    operator = "gt"
-
-
-class _ExactInline(_WrittenInline, Exact):
-    lookup_name = "exact_inline"
-    operator = "exact"
-
-
-models.IntegerField.register_lookup(_GreaterThanInline)
-models.IntegerField.register_lookup(_ExactInline)
-
-# The Clients tab lists customers with at least one finalized order, the Leads tab the others.
-IS_CLIENT = Q(orders_count__gt_inline=0)
-IS_LEAD = Q(orders_count__exact_inline=0)
+# The Clients tab lists customers with at least one finalized order, the Leads tab the others;
+# written inline (backoffice.lookups): every plan of a page can use the per-tab indexes.
+IS_CLIENT = Q(orders_count__inline_gt=0)
+IS_LEAD = Q(orders_count__inline_exact=0)
 # The stored dates of a customer's latest finalized orders, newest first: the N-th is the
 # date of its N-th latest (None if it has fewer than N).
 LATEST_ORDER_DATES = (

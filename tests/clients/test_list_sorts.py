@@ -14,9 +14,11 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
+from django.http import QueryDict
 from django.utils import timezone
 from psycopg.sql import Literal
 
+from clients.filters import CustomerFilter
 from clients.listing import DEFAULT_SORTS, SORTS, sorted_customers
 from clients.models import Customer
 from clients.selectors import TABS, customer_list
@@ -95,6 +97,24 @@ def plan_nodes(plan: dict):
         yield from plan_nodes(child)
 
 
+def explain(cursor, sql: str, params, *, generic: bool) -> dict:
+    """The plan of `sql`; with `generic`, the generic plan PostgreSQL may keep for it once the
+    connection prepared it (planned without the parameters' values)."""
+    if not generic:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        return cursor.fetchone()[0][0]
+    cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    markers = iter(range(1, len(params) + 1))
+    prepared = re.sub(r"%s", lambda _: f"${next(markers)}", sql).replace("%%", "%")
+    cursor.execute(f"PREPARE list_page AS {prepared}")
+    # EXECUTE takes no bound parameters: its arguments are written as literals.
+    values = ", ".join(Literal(value).as_string(connection.connection) for value in params)
+    cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE list_page{f'({values})' if params else ''}")
+    plan = cursor.fetchone()[0][0]
+    cursor.execute("DEALLOCATE list_page")
+    return plan
+
+
 @on_postgresql
 @pytest.mark.django_db
 @pytest.mark.parametrize("tab", sorted(TABS))
@@ -117,21 +137,7 @@ def test_postgresql_reads_every_sort_from_its_per_tab_index(tab, sort, offset, g
         # ANALYZE left (pg_class.reltuples is not rolled back), a partial order from another
         # index finished by an incremental sort could otherwise look as cheap.
         cursor.execute("SET LOCAL enable_incremental_sort = off")
-        if generic:
-            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            markers = iter(range(1, len(params) + 1))
-            prepared = re.sub(r"%s", lambda _: f"${next(markers)}", sql).replace("%%", "%")
-            cursor.execute(f"PREPARE list_page AS {prepared}")
-            # EXECUTE takes no bound parameters: its arguments are written as literals.
-            values = ", ".join(Literal(value).as_string(connection.connection) for value in params)
-            cursor.execute(
-                f"EXPLAIN (FORMAT JSON) EXECUTE list_page{f'({values})' if params else ''}"
-            )
-            (plan,) = cursor.fetchone()[0]
-            cursor.execute("DEALLOCATE list_page")
-        else:
-            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-            (plan,) = cursor.fetchone()[0]
+        plan = explain(cursor, sql, params, generic=generic)
     nodes = list(plan_nodes(plan["Plan"]))
     kinds = [node["Node Type"] for node in nodes]
     assert "Sort" not in kinds and "Incremental Sort" not in kinds, kinds
@@ -145,6 +151,30 @@ def test_postgresql_reads_every_sort_from_its_per_tab_index(tab, sort, offset, g
     assert scans[0]["Index Name"].startswith(f"customer_{tab}_"), scans[0]["Index Name"]
     expected_direction = "Backward" if sort.startswith("-") else "Forward"
     assert scans[0]["Scan Direction"] == expected_direction
+
+
+@on_postgresql
+@pytest.mark.django_db
+@pytest.mark.parametrize("tab", sorted(TABS))
+@pytest.mark.parametrize("sort", ["id", "-id"])
+@pytest.mark.parametrize("generic", [False, True], ids=["own plan", "generic plan"])
+def test_postgresql_reads_the_push_filter_from_its_per_tab_index(tab, sort, generic):
+    """ "Push accepted" (by the list's filter), sorted by id: read from the tab's push index,
+    by the statement's own plan and by a generic one (Django writes the yes into the SQL)."""
+    filtered = CustomerFilter(QueryDict("push=true"), queryset=customer_list(tab=tab))
+    assert filtered.is_valid()
+    sql, params = sorted_customers(filtered.qs, sort)[:25].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SET LOCAL enable_incremental_sort = off")
+        plan = explain(cursor, sql, params, generic=generic)
+    scans = [
+        node["Index Name"]
+        for node in plan_nodes(plan["Plan"])
+        if node.get("Relation Name") == "clients_customer" and "Index Name" in node
+    ]
+    assert scans == [f"customer_{tab}_push"]
 
 
 GROUP_INDEXES = importlib.import_module("clients.migrations.0022_group_sort_indexes")
@@ -175,10 +205,15 @@ def test_each_group_index_is_led_by_the_group_then_its_sort():
 @on_postgresql
 @pytest.mark.django_db
 @pytest.mark.parametrize(("index", "group", "sort"), list(group_sort_cases()))
-def test_postgresql_reads_a_group_under_a_correlated_sort_from_a_group_index(index, group, sort):
-    """The Clients tab filtered on a group, under a sort its members sit at the far end of:
-    the page's ids are read from the index led by the group, in order (no Sort), rather than
-    from the tab's sort index past every client of the other groups."""
+@pytest.mark.parametrize("generic", [False, True], ids=["own plan", "generic plan"])
+def test_postgresql_reads_a_group_under_a_correlated_sort_from_a_group_index(
+    index, group, sort, generic
+):
+    """The Clients tab filtered on a group (by the list's filter), under a sort its members
+    sit at the far end of: the page's ids are read from the index led by the group, in order
+    (no Sort), rather than from the tab's sort index past every client of the other groups;
+    also by a generic plan (the group is written into the SQL, so it proves the partial
+    indexes that hold some groups only)."""
     # A shop where the group is a small part of the clients (as at a million customers),
     # known to the planner.
     now = timezone.now()
@@ -194,7 +229,9 @@ def test_postgresql_reads_a_group_under_a_correlated_sort_from_a_group_index(ind
         )
         for n in range(1000)
     )
-    queryset = sorted_customers(customer_list(tab="clients").filter(lifecycle_group=group), sort)
+    filtered = CustomerFilter(QueryDict(f"group={group}"), queryset=customer_list(tab="clients"))
+    assert filtered.is_valid()
+    queryset = sorted_customers(filtered.qs, sort)
     # The page reads its ids first (whole rows would let the planner prefer the sort's own
     # index, trusting that the group is spread evenly along it).
     assert queryset._ids_first
@@ -209,8 +246,7 @@ def test_postgresql_reads_a_group_under_a_correlated_sort_from_a_group_index(ind
         # ANALYZE left (pg_class.reltuples is not rolled back), a partial order from another
         # index finished by an incremental sort could otherwise look as cheap.
         cursor.execute("SET LOCAL enable_incremental_sort = off")
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        (plan,) = cursor.fetchone()[0]
+        plan = explain(cursor, sql, params, generic=generic)
     nodes = list(plan_nodes(plan["Plan"]))
     kinds = [node["Node Type"] for node in nodes]
     assert "Sort" not in kinds and "Incremental Sort" not in kinds, kinds
