@@ -11,8 +11,10 @@ batches; each batch is one task. A worker running a batch repeats:
 1. Claim a wave of due pending rows ("claimed", with a lease; one statement, committed). The
    wave is no larger than half the pool's connections (`PUSH_CONCURRENCY`), so all of it is
    written at once. Two waves are claimed ahead of the one being written.
-2. Prepare each request on the sender's event loop (validate the endpoint with
-   endpoints.endpoint_problem, encrypt, build with h11), while this thread marks and writes
+2. Prepare each request on the sender's event loop (encrypt the wave in the worker's
+   encryption child process, notifications/encryption.py, or here when it is unavailable;
+   validate the endpoint with endpoints.endpoint_problem, build with h11), while this thread
+   marks and writes
    the wave before it, records answers and claims. A row that cannot be prepared fails on
    its own, with the reason; nothing one subscription holds can stop the batch.
 3. Take a connection for each request of the wave (pooled, or opened now) once the oldest

@@ -123,7 +123,8 @@ class Command(BaseCommand):
             out(
                 f"CPU per message of the encryption child process: {child_cpu / n * 1e6:,.0f} µs "
                 f"({encryption.started} started, {encryption.fallbacks} waves encrypted "
-                "in the worker instead)"
+                f"in the worker instead); its RSS {_mb(rss(encryption.pid))} (not in the "
+                "memory below)"
             )
         out(
             f"memory before sending: RSS {_mb(rss_before_setup)} before creating the "
