@@ -4,10 +4,10 @@ import os
 import threading
 
 
-def rss() -> int:
-    """This process's resident memory in bytes (0 where /proc is missing)."""
+def rss(pid: int | None = None) -> int:
+    """This process's (or `pid`'s) resident memory in bytes (0 where /proc is missing)."""
     try:
-        with open("/proc/self/statm") as f:
+        with open(f"/proc/{pid or 'self'}/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except OSError:
         return 0

@@ -42,6 +42,10 @@ DEFAULTS = {
     # A PEM file of CA certificates trusted for push services besides the system's (a push
     # service behind a private CA, the tests' local HTTPS one); "" for the system's only.
     "PUSH_CA_FILE": "",
+    # Encrypt messages (RFC 8291) in a child process of each worker (notifications/
+    # encryption.py), on another core and outside the worker's GIL; the worker encrypts them
+    # itself whenever the child is unavailable.
+    "PUSH_ENCRYPT_IN_CHILD": True,
     # Active subscriptions one customer may have (browsers, devices); subscribing one more
     # replaces the oldest, so one storefront token cannot make a campaign send thousands of
     # requests.

@@ -11,8 +11,10 @@ batches; each batch is one task. A worker running a batch repeats:
 1. Claim a wave of due pending rows ("claimed", with a lease; one statement, committed). The
    wave is no larger than half the pool's connections (`PUSH_CONCURRENCY`), so all of it is
    written at once. Two waves are claimed ahead of the one being written.
-2. Prepare each request on the sender's event loop (validate the endpoint with
-   endpoints.endpoint_problem, encrypt, build with h11), while this thread marks and writes
+2. Prepare each request on the sender's event loop (encrypt the wave in the worker's
+   encryption child process, notifications/encryption.py, or here when it is unavailable;
+   validate the endpoint with endpoints.endpoint_problem, build with h11), while this thread
+   marks and writes
    the wave before it, records answers and claims. A row that cannot be prepared fails on
    its own, with the reason; nothing one subscription holds can stop the batch.
 3. Take a connection for each request of the wave (pooled, or opened now) once the oldest
@@ -273,6 +275,7 @@ def _sender() -> tuple[_EventLoopThread, PushClient, _OriginPauses]:
         push_setting("PUSH_CONCURRENCY"),
         push_setting("PUSH_REQUEST_TIMEOUT"),
         push_setting("PUSH_CA_FILE"),
+        push_setting("PUSH_ENCRYPT_IN_CHILD"),
     )
     with _sender_lock:
         current = _sender_state.get("current")
@@ -285,7 +288,11 @@ def _sender() -> tuple[_EventLoopThread, PushClient, _OriginPauses]:
             del _sender_state["current"]
         loop = _EventLoopThread().__enter__()
         client = PushClient(
-            vapid=vapid, concurrency=config[1], timeout=config[2], ca_file=config[3]
+            vapid=vapid,
+            concurrency=config[1],
+            timeout=config[2],
+            ca_file=config[3],
+            encrypt_in_child=config[4],
         )
         try:
             loop.run(client.open())
@@ -297,6 +304,14 @@ def _sender() -> tuple[_EventLoopThread, PushClient, _OriginPauses]:
         pauses = _OriginPauses()
         _sender_state["current"] = (config, loop, client, pauses)
         return loop, client, pauses
+
+
+def sender_encryption():
+    """This process's encryption child (an EncryptionProcess; None when it encrypts itself).
+
+    The benchmark reads the child's CPU time from it.
+    """
+    return _sender()[1].encryption
 
 
 def batch_send(*, campaign_id: int, batch: int, can_defer: bool = False) -> BatchRun:
@@ -538,6 +553,9 @@ async def _prepare_and_connect(sender: "_EventLoopThread", client: PushClient, m
     `PushResult` for a connection that could not be opened; results of messages that cannot
     be sent)."""
     ready, refused = [], []
+    # Encrypted by the worker's child process, on the other core, while this loop writes and
+    # reads the waves around this one (None without a child: `prepare` encrypts).
+    bodies = await client.encrypt_many(messages)
     for index, message in enumerate(messages):
         # A wave being marked sending is written before anything else the loop does; until
         # then the loop waits (in its selector, the GIL free) rather than prepare.
@@ -545,7 +563,7 @@ async def _prepare_and_connect(sender: "_EventLoopThread", client: PushClient, m
             await asyncio.sleep(WRITE_WAIT)
         if index and not index % PREPARE_TURN:
             await asyncio.sleep(0)
-        prepared = client.prepare(message)
+        prepared = client.prepare(message, body=None if bodies is None else bodies[index])
         if isinstance(prepared, PushResult):
             refused.append(prepared)
         else:

@@ -4,11 +4,12 @@ Nothing here touches the database; notifications/delivery.py drives it.
 
 - VAPID (RFC 8292): one ES256 JWT per push-service origin, reused until an hour before it
   expires, so a campaign of 100,000 messages signs a handful of tokens, not 100,000.
-- Encryption (RFC 8291 with the aes128gcm content coding of RFC 8188): written against the
-  `cryptography` primitives rather than through pywebpush's `WebPusher.encode()`, which does
-  the same computation about twice as slowly (it copies the subscription and goes through
-  http_ece's generic record loop). The tests decrypt it with http_ece and with a real push
-  service, so it cannot drift from the standard.
+- Encryption (RFC 8291 with the aes128gcm content coding of RFC 8188, in
+  notifications/encryption.py, by a child process of the worker when `encrypt_in_child`):
+  written against the `cryptography` primitives rather than through pywebpush's
+  `WebPusher.encode()`, which does the same computation about twice as slowly (it copies
+  the subscription and goes through http_ece's generic record loop). The tests decrypt it
+  with http_ece and with a real push service, so it cannot drift from the standard.
 - Sending: one pool of keep-alive connections per worker (notifications/http1.py, bounded
   by PUSH_CONCURRENCY), a total timeout on every request, and TTL, Urgency and Topic set
   explicitly. `prepare()` (encrypt, validate, build) is separate from sending, so the caller
@@ -16,14 +17,8 @@ Nothing here touches the database; notifications/delivery.py drives it.
 """
 
 import asyncio
-import base64
 import email.utils
-import hashlib
-import hmac
 import json
-import os
-import re
-import struct
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -33,10 +28,19 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from notifications.encryption import (  # noqa: F401 (encrypt and the sizes: the app's names)
+    AES128GCM_HEADER_SIZE,
+    MAX_ENCRYPTED_SIZE,
+    MAX_PLAINTEXT_SIZE,
+    EncryptionProcess,
+    b64url_decode,
+    b64url_encode,
+    encrypt,
+    receiver_key_parse,
+)
 from notifications.endpoints import endpoint_problem
 from notifications.http1 import (
     Http1Pool,
@@ -47,39 +51,9 @@ from notifications.http1 import (
     Response,
 )
 
-# A push service accepts at most 4096 bytes of encrypted payload (RFC 8030 §7.2). The
-# aes128gcm body is: salt (16) + record size (4) + key id length (1) + sender's public key
-# (65) = 86 bytes of header, then the plaintext, one padding delimiter byte (0x02) and the
-# 16-byte AES-GCM tag. So the plaintext may be at most 4096 - 86 - 1 - 16 = 3993 bytes.
-MAX_ENCRYPTED_SIZE = 4096
-AES128GCM_HEADER_SIZE = 16 + 4 + 1 + 65
-MAX_PLAINTEXT_SIZE = MAX_ENCRYPTED_SIZE - AES128GCM_HEADER_SIZE - 1 - 16
-_RECORD_SIZE = 4096
-
 # RFC 8292 allows at most 24 h; tokens are signed for 12 h and renewed 1 h before expiry.
 VAPID_TOKEN_LIFETIME = 12 * 3600
 VAPID_RENEW_BEFORE = 3600
-
-_P256 = ec.SECP256R1()
-
-
-def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-_B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
-
-
-def b64url_decode(text: str) -> bytes:
-    """Decode base64url with or without padding; raises ValueError on anything else."""
-    if not isinstance(text, str) or not _B64URL.fullmatch(text):
-        raise ValueError("not base64url")
-    text = text.rstrip("=")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (ValueError, TypeError) as exc:
-        raise ValueError("not base64url") from exc
-
 
 # --- VAPID ---------------------------------------------------------------------------------
 
@@ -181,47 +155,6 @@ def vapid_configured() -> bool:
     return bool(settings.VAPID_PRIVATE_KEY or settings.VAPID_PRIVATE_KEY_FILE)
 
 
-# --- Encryption ----------------------------------------------------------------------------
-
-
-def _receiver_key(p256dh: str) -> tuple[ec.EllipticCurvePublicKey, bytes]:
-    raw = b64url_decode(p256dh)
-    if len(raw) != 65 or raw[0] != 4:
-        raise ValueError("p256dh must be an uncompressed P-256 point (65 bytes).")
-    return ec.EllipticCurvePublicKey.from_encoded_point(_P256, raw), raw
-
-
-def receiver_key_parse(p256dh: str) -> ec.EllipticCurvePublicKey:
-    """The browser's public key; raises ValueError unless it is a point on P-256."""
-    return _receiver_key(p256dh)[0]
-
-
-def _hmac(key: bytes, data: bytes) -> bytes:
-    return hmac.digest(key, data, hashlib.sha256)
-
-
-def encrypt(plaintext: bytes, *, p256dh: str, auth: str) -> bytes:
-    """Encrypt a push message for one subscription (RFC 8291, aes128gcm, one record)."""
-    if len(plaintext) > MAX_PLAINTEXT_SIZE:
-        raise ValueError(f"Payload is {len(plaintext)} bytes; at most {MAX_PLAINTEXT_SIZE}.")
-    receiver, ua_public = _receiver_key(p256dh)
-    auth_secret = b64url_decode(auth)
-    # A fresh sender key pair and salt per message, as RFC 8291 §3.4 requires.
-    sender = ec.generate_private_key(_P256)
-    as_public = sender.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    ecdh_secret = sender.exchange(ec.ECDH(), receiver)
-    prk_key = _hmac(auth_secret, ecdh_secret)
-    ikm = _hmac(prk_key, b"WebPush: info\x00" + ua_public + as_public + b"\x01")
-    salt = os.urandom(16)
-    prk = _hmac(salt, ikm)
-    cek = _hmac(prk, b"Content-Encoding: aes128gcm\x00\x01")[:16]
-    nonce = _hmac(prk, b"Content-Encoding: nonce\x00\x01")[:12]
-    header = salt + struct.pack("!IB", _RECORD_SIZE, len(as_public)) + as_public
-    return header + AESGCM(cek).encrypt(nonce, plaintext + b"\x02", None)
-
-
 # --- Sending -------------------------------------------------------------------------------
 
 
@@ -289,19 +222,41 @@ class PushClient:
     timeout: float = 10.0
     # A PEM bundle of CAs trusted besides the system's (PUSH_CA_FILE).
     ca_file: str = ""
+    # Encrypt waves in a child process (PUSH_ENCRYPT_IN_CHILD; see encrypt_many).
+    encrypt_in_child: bool = False
     pool: Http1Pool | None = field(default=None, init=False)
+    encryption: EncryptionProcess | None = field(default=None, init=False)
 
     async def open(self) -> "PushClient":
         self.pool = Http1Pool(limit=self.concurrency, timeout=self.timeout, ca_file=self.ca_file)
+        if self.encrypt_in_child:
+            self.encryption = EncryptionProcess()
         return self
 
     async def close(self) -> None:
         if self.pool is not None:
             await self.pool.close()
             self.pool = None
+        if self.encryption is not None:
+            self.encryption.close()
+            self.encryption = None
 
-    def prepare(self, message: PushMessage) -> Request | PushResult:
+    async def encrypt_many(self, messages: list[PushMessage]) -> list[bytes | str] | None:
+        """The encrypted bodies of `messages` from the child process (an error text for a
+        message that cannot be encrypted), for `prepare(message, body=...)`; None without a
+        child (`prepare` then encrypts). The event loop is free while the child works."""
+        if self.encryption is None or not messages:
+            return None
+        return await self.encryption.encrypt_many(
+            [(message.payload, message.p256dh, message.auth) for message in messages]
+        )
+
+    def prepare(
+        self, message: PushMessage, *, body: bytes | str | None = None
+    ) -> Request | PushResult:
         """Encrypt and build the request of one message, or the reason it cannot be sent.
+
+        `body`: the message already encrypted by `encrypt_many` (or why it could not be).
 
         Everything one subscription can get wrong (an endpoint the shop does not write to,
         keys that are not a P-256 point, a header h11 refuses) ends here as a result that is
@@ -311,7 +266,11 @@ class PushClient:
             problem = endpoint_problem(message.endpoint)
             if problem:
                 return PushResult(message.key, None, error=problem[:300], retryable=False)
-            body = encrypt(message.payload, p256dh=message.p256dh, auth=message.auth)
+            if body is None:
+                body = encrypt(message.payload, p256dh=message.p256dh, auth=message.auth)
+            elif isinstance(body, str):
+                error = f"Cannot encrypt for this subscription: {body}"
+                return PushResult(message.key, None, error=error[:300], retryable=False)
             # Bytes: h11 takes them as they are (no encoding per header) and validates every one.
             headers = {
                 b"Authorization": self.vapid.authorization(
