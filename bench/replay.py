@@ -37,7 +37,7 @@ WEIGHTS = {"list": 30, "search": 20, "client": 30, "order": 20}
 USERNAME = "bench-replay-staff"
 # In the queries: the session's key and the current time (the session's expiry, the access log).
 _QUERY_VOLATILE = (
-    (re.compile(r"'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00:00'"), "'<now>'"),
+    (re.compile(r"'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?(\+00:00)?'"), "'<now>'"),
     (re.compile(r'"session_key" = \'[a-z0-9]+\''), "\"session_key\" = '<key>'"),
 )
 _VOLATILE = (
