@@ -12,7 +12,7 @@ from django_filters.fields import DateRangeField
 
 from backoffice.countries import is_country
 from clients.models import Customer
-from clients.search import MAX_PK, parse_query
+from clients.search import MAX_PK, SearchQuery, parse_query
 from lifecycle.rules import Group
 from segments.filters import SegmentFilters
 
@@ -182,10 +182,7 @@ class CustomerFilter(SegmentFilters):
             return queryset.filter(pk=query.client_id)
         if not query.words:
             return queryset
-        condition = Q(*(Q(search_text__contains=word) for word in query.words))
-        if query.digits and (query.digits,) != query.words:
-            condition |= Q(search_text__contains=query.digits)
-        return queryset.filter(condition)
+        return queryset.filter(search_condition(query))
 
     def by_country(self, queryset, name, value):
         return queryset.filter(country=value.upper())
@@ -193,9 +190,16 @@ class CustomerFilter(SegmentFilters):
     @property
     def active(self) -> bool:
         """Whether any search or filter is applied."""
-        return self.is_bound and any(
-            v not in (None, "", [], slice(None)) and not _empty_range(v)
-            for v in self.form.cleaned_data.values()
+        return self.is_bound and any(_applied(v) for v in self.form.cleaned_data.values())
+
+    @property
+    def search_alone(self) -> bool:
+        """Whether the search box is all that applies: valid, and no filter besides it."""
+        if not (self.is_bound and self.is_valid()):
+            return False
+        data = self.form.cleaned_data
+        return _applied(data.get("q")) and not any(
+            _applied(value) for name, value in data.items() if name != "q"
         )
 
     def errors_text(self) -> str:
@@ -206,8 +210,22 @@ class CustomerFilter(SegmentFilters):
         )
 
 
+def search_condition(query: SearchQuery) -> Q:
+    """The condition of a search with words: every word in the customer's search text, or a
+    phone-like query's digits as one string."""
+    condition = Q(*(Q(search_text__contains=word) for word in query.words))
+    if query.digits and (query.digits,) != query.words:
+        condition |= Q(search_text__contains=query.digits)
+    return condition
+
+
 def _empty_range(value) -> bool:
     return isinstance(value, slice) and value.start is None and value.stop is None
+
+
+def _applied(value) -> bool:
+    """Whether a cleaned value of the form searches or filters."""
+    return value not in (None, "", [], slice(None)) and not _empty_range(value)
 
 
 @functools.cache

@@ -29,13 +29,34 @@ from django.utils.functional import Promise
 from django.utils.timezone import get_current_timezone
 from django.utils.translation import get_language, gettext, gettext_lazy, ngettext
 
+from backoffice.compiled import CompiledQuery
 from backoffice.templatetags.formatting import money
-from clients.filters import KNOWN_MEDIUMS, KNOWN_SOURCES, CustomerFilter, filter_keys
-from clients.paginators import CappedCountPaginator, KnownCountPaginator
+from clients.filters import (
+    KNOWN_MEDIUMS,
+    KNOWN_SOURCES,
+    CustomerFilter,
+    filter_keys,
+    search_condition,
+)
+from clients.paginators import (
+    CappedCountPaginator,
+    KnownCountPaginator,
+    one_pass_matches,
+    one_pass_rows,
+)
 from clients.rows import customer_rows_html, header_cells_html
 from clients.search import SearchQuery, parse_query
 from clients.selection import selected_ids
-from clients.selectors import MAX_SELECTED, customer_list, customer_match_count, tab_counts
+from clients.selectors import (
+    MAX_SELECTED,
+    customer_list,
+    customer_match_count,
+    search_markers,
+    search_match_count,
+    search_shape,
+    search_values,
+    tab_counts,
+)
 from clients.tables import ANNOTATIONS, CustomerTable
 from lifecycle.rules import Group
 from segments.panel import SegmentPanel
@@ -255,6 +276,7 @@ class CustomerList:
                 one_pass=bool(search.words or search.client_id is not None),
                 # "295": client 295 first among the matches.
                 first_pk=search.exact_id,
+                compiled=self.compiled_search,
             )
             # Filters reading other tables (segments/filters.py) count fewer matches, and
             # choose how (one tag: through its carriers, see capped_count_sql).
@@ -276,6 +298,14 @@ class CustomerList:
             return paginator, paginator.page(last)
 
     @cached_property
+    def compiled_search(self) -> "CompiledSearch | None":
+        """The page's queries compiled once per shape of search, for a search alone (words
+        in the search box, no filter): the searches' most frequent form."""
+        if self.search.words and self.filterset.search_alone:
+            return CompiledSearch(tab=self.tab, sort=self.sort, search=self.search)
+        return None
+
+    @cached_property
     def other_tab(self) -> dict | None:
         """How many customers of the other tab the same search and filters find, for the
         "N matches in Leads" link (searches only; counted up to OTHER_TAB_CAP + 1)."""
@@ -283,7 +313,10 @@ class CustomerList:
         if not (search.words or search.client_id is not None):
             return None
         other = OTHER_TAB[self.tab]
-        count = customer_match_count(tab=other, filterset=self.filterset, cap=OTHER_TAB_CAP)
+        if self.compiled_search is not None:
+            count = search_match_count(tab=other, search=search, cap=OTHER_TAB_CAP)
+        else:
+            count = customer_match_count(tab=other, filterset=self.filterset, cap=OTHER_TAB_CAP)
         if not count:
             return None
         params = self.params.copy()
@@ -429,6 +462,54 @@ class CustomerList:
     def rows_html(self) -> str:
         """The rows' markup (clients/rows.py)."""
         return customer_rows_html(self.rows, show_select=self.show_select)
+
+
+class CompiledSearch:
+    """The one-pass read of a search alone and its page's rows (CappedCountPaginator), with
+    SQL compiled once per process for each shape of search: the tab, the sort, the number of
+    words, whether a phone-like query's digits are matched too (selectors.search_shape) and,
+    for the rows, how many. Compiling them on every search cost more CPU than the rest of its
+    queries; the SQL is the one the list builds itself (tests/clients/test_compiled_search.py).
+    """
+
+    def __init__(self, *, tab: str, sort: str, search: SearchQuery):
+        self.shape = (tab, sort, *search_shape(search))
+        self.values = search_values(search)
+
+    def matches(self, cap: int) -> tuple[str, list]:
+        """one_pass_matches()'s SQL and parameters."""
+        compiled = _matches_query(*self.shape, cap)
+        return compiled.sql, compiled.params_with(*self.values)
+
+    def rows(self, ids: list) -> list:
+        """one_pass_rows()'s customers."""
+        if not ids:
+            return []
+        return _rows_query(*self.shape, len(ids)).objects(*self.values, *ids)
+
+
+def _search_template(tab: str, sort: str, words: int, digits: bool):
+    """The list of a search of this shape made of markers, sorted, and the markers."""
+    query, markers = search_markers(words, digits)
+    customers = customer_list(tab=tab).filter(search_condition(query))
+    return sorted_customers(customers, sort), markers
+
+
+@functools.lru_cache(maxsize=128)
+def _matches_query(tab: str, sort: str, words: int, digits: bool, cap: int) -> CompiledQuery:
+    template, markers = _search_template(tab, sort, words, digits)
+    return CompiledQuery(one_pass_matches(template, cap), *markers)
+
+
+# Markers for the ids of a page's rows (no customer has a negative id).
+_ID_MARKER = -7_777_777_777_000
+
+
+@functools.lru_cache(maxsize=256)
+def _rows_query(tab: str, sort: str, words: int, digits: bool, rows: int) -> CompiledQuery:
+    template, markers = _search_template(tab, sort, words, digits)
+    ids = [_ID_MARKER - i for i in range(rows)]
+    return CompiledQuery(one_pass_rows(template, ids), *markers, *ids)
 
 
 _PLACEHOLDER = "0000000000"

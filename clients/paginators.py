@@ -30,9 +30,13 @@ class CappedCountPaginator(Paginator):
         one_pass: bool = False,
         first_pk: int | None = None,
         counter=None,
+        compiled=None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        # The list's queries compiled once (clients.listing.CompiledSearch): the one-pass
+        # read's matches and the page's rows by id, with the SQL the list itself would send.
+        self.compiled = compiled
         # counter(cap): the capped count, when the caller knows a cheaper way to count
         # (segments.selectors.capped_count); the list's own rows are counted otherwise.
         self.counter = counter
@@ -117,24 +121,21 @@ class CappedCountPaginator(Paginator):
         except (TypeError, ValueError):
             return None
         queryset = self.object_list
-        ordering = queryset.query.order_by
         offset = (number - 1) * self.per_page
-        if (
-            number < 1
-            or offset + self.per_page > self.cap
-            or not isinstance(queryset, QuerySet)
-            or not ordering
-            or not all(isinstance(o, str) and o.lstrip("-").isidentifier() for o in ordering)
-        ):
+        if number < 1 or offset + self.per_page > self.cap or not isinstance(queryset, QuerySet):
             return None
-        fields = [o.lstrip("-") for o in ordering]
-        matches = queryset.prefetch_related(None).order_by().values_list("pk", *fields)
+        ordering = plain_ordering(queryset)
+        if ordering is None:
+            return None
         try:
-            inner, params = matches[: self.cap + 1].query.sql_with_params()
+            if self.compiled is not None:
+                inner, params = self.compiled.matches(self.cap)
+            else:
+                inner, params = one_pass_matches(queryset, self.cap).query.sql_with_params()
         except EmptyResultSet:  # a search that cannot match (.none())
             self.count = 0
             return self._get_page([], self.validate_number(number), self)
-        columns = ", ".join(f"c{i}" for i in range(len(fields) + 1))
+        columns = ", ".join(f"c{i}" for i in range(len(ordering) + 1))
         order = ", ".join(
             f"c{i} {'DESC' if o.startswith('-') else 'ASC'}" for i, o in enumerate(ordering, 1)
         )
@@ -164,9 +165,36 @@ class CappedCountPaginator(Paginator):
             return None
         number = self.validate_number(number)
         ids = [row[0] for row in rows]
-        records = {record.pk: record for record in queryset.filter(pk__in=ids).order_by()}
+        if self.compiled is not None:
+            found = self.compiled.rows(ids)
+        else:
+            found = one_pass_rows(queryset, ids)
+        records = {record.pk: record for record in found}
         page_rows = [records[pk] for pk in ids if pk in records]
         return self._get_page(page_rows, number, self)
+
+
+def plain_ordering(queryset) -> list[str] | None:
+    """The queryset's ordering when it is made of field or annotation names (what the
+    one-pass read sorts its matches by), else None."""
+    ordering = queryset.query.order_by
+    if not ordering or not all(
+        isinstance(o, str) and o.lstrip("-").isidentifier() for o in ordering
+    ):
+        return None
+    return list(ordering)
+
+
+def one_pass_matches(queryset, cap: int) -> QuerySet:
+    """The first cap + 1 matches of a list in plain_ordering(), as (pk, sort columns...)
+    rows, in no order: what CappedCountPaginator's one-pass read counts and sorts."""
+    fields = [o.lstrip("-") for o in plain_ordering(queryset)]
+    return queryset.prefetch_related(None).order_by().values_list("pk", *fields)[: cap + 1]
+
+
+def one_pass_rows(queryset, ids: list) -> QuerySet:
+    """The rows of `ids` among the list's matches, in no order (no query for no ids)."""
+    return queryset.filter(pk__in=ids).order_by()
 
 
 class KnownCountPaginator(Paginator):

@@ -8,10 +8,10 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Su
 from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
-from backoffice.compiled import CompiledQuery
-from clients.filters import CustomerFilter
+from backoffice.compiled import CompiledQuery, CompiledStatement
+from clients.filters import CustomerFilter, search_condition
 from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, Note, TabCount
-from clients.search import MAX_PK
+from clients.search import MAX_PK, SearchQuery
 from orders.models import Order
 from privacy.models import ConsentRecord, ErasureRequest
 from storefront.models import Launch
@@ -123,6 +123,49 @@ def customer_match_count(*, tab: str, filterset, cap: int) -> int:
     CustomerFilter of the other tab) find, counted up to cap + 1."""
     matches = filterset.filter_queryset(Customer.objects.filter(TABS[tab]))
     return matches.order_by()[: cap + 1].count()
+
+
+# --- Searches alone, compiled once per shape ------------------------------------------------
+
+# Markers for a search's words and digits in compiled queries (no search text holds a NUL).
+_WORD_MARKER = "\x00word{}\x00"
+_DIGITS_MARKER = "\x00digits\x00"
+
+
+def search_shape(search: SearchQuery) -> tuple[int, bool]:
+    """What the SQL of a search with words depends on: how many words, and whether a
+    phone-like query's digits are matched as one string too (search_condition)."""
+    return len(search.words), bool(search.digits and (search.digits,) != search.words)
+
+
+def search_values(search: SearchQuery) -> tuple[str, ...]:
+    """The search's values in the order of search_markers()'s markers."""
+    _, digits = search_shape(search)
+    return (*search.words, *([search.digits] if digits else []))
+
+
+def search_markers(words: int, digits: bool) -> tuple[SearchQuery, tuple[str, ...]]:
+    """A search of this shape made of markers, and the markers in search_values()'s order."""
+    query = SearchQuery(
+        words=tuple(_WORD_MARKER.format(i) for i in range(words)),
+        digits=_DIGITS_MARKER if digits else "",
+    )
+    return query, (*query.words, *([query.digits] if digits else []))
+
+
+def search_match_count(*, tab: str, search: SearchQuery, cap: int) -> int:
+    """customer_match_count() for a search alone (words, no filter), with the statement it
+    sends compiled once per shape of search."""
+    return _search_count(tab, *search_shape(search), cap).value(*search_values(search))
+
+
+@functools.lru_cache(maxsize=64)
+def _search_count(tab: str, words: int, digits: bool, cap: int) -> CompiledStatement:
+    query, markers = search_markers(words, digits)
+    matches = Customer.objects.filter(TABS[tab]).filter(search_condition(query))
+    return CompiledStatement.capture(
+        matches.db, lambda: matches.order_by()[: cap + 1].count(), *markers
+    )
 
 
 def customer_audience(*, tab: str, audience: str, ids: list, query: str) -> QuerySet[Customer]:

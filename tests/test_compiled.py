@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.db.models import Value
 from django.utils import timezone
 
-from backoffice.compiled import CompiledQuery
+from backoffice.compiled import CompiledQuery, CompiledStatement
 from segments.selectors import panel_rows
 from segments.services import segment_create
 from tags.models import Tag
@@ -142,3 +142,51 @@ def test_the_client_pages_addresses_and_launches_are_the_querysets():
             first.source,
             first.occurred_at,
         )
+
+
+@pytest.mark.parametrize("name", ["ada", "a%", "a_a", "a\\a", "Été", "", "%"])
+def test_a_marker_within_a_pattern_takes_the_value_escaped_as_the_lookup_escapes_it(name):
+    """A marker inside a text parameter (a contains lookup's "%marker%") is replaced by the
+    value escaped as Django escapes it: the same SQL, parameters and rows as the queryset."""
+    for username in ("ada", "a%a", "a_a", "axa", "a\\a", "Été"):
+        User.objects.create_user(username)
+
+    def named(text):
+        return User.objects.filter(username__contains=text).order_by("pk").values_list("username")
+
+    compiled = CompiledQuery(named(MARK), MARK)
+    sql, params = named(name).query.sql_with_params()
+    assert (compiled.sql, compiled.params_with(name)) == (sql, list(params))
+    assert compiled.rows(name) == list(named(name))
+
+
+def test_a_marker_twice_in_a_pattern_or_in_two_parameters_is_refused():
+    with pytest.raises(ValueError):
+        CompiledQuery(User.objects.filter(username__contains=MARK + MARK), MARK)
+    with pytest.raises(ValueError):
+        CompiledQuery(User.objects.filter(username__contains=MARK, email__contains=MARK), MARK)
+
+
+def test_a_captured_statement_is_the_orms_and_is_not_sent():
+    """CompiledStatement.capture(): the statement a count() sends, compiled with markers,
+    run with other values gives the count; capturing it sends nothing (no query counted)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for username in ("ada", "adam", "bob"):
+        User.objects.create_user(username)
+
+    def count(text):
+        return User.objects.filter(username__contains=text, is_active=True)[:5].count()
+
+    with CaptureQueriesContext(connection) as capturing:
+        compiled = CompiledStatement.capture("default", lambda: count(MARK), MARK)
+    assert len(capturing) == 0
+    for text in ("ada", "a", "b", "zz", "%"):
+        with CaptureQueriesContext(connection) as expected:
+            value = count(text)
+        with CaptureQueriesContext(connection) as found:
+            assert compiled.value(text) == value
+        assert [q["sql"] for q in found] == [q["sql"] for q in expected]
+    with pytest.raises(ValueError):
+        CompiledStatement.capture("default", lambda: None)
