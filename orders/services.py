@@ -971,7 +971,9 @@ def _import_existing(numbers: list[str]):
 
 
 @transaction.atomic
-def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderError]:
+def orders_import(
+    items: list[ImportedOrder], *, wait_turn: Callable[[], None] | None = None
+) -> list[tuple[str, Order] | OrderError]:
     """Apply a batch of checked imported orders (order_import_check) in one transaction: each
     one is created, moved forward (updated) or found as it is (unchanged), or refused with the
     OrderError saying why. Every customer whose finalized orders changed gets its statistics
@@ -981,6 +983,12 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
     Set-based: a few queries per batch, not per order (a shop's history is millions of
     orders). Locks: the batch's existing orders by id, then its customers' rows by the
     statistics' UPDATE.
+
+    `wait_turn`, if given, is called once, after the orders are written and before the
+    customers' rows are touched (or before returning to commit when none is): the NDJSON
+    import writes a batch's orders on one connection while the batch before it updates its
+    customers on another, and makes each batch wait there until the one before it is
+    committed and answered.
     """
     numbers = [item.draft.number for item in items]
     if len(set(numbers)) != len(numbers):
@@ -1079,6 +1087,8 @@ def orders_import(items: list[ImportedOrder]) -> list[tuple[str, Order] | OrderE
             [_audit_entry(o, AuditAction.ORDER_IMPORT, c, at) for o, c in moved], batch_size=1000
         )
     finalized = [o for o in (*new_orders, *changed_orders) if o.status in FINALIZED_STATUSES]
+    if wait_turn is not None:
+        wait_turn()
     if not finalized:
         return results
     if copy:

@@ -7,15 +7,19 @@ AHEAD lines ahead of the batch being applied (_ahead: the parsing overlaps the b
 statements); the valid ones are applied, the others answered with their errors.
 
 Transactions: customers one line at a time; orders in batches of up to BATCH lines (one
-transaction each, orders_import: a few statements per batch). A line is answered only once
-its batch is committed, so whatever the answer says was done is stored; if the connection
-drops midway, the lines answered are stored and the others are not. Sending the same file
-again is safe: what is already there is answered `unchanged` (that is the import's
-idempotency; it is not replayed from an Idempotency-Key).
+transaction each, orders_import: a few statements per batch). On PostgreSQL two threads
+apply the batches in turn, each on its own connection, so that a batch writes its orders
+while the one before it updates its customers (_Applying); a batch still touches its
+customers and commits only after the one before it is committed and answered. A line is
+answered only once its batch is committed, so whatever the answer says was done is stored;
+if the connection drops midway, the lines answered are stored and the others are not.
+Sending the same file again is safe: what is already there is answered `unchanged` (that is
+the import's idempotency; it is not replayed from an Idempotency-Key).
 """
 
 import json
 import logging
+import queue
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -192,7 +196,10 @@ class _OrderBatch:
         self.ready.append(answer)
         return []
 
-    def apply(self) -> list[dict]:
+    def apply(self, wait_turn=None) -> list[dict]:
+        """Apply the batch (one transaction, on this thread's connection) and answer its
+        lines and those held back with it, in the file's order. `wait_turn`: see
+        orders_import."""
         lines, self.lines, self.numbers = self.lines, [], set()
         ready, self.ready = self.ready, []
         external = {line.customer_external_id for _, line, _ in lines if not line.customer_id}
@@ -226,7 +233,10 @@ class _OrderBatch:
         if items:
             for attempt in range(2):
                 try:
-                    results = orders_import(items)
+                    if wait_turn is None:
+                        results = orders_import(items)
+                    else:
+                        results = orders_import(items, wait_turn=wait_turn)
                     break
                 except DatabaseError:
                     # A concurrent call took one of these numbers or deadlocked with us: the
@@ -330,7 +340,7 @@ def _checked(request) -> Iterator[tuple[int, str, object]]:
         yield number, "order", (line, item)
 
 
-def _ahead(items: Iterator, limit: int, turn: threading.Event) -> Iterator:
+def _ahead(items: Iterator, limit: int, turn: "_Turn") -> Iterator:
     """`items`, produced by a thread up to `limit` items ahead of the caller, only while
     `turn` is set.
 
@@ -410,7 +420,31 @@ def _ahead(items: Iterator, limit: int, turn: threading.Event) -> Iterator:
 _END = object()
 
 
-def _statements_let_ahead(turn: threading.Event):
+class _Turn:
+    """When the reading thread (_ahead) may run: while at least one holder has set it (the
+    import waiting for lines, a batch waiting on a statement). An Event that counts its
+    holders, since two batches may wait on statements at once (_Applying)."""
+
+    def __init__(self):
+        self._holders = 0
+        self._change = threading.Condition()
+
+    def set(self) -> None:
+        with self._change:
+            self._holders += 1
+            self._change.notify_all()
+
+    def clear(self) -> None:
+        with self._change:
+            self._holders -= 1
+
+    def wait(self) -> None:
+        with self._change:
+            while self._holders <= 0:
+                self._change.wait()
+
+
+def _statements_let_ahead(turn: _Turn):
     """An execute wrapper: the reading thread's turn while a statement runs."""
 
     def wrapper(execute, sql, params, many, context):
@@ -423,9 +457,119 @@ def _statements_let_ahead(turn: threading.Event):
     return wrapper
 
 
+class _Stopped(Exception):
+    """The import stopped before this batch's turn to commit: it is rolled back."""
+
+
+class _Applying:
+    """A batch applied by a thread of its own (_Appliers), on a database connection of its
+    own, so that it writes its orders while the batch before it updates its customers
+    (PostgreSQL).
+
+    Why: most of a batch's time is PostgreSQL rewriting its customers' rows (the
+    statistics' UPDATE), during which the worker only waited; now the next batch's Python
+    and its COPYs run meanwhile, on the other core. What stays in order: a batch touches its
+    customers' rows, and commits, only once the batch before it is committed and its answers
+    are written (`go`, set by the import: orders_import's wait_turn). So the batches' locks
+    on customers are taken one batch after the other (no deadlock between them), every
+    statistics UPDATE starts from the one before it, and a batch committed is a batch whose
+    predecessors were answered, as when they ran one after the other. Two batches in flight
+    never share an order number (the import waits for the first one then)."""
+
+    def __init__(self, batch: _OrderBatch, previous: "_Applying | None"):
+        self.batch = batch
+        self.numbers = set(batch.numbers)
+        self.after: list[dict] = []  # answers to the lines read after it, before the next batch
+        self.go = threading.Event()  # its turn to touch its customers and commit
+        self.done = threading.Event()
+        self.next: _Applying | None = None
+        self.stopped = False
+        self._answers: list[dict] = []
+        self._error: BaseException | None = None
+        if previous is None:
+            self.go.set()
+        else:
+            previous.next = self
+
+    def _wait_turn(self) -> None:
+        self.go.wait()
+        if self.stopped:
+            raise _Stopped
+
+    def apply(self) -> None:
+        """In an applier's thread."""
+        try:
+            self._answers = self.batch.apply(self._wait_turn)
+        except BaseException as error:  # handed to the import, raised there
+            self._error = error
+        finally:
+            self.batch = None
+            self.done.set()
+
+    def answers(self) -> list[dict]:
+        """Its answers once committed (the error it stopped on is raised here)."""
+        self.done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._answers + self.after
+
+    def stop(self) -> None:
+        """Roll it back unless it is past its turn."""
+        self.stopped = True
+        self.go.set()
+
+
+class _Appliers:
+    """Two threads applying batches in turn (_Applying), each on its own connection for the
+    whole import (a new connection per batch cost PostgreSQL a backend's start-up and
+    catalog reads each time)."""
+
+    def __init__(self, turn: _Turn):
+        self._queues = [queue.SimpleQueue(), queue.SimpleQueue()]
+        self._next = 0
+        language = translation.get_language()
+        self._threads = [
+            threading.Thread(
+                target=self._serve, args=(jobs, turn, language), name="import-batch", daemon=True
+            )
+            for jobs in self._queues
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @staticmethod
+    def _serve(jobs: queue.SimpleQueue, turn: _Turn, language: str) -> None:
+        try:
+            with (
+                translation.override(language),
+                connection.execute_wrapper(_statements_let_ahead(turn)),
+            ):
+                while (job := jobs.get()) is not None:
+                    job.apply()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def start(self, job: _Applying) -> None:
+        """Hand a batch to the thread that is not applying the one before it."""
+        self._queues[self._next].put(job)
+        self._next = 1 - self._next
+
+    def close(self) -> None:
+        for jobs in self._queues:
+            jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+
+
 def _run(request) -> Iterator[bytes]:
     counts = {"created": 0, "updated": 0, "unchanged": 0, "error": 0}
     batch = _OrderBatch()
+    # PostgreSQL outside a transaction: each batch on a connection of its own, overlapping
+    # the one before it (_Applying). Inside a caller's transaction (nothing could commit
+    # batch by batch) or on SQLite (one writer at a time), one batch after the other here.
+    overlap = connection.vendor == "postgresql" and not connection.in_atomic_block
+    applying: _Applying | None = None  # the last batch handed to an applier
+    appliers: _Appliers | None = None
 
     def emit(answers):
         """The answers as one piece of the response (one write to the socket per batch,
@@ -437,7 +581,7 @@ def _run(request) -> Iterator[bytes]:
         yield "".join(_encode(answer) + "\n" for answer in answers).encode()
 
     truncated = False
-    turn = threading.Event()
+    turn = _Turn()
     checked = _ahead(_checked(request), AHEAD, turn)
     let_ahead = _statements_let_ahead(turn)
 
@@ -445,30 +589,73 @@ def _run(request) -> Iterator[bytes]:
         with connection.execute_wrapper(let_ahead):
             return apply(*args)
 
+    def answered(job: _Applying):
+        """A batch's answers written once it is committed; then the next one may commit."""
+        yield from emit(job.answers())
+        if job.next is not None:
+            job.next.go.set()
+
+    def flush():
+        """Apply the batch being filled, and write the answers of the one before it."""
+        nonlocal batch, applying, appliers
+        full, batch = batch, _OrderBatch()
+        if not overlap:
+            yield from emit(run(full.apply))
+            return
+        previous, applying = applying, None
+        if previous is not None and previous.numbers & full.numbers:
+            # An order of the batch in flight again: written once that one is committed.
+            yield from answered(previous)
+            previous = None
+        applying = _Applying(full, previous)
+        if appliers is None:
+            appliers = _Appliers(turn)
+        appliers.start(applying)
+        if previous is not None:
+            yield from answered(previous)
+
+    def drain():
+        nonlocal applying
+        if applying is not None:
+            job, applying = applying, None
+            yield from answered(job)
+
     try:
         for number, what, value in checked:
             if what == "truncated":
                 truncated = True
                 break
             if what == "error":
-                yield from emit(batch.answered(value))
+                if applying is not None and not batch:
+                    applying.after.append(value)  # after the batch in flight
+                else:
+                    yield from emit(batch.answered(value))
             elif what == "order":
                 line, item = value
                 if item.draft.number in batch.numbers:
-                    yield from emit(run(batch.apply))  # the same order again: after the first
+                    yield from flush()  # the same order again: after the first
                 batch.add(number, line, item)
                 if len(batch) >= BATCH:
-                    yield from emit(run(batch.apply))
+                    yield from flush()
             else:
                 if batch:
-                    yield from emit(run(batch.apply))  # in the file's order: its orders first
+                    yield from flush()  # in the file's order: its orders first
+                yield from drain()
                 yield from emit([run(_customer_line, number, value)])
         if batch:
-            yield from emit(run(batch.apply))
+            yield from flush()
+        yield from drain()
     except Exception:
         # The answer has started: a problem document cannot replace it. What was answered is
         # stored; say where it stopped.
         logger.exception("Bulk import failed")
+        if applying is not None and applying.go.is_set():
+            # A batch whose turn came (the one before it was answered) commits: answer it.
+            job, applying = applying, None
+            try:
+                yield from emit(job.answers())
+            except Exception:
+                logger.exception("Bulk import: the batch in flight failed too")
         yield (
             json.dumps(
                 {
@@ -481,6 +668,10 @@ def _run(request) -> Iterator[bytes]:
         ).encode()
         return
     finally:
+        if applying is not None:
+            applying.stop()
+        if appliers is not None:
+            appliers.close()
         checked.close()
     summary = {"summary": counts}
     if truncated:
