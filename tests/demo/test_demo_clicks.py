@@ -60,6 +60,27 @@ def _send(live_server, django_capture_on_commit_callbacks, link: str) -> Campaig
     return campaign
 
 
+class _OneAtATime:
+    """A click gate that opens when set, then lets the clicks through one at a time (each
+    waits for the one before it to be reported). The live server's threads share the tests'
+    in-memory SQLite connection: two clicks at once would begin a transaction inside the other's
+    ("cannot start a transaction within a transaction", seen in CI), which a real database
+    file, one connection per thread, never does."""
+
+    def __init__(self):
+        self._open = threading.Event()
+        self._turn = threading.Semaphore(1)
+
+    def set(self) -> None:
+        self._open.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._open.wait(timeout) and self._turn.acquire(timeout=timeout)
+
+    def next(self) -> None:
+        self._turn.release()
+
+
 def _wait_for(condition, seconds: float = 15.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
@@ -73,9 +94,15 @@ def test_the_demo_devices_open_their_share_of_a_campaign_through_its_click_link(
     lines = []
     # The clicks wait for the campaign to be sent: the tests' SQLite database is locked while
     # the test's thread writes (a device that opens the notification at once is no different).
-    gate = threading.Event()
+    gate = _OneAtATime()
+
+    def report(line: str) -> None:
+        lines.append(line)
+        if line.startswith("click "):
+            gate.next()
+
     service = DemoPushService(
-        report=lines.append, clicks_per_10k=5_000, click_delay=(0, 0.2), click_gate=gate
+        report=report, clicks_per_10k=5_000, click_delay=(0, 0.2), click_gate=gate
     )
     with service:
         devices = _demo_devices(int(service.origin.rpartition(":")[2]), 12)
