@@ -78,3 +78,32 @@ def test_the_cpu_of_one_thread_is_read_apart_from_the_process():
     process = _cpu_seconds(pid) - process_before
     assert process >= 0.2, process  # the busy thread's CPU counts in its process
     assert mine < process / 2, (mine, process)  # and not in this thread's
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="measures PostgreSQL")
+def test_rewrites_measures_both_ways_and_leaves_the_table_as_it_was(tmp_path):
+    from clients.models import Customer
+
+    def indexes():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_index WHERE indrelid = 'clients_customer'::regclass"
+            )
+            return cursor.fetchone()[0]
+
+    for _ in range(12):
+        CustomerFactory()
+    before = list(Customer.objects.order_by("pk").values_list("pk", "orders_count", "total_spent"))
+    count = indexes()
+    output = tmp_path / "api.json"
+    call_command("bench_api", "--only", "rewrites", "--sample", "12", "--output", str(output))
+    result = json.loads(output.read_text())["rewrites"]
+    assert result["customers_per_round"] == 2
+    assert 0 < result["list_indexes"] < result["indexes"] == count
+    for kind in ("all indexes", "without the lists' indexes"):
+        assert len(result[kind]["wal_kb_per_row"]) == 3
+        assert all(kb > 0 for kb in result[kind]["wal_kb_per_row"])
+    # Everything was rolled back: the indexes and the statistics are as they were.
+    assert indexes() == count
+    after = list(Customer.objects.order_by("pk").values_list("pk", "orders_count", "total_spent"))
+    assert after == before

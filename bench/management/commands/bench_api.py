@@ -21,6 +21,12 @@ Three runs (--only picks some):
   request handling (the test client, no HTTP server): CPU per call (this process, and the
   PostgreSQL backend serving it) and SQL statements per call, by kind of call. Independent
   of the machine's load, unlike the wall-clock runs.
+- rewrites (PostgreSQL): what rewriting a customer's row costs PostgreSQL, the statement
+  every finalized order ends in (the import's statistics UPDATE, orders/services.py
+  _STATS_ADD_SQL, for --sample customers, one new order each), as the customers table is
+  and with the lists' indexes dropped, alternately, each in a transaction rolled back (the
+  DROP INDEX too: run it on a copy, it locks the table meanwhile). The figure behind the
+  import's ceiling (README, "The NDJSON import's ceiling").
 
 Each run ends with `rebuild_customer_stats --check` (drift must be 0). The orders created
 stay in the database (they are real orders of real customers, numbered BENCH-...): run it on
@@ -40,13 +46,14 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import connection, transaction
 
 from bench.management.commands.bench_load import Command as LoadCommand
 from clients.models import Customer
@@ -255,7 +262,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--only", action="append", choices=["orders", "import", "paced", "profile"]
+            "--only",
+            action="append",
+            choices=["orders", "import", "paced", "profile", "rewrites"],
         )
         parser.add_argument("--profile-calls", type=int, default=300)
         parser.add_argument("--duration", type=int, default=60)
@@ -321,7 +330,9 @@ class Command(BaseCommand):
         try:
             if "profile" in runs:
                 result["profile"] = self.run_profile(options, key, customers)
-            if set(runs) - {"profile"}:
+            if "rewrites" in runs:
+                result["rewrites"] = self.run_rewrites(customers)
+            if set(runs) - {"profile", "rewrites"}:
                 env = load.production_env(workdir)
                 env["STOREFRONT_API_RATE_LIMIT"] = str(options["rate_limit"])
                 result["rate_limit"] = {
@@ -372,6 +383,92 @@ class Command(BaseCommand):
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(result, indent=2, default=str) + "\n")
         self.stdout.write(f"Written to {output}")
+
+    # --- rewrites: a customer row's rewrite, with and without the lists' indexes ---------
+
+    REWRITE_ROUNDS = 3
+
+    def run_rewrites(self, customers: list[int]) -> dict:
+        if connection.vendor != "postgresql":
+            raise CommandError("--only rewrites measures PostgreSQL.")
+        with connection.cursor() as cursor:
+            # The lists' indexes: every index of the table that is neither unique nor the
+            # foreign keys' (the primary key, the email and external_id stay).
+            cursor.execute(
+                "SELECT i.indexrelid::regclass::text FROM pg_index i "
+                "WHERE i.indrelid = 'clients_customer'::regclass AND NOT i.indisunique "
+                "AND i.indexrelid::regclass::text LIKE 'customer\\_%%'"
+            )
+            lists = [row[0] for row in cursor.fetchall()]
+            cursor.execute(
+                "SELECT count(*) FROM pg_index WHERE indrelid = 'clients_customer'::regclass"
+            )
+            every = cursor.fetchone()[0]
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = cursor.fetchone()[0]
+        # Disjoint samples, so that no round finds its rows' pages already rewritten.
+        size = max(len(customers) // (2 * self.REWRITE_ROUNDS), 1)
+        samples = [customers[i * size : (i + 1) * size] for i in range(2 * self.REWRITE_ROUNDS)]
+        self.stdout.write(
+            f"Rewrites: the import's statistics UPDATE on {size:,} customers per round, with "
+            f"the table's {every} indexes and without its {len(lists)} list indexes, "
+            f"alternately, {self.REWRITE_ROUNDS} rounds each (rolled back)…"
+        )
+        rounds = {"all indexes": [], "without the lists' indexes": []}
+        for n, sample in enumerate(samples):
+            kind = "all indexes" if n % 2 == 0 else "without the lists' indexes"
+            rounds[kind].append(self._rewrite_round(sample, lists if n % 2 else [], backend))
+        result = {"customers_per_round": size, "indexes": every, "list_indexes": len(lists)}
+        for kind, measured in rounds.items():
+            ms = sorted(r["cpu_ms_per_row"] for r in measured)
+            result[kind] = {
+                "cpu_ms_per_row": ms,
+                "wall_ms_per_row": sorted(r["wall_ms_per_row"] for r in measured),
+                "wal_kb_per_row": sorted(r["wal_kb_per_row"] for r in measured),
+                "fpi_per_row": sorted(r["fpi_per_row"] for r in measured),
+            }
+            self.stdout.write(
+                f"  {kind + ':':28} PostgreSQL CPU {', '.join(map(str, ms))} ms per row; WAL "
+                f"{', '.join(map(str, result[kind]['wal_kb_per_row']))} KB per row"
+            )
+        return result
+
+    def _rewrite_round(self, sample: list[int], drop: list[str], backend: int) -> dict:
+        from orders.services import _STATS_ADD_SQL
+
+        now = datetime.now(UTC)
+        arrays = {
+            "customers": sample,
+            "counts": [1] * len(sample),
+            "nets": [Decimal("10.00")] * len(sample),
+            "placed": [now] * len(sample),
+            "ids": [-(n + 1) for n in range(len(sample))],  # no order has these ids
+            "sources": ["google"] * len(sample),
+            "media": [""] * len(sample),
+        }
+        with transaction.atomic(), connection.cursor() as cursor:
+            for name in drop:
+                cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+            # The rows read first: the round measures their rewrite, not reading them in.
+            cursor.execute("SELECT count(*) FROM clients_customer WHERE id = ANY(%s)", [sample])
+            cursor.execute("SELECT pg_current_wal_insert_lsn()")
+            lsn = cursor.fetchone()[0]
+            cpu = _cpu_seconds(backend)
+            started = time.perf_counter()
+            cursor.execute("EXPLAIN (ANALYZE, WAL, FORMAT JSON) " + _STATS_ADD_SQL, arrays)
+            wall = time.perf_counter() - started
+            cpu = _cpu_seconds(backend) - cpu
+            plan = cursor.fetchone()[0][0]["Plan"]
+            cursor.execute("SELECT pg_current_wal_insert_lsn() - %s::pg_lsn", [lsn])
+            wal = float(cursor.fetchone()[0])
+            transaction.set_rollback(True)
+        rows = max(len(sample), 1)
+        return {
+            "cpu_ms_per_row": round(cpu * 1000 / rows, 3),
+            "wall_ms_per_row": round(wall * 1000 / rows, 3),
+            "wal_kb_per_row": round(wal / 1024 / rows, 1),
+            "fpi_per_row": round(plan.get("WAL FPI", 0) / rows, 2),
+        }
 
     def _sample_customers(self, count: int) -> list[int]:
         """`count` customers (not erased) from pages picked at random over the table: about
