@@ -3,7 +3,7 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/backoffice_1m DEBUG=1 \\
         .venv/bin/python manage.py bench_api --duration 60
 
-Three runs (--only picks some):
+The runs (--only picks some; orders and import by default, paced with --rate):
 
 - orders: wrk keeps connections busy, each one creating an order (3 lines, a random
   customer, an Idempotency-Key, no source: attributed to the customer's last launch) and then
