@@ -32,7 +32,7 @@ run: venv
 	@# demo subscriptions seeded for another port are moved to this one.
 	$(RUN_ENV) $(BIN)/python manage.py run_demo_push_service --prepare
 	@echo "Serving on http://$(HOST):$(PORT)/ with a task worker, the demo push service and a storefront simulator (Ctrl-C stops them)."
-	@trap 'kill 0' EXIT INT TERM; \
+	@trap 'trap - EXIT INT TERM; kill 0' EXIT INT TERM; \
 	  if [ -z "$$VAPID_PRIVATE_KEY$$VAPID_PRIVATE_KEY_FILE" ]; then set -a; . ./.local/vapid.env; set +a; fi; \
 	  $(RUN_ENV) $(BIN)/python manage.py run_demo_push_service & \
 	  $(RUN_ENV) $(BIN)/python manage.py push_resume && \
