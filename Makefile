@@ -32,7 +32,9 @@ run: venv
 	@# demo subscriptions seeded for another port are moved to this one.
 	$(RUN_ENV) $(BIN)/python manage.py run_demo_push_service --prepare
 	@echo "Serving on http://$(HOST):$(PORT)/ with a task worker, the demo push service and a storefront simulator (Ctrl-C stops them)."
-	@trap 'trap - EXIT INT TERM; kill 0' EXIT INT TERM; \
+	@# On Ctrl-C, TERM or any of them ending: stop the rest of this process group (make and
+	@# this shell apart: make reports the interrupt itself), once.
+	@trap 'trap - EXIT INT TERM; kill $$(pgrep -g 0 | grep -vx -e $$PPID -e $$$$) 2>/dev/null; wait' EXIT INT TERM; \
 	  if [ -z "$$VAPID_PRIVATE_KEY$$VAPID_PRIVATE_KEY_FILE" ]; then set -a; . ./.local/vapid.env; set +a; fi; \
 	  $(RUN_ENV) $(BIN)/python manage.py run_demo_push_service & \
 	  $(RUN_ENV) $(BIN)/python manage.py push_resume && \

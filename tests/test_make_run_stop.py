@@ -3,7 +3,9 @@
 The trap used to be `trap 'kill 0' EXIT INT TERM`: the TERM it sends reached the recipe's
 shell too, ran the trap again, and so on until bash overflowed its stack. Ctrl-C then ended
 with "make: *** [Makefile:34: run] Segmentation fault". This runs the Makefile's own trap
-line in a shell of its own process group, with background children as `make run` has."""
+line in a shell of its own process group, with background children as `make run` has: one
+SIGINT (Ctrl-C) stops them all, the shell waits for them, and nothing outside the group (make,
+here pytest) is signalled."""
 
 import os
 import re
@@ -18,7 +20,7 @@ MAKEFILE = Path(__file__).resolve().parent.parent / "Makefile"
 def _trap() -> str:
     match = re.search(r"trap '([^']*)' EXIT INT TERM", MAKEFILE.read_text())
     assert match, "the run recipe has no trap on EXIT INT TERM"
-    return match.group(0)
+    return match.group(0).replace("$$", "$")  # as make hands it to the shell
 
 
 def _alive(pgid: int) -> list[int]:

@@ -59,3 +59,47 @@ def test_the_command_runs_for_its_duration_and_revokes_its_key(live_server, sett
     assert "nothing done" not in out.getvalue()
     key = ApiKey.objects.get(name__startswith="Storefront simulator")
     assert key.revoked_at is not None
+
+
+def test_sigterm_stops_it_while_it_waits_for_the_server():
+    """`make run` stops the simulator with SIGTERM when the server could not start (its port
+    taken): it stops then, rather than waiting out --wait for a server that will not come."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    command = subprocess.Popen(
+        [
+            *(sys.executable, "manage.py", "simulate_storefront"),
+            *("--url", f"http://127.0.0.1:{port}", "--key", "bo_unused", "--wait", "60"),
+        ],
+        cwd=root,
+        env={**os.environ, "SECRET_KEY": "test", "DEBUG": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Waiting for the server once its SIGTERM handler is in place (SigCgt's bit 15).
+    status = Path(f"/proc/{command.pid}/status")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and command.poll() is None:
+        caught = next(x for x in status.read_text().splitlines() if x.startswith("SigCgt"))
+        if int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)):
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert command.poll() is None
+    started = time.monotonic()
+    command.send_signal(signal.SIGTERM)
+    out, err = command.communicate(timeout=20)
+    assert time.monotonic() - started < 5
+    assert command.returncode == 0, err
+    assert "Storefront simulator stopped: nothing done." in out

@@ -44,13 +44,14 @@ class Command(BaseCommand):
                 raise CommandError("Give an API key (--key or STOREFRONT_API_KEY).")
             created, key = self._temporary_key()
         stopping = []
-        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+        previous = signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
         client = Client(url, key)
         out = self.stdout.write if verbosity >= 1 else None
         shop = Storefront(client, seed=seed, out=out)
         pacing = random.Random(seed)
         try:
-            self._wait_for_server(shop, wait)
+            if not self._wait_for_server(shop, wait, stopping):
+                return
             self.stdout.write(
                 f"Storefront simulator: {rate:g} actions/s against {url} (Ctrl-C stops it)."
             )
@@ -71,22 +72,25 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
+            signal.signal(signal.SIGTERM, previous)
             client.close()
             if created is not None:
                 self._revoke(created)
             summary = ", ".join(f"{n} {a}" for a, n in sorted(shop.counts.items()))
             self.stdout.write(f"Storefront simulator stopped: {summary or 'nothing done'}.")
 
-    def _wait_for_server(self, shop, wait):
+    def _wait_for_server(self, shop, wait, stopping) -> bool:
+        """Wait for the server to answer: False if told to stop first (SIGTERM)."""
         deadline = time.monotonic() + wait
-        while True:
+        while not stopping:
             try:
                 shop.load_customers()
-                return
+                return True
             except OSError:
                 if time.monotonic() > deadline:
                     raise CommandError(f"The server did not answer within {wait:g} s.") from None
                 time.sleep(0.5)
+        return False
 
     def _temporary_key(self):
         from storefront.models import Scope
