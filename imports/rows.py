@@ -41,6 +41,10 @@ REASONS = {
     "invalid_text": _("Invalid characters in %(value)s"),
     "too_long": _("Too long: %(value)s"),
     "formula": _("A spreadsheet formula, not a value: %(value)s"),
+    "rounded_number": _(
+        "A spreadsheet rounded this number to %(value)s: its digits are lost. Export the file "
+        "from the shop again and import it without opening and saving it in a spreadsheet"
+    ),
     "invalid_date": _("Unreadable date: %(value)s"),
     "future_date": _("Date in the future: %(value)s"),
     "invalid_yes_no": _("Neither yes nor no: %(value)s"),
@@ -280,6 +284,12 @@ def status(value: str) -> str:
 # the value's own ('t Hooft), and our export's quote before a formula is taken off by from_inert.
 QUOTED_BY_SHOPIFY = frozenset({"external_id", "phone", "address_phone", "postal_code"})
 
+# Excel shows a long number (an id, a phone number without its "+") in scientific notation,
+# keeping 6 significant digits, and a CSV saved from it holds what was shown: "7.01235E+12".
+# The digits are lost: such a cell is refused, never stored nor used to match customers.
+_ROUNDED = re.compile(r"^\d+(?:[.,]\d+)?E\+\d+$", re.IGNORECASE)
+DIGITS = frozenset({*QUOTED_BY_SHOPIFY, "customer_external_id", "number"})
+
 
 def _cells(mapping: list[str], cells: list) -> dict:
     """The row's cells by field (a quote Shopify or our export put before a value removed)."""
@@ -291,6 +301,8 @@ def _cells(mapping: list[str], cells: list) -> dict:
             cell = from_inert(cell.strip())
             if field in QUOTED_BY_SHOPIFY and cell.startswith("'"):
                 cell = cell[1:]
+            if field in DIGITS and _ROUNDED.match(cell):
+                raise Refused("rounded_number", cell)
         found[field] = cell
     return found
 

@@ -256,3 +256,23 @@ def test_unreadable_files_are_refused_with_a_reason(data, message):
     with pytest.raises(reading.UnreadableFile) as refused:
         upload("bad.csv", data=data)
     assert message in str(refused.value)
+
+
+def test_numbers_a_spreadsheet_rounded_are_refused_not_imported():
+    """Shopify's export opened in Excel and saved again: the ids and phones Shopify wrote
+    without a quote come back as "7.01235E+12" and "4.47701E+11", their digits lost. The
+    rows are refused with that reason (two customers with the same rounded id are not
+    "duplicates"); nothing rounded is stored."""
+    job = check(upload("shopify_customers_excel_uk.csv"))
+    assert job.format == ImportFormat.SHOPIFY
+    assert reasons(job) == {2: "rounded_number", 3: "rounded_number"}
+    assert job.rows.get(line=2).reasons == [["rounded_number", "7.01235E+12"]]
+    from imports import rows
+
+    for value in ("4,47701E+11", "3.36E+11", "1E+15"):
+        with pytest.raises(rows.Refused):
+            rows.customer_row(["email", "phone"], ["a@example.com", value])
+    # A value that merely holds an E stays a value ('1E5' is no number a spreadsheet wrote).
+    assert rows.customer_row(["email", "postal_code"], ["a@example.com", "1E5"]).values == {
+        "email": "a@example.com"
+    }
