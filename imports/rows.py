@@ -84,8 +84,11 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _YES = {"yes", "y", "true", "1", "oui", "o", "vrai", "subscribed", "opted in", "x"}
 _NO = {"no", "n", "false", "0", "non", "faux", "not subscribed", "unsubscribed", "not_subscribed"}
 _NO |= {"pending", "invalid", "redacted", "opted out", ""}
+# A year of two digits is what a spreadsheet shows (and saves to CSV) in its short date format
+# ("09/01/24 12:49"): read as Excel reads one typed, 00-29 in the 2000s, 30-99 in the 1900s.
 _DAY_FIRST = re.compile(
-    r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})(?:[ T,]+(\d{1,2})[:h](\d{2})(?::(\d{2}))?)?$"
+    r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})"
+    r"(?:[ T,]+(\d{1,2})[:h](\d{2})(?::(\d{2}))?)?$"
 )
 _SHOPIFY_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}(?::\d{2})?) ?([+-]\d{2}:?\d{2})$")
 _STATUSES = {
@@ -225,6 +228,8 @@ def moment(value, *, date_order: str = "dmy") -> datetime:
             if day_first:
                 a, b, year, hour, minute, second = day_first.groups()
                 day, month = (a, b) if date_order == "dmy" else (b, a)
+                if len(year) == 2:
+                    year = int(year) + (2000 if int(year) < 30 else 1900)
                 found = datetime(
                     int(year),
                     int(month),

@@ -276,3 +276,12 @@ def test_numbers_a_spreadsheet_rounded_are_refused_not_imported():
     assert rows.customer_row(["email", "postal_code"], ["a@example.com", "1E5"]).values == {
         "email": "a@example.com"
     }
+
+
+def test_dates_with_two_digit_years_as_excel_writes_them():
+    """A spreadsheet's short date format, saved to CSV ("09/01/24 12:49"), refused before."""
+    from imports import rows
+
+    assert rows.moment("09/01/24 12:49").replace(tzinfo=None) == datetime(2024, 1, 9, 12, 49)
+    assert rows.moment("1/9/24", date_order="mdy").date().isoformat() == "2024-01-09"
+    assert rows.moment("31/12/99").year == 1999
