@@ -154,11 +154,12 @@ WOOCOMMERCE = _aliases(
         "shipping_country": "shipping_country",
         "total_spent": IGNORE,
         "order_count": IGNORE,
-        # Analytics > Customers
+        # Analytics > Customers (downloaded, or sent by email: "Sign Up" for "Date Registered")
         "Name": "full_name",
         "Username": IGNORE,
         "Last Active": IGNORE,
         "Date Registered": "created_at",
+        "Sign Up": "created_at",
         "Email": "email",
         "Orders": IGNORE,
         "Total Spend": IGNORE,
