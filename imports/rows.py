@@ -404,6 +404,17 @@ def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") ->
                 at = raw.get(f"{channel}_consent_at")
                 if at not in (None, ""):
                     values[f"{channel}_consent_at"] = moment(at, date_order=date_order).isoformat()
+    if "email_consent" not in values:
+        # A list of subscribers (or of people who unsubscribed) dates the consent; given both
+        # dates, the later one is the customer's latest word.
+        dated = [
+            (moment(raw[name], date_order=date_order), granted)
+            for name, granted in (("email_subscribed_at", True), ("email_unsubscribed_at", False))
+            if raw.get(name) not in (None, "")
+        ]
+        if dated:
+            at, granted = max(dated, key=lambda found: found[0])
+            values["email_consent"], values["email_consent_at"] = granted, at.isoformat()
     return row
 
 

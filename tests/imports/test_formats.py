@@ -278,6 +278,40 @@ def test_numbers_a_spreadsheet_rounded_are_refused_not_imported():
     }
 
 
+def test_prestashop_customer_export():
+    job = upload("prestashop_customers.csv")
+    assert (job.format, job.delimiter) == (ImportFormat.PRESTASHOP, ";")
+    assert job.status == ImportStatus.CHECKING  # recognized: no columns to choose
+    job = check(job)
+    assert job.counts == {"create": 3, "refused": 1}
+    assert reasons(job) == {5: "duplicate"}
+    apply(job, UserFactory(role="Admin"))
+    amelie = Customer.objects.get(email="amelie.poulain@example.fr")
+    assert (amelie.first_name, amelie.last_name, amelie.external_id) == ("Amélie", "Poulain", "1")
+    assert timezone.localtime(amelie.created_at).replace(tzinfo=None) == datetime(
+        2024, 3, 5, 10, 12
+    )
+    consents = {(c.customer.email, c.granted) for c in ConsentRecord.objects.all()}
+    # "Newsletter" is the shop's own email marketing; "Partner offers" is not imported.
+    assert consents == {("amelie.poulain@example.fr", True), ("pub@prestashop.com", False)}
+
+
+def test_magento_customers_main_file():
+    job = upload("magento_customers_main.csv")
+    assert job.format == ImportFormat.MAGENTO and job.status == ImportStatus.CHECKING
+    job = check(job)
+    assert job.counts == {"create": 2}
+    apply(job, UserFactory(role="Admin"))
+    roni = Customer.objects.get(email="roni_cost@example.com")
+    assert (roni.first_name, roni.last_name) == ("Veronica", "Costello")
+    assert timezone.localtime(roni.created_at).date().isoformat() == "2024-01-09"
+    assert roni.external_id == ""  # Magento's file has no customer id
+    # Opened in Excel and saved again: its dates' years shortened to two digits.
+    job = check(upload("magento_customers_main_excel.csv"))
+    assert job.format == ImportFormat.MAGENTO and job.counts == {"create": 1}, reasons(job)
+    assert job.rows.get().values["created_at"].startswith("2024-01-09T12:49")
+
+
 def test_dates_with_two_digit_years_as_excel_writes_them():
     """A spreadsheet's short date format, saved to CSV ("09/01/24 12:49"), refused before."""
     from imports import rows
@@ -285,3 +319,41 @@ def test_dates_with_two_digit_years_as_excel_writes_them():
     assert rows.moment("09/01/24 12:49").replace(tzinfo=None) == datetime(2024, 1, 9, 12, 49)
     assert rows.moment("1/9/24", date_order="mdy").date().isoformat() == "2024-01-09"
     assert rows.moment("31/12/99").year == 1999
+
+
+def test_magento_addresses_file_is_refused_with_what_to_do():
+    with pytest.raises(reading.UnreadableFile) as refused:
+        upload("magento_customer_addresses.csv")
+    assert "Magento" in str(refused.value) and "Customers Main File" in str(refused.value)
+
+
+def test_mailchimp_audience_export_subscribed_and_unsubscribed():
+    admin = UserFactory(role="Admin")
+    job = upload("mailchimp_subscribed_members.csv")
+    assert job.format == ImportFormat.MAILCHIMP and job.status == ImportStatus.CHECKING
+    # The address is one cell of parts two spaces apart: not imported, not refused.
+    assert dict(zip(job.headers, job.mapping, strict=True))["Address"] == ""
+    job = check(job)
+    assert job.counts == {"create": 2}, reasons(job)
+    apply(job, admin)
+    ada = Customer.objects.get(email="ada@example.com")
+    assert (ada.first_name, ada.phone, ada.email_consent) == ("Ada", "+33 6 12 34 56 78", True)
+    record = ConsentRecord.objects.get(customer=ada)
+    assert timezone.localtime(record.at).replace(tzinfo=None) == datetime(2024, 3, 14, 9, 14)
+    assert record.note == "Mailchimp audience export: mailchimp_subscribed_members.csv"
+    CustomerFactory(email="bob@example.com")
+    job = check(upload("mailchimp_unsubscribed_members.csv"))
+    assert job.counts == {"update": 1}, reasons(job)
+    apply(job, admin)
+    bob = Customer.objects.get(email="bob@example.com")
+    assert bob.email_consent is False
+    record = ConsentRecord.objects.get(customer=bob)
+    assert record.granted is False
+    assert timezone.localtime(record.at).replace(tzinfo=None) == datetime(2024, 2, 3, 4, 5, 6)
+
+
+def test_woocommerce_analytics_download_sent_by_email():
+    job = check(upload("woocommerce_analytics_customers_emailed.csv"))
+    assert job.format == ImportFormat.WOOCOMMERCE
+    created = job.rows.get().values["created_at"]
+    assert created.startswith("2023-01-15T09:00")
