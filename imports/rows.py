@@ -256,6 +256,34 @@ def moment(value, *, date_order: str = "dmy") -> datetime:
     return found
 
 
+# The fields that hold a date, whose cells tell how the file writes its dates.
+DATE_FIELDS = frozenset(
+    {
+        "created_at",
+        "email_consent_at",
+        "sms_consent_at",
+        "email_subscribed_at",
+        "email_unsubscribed_at",
+        "placed_at",
+    }
+)
+
+
+def date_orders(cells) -> tuple[bool, set[str]]:
+    """Whether these cells hold dates written with slashes, dots or dashes (31/12/2025 or
+    12/31/2025), and the orders ("dmy", "mdy") all of them can be read in."""
+    seen, orders = False, {"dmy", "mdy"}
+    for cell in cells:
+        found = _DAY_FIRST.match(cell.strip()) if isinstance(cell, str) else None
+        if found:
+            seen = True
+            if int(found[1]) > 12:
+                orders.discard("mdy")
+            if int(found[2]) > 12:
+                orders.discard("dmy")
+    return seen, orders
+
+
 def amount(value: str, *, comma_decimal: bool) -> Decimal:
     raw = re.sub(r"[\s\u00a0\u202f€$£]|EUR|USD|GBP", "", value.strip())
     if "," in raw and "." in raw:

@@ -306,9 +306,12 @@ def test_magento_customers_main_file():
     assert (roni.first_name, roni.last_name) == ("Veronica", "Costello")
     assert timezone.localtime(roni.created_at).date().isoformat() == "2024-01-09"
     assert roni.external_id == ""  # Magento's file has no customer id
-    # Opened in Excel and saved again: its dates' years shortened to two digits.
-    job = check(upload("magento_customers_main_excel.csv"))
-    assert job.format == ImportFormat.MAGENTO and job.counts == {"create": 1}, reasons(job)
+    # Opened in Excel and saved again: its dates' years shortened to two digits, and read
+    # either way (09/01/24): the user says which.
+    job = upload("magento_customers_main_excel.csv")
+    assert (job.format, job.status) == (ImportFormat.MAGENTO, ImportStatus.MAPPING)
+    job = check(import_set_mapping(job=job, mapping=job.mapping, date_order="dmy"))
+    assert job.counts == {"create": 1}, reasons(job)
     assert job.rows.get().values["created_at"].startswith("2024-01-09T12:49")
 
 
@@ -357,3 +360,26 @@ def test_woocommerce_analytics_download_sent_by_email():
     assert job.format == ImportFormat.WOOCOMMERCE
     created = job.rows.get().values["created_at"]
     assert created.startswith("2023-01-15T09:00")
+
+
+def test_a_recognized_file_with_dates_either_way_asks_how_they_are_written():
+    """WooCommerce's export opened in a US Excel: "3/5/2024" is March 5th there, May 3rd in
+    the default day-first reading. No date of the file tells which: the import stops at the
+    columns page for the user to say (it went straight to the dry run with May 3rd)."""
+    job = upload("woocommerce_customers_excel_us.csv")
+    assert job.format == ImportFormat.WOOCOMMERCE
+    assert job.status == ImportStatus.MAPPING
+    job = check(import_set_mapping(job=job, mapping=job.mapping, date_order="mdy"))
+    created = job.rows.get(line=2).values["created_at"]
+    assert created.startswith("2024-03-05T10:12")
+
+
+def test_a_date_past_the_12th_tells_the_order_of_the_file():
+    data = (FILES / "woocommerce_customers_excel_us.csv").read_bytes()
+    data = data.replace(b"4/7/2024 8:00", b"4/17/2024 8:00")
+    job = upload("us.csv", data=data)
+    assert (job.status, job.date_order) == (ImportStatus.CHECKING, "mdy")
+    job = check(job)
+    assert job.rows.get(line=2).values["created_at"].startswith("2024-03-05T10:12")
+    data = data.replace(b"4/17/2024 8:00", b"17/4/2024 8:00")
+    assert upload("uk.csv", data=data).date_order == "dmy"

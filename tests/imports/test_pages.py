@@ -192,3 +192,12 @@ def test_the_progress_poll_returns_the_status_card_alone(admin_client_role):
     assert response.status_code == 200
     assert response.text.lstrip().startswith('<section id="import-progress"')
     assert 'value="40"' in response.text and "<html" not in response.text
+
+
+def test_a_recognized_file_with_unclear_dates_goes_to_the_columns_page(admin_client_role):
+    response = _post_file(admin_client_role, "woocommerce_customers_excel_us.csv")
+    job = ImportJob.objects.get()
+    assert response["Location"] == reverse("imports:job-mapping", args=[job.pk])
+    page = admin_client_role.get(response["Location"], headers={"accept-language": "en"})
+    assert 'data-testid="dates-unclear"' in page.text
+    assert "day first or month first" in page.text
