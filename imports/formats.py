@@ -127,7 +127,9 @@ SHOPIFY_SIGNATURE = (
 )
 
 # WooCommerce: the Customer / Order / Coupon Export extension's customer file (its column keys
-# as headers, its default), and WooCommerce Analytics > Customers > Download.
+# as headers, its default), WooCommerce Analytics > Customers > Download, and the files of
+# WordPress users export plugins (WordPress's user fields, user_email..., with WooCommerce's
+# billing_* and shipping_* user meta).
 WOOCOMMERCE = _aliases(
     {
         "customer_id": "external_id",
@@ -160,6 +162,10 @@ WOOCOMMERCE = _aliases(
         "shipping_country": "shipping_country",
         "total_spent": IGNORE,
         "order_count": IGNORE,
+        # WordPress users
+        "user_email": "email",
+        "user_registered": "created_at",
+        "display_name": IGNORE,
         # Analytics > Customers (downloaded, or sent by email: "Sign Up" for "Date Registered")
         "Name": "full_name",
         "Username": IGNORE,
@@ -179,6 +185,7 @@ WOOCOMMERCE = _aliases(
 )
 WOOCOMMERCE_SIGNATURE = (
     {"email", "billing address 1", "billing country"},
+    {"user email", "user login", "billing address 1", "billing country"},
     {"email", "user login", "date registered"},
     {"name", "username", "email", "total spend", "aov"},
 )

@@ -383,3 +383,18 @@ def test_a_date_past_the_12th_tells_the_order_of_the_file():
     assert job.rows.get(line=2).values["created_at"].startswith("2024-03-05T10:12")
     data = data.replace(b"4/17/2024 8:00", b"17/4/2024 8:00")
     assert upload("uk.csv", data=data).date_order == "dmy"
+
+
+def test_wordpress_users_export_with_woocommerce_billing_fields():
+    """A WordPress users export plugin's file: WordPress's own user fields (user_email,
+    user_registered) and WooCommerce's billing_* meta. Before, it was not recognized and its
+    email column was not guessed."""
+    job = upload("wordpress_users_export.csv")
+    assert job.format == ImportFormat.WOOCOMMERCE and job.status == ImportStatus.CHECKING
+    job = check(job)
+    assert job.counts == {"create": 2}, reasons(job)
+    apply(job, UserFactory(role="Admin"))
+    claire = Customer.objects.get(email="claire.roux@example.fr")
+    assert (claire.first_name, claire.phone) == ("Claire", "+33 6 12 34 56 78")
+    assert claire.default_billing_address.city == "Lyon"
+    assert timezone.localtime(claire.created_at).date().isoformat() == "2022-09-14"
