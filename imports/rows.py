@@ -460,11 +460,24 @@ def _address_parts(raw: dict, prefix: str) -> dict:
     return parts if parts.get("line1") else {}
 
 
+# Countries whose postal codes are all five digits: a spreadsheet that read one as a number
+# (02134 -> 2134) dropped zeros that can only have been leading ones.
+FIVE_DIGIT_POSTAL_CODES = frozenset({"US", "FR", "DE", "IT", "ES"})
+
+
 def _address(parts: dict) -> dict:
     if not parts.get("city") or not parts.get("country"):
         raise Refused("incomplete_address", ", ".join(v for v in parts.values() if v))
     address = {p: text(p, v) for p, v in parts.items() if p != "country"}
     address["country"] = country(parts["country"])
+    code = address.get("postal_code", "")
+    if (
+        address["country"] in FIVE_DIGIT_POSTAL_CODES
+        and code.isascii()
+        and code.isdigit()
+        and 3 <= len(code) < 5
+    ):
+        address["postal_code"] = code.zfill(5)
     return address
 
 

@@ -398,3 +398,23 @@ def test_wordpress_users_export_with_woocommerce_billing_fields():
     assert (claire.first_name, claire.phone) == ("Claire", "+33 6 12 34 56 78")
     assert claire.default_billing_address.city == "Lyon"
     assert timezone.localtime(claire.created_at).date().isoformat() == "2022-09-14"
+
+
+def test_a_postal_code_a_spreadsheet_took_for_a_number_gets_its_zeros_back():
+    """Excel reads 02134 as the number 2134 and saves it so. Where every postal code has five
+    digits (US, France, Germany, Italy, Spain), a shorter all-digit one lost its leading
+    zeros: they are put back (Boston's 02134 was stored as 2134). Elsewhere it is kept."""
+    from imports import rows
+
+    mapping = ["email", "line1", "postal_code", "city", "country"]
+
+    def postal_code(code, country):
+        cells = ["a@example.com", "1 Main St", code, "Town", country]
+        return rows.customer_row(mapping, cells).values["billing_address"]["postal_code"]
+
+    assert postal_code("2134", "US") == "02134"
+    assert postal_code("1000", "FR") == "01000"
+    assert postal_code("100", "IT") == "00100"
+    assert postal_code("1067", "DE") == "01067"
+    assert postal_code("2134-1234", "US") == "2134-1234"  # not a number: as written
+    assert postal_code("2000", "BE") == "2000"  # Belgium's have four digits
