@@ -72,6 +72,21 @@ class Layout:
         return self.encoding == "xlsx"
 
 
+# A first line "sep=;" (written for Excel, which takes the delimiter from it and hides it).
+_SEP_LINE = re.compile(r"sep=(.)\r?\n", re.IGNORECASE)
+
+
+def _is_sep_line(row: list[str]) -> bool:
+    """The first row is that line: "sep=" and an empty cell, split at the delimiter it names
+    ("sep=x" whole if it names another)."""
+    return (
+        0 < len(row) <= 2
+        and len(row[0]) <= 5
+        and row[0].lower().startswith("sep=")
+        and (not any(row[1:]))
+    )
+
+
 def _encoding_of(head: bytes) -> str:
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
@@ -138,6 +153,9 @@ def sniff(binary) -> Layout:
     else:
         sample = head.decode("utf-8", errors=_FALLBACK)
     sample = sample.lstrip("\ufeff")
+    declared = _SEP_LINE.match(sample)
+    if declared and declared[1] in DELIMITERS:
+        return Layout(encoding, declared[1])
     return Layout(encoding, _delimiter_of(sample))
 
 
@@ -483,9 +501,12 @@ def _csv_reader(stream, layout: Layout) -> Iterator[tuple[int, list | Broken]]:
         except UnicodeDecodeError:
             yield start, Broken(_("the text of this line is not in a known encoding"))
             return
-        line = reader.line_num + 1
         if row and row[0].startswith("\ufeff"):
             row[0] = row[0][1:]
+        if start == 1 and _is_sep_line(row):
+            line = reader.line_num + 1
+            continue
+        line = reader.line_num + 1
         if any("\x00" in cell for cell in row):
             yield start, Broken(_("the line contains NUL characters"))
             continue

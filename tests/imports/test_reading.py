@@ -115,3 +115,24 @@ def test_rich_text_runs_are_joined_and_phonetic_hints_left_out():
         '<si><t xml:space="preserve"> a_x000D_b </t></si></sst>'
     ).encode()
     assert list(reading._shared_strings(io.BytesIO(table))) == ["plain", "Zoé", "東京", " a\rb "]
+
+
+def test_an_excel_sep_line_gives_the_delimiter_and_is_not_the_header():
+    """Some tools start a CSV meant for Excel with "sep=;", which Excel reads as the delimiter
+    and hides. It was taken for the header (every row then refused for its cells)."""
+    from pathlib import Path
+
+    data = (Path(__file__).parent / "files" / "excel_sep_line.csv").read_bytes()
+    layout = reading.sniff(io.BytesIO(data))
+    assert layout.delimiter == ";"
+    assert list(reading.read_rows(io.BytesIO(data), layout)) == [
+        (2, ["Email", "First Name", "Last Name"]),
+        (3, ["zoe@example.com", "Zoé", "Roux"]),
+    ]
+    # A comma file that declares it; a header whose first cell merely starts so stays one.
+    for data, header in (
+        (b"sep=,\nEmail,Name\nzoe@example.com,Zoe\n", (2, ["Email", "Name"])),
+        (b"sep=and more,Name\nzoe@example.com,Zoe\n", (1, ["sep=and more", "Name"])),
+    ):
+        rows = reading.read_rows(io.BytesIO(data), reading.sniff(io.BytesIO(data)))
+        assert next(rows) == header
