@@ -418,3 +418,20 @@ def test_a_postal_code_a_spreadsheet_took_for_a_number_gets_its_zeros_back():
     assert postal_code("1067", "DE") == "01067"
     assert postal_code("2134-1234", "US") == "2134-1234"  # not a number: as written
     assert postal_code("2000", "BE") == "2000"  # Belgium's have four digits
+
+
+def test_shopify_export_saved_by_excel_as_unicode_text():
+    """Excel's "Unicode Text": UTF-16 with its byte-order mark, tab separated, CRLF, the note's
+    newline kept in quotes. Read as the CSV it came from."""
+    import csv
+
+    source = (FILES / "shopify_customers_export.csv").read_text(encoding="utf-8")
+    text = io.StringIO()
+    csv.writer(text, delimiter="\t", lineterminator="\r\n").writerows(
+        csv.reader(io.StringIO(source))
+    )
+    job = upload("customers_export.txt", data=text.getvalue().encode("utf-16"))
+    assert (job.encoding, job.delimiter, job.format) == ("utf-16", "\t", ImportFormat.SHOPIFY)
+    job = check(job)
+    assert job.counts == {"create": 3, "refused": 5}
+    assert reasons(job)[9] == "formula"
