@@ -36,6 +36,10 @@ REASONS = {
     "invalid_email": _("Invalid email: %(value)s"),
     "duplicate": _("Duplicate in the file: the same customer is on line %(value)s"),
     "duplicate_order": _("Duplicate in the file: the same order is on line %(value)s"),
+    "order_line": _(
+        "A further item of order %(value)s, on a line of its own: the order and its total are "
+        "on its first line, nothing more to import"
+    ),
     "unknown_country": _("Unknown country: %(value)s"),
     "invalid_phone": _("Malformed phone number: %(value)s"),
     "invalid_text": _("Invalid characters in %(value)s"),
@@ -482,10 +486,16 @@ def _address(parts: dict) -> dict:
 
 
 def order_row(
-    mapping: list[str], cells: list, *, date_order: str = "dmy", comma_decimal: bool = False
+    mapping: list[str],
+    cells: list,
+    *,
+    date_order: str = "dmy",
+    comma_decimal: bool = False,
+    previous_number: str = "",
 ) -> dict:
     """An order row's values, or raises Refused (the order rules themselves are checked by
-    orders.services.order_draft and order_import_check)."""
+    orders.services.order_draft and order_import_check). `previous_number`: the order number
+    of the row before, whose further items (Shopify's export: a row per item) have no total."""
     _check_width(cells, len(mapping))
     raw = {
         k: (v if isinstance(v, datetime | date) else str(v).strip())
@@ -494,6 +504,8 @@ def order_row(
     number = text("number", raw.get("number", ""))
     if not number:
         raise Refused("no_number")
+    if number == previous_number and not raw.get("total"):
+        raise Refused("order_line", number)
     values = {"number": number}
     if raw.get("email"):
         values["email"] = email(raw["email"])

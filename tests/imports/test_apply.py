@@ -244,3 +244,21 @@ def test_shopifys_quote_is_taken_off_its_ids_phones_and_zips_only():
         "+44 20 7946 0000",
     )
     assert customer.default_billing_address.postal_code == "SW1A 1AA"
+
+
+def test_shopify_orders_export_one_row_per_line_item():
+    """Shopify's orders export writes an order's further line items on rows of their own,
+    with the order's name and no total. Those rows say so; they were refused as an invalid
+    amount (an empty one)."""
+    CustomerFactory(email="amelie@example.fr")
+    CustomerFactory(email="john@example.com")
+    job = check(upload("shopify_orders_export.csv", kind="orders"))
+    assert job.counts == {"create": 2, "refused": 1}
+    assert job.rows.get(line=3).reasons == [["order_line", "#1001"]]
+    apply(job, UserFactory(role="Admin"))
+    john = Order.objects.get(number="#1002")
+    assert (john.total, john.status, john.refunded_amount) == (
+        Decimal("35.00"),
+        "paid",
+        Decimal("10.00"),
+    )
