@@ -32,7 +32,9 @@ REASONS = {
         "read as one cell"
     ),
     "cells": _("The line has %(value)s cells where the header has fewer"),
-    "no_email": _("No email"),
+    "no_email": _(
+        "No email: customers are matched and kept by their email, one without cannot be imported"
+    ),
     "invalid_email": _("Invalid email: %(value)s"),
     "duplicate": _("Duplicate in the file: the same customer is on line %(value)s"),
     "duplicate_order": _("Duplicate in the file: the same order is on line %(value)s"),

@@ -435,3 +435,16 @@ def test_shopify_export_saved_by_excel_as_unicode_text():
     job = check(job)
     assert job.counts == {"create": 3, "refused": 5}
     assert reasons(job)[9] == "formula"
+
+
+def test_a_customer_without_an_email_is_refused_saying_why():
+    """Shopify keeps customers known by their phone only: their row has no email."""
+    from imports.views import reason_text
+
+    data = (
+        b"Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Phone,Total Spent,"
+        b"Total Orders\n'8779761975521,Tomotaka,Minoura,,no,'+8801912010701,0.00,0\n"
+    )
+    job = check(upload("phone_only.csv", data=data))
+    assert reasons(job) == {2: "no_email"}
+    assert "cannot be imported" in reason_text("no_email", "")
