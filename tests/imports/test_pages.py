@@ -201,3 +201,21 @@ def test_a_recognized_file_with_unclear_dates_goes_to_the_columns_page(admin_cli
     page = admin_client_role.get(response["Location"], headers={"accept-language": "en"})
     assert 'data-testid="dates-unclear"' in page.text
     assert "day first or month first" in page.text
+
+
+def test_a_new_platforms_export_through_the_pages(
+    admin_client_role, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post_file(admin_client_role, "prestashop_customers.csv")
+    job = ImportJob.objects.get()
+    assert response["Location"] == job.get_absolute_url()
+    page = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "en"})
+    assert "PrestaShop customer export" in page.text
+    assert 'data-testid="count-create">3<' in page.text
+    refused = _post_file(
+        admin_client_role, "magento_customer_addresses.csv", headers={"accept-language": "en"}
+    )
+    assert refused.status_code == 400
+    assert "Customer Addresses file" in refused.text
+    assert ImportJob.objects.count() == 1
