@@ -296,6 +296,8 @@ def amount(value: str, *, comma_decimal: bool) -> Decimal:
         decimal_mark = "," if raw.rfind(",") > raw.rfind(".") else "."
     elif "," in raw:
         decimal_mark = "," if comma_decimal or not re.fullmatch(r"-?\d{1,3}(,\d{3})+", raw) else ""
+    elif comma_decimal and re.fullmatch(r"-?\d{1,3}(\.\d{3})+", raw):
+        decimal_mark = ","  # "1.500": a thousands dot where the decimal mark is a comma
     else:
         decimal_mark = "."
     thousands = {",": ".", ".": ",", "": ","}[decimal_mark]

@@ -448,3 +448,13 @@ def test_a_customer_without_an_email_is_refused_saying_why():
     job = check(upload("phone_only.csv", data=data))
     assert reasons(job) == {2: "no_email"}
     assert "cannot be imported" in reason_text("no_email", "")
+
+
+def test_a_european_amount_with_a_thousands_dot_and_no_decimals():
+    """A semicolon file (European Excel) writes 1500 as "1.500": it was refused as an amount
+    with three decimals."""
+    from imports import rows
+
+    assert rows.amount("1.500", comma_decimal=True) == Decimal("1500.00")
+    assert rows.amount("12.345.678", comma_decimal=True) == Decimal("12345678.00")
+    assert rows.amount("1.50", comma_decimal=True) == Decimal("1.50")
