@@ -106,6 +106,7 @@ _STATUSES = {
     "partially_refunded": "paid",
     "partially refunded": "paid",
     "voided": "cancelled",
+    "expired": "cancelled",  # an authorization that lapsed, never paid
     # WooCommerce
     "completed": "fulfilled",
     "processing": "paid",
