@@ -5,11 +5,14 @@ file).
 CSV: a UTF-8 (or UTF-16) byte-order mark decides the encoding; otherwise the text is read as
 UTF-8, and bytes that are not UTF-8 are read as Windows-1252 (what a French Excel on Windows
 writes), so a file in either, or a UTF-8 file with a stray Windows-1252 byte, reads as its
-author saw it. The delimiter is the one of `,` `;` tab `|` that splits the first lines into
-the most columns, most consistently. Quoted cells may hold delimiters, quotes and newlines.
+author saw it; a file that is not UTF-8 and whose accented letters are Mac Roman's (Excel for
+Mac's plain CSV) is read as Mac Roman. The delimiter is the one of `,` `;` tab `|` that
+splits the first lines into the most columns, most consistently. Quoted cells may hold
+delimiters, quotes and newlines.
 """
 
 import codecs
+import collections
 import csv
 import functools
 import io
@@ -87,6 +90,27 @@ def _is_sep_line(row: list[str]) -> bool:
     )
 
 
+# Excel for Mac writes its plain "CSV" in Mac Roman. Its accented letters (é è à ç ä ö ü...) are
+# bytes 0x80-0x9F, where Windows-1252 has punctuation and rare letters (or nothing: 0x81, 0x8D,
+# 0x8F, 0x90, 0x9D), while Windows-1252's accented letters are 0xC0-0xFF. The punctuation
+# Windows-1252 text does use there (quotes, dashes, €, …, œ, ™, •) is not counted.
+_CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")
+_CP1252_PUNCTUATION = frozenset(b"\x80\x85\x8c\x91\x92\x93\x94\x95\x96\x97\x99\x9c")
+
+
+def _is_mac_roman(head: bytes) -> bool:
+    """Whether the bytes of `head` that are not UTF-8 (a UTF-8 file may hold a stray byte of
+    another encoding) are Mac Roman's accented letters rather than Windows-1252's."""
+    escaped = head.decode("utf-8", errors="surrogateescape")
+    counts = collections.Counter(ord(c) - 0xDC00 for c in escaped if "\udc80" <= c <= "\udcff")
+    if any(counts[byte] for byte in _CP1252_UNDEFINED):
+        return True
+    mac_letters = sum(
+        n for byte, n in counts.items() if byte < 0xA0 and byte not in _CP1252_PUNCTUATION
+    )
+    return mac_letters > sum(n for byte, n in counts.items() if byte >= 0xC0)
+
+
 def _encoding_of(head: bytes) -> str:
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
@@ -95,7 +119,7 @@ def _encoding_of(head: bytes) -> str:
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
-        return "cp1252"
+        return "mac_roman" if _is_mac_roman(head) else "cp1252"
     return "utf-8"
 
 
@@ -148,8 +172,8 @@ def sniff(binary) -> Layout:
     controls = sum(head.count(bytes([c])) for c in (*range(0, 9), *range(14, 32)))
     if encoding != "utf-16" and controls > len(head) // 100:
         raise UnreadableFile(_("This is not a spreadsheet file (CSV or XLSX)."))
-    if encoding == "utf-16":
-        sample = head.decode("utf-16", errors="ignore")
+    if encoding in ("utf-16", "mac_roman"):
+        sample = head.decode(encoding, errors="ignore")
     else:
         sample = head.decode("utf-8", errors=_FALLBACK)
     sample = sample.lstrip("\ufeff")

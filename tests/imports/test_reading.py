@@ -136,3 +136,26 @@ def test_an_excel_sep_line_gives_the_delimiter_and_is_not_the_header():
     ):
         rows = reading.read_rows(io.BytesIO(data), reading.sniff(io.BytesIO(data)))
         assert next(rows) == header
+
+
+def test_a_csv_saved_by_excel_for_mac_in_mac_roman():
+    """Excel for Mac's plain "CSV" is in Mac Roman, whose accented letters are bytes that
+    Windows-1252 reads as other characters (é as Ž) or not at all (è): "Lefèvre" was stored
+    as "Lef\\x8fvre"."""
+    from pathlib import Path
+
+    data = (Path(__file__).parent / "files" / "excel_mac_macroman.csv").read_bytes()
+    layout = reading.sniff(io.BytesIO(data))
+    assert (layout.encoding, layout.delimiter) == ("mac_roman", ";")
+    rows = [cells for _line, cells in reading.read_rows(io.BytesIO(data), layout)]
+    assert rows[1] == ["helene@example.fr", "Hélène", "Lefèvre", "Besançon"]
+    assert rows[2][1:3] == ["Jürgen", "Müller"] and rows[3][2] == "O’Brien"
+    # Windows-1252 text, its curly quotes and dashes included, stays Windows-1252.
+    text = "Email;Nom\r\na@example.fr;O’Brien – Hélène Lefèvre\r\n"
+    layout = reading.sniff(io.BytesIO(text.encode("cp1252")))
+    assert layout.encoding == "cp1252"
+    # So does UTF-8 with a stray Windows-1252 byte, whatever its UTF-8 characters' bytes.
+    data = "Email;Nom\r\na@example.fr;“Ýves” Élan\r\n".encode() + "b@example.fr;Béa\r\n".encode(
+        "cp1252"
+    )
+    assert reading.sniff(io.BytesIO(data)).encoding == "cp1252"
