@@ -102,6 +102,8 @@ def _is_mac_roman(head: bytes) -> bool:
     """Whether the bytes of `head` that are not UTF-8 (a UTF-8 file may hold a stray byte of
     another encoding) are Mac Roman's accented letters rather than Windows-1252's."""
     escaped = head.decode("utf-8", errors="surrogateescape")
+    if any("\x80" <= c < "\udc80" or c > "\udcff" for c in escaped):
+        return False  # UTF-8 text with stray bytes (read as Windows-1252 one by one)
     counts = collections.Counter(ord(c) - 0xDC00 for c in escaped if "\udc80" <= c <= "\udcff")
     if any(counts[byte] for byte in _CP1252_UNDEFINED):
         return True

@@ -159,3 +159,5 @@ def test_a_csv_saved_by_excel_for_mac_in_mac_roman():
         "cp1252"
     )
     assert reading.sniff(io.BytesIO(data)).encoding == "cp1252"
+    data = "Email;Nom\r\na@example.fr;Élan\r\n".encode() + b"b@example.fr;B\x8fa\r\n"
+    assert reading.sniff(io.BytesIO(data)).encoding == "cp1252"
