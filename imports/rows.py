@@ -186,6 +186,16 @@ def phone_number(value: str, region: str = "") -> phonenumbers.PhoneNumber:
     """A valid phone number, as the API reads one. Without a country code it is read as the
     row's address country's (a US file's "555-625-1199"), else as the shop's."""
     value = value.strip()
+    code = str(phonenumbers.country_code_for_region(region)) if region else ""
+    if code != "0" and value.isdigit() and value.startswith(code) and value[:1] != "0":
+        # The international number without its "+", as a spreadsheet that read it as a
+        # number saves it (4915112345678), rather than a national number without its 0.
+        try:
+            number = phonenumbers.parse("+" + value)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is not None and phonenumbers.is_valid_number_for_region(number, region):
+            return number
     if region and not value.startswith(("+", "00")):
         try:
             number = phonenumbers.parse(value, region)

@@ -479,3 +479,17 @@ def test_every_financial_status_of_shopifys_orders_export():
         )
     }
     assert found["expired"] == "cancelled" and found["voided"] == "cancelled"
+
+
+def test_a_phone_number_whose_plus_a_spreadsheet_dropped():
+    """Excel reads "+4915112345678" as the number 4915112345678 and saves it so. Read in the
+    address's country as a national number, it became +49 491 5112345678 (a landline in
+    Leer, not the customer's mobile). Digits that start with the country's calling code are
+    the international number they were."""
+    from imports import rows
+
+    assert rows.phone("4915112345678", "DE") == rows.phone("+4915112345678") == "+49 1511 2345678"
+    assert rows.phone("33612345678", "FR") == "+33 6 12 34 56 78"
+    assert rows.phone("15026251199", "US") == "+1 502-625-1199"
+    assert rows.phone("0491 1234567", "DE") == "+49 491 1234567"  # national: as before
+    assert rows.phone("030 123456", "DE") == "+49 30 123456"
