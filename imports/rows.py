@@ -186,8 +186,8 @@ def phone_number(value: str, region: str = "") -> phonenumbers.PhoneNumber:
     """A valid phone number, as the API reads one. Without a country code it is read as the
     row's address country's (a US file's "555-625-1199"), else as the shop's."""
     value = value.strip()
-    code = str(phonenumbers.country_code_for_region(region)) if region else ""
-    if code != "0" and value.isdigit() and value.startswith(code) and value[:1] != "0":
+    code = str(phonenumbers.country_code_for_region(region)) if region else "0"
+    if code != "0" and value.isdigit() and value.startswith(code):
         # The international number without its "+", as a spreadsheet that read it as a
         # number saves it (4915112345678), rather than a national number without its 0.
         try:
