@@ -322,8 +322,10 @@ ORDERS = _aliases(
         "etat": "status",
         "refunded amount": "refunded_amount",
         "refunded_amount": "refunded_amount",
+        "refunded_total": "refunded_amount",  # WooCommerce's Customer / Order / Coupon Export
         "montant rembourse": "refunded_amount",
         "currency": "currency",
+        "order_currency": "currency",
         "devise": "currency",
         "source": "source",
         "medium": "medium",

@@ -262,3 +262,21 @@ def test_shopify_orders_export_one_row_per_line_item():
         "paid",
         Decimal("10.00"),
     )
+
+
+def test_woocommerce_orders_export_with_its_refunds_and_currency():
+    """The Customer / Order / Coupon Export extension's orders file: its refunded_total and
+    order_currency columns were not read (a refunded order imported without its refund)."""
+    apply(check(upload("woocommerce_customers.csv")), UserFactory(role="Admin"))
+    job = upload("woocommerce_orders_export.csv", kind="orders")
+    mapping = dict(zip(job.headers, job.mapping, strict=True))
+    assert mapping["refunded_total"] == "refunded_amount"
+    assert mapping["order_currency"] == "currency"
+    job = check(job)
+    assert job.counts == {"create": 2}, reasons(job)
+    values = job.rows.get(line=3).values
+    assert (values["status"], values["refunded_amount"], values["currency"]) == (
+        "refunded",
+        "35.00",
+        "EUR",
+    )
