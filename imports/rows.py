@@ -506,11 +506,12 @@ def order_row(
     *,
     date_order: str = "dmy",
     comma_decimal: bool = False,
-    previous_number: str = "",
+    previous: tuple[str, str] = ("", ""),
 ) -> dict:
     """An order row's values, or raises Refused (the order rules themselves are checked by
-    orders.services.order_draft and order_import_check). `previous_number`: the order number
-    of the row before, whose further items (Shopify's export: a row per item) have no total."""
+    orders.services.order_draft and order_import_check). `previous`: the order number and
+    total cell of the row before; an export with a row per item repeats the order's number on
+    its further items' rows, with no total (Shopify's) or the same one (WooCommerce's)."""
     _check_width(cells, len(mapping))
     raw = {
         k: (v if isinstance(v, datetime | date) else str(v).strip())
@@ -519,7 +520,7 @@ def order_row(
     number = text("number", raw.get("number", ""))
     if not number:
         raise Refused("no_number")
-    if number == previous_number and not raw.get("total"):
+    if number == previous[0] and raw.get("total", "") in ("", previous[1]):
         raise Refused("order_line", number)
     values = {"number": number}
     if raw.get("email"):

@@ -312,8 +312,8 @@ def _file_rows(job: ImportJob):
 
     layout = Layout(job.encoding, job.delimiter)
     comma_decimal = job.delimiter == ";" or job.encoding == "utf-8-sig"
-    number_at = job.mapping.index("number") if "number" in job.mapping else None
-    previous_number = ""
+    at = [job.mapping.index(f) if f in job.mapping else None for f in ("number", "total")]
+    previous = ("", "")
     with job.file.open("rb") as binary:
         iterator = read_rows(binary, layout)
         next(iterator, None)  # the header
@@ -324,15 +324,19 @@ def _file_rows(job: ImportJob):
             else:
                 try:
                     if job.kind == ImportKind.ORDERS:
-                        number = previous_number
-                        if number_at is not None and number_at < len(cells):
-                            previous_number = str(cells[number_at]).strip()
+                        before, previous = (
+                            previous,
+                            tuple(
+                                str(cells[i]).strip() if i is not None and i < len(cells) else ""
+                                for i in at
+                            ),
+                        )
                         read.values = rows.order_row(
                             job.mapping,
                             cells,
                             date_order=job.date_order,
                             comma_decimal=comma_decimal,
-                            previous_number=number,
+                            previous=before,
                         )
                     else:
                         row = rows.customer_row(job.mapping, cells, date_order=job.date_order)

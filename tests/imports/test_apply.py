@@ -280,3 +280,20 @@ def test_woocommerce_orders_export_with_its_refunds_and_currency():
         "35.00",
         "EUR",
     )
+
+
+def test_an_orders_export_with_one_row_per_item_repeating_the_order():
+    """The WooCommerce extension's "one row per item" orders file repeats the order's total on
+    each item's row: those rows were refused as duplicates of the order."""
+    apply(check(upload("woocommerce_customers.csv")), UserFactory(role="Admin"))
+    data = (
+        b"order_number,date,status,order_total,order_currency,billing_email,item_name\n"
+        b"101,2024-03-05 10:12:00,completed,75.00,EUR,jeanne.martin@example.fr,T-shirt\n"
+        b"101,2024-03-05 10:12:00,completed,75.00,EUR,jeanne.martin@example.fr,Mug\n"
+        b"102,2024-03-06 10:12:00,completed,20.00,EUR,jeanne.martin@example.fr,Cap\n"
+        b"102,2024-03-06 10:12:00,completed,25.00,EUR,jeanne.martin@example.fr,Cap\n"
+    )
+    job = check(upload("orders_items.csv", kind="orders", data=data))
+    assert job.counts == {"create": 2, "refused": 2}
+    # The same order with another total is no item of it: a duplicate, as before.
+    assert reasons(job) == {3: "order_line", 5: "duplicate_order"}
