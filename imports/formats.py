@@ -1,6 +1,7 @@
 """What each column of an imported file holds: the fields an import fills, the header sets of
-the formats recognized (this back office's export, Shopify's and WooCommerce's customer
-exports, an order history file), and the recognition itself.
+the formats recognized (this back office's export, the customer exports of Shopify,
+WooCommerce, PrestaShop and Magento, Mailchimp's audience export, an order history file), and
+the recognition itself.
 
 Headers are compared case-folded, with accents, spacing and punctuation around them ignored,
 so "E-mail", "e-mail " and "EMAIL" are alike.
@@ -9,10 +10,12 @@ so "E-mail", "e-mail " and "EMAIL" are alike.
 import re
 import unicodedata
 
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from exports.columns import header_keys
 from imports.models import ImportFormat, ImportKind
+from imports.reading import UnreadableFile
 
 IGNORE = ""
 
@@ -44,6 +47,9 @@ CUSTOMER_FIELDS = {
     "email_consent_at": _("Email marketing consent date"),
     "sms_consent": _("Accepts SMS marketing"),
     "sms_consent_at": _("SMS marketing consent date"),
+    # A file that lists only subscribers (or only people who unsubscribed) says so by a date.
+    "email_subscribed_at": _("Subscribed to email marketing on (a date: accepts)"),
+    "email_unsubscribed_at": _("Unsubscribed from email marketing on (a date: refuses)"),
 }
 ORDER_FIELDS = {
     "email": _("Customer's email"),
@@ -121,7 +127,9 @@ SHOPIFY_SIGNATURE = (
 )
 
 # WooCommerce: the Customer / Order / Coupon Export extension's customer file (its column keys
-# as headers, its default), and WooCommerce Analytics > Customers > Download.
+# as headers, its default), WooCommerce Analytics > Customers > Download, and the files of
+# WordPress users export plugins (WordPress's user fields, user_email..., with WooCommerce's
+# billing_* and shipping_* user meta).
 WOOCOMMERCE = _aliases(
     {
         "customer_id": "external_id",
@@ -154,11 +162,16 @@ WOOCOMMERCE = _aliases(
         "shipping_country": "shipping_country",
         "total_spent": IGNORE,
         "order_count": IGNORE,
-        # Analytics > Customers
+        # WordPress users
+        "user_email": "email",
+        "user_registered": "created_at",
+        "display_name": IGNORE,
+        # Analytics > Customers (downloaded, or sent by email: "Sign Up" for "Date Registered")
         "Name": "full_name",
         "Username": IGNORE,
         "Last Active": IGNORE,
         "Date Registered": "created_at",
+        "Sign Up": "created_at",
         "Email": "email",
         "Orders": IGNORE,
         "Total Spend": IGNORE,
@@ -172,9 +185,76 @@ WOOCOMMERCE = _aliases(
 )
 WOOCOMMERCE_SIGNATURE = (
     {"email", "billing address 1", "billing country"},
+    {"user email", "user login", "billing address 1", "billing country"},
     {"email", "user login", "date registered"},
     {"name", "username", "email", "total spend", "aov"},
 )
+
+# PrestaShop 1.7-9: Customers > Customers > Export (semicolons; headers in the back office's
+# language, English here; "Group" only in 8 and later). "Newsletter" is the shop's own email
+# marketing, "Partner offers" third parties' (not imported); "Sales" is written by the locale.
+PRESTASHOP = _aliases(
+    {
+        "ID": "external_id",
+        "Social title": IGNORE,
+        "First name": "first_name",
+        "Last name": "last_name",
+        "Email address": "email",
+        "Group": IGNORE,
+        "Company": IGNORE,  # no address in this file to hold it
+        "Sales": IGNORE,
+        "Enabled": IGNORE,
+        "Newsletter": "email_consent",
+        "Partner offers": IGNORE,
+        "Registration": "created_at",
+        "Last visit": IGNORE,
+    }
+)
+PRESTASHOP_SIGNATURE = (
+    {"social title", "first name", "last name", "email address", "partner offers", "last visit"},
+)
+
+# Magento 2: System > Data Transfer > Export, "Customers Main File" (one row per customer and
+# website; no customer id, no address: the addresses are a file of their own).
+MAGENTO = _aliases(
+    {
+        "email": "email",
+        "firstname": "first_name",
+        "lastname": "last_name",
+        "created_at": "created_at",
+    }
+)
+MAGENTO_SIGNATURE = ({"email", "website", "created in", "firstname", "lastname", "group id"},)
+# Its "Customer Addresses" file: any number of addresses a customer, the default ones flagged.
+MAGENTO_ADDRESSES_SIGNATURE = {"website", "email", "entity id", "street", "country id"}
+
+# Mailchimp: Audience > Export audience, a zip of three files (subscribed, unsubscribed,
+# cleaned members). The audience's merge fields ("First Name"... the defaults) then
+# Mailchimp's own columns. Which file it is says the consent: subscribed since CONFIRM_TIME,
+# unsubscribed at UNSUB_TIME; the cleaned members' (bounced addresses) is left as it is. Its
+# "Address" is one cell of parts two spaces apart: not imported.
+MAILCHIMP = _aliases(
+    {
+        "Email Address": "email",
+        "First Name": "first_name",
+        "Last Name": "last_name",
+        "Phone Number": "phone",
+        "Address": IGNORE,
+        "CC": IGNORE,  # the country of the subscriber's IP address, not of an address
+        "REGION": IGNORE,
+    }
+)
+MAILCHIMP_SIGNATURE = ({"email address", "member rating", "optin time", "confirm time", "leid"},)
+
+
+def mailchimp(present: set[str]) -> dict[str, str]:
+    """Mailchimp's aliases for one of its three files (see MAILCHIMP)."""
+    if "unsub time" in present:
+        return {**MAILCHIMP, "unsub time": "email_unsubscribed_at"}
+    if "clean time" in present:
+        return MAILCHIMP
+    return {**MAILCHIMP, "confirm time": "email_subscribed_at"}
+
 
 # Our own export: its columns' keys (exports/columns.py) to the fields they fill; the
 # statistics, push consent and client ID are the back office's own and are not imported
@@ -242,8 +322,10 @@ ORDERS = _aliases(
         "etat": "status",
         "refunded amount": "refunded_amount",
         "refunded_amount": "refunded_amount",
+        "refunded_total": "refunded_amount",  # WooCommerce's Customer / Order / Coupon Export
         "montant rembourse": "refunded_amount",
         "currency": "currency",
+        "order_currency": "currency",
         "devise": "currency",
         "source": "source",
         "medium": "medium",
@@ -268,6 +350,7 @@ GENERIC = _aliases(
         "name": "full_name",
         "nom complet": "full_name",
         "telephone": "phone",
+        "phone number": "phone",
         "tel": "phone",
         "mobile": "phone",
         "portable": "phone",
@@ -308,9 +391,21 @@ def recognize(kind: str, headers: list[str]) -> tuple[str, list[str]]:
     present = set(names)
     if kind == ImportKind.ORDERS:
         return ImportFormat.ORDERS, _map(names, ORDERS)
+    if present >= MAGENTO_ADDRESSES_SIGNATURE:
+        raise UnreadableFile(
+            gettext(
+                "This is Magento's Customer Addresses file, which the import does not read (a "
+                "customer may have several addresses in it). Import Magento's Customers Main "
+                "File; for the addresses, make a file with one row per customer (email, "
+                "street, postal code, city, country) and choose its columns."
+            )
+        )
     candidates = (
         (ImportFormat.SHOPIFY, SHOPIFY, SHOPIFY_SIGNATURE),
         (ImportFormat.WOOCOMMERCE, WOOCOMMERCE, WOOCOMMERCE_SIGNATURE),
+        (ImportFormat.PRESTASHOP, PRESTASHOP, PRESTASHOP_SIGNATURE),
+        (ImportFormat.MAGENTO, MAGENTO, MAGENTO_SIGNATURE),
+        (ImportFormat.MAILCHIMP, mailchimp(present), MAILCHIMP_SIGNATURE),
         (ImportFormat.OURS, ours(), None),
     )
     for name, aliases, signatures in candidates:
@@ -321,7 +416,7 @@ def recognize(kind: str, headers: list[str]) -> tuple[str, list[str]]:
         elif any(signature <= present for signature in signatures):
             return name, _map(names, aliases)
     every = {}
-    for aliases in (SHOPIFY, WOOCOMMERCE, ours(), GENERIC):
+    for aliases in (SHOPIFY, WOOCOMMERCE, MAGENTO, ours(), GENERIC):
         every.update((name, field) for name, field in aliases.items() if field)
     return ImportFormat.MANUAL, _map(names, every)
 

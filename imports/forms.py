@@ -15,7 +15,8 @@ class UploadForm(forms.Form):
     file = forms.FileField(
         label=_("File"),
         help_text=_(
-            "CSV or XLSX: this back office's export, Shopify's or WooCommerce's customer "
+            "CSV or XLSX: this back office's export, the customer export of Shopify, "
+            "WooCommerce, PrestaShop or Magento (its Customers Main File), Mailchimp's audience "
             "export, or any spreadsheet with a header row."
         ),
     )

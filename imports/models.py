@@ -25,6 +25,9 @@ class ImportFormat(models.TextChoices):
     OURS = "ours", _("This back office's export")
     SHOPIFY = "shopify", _("Shopify customer export")
     WOOCOMMERCE = "woocommerce", _("WooCommerce customer export")
+    PRESTASHOP = "prestashop", _("PrestaShop customer export")
+    MAGENTO = "magento", _("Magento customers main file")
+    MAILCHIMP = "mailchimp", _("Mailchimp audience export")
     ORDERS = "orders", _("Order history file")
     MANUAL = "manual", _("Columns chosen by hand")
 

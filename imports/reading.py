@@ -5,11 +5,14 @@ file).
 CSV: a UTF-8 (or UTF-16) byte-order mark decides the encoding; otherwise the text is read as
 UTF-8, and bytes that are not UTF-8 are read as Windows-1252 (what a French Excel on Windows
 writes), so a file in either, or a UTF-8 file with a stray Windows-1252 byte, reads as its
-author saw it. The delimiter is the one of `,` `;` tab `|` that splits the first lines into
-the most columns, most consistently. Quoted cells may hold delimiters, quotes and newlines.
+author saw it; a file that is not UTF-8 and whose accented letters are Mac Roman's (Excel for
+Mac's plain CSV) is read as Mac Roman. The delimiter is the one of `,` `;` tab `|` that
+splits the first lines into the most columns, most consistently. Quoted cells may hold
+delimiters, quotes and newlines.
 """
 
 import codecs
+import collections
 import csv
 import functools
 import io
@@ -72,6 +75,44 @@ class Layout:
         return self.encoding == "xlsx"
 
 
+# A first line "sep=;" (written for Excel, which takes the delimiter from it and hides it).
+_SEP_LINE = re.compile(r"sep=(.)\r?\n", re.IGNORECASE)
+
+
+def _is_sep_line(row: list[str]) -> bool:
+    """The first row is that line: "sep=" and an empty cell, split at the delimiter it names
+    ("sep=x" whole if it names another)."""
+    return (
+        0 < len(row) <= 2
+        and len(row[0]) <= 5
+        and row[0].lower().startswith("sep=")
+        and (not any(row[1:]))
+    )
+
+
+# Excel for Mac writes its plain "CSV" in Mac Roman. Its accented letters (é è à ç ä ö ü...) are
+# bytes 0x80-0x9F, where Windows-1252 has punctuation and rare letters (or nothing: 0x81, 0x8D,
+# 0x8F, 0x90, 0x9D), while Windows-1252's accented letters are 0xC0-0xFF. The punctuation
+# Windows-1252 text does use there (quotes, dashes, €, …, œ, ™, •) is not counted.
+_CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")
+_CP1252_PUNCTUATION = frozenset(b"\x80\x85\x8c\x91\x92\x93\x94\x95\x96\x97\x99\x9c")
+
+
+def _is_mac_roman(head: bytes) -> bool:
+    """Whether the bytes of `head` that are not UTF-8 (a UTF-8 file may hold a stray byte of
+    another encoding) are Mac Roman's accented letters rather than Windows-1252's."""
+    escaped = head.decode("utf-8", errors="surrogateescape")
+    if any("\x80" <= c < "\udc80" or c > "\udcff" for c in escaped):
+        return False  # UTF-8 text with stray bytes (read as Windows-1252 one by one)
+    counts = collections.Counter(ord(c) - 0xDC00 for c in escaped if "\udc80" <= c <= "\udcff")
+    if any(counts[byte] for byte in _CP1252_UNDEFINED):
+        return True
+    mac_letters = sum(
+        n for byte, n in counts.items() if byte < 0xA0 and byte not in _CP1252_PUNCTUATION
+    )
+    return mac_letters > sum(n for byte, n in counts.items() if byte >= 0xC0)
+
+
 def _encoding_of(head: bytes) -> str:
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
@@ -80,7 +121,7 @@ def _encoding_of(head: bytes) -> str:
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
-        return "cp1252"
+        return "mac_roman" if _is_mac_roman(head) else "cp1252"
     return "utf-8"
 
 
@@ -133,11 +174,14 @@ def sniff(binary) -> Layout:
     controls = sum(head.count(bytes([c])) for c in (*range(0, 9), *range(14, 32)))
     if encoding != "utf-16" and controls > len(head) // 100:
         raise UnreadableFile(_("This is not a spreadsheet file (CSV or XLSX)."))
-    if encoding == "utf-16":
-        sample = head.decode("utf-16", errors="ignore")
+    if encoding in ("utf-16", "mac_roman"):
+        sample = head.decode(encoding, errors="ignore")
     else:
         sample = head.decode("utf-8", errors=_FALLBACK)
     sample = sample.lstrip("\ufeff")
+    declared = _SEP_LINE.match(sample)
+    if declared and declared[1] in DELIMITERS:
+        return Layout(encoding, declared[1])
     return Layout(encoding, _delimiter_of(sample))
 
 
@@ -483,9 +527,12 @@ def _csv_reader(stream, layout: Layout) -> Iterator[tuple[int, list | Broken]]:
         except UnicodeDecodeError:
             yield start, Broken(_("the text of this line is not in a known encoding"))
             return
-        line = reader.line_num + 1
         if row and row[0].startswith("\ufeff"):
             row[0] = row[0][1:]
+        if start == 1 and _is_sep_line(row):
+            line = reader.line_num + 1
+            continue
+        line = reader.line_num + 1
         if any("\x00" in cell for cell in row):
             yield start, Broken(_("the line contains NUL characters"))
             continue

@@ -32,15 +32,25 @@ REASONS = {
         "read as one cell"
     ),
     "cells": _("The line has %(value)s cells where the header has fewer"),
-    "no_email": _("No email"),
+    "no_email": _(
+        "No email: customers are matched and kept by their email, one without cannot be imported"
+    ),
     "invalid_email": _("Invalid email: %(value)s"),
     "duplicate": _("Duplicate in the file: the same customer is on line %(value)s"),
     "duplicate_order": _("Duplicate in the file: the same order is on line %(value)s"),
+    "order_line": _(
+        "A further item of order %(value)s, on a line of its own: the order and its total are "
+        "on its first line, nothing more to import"
+    ),
     "unknown_country": _("Unknown country: %(value)s"),
     "invalid_phone": _("Malformed phone number: %(value)s"),
     "invalid_text": _("Invalid characters in %(value)s"),
     "too_long": _("Too long: %(value)s"),
     "formula": _("A spreadsheet formula, not a value: %(value)s"),
+    "rounded_number": _(
+        "A spreadsheet rounded this number to %(value)s: its digits are lost. Export the file "
+        "from the shop again and import it without opening and saving it in a spreadsheet"
+    ),
     "invalid_date": _("Unreadable date: %(value)s"),
     "future_date": _("Date in the future: %(value)s"),
     "invalid_yes_no": _("Neither yes nor no: %(value)s"),
@@ -80,8 +90,11 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _YES = {"yes", "y", "true", "1", "oui", "o", "vrai", "subscribed", "opted in", "x"}
 _NO = {"no", "n", "false", "0", "non", "faux", "not subscribed", "unsubscribed", "not_subscribed"}
 _NO |= {"pending", "invalid", "redacted", "opted out", ""}
+# A year of two digits is what a spreadsheet shows (and saves to CSV) in its short date format
+# ("09/01/24 12:49"): read as Excel reads one typed, 00-29 in the 2000s, 30-99 in the 1900s.
 _DAY_FIRST = re.compile(
-    r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})(?:[ T,]+(\d{1,2})[:h](\d{2})(?::(\d{2}))?)?$"
+    r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})"
+    r"(?:[ T,]+(\d{1,2})[:h](\d{2})(?::(\d{2}))?)?$"
 )
 _SHOPIFY_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}(?::\d{2})?) ?([+-]\d{2}:?\d{2})$")
 _STATUSES = {
@@ -93,6 +106,7 @@ _STATUSES = {
     "partially_refunded": "paid",
     "partially refunded": "paid",
     "voided": "cancelled",
+    "expired": "cancelled",  # an authorization that lapsed, never paid
     # WooCommerce
     "completed": "fulfilled",
     "processing": "paid",
@@ -172,6 +186,16 @@ def phone_number(value: str, region: str = "") -> phonenumbers.PhoneNumber:
     """A valid phone number, as the API reads one. Without a country code it is read as the
     row's address country's (a US file's "555-625-1199"), else as the shop's."""
     value = value.strip()
+    code = str(phonenumbers.country_code_for_region(region)) if region else "0"
+    if code != "0" and value.isdigit() and value.startswith(code):
+        # The international number without its "+", as a spreadsheet that read it as a
+        # number saves it (4915112345678), rather than a national number without its 0.
+        try:
+            number = phonenumbers.parse("+" + value)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is not None and phonenumbers.is_valid_number_for_region(number, region):
+            return number
     if region and not value.startswith(("+", "00")):
         try:
             number = phonenumbers.parse(value, region)
@@ -221,6 +245,8 @@ def moment(value, *, date_order: str = "dmy") -> datetime:
             if day_first:
                 a, b, year, hour, minute, second = day_first.groups()
                 day, month = (a, b) if date_order == "dmy" else (b, a)
+                if len(year) == 2:
+                    year = int(year) + (2000 if int(year) < 30 else 1900)
                 found = datetime(
                     int(year),
                     int(month),
@@ -247,12 +273,42 @@ def moment(value, *, date_order: str = "dmy") -> datetime:
     return found
 
 
+# The fields that hold a date, whose cells tell how the file writes its dates.
+DATE_FIELDS = frozenset(
+    {
+        "created_at",
+        "email_consent_at",
+        "sms_consent_at",
+        "email_subscribed_at",
+        "email_unsubscribed_at",
+        "placed_at",
+    }
+)
+
+
+def date_orders(cells) -> tuple[bool, set[str]]:
+    """Whether these cells hold dates written with slashes, dots or dashes (31/12/2025 or
+    12/31/2025), and the orders ("dmy", "mdy") all of them can be read in."""
+    seen, orders = False, {"dmy", "mdy"}
+    for cell in cells:
+        found = _DAY_FIRST.match(cell.strip()) if isinstance(cell, str) else None
+        if found:
+            seen = True
+            if int(found[1]) > 12:
+                orders.discard("mdy")
+            if int(found[2]) > 12:
+                orders.discard("dmy")
+    return seen, orders
+
+
 def amount(value: str, *, comma_decimal: bool) -> Decimal:
     raw = re.sub(r"[\s\u00a0\u202f€$£]|EUR|USD|GBP", "", value.strip())
     if "," in raw and "." in raw:
         decimal_mark = "," if raw.rfind(",") > raw.rfind(".") else "."
     elif "," in raw:
         decimal_mark = "," if comma_decimal or not re.fullmatch(r"-?\d{1,3}(,\d{3})+", raw) else ""
+    elif comma_decimal and re.fullmatch(r"-?\d{1,3}(\.\d{3})+", raw):
+        decimal_mark = ","  # "1.500": a thousands dot where the decimal mark is a comma
     else:
         decimal_mark = "."
     thousands = {",": ".", ".": ",", "": ","}[decimal_mark]
@@ -280,6 +336,12 @@ def status(value: str) -> str:
 # the value's own ('t Hooft), and our export's quote before a formula is taken off by from_inert.
 QUOTED_BY_SHOPIFY = frozenset({"external_id", "phone", "address_phone", "postal_code"})
 
+# Excel shows a long number (an id, a phone number without its "+") in scientific notation,
+# keeping 6 significant digits, and a CSV saved from it holds what was shown: "7.01235E+12".
+# The digits are lost: such a cell is refused, never stored nor used to match customers.
+_ROUNDED = re.compile(r"^\d+(?:[.,]\d+)?E\+\d+$", re.IGNORECASE)
+DIGITS = frozenset({*QUOTED_BY_SHOPIFY, "customer_external_id", "number"})
+
 
 def _cells(mapping: list[str], cells: list) -> dict:
     """The row's cells by field (a quote Shopify or our export put before a value removed)."""
@@ -291,6 +353,8 @@ def _cells(mapping: list[str], cells: list) -> dict:
             cell = from_inert(cell.strip())
             if field in QUOTED_BY_SHOPIFY and cell.startswith("'"):
                 cell = cell[1:]
+            if field in DIGITS and _ROUNDED.match(cell):
+                raise Refused("rounded_number", cell)
         found[field] = cell
     return found
 
@@ -387,6 +451,17 @@ def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") ->
                 at = raw.get(f"{channel}_consent_at")
                 if at not in (None, ""):
                     values[f"{channel}_consent_at"] = moment(at, date_order=date_order).isoformat()
+    if "email_consent" not in values:
+        # A list of subscribers (or of people who unsubscribed) dates the consent; given both
+        # dates, the later one is the customer's latest word.
+        dated = [
+            (moment(raw[name], date_order=date_order), granted)
+            for name, granted in (("email_subscribed_at", True), ("email_unsubscribed_at", False))
+            if raw.get(name) not in (None, "")
+        ]
+        if dated:
+            at, granted = max(dated, key=lambda found: found[0])
+            values["email_consent"], values["email_consent_at"] = granted, at.isoformat()
     return row
 
 
@@ -404,19 +479,39 @@ def _address_parts(raw: dict, prefix: str) -> dict:
     return parts if parts.get("line1") else {}
 
 
+# Countries whose postal codes are all five digits: a spreadsheet that read one as a number
+# (02134 -> 2134) dropped zeros that can only have been leading ones.
+FIVE_DIGIT_POSTAL_CODES = frozenset({"US", "FR", "DE", "IT", "ES"})
+
+
 def _address(parts: dict) -> dict:
     if not parts.get("city") or not parts.get("country"):
         raise Refused("incomplete_address", ", ".join(v for v in parts.values() if v))
     address = {p: text(p, v) for p, v in parts.items() if p != "country"}
     address["country"] = country(parts["country"])
+    code = address.get("postal_code", "")
+    if (
+        address["country"] in FIVE_DIGIT_POSTAL_CODES
+        and code.isascii()
+        and code.isdigit()
+        and 3 <= len(code) < 5
+    ):
+        address["postal_code"] = code.zfill(5)
     return address
 
 
 def order_row(
-    mapping: list[str], cells: list, *, date_order: str = "dmy", comma_decimal: bool = False
+    mapping: list[str],
+    cells: list,
+    *,
+    date_order: str = "dmy",
+    comma_decimal: bool = False,
+    previous: tuple[str, str] = ("", ""),
 ) -> dict:
     """An order row's values, or raises Refused (the order rules themselves are checked by
-    orders.services.order_draft and order_import_check)."""
+    orders.services.order_draft and order_import_check). `previous`: the order number and
+    total cell of the row before; an export with a row per item repeats the order's number on
+    its further items' rows, with no total (Shopify's) or the same one (WooCommerce's)."""
     _check_width(cells, len(mapping))
     raw = {
         k: (v if isinstance(v, datetime | date) else str(v).strip())
@@ -425,6 +520,8 @@ def order_row(
     number = text("number", raw.get("number", ""))
     if not number:
         raise Refused("no_number")
+    if number == previous[0] and raw.get("total", "") in ("", previous[1]):
+        raise Refused("order_line", number)
     values = {"number": number}
     if raw.get("email"):
         values["email"] = email(raw["email"])

@@ -13,6 +13,7 @@ order_import_check, orders_import), which keeps every customer's statistics exac
 of an order file runs it in a transaction that is rolled back.
 """
 
+import itertools
 import json
 import logging
 import queue
@@ -92,15 +93,21 @@ def import_upload(*, upload: UploadedFile, kind: str, actor) -> ImportJob:
     layout = sniff(upload)
     upload.seek(0)
     iterator = read_rows(upload, layout)
-    header = next(iterator, None)
-    iterator.close()
-    header = header[1] if header else None
-    if header is None or isinstance(header, Broken):
-        raise UnreadableFile(header.reason if header else "")
-    headers = [str(h).strip()[:200] for h in header]
-    if len(headers) < 1 or not any(headers):
-        raise UnreadableFile("")
-    fmt, mapping = formats.recognize(kind, headers)
+    try:
+        header = next(iterator, None)
+        header = header[1] if header else None
+        if header is None or isinstance(header, Broken):
+            raise UnreadableFile(header.reason if header else "")
+        headers = [str(h).strip()[:200] for h in header]
+        if len(headers) < 1 or not any(headers):
+            raise UnreadableFile("")
+        fmt, mapping = formats.recognize(kind, headers)
+        if fmt == ImportFormat.OURS:  # our export writes 31/12/2025 in French, ISO in English
+            seen, orders = False, {"dmy"}
+        else:
+            seen, orders = _date_orders(iterator, mapping)
+    finally:
+        iterator.close()
     upload.seek(0)
     job = ImportJob(
         kind=kind,
@@ -115,12 +122,34 @@ def import_upload(*, upload: UploadedFile, kind: str, actor) -> ImportJob:
         mapping=mapping,
         status=ImportStatus.MAPPING,
     )
+    if len(orders) == 1:
+        job.date_order = orders.pop()
     job.file.save(job.file_name, upload, save=False)
     job.save()
-    if fmt != ImportFormat.MANUAL and not missing_fields(job):
+    # Dates that read either way (3/5/2024: a spreadsheet rewrote the platform's dates) are
+    # for the user to say, as the columns of a file of no known format are.
+    ambiguous = seen and len(orders) > 1
+    if fmt != ImportFormat.MANUAL and not missing_fields(job) and not ambiguous:
         job.status = ImportStatus.CHECKING
         job.save(update_fields=["status"])
     return job
+
+
+# How many rows the upload reads to tell how the file writes its dates.
+DATE_SAMPLE = 1000
+
+
+def _date_orders(iterator, mapping: list[str]) -> tuple[bool, set[str]]:
+    """rows.date_orders of the date columns of the file's first DATE_SAMPLE rows."""
+    columns = [i for i, field in enumerate(mapping) if field in rows.DATE_FIELDS]
+    cells = (
+        cells[i]
+        for _line, cells in itertools.islice(iterator, DATE_SAMPLE)
+        if not isinstance(cells, Broken)
+        for i in columns
+        if i < len(cells)
+    )
+    return rows.date_orders(cells) if columns else (False, {"dmy", "mdy"})
 
 
 def missing_fields(job: ImportJob, mapping: list[str] | None = None) -> list[str]:
@@ -283,6 +312,8 @@ def _file_rows(job: ImportJob):
 
     layout = Layout(job.encoding, job.delimiter)
     comma_decimal = job.delimiter == ";" or job.encoding == "utf-8-sig"
+    at = [job.mapping.index(f) if f in job.mapping else None for f in ("number", "total")]
+    previous = ("", "")
     with job.file.open("rb") as binary:
         iterator = read_rows(binary, layout)
         next(iterator, None)  # the header
@@ -293,11 +324,19 @@ def _file_rows(job: ImportJob):
             else:
                 try:
                     if job.kind == ImportKind.ORDERS:
+                        before, previous = (
+                            previous,
+                            tuple(
+                                str(cells[i]).strip() if i is not None and i < len(cells) else ""
+                                for i in at
+                            ),
+                        )
                         read.values = rows.order_row(
                             job.mapping,
                             cells,
                             date_order=job.date_order,
                             comma_decimal=comma_decimal,
+                            previous=before,
                         )
                     else:
                         row = rows.customer_row(job.mapping, cells, date_order=job.date_order)

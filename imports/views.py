@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from exports.columns import make_inert
 from imports import formats, selectors, services, tasks
 from imports.forms import MappingForm, UploadForm
-from imports.models import ImportJob, ImportStatus
+from imports.models import ImportFormat, ImportJob, ImportStatus
 from imports.reading import UnreadableFile
 from imports.rows import REASONS
 from imports.uploads import SizeLimitHandler
@@ -158,7 +158,10 @@ def job_mapping(request, pk: int):
         tasks.check_enqueue(job)
         return redirect(job)
     status = 400 if request.method == "POST" else 200
-    return render(request, "imports/job_mapping.html", {"job": job, "form": form}, status=status)
+    # A recognized file waits here only when its dates read either way (services).
+    dates_unclear = job.format not in ("", ImportFormat.MANUAL) and not services.missing_fields(job)
+    context = {"job": job, "form": form, "dates_unclear": dates_unclear}
+    return render(request, "imports/job_mapping.html", context, status=status)
 
 
 @require_POST

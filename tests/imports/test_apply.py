@@ -244,3 +244,56 @@ def test_shopifys_quote_is_taken_off_its_ids_phones_and_zips_only():
         "+44 20 7946 0000",
     )
     assert customer.default_billing_address.postal_code == "SW1A 1AA"
+
+
+def test_shopify_orders_export_one_row_per_line_item():
+    """Shopify's orders export writes an order's further line items on rows of their own,
+    with the order's name and no total. Those rows say so; they were refused as an invalid
+    amount (an empty one)."""
+    CustomerFactory(email="amelie@example.fr")
+    CustomerFactory(email="john@example.com")
+    job = check(upload("shopify_orders_export.csv", kind="orders"))
+    assert job.counts == {"create": 2, "refused": 1}
+    assert job.rows.get(line=3).reasons == [["order_line", "#1001"]]
+    apply(job, UserFactory(role="Admin"))
+    john = Order.objects.get(number="#1002")
+    assert (john.total, john.status, john.refunded_amount) == (
+        Decimal("35.00"),
+        "paid",
+        Decimal("10.00"),
+    )
+
+
+def test_woocommerce_orders_export_with_its_refunds_and_currency():
+    """The Customer / Order / Coupon Export extension's orders file: its refunded_total and
+    order_currency columns were not read (a refunded order imported without its refund)."""
+    apply(check(upload("woocommerce_customers.csv")), UserFactory(role="Admin"))
+    job = upload("woocommerce_orders_export.csv", kind="orders")
+    mapping = dict(zip(job.headers, job.mapping, strict=True))
+    assert mapping["refunded_total"] == "refunded_amount"
+    assert mapping["order_currency"] == "currency"
+    job = check(job)
+    assert job.counts == {"create": 2}, reasons(job)
+    values = job.rows.get(line=3).values
+    assert (values["status"], values["refunded_amount"], values["currency"]) == (
+        "refunded",
+        "35.00",
+        "EUR",
+    )
+
+
+def test_an_orders_export_with_one_row_per_item_repeating_the_order():
+    """The WooCommerce extension's "one row per item" orders file repeats the order's total on
+    each item's row: those rows were refused as duplicates of the order."""
+    apply(check(upload("woocommerce_customers.csv")), UserFactory(role="Admin"))
+    data = (
+        b"order_number,date,status,order_total,order_currency,billing_email,item_name\n"
+        b"101,2024-03-05 10:12:00,completed,75.00,EUR,jeanne.martin@example.fr,T-shirt\n"
+        b"101,2024-03-05 10:12:00,completed,75.00,EUR,jeanne.martin@example.fr,Mug\n"
+        b"102,2024-03-06 10:12:00,completed,20.00,EUR,jeanne.martin@example.fr,Cap\n"
+        b"102,2024-03-06 10:12:00,completed,25.00,EUR,jeanne.martin@example.fr,Cap\n"
+    )
+    job = check(upload("orders_items.csv", kind="orders", data=data))
+    assert job.counts == {"create": 2, "refused": 2}
+    # The same order with another total is no item of it: a duplicate, as before.
+    assert reasons(job) == {3: "order_line", 5: "duplicate_order"}

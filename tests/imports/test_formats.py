@@ -256,3 +256,240 @@ def test_unreadable_files_are_refused_with_a_reason(data, message):
     with pytest.raises(reading.UnreadableFile) as refused:
         upload("bad.csv", data=data)
     assert message in str(refused.value)
+
+
+def test_numbers_a_spreadsheet_rounded_are_refused_not_imported():
+    """Shopify's export opened in Excel and saved again: the ids and phones Shopify wrote
+    without a quote come back as "7.01235E+12" and "4.47701E+11", their digits lost. The
+    rows are refused with that reason (two customers with the same rounded id are not
+    "duplicates"); nothing rounded is stored."""
+    job = check(upload("shopify_customers_excel_uk.csv"))
+    assert job.format == ImportFormat.SHOPIFY
+    assert reasons(job) == {2: "rounded_number", 3: "rounded_number"}
+    assert job.rows.get(line=2).reasons == [["rounded_number", "7.01235E+12"]]
+    from imports import rows
+
+    for value in ("4,47701E+11", "3.36E+11", "1E+15"):
+        with pytest.raises(rows.Refused):
+            rows.customer_row(["email", "phone"], ["a@example.com", value])
+    # A value that merely holds an E stays a value ('1E5' is no number a spreadsheet wrote).
+    assert rows.customer_row(["email", "postal_code"], ["a@example.com", "1E5"]).values == {
+        "email": "a@example.com"
+    }
+
+
+def test_prestashop_customer_export():
+    job = upload("prestashop_customers.csv")
+    assert (job.format, job.delimiter) == (ImportFormat.PRESTASHOP, ";")
+    assert job.status == ImportStatus.CHECKING  # recognized: no columns to choose
+    job = check(job)
+    assert job.counts == {"create": 3, "refused": 1}
+    assert reasons(job) == {5: "duplicate"}
+    apply(job, UserFactory(role="Admin"))
+    amelie = Customer.objects.get(email="amelie.poulain@example.fr")
+    assert (amelie.first_name, amelie.last_name, amelie.external_id) == ("Amélie", "Poulain", "1")
+    assert timezone.localtime(amelie.created_at).replace(tzinfo=None) == datetime(
+        2024, 3, 5, 10, 12
+    )
+    consents = {(c.customer.email, c.granted) for c in ConsentRecord.objects.all()}
+    # "Newsletter" is the shop's own email marketing; "Partner offers" is not imported.
+    assert consents == {("amelie.poulain@example.fr", True), ("pub@prestashop.com", False)}
+
+
+def test_magento_customers_main_file():
+    job = upload("magento_customers_main.csv")
+    assert job.format == ImportFormat.MAGENTO and job.status == ImportStatus.CHECKING
+    job = check(job)
+    assert job.counts == {"create": 2}
+    apply(job, UserFactory(role="Admin"))
+    roni = Customer.objects.get(email="roni_cost@example.com")
+    assert (roni.first_name, roni.last_name) == ("Veronica", "Costello")
+    assert timezone.localtime(roni.created_at).date().isoformat() == "2024-01-09"
+    assert roni.external_id == ""  # Magento's file has no customer id
+    # Opened in Excel and saved again: its dates' years shortened to two digits, and read
+    # either way (09/01/24): the user says which.
+    job = upload("magento_customers_main_excel.csv")
+    assert (job.format, job.status) == (ImportFormat.MAGENTO, ImportStatus.MAPPING)
+    job = check(import_set_mapping(job=job, mapping=job.mapping, date_order="dmy"))
+    assert job.counts == {"create": 1}, reasons(job)
+    assert job.rows.get().values["created_at"].startswith("2024-01-09T12:49")
+
+
+def test_dates_with_two_digit_years_as_excel_writes_them():
+    """A spreadsheet's short date format, saved to CSV ("09/01/24 12:49"), refused before."""
+    from imports import rows
+
+    assert rows.moment("09/01/24 12:49").replace(tzinfo=None) == datetime(2024, 1, 9, 12, 49)
+    assert rows.moment("1/9/24", date_order="mdy").date().isoformat() == "2024-01-09"
+    assert rows.moment("31/12/99").year == 1999
+
+
+def test_magento_addresses_file_is_refused_with_what_to_do():
+    with pytest.raises(reading.UnreadableFile) as refused:
+        upload("magento_customer_addresses.csv")
+    assert "Magento" in str(refused.value) and "Customers Main File" in str(refused.value)
+
+
+def test_mailchimp_audience_export_subscribed_and_unsubscribed():
+    admin = UserFactory(role="Admin")
+    job = upload("mailchimp_subscribed_members.csv")
+    assert job.format == ImportFormat.MAILCHIMP and job.status == ImportStatus.CHECKING
+    # The address is one cell of parts two spaces apart: not imported, not refused.
+    assert dict(zip(job.headers, job.mapping, strict=True))["Address"] == ""
+    job = check(job)
+    assert job.counts == {"create": 2}, reasons(job)
+    apply(job, admin)
+    ada = Customer.objects.get(email="ada@example.com")
+    assert (ada.first_name, ada.phone, ada.email_consent) == ("Ada", "+33 6 12 34 56 78", True)
+    record = ConsentRecord.objects.get(customer=ada)
+    assert timezone.localtime(record.at).replace(tzinfo=None) == datetime(2024, 3, 14, 9, 14)
+    assert record.note == "Mailchimp audience export: mailchimp_subscribed_members.csv"
+    CustomerFactory(email="bob@example.com")
+    job = check(upload("mailchimp_unsubscribed_members.csv"))
+    assert job.counts == {"update": 1}, reasons(job)
+    apply(job, admin)
+    bob = Customer.objects.get(email="bob@example.com")
+    assert bob.email_consent is False
+    record = ConsentRecord.objects.get(customer=bob)
+    assert record.granted is False
+    assert timezone.localtime(record.at).replace(tzinfo=None) == datetime(2024, 2, 3, 4, 5, 6)
+
+
+def test_woocommerce_analytics_download_sent_by_email():
+    job = check(upload("woocommerce_analytics_customers_emailed.csv"))
+    assert job.format == ImportFormat.WOOCOMMERCE
+    created = job.rows.get().values["created_at"]
+    assert created.startswith("2023-01-15T09:00")
+
+
+def test_a_recognized_file_with_dates_either_way_asks_how_they_are_written():
+    """WooCommerce's export opened in a US Excel: "3/5/2024" is March 5th there, May 3rd in
+    the default day-first reading. No date of the file tells which: the import stops at the
+    columns page for the user to say (it went straight to the dry run with May 3rd)."""
+    job = upload("woocommerce_customers_excel_us.csv")
+    assert job.format == ImportFormat.WOOCOMMERCE
+    assert job.status == ImportStatus.MAPPING
+    job = check(import_set_mapping(job=job, mapping=job.mapping, date_order="mdy"))
+    created = job.rows.get(line=2).values["created_at"]
+    assert created.startswith("2024-03-05T10:12")
+
+
+def test_a_date_past_the_12th_tells_the_order_of_the_file():
+    data = (FILES / "woocommerce_customers_excel_us.csv").read_bytes()
+    data = data.replace(b"4/7/2024 8:00", b"4/17/2024 8:00")
+    job = upload("us.csv", data=data)
+    assert (job.status, job.date_order) == (ImportStatus.CHECKING, "mdy")
+    job = check(job)
+    assert job.rows.get(line=2).values["created_at"].startswith("2024-03-05T10:12")
+    data = data.replace(b"4/17/2024 8:00", b"17/4/2024 8:00")
+    assert upload("uk.csv", data=data).date_order == "dmy"
+
+
+def test_wordpress_users_export_with_woocommerce_billing_fields():
+    """A WordPress users export plugin's file: WordPress's own user fields (user_email,
+    user_registered) and WooCommerce's billing_* meta. Before, it was not recognized and its
+    email column was not guessed."""
+    job = upload("wordpress_users_export.csv")
+    assert job.format == ImportFormat.WOOCOMMERCE and job.status == ImportStatus.CHECKING
+    job = check(job)
+    assert job.counts == {"create": 2}, reasons(job)
+    apply(job, UserFactory(role="Admin"))
+    claire = Customer.objects.get(email="claire.roux@example.fr")
+    assert (claire.first_name, claire.phone) == ("Claire", "+33 6 12 34 56 78")
+    assert claire.default_billing_address.city == "Lyon"
+    assert timezone.localtime(claire.created_at).date().isoformat() == "2022-09-14"
+
+
+def test_a_postal_code_a_spreadsheet_took_for_a_number_gets_its_zeros_back():
+    """Excel reads 02134 as the number 2134 and saves it so. Where every postal code has five
+    digits (US, France, Germany, Italy, Spain), a shorter all-digit one lost its leading
+    zeros: they are put back (Boston's 02134 was stored as 2134). Elsewhere it is kept."""
+    from imports import rows
+
+    mapping = ["email", "line1", "postal_code", "city", "country"]
+
+    def postal_code(code, country):
+        cells = ["a@example.com", "1 Main St", code, "Town", country]
+        return rows.customer_row(mapping, cells).values["billing_address"]["postal_code"]
+
+    assert postal_code("2134", "US") == "02134"
+    assert postal_code("1000", "FR") == "01000"
+    assert postal_code("100", "IT") == "00100"
+    assert postal_code("1067", "DE") == "01067"
+    assert postal_code("2134-1234", "US") == "2134-1234"  # not a number: as written
+    assert postal_code("2000", "BE") == "2000"  # Belgium's have four digits
+
+
+def test_shopify_export_saved_by_excel_as_unicode_text():
+    """Excel's "Unicode Text": UTF-16 with its byte-order mark, tab separated, CRLF, the note's
+    newline kept in quotes. Read as the CSV it came from."""
+    import csv
+
+    source = (FILES / "shopify_customers_export.csv").read_text(encoding="utf-8")
+    text = io.StringIO()
+    csv.writer(text, delimiter="\t", lineterminator="\r\n").writerows(
+        csv.reader(io.StringIO(source))
+    )
+    job = upload("customers_export.txt", data=text.getvalue().encode("utf-16"))
+    assert (job.encoding, job.delimiter, job.format) == ("utf-16", "\t", ImportFormat.SHOPIFY)
+    job = check(job)
+    assert job.counts == {"create": 3, "refused": 5}
+    assert reasons(job)[9] == "formula"
+
+
+def test_a_customer_without_an_email_is_refused_saying_why():
+    """Shopify keeps customers known by their phone only: their row has no email."""
+    from imports.views import reason_text
+
+    data = (
+        b"Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Phone,Total Spent,"
+        b"Total Orders\n'8779761975521,Tomotaka,Minoura,,no,'+8801912010701,0.00,0\n"
+    )
+    job = check(upload("phone_only.csv", data=data))
+    assert reasons(job) == {2: "no_email"}
+    assert "cannot be imported" in reason_text("no_email", "")
+
+
+def test_a_european_amount_with_a_thousands_dot_and_no_decimals():
+    """A semicolon file (European Excel) writes 1500 as "1.500": it was refused as an amount
+    with three decimals."""
+    from imports import rows
+
+    assert rows.amount("1.500", comma_decimal=True) == Decimal("1500.00")
+    assert rows.amount("12.345.678", comma_decimal=True) == Decimal("12345678.00")
+    assert rows.amount("1.50", comma_decimal=True) == Decimal("1.50")
+
+
+def test_every_financial_status_of_shopifys_orders_export():
+    """Shopify's financial statuses: "expired" (an authorization that lapsed unpaid) was
+    refused as unknown."""
+    from imports import rows
+
+    found = {
+        s: rows.status(s)
+        for s in (
+            "pending",
+            "authorized",
+            "partially_paid",
+            "paid",
+            "partially_refunded",
+            "refunded",
+            "voided",
+            "expired",
+        )
+    }
+    assert found["expired"] == "cancelled" and found["voided"] == "cancelled"
+
+
+def test_a_phone_number_whose_plus_a_spreadsheet_dropped():
+    """Excel reads "+4915112345678" as the number 4915112345678 and saves it so. Read in the
+    address's country as a national number, it became +49 491 5112345678 (a landline in
+    Leer, not the customer's mobile). Digits that start with the country's calling code are
+    the international number they were."""
+    from imports import rows
+
+    assert rows.phone("4915112345678", "DE") == rows.phone("+4915112345678") == "+49 1511 2345678"
+    assert rows.phone("33612345678", "FR") == "+33 6 12 34 56 78"
+    assert rows.phone("15026251199", "US") == "+1 502-625-1199"
+    assert rows.phone("0491 1234567", "DE") == "+49 491 1234567"  # national: as before
+    assert rows.phone("030 123456", "DE") == "+49 30 123456"

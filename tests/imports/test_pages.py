@@ -192,3 +192,30 @@ def test_the_progress_poll_returns_the_status_card_alone(admin_client_role):
     assert response.status_code == 200
     assert response.text.lstrip().startswith('<section id="import-progress"')
     assert 'value="40"' in response.text and "<html" not in response.text
+
+
+def test_a_recognized_file_with_unclear_dates_goes_to_the_columns_page(admin_client_role):
+    response = _post_file(admin_client_role, "woocommerce_customers_excel_us.csv")
+    job = ImportJob.objects.get()
+    assert response["Location"] == reverse("imports:job-mapping", args=[job.pk])
+    page = admin_client_role.get(response["Location"], headers={"accept-language": "en"})
+    assert 'data-testid="dates-unclear"' in page.text
+    assert "day first or month first" in page.text
+
+
+def test_a_new_platforms_export_through_the_pages(
+    admin_client_role, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post_file(admin_client_role, "prestashop_customers.csv")
+    job = ImportJob.objects.get()
+    assert response["Location"] == job.get_absolute_url()
+    page = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "en"})
+    assert "PrestaShop customer export" in page.text
+    assert 'data-testid="count-create">3<' in page.text
+    refused = _post_file(
+        admin_client_role, "magento_customer_addresses.csv", headers={"accept-language": "en"}
+    )
+    assert refused.status_code == 400
+    assert "Customer Addresses file" in refused.text
+    assert ImportJob.objects.count() == 1

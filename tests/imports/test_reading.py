@@ -115,3 +115,49 @@ def test_rich_text_runs_are_joined_and_phonetic_hints_left_out():
         '<si><t xml:space="preserve"> a_x000D_b </t></si></sst>'
     ).encode()
     assert list(reading._shared_strings(io.BytesIO(table))) == ["plain", "Zoé", "東京", " a\rb "]
+
+
+def test_an_excel_sep_line_gives_the_delimiter_and_is_not_the_header():
+    """Some tools start a CSV meant for Excel with "sep=;", which Excel reads as the delimiter
+    and hides. It was taken for the header (every row then refused for its cells)."""
+    from pathlib import Path
+
+    data = (Path(__file__).parent / "files" / "excel_sep_line.csv").read_bytes()
+    layout = reading.sniff(io.BytesIO(data))
+    assert layout.delimiter == ";"
+    assert list(reading.read_rows(io.BytesIO(data), layout)) == [
+        (2, ["Email", "First Name", "Last Name"]),
+        (3, ["zoe@example.com", "Zoé", "Roux"]),
+    ]
+    # A comma file that declares it; a header whose first cell merely starts so stays one.
+    for data, header in (
+        (b"sep=,\nEmail,Name\nzoe@example.com,Zoe\n", (2, ["Email", "Name"])),
+        (b"sep=and more,Name\nzoe@example.com,Zoe\n", (1, ["sep=and more", "Name"])),
+    ):
+        rows = reading.read_rows(io.BytesIO(data), reading.sniff(io.BytesIO(data)))
+        assert next(rows) == header
+
+
+def test_a_csv_saved_by_excel_for_mac_in_mac_roman():
+    """Excel for Mac's plain "CSV" is in Mac Roman, whose accented letters are bytes that
+    Windows-1252 reads as other characters (é as Ž) or not at all (è): "Lefèvre" was stored
+    as "Lef\\x8fvre"."""
+    from pathlib import Path
+
+    data = (Path(__file__).parent / "files" / "excel_mac_macroman.csv").read_bytes()
+    layout = reading.sniff(io.BytesIO(data))
+    assert (layout.encoding, layout.delimiter) == ("mac_roman", ";")
+    rows = [cells for _line, cells in reading.read_rows(io.BytesIO(data), layout)]
+    assert rows[1] == ["helene@example.fr", "Hélène", "Lefèvre", "Besançon"]
+    assert rows[2][1:3] == ["Jürgen", "Müller"] and rows[3][2] == "O’Brien"
+    # Windows-1252 text, its curly quotes and dashes included, stays Windows-1252.
+    text = "Email;Nom\r\na@example.fr;O’Brien – Hélène Lefèvre\r\n"
+    layout = reading.sniff(io.BytesIO(text.encode("cp1252")))
+    assert layout.encoding == "cp1252"
+    # So does UTF-8 with a stray Windows-1252 byte, whatever its UTF-8 characters' bytes.
+    data = "Email;Nom\r\na@example.fr;“Ýves” Élan\r\n".encode() + "b@example.fr;Béa\r\n".encode(
+        "cp1252"
+    )
+    assert reading.sniff(io.BytesIO(data)).encoding == "cp1252"
+    data = "Email;Nom\r\na@example.fr;Élan\r\n".encode() + b"b@example.fr;B\x8fa\r\n"
+    assert reading.sniff(io.BytesIO(data)).encoding == "cp1252"
