@@ -186,8 +186,9 @@ class CustomerFilters(In):
     updated_since: AwareDatetime | None = Field(
         None, description="Only customers whose details changed at or after this time."
     )
-    email: str | None = Field(None, max_length=254, description="Exact, case-insensitive.")
-    external_id: str | None = Field(None, max_length=100)
+    # Text: a NUL byte is no text (PostgreSQL refuses it in a comparison: it was a 500).
+    email: Text(254) | None = Field(None, description="Exact, case-insensitive.")
+    external_id: Text(100) | None = None
     cursor: str | None = Field(None, max_length=200)
     limit: int = Field(50, ge=1, le=200)
 
