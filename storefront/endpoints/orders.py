@@ -6,15 +6,12 @@ transition, a refund over what is left, a number already used, an invalid amount
 409 or 422 problems and change nothing.
 """
 
-import base64
-import binascii
-import json
 import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.urls import reverse
 from ninja import Query, Router, Status
@@ -295,27 +292,23 @@ def order_refund_view(request, number: str, payload: RefundCreate):
     return _change(number, order_refund, amount=payload.amount)
 
 
+# The last order's id: every value of this form is a position in the list (so a client, or a
+# fuzzer, that builds one from the schema gets a page, not a 422).
+CURSOR_PATTERN = r"^[0-9]{1,18}$"
+
+
 class OrderFilters(In):
     customer_id: QueryId | None = None
     status: OrderStatus | None = None
     placed_since: AwareDatetime | None = Field(None, description="Placed at or after this.")
-    cursor: str | None = Field(None, max_length=200)
+    cursor: str | None = Field(
+        None, pattern=CURSOR_PATTERN, description="A `next_cursor` the list returned."
+    )
     limit: int = Field(50, ge=1, le=200)
 
 
-def _cursor_read(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        (pk,) = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        if not isinstance(pk, int) or isinstance(pk, bool) or not 0 < pk < 2**63:
-            raise ValueError
-    except (ValueError, TypeError, UnicodeError, binascii.Error):
-        raise field_error("cursor", "is not a cursor this API returned") from None
-    return pk
-
-
 def _cursor_write(order: Order) -> str:
-    return base64.urlsafe_b64encode(json.dumps([order.pk]).encode()).decode().rstrip("=")
+    return str(order.pk)
 
 
 @router.get("", response=OrderPage, auth=READ, url_name="order-list")
@@ -329,8 +322,8 @@ def order_list(request, filters: Query[OrderFilters]):
         orders = orders.filter(status=filters.status)
     if filters.placed_since is not None:
         orders = orders.filter(placed_at__gte=filters.placed_since)
-    if filters.cursor:
-        orders = orders.filter(Q(pk__gt=_cursor_read(filters.cursor)))
+    if filters.cursor is not None:
+        orders = orders.filter(pk__gt=int(filters.cursor))
     page = list(orders.order_by("pk")[: filters.limit + 1])
     more = len(page) > filters.limit
     page = page[: filters.limit]
