@@ -178,6 +178,9 @@ def problem_response(problem: Problem) -> HttpResponse:
     )
     for name, value in problem.headers.items():
         response[name] = value
+    if status == 401 and "WWW-Authenticate" not in response:
+        # RFC 9110: a 401 names the scheme to authenticate with (the schema says so too).
+        response["WWW-Authenticate"] = "Bearer"
     return response
 
 
