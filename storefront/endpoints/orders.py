@@ -48,7 +48,8 @@ Number = Annotated[str, Field(pattern=NUMBER_PATTERN, description="The shop's or
 _MONEY_SCHEMA = {
     "anyOf": [
         {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,2})?$"},
-        {"type": "number", "minimum": 0, "maximum": 9999999999.99},
+        # multipleOf: at most 2 decimals, as the string's pattern says (5e-324 is no amount).
+        {"type": "number", "minimum": 0, "maximum": 9999999999.99, "multipleOf": 0.01},
     ],
     "description": 'An amount with at most 2 decimals, e.g. "19.90".',
 }
@@ -67,7 +68,12 @@ PositiveMoney = Annotated[
                     "type": "string",
                     "pattern": r"^([1-9][0-9]{0,9}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$",
                 },
-                {"type": "number", "exclusiveMinimum": 0, "maximum": 9999999999.99},
+                {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": 9999999999.99,
+                    "multipleOf": 0.01,
+                },
             ],
             "description": 'A positive amount with at most 2 decimals, e.g. "5.00".',
         }

@@ -152,3 +152,20 @@ def test_a_429_documents_and_sends_retry_after(api, settings):
     (operation,) = [o for p, m, o in _operations() if p == "/api/v1/customers" and m == "get"]
     header = _documented(operation, 429)["headers"]["Retry-After"]
     assert header["required"] and int(response["Retry-After"]) >= 1
+
+
+def test_an_amount_sent_as_a_number_has_at_most_2_decimals_in_the_schema_too(api):
+    # The schema allowed any number > 0 for a refund: 5e-324 was schema-valid, then refused.
+    customer = CustomerFactory()
+    order = make_order(customer, total="50.00")
+    schema = api.client.get("/api/v1/openapi.json").json()
+    refund = schema["components"]["schemas"]["RefundCreate"]["properties"]["amount"]
+    line = schema["components"]["schemas"]["LineIn"]["properties"]["unit_price"]
+    for amount in (refund, line):
+        (number,) = [branch for branch in amount["anyOf"] if branch["type"] == "number"]
+        assert number["multipleOf"] == 0.01
+    refused = api.post(f"/orders/{order.number}/refunds", {"amount": 5e-324})
+    assert_problem(refused, 422, "validation")
+    accepted = api.post(f"/orders/{order.number}/refunds", {"amount": 19.9})
+    assert accepted.status_code == 200, accepted.content
+    assert accepted.json()["refunded_amount"] == "19.90"
