@@ -15,7 +15,7 @@ from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.urls import reverse
 from ninja import Query, Router, Status
-from pydantic import Field, StrictInt, WithJsonSchema
+from pydantic import ConfigDict, Field, StrictInt, WithJsonSchema
 
 from clients.models import Customer
 from orders.models import Order, OrderLine, OrderStatus
@@ -100,7 +100,33 @@ class LineIn(In):
     unit_price: Money
 
 
+# "Exactly one of customer_id and customer_external_id" (_customer_id), said in the schema:
+# one given (not null), the other left out or null.
+_ONE_CUSTOMER = {
+    "oneOf": [
+        {
+            "required": ["customer_id"],
+            "properties": {
+                "customer_id": {"type": "integer"},
+                "customer_external_id": {"type": "null"},
+            },
+        },
+        {
+            "required": ["customer_external_id"],
+            "properties": {
+                "customer_external_id": {"type": "string"},
+                "customer_id": {"type": "null"},
+            },
+        },
+    ]
+}
+
+
 class OrderCreate(In):
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_ONE_CUSTOMER
+    )
+
     number: Number
     customer_id: Id | None = Field(None, description="The back office's customer id...")
     customer_external_id: Text(100) | None = Field(

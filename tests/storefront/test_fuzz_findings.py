@@ -169,3 +169,29 @@ def test_an_amount_sent_as_a_number_has_at_most_2_decimals_in_the_schema_too(api
     accepted = api.post(f"/orders/{order.number}/refunds", {"amount": 19.9})
     assert accepted.status_code == 200, accepted.content
     assert accepted.json()["refunded_amount"] == "19.90"
+
+
+def _matches(branch: dict, body: dict) -> bool:
+    """Whether `body` fits a oneOf branch of the form the schema uses (required, types)."""
+    types = {"integer": int, "string": str, "null": type(None)}
+    return all(name in body for name in branch["required"]) and all(
+        isinstance(body[name], types[rule["type"]])
+        for name, rule in branch["properties"].items()
+        if name in body
+    )
+
+
+def test_the_schema_says_an_order_names_exactly_one_customer(api):
+    # The schema allowed both customer_id and customer_external_id, or neither: schema-valid
+    # orders refused with 422 ("give exactly one").
+    customer = CustomerFactory(external_id="shop-7")
+    schema = api.client.get("/api/v1/openapi.json").json()
+    branches = schema["components"]["schemas"]["OrderCreate"]["oneOf"]
+    lines = [{"product_name": "Mug", "quantity": 1, "unit_price": "9.90"}]
+    choices = [{}, {"customer_id": customer.pk}, {"customer_id": None}]
+    others = [{}, {"customer_external_id": "shop-7"}, {"customer_external_id": None}]
+    for number, (one, other) in enumerate((a, b) for a in choices for b in others):
+        body = {"number": f"ONE-{number}", "lines": lines, **one, **other}
+        valid = sum(_matches(branch, body) for branch in branches) == 1
+        response = api.post("/orders", body)
+        assert response.status_code == (201 if valid else 422), (body, response.content)
