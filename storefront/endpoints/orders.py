@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
+from django.conf import settings
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.urls import reverse
@@ -81,6 +82,21 @@ PositiveMoney = Annotated[
 ]
 
 
+def _currency_pattern(code: str) -> str:
+    """The shop's currency, in any case, as a pattern (order_draft accepts no other)."""
+    letters = "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in code)
+    return f"^{letters}$"
+
+
+# order_draft refuses any other currency than the shop's (422): the schema says so, so that a
+# client (or a fuzzer) does not send "USD" in a schema-valid order.
+Currency = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z]{3}$"),
+    WithJsonSchema({"type": "string", "pattern": _currency_pattern(settings.SHOP_CURRENCY)}),
+]
+
+
 def order_problem(error: OrderError) -> Problem:
     """A service's refusal as the API answers it (409 for the order's state, 422 otherwise)."""
     message = error.messages[0]
@@ -133,7 +149,7 @@ class OrderCreate(In):
         None, description="...or the shop's own id for the customer (one of the two)."
     )
     placed_at: AwareDatetime | None = Field(None, description="Now if left out.")
-    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")] | None = Field(
+    currency: Currency | None = Field(
         None, description="ISO 4217; the shop's currency if left out (the only one accepted)."
     )
     lines: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)

@@ -195,3 +195,18 @@ def test_the_schema_says_an_order_names_exactly_one_customer(api):
         valid = sum(_matches(branch, body) for branch in branches) == 1
         response = api.post("/orders", body)
         assert response.status_code == (201 if valid else 422), (body, response.content)
+
+
+def test_the_schema_says_the_only_currency_accepted_is_the_shops(api, settings):
+    # The schema allowed any three letters: a schema-valid order in "AAA" was refused (422).
+    customer = CustomerFactory()
+    schema = api.client.get("/api/v1/openapi.json").json()
+    currency = schema["components"]["schemas"]["OrderCreate"]["properties"]["currency"]
+    (text,) = [branch for branch in currency["anyOf"] if branch["type"] == "string"]
+    lines = [{"product_name": "Mug", "quantity": 1, "unit_price": "9.90"}]
+    shop = settings.SHOP_CURRENCY
+    for number, code in enumerate([shop, shop.lower(), shop.title(), "AAA", "usd"]):
+        body = {"number": f"CUR-{number}", "customer_id": customer.pk, "lines": lines}
+        response = api.post("/orders", {**body, "currency": code})
+        expected = 201 if re.fullmatch(text["pattern"], code) else 422
+        assert response.status_code == expected, (code, response.content)
