@@ -210,3 +210,16 @@ def test_the_schema_says_the_only_currency_accepted_is_the_shops(api, settings):
         response = api.post("/orders", {**body, "currency": code})
         expected = 201 if re.fullmatch(text["pattern"], code) else 422
         assert response.status_code == expected, (code, response.content)
+
+
+@pytest.mark.parametrize(
+    "placed_at", ["0001-01-01T00:00:00Z", "0001-01-30T00:00:00+14:00", "1989-12-31T23:59:59Z"]
+)
+def test_an_order_placed_in_the_year_1_is_refused_not_a_500(api, placed_at):
+    # placed_at - the attribution window was no date: OverflowError, a 500.
+    customer = CustomerFactory()
+    lines = [{"product_name": "Mug", "quantity": 1, "unit_price": "9.90"}]
+    body = {"number": "OLD-1", "customer_id": customer.pk, "lines": lines}
+    response = api.post("/orders", {**body, "placed_at": placed_at})
+    document = assert_problem(response, 422, "validation")
+    assert document["errors"][0]["field"] == "placed_at"
