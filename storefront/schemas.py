@@ -1,7 +1,7 @@
 """Shared pieces of the API's request and response schemas."""
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import phonenumbers
@@ -125,6 +125,12 @@ def _date_time(value):
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must include a time zone (e.g. 2026-11-30T21:45:00Z)")
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        # Within 14 hours of the calendar's ends (0001-01-01T00:00+14:00): no UTC time, so no
+        # database time (SQLite's adapter converts: it was a 500); the end itself is as good.
+        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
     return value
 
 

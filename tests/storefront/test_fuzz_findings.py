@@ -223,3 +223,11 @@ def test_an_order_placed_in_the_year_1_is_refused_not_a_500(api, placed_at):
     response = api.post("/orders", {**body, "placed_at": placed_at})
     document = assert_problem(response, 422, "validation")
     assert document["errors"][0]["field"] == "placed_at"
+
+
+@pytest.mark.parametrize("path", ["/customers?updated_since=", "/orders?placed_since="])
+@pytest.mark.parametrize(
+    "value", ["0001-01-01T00:00:00%2B14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00Z"]
+)
+def test_time_filters_at_the_ends_of_the_calendar_are_pages(api, path, value):
+    assert api.get(path + value).status_code == 200
