@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from itertools import pairwise
 
@@ -82,6 +82,9 @@ MAX_LINES = 500
 # A shop's clock may run a little ahead of ours; an order placed further in the future is a
 # mistake (it would stay the customer's "last order" until that date).
 FUTURE_TOLERANCE = timedelta(hours=1)
+# No shop sold online before this: an order "placed" in the year 1 is a mistake, and the
+# attribution windows before it (placed_at - 30 days) are no dates (it was a 500).
+EARLIEST_PLACED_AT = datetime(1990, 1, 1, tzinfo=UTC)
 
 
 class OrderError(ValidationError):
@@ -384,6 +387,8 @@ def order_draft(
         raise OrderInvalid(
             "placed_at is in the future.", code="invalid-datetime", field="placed_at"
         )
+    if placed_at < EARLIEST_PLACED_AT:
+        raise OrderInvalid("placed_at is before 1990.", code="invalid-datetime", field="placed_at")
     if source is None and medium is None and campaign is None:
         attribution = None
     else:

@@ -104,9 +104,11 @@ _TYPES = [
         "Another request with the same `Idempotency-Key` is still running; retry "
         "after it finishes to get its response.",
     ),
+    # 409, not the IETF draft's 422: the request is valid, it conflicts with the key's record
+    # (a client or a schema-driven fuzzer takes a 422 for a request it built wrong).
     ProblemType(
         "idempotency-key-reused",
-        422,
+        409,
         "Idempotency key reused",
         "The `Idempotency-Key` was already used with a different request (method, "
         "path or body) in the last 24 hours; use a new key for a new request.",
@@ -176,6 +178,9 @@ def problem_response(problem: Problem) -> HttpResponse:
     )
     for name, value in problem.headers.items():
         response[name] = value
+    if status == 401 and "WWW-Authenticate" not in response:
+        # RFC 9110: a 401 names the scheme to authenticate with (the schema says so too).
+        response["WWW-Authenticate"] = "Bearer"
     return response
 
 

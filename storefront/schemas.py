@@ -1,7 +1,7 @@
 """Shared pieces of the API's request and response schemas."""
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import phonenumbers
@@ -11,6 +11,7 @@ from ninja import Schema
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -25,6 +26,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().\-/]{3,30}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+_DATE_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt]")
 
 
 class In(BaseModel):
@@ -112,9 +114,23 @@ def _country(value: str) -> str:
     return value
 
 
+def _date_time(value):
+    """An RFC 3339 date-time as the schema says: not a number (Pydantic takes 0.5 or "0.5" as
+    a Unix time)."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _DATE_TIME.match(value)):
+        return value
+    raise PydanticCustomError("date_time", "must be a date and time such as 2026-11-30T21:45:00Z")
+
+
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must include a time zone (e.g. 2026-11-30T21:45:00Z)")
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        # Within 14 hours of the calendar's ends (0001-01-01T00:00+14:00): no UTC time, so no
+        # database time (SQLite's adapter converts: it was a 500); the end itself is as good.
+        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
     return value
 
 
@@ -145,7 +161,7 @@ Language = Annotated[
 Country = Annotated[
     str, Field(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$"), AfterValidator(_country)
 ]
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+AwareDatetime = Annotated[datetime, BeforeValidator(_date_time), AfterValidator(_aware)]
 # A database id: positive and within a 64-bit integer column. In a JSON body a number, as the
 # schema says ("12" or 12.0 are refused, as a strict client of the schema expects); in a query
 # string, where everything is text, `QueryId`.

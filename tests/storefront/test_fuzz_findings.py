@@ -1,0 +1,233 @@
+"""What a schema-driven fuzzer (schemathesis, every check) found wrong, each through HTTP: the
+server and its OpenAPI schema must agree on every request and every response."""
+
+import re
+
+import pytest
+
+from tests.factories import CustomerFactory, make_order
+from tests.storefront.conftest import Api, assert_problem, make_key
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("name", ["email", "external_id"])
+def test_a_nul_byte_in_a_text_filter_is_a_validation_problem(api, name):
+    # PostgreSQL refuses NUL in text: the list answered 500.
+    document = assert_problem(api.get(f"/customers?{name}=a%00b"), 422, "validation")
+    assert document["errors"][0]["field"] == name
+
+
+@pytest.mark.parametrize("path", ["/customers?updated_since=", "/orders?placed_since="])
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "2026-12-01"])
+def test_a_time_filter_is_a_date_time_not_a_unix_time(api, path, value):
+    # The schema says date-time; Pydantic took "0.5" as a Unix time and the list answered 200.
+    document = assert_problem(api.get(path + value), 422, "validation")
+    assert document["errors"][0]["field"] in ("updated_since", "placed_since")
+
+
+def test_a_time_in_a_body_is_a_date_time_string_not_a_number(api):
+    body = {"platform": "web", "occurred_at": 1764600000}
+    document = assert_problem(api.post("/launches", body), 422, "validation")
+    assert document["errors"] == [
+        {"field": "occurred_at", "message": "must be a date and time such as 2026-11-30T21:45:00Z"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "cursors"),
+    [
+        ("/customers", ["0-0", "99999999999999999-999999999999999999", "1764600000000000-12"]),
+        ("/orders", ["0", "999999999999999999", "000012"]),
+    ],
+)
+def test_every_cursor_of_the_documented_form_is_a_page(api, path, cursors):
+    # The cursors were opaque base64 that the API refused (422) unless it had written them, so
+    # a fuzzer building one from the schema always got a 422 for a schema-valid request.
+    schema = api.client.get("/api/v1/openapi.json").json()
+    parameters = schema["paths"]["/api/v1" + path]["get"]["parameters"]
+    (cursor,) = [p for p in parameters if p["name"] == "cursor"]
+    pattern = cursor["schema"]["anyOf"][0]["pattern"]
+    for value in cursors:
+        assert re.fullmatch(pattern, value)
+        response = api.get(f"{path}?cursor={value}")
+        assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("path", ["/customers", "/orders"])
+@pytest.mark.parametrize("value", ["", "garbage", "1-", "-1", "1.5", "１２"])
+def test_a_cursor_not_of_the_documented_form_is_a_validation_problem(api, path, value):
+    document = assert_problem(api.get(f"{path}?cursor={value}"), 422, "validation")
+    assert document["errors"][0]["field"] == "cursor"
+
+
+def test_the_cursors_the_lists_return_are_of_the_documented_form(api):
+    for _ in range(3):
+        make_order(CustomerFactory())
+    schema = api.client.get("/api/v1/openapi.json").json()
+    for path in ("/customers", "/orders"):
+        parameters = schema["paths"]["/api/v1" + path]["get"]["parameters"]
+        (cursor,) = [p for p in parameters if p["name"] == "cursor"]
+        page = api.get(f"{path}?limit=1").json()
+        assert re.fullmatch(cursor["schema"]["anyOf"][0]["pattern"], page["next_cursor"])
+
+
+def _operations():
+    from storefront.api import openapi_schema
+
+    schema = openapi_schema()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            yield path, method, operation
+
+
+def _documented(operation, status: int) -> dict:
+    from storefront.api import openapi_schema
+
+    responses = operation["responses"]
+    assert status in responses, (status, sorted(map(str, responses)))
+    response = responses[status]
+    if "$ref" in response:
+        response = openapi_schema()["components"]["responses"][response["$ref"].split("/")[-1]]
+    assert "application/problem+json" in response["content"]
+    return response
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[a-z_]+\}", "1", path)
+
+
+@pytest.mark.parametrize(("path", "method", "operation"), list(_operations()))
+def test_each_error_the_pipeline_answers_is_documented_for_the_operation(
+    db, path, method, operation
+):
+    # The schema documented only `default` for errors: status_code_conformance passed, but a
+    # client generated from it knew no 401, 404, 413, 415, 422 or 429, nor their headers.
+    client = Api(None)
+    url = _concrete(path).removeprefix("/api/v1")
+    if operation.get("security"):
+        response = client.call(method, url, raw=b"")
+        assert response.status_code == 401
+        documented = _documented(operation, 401)
+        for name, header in documented.get("headers", {}).items():
+            assert not header["required"] or name in response, name
+        client = Api(make_key())
+    response = client.call(method, url + "?no_such_parameter=1", raw=b"")
+    assert response.status_code == 422, response.content
+    _documented(operation, 422)
+    if method in ("post", "patch"):
+        if not path.endswith("/import"):  # 20 MB allowed there
+            big = b"[" + b"0," * 40_000 + b"0]"
+            assert client.call(method, url, raw=big).status_code == 413
+        _documented(operation, 413)
+        assert client.call(method, url, raw=b"x", content_type="text/plain").status_code == 415
+        _documented(operation, 415)
+    if "{" in path:
+        missing = re.sub(r"\{[a-z_]+\}", "999999", path).removeprefix("/api/v1")
+        response = client.call(method, missing, raw=b"")
+        if response.status_code == 404:
+            _documented(operation, 404)
+
+
+def test_every_401_names_its_scheme(api):
+    for headers in (
+        {"Authorization": "Bearer bo_unknown0_secret"},
+        {"Authorization": "Basic Zm9vOmJhcg=="},
+    ):
+        response = Api(None).get("/customers/1", headers=headers)
+        assert_problem(response, 401, "unauthenticated")
+        assert response["WWW-Authenticate"] == "Bearer"
+    response = Api(None).post(
+        "/launches", {"platform": "web"}, headers={"X-Customer-Token": "1.2.3"}
+    )
+    assert_problem(response, 401, "unauthenticated")
+    assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_429_documents_and_sends_retry_after(api, settings):
+    settings.STOREFRONT_API_RATE_LIMIT = 1
+    api.get("/customers")
+    response = api.get("/customers")
+    assert_problem(response, 429, "rate-limited")
+    (operation,) = [o for p, m, o in _operations() if p == "/api/v1/customers" and m == "get"]
+    header = _documented(operation, 429)["headers"]["Retry-After"]
+    assert header["required"] and int(response["Retry-After"]) >= 1
+
+
+def test_an_amount_sent_as_a_number_has_at_most_2_decimals_in_the_schema_too(api):
+    # The schema allowed any number > 0 for a refund: 5e-324 was schema-valid, then refused.
+    customer = CustomerFactory()
+    order = make_order(customer, total="50.00")
+    schema = api.client.get("/api/v1/openapi.json").json()
+    refund = schema["components"]["schemas"]["RefundCreate"]["properties"]["amount"]
+    line = schema["components"]["schemas"]["LineIn"]["properties"]["unit_price"]
+    for amount in (refund, line):
+        (number,) = [branch for branch in amount["anyOf"] if branch["type"] == "number"]
+        assert number["multipleOf"] == 0.01
+    refused = api.post(f"/orders/{order.number}/refunds", {"amount": 5e-324})
+    assert_problem(refused, 422, "validation")
+    accepted = api.post(f"/orders/{order.number}/refunds", {"amount": 19.9})
+    assert accepted.status_code == 200, accepted.content
+    assert accepted.json()["refunded_amount"] == "19.90"
+
+
+def _matches(branch: dict, body: dict) -> bool:
+    """Whether `body` fits a oneOf branch of the form the schema uses (required, types)."""
+    types = {"integer": int, "string": str, "null": type(None)}
+    return all(name in body for name in branch["required"]) and all(
+        isinstance(body[name], types[rule["type"]])
+        for name, rule in branch["properties"].items()
+        if name in body
+    )
+
+
+def test_the_schema_says_an_order_names_exactly_one_customer(api):
+    # The schema allowed both customer_id and customer_external_id, or neither: schema-valid
+    # orders refused with 422 ("give exactly one").
+    customer = CustomerFactory(external_id="shop-7")
+    schema = api.client.get("/api/v1/openapi.json").json()
+    branches = schema["components"]["schemas"]["OrderCreate"]["oneOf"]
+    lines = [{"product_name": "Mug", "quantity": 1, "unit_price": "9.90"}]
+    choices = [{}, {"customer_id": customer.pk}, {"customer_id": None}]
+    others = [{}, {"customer_external_id": "shop-7"}, {"customer_external_id": None}]
+    for number, (one, other) in enumerate((a, b) for a in choices for b in others):
+        body = {"number": f"ONE-{number}", "lines": lines, **one, **other}
+        valid = sum(_matches(branch, body) for branch in branches) == 1
+        response = api.post("/orders", body)
+        assert response.status_code == (201 if valid else 422), (body, response.content)
+
+
+def test_the_schema_says_the_only_currency_accepted_is_the_shops(api, settings):
+    # The schema allowed any three letters: a schema-valid order in "AAA" was refused (422).
+    customer = CustomerFactory()
+    schema = api.client.get("/api/v1/openapi.json").json()
+    currency = schema["components"]["schemas"]["OrderCreate"]["properties"]["currency"]
+    (text,) = [branch for branch in currency["anyOf"] if branch["type"] == "string"]
+    lines = [{"product_name": "Mug", "quantity": 1, "unit_price": "9.90"}]
+    shop = settings.SHOP_CURRENCY
+    for number, code in enumerate([shop, shop.lower(), shop.title(), "AAA", "usd"]):
+        body = {"number": f"CUR-{number}", "customer_id": customer.pk, "lines": lines}
+        response = api.post("/orders", {**body, "currency": code})
+        expected = 201 if re.fullmatch(text["pattern"], code) else 422
+        assert response.status_code == expected, (code, response.content)
+
+
+@pytest.mark.parametrize(
+    "placed_at", ["0001-01-01T00:00:00Z", "0001-01-30T00:00:00+14:00", "1989-12-31T23:59:59Z"]
+)
+def test_an_order_placed_in_the_year_1_is_refused_not_a_500(api, placed_at):
+    # placed_at - the attribution window was no date: OverflowError, a 500.
+    customer = CustomerFactory()
+    lines = [{"product_name": "Mug", "quantity": 1, "unit_price": "9.90"}]
+    body = {"number": "OLD-1", "customer_id": customer.pk, "lines": lines}
+    response = api.post("/orders", {**body, "placed_at": placed_at})
+    document = assert_problem(response, 422, "validation")
+    assert document["errors"][0]["field"] == "placed_at"
+
+
+@pytest.mark.parametrize("path", ["/customers?updated_since=", "/orders?placed_since="])
+@pytest.mark.parametrize(
+    "value", ["0001-01-01T00:00:00%2B14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00Z"]
+)
+def test_time_filters_at_the_ends_of_the_calendar_are_pages(api, path, value):
+    assert api.get(path + value).status_code == 200
