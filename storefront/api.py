@@ -46,9 +46,9 @@ Unknown fields are refused.
 
 **Idempotency.** Send `Idempotency-Key: <unique string>` with every POST. A retry with the
 same key and the same body returns the first response (with `Idempotent-Replayed: true`)
-without doing the work again; the same key with another body gets 409
-(`idempotency-key-reused`); while the first is still running, 409. Keys are kept 24 hours.
-A call that failed changed nothing and does not use up its key.
+without doing the work again; the same key with another body gets 422; while the first is
+still running, 409. Keys are kept 24 hours. A call that failed changed nothing and does not
+use up its key.
 
 **Transactions.** Each call is one transaction: it is applied whole or not at all.
 

@@ -7,7 +7,7 @@
 4. the operation itself (ninja validates the body, then the endpoint calls services) inside
    ONE transaction: a response of 400 or more rolls it back, so a call that fails changed
    nothing. On POST with an `Idempotency-Key` (storefront/idempotency.py), the same
-   transaction first looks the key up (a replay, or 409 for another request) and, on
+   transaction first looks the key up (a replay, or 422 for another request) and, on
    success, stores the response with the work.
 
 Per-operation options (the bulk import streams NDJSON, for instance) are set with

@@ -5,14 +5,14 @@ Everything happens in the call's own transaction, two statements for a new key:
 
 - At the start, the key is looked up (one indexed SELECT). A record with the same method,
   path and body is replayed (with `Idempotent-Replayed: true`) and nothing runs; another
-  request with that key gets 409 `idempotency-key-reused`.
+  request with that key gets 422 `idempotency-key-reused`.
 - The call runs; on success its response is INSERTed as the key's record, in the same
   transaction as the work: either both are committed or neither is. A call that fails (any
   4xx/5xx) is rolled back whole, record included, so its key is free for the retry.
 - Two requests with one key at the same time both find nothing at the start. The unique
   index on (caller, key) decides: the second's INSERT waits for the first transaction, finds
   its committed record, and the second rolls back all its work and answers the first's
-  response (or 409 for another body). Work that conflicts earlier (the same order number)
+  response (or 422 for another body). Work that conflicts earlier (the same order number)
   fails with a 4xx, rolled back; the key, found recorded then, is replayed instead. So the
   work is done once and the later request never gets a 409 for a key still in use: it waits
   for the first and gets its answer.
@@ -84,7 +84,7 @@ def _replay(status_code: int, content_type: str, location: str, body) -> HttpRes
 
 def idempotency_lookup(*, caller: Caller, key: str, fingerprint: str) -> HttpResponse | None:
     """The stored response of this key's first use (a replay), or None if the key is new.
-    Raises 409 `idempotency-key-reused` if the key was used for another request."""
+    Raises 422 `idempotency-key-reused` if the key was used for another request."""
     ttl = timedelta(seconds=settings.STOREFRONT_API_IDEMPOTENCY_TTL)
     expiry = connection.ops.adapt_datetimefield_value(timezone.now() - ttl)
     with connection.cursor() as cursor:

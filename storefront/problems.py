@@ -104,11 +104,9 @@ _TYPES = [
         "Another request with the same `Idempotency-Key` is still running; retry "
         "after it finishes to get its response.",
     ),
-    # 409, not the IETF draft's 422: the request is valid, it conflicts with the key's record
-    # (a client or a schema-driven fuzzer takes a 422 for a request it built wrong).
     ProblemType(
         "idempotency-key-reused",
-        409,
+        422,
         "Idempotency key reused",
         "The `Idempotency-Key` was already used with a different request (method, "
         "path or body) in the last 24 hours; use a new key for a new request.",

@@ -291,7 +291,7 @@ def test_idempotent_replay_and_conflict(api):
     assert again["Idempotent-Replayed"] == "true" and again.content == first.content
     assert_problem(
         post(api, "/orders", order_body(customer, "I-2"), headers=headers),
-        409,
+        422,
         "idempotency-key-reused",
     )
     pay = {"Idempotency-Key": "pay-I-1"}

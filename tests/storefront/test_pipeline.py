@@ -83,11 +83,11 @@ def test_idempotent_replay_returns_the_first_response_without_redoing_the_work(a
     assert Customer.objects.count() == 1
 
 
-def test_same_key_different_body_is_409(api):
+def test_same_key_different_body_is_422(api):
     headers = {"Idempotency-Key": "signup-2"}
     assert api.post("/customers", SIGNUP, headers=headers).status_code == 201
     other = {**SIGNUP, "email": "other@example.com"}
-    assert_problem(api.post("/customers", other, headers=headers), 409, "idempotency-key-reused")
+    assert_problem(api.post("/customers", other, headers=headers), 422, "idempotency-key-reused")
     assert Customer.objects.count() == 1
 
 
@@ -154,7 +154,7 @@ def test_a_call_that_lost_the_race_for_its_key_answers_the_first_response(api, m
     other = {**SIGNUP, "email": "other@example.com"}
     second = api.post("/customers", other, headers=headers)
     # Another body with the key: refused, and its customer was not created.
-    assert_problem(second, 409, "idempotency-key-reused")
+    assert_problem(second, 422, "idempotency-key-reused")
     assert not Customer.objects.filter(email="other@example.com").exists()
     calls.clear()
     again = api.post("/customers", SIGNUP, headers=headers)
