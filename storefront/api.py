@@ -236,7 +236,7 @@ def _errors(method: str, path: str, operation: dict) -> set[str]:
     if operation.get("security"):
         statuses |= {"401", "403", "429"}
         if method == "post":
-            statuses.add("409")  # the Idempotency-Key, and the endpoints' own conflicts
+            statuses.add("409")  # the endpoints' own conflicts (taken numbers, transitions…)
     if any(p["in"] == "path" for p in operation.get("parameters", [])):
         statuses.add("404")
     return statuses
