@@ -7,6 +7,7 @@ get a 403.
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -99,13 +100,24 @@ class ErasureCancelView(PermissionRequiredMixin, View):
         return redirect(erasure.customer)
 
 
+AUDIT_PER_PAGE = 50
+
+
+class _AuditPaginator(Paginator):
+    """Pages of AUDIT_PER_PAGE entries, whatever `per_page` django-tables2 read from the
+    query string (a negative or zero one was a 500, a huge one the whole log at once)."""
+
+    def __init__(self, object_list, per_page, *args, **kwargs):
+        super().__init__(object_list, AUDIT_PER_PAGE, *args, **kwargs)
+
+
 class AccessLogView(PermissionRequiredMixin, SingleTableMixin, FilterView):
     """/audit/: who read, exported or changed what about customers, newest first."""
 
     permission_required = MANAGE
     filterset_class = AccessLogFilter
     table_class = AccessLogTable
-    table_pagination = {"per_page": 50}
+    table_pagination = {"per_page": AUDIT_PER_PAGE, "paginator_class": _AuditPaginator}
     template_name = "privacy/audit.html"
 
     def get_queryset(self):
