@@ -527,12 +527,11 @@ def _csv_reader(stream, layout: Layout) -> Iterator[tuple[int, list | Broken]]:
         except UnicodeDecodeError:
             yield start, Broken(_("the text of this line is not in a known encoding"))
             return
+        line = reader.line_num + 1
         if row and row[0].startswith("\ufeff"):
             row[0] = row[0][1:]
         if start == 1 and _is_sep_line(row):
-            line = reader.line_num + 1
             continue
-        line = reader.line_num + 1
         if any("\x00" in cell for cell in row):
             yield start, Broken(_("the line contains NUL characters"))
             continue

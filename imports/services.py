@@ -324,12 +324,10 @@ def _file_rows(job: ImportJob):
             else:
                 try:
                     if job.kind == ImportKind.ORDERS:
-                        before, previous = (
-                            previous,
-                            tuple(
-                                str(cells[i]).strip() if i is not None and i < len(cells) else ""
-                                for i in at
-                            ),
+                        before = previous
+                        previous = tuple(
+                            str(cells[i]).strip() if i is not None and i < len(cells) else ""
+                            for i in at
                         )
                         read.values = rows.order_row(
                             job.mapping,

@@ -139,9 +139,7 @@ _ONE_CUSTOMER = {
 
 
 class OrderCreate(In):
-    model_config = ConfigDict(
-        extra="forbid", str_strip_whitespace=True, json_schema_extra=_ONE_CUSTOMER
-    )
+    model_config = ConfigDict(json_schema_extra=_ONE_CUSTOMER)  # merged with In's
 
     number: Number
     customer_id: Id | None = Field(None, description="The back office's customer id...")
