@@ -2,6 +2,7 @@ import os
 
 import pytest
 from django.test import Client
+from django.utils import translation
 
 from tests.factories import UserFactory
 
@@ -81,3 +82,13 @@ def staff_client(db):
 def admin_client_role(db):
     """A logged-in user of the Admin role (pytest-django's admin_client is a superuser)."""
     return _client_as("Admin")
+
+
+@pytest.fixture(autouse=True)
+def _default_language_after_each_test():
+    """A request in French leaves French active in the test's thread (LocaleMiddleware
+    activates the request's language and nothing deactivates it): a later test on the same
+    worker then read French labels (CI saw "Export clients Shopify" for "Shopify customer
+    export", depending on which tests ran before)."""
+    yield
+    translation.deactivate()
