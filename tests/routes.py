@@ -14,6 +14,7 @@ from datetime import timedelta
 from cryptography.hazmat.primitives import serialization
 from django.apps import apps
 from django.contrib.auth.models import User
+from django.db import connection
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -329,19 +330,36 @@ FINGERPRINTED = [
 ]
 
 
+@functools.cache
+def _fingerprint_sql() -> str:
+    """One query for every fingerprinted table: (table's position, its row as text) in
+    primary-key order. Each value is written with its length first (NULL as "-"), so no two
+    different rows read the same. One query instead of one per table: the hostile-input test
+    takes a fingerprint before and after each request, and the 17 ORM queries were half of
+    its time."""
+    parts = []
+    for position, label in enumerate(FINGERPRINTED):
+        model = apps.get_model(label)
+        quote = connection.ops.quote_name
+        values = " || '|' || ".join(
+            f"COALESCE(LENGTH(CAST({quote(f.column)} AS TEXT)) || ':' || "
+            f"CAST({quote(f.column)} AS TEXT), '-')"
+            for f in model._meta.concrete_fields
+            if not (model is User and f.name == "last_login")
+        )
+        parts.append(
+            f"SELECT {position} AS t, {quote(model._meta.pk.column)} AS pk, {values} AS row "
+            f"FROM {quote(model._meta.db_table)}"
+        )
+    return " UNION ALL ".join(parts) + " ORDER BY t, pk"
+
+
 def fingerprint() -> dict[str, str]:
     """A hash of every row of the fingerprinted tables (last_login excluded: logging in is
     not a change of data)."""
-    result = {}
-    for label in FINGERPRINTED:
-        model = apps.get_model(label)
-        fields = [
-            f.attname
-            for f in model._meta.concrete_fields
-            if not (model is User and f.name == "last_login")
-        ]
-        digest = hashlib.sha256()
-        for row in model.objects.order_by("pk").values_list(*fields):
-            digest.update(repr(row).encode())
-        result[label] = digest.hexdigest()
-    return result
+    digests = [hashlib.sha256() for _ in FINGERPRINTED]
+    with connection.cursor() as cursor:
+        cursor.execute(_fingerprint_sql())
+        for position, _, row in cursor.fetchall():
+            digests[position].update(row.encode() + b"\n")
+    return {label: digest.hexdigest() for label, digest in zip(FINGERPRINTED, digests, strict=True)}
