@@ -330,6 +330,15 @@ FINGERPRINTED = [
 ]
 
 
+def _as_text(field) -> str:
+    """A column as SQL text: bytes (a data archive's file) in hexadecimal, since SQLite
+    cannot read them as UTF-8 text."""
+    column = connection.ops.quote_name(field.column)
+    if field.get_internal_type() == "BinaryField":
+        return f"encode({column}, 'hex')" if connection.vendor == "postgresql" else f"hex({column})"
+    return f"CAST({column} AS TEXT)"
+
+
 @functools.cache
 def _fingerprint_sql() -> str:
     """One query for every fingerprinted table: (table's position, its row as text) in
@@ -342,8 +351,7 @@ def _fingerprint_sql() -> str:
         model = apps.get_model(label)
         quote = connection.ops.quote_name
         values = " || '|' || ".join(
-            f"COALESCE(LENGTH(CAST({quote(f.column)} AS TEXT)) || ':' || "
-            f"CAST({quote(f.column)} AS TEXT), '-')"
+            f"COALESCE(LENGTH({_as_text(f)}) || ':' || {_as_text(f)}, '-')"
             for f in model._meta.concrete_fields
             if not (model is User and f.name == "last_login")
         )

@@ -1,10 +1,13 @@
 """The fingerprint the permission and hostile-input tests compare before and after each
 request (tests/routes.py) sees every change to a row, and nothing else."""
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
 from clients.models import Customer
+from privacy.models import DataArchive
 from tests.factories import CustomerFactory, UserFactory, make_order
 from tests.routes import FINGERPRINTED, fingerprint
 
@@ -38,6 +41,22 @@ def test_a_change_of_any_value_shows_in_its_table_only():
     assert _changed(before, fingerprint()) == {"orders.OrderLine"}
     order.lines.all().delete()
     assert _changed(before, fingerprint()) == {"orders.OrderLine"}
+
+
+def test_bytes_that_are_not_text_are_compared_too():
+    # A data archive is a ZIP file kept in the database: not UTF-8, which SQLite could not read
+    # as text.
+    now = timezone.now()
+    archive = DataArchive.objects.create(
+        customer=CustomerFactory(),
+        requested_by=UserFactory(),
+        requested_at=now,
+        expires_at=now + timedelta(hours=1),
+        content=b"PK\x05\x06\xff" + b"\x00" * 17,
+    )
+    before = fingerprint()
+    DataArchive.objects.filter(pk=archive.pk).update(content=b"PK\x05\x06\xfe" + b"\x00" * 17)
+    assert _changed(before, fingerprint()) == {"privacy.DataArchive"}
 
 
 def test_a_new_row_shows_and_a_log_in_does_not():
