@@ -231,3 +231,110 @@ def test_an_order_placed_in_the_year_1_is_refused_not_a_500(api, placed_at):
 )
 def test_time_filters_at_the_ends_of_the_calendar_are_pages(api, path, value):
     assert api.get(path + value).status_code == 200
+
+
+def _property(api, schema_name: str, name: str) -> dict:
+    schema = api.client.get("/api/v1/openapi.json").json()
+    return schema["components"]["schemas"][schema_name]["properties"][name]
+
+
+def _string_pattern(rule: dict) -> str:
+    (text,) = [branch for branch in rule.get("anyOf", [rule]) if branch.get("type") == "string"]
+    return text["pattern"]
+
+
+LINE = {"product_name": "Mug", "quantity": 1, "unit_price": "9.90"}
+
+
+@pytest.mark.parametrize(
+    "amount", ["1e2", "1E1", "+5", " 5", "5 ", "\u0665", "5.000", "1_000", ".5", "5.", "-0"]
+)
+def test_an_amount_written_otherwise_than_the_schema_says_is_refused(api, amount):
+    # Decimal() read all of these (the Arabic-Indic digit as 5, "1_000" as 1000): orders were
+    # placed with amounts the schema's pattern forbids.
+    customer = CustomerFactory()
+    assert not re.search(_string_pattern(_property(api, "LineIn", "unit_price")), amount)
+    body = {
+        "number": "AMT-1",
+        "customer_id": customer.pk,
+        "lines": [{**LINE, "unit_price": amount}],
+    }
+    document = assert_problem(api.post("/orders", body), 422, "validation")
+    assert document["errors"][0]["field"] == "lines.0.unit_price"
+    order = make_order(customer, total="50.00")
+    refund = api.post(f"/orders/{order.number}/refunds", {"amount": amount})
+    assert_problem(refund, 422, "validation")
+
+
+@pytest.mark.parametrize(("amount", "stored"), [("5", "5.00"), ("0005.5", "5.50"), (5.5, "5.50")])
+def test_an_amount_written_as_the_schema_says_is_accepted(api, amount, stored):
+    customer = CustomerFactory()
+    body = {
+        "number": "AMT-2",
+        "customer_id": customer.pk,
+        "lines": [{**LINE, "unit_price": amount}],
+    }
+    response = api.post("/orders", body)
+    assert response.status_code == 201, response.content
+    assert response.json()["total"] == stored
+
+
+def test_a_patterned_string_is_checked_as_sent_not_stripped_first(api):
+    # Every string was stripped before its pattern was checked: " W-1", " EUR", " FR", " fr"
+    # and a cursor with a space were accepted although the schema forbids them.
+    customer = CustomerFactory()
+    order = {"number": "W-1", "customer_id": customer.pk, "lines": [LINE]}
+    address = {"name": "Ada", "line1": "1 rue", "postal_code": "75001", "city": "Paris"}
+    cases = [
+        ("/orders", "OrderCreate", "number", {**order, "number": " W-1"}),
+        ("/orders", "OrderCreate", "currency", {**order, "currency": " EUR"}),
+        (
+            f"/customers/{customer.pk}/addresses",
+            "AddressCreate",
+            "country",
+            {**address, "country": " FR"},
+        ),
+    ]
+    for path, schema_name, name, body in cases:
+        assert not re.search(_string_pattern(_property(api, schema_name, name)), body[name])
+        document = assert_problem(api.post(path, body), 422, "validation")
+        assert document["errors"][0]["field"] == name
+    document = assert_problem(
+        api.patch(f"/customers/{customer.pk}", {"language": " fr"}), 422, "validation"
+    )
+    assert document["errors"][0]["field"] == "language"
+    for path in ("/customers?cursor=%201-1", "/orders?cursor=1%20"):
+        assert_problem(api.get(path), 422, "validation")
+
+
+def test_free_text_is_checked_as_sent_then_stored_stripped(api):
+    customer = CustomerFactory()
+    pattern = _property(api, "LineIn", "product_name")["pattern"]
+    body = {"customer_id": customer.pk}
+    # Blank: schema-valid before (minLength 1, any character but controls), refused once
+    # stripped. The schema now says a required text is not blank, and the server agrees.
+    for blank in (" ", "\t", "\u3000"):
+        assert not re.search(pattern, blank)
+        line = {**LINE, "product_name": blank}
+        response = api.post("/orders", {**body, "number": "TXT-1", "lines": [line]})
+        assert_problem(response, 422, "validation")
+    # One space over maxLength: forbidden by the schema, accepted once stripped.
+    line = {**LINE, "product_name": "x" * 200 + " "}
+    response = api.post("/orders", {**body, "number": "TXT-2", "lines": [line]})
+    assert_problem(response, 422, "validation")
+    # Within the schema: accepted, and stored stripped as before.
+    for number, name in (("TXT-3", " Mug "), ("TXT-4", " " + "x" * 198 + " ")):
+        assert re.search(pattern, name)
+        line = {**LINE, "product_name": name}
+        response = api.post("/orders", {**body, "number": number, "lines": [line]})
+        assert response.status_code == 201, response.content
+        assert response.json()["lines"][0]["product_name"] == name.strip()
+
+
+@pytest.mark.parametrize("value", ["%2B1", "1_0", "1.0", "1%20", "%201"])
+@pytest.mark.parametrize("name", ["limit", "customer_id"])
+def test_an_integer_in_a_query_string_is_digits(api, name, value):
+    # Pydantic read "+1", "1_0", "1.0" and " 1" as integers; the schema says integer.
+    document = assert_problem(api.get(f"/orders?{name}={value}"), 422, "validation")
+    assert document["errors"][0]["field"] == name
+    assert api.get(f"/orders?{name}=01").status_code == 200
