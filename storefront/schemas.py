@@ -193,7 +193,9 @@ Email = Annotated[
 ]
 Phone = Annotated[
     str,
-    Field(max_length=32),
+    # The pattern: _text refuses control characters in a phone too (a schema-valid "\x7f" was
+    # refused, 422).
+    Field(max_length=32, pattern=TEXT_PATTERN),
     AfterValidator(_text),
     AfterValidator(_strip),
     AfterValidator(_phone),

@@ -338,3 +338,13 @@ def test_an_integer_in_a_query_string_is_digits(api, name, value):
     document = assert_problem(api.get(f"/orders?{name}={value}"), 422, "validation")
     assert document["errors"][0]["field"] == name
     assert api.get(f"/orders?{name}=01").status_code == 200
+
+
+def test_the_schema_says_a_phone_has_no_control_characters(api):
+    # A phone had only maxLength in the schema: "\x7f" was schema-valid, then refused.
+    for schema_name in ("CustomerCreate", "CustomerUpdate", "AddressCreate", "AddressUpdate"):
+        pattern = _property(api, schema_name, "phone")["pattern"]
+        assert not re.search(pattern, "\x7f\u0097") and re.search(pattern, "+33 6 12 34 56 78")
+    response = api.post("/customers", {"email": "ada@example.com", "phone": "\x7f\u0097"})
+    document = assert_problem(response, 422, "validation")
+    assert document["errors"][0]["field"] == "phone"
