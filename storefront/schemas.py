@@ -219,10 +219,20 @@ def _query_digits(value):
     return value
 
 
+def _integral(value):
+    """12.0 as 12: to JSON Schema it is the integer 12 (so a schema-valid id or quantity), and
+    some JSON writers write it so. Within 2**53, where a float is exactly its integer."""
+    if type(value) is float and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
+
+
 # A database id: positive and within a 64-bit integer column. In a JSON body a number, as the
-# schema says ("12" or 12.0 are refused, as a strict client of the schema expects); in a query
-# string, where everything is text, `QueryId`: digits.
-Id = Annotated[int, Strict(), Field(ge=1, le=2**63 - 1)]
+# schema says ("12" and 12.5 are refused; 12.0 is 12, as in JSON Schema); in a query string,
+# where everything is text, `QueryId`: digits.
+Id = Annotated[int, BeforeValidator(_integral), Strict(), Field(ge=1, le=2**63 - 1)]
+# A whole number in a JSON body: 3 or 3.0, not "3", 3.5 or true.
+WholeNumber = Annotated[int, BeforeValidator(_integral), Strict()]
 QueryInt = Annotated[int, BeforeValidator(_query_digits)]
 QueryId = Annotated[QueryInt, Field(ge=1, le=2**63 - 1)]
 # A JSON boolean: true or false, not 0, 1 or "yes".

@@ -16,7 +16,7 @@ from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.urls import reverse
 from ninja import Query, Router, Status
-from pydantic import BeforeValidator, ConfigDict, Field, StrictInt, WithJsonSchema
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from clients.models import Customer
@@ -36,7 +36,7 @@ from orders.services import (
 from storefront.auth import ApiKeyAuth
 from storefront.models import Scope
 from storefront.problems import Problem, field_error
-from storefront.schemas import AwareDatetime, Id, In, Out, QueryId, QueryInt, Text
+from storefront.schemas import AwareDatetime, Id, In, Out, QueryId, QueryInt, Text, WholeNumber
 
 router = Router()
 READ = [ApiKeyAuth(Scope.READ)]
@@ -131,7 +131,7 @@ def order_problem(error: OrderError) -> Problem:
 class LineIn(In):
     product_name: Text(200, min_length=1)
     sku: Text(64) = ""
-    quantity: StrictInt = Field(ge=1, le=1_000_000)
+    quantity: WholeNumber = Field(ge=1, le=1_000_000)
     unit_price: Money
 
 

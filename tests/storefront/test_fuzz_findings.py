@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.factories import CustomerFactory, make_order
+from tests.factories import AddressFactory, CustomerFactory, make_order
 from tests.storefront.conftest import Api, assert_problem, make_key
 
 pytestmark = pytest.mark.django_db
@@ -348,3 +348,27 @@ def test_the_schema_says_a_phone_has_no_control_characters(api):
     response = api.post("/customers", {"email": "ada@example.com", "phone": "\x7f\u0097"})
     document = assert_problem(response, 422, "validation")
     assert document["errors"][0]["field"] == "phone"
+
+
+def test_an_integer_written_with_a_zero_fraction_is_that_integer(api):
+    # JSON Schema's "integer" is any number with no fraction: 2.0 and 4184.0 are schema-valid
+    # (schemathesis sends them), and were refused (422) as ids and quantities.
+    customer = CustomerFactory()
+    address = AddressFactory(customer=customer)
+    lines = [{**LINE, "quantity": 2.0}]
+    body = {"number": "INT-1", "customer_id": float(customer.pk), "lines": lines}
+    response = api.post("/orders", body)
+    assert response.status_code == 201, response.content
+    assert response.json()["customer_id"] == customer.pk
+    assert response.json()["lines"][0]["quantity"] == 2
+    response = api.patch(
+        f"/customers/{customer.pk}", {"default_billing_address_id": float(address.pk)}
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["default_billing_address_id"] == address.pk
+    # Still refused: a fraction, a string, a boolean.
+    for quantity in (1.5, "2", True):
+        line = {**LINE, "quantity": quantity}
+        response = api.post("/orders", {**body, "number": "INT-2", "lines": [line]})
+        document = assert_problem(response, 422, "validation")
+        assert document["errors"][0]["field"] == "lines.0.quantity"
