@@ -26,7 +26,11 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().\-/]{3,30}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
-_DATE_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt]")
+# RFC 3339's date-time (the schema's format), its offset optional here so that a time without
+# one gets _aware's message.
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -120,8 +124,8 @@ def _country(value: str) -> str:
 
 def _date_time(value):
     """An RFC 3339 date-time as the schema says: not a number (Pydantic takes 0.5 or "0.5" as
-    a Unix time)."""
-    if isinstance(value, datetime) or (isinstance(value, str) and _DATE_TIME.match(value)):
+    a Unix time), nor the other forms Pydantic reads ("…T10:00Z", "+0100", ",5" seconds)."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _DATE_TIME.fullmatch(value)):
         return value
     raise PydanticCustomError("date_time", "must be a date and time such as 2026-11-30T21:45:00Z")
 

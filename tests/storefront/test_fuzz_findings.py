@@ -2,8 +2,11 @@
 server and its OpenAPI schema must agree on every request and every response."""
 
 import re
+from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
+from django.utils import timezone
 
 from tests.factories import AddressFactory, CustomerFactory, make_order
 from tests.storefront.conftest import Api, assert_problem, make_key
@@ -372,3 +375,23 @@ def test_an_integer_written_with_a_zero_fraction_is_that_integer(api):
         response = api.post("/orders", {**body, "number": "INT-2", "lines": [line]})
         document = assert_problem(response, 422, "validation")
         assert document["errors"][0]["field"] == "lines.0.quantity"
+
+
+@pytest.mark.parametrize("time", ["T10:00Z", "T10:00:00+0100", "T10:00:00,5Z", "T10:00:00+01"])
+def test_a_time_not_written_in_rfc_3339_is_refused(api, time):
+    # The schema's format is date-time (RFC 3339); Pydantic also read a time without seconds,
+    # an offset without its colon and a decimal comma.
+    day = (timezone.now() - timedelta(days=1)).date().isoformat()
+    body = {"platform": "web", "occurred_at": day + time}
+    document = assert_problem(api.post("/launches", body), 422, "validation")
+    assert document["errors"][0]["field"] == "occurred_at"
+    query = quote(day + time)
+    assert_problem(api.get(f"/customers?updated_since={query}"), 422, "validation")
+
+
+@pytest.mark.parametrize("time", ["T10:00:00Z", "t10:00:00.5z", "T10:00:00.123456+01:00"])
+def test_a_time_written_in_rfc_3339_is_accepted(api, time):
+    day = (timezone.now() - timedelta(days=1)).date().isoformat()
+    response = api.post("/launches", {"platform": "web", "occurred_at": day + time})
+    assert response.status_code == 201, response.content
+    assert api.get(f"/customers?updated_since={quote(day + time)}").status_code == 200
