@@ -234,11 +234,13 @@ def _integral(value):
 # A database id: positive and within a 64-bit integer column. In a JSON body a number, as the
 # schema says ("12" and 12.5 are refused; 12.0 is 12, as in JSON Schema); in a query string,
 # where everything is text, `QueryId`: digits.
-Id = Annotated[int, BeforeValidator(_integral), Strict(), Field(ge=1, le=2**63 - 1)]
+# The BeforeValidator after the constraints (it runs first either way): before them, Pydantic
+# writes them into the JSON schema as "ge" and "le", which are no JSON Schema keywords.
+Id = Annotated[int, Strict(), Field(ge=1, le=2**63 - 1), BeforeValidator(_integral)]
 # A whole number in a JSON body: 3 or 3.0, not "3", 3.5 or true.
-WholeNumber = Annotated[int, BeforeValidator(_integral), Strict()]
+WholeNumber = Annotated[int, Strict(), BeforeValidator(_integral)]
 QueryInt = Annotated[int, BeforeValidator(_query_digits)]
-QueryId = Annotated[QueryInt, Field(ge=1, le=2**63 - 1)]
+QueryId = Annotated[int, Field(ge=1, le=2**63 - 1), BeforeValidator(_query_digits)]
 # A JSON boolean: true or false, not 0, 1 or "yes".
 Flag = StrictBool
 

@@ -395,3 +395,24 @@ def test_a_time_written_in_rfc_3339_is_accepted(api, time):
     response = api.post("/launches", {"platform": "web", "occurred_at": day + time})
     assert response.status_code == 201, response.content
     assert api.get(f"/customers?updated_since={quote(day + time)}").status_code == 200
+
+
+def test_the_schema_says_constraints_in_json_schema_keywords(api):
+    # A validator placed before Field(ge=1) made Pydantic write "ge"/"le" into the schema:
+    # customer_id 0 was schema-valid (no "minimum") and refused, 422.
+    pydantic_names = {"ge", "le", "gt", "lt", "max_digits", "decimal_places"}
+
+    def walk(node, parent=""):
+        if isinstance(node, dict):
+            if parent != "properties":
+                assert not pydantic_names & set(node), node
+            for key, value in node.items():
+                walk(value, key)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, parent)
+
+    schema = api.client.get("/api/v1/openapi.json").json()
+    walk(schema)
+    ids = schema["components"]["schemas"]["OrderCreate"]["properties"]["customer_id"]["anyOf"]
+    assert {"type": "integer", "minimum": 1, "maximum": 2**63 - 1} in ids
