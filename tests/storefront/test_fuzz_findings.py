@@ -8,6 +8,7 @@ from urllib.parse import quote
 import pytest
 from django.utils import timezone
 
+from clients.models import Address, AuditEntry
 from tests.factories import AddressFactory, CustomerFactory, make_order
 from tests.storefront.conftest import Api, assert_problem, make_key
 
@@ -416,3 +417,37 @@ def test_the_schema_says_constraints_in_json_schema_keywords(api):
     walk(schema)
     ids = schema["components"]["schemas"]["OrderCreate"]["properties"]["customer_id"]["anyOf"]
     assert {"type": "integer", "minimum": 1, "maximum": 2**63 - 1} in ids
+
+
+def _removed_once_read(monkeypatch):
+    """The address call reads the address, then a concurrent call removes it and commits."""
+    from storefront.endpoints import addresses
+
+    read = addresses._address
+
+    def read_then_removed(customer_id, address_id):
+        address = read(customer_id, address_id)
+        Address.objects.filter(pk=address.pk).delete()
+        return address
+
+    monkeypatch.setattr(addresses, "_address", read_then_removed)
+
+
+def test_an_address_removed_while_a_call_corrects_it_is_a_404(api, monkeypatch):
+    # schemathesis with two workers: a PATCH whose address a DELETE removed between the read
+    # and the lock answered 500 (Address.DoesNotExist).
+    customer = CustomerFactory()
+    address = AddressFactory(customer=customer)
+    _removed_once_read(monkeypatch)
+    path = f"/customers/{customer.pk}/addresses/{address.pk}"
+    assert_problem(api.patch(path, {"city": "Lyon"}), 404, "not-found")
+
+
+def test_an_address_removed_twice_at_once_is_removed_once(api, monkeypatch):
+    # The second removal answered 204 and wrote a second audit entry for the same address.
+    customer = CustomerFactory()
+    address = AddressFactory(customer=customer)
+    entries = AuditEntry.objects.filter(customer=customer, action="address_delete")
+    _removed_once_read(monkeypatch)
+    assert_problem(api.delete(f"/customers/{customer.pk}/addresses/{address.pk}"), 404, "not-found")
+    assert not entries.exists()
