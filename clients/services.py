@@ -526,8 +526,12 @@ def address_delete(*, address: Address, actor=None, origin: str = AuditOrigin.ST
     """Remove an address from a customer's book; orders keep the copy they were placed with.
 
     A default address that is removed leaves that default empty (the shop asks for a new one).
+    Raises Address.DoesNotExist, having changed nothing, if it was removed meanwhile (two
+    removals at once: the second one wrote a second audit entry).
     """
     customer = Customer.objects.select_for_update().get(pk=address.customer_id)
+    if not Address.objects.filter(pk=address.pk).delete()[0]:
+        raise Address.DoesNotExist(f"Address {address.pk} was removed meanwhile.")
     label = str(address)
     update_fields = ["version", "updated_at"]
     if customer.default_billing_address_id == address.pk:
@@ -540,7 +544,6 @@ def address_delete(*, address: Address, actor=None, origin: str = AuditOrigin.ST
     customer.version += 1
     customer.updated_at = timezone.now()
     customer.save(update_fields=update_fields)
-    Address.objects.filter(pk=address.pk).delete()
     audit_record(
         customer=customer,
         actor=actor,

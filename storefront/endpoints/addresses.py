@@ -1,6 +1,6 @@
 """A customer's address book ("My addresses"): add, correct, remove, list."""
 
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from ninja import Router, Status
@@ -151,6 +151,9 @@ def address_change(request, customer_id: int, address_id: int, payload: AddressU
         )
     except Conflict:
         raise Problem("conflict", "The address changed during this call; send it again.") from None
+    except Address.DoesNotExist:
+        # Removed by a concurrent call after it was read above (it was a 500).
+        raise Http404 from None
     return _out(address, customer_get(customer_id))
 
 
@@ -162,5 +165,8 @@ def address_change(request, customer_id: int, address_id: int, payload: AddressU
 )
 def address_remove(request, customer_id: int, address_id: int):
     """The customer removed an address. If it was a default, that default becomes empty."""
-    address_delete(address=_address(customer_id, address_id), origin=AuditOrigin.CUSTOMER)
+    try:
+        address_delete(address=_address(customer_id, address_id), origin=AuditOrigin.CUSTOMER)
+    except Address.DoesNotExist:
+        raise Http404 from None  # removed by a concurrent call after it was read
     return Status(204, None)

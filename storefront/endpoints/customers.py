@@ -29,6 +29,7 @@ from storefront.schemas import (
     Out,
     Page,
     Phone,
+    QueryInt,
     Text,
     Update,
 )
@@ -190,7 +191,7 @@ class CustomerFilters(In):
     cursor: str | None = Field(
         None, pattern=CURSOR_PATTERN, description="A `next_cursor` the list returned."
     )
-    limit: int = Field(50, ge=1, le=200)
+    limit: QueryInt = Field(50, ge=1, le=200)
 
 
 @router.get("", response=CustomerPage, auth=READ, url_name="customer-list")

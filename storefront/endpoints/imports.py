@@ -24,7 +24,6 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import replace
-from decimal import Decimal
 from typing import Literal
 
 from django.db import DatabaseError, connection
@@ -45,7 +44,7 @@ from orders.services import (
 )
 from storefront.auth import ApiKeyAuth
 from storefront.calls import call_options
-from storefront.endpoints.orders import OrderCreate
+from storefront.endpoints.orders import Money, OrderCreate
 from storefront.models import Scope
 from storefront.parsing import _no_constant, _no_duplicates
 from storefront.problems import Problem
@@ -80,9 +79,7 @@ class CustomerImport(In):
 class OrderImport(OrderCreate):
     type: Literal["order"]
     status: OrderStatus = OrderStatus.PENDING
-    refunded_amount: Decimal | None = Field(
-        None, ge=0, max_digits=12, decimal_places=2, description="Refunded so far."
-    )
+    refunded_amount: Money | None = Field(None, description="Refunded so far.")
 
     @model_validator(mode="after")
     def _placed(self):

@@ -12,7 +12,7 @@ from storefront.auth import ApiKeyAuth, CustomerTokenAuth
 from storefront.endpoints.customers import customer_get
 from storefront.models import Launch, Platform, Scope
 from storefront.problems import Problem, field_error
-from storefront.schemas import AwareDatetime, Id, In, Out, Text
+from storefront.schemas import AwareDatetime, Id, In, Out, QueryInt, Text
 from storefront.services import launch_record
 
 router = Router()
@@ -125,7 +125,7 @@ def launch_create(request, payload: LaunchCreate):
 
 
 class LaunchFilters(In):
-    limit: int = Field(20, ge=1, le=100)
+    limit: QueryInt = Field(20, ge=1, le=100)
 
 
 @router.get(

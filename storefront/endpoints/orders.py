@@ -16,7 +16,8 @@ from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.urls import reverse
 from ninja import Query, Router, Status
-from pydantic import ConfigDict, Field, StrictInt, WithJsonSchema
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from clients.models import Customer
 from orders.models import Order, OrderLine, OrderStatus
@@ -35,7 +36,7 @@ from orders.services import (
 from storefront.auth import ApiKeyAuth
 from storefront.models import Scope
 from storefront.problems import Problem, field_error
-from storefront.schemas import AwareDatetime, Id, In, Out, QueryId, Text
+from storefront.schemas import AwareDatetime, Id, In, Out, QueryId, QueryInt, Text, WholeNumber
 
 router = Router()
 READ = [ApiKeyAuth(Scope.READ)]
@@ -46,9 +47,28 @@ NUMBER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._#-]{0,31}$"
 _NUMBER = re.compile(NUMBER_PATTERN)
 Number = Annotated[str, Field(pattern=NUMBER_PATTERN, description="The shop's order number.")]
 # An amount: a string (exact, "19.90") or a JSON number, at most 2 decimals and 12 digits.
+_AMOUNT_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+_POSITIVE_AMOUNT_PATTERN = r"^([1-9][0-9]{0,9}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$"
+
+
+def _amount_written(pattern: str) -> BeforeValidator:
+    """A string amount as the schema's pattern says: Decimal() also read "1e2", "+5", " 5",
+    "1_000", "5.000" and other digits than 0-9 ("٥" is 5), which the pattern forbids."""
+    compiled = re.compile(pattern)
+
+    def check(value):
+        if isinstance(value, str) and not compiled.fullmatch(value):
+            raise PydanticCustomError(
+                "amount", 'must be an amount such as "19.90" (digits, at most 2 decimals)'
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
 _MONEY_SCHEMA = {
     "anyOf": [
-        {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,2})?$"},
+        {"type": "string", "pattern": _AMOUNT_PATTERN},
         # multipleOf: at most 2 decimals, as the string's pattern says (5e-324 is no amount).
         {"type": "number", "minimum": 0, "maximum": 9999999999.99, "multipleOf": 0.01},
     ],
@@ -56,19 +76,18 @@ _MONEY_SCHEMA = {
 }
 Money = Annotated[
     Decimal,
+    _amount_written(_AMOUNT_PATTERN),
     Field(ge=0, max_digits=12, decimal_places=2),
     WithJsonSchema(_MONEY_SCHEMA),
 ]
 PositiveMoney = Annotated[
     Decimal,
+    _amount_written(_POSITIVE_AMOUNT_PATTERN),
     Field(gt=0, max_digits=12, decimal_places=2),
     WithJsonSchema(
         {
             "anyOf": [
-                {
-                    "type": "string",
-                    "pattern": r"^([1-9][0-9]{0,9}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$",
-                },
+                {"type": "string", "pattern": _POSITIVE_AMOUNT_PATTERN},
                 {
                     "type": "number",
                     "exclusiveMinimum": 0,
@@ -112,7 +131,7 @@ def order_problem(error: OrderError) -> Problem:
 class LineIn(In):
     product_name: Text(200, min_length=1)
     sku: Text(64) = ""
-    quantity: StrictInt = Field(ge=1, le=1_000_000)
+    quantity: WholeNumber = Field(ge=1, le=1_000_000)
     unit_price: Money
 
 
@@ -350,7 +369,7 @@ class OrderFilters(In):
     cursor: str | None = Field(
         None, pattern=CURSOR_PATTERN, description="A `next_cursor` the list returned."
     )
-    limit: int = Field(50, ge=1, le=200)
+    limit: QueryInt = Field(50, ge=1, le=200)
 
 
 def _cursor_write(order: Order) -> str:

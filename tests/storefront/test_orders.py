@@ -238,7 +238,7 @@ def test_an_order_number_is_unique(api):
             {"lines.0.quantity"},
         ),
         (
-            {"lines": [{"product_name": "x", "quantity": 1.0, "unit_price": "1"}]},
+            {"lines": [{"product_name": "x", "quantity": 1.5, "unit_price": "1"}]},
             {"lines.0.quantity"},
         ),
     ],
