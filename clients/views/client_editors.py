@@ -7,7 +7,7 @@ posts back to it.
 
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.translation import gettext_lazy
@@ -241,9 +241,14 @@ class AddressEditView(_AddressesCard):
     def save(self, form) -> None:
         data = dict(form.cleaned_data)
         version, base = data.pop("version"), data.pop("base")
-        address_update(
-            address=self.address, actor=self.request.user, version=version, base=base, **data
-        )
+        try:
+            address_update(
+                address=self.address, actor=self.request.user, version=version, base=base, **data
+            )
+        except Address.DoesNotExist:
+            # The customer removed it (storefront API) after this request found it: as if it
+            # had been gone already (it was a 500).
+            raise Http404("This address was removed.") from None
 
     def rebase(self, form) -> None:
         form.rebase(version=self.address.version, base=address_values(self.address))

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from clients.models import AuditEntry, Customer, Note
+from clients.models import Address, AuditEntry, Customer, Note
 from clients.selectors import client_page_customer, customer_detail, with_default_addresses
 from clients.services import address_create, note_save
 from orders.models import OrderStatus
@@ -498,6 +498,29 @@ def test_an_address_of_another_customer_is_not_found_through_this_one(staff_clie
     url = reverse("clients:address-update", args=[customer.pk, foreign.pk])
     assert staff_client.get(url).status_code == 404
     assert staff_client.post(url, {"name": "x"}).status_code == 404
+
+
+def test_an_address_the_customer_removes_while_staff_saves_it_is_not_found(
+    staff_client, customer, monkeypatch
+):
+    """The customer removes the address (storefront API) after the save found it and before
+    it locks it: a 404 as if it had been gone already, not a 500, and nothing written."""
+    from clients.views import client_editors
+
+    address = add_address(customer)
+    form = hidden_fields(staff_client.get(address_url(address)).content.decode())
+    real_load = client_editors.AddressEditView.load
+
+    def load_then_removed(view):
+        real_load(view)
+        Address.objects.filter(pk=address.pk).delete()
+
+    monkeypatch.setattr(client_editors.AddressEditView, "load", load_then_removed)
+    history = AuditEntry.objects.filter(customer=customer).count()
+    data = {**form, "name": "Ada", "line1": "1 rue de la Paix", "postal_code": "75002"}
+    response = staff_client.post(address_url(address), {**data, "city": "Lyon", "country": "FR"})
+    assert response.status_code == 404
+    assert AuditEntry.objects.filter(customer=customer).count() == history
 
 
 def test_two_people_correcting_the_same_address(staff_client, customer):
