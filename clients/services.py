@@ -248,10 +248,16 @@ def address_set_default(
     shipping: Address,
     base: dict | None = None,
 ) -> Customer:
-    """Choose the customer's default billing and shipping addresses among its own addresses."""
+    """Choose the customer's default billing and shipping addresses among its own addresses.
+    Raises Address.DoesNotExist, having changed nothing, if one was removed meanwhile."""
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     if billing.customer_id != customer.pk or shipping.customer_id != customer.pk:
         raise ValueError("A default address must be one of the customer's own addresses.")
+    # Removing an address locks the customer's row first too: once it is ours, an address
+    # removed meanwhile is gone for good (choosing it failed at the commit: a 500).
+    chosen = {billing.pk, shipping.pk}
+    if Address.objects.filter(customer=customer, pk__in=chosen).count() != len(chosen):
+        raise Address.DoesNotExist("A chosen address was removed meanwhile.")
     before = customer_default_values(customer)
     try:
         _check_version(

@@ -203,14 +203,18 @@ class DefaultAddressesEditView(_AddressesCard):
 
     def save(self, form) -> None:
         data = form.cleaned_data
-        address_set_default(
-            customer=self.customer,
-            actor=self.request.user,
-            version=data["version"],
-            base=data["base"],
-            billing=data["billing"],
-            shipping=data["shipping"],
-        )
+        try:
+            address_set_default(
+                customer=self.customer,
+                actor=self.request.user,
+                version=data["version"],
+                base=data["base"],
+                billing=data["billing"],
+                shipping=data["shipping"],
+            )
+        except Address.DoesNotExist:
+            # The customer removed a chosen address (storefront API) after the form found it.
+            raise Http404("This address was removed.") from None
 
     def rebase(self, form) -> None:
         form.rebase(version=self.customer.version, base=customer_default_values(self.customer))

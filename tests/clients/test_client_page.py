@@ -523,6 +523,34 @@ def test_an_address_the_customer_removes_while_staff_saves_it_is_not_found(
     assert AuditEntry.objects.filter(customer=customer).count() == history
 
 
+def test_a_default_address_the_customer_removes_while_staff_chooses_it_is_not_found(
+    staff_client, customer, monkeypatch
+):
+    """Chosen (the form found it), then removed by the customer before the save locks the
+    customer: a 404, the defaults as they were (it failed at the commit, on a foreign key: a
+    500)."""
+    from clients.views import client_editors
+
+    kept, chosen = add_address(customer), add_address(customer, city="Nice")
+    Customer.objects.filter(pk=customer.pk).update(
+        default_billing_address=kept, default_shipping_address=kept
+    )
+    form = hidden_fields(staff_client.get(defaults_url(customer)).content.decode())
+    real_save = client_editors.address_set_default
+
+    def removed_then_saved(**kwargs):
+        Address.objects.filter(pk=chosen.pk).delete()
+        return real_save(**kwargs)
+
+    monkeypatch.setattr(client_editors, "address_set_default", removed_then_saved)
+    response = staff_client.post(
+        defaults_url(customer), {**form, "billing": chosen.pk, "shipping": kept.pk}
+    )
+    assert response.status_code == 404
+    customer.refresh_from_db()
+    assert customer.default_billing_address_id == kept.pk
+
+
 def test_two_people_correcting_the_same_address(staff_client, customer):
     address = add_address(customer)
     stale = hidden_fields(staff_client.get(address_url(address)).content.decode())
