@@ -155,7 +155,8 @@ def test_our_export_imported_back_is_unchanged(
 
 
 def test_a_changed_value_next_to_an_unreadable_stored_one_is_still_imported():
-    bob = CustomerFactory(email="bob@example.com", phone="+1 (200) 555-0199")
+    # Bob's stored first name is set: Faker's is "Robert" about once in a thousand runs.
+    bob = CustomerFactory(email="bob@example.com", first_name="Bobby", phone="+1 (200) 555-0199")
     carl = CustomerFactory(email="carl@example.com", phone="+33 6 12 34 56 78")
     data = (
         b"Email,First Name,Phone\n"
@@ -168,7 +169,7 @@ def test_a_changed_value_next_to_an_unreadable_stored_one_is_still_imported():
     job = check(job)
     assert reasons(job) == {3: "invalid_phone", 4: "invalid_phone"}
     row = job.rows.get(line=2)
-    assert (row.action, row.changes) == ("update", {"first_name": [bob.first_name, "Robert"]})
+    assert (row.action, row.changes) == ("update", {"first_name": ["Bobby", "Robert"]})
     assert "phone" not in row.values
     apply(job, UserFactory(role="Admin"))
     bob.refresh_from_db()
