@@ -418,8 +418,11 @@ def customer_sign_up(
     phone: str = "",
     language: str = "",
     external_id: str = "",
+    origin: str = AuditOrigin.CUSTOMER,
 ) -> Customer:
-    """A customer created an account in the shop; raises Taken if the email or id is used."""
+    """A customer created an account in the shop; raises Taken if the email or id is used.
+
+    `origin`: the shop (AuditOrigin.SHOP) when it imports an account from its history."""
     _check_unique(email=email, external_id=external_id, exclude=None)
     try:
         with transaction.atomic():
@@ -451,7 +454,7 @@ def customer_sign_up(
         actor=None,
         action="sign_up",
         changes=changes,
-        origin=AuditOrigin.CUSTOMER,
+        origin=origin,
     )
     return customer
 
@@ -467,10 +470,12 @@ def customer_update_by_customer(
     fields: dict[str, str],
     default_billing_address_id: int | None = None,
     default_shipping_address_id: int | None = None,
+    origin: str = AuditOrigin.CUSTOMER,
 ) -> Customer:
     """The customer changed their details (or their default addresses) in the shop.
 
     Only the fields given change; raises Taken (email, external_id) or NotOwnAddress.
+    `origin`: the shop (AuditOrigin.SHOP) when its history import changes them.
     """
     unknown = set(fields) - set(CUSTOMER_SELF_FIELDS)
     if unknown:
@@ -522,7 +527,7 @@ def customer_update_by_customer(
         actor=None,
         action="customer_update",
         changes={**changes, **_address_labels(defaults)},
-        origin=AuditOrigin.CUSTOMER,
+        origin=origin,
     )
     return customer
 

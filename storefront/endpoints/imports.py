@@ -32,7 +32,7 @@ from django.utils import translation
 from ninja import Router
 from pydantic import Field, ValidationError, model_validator
 
-from clients.models import Customer
+from clients.models import AuditOrigin, Customer
 from clients.services import Taken, customer_sign_up, customer_update_by_customer
 from orders.models import OrderStatus
 from orders.services import (
@@ -65,6 +65,9 @@ AHEAD = BATCH
 
 
 class CustomerImport(In):
+    """A customer: created, or, when one has this external_id (else this email), updated
+    with the fields the line gives (a field left out is kept)."""
+
     type: Literal["customer"]
     email: Email
     first_name: Text(150) = ""
@@ -116,6 +119,8 @@ def _answer(line_no: int, result: str, kind: str | None = None, **fields) -> dic
 
 
 def _customer_apply(line: CustomerImport) -> tuple[str, Customer]:
+    """Create the customer, or change the fields the line gives (as PATCH does: a field left
+    out of the line is kept, not emptied). Recorded as done by the shop."""
     data = line.model_dump(exclude={"type"})
     found = Customer.objects.only("pk", *_SELF_FIELDS).filter(erased_at=None)
     if data["external_id"]:
@@ -123,11 +128,12 @@ def _customer_apply(line: CustomerImport) -> tuple[str, Customer]:
     else:
         existing = found.filter(email__iexact=data["email"]).first()
     if existing is None:
-        return "created", customer_sign_up(**data)
-    changed = {n: v for n, v in data.items() if getattr(existing, n) != v}
+        return "created", customer_sign_up(**data, origin=AuditOrigin.SHOP)
+    given = line.model_fields_set - {"type"}
+    changed = {n: data[n] for n in _SELF_FIELDS if n in given and getattr(existing, n) != data[n]}
     if not changed:
         return "unchanged", existing
-    customer_update_by_customer(customer=existing, fields=changed)
+    customer_update_by_customer(customer=existing, fields=changed, origin=AuditOrigin.SHOP)
     return "updated", existing
 
 

@@ -106,6 +106,42 @@ def test_customers_and_orders_are_created_then_unchanged_then_updated(api):
     assert_no_drift()
 
 
+def test_a_customer_line_changes_the_fields_it_gives_and_keeps_the_others(api):
+    """A migration that sends only the email and id of a customer already here must not
+    empty their name, phone and language; the history says the shop did it."""
+    from clients.models import AuditEntry, AuditOrigin
+
+    ada = CustomerFactory(
+        email="ada@example.com",
+        external_id="c1",
+        first_name="Ada",
+        last_name="Lovelace",
+        phone="+33 6 12 34 56 78",
+        language="fr",
+    )
+    _, answers = send(api, {"type": "customer", "email": "ada@example.com", "external_id": "c1"})
+    assert answers[0]["result"] == "unchanged"
+    _, answers = send(
+        api, {"type": "customer", "email": "ada@example.com", "external_id": "c1", "phone": ""}
+    )
+    assert answers[0]["result"] == "updated"  # a field given empty is emptied
+    ada.refresh_from_db()
+    assert (ada.first_name, ada.last_name, ada.phone, ada.language) == (
+        "Ada",
+        "Lovelace",
+        "",
+        "fr",
+    )
+    entry = AuditEntry.objects.filter(customer=ada).latest("pk")
+    assert (entry.origin, entry.changes) == (
+        AuditOrigin.SHOP,
+        {"phone": ["+33 6 12 34 56 78", ""]},
+    )
+    _, answers = send(api, {"type": "customer", "email": "new@example.com", "first_name": "Bo"})
+    created = AuditEntry.objects.get(customer_id=answers[0]["id"])
+    assert (created.action, created.origin) == ("sign_up", AuditOrigin.SHOP)
+
+
 def test_every_bad_line_is_answered_with_its_reasons_and_the_others_applied(api):
     customer = CustomerFactory()
     Order.objects.all().delete()
