@@ -17,11 +17,14 @@ Adding an endpoint:
 
 import copy
 import logging
+from datetime import datetime
 
 from django.http import Http404
 from django.urls import reverse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+from ninja.renderers import JSONRenderer
+from ninja.responses import NinjaJSONEncoder
 
 from storefront.calls import api_call
 from storefront.endpoints import addresses, customers, imports, launches, orders, push
@@ -56,6 +59,23 @@ use up its key.
 `Retry-After`).
 """
 
+
+class _Encoder(NinjaJSONEncoder):
+    """Times to the microsecond, as stored (Django's encoder cuts them to milliseconds, so a
+    time read from the API was not the order's own: an import line copying it was refused as
+    another order with the same number)."""
+
+    def default(self, o):
+        if isinstance(o, datetime):
+            text = o.isoformat()
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
+        return super().default(o)
+
+
+class _Renderer(JSONRenderer):
+    encoder_class = _Encoder
+
+
 api = NinjaAPI(
     title="Back office storefront API",
     version="1",
@@ -66,6 +86,7 @@ api = NinjaAPI(
     openapi_url=None,
     docs_url=None,
     parser=StrictJsonParser(),
+    renderer=_Renderer(),
 )
 # "view" mode wraps each operation's whole run (before authentication and body parsing).
 api.add_decorator(api_call, mode="view")

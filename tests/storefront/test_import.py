@@ -142,6 +142,29 @@ def test_a_customer_line_changes_the_fields_it_gives_and_keeps_the_others(api):
     assert (created.action, created.origin) == ("sign_up", AuditOrigin.SHOP)
 
 
+def test_an_order_made_through_the_api_moves_forward_by_an_import_line_copying_it(api):
+    """An order created without placed_at is placed now, to the microsecond: the API says so
+    to the microsecond, so a line copying what the API answered is that order (its number,
+    customer, total and time match) and moves it forward."""
+    customer = CustomerFactory()
+    created = api.post("/orders", {"number": "API-1", "customer_id": customer.pk, "lines": LINES})
+    assert created.status_code == 201, created.content
+    read = api.get("/orders/API-1").json()
+    stored = Order.objects.get(number="API-1").placed_at
+    assert read["placed_at"] == stored.isoformat().replace("+00:00", "Z")
+    line = {
+        "type": "order",
+        "number": "API-1",
+        "customer_id": customer.pk,
+        "placed_at": read["placed_at"],
+        "lines": LINES,
+        "status": "paid",
+    }
+    _, answers = send(api, line)
+    assert answers[0]["result"] == "updated", answers
+    assert Order.objects.get(number="API-1").status == "paid"
+
+
 def test_every_bad_line_is_answered_with_its_reasons_and_the_others_applied(api):
     customer = CustomerFactory()
     Order.objects.all().delete()
