@@ -47,7 +47,9 @@ website) send the signed customer token instead, as `X-Customer-Token`.
 and for invalid requests `errors`: every invalid field at once, as `field` and `message`.
 Unknown fields are refused.
 
-**Idempotency.** Send `Idempotency-Key: <unique string>` with every POST. A retry with the
+**Idempotency.** Send `Idempotency-Key: <unique string>` with every POST but the bulk import
+(`POST /import` ignores it: sending the same file again is safe, each line being matched on
+its order number, `external_id` or email and answered `unchanged`). A retry with the
 same key and the same body returns the first response (with `Idempotent-Replayed: true`)
 without doing the work again; the same key with another body gets 422; while the first is
 still running, 409. Keys are kept 24 hours. A call that failed changed nothing and does not
@@ -224,6 +226,9 @@ ERROR_RESPONSES = {
         "A conflict with the stored state (nothing was changed), or an `Idempotency-Key` used "
         "by a request still running or by another request."
     ),
+    "411": _problem_response(
+        "The body was sent without `Content-Length` (chunked): send its length."
+    ),
     "413": _problem_response("The body is larger than this call accepts."),
     "415": _problem_response("The body is not of a media type this call accepts."),
     "422": _problem_response("Invalid or unknown fields or query parameters: `errors` lists them."),
@@ -239,6 +244,10 @@ ERROR_RESPONSES = {
     ),
     "503": _problem_response("A feature this call needs is not set up."),
 }
+# POSTs that do not replay by Idempotency-Key: the bulk import streams its answer while it
+# applies its lines (nothing to store and replay whole); sending the same file again is safe,
+# since every line is matched on its number, external_id or email and answered "unchanged".
+_NO_IDEMPOTENCY_KEY = {"/import"}
 # Errors the endpoints raise themselves, beyond what their shape says (_errors).
 _RAISED = {
     ("get", "/push/key"): {"503"},
@@ -253,7 +262,7 @@ def _errors(method: str, path: str, operation: dict) -> set[str]:
     unknown query parameters), the rest by what it takes."""
     statuses = {"400", "422"} | _RAISED.get((method, path), set())
     if method in ("post", "put", "patch"):
-        statuses |= {"413", "415"}
+        statuses |= {"411", "413", "415"}
     if operation.get("security"):
         statuses |= {"401", "403", "429"}
         if method == "post":
@@ -280,6 +289,10 @@ def openapi_schema() -> dict:
                 # ninja's keys are ints (201): the same, so that none is there twice.
                 responses.setdefault(int(status), {"$ref": f"#/components/responses/{status}"})
             responses.setdefault("default", _problem_response("An error (RFC 9457)."))
-            if method == "post" and operation.get("security"):
+            if (
+                method == "post"
+                and operation.get("security")
+                and path.removeprefix(root) not in _NO_IDEMPOTENCY_KEY
+            ):
                 operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
     return schema

@@ -112,6 +112,13 @@ _TYPES = [
         "path or body) in the last 24 hours; use a new key for a new request.",
     ),
     ProblemType(
+        "length-required",
+        411,
+        "Length required",
+        "The body was sent without a `Content-Length` header (`Transfer-Encoding: chunked`); "
+        "send it with its length.",
+    ),
+    ProblemType(
         "payload-too-large",
         413,
         "Body too large",

@@ -737,7 +737,7 @@ def import_ndjson(request):
     required; matched on its number). At most 10,000 lines of 64 KiB. Lines are applied in
     the file's order; put a customer's line before its orders."""
     length = request.META.get("CONTENT_LENGTH") or "0"
-    if length == "0" and "HTTP_TRANSFER_ENCODING" not in request.META:
+    if length == "0":
         raise Problem(
             "validation",
             "The body is empty: send one JSON object per line.",

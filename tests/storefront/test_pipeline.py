@@ -505,3 +505,44 @@ def test_a_host_not_allowed_is_a_bad_request_not_malformed_json(api):
     )
     assert_problem(response, 400, "bad-request")
     assert not Customer.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("path", "body", "content_type"),
+    [
+        ("/customers", json.dumps(SIGNUP).encode(), "application/json"),
+        (
+            "/import",
+            json.dumps({"type": "customer", "email": "ann@example.com"}).encode() + b"\n",
+            "application/x-ndjson",
+        ),
+    ],
+)
+def test_a_chunked_body_is_refused_with_411_and_changes_nothing(
+    live_server, path, body, content_type
+):
+    """Django reads a body only as long as Content-Length says: a chunked one was read as
+    empty (the import answered 200, every count 0, having applied nothing)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    key = make_key()
+    url = urlsplit(live_server.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            f"/api/v1{path}",
+            body=iter([body[:10], body[10:]]),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": content_type},
+            encode_chunked=True,
+        )
+        response = conn.getresponse()
+        document = json.loads(response.read())
+    finally:
+        conn.close()
+    assert response.status == 411, document
+    assert response.getheader("Content-Type") == "application/problem+json"
+    assert document["type"].endswith("/length-required")
+    assert Customer.objects.count() == 0
