@@ -20,6 +20,7 @@ from clients.models import (
     Note,
 )
 from clients.search import customer_search_text
+from clients.selectors import customers_with_email
 
 
 @dataclass(frozen=True)
@@ -403,7 +404,7 @@ class NotOwnAddress(Exception):
 
 def _check_unique(*, email: str | None, external_id: str | None, exclude: int | None) -> None:
     others = Customer.objects.exclude(pk=exclude) if exclude else Customer.objects.all()
-    if email is not None and others.filter(email__iexact=email).exists():
+    if email is not None and customers_with_email(email, others).exists():
         raise Taken("email")
     if external_id and others.filter(external_id=external_id).exists():
         raise Taken("external_id")

@@ -11,6 +11,7 @@ from ninja import Query, Router, Status
 from pydantic import Field
 
 from clients.models import Customer
+from clients.selectors import customers_with_email
 from clients.services import (
     NotOwnAddress,
     Taken,
@@ -211,7 +212,7 @@ def customer_list(request, filters: Query[CustomerFilters]):
     if filters.updated_since:
         customers = customers.filter(**{f"{changed}__gte": _julianday_of(filters.updated_since)})
     if filters.email is not None:
-        customers = customers.filter(email__iexact=filters.email)
+        customers = customers_with_email(filters.email, customers)
     if filters.external_id is not None:
         customers = customers.filter(external_id=filters.external_id)
     if filters.cursor is not None:

@@ -165,6 +165,39 @@ def test_an_order_made_through_the_api_moves_forward_by_an_import_line_copying_i
     assert Order.objects.get(number="API-1").status == "paid"
 
 
+def test_customer_lines_are_applied_together_and_a_refused_one_leaves_the_others(api):
+    """Consecutive customer lines share a transaction (a savepoint each): an email already
+    taken, a line that is no JSON and a group boundary (imports.PEOPLE) between them change
+    neither the others nor the answers' order."""
+    CustomerFactory(email="taken@example.com", external_id="t1")
+    people = [
+        {"type": "customer", "email": f"p{i}@example.com", "first_name": f"P{i}"}
+        for i in range(imports.PEOPLE + 5)
+    ]
+    people[3] = {"type": "customer", "email": "taken@example.com", "external_id": "other"}
+    raw = b"".join(json.dumps(p).encode() + b"\n" for p in people[:10])
+    raw += b"{not json\n"
+    raw += b"".join(json.dumps(p).encode() + b"\n" for p in people[10:])
+    raw += json.dumps(order_line("G-1", external_id="t1", status="paid")).encode() + b"\n"
+    _, answers = send(api, raw=raw)
+    results = [(a["line"], a["result"]) for a in answers[:-1]]
+    assert [line for line, _ in results] == list(range(1, len(people) + 3))
+    assert results[3] == (4, "error") and results[10] == (11, "error")
+    assert answers[3]["errors"] == [
+        {"field": "email", "message": "another customer already has it"}
+    ]
+    assert {result for _, result in results[:-1]} - {"error"} == {"created"}
+    assert results[-1] == (len(people) + 2, "created")
+    assert Customer.objects.filter(email__startswith="p").count() == len(people) - 1
+    assert answers[-1]["summary"] == {
+        "created": len(people),
+        "updated": 0,
+        "unchanged": 0,
+        "error": 2,
+    }
+    assert_no_drift()
+
+
 def test_every_bad_line_is_answered_with_its_reasons_and_the_others_applied(api):
     customer = CustomerFactory()
     Order.objects.all().delete()
