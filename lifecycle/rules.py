@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext, pgettext
 
@@ -225,7 +226,10 @@ def reason(
             "group": label,
             "detail": detail,
         }
-    days = max(0, int((now - last_order_at) / DAY))
+    # Calendar days in the shop's time zone, as the expected next order counts them: an order
+    # placed yesterday evening was "yesterday", not "today" (24-hour periods said so until the
+    # next evening).
+    days = max(0, (timezone.localdate(now) - timezone.localdate(last_order_at)).days)
     interval = usual_interval(
         orders_count=orders_count, first_order_at=first_order_at, last_order_at=last_order_at
     )

@@ -85,6 +85,18 @@ def admin_client_role(db):
     return _client_as("Admin")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _process_caches_filled(django_db_setup, django_db_blocker):
+    """The permissions' names, read once per process by the back office's auth backend
+    (backoffice/auth.py), read before any test: a test counting one request's queries
+    counted that read when it ran first on its worker, and another order of the tests (xdist
+    distributes them) made it fail."""
+    from backoffice.auth import _permission_names
+
+    with django_db_blocker.unblock():
+        _permission_names("default")
+
+
 @pytest.fixture(autouse=True)
 def _reproducible_factories(request):
     """The factories' Faker values (names, emails, phones) drawn from a seed of the test's

@@ -2,7 +2,7 @@
 the Python reference customer by customer, reasons in English and French, expected next order."""
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -192,8 +192,37 @@ def test_expected_next_order_from_the_customers_own_interval():
     )
 
 
+@pytest.mark.parametrize(
+    ("now", "placed", "said"),
+    [
+        # 03:20 in Paris on 2 December, an order of 09:00 the day before: yesterday.
+        ("2026-12-02T02:20:00+00:00", "2026-12-01T08:00:00+00:00", "yesterday"),
+        # 23:50 and 00:30 the same day in Paris: today, though 23 h apart.
+        ("2026-12-01T22:50:00+00:00", "2026-11-30T23:30:00+00:00", "today"),
+        # 00:10 after an order at 23:55: yesterday, 15 minutes later.
+        ("2026-12-01T23:10:00+00:00", "2026-12-01T22:55:00+00:00", "yesterday"),
+        # Across the clock change of 25 October: three calendar days.
+        ("2026-10-26T23:30:00+00:00", "2026-10-23T22:30:00+00:00", "3 days ago"),
+    ],
+)
+def test_reasons_count_calendar_days_in_the_shops_time_zone(settings, now, placed, said):
+    settings.TIME_ZONE = "Europe/Paris"
+    stats = {
+        "group": Group.NEW,
+        "orders_count": 1,
+        "total_spent": Decimal("10"),
+        "first_order_at": datetime.fromisoformat(placed),
+        "last_order_at": datetime.fromisoformat(placed),
+        "now": datetime.fromisoformat(now),
+    }
+    with translation.override("en"):
+        assert reason(**stats) == f"New: first order {said}"
+
+
 def test_reasons_in_english_and_french():
-    now = timezone.now()
+    # Midday in Paris, no clock change within the days counted back: the days are the
+    # calendar days in the shop's time zone (the next test), 24 h each here.
+    now = datetime(2026, 12, 2, 11, 0, tzinfo=UTC)
     at_risk = {
         "group": Group.AT_RISK,
         "orders_count": 5,

@@ -82,6 +82,14 @@ def test_purchase_summary_comes_from_the_stored_statistics():
     assert summary.days_between_orders == pytest.approx(22.5)
 
 
+def test_the_average_cart_rounds_half_a_cent_up():
+    customer = CustomerFactory()
+    for total in ("72.00", "72.97"):  # 144.97 / 2 = 72.485
+        make_order(customer, total=total)
+    customer.refresh_from_db()
+    assert customer_purchase_summary(customer).average_cart == Decimal("72.49")
+
+
 def test_purchase_summary_of_a_lead():
     summary = customer_purchase_summary(CustomerFactory())
     assert summary.orders_count == 0
