@@ -99,3 +99,17 @@ def test_a_default_is_a_json_boolean(api, value):
     document = assert_problem(response, 422, "validation")
     assert [error["field"] for error in document["errors"]] == ["default_shipping"]
     assert not Address.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["\u202e", "\ufeff", "Ada \u202eecalevoL", "\u2067Ada\u2069"])
+def test_bidirectional_controls_and_a_bom_are_refused_in_a_name(api, name):
+    """A name of U+202E alone was taken as filled in, and showed the rest of the back office's
+    line reversed (the default-address choices); U+FEFF alone looked blank."""
+    customer = CustomerFactory()
+    response = api.post(f"/customers/{customer.pk}/addresses", {**HOME, "name": name})
+    document = assert_problem(response, 422, "validation")
+    assert [e["field"] for e in document["errors"]] == ["name"]
+    assert not Address.objects.filter(customer=customer).exists()
+    # Right-to-left names are welcome: only the controls are refused.
+    arabic = api.post(f"/customers/{customer.pk}/addresses", {**HOME, "name": "ليلى"})
+    assert arabic.status_code == 201, arabic.content
