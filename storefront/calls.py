@@ -71,6 +71,14 @@ def _check_body(request, options: CallOptions) -> None:
         # Django reads a body only as long as Content-Length says: a chunked body would be
         # read as empty (the import answered 200 having applied nothing).
         raise Problem("length-required", "Send the body with a Content-Length header, not chunked.")
+    encoding = request.META.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        # Nothing here decompresses a body: a gzipped one was parsed as it came.
+        raise Problem(
+            "unsupported-media-type",
+            f"Content-Encoding {encoding[:40]!r} is not accepted: send the body uncompressed.",
+            extra={"accepted": list(options.content_types)},
+        )
     if not length.isdigit():
         raise Problem("bad-request", "Content-Length is not a number.")
     max_body = options.max_body or settings.STOREFRONT_API_MAX_BODY

@@ -198,6 +198,15 @@ def test_customer_lines_are_applied_together_and_a_refused_one_leaves_the_others
     assert_no_drift()
 
 
+def test_a_line_that_is_not_utf8_is_refused(api):
+    """UTF-8 as the JSON calls read it: json.loads of bytes also guessed UTF-16 and UTF-32."""
+    line = json.dumps({"type": "customer", "email": "u16@example.com"})
+    raw = line.encode("utf-16-le") + b"\n" + b"\xef\xbb\xbf" + line.encode() + b"\n"
+    _, answers = send(api, raw=raw)
+    assert [a["result"] for a in answers[:-1]] == ["error", "error"]
+    assert not Customer.objects.filter(email="u16@example.com").exists()
+
+
 def test_every_bad_line_is_answered_with_its_reasons_and_the_others_applied(api):
     customer = CustomerFactory()
     Order.objects.all().delete()

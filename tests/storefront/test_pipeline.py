@@ -546,3 +546,14 @@ def test_a_chunked_body_is_refused_with_411_and_changes_nothing(
     assert response.getheader("Content-Type") == "application/problem+json"
     assert document["type"].endswith("/length-required")
     assert Customer.objects.count() == 0
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate, gzip"])
+def test_a_compressed_body_is_refused_with_415_and_changes_nothing(api, encoding):
+    """Nothing decompresses a body: one sent with Content-Encoding was parsed as it came
+    (plain JSON labelled gzip was applied, real gzip answered 400)."""
+    count = Customer.objects.count()
+    response = api.post("/customers", SIGNUP, headers={"Content-Encoding": encoding})
+    document = assert_problem(response, 415, "unsupported-media-type")
+    assert "Content-Encoding" in document["detail"]
+    assert Customer.objects.count() == count
