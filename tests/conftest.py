@@ -55,6 +55,19 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.xdist_group(group))
         if item.nodeid.startswith(DEVIATION_TESTS):
             item.add_marker(pytest.mark.deviations)
+        # A transactional test flushes the database after it, and without serialized_rollback
+        # the flush recreates the content types and permissions under new ids: the next test
+        # on that worker that restores the serialized data (serialized_rollback=True) then
+        # failed on a duplicate content type (CI, four errors in tests/test_concurrency.py).
+        marker = item.get_closest_marker("django_db")
+        if (
+            marker
+            and marker.kwargs.get("transaction")
+            and not marker.kwargs.get("serialized_rollback")
+        ):
+            raise pytest.UsageError(
+                f"{item.nodeid}: django_db(transaction=True) needs serialized_rollback=True"
+            )
         # A test that restarts PostgreSQL would break the tests running beside it: it runs in
         # a run of its own (CI: `-m serial` after the parallel run), or in a plain `make test`.
         if in_xdist_worker and item.get_closest_marker("serial"):

@@ -507,7 +507,7 @@ def test_a_host_not_allowed_is_a_bad_request_not_malformed_json(api):
     assert not Customer.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize(
     ("path", "body", "content_type"),
     [
