@@ -40,6 +40,20 @@ LIST_COLUMNS = (
 MAX_SELECTED = 500
 
 
+def customers_with_external_id(external_ids, customers: QuerySet | None = None) -> QuerySet:
+    """The customers whose shop id is `external_ids` (a string) or among them (a list),
+    through the unique index on external_id, which covers the non-empty ones only: the
+    predicate is written inline (backoffice/lookups.py), so that a prepared statement's
+    generic plan can use that index too (a parameter proved nothing: a scan of the whole
+    table, 195 ms at a million customers, for each lookup)."""
+    customers = Customer.objects.all() if customers is None else customers
+    if isinstance(external_ids, str):
+        found = customers.filter(external_id=external_ids)
+    else:
+        found = customers.filter(external_id__in=external_ids)
+    return found.exclude(external_id__inline_exact="")
+
+
 def customers_with_email(email: str, customers: QuerySet | None = None) -> QuerySet:
     """The customers whose email is `email` whatever its case, through the unique index on
     lower(email). `email__iexact` is UPPER(email) = UPPER(%s) on PostgreSQL, which no index

@@ -20,7 +20,7 @@ from clients.models import (
     Note,
 )
 from clients.search import customer_search_text
-from clients.selectors import customers_with_email
+from clients.selectors import customers_with_email, customers_with_external_id
 
 
 @dataclass(frozen=True)
@@ -406,7 +406,7 @@ def _check_unique(*, email: str | None, external_id: str | None, exclude: int | 
     others = Customer.objects.exclude(pk=exclude) if exclude else Customer.objects.all()
     if email is not None and customers_with_email(email, others).exists():
         raise Taken("email")
-    if external_id and others.filter(external_id=external_id).exists():
+    if external_id and customers_with_external_id(external_id, others).exists():
         raise Taken("external_id")
 
 

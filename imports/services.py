@@ -35,6 +35,7 @@ from django.utils import timezone, translation
 
 from clients.models import Address, AuditAction, AuditEntry, AuditOrigin, Customer
 from clients.search import customer_search_text
+from clients.selectors import customers_with_external_id
 from imports import formats, rows
 from imports.models import (
     ConsentChannel,
@@ -603,9 +604,7 @@ def _order_items(reads: list[_Read]) -> tuple[list[tuple[_Read, ImportedOrder]],
         .values_list("key", "pk")
     )
     by_external = dict(
-        Customer.objects.filter(external_id__in=sorted(external))
-        .exclude(external_id="")
-        .values_list("external_id", "pk")
+        customers_with_external_id(sorted(external)).values_list("external_id", "pk")
     )
     items, refused = [], {}
     now = timezone.now()

@@ -11,7 +11,7 @@ from ninja import Query, Router, Status
 from pydantic import Field
 
 from clients.models import Customer
-from clients.selectors import customers_with_email
+from clients.selectors import customers_with_email, customers_with_external_id
 from clients.services import (
     NotOwnAddress,
     Taken,
@@ -214,7 +214,7 @@ def customer_list(request, filters: Query[CustomerFilters]):
     if filters.email is not None:
         customers = customers_with_email(filters.email, customers)
     if filters.external_id is not None:
-        customers = customers.filter(external_id=filters.external_id)
+        customers = customers_with_external_id(filters.external_id, customers)
     if filters.cursor is not None:
         at, pk = _cursor_read(filters.cursor)
         at = _julianday_of(at)

@@ -35,7 +35,7 @@ from ninja import Router
 from pydantic import Field, ValidationError, model_validator
 
 from clients.models import AuditOrigin, Customer
-from clients.selectors import customers_with_email
+from clients.selectors import customers_with_email, customers_with_external_id
 from clients.services import Taken, customer_sign_up, customer_update_by_customer
 from orders.models import OrderStatus
 from orders.services import (
@@ -128,7 +128,7 @@ def _customer_apply(line: CustomerImport) -> tuple[str, Customer]:
     data = line.model_dump(exclude={"type"})
     found = Customer.objects.only("pk", *_SELF_FIELDS).filter(erased_at=None)
     if data["external_id"]:
-        existing = found.filter(external_id=data["external_id"]).first()
+        existing = customers_with_external_id(data["external_id"], found).first()
     else:
         existing = customers_with_email(data["email"], found).first()
     if existing is None:
@@ -235,7 +235,7 @@ class _OrderBatch:
         external = {line.customer_external_id for _, line, _ in lines if not line.customer_id}
         external.discard(None)
         by_external = (
-            dict(Customer.objects.filter(external_id__in=external).values_list("external_id", "pk"))
+            dict(customers_with_external_id(list(external)).values_list("external_id", "pk"))
             if external
             else {}
         )

@@ -20,6 +20,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from clients.models import Customer
+from clients.selectors import customers_with_external_id
 from orders.models import Order, OrderLine, OrderStatus
 from orders.selectors import order_lines_shown
 from orders.services import (
@@ -256,7 +257,9 @@ def _customer_id(payload: OrderCreate) -> int:
     if payload.customer_id is not None:
         return payload.customer_id
     pk = (
-        Customer.objects.filter(external_id=payload.customer_external_id, erased_at=None)
+        customers_with_external_id(
+            payload.customer_external_id, Customer.objects.filter(erased_at=None)
+        )
         .values_list("pk", flat=True)
         .first()
     )
