@@ -1,8 +1,9 @@
-"""Customers are found by email through the unique index on lower(email).
+"""Customers are found by email and by the shop's id through their unique indexes.
 
-`email__iexact` compiles to UPPER(email) = UPPER(%s) on PostgreSQL, which that index does not
-serve: every sign-up, API lookup by email and import line scanned the whole table (1.5 s at a
-million customers)."""
+`email__iexact` compiles to UPPER(email) = UPPER(%s) on PostgreSQL, which the index on
+lower(email) does not serve: every sign-up, API lookup by email and import line scanned the
+whole table (1.5 s at a million customers). The index on external_id covers the non-empty
+ones only, which a prepared statement's generic plan cannot prove from a parameter."""
 
 import json
 
@@ -25,15 +26,15 @@ def test_the_email_matches_whatever_its_case():
     assert not customers_with_email("ada.lovelace@example.com", Customer.objects.exclude(pk=ada.pk))
 
 
-def _email_queries(run) -> list[str]:
-    """The statements `run` sends that look customers up by email (in any form)."""
+def _lookups(run, column: str) -> list[str]:
+    """The statements `run` sends that look customers up by `column` (in any form)."""
     with CaptureQueriesContext(connection) as captured:
         run()
     found = []
     for query in captured.captured_queries:
         sql = query["sql"]
         where = sql.split("WHERE", 1)[-1] if "WHERE" in sql else ""
-        if 'FROM "clients_customer"' in sql and '"clients_customer"."email"' in where:
+        if 'FROM "clients_customer"' in sql and f'"clients_customer"."{column}"' in where:
             found.append(sql)
     return found
 
@@ -54,7 +55,7 @@ def test_every_lookup_by_email_can_use_the_index(call):
             ).streaming_content
         ),
     }
-    statements = _email_queries(runs[call])
+    statements = _lookups(runs[call], "email")
     assert statements, "no lookup by email was seen"
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
@@ -62,18 +63,6 @@ def test_every_lookup_by_email_can_use_the_index(call):
             cursor.execute("EXPLAIN " + sql)
             plan = "\n".join(row[0] for row in cursor.fetchall())
             assert "customer_email_unique_ci" in plan, (sql, plan)
-
-
-def _external_id_queries(run) -> list[str]:
-    with CaptureQueriesContext(connection) as captured:
-        run()
-    found = []
-    for query in captured.captured_queries:
-        sql = query["sql"]
-        where = sql.split("WHERE", 1)[-1] if "WHERE" in sql else ""
-        if 'FROM "clients_customer"' in sql and '"clients_customer"."external_id"' in where:
-            found.append(sql)
-    return found
 
 
 @pytest.mark.parametrize("call", ["sign-up", "lookup", "order", "import-customer", "import-order"])
@@ -113,7 +102,7 @@ def test_every_lookup_by_external_id_says_it_is_not_empty_inline(call):
             }
         ),
     }
-    statements = _external_id_queries(runs[call])
+    statements = _lookups(runs[call], "external_id")
     assert statements, "no lookup by external_id was seen"
     for sql in statements:
         assert """NOT ("clients_customer"."external_id" = '')""" in sql, sql
