@@ -22,8 +22,17 @@ def test_a_group_is_written_quoted():
     assert params == ()
 
 
+def test_the_empty_string_is_written_quoted():
+    """For a partial index's predicate (external_id <> '', clients.selectors)."""
+    sql, params = (
+        Customer.objects.exclude(external_id__inline_exact="").only("pk").query
+    ).sql_with_params()
+    assert """NOT ("clients_customer"."external_id" = '')""" in sql
+    assert params == ()
+
+
 @pytest.mark.parametrize(
-    "value", ["lost'; DROP TABLE x; --", "Lost", "", "a" * 41, "é", True, 1.5, None, ["lost"]]
+    "value", ["lost'; DROP TABLE x; --", "Lost", "'", "a" * 41, "é", True, 1.5, None, ["lost"]]
 )
 def test_anything_but_an_int_or_a_lowercase_word_is_refused(value):
     with pytest.raises((ValueError, TypeError)):
