@@ -148,7 +148,13 @@ def test_postgresql_reads_every_sort_from_its_per_tab_index(tab, sort, offset, g
         and node["Node Type"] in ("Index Scan", "Index Only Scan")
     ]
     assert len(scans) == 1, kinds
-    assert scans[0]["Index Name"].startswith(f"customer_{tab}_"), scans[0]["Index Name"]
+    name = scans[0]["Index Name"]
+    # On the Leads tab (orders_count = 0, written in the SQL) a sort by orders_count is a
+    # sort by id, and so is the id sort: the primary key gives that order without a Sort as
+    # well, and which of the two the planner takes depends on the statistics that other
+    # tests' ANALYZE left on the near-empty table (CI chose either, by test order).
+    by_id = tab == "leads" and sort.lstrip("-") in ("id", "orders_count")
+    assert name.startswith(f"customer_{tab}_") or (by_id and name == "clients_customer_pkey"), name
     expected_direction = "Backward" if sort.startswith("-") else "Forward"
     assert scans[0]["Scan Direction"] == expected_direction
 
