@@ -67,7 +67,7 @@ def _check_body(request, options: CallOptions) -> None:
     if request.method not in _BODY_METHODS:
         return
     length = request.META.get("CONTENT_LENGTH") or "0"
-    if "HTTP_TRANSFER_ENCODING" in request.META and not request.META.get("CONTENT_LENGTH"):
+    if "HTTP_TRANSFER_ENCODING" in request.META and length == "0":
         # Django reads a body only as long as Content-Length says: a chunked body would be
         # read as empty (the import answered 200 having applied nothing).
         raise Problem("length-required", "Send the body with a Content-Length header, not chunked.")

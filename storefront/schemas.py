@@ -22,11 +22,12 @@ from pydantic_core import PydanticCustomError
 
 from backoffice.phones import phone_parse
 
-# Control characters but tab, newline and carriage return; the bidirectional embeddings,
-# overrides and isolates (U+202A–U+202E, U+2066–U+2069: a name holding U+202E showed the rest
-# of the back office's line reversed) and U+FEFF (a byte order mark, invisible: a name of it
-# alone looked blank).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069\ufeff]")
+# What no text may hold: control characters but tab, newline and carriage return; the
+# bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069: a name
+# holding U+202E showed the rest of the back office's line reversed) and U+FEFF (a byte order
+# mark, invisible: a name of it alone looked blank). The schema's patterns say the same.
+_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069\ufeff"
+_CONTROL = re.compile(f"[{_CONTROLS}]")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().\-/]{3,30}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -156,10 +157,8 @@ def _not_blank(value: str) -> str:
     return value
 
 
-# What _text refuses, said in the schema too (so that a client generated from it, or a fuzzer,
-# knows): no control characters but tab, newline and carriage return, no bidirectional
-# controls, no U+FEFF (_CONTROL).
-_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069\ufeff"
+# What _text refuses (_CONTROLS), said in the schema too (so that a client generated from it,
+# or a fuzzer, knows).
 TEXT_PATTERN = rf"^[^{_CONTROLS}]*$"
 # What str.strip() removes and _text lets through, spelled out rather than \s (ECMA-262's \s,
 # the schema's dialect, has U+FEFF and lacks U+0085): a required text has one character
