@@ -525,23 +525,28 @@ def test_a_chunked_body_is_refused_with_411_and_changes_nothing(
     """Django reads a body only as long as Content-Length says: a chunked one was read as
     empty (the import answered 200, every count 0, having applied nothing)."""
     import http.client
+    import socket
     from urllib.parse import urlsplit
 
     key = make_key()
     url = urlsplit(live_server.url)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    try:
-        conn.request(
-            "POST",
-            f"/api/v1{path}",
-            body=iter([body[:10], body[10:]]),
-            headers={"Authorization": f"Bearer {key}", "Content-Type": content_type},
-            encode_chunked=True,
-        )
-        response = conn.getresponse()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:10], body[10:]))
+    request = (
+        (
+            f"POST /api/v1{path} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Type: {content_type}\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        ).encode()
+        + chunks
+        + b"0\r\n\r\n"
+    )
+    # In one write: the server answers 411 from the headers and closes; a body sent after
+    # that answer (in a second write) met a closed socket (BrokenPipeError, now and then).
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(request)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
         document = json.loads(response.read())
-    finally:
-        conn.close()
     assert response.status == 411, document
     assert response.getheader("Content-Type") == "application/problem+json"
     assert document["type"].endswith("/length-required")
