@@ -286,6 +286,12 @@ STOREFRONT_API_RATE_LIMIT_CACHE = os.environ.get(
 STOREFRONT_API_IDEMPOTENCY_TTL = max(
     86400, int(os.environ.get("STOREFRONT_API_IDEMPOTENCY_TTL", 86400))
 )
+# A streamed call (the bulk import) holds its Idempotency-Key while it runs, renewing it every
+# sixth of this many seconds; a key its process stopped renewing (killed) is free again after
+# it (a retry meanwhile gets 409 with Retry-After).
+STOREFRONT_API_IDEMPOTENCY_LEASE = max(
+    6.0, float(os.environ.get("STOREFRONT_API_IDEMPOTENCY_LEASE", 60))
+)
 # Each process keeps the API keys it read this many seconds (0: read on every call): a revoked
 # key is refused at once by the process that revoked it, within this delay by the others.
 STOREFRONT_API_KEY_CACHE_SECONDS = float(os.environ.get("STOREFRONT_API_KEY_CACHE_SECONDS", 5))

@@ -47,13 +47,13 @@ website) send the signed customer token instead, as `X-Customer-Token`.
 and for invalid requests `errors`: every invalid field at once, as `field` and `message`.
 Unknown fields are refused.
 
-**Idempotency.** Send `Idempotency-Key: <unique string>` with every POST but the bulk import
-(`POST /import` ignores it: sending the same file again is safe, each line being matched on
-its order number, `external_id` or email and answered `unchanged`). A retry with the
+**Idempotency.** Send `Idempotency-Key: <unique string>` with every POST. A retry with the
 same key and the same body returns the first response (with `Idempotent-Replayed: true`)
 without doing the work again; the same key with another body gets 422; while the first is
-still running, 409. Keys are kept 24 hours. A call that failed changed nothing and does not
-use up its key.
+still running, 409 (the bulk import: with Retry-After; the other calls wait for the first and
+answer as it did). Keys are kept 24 hours. A call that failed changed nothing and does not
+use up its key; an import that stopped midway (the answer ends on an error line, or the
+connection dropped) frees its key too, and its retry answers `unchanged` what it had applied.
 
 **Transactions.** Each call is one transaction: it is applied whole or not at all.
 
@@ -244,10 +244,6 @@ ERROR_RESPONSES = {
     ),
     "503": _problem_response("A feature this call needs is not set up."),
 }
-# POSTs that do not replay by Idempotency-Key: the bulk import streams its answer while it
-# applies its lines (nothing to store and replay whole); sending the same file again is safe,
-# since every line is matched on its number, external_id or email and answered "unchanged".
-_NO_IDEMPOTENCY_KEY = {"/import"}
 # Errors the endpoints raise themselves, beyond what their shape says (_errors).
 _RAISED = {
     ("get", "/push/key"): {"503"},
@@ -289,10 +285,6 @@ def openapi_schema() -> dict:
                 # ninja's keys are ints (201): the same, so that none is there twice.
                 responses.setdefault(int(status), {"$ref": f"#/components/responses/{status}"})
             responses.setdefault("default", _problem_response("An error (RFC 9457)."))
-            if (
-                method == "post"
-                and operation.get("security")
-                and path.removeprefix(root) not in _NO_IDEMPOTENCY_KEY
-            ):
+            if method == "post" and operation.get("security"):
                 operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
     return schema

@@ -46,7 +46,8 @@ class CallOptions:
     max_body: int | None = None
     content_types: tuple[str, ...] = (JSON,)
     # False for an operation that manages its own transactions (a streaming import):
-    # it must then keep "nothing half-written" per unit itself, and is not replayable.
+    # it must then keep "nothing half-written" per unit itself, and its Idempotency-Key
+    # (storefront/idempotency.py, idempotency_claim).
     atomic: bool = True
 
 

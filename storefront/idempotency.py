@@ -19,20 +19,42 @@ Everything happens in the call's own transaction, two statements for a new key:
 - Records are kept STOREFRONT_API_IDEMPOTENCY_TTL seconds (24 h); expired ones are deleted
   now and then by the calls themselves, and an expired record found at the start is
   deleted so the key can be used again.
+
+A streamed call (the bulk import) commits its work in parts while it writes its answer, so
+its record cannot share one transaction with the work. Instead (idempotency_claim):
+
+- At the start it claims the key: a RUNNING record, committed on its own. A request that
+  finds the key RUNNING gets 409 `idempotency-key-in-use` with Retry-After; one that finds
+  it DONE reads the whole body, then gets the stored answer (the same body) or 422 (another).
+- While it runs it renews the claim (`started_at`) every sixth of
+  STOREFRONT_API_IDEMPOTENCY_LEASE; a claim not renewed for the whole lease belongs to a
+  process that died (`kill -9`) and is taken over by the next request with the key.
+- Once its answer is complete, the answer (compressed: up to 10,000 answer lines) and the
+  body's fingerprint (hashed as it was read) are stored and the record is DONE. A call that
+  stopped midway (an error, the client gone) frees its key: what it committed is found
+  `unchanged` by the retry, which is answered afresh.
 """
 
 import hashlib
+import logging
 import random
+import secrets
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
-from django.http import HttpResponse
+from django.db import DatabaseError, connection
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from storefront.auth import Caller
 from storefront.models import IdempotencyRecord
 from storefront.problems import Problem
+
+logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -147,3 +169,191 @@ def idempotency_replay_after_race(*, caller: Caller, key: str, fingerprint: str)
             headers={"Retry-After": "1"},
         )
     return replay
+
+
+# Streamed calls (see the module docstring).
+_RUNNING = IdempotencyRecord.State.RUNNING
+_DONE = IdempotencyRecord.State.DONE
+_CLAIMED_SQL = (
+    f"SELECT id, state, fingerprint, created_at < %s, started_at < %s, "
+    f"{', '.join(_RESPONSE_COLUMNS)}, encoding FROM {_TABLE} WHERE principal = %s AND key = %s"
+)
+# While RUNNING, `fingerprint` holds the claim's own token (no request's fingerprint, a
+# SHA-256, can match it): a claim taken over no longer renews, stores or frees the record.
+_TAKE_OVER_SQL = (
+    f"UPDATE {_TABLE} SET fingerprint = %s, started_at = %s, created_at = %s "
+    "WHERE id = %s AND state = %s AND started_at < %s"
+)
+_OWNED = "WHERE id = %s AND state = %s AND fingerprint = %s"
+_RENEW_SQL = f"UPDATE {_TABLE} SET started_at = %s {_OWNED}"
+_FINISH_SQL = (
+    f"UPDATE {_TABLE} SET state = %s, fingerprint = %s, created_at = %s, status_code = %s, "
+    f"content_type = %s, body = %s, encoding = %s {_OWNED}"
+)
+_RELEASE_SQL = f"DELETE FROM {_TABLE} {_OWNED}"
+_INFLATE_BYTES = 256 * 1024
+
+
+class HashedBody:
+    """A request's body as a streamed call reads it (`read`), hashed on the way: its
+    fingerprint covers the method, the path and every byte of the body."""
+
+    def __init__(self, request):
+        self._request = request
+        self._digest = hashlib.sha256(b"stream")
+        for part in (request.method.encode(), request.get_full_path().encode()):
+            self._digest.update(len(part).to_bytes(8, "big"))
+            self._digest.update(part)
+        self._length = 0
+
+    def read(self, size: int) -> bytes:
+        block = self._request.read(size)
+        self._digest.update(block)
+        self._length += len(block)
+        return block
+
+    def fingerprint(self) -> str:
+        """The fingerprint, once the rest of the body (what the call did not read) is read."""
+        while self.read(_INFLATE_BYTES):
+            pass
+        digest = self._digest.copy()
+        digest.update(self._length.to_bytes(8, "big"))
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The finished call's record found for a streamed call's key."""
+
+    fingerprint: str
+    status_code: int
+    content_type: str
+    location: str
+    body: bytes
+    encoding: str
+
+    def replay(self, body: HashedBody) -> StreamingHttpResponse:
+        """The stored answer, once the body is read and found the same (else 422)."""
+        if body.fingerprint() != self.fingerprint:
+            raise Problem(
+                "idempotency-key-reused",
+                "This Idempotency-Key was used with a different request.",
+                extra={"header": HEADER},
+            )
+        content = _inflated(self.body) if self.encoding == "deflate" else iter([self.body])
+        response = StreamingHttpResponse(
+            content, status=self.status_code, content_type=self.content_type
+        )
+        if self.location:
+            response["Location"] = self.location
+        response["Idempotent-Replayed"] = "true"
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+def _inflated(packed: bytes) -> Iterator[bytes]:
+    """A stored answer, unpacked a piece at a time (memory holds the packed answer)."""
+    inflater = zlib.decompressobj()
+    data = packed
+    while data:
+        piece = inflater.decompress(data, _INFLATE_BYTES)
+        data = inflater.unconsumed_tail
+        if piece:
+            yield piece
+    rest = inflater.flush()
+    if rest:
+        yield rest
+
+
+class Claim:
+    """A streamed call's hold on its key (a RUNNING record, committed): renewed while the
+    call writes its answer, then DONE with the answer, or deleted if the call stopped."""
+
+    def __init__(self, pk: int, token: str):
+        self.pk = pk
+        self.token = token
+        self._renewed = time.monotonic()
+        self._packer = zlib.compressobj()
+        self._packed: list[bytes] = []
+
+    def answered(self, piece: bytes) -> None:
+        """A piece of the answer, written to the client: kept (packed), the claim renewed."""
+        self._packed.append(self._packer.compress(piece))
+        if time.monotonic() - self._renewed < settings.STOREFRONT_API_IDEMPOTENCY_LEASE / 6:
+            return
+        self._renewed = time.monotonic()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(_RENEW_SQL, [_now(), *self._owned()])
+        except DatabaseError:  # the next piece tries again; the lease allows five misses
+            logger.warning("Could not renew the Idempotency-Key of a streamed call", exc_info=True)
+
+    def finish(self, *, fingerprint: str, status_code: int, content_type: str) -> bool:
+        """The answer is complete: store it, for the retries. False if the claim was taken
+        over meanwhile (this call outlived its lease without renewing it)."""
+        packed = b"".join([*self._packed, self._packer.flush()])
+        self._packed = []
+        values = [_DONE, fingerprint, _now(), status_code, content_type, packed, "deflate"]
+        with connection.cursor() as cursor:
+            cursor.execute(_FINISH_SQL, [*values, *self._owned()])
+            return cursor.rowcount == 1
+
+    def release(self) -> None:
+        """The call stopped before its answer was complete: its key is free again."""
+        with connection.cursor() as cursor:
+            cursor.execute(_RELEASE_SQL, self._owned())
+
+    def _owned(self) -> list:
+        return [self.pk, _RUNNING, self.token]
+
+
+def _now():
+    return connection.ops.adapt_datetimefield_value(timezone.now())
+
+
+def idempotency_claim(*, caller: Caller, key: str) -> Claim | Stored:
+    """Claim a key for a streamed call (a Claim), or the record of its first use if it is
+    done (a Stored). Raises 409 `idempotency-key-in-use` while another call holds it."""
+    lease = settings.STOREFRONT_API_IDEMPOTENCY_LEASE
+    ttl = timedelta(seconds=settings.STOREFRONT_API_IDEMPOTENCY_TTL)
+    for _ in range(3):  # a record found expired, or taken over by another, is looked at again
+        now = timezone.now()
+        at = connection.ops.adapt_datetimefield_value(now)
+        stale = connection.ops.adapt_datetimefield_value(now - timedelta(seconds=lease))
+        expiry = connection.ops.adapt_datetimefield_value(now - ttl)
+        with connection.cursor() as cursor:
+            token = f"running:{secrets.token_hex(16)}"
+            cursor.execute(
+                _INSERT_SQL,
+                [caller.principal, key, token, _RUNNING, at, at, None, "", "", b""],
+            )
+            if cursor.rowcount == 1:
+                cursor.execute(
+                    f"SELECT id FROM {_TABLE} WHERE principal = %s AND key = %s",
+                    [caller.principal, key],
+                )
+                return Claim(cursor.fetchone()[0], token)
+            cursor.execute(_CLAIMED_SQL, [expiry, stale, caller.principal, key])
+            row = cursor.fetchone()
+            if row is None:  # deleted since the INSERT found it
+                continue
+            pk, state, fingerprint, expired, abandoned, status, content_type = row[:7]
+            location, body, encoding = row[7:]
+            if expired and state == _DONE:
+                cursor.execute(f"DELETE FROM {_TABLE} WHERE id = %s AND state = %s", [pk, _DONE])
+                continue
+            if state == _DONE:
+                return Stored(fingerprint, status, content_type, location, bytes(body), encoding)
+            if abandoned:
+                cursor.execute(_TAKE_OVER_SQL, [token, at, at, pk, _RUNNING, stale])
+                if cursor.rowcount == 1:
+                    return Claim(pk, token)
+                continue
+        break
+    raise Problem(
+        "idempotency-key-in-use",
+        "A request with this Idempotency-Key is still running; retry once it is done to get "
+        "its answer.",
+        extra={"header": HEADER},
+        headers={"Retry-After": str(max(1, round(lease / 6)))},
+    )

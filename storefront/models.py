@@ -56,9 +56,11 @@ class IdempotencyRecord(models.Model):
     """The first response to a POST sent with an `Idempotency-Key`, replayed for retries.
 
     `principal` is who sent it ("key:<id>" or "customer:<id>"): keys of different callers
-    never collide. A record is RUNNING from the moment the call starts until its transaction
-    commits with the response; a RUNNING record older than the lock timeout belongs to a
-    process that died (its work was rolled back) and may be taken over.
+    never collide. A call made in one transaction stores its record DONE with its work. A
+    streamed call (the bulk import, which commits as it goes) holds its key RUNNING while it
+    runs, renewing `started_at`; a RUNNING record not renewed for
+    STOREFRONT_API_IDEMPOTENCY_LEASE seconds belongs to a process that died and may be taken
+    over.
     """
 
     class State(models.TextChoices):
@@ -76,6 +78,8 @@ class IdempotencyRecord(models.Model):
     content_type = models.CharField(max_length=100, blank=True)
     location = models.CharField(max_length=500, blank=True)
     body = models.BinaryField(default=b"")
+    # "deflate" (zlib) for a streamed call's answer, which may be long; "" for a body as sent.
+    encoding = models.CharField(max_length=10, blank=True, db_default="")
 
     class Meta:
         constraints = [

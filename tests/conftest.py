@@ -20,6 +20,7 @@ XDIST_GROUPS = {
     "tests/notifications/test_recovery.py::test_real_workers": "processes",
     "tests/bench/test_bench_push_faults.py": "processes",
     "tests/bench/test_bench_load.py": "processes",
+    "tests/storefront/test_import_kill.py": "processes",
     "tests/test_concurrency.py": "connections",
     "tests/storefront/test_orders_concurrency.py": "connections",
     "tests/storefront/test_pipeline.py": "connections",

@@ -15,8 +15,10 @@ while the one before it updates its customers (_Applying); a batch still touches
 customers and commits only after the one before it is committed and answered. A line is
 answered only once its batch is committed, so whatever the answer says was done is stored;
 if the connection drops midway, the lines answered are stored and the others are not.
-Sending the same file again is safe: what is already there is answered `unchanged` (that is
-the import's idempotency; it is not replayed from an Idempotency-Key).
+Sending the same file again is safe: what is already there is answered `unchanged`. With an
+`Idempotency-Key`, a retry of a finished import gets its first answer back, and nothing is
+applied again (storefront/idempotency.py, idempotency_claim: the key is held while the import
+runs, the answer stored once it is complete).
 """
 
 import json
@@ -48,6 +50,7 @@ from orders.services import (
 from storefront.auth import ApiKeyAuth
 from storefront.calls import call_options
 from storefront.endpoints.orders import Money, OrderCreate
+from storefront.idempotency import Claim, HashedBody, idempotency_claim, key_from
 from storefront.models import Scope
 from storefront.parsing import _no_constant, _no_duplicates
 from storefront.problems import Problem
@@ -284,7 +287,7 @@ class _OrderBatch:
         return [answers[number] for number in sorted(answers)]
 
 
-def _read_lines(request) -> Iterator[tuple[int, bytes | None]]:
+def _read_lines(body) -> Iterator[tuple[int, bytes | None]]:
     """(line number, bytes) for each non-blank line; None for a line over MAX_LINE_BYTES.
 
     The body is read READ_BYTES at a time and split on newlines (a readline per line cost
@@ -294,7 +297,7 @@ def _read_lines(request) -> Iterator[tuple[int, bytes | None]]:
     pending = b""  # the start of a line whose end has not been read yet
     too_long = False  # the line being read is over the limit: drop it until its end
     while True:
-        block = request.read(READ_BYTES)
+        block = body.read(READ_BYTES)
         if not block:
             break
         pieces = block.split(b"\n")
@@ -320,12 +323,12 @@ def _read_lines(request) -> Iterator[tuple[int, bytes | None]]:
             yield number, pending
 
 
-def _checked(request) -> Iterator[tuple[int, str, object]]:
+def _checked(body) -> Iterator[tuple[int, str, object]]:
     """Each line read, parsed and checked, without the database: (number, "error", answer)
     for a line refused, (number, "order", (line, item)) for an order ready for its batch
     (orders_import), (number, "customer", line); then (number, "truncated", None) if the body
     has more than MAX_LINES lines."""
-    for number, raw in _read_lines(request):
+    for number, raw in _read_lines(body):
         if number > MAX_LINES:
             yield number, "truncated", None
             return
@@ -595,7 +598,9 @@ class _Appliers:
             thread.join()
 
 
-def _run(request) -> Iterator[bytes]:
+def _run(body, outcome: dict) -> Iterator[bytes]:
+    """The answer, a piece per batch; `outcome["complete"]` is set before the summary line
+    (not when the import stopped midway). `body`: what the lines are read from (`read`)."""
     counts = {"created": 0, "updated": 0, "unchanged": 0, "error": 0}
     batch = _OrderBatch()
     # PostgreSQL outside a transaction: each batch on a connection of its own, overlapping
@@ -616,7 +621,7 @@ def _run(request) -> Iterator[bytes]:
 
     truncated = False
     turn = _Turn()
-    checked = _ahead(_checked(request), AHEAD, turn)
+    checked = _ahead(_checked(body), AHEAD, turn)
     let_ahead = _statements_let_ahead(turn)
 
     def run(apply, *args):
@@ -723,7 +728,37 @@ def _run(request) -> Iterator[bytes]:
     if truncated:
         summary["truncated"] = True
         summary["detail"] = f"Only the first {MAX_LINES} lines were read; send the rest again."
+    outcome["complete"] = True
     yield (json.dumps(summary) + "\n").encode()
+
+
+def _recorded(
+    answer: Iterator[bytes], outcome: dict, claim: Claim, body: HashedBody
+) -> Iterator[bytes]:
+    """The answer as _run writes it, kept for the Idempotency-Key's retries: stored once
+    complete, the key freed if the import stops midway (an error, the client gone)."""
+    try:
+        for piece in answer:
+            claim.answered(piece)
+            yield piece
+    finally:
+        answer.close()
+        if outcome.get("complete"):
+            try:
+                stored = claim.finish(
+                    fingerprint=body.fingerprint(), status_code=200, content_type=NDJSON
+                )
+            except Exception:  # the answer is written: a retry will run the import again
+                logger.exception("Bulk import: its answer could not be stored for its key")
+                claim.release()
+            else:
+                if not stored:
+                    logger.warning(
+                        "Bulk import: its Idempotency-Key was taken over (not renewed for "
+                        "STOREFRONT_API_IDEMPOTENCY_LEASE seconds); its answer is not stored"
+                    )
+        else:
+            claim.release()
 
 
 def _inline(schema: dict) -> dict:
@@ -778,7 +813,9 @@ def import_ndjson(request):
     external_id, else email: created, updated or unchanged) or `{"type": "order", ...}` (an
     order as POST /orders takes it, plus `status` and `refunded_amount`, with `placed_at`
     required; matched on its number). At most 10,000 lines of 64 KiB. Lines are applied in
-    the file's order; put a customer's line before its orders."""
+    the file's order; put a customer's line before its orders. With an `Idempotency-Key`, a
+    retry of a finished import gets the first answer back and applies nothing (409 while the
+    first is still running)."""
     length = request.META.get("CONTENT_LENGTH") or "0"
     if length == "0":
         raise Problem(
@@ -786,6 +823,16 @@ def import_ndjson(request):
             "The body is empty: send one JSON object per line.",
             errors=[{"field": "body", "message": "is required"}],
         )
-    response = StreamingHttpResponse(_run(request), content_type=NDJSON)
+    key = key_from(request)
+    outcome = {}
+    if key is None:
+        answer = _run(request, outcome)
+    else:
+        body = HashedBody(request)
+        claim = idempotency_claim(caller=request.auth, key=key)
+        if not isinstance(claim, Claim):
+            return claim.replay(body)
+        answer = _recorded(_run(body, outcome), outcome, claim, body)
+    response = StreamingHttpResponse(answer, content_type=NDJSON)
     response["Cache-Control"] = "no-store"
     return response

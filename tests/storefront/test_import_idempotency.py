@@ -1,0 +1,283 @@
+"""POST /import with an Idempotency-Key: a finished import's answer is replayed and nothing is
+applied twice; the key is held while the import runs, freed when it stops midway, and taken
+over once the process holding it stopped renewing it (killed)."""
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from clients.models import AuditEntry
+from orders.models import Order
+from storefront.auth import Caller
+from storefront.endpoints import imports
+from storefront.idempotency import Claim, Stored, idempotency_claim
+from storefront.models import IdempotencyRecord
+from tests.factories import CustomerFactory
+from tests.storefront.conftest import Api, assert_problem, make_key
+from tests.storefront.test_import import NDJSON, order_line
+
+pytestmark = pytest.mark.django_db
+
+
+def ndjson(*lines) -> bytes:
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+def send(api, body: bytes, key: str | None):
+    """(response, its whole content)."""
+    headers = {"Idempotency-Key": key} if key else {}
+    response = api.post("/import", raw=body, content_type=NDJSON, headers=headers)
+    content = b"".join(response.streaming_content) if response.streaming else response.content
+    return response, content
+
+
+def results(content: bytes) -> list:
+    return [json.loads(line).get("result") for line in content.splitlines()[:-1]]
+
+
+def written():
+    return Order.objects.count(), AuditEntry.objects.count()
+
+
+def test_a_retry_gets_the_first_answer_back_and_nothing_is_applied_again(api):
+    customer = CustomerFactory()
+    body = ndjson(
+        {"type": "customer", "email": "new@example.com", "first_name": "Ada"},
+        order_line("K-1", customer, status="paid"),
+        {"type": "parcel"},
+    )
+    first, answer = send(api, body, "import-1")
+    assert first.status_code == 200 and "Idempotent-Replayed" not in first
+    assert results(answer) == ["created", "created", "error"]
+    before = written()
+
+    again, replayed = send(api, body, "import-1")
+    assert again.status_code == 200
+    assert again["Idempotent-Replayed"] == "true"
+    assert again["Content-Type"] == NDJSON
+    # "created" again: the first answer, not a second run (which answers "unchanged").
+    assert replayed == answer
+    assert written() == before
+
+    _, rerun = send(api, body, None)  # without the key the file runs again, finding it all
+    assert results(rerun) == ["unchanged", "unchanged", "error"]
+
+
+def test_the_answer_is_stored_packed_and_replayed_whole(api):
+    customer = CustomerFactory()
+    lines = [order_line(f"P-{n}", customer, total="1.00") for n in range(300)]  # 300 refused
+    _, answer = send(api, ndjson(*lines), "packed")
+    assert results(answer) == ["error"] * 300
+    record = IdempotencyRecord.objects.get(key="packed")
+    assert (record.state, record.status_code, record.encoding) == ("done", 200, "deflate")
+    assert len(bytes(record.body)) * 10 < len(answer)
+    _, replayed = send(api, ndjson(*lines), "packed")
+    assert replayed == answer
+
+
+def test_the_same_key_with_another_file_is_refused_and_applies_nothing(api):
+    customer = CustomerFactory()
+    send(api, ndjson(order_line("K-1", customer)), "shared")
+    before = written()
+    response, _ = send(api, ndjson(order_line("K-2", customer)), "shared")
+    assert_problem(response, 422, "idempotency-key-reused")
+    assert written() == before
+    assert not Order.objects.filter(number="K-2").exists()
+
+
+def test_lines_past_the_limit_count_in_the_request_the_key_stands_for(api, monkeypatch):
+    monkeypatch.setattr(imports, "MAX_LINES", 2)
+    customer = CustomerFactory()
+    head = ndjson(order_line("T-1", customer), order_line("T-2", customer))
+    _, answer = send(api, head + ndjson(order_line("T-3", customer)), "long")
+    assert json.loads(answer.splitlines()[-1])["truncated"] is True
+    _, replayed = send(api, head + ndjson(order_line("T-3", customer)), "long")
+    assert replayed == answer
+    other, _ = send(api, head + ndjson(order_line("T-4", customer)), "long")
+    assert_problem(other, 422, "idempotency-key-reused")
+
+
+def test_keys_belong_to_their_caller(api):
+    customer = CustomerFactory()
+    body = ndjson(order_line("C-1", customer))
+    _, answer = send(api, body, "mine")
+    _, theirs = send(Api(make_key()), body, "mine")
+    assert results(answer) == ["created"]
+    assert results(theirs) == ["unchanged"]  # run for the other caller, not replayed
+
+
+def test_while_an_import_runs_its_key_is_held(api):
+    customer = CustomerFactory()
+    body = ndjson(order_line("R-1", customer))
+    # The view has claimed the key; the answer is not written until it is read.
+    running = api.post("/import", raw=body, content_type=NDJSON, headers={"Idempotency-Key": "r"})
+    assert IdempotencyRecord.objects.get(key="r").state == "running"
+
+    second, _ = send(api, body, "r")
+    assert_problem(second, 409, "idempotency-key-in-use")
+    assert int(second["Retry-After"]) >= 1
+    assert not Order.objects.filter(number="R-1").exists()
+
+    answer = b"".join(running.streaming_content)
+    assert results(answer) == ["created"]
+    third, replayed = send(api, body, "r")
+    assert third["Idempotent-Replayed"] == "true" and replayed == answer
+    assert Order.objects.filter(number="R-1").count() == 1
+
+
+def test_a_key_held_by_a_process_that_died_is_taken_over_after_the_lease(api, settings):
+    customer = CustomerFactory()
+    body = ndjson(order_line("D-1", customer))
+    # A worker killed once it claimed the key: the answer is never written, nor released.
+    api.post("/import", raw=body, content_type=NDJSON, headers={"Idempotency-Key": "d"})
+    held, _ = send(api, body, "d")
+    assert_problem(held, 409, "idempotency-key-in-use")
+
+    lease = timedelta(seconds=settings.STOREFRONT_API_IDEMPOTENCY_LEASE + 1)
+    IdempotencyRecord.objects.filter(key="d").update(started_at=timezone.now() - lease)
+    taken, answer = send(api, body, "d")
+    assert taken.status_code == 200 and "Idempotent-Replayed" not in taken
+    assert results(answer) == ["created"]
+    _, replayed = send(api, body, "d")
+    assert replayed == answer
+
+
+def test_a_claim_taken_over_no_longer_stores_renews_or_frees_the_key(settings):
+    caller = Caller(principal="key:test")
+    old = idempotency_claim(caller=caller, key="k")
+    assert isinstance(old, Claim)
+    lease = timedelta(seconds=settings.STOREFRONT_API_IDEMPOTENCY_LEASE + 1)
+    IdempotencyRecord.objects.filter(key="k").update(started_at=timezone.now() - lease)
+    new = idempotency_claim(caller=caller, key="k")
+    assert isinstance(new, Claim) and new.pk == old.pk
+
+    old.answered(b"old\n")
+    assert old.finish(fingerprint="a" * 64, status_code=200, content_type=NDJSON) is False
+    old.release()
+    assert IdempotencyRecord.objects.get(key="k").state == "running"
+
+    new.answered(b"new\n")
+    assert new.finish(fingerprint="b" * 64, status_code=200, content_type=NDJSON) is True
+    stored = idempotency_claim(caller=caller, key="k")
+    assert isinstance(stored, Stored) and stored.fingerprint == "b" * 64
+
+
+def test_a_running_key_is_renewed_while_the_answer_is_written(settings, monkeypatch):
+    caller = Caller(principal="key:test")
+    claim = idempotency_claim(caller=caller, key="k")
+    long_ago = timezone.now() - timedelta(hours=1)
+    IdempotencyRecord.objects.filter(key="k").update(started_at=long_ago)
+    claim.answered(b"soon\n")  # less than a sixth of the lease since the claim: not renewed
+    assert IdempotencyRecord.objects.get(key="k").started_at == long_ago
+    monkeypatch.setattr(
+        claim, "_renewed", claim._renewed - settings.STOREFRONT_API_IDEMPOTENCY_LEASE
+    )
+    claim.answered(b"later\n")
+    assert IdempotencyRecord.objects.get(key="k").started_at > long_ago
+
+
+def test_an_import_that_stops_midway_frees_its_key_and_its_retry_finishes_the_work(
+    api, monkeypatch
+):
+    monkeypatch.setattr(imports, "BATCH", 5)
+    monkeypatch.setattr(imports, "AHEAD", 5)
+    customer = CustomerFactory()
+    body = ndjson(*(order_line(f"M-{n}", customer) for n in range(12)))
+    read = imports._read_lines
+
+    def dropped(source):
+        for number, raw in read(source):
+            if number > 7:
+                raise OSError("connection reset by peer")
+            yield number, raw
+
+    monkeypatch.setattr(imports, "_read_lines", dropped)
+    _, answer = send(api, body, "midway")
+    assert json.loads(answer.splitlines()[-1])["error"] == "server-error"
+    assert not IdempotencyRecord.objects.filter(key="midway").exists()
+
+    monkeypatch.setattr(imports, "_read_lines", read)
+    _, retried = send(api, body, "midway")
+    assert results(retried) == ["unchanged"] * 5 + ["created"] * 7
+    assert Order.objects.filter(number__startswith="M-").count() == 12
+    _, replayed = send(api, body, "midway")
+    assert replayed == retried
+
+
+# Committed as a server commits (the response's close ends the request: Django closes the
+# connection then, which a test's transaction would not survive).
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_client_gone_midway_frees_the_key(api, monkeypatch):
+    monkeypatch.setattr(imports, "BATCH", 5)
+    monkeypatch.setattr(imports, "AHEAD", 5)
+    customer = CustomerFactory()
+    body = ndjson(*(order_line(f"G-{n}", customer) for n in range(12)))
+    response = api.post("/import", raw=body, content_type=NDJSON, headers={"Idempotency-Key": "g"})
+    pieces = iter(response.streaming_content)
+    first = next(pieces)
+    assert results(first + b"{}\n") == ["created"] * 5
+    response.close()  # what the server does when the client hangs up
+    assert not IdempotencyRecord.objects.filter(key="g").exists()
+    _, retried = send(api, body, "g")
+    assert results(retried)[:5] == ["unchanged"] * 5
+
+
+def test_a_finished_key_past_its_time_runs_the_import_again(api, settings):
+    customer = CustomerFactory()
+    body = ndjson(order_line("E-1", customer))
+    send(api, body, "old")
+    ttl = timedelta(seconds=settings.STOREFRONT_API_IDEMPOTENCY_TTL + 1)
+    IdempotencyRecord.objects.filter(key="old").update(created_at=timezone.now() - ttl)
+    response, answer = send(api, body, "old")
+    assert "Idempotent-Replayed" not in response
+    assert results(answer) == ["unchanged"]
+
+
+def test_a_malformed_key_is_refused_before_anything_is_read(api):
+    customer = CustomerFactory()
+    response, _ = send(api, ndjson(order_line("B-1", customer)), "é")
+    assert_problem(response, 400, "bad-request")
+    assert not Order.objects.exists() and not IdempotencyRecord.objects.exists()
+
+
+def test_the_schema_offers_the_key_on_the_import(api):
+    schema = api.get("/openapi.json").json()
+    operation = schema["paths"]["/api/v1/import"]["post"]
+    assert "Idempotency-Key" in [p["name"] for p in operation.get("parameters", [])]
+    assert "409" in {str(status) for status in operation["responses"]}
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs concurrent connections (PostgreSQL)"
+)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_imports_with_one_key_at_once_apply_the_file_once():
+    key = make_key()
+    customer = CustomerFactory()
+    body = ndjson(*(order_line(f"S-{n}", customer) for n in range(40)))
+    start = threading.Barrier(2)
+    answers = []
+
+    def send_one():
+        try:
+            start.wait()
+            answers.append(send(Api(key), body, "same"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send_one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(response.status_code for response, _ in answers)
+    assert statuses in ([200, 200], [200, 409])
+    ran = [content for response, content in answers if response.status_code == 200]
+    assert results(ran[0]) == ["created"] * 40  # the other one was refused or replayed
+    if len(ran) == 2:
+        assert ran[1] == ran[0]
+    assert Order.objects.filter(number__startswith="S-").count() == 40
