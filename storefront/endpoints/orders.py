@@ -6,6 +6,7 @@ transition, a refund over what is left, a number already used, an invalid amount
 409 or 422 problems and change nothing.
 """
 
+import math
 import re
 from datetime import datetime
 from decimal import Decimal
@@ -62,6 +63,14 @@ def _amount_written(pattern: str) -> BeforeValidator:
             raise PydanticCustomError(
                 "amount", 'must be an amount such as "19.90" (digits, at most 2 decimals)'
             )
+        if isinstance(value, float) and math.isfinite(value):
+            # 0.1 + 0.2 sent as 0.30000000000000004: say the decimals are wrong, not that
+            # the amount has more than 12 digits (what the Decimal's precision check says).
+            exponent = Decimal(repr(value)).as_tuple().exponent
+            if exponent < -2:
+                raise PydanticCustomError(
+                    "amount", "must be an amount with at most 2 decimals, e.g. 19.9 or 19.90"
+                )
         return value
 
     return BeforeValidator(check)

@@ -175,6 +175,24 @@ def test_an_amount_sent_as_a_number_has_at_most_2_decimals_in_the_schema_too(api
     assert accepted.json()["refunded_amount"] == "19.90"
 
 
+@pytest.mark.parametrize("amount", [0.1 + 0.2, 19.999, 5e-324])
+def test_a_number_with_more_than_2_decimals_is_refused_for_its_decimals(api, amount):
+    # 0.1 + 0.2 (0.30000000000000004) was refused as having "no more than 12 digits": the
+    # decimals were wrong, not the size.
+    customer = CustomerFactory()
+    order = make_order(customer, total="50.00")
+    refused = api.post(f"/orders/{order.number}/refunds", {"amount": amount})
+    document = assert_problem(refused, 422, "validation")
+    assert document["errors"] == [
+        {
+            "field": "amount",
+            "message": "must be an amount with at most 2 decimals, e.g. 19.9 or 19.90",
+        }
+    ]
+    order.refresh_from_db()
+    assert order.refunded_amount == 0
+
+
 def _matches(branch: dict, body: dict) -> bool:
     """Whether `body` fits a oneOf branch of the form the schema uses (required, types)."""
     types = {"integer": int, "string": str, "null": type(None)}
