@@ -355,7 +355,8 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"refused": {"()": "backoffice.log_filters.RefusedRequestsOnOneLine"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["refused"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # django-axes logs every login at INFO; failures and lockouts are WARNING and still shown.
     "loggers": {"axes": {"level": os.environ.get("AXES_LOG_LEVEL", "WARNING")}},
