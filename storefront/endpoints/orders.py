@@ -47,7 +47,14 @@ WRITE = [ApiKeyAuth(Scope.ORDERS_WRITE)]
 # The shop's order number: what it prints on the receipt, also the order's URL.
 NUMBER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._#-]{0,31}$"
 _NUMBER = re.compile(NUMBER_PATTERN)
-Number = Annotated[str, Field(pattern=NUMBER_PATTERN, description="The shop's order number.")]
+Number = Annotated[
+    str,
+    Field(
+        pattern=NUMBER_PATTERN,
+        description="The shop's order number, compared as written (`A-1` and `a-1` are two "
+        "orders).",
+    ),
+]
 # An amount: a string (exact, "19.90") or a JSON number, at most 2 decimals and 12 digits.
 _AMOUNT_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 _POSITIVE_AMOUNT_PATTERN = r"^([1-9][0-9]{0,9}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$"

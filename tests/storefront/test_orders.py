@@ -186,6 +186,17 @@ def test_refunding_more_than_is_left_is_refused(api):
     assert_problem(post(api, "/orders/R-1/refunds", {"amount": "1", "why": "x"}), 422, "validation")
 
 
+def test_order_numbers_are_compared_as_written(api):
+    # As the schema says: the shop's numbers are its own, "A-1" and "a-1" two orders.
+    customer = CustomerFactory()
+    create(api, customer, "A-1")
+    create(api, customer, "a-1")
+    post(api, "/orders/a-1/pay")
+    assert api.get("/orders/A-1").json()["status"] == "pending"
+    assert api.get("/orders/a-1").json()["status"] == "paid"
+    assert_problem(api.get("/orders/A-1x"), 404, "not-found")
+
+
 def test_an_order_number_is_unique(api):
     customer = CustomerFactory()
     create(api, customer, "U-1")
