@@ -14,7 +14,9 @@ The runs (--only picks some; orders and import by default, paced with --rate):
   worker's memory before and after. Like a shop's migrated history: orders in date order,
   each for one of --import-customers customers (a third as many as orders by default: a few
   orders each, spread over the file), most of them paid or fulfilled. The bodies are built
-  before the clock starts.
+  before the clock starts. With --import-key, each request carries an Idempotency-Key, and
+  once the run is timed each request is sent again with its key: the time to answer a retry
+  of a finished import (its stored answer, replayed), checked byte for byte.
 - paced (with --rate R): R orders/s (create + pay) for --duration seconds from a paced
   client, for running bench_load's read mix at the same time (reads under writes).
 - profile: --profile-calls order creations and payments in this process through Django's
@@ -287,6 +289,11 @@ class Command(BaseCommand):
             type=int,
             default=0,
             help="Customers the imported orders go to (default: a third of --import-orders).",
+        )
+        parser.add_argument(
+            "--import-key",
+            action="store_true",
+            help="import: an Idempotency-Key per request, then each request retried with it.",
         )
         parser.add_argument("--sample", type=int, default=2000, help="Customers used (2000).")
         parser.add_argument(
@@ -637,13 +644,28 @@ class Command(BaseCommand):
         load_before = os.getloadavg()
         started = time.perf_counter()
         counts = {}
-        for body in bodies:
-            summary = self._post_ndjson(options["port"], key, body)
+        keys = [
+            f"{self.prefix}import-{n}" if options["import_key"] else None
+            for n in range(len(bodies))
+        ]
+        answers = []
+        for body, idempotency_key in zip(bodies, keys, strict=True):
+            summary, answer, _ = self._post_ndjson(options["port"], key, body, idempotency_key)
+            answers.append(answer)
             for name, value in summary.items():
                 counts[name] = counts.get(name, 0) + value
         elapsed = time.perf_counter() - started
         main = _cpu_seconds(worker, worker) - main_before
         cpu = meter.stop()
+        retries = []
+        for body, idempotency_key, answer in zip(bodies, keys, answers, strict=True):
+            if idempotency_key is None:
+                continue
+            retried = time.perf_counter()
+            _, again, replayed = self._post_ndjson(options["port"], key, body, idempotency_key)
+            retries.append(round((time.perf_counter() - retried) * 1000, 1))
+            if not replayed or again != answer:
+                raise CommandError("A retry with the import's Idempotency-Key was not replayed")
         cpu["app_main_thread"] = main
         critical = (main + cpu.get("db", 0)) / total
         everything = (cpu.get("app", 0) + cpu.get("db", 0)) / total
@@ -658,10 +680,17 @@ class Command(BaseCommand):
             "critical_path_orders_per_s": round(1 / critical) if critical else None,
             "two_cores_orders_per_s": round(2 / everything) if everything else None,
             "load_average": [load_before, os.getloadavg()],
+            "idempotency_key": bool(options["import_key"]),
+            "retry_ms": retries,
         }
         result["targets_met"] = (
             result["orders_per_s"] >= TARGETS["import_orders_per_s"] and counts.get("error", 0) == 0
         )
+        if retries:
+            self.stdout.write(
+                f"Retries:      each request sent again with its Idempotency-Key: answered "
+                f"from the stored answer (byte for byte) in {retries} ms"
+            )
         self.stdout.write(
             f"Import:       {result['orders_per_s']:,.0f} orders/s (target ≥ "
             f"{TARGETS['import_orders_per_s']:,}), {counts}\n"
@@ -676,21 +705,24 @@ class Command(BaseCommand):
         )
         return result
 
-    def _post_ndjson(self, port: int, key: str, body: bytes) -> dict:
+    def _post_ndjson(
+        self, port: int, key: str, body: bytes, idempotency_key: str | None = None
+    ) -> tuple[dict, bytes, bool]:
+        """(the summary, the whole answer, whether it was replayed)."""
+        headers = {
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/x-ndjson",
+            "Host": "127.0.0.1",
+        }
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         try:
-            conn.request(
-                "POST",
-                "/api/v1/import",
-                body=body,
-                headers={
-                    "Authorization": f"Bearer {key}",
-                    "Content-Type": "application/x-ndjson",
-                    "Host": "127.0.0.1",
-                },
-            )
+            conn.request("POST", "/api/v1/import", body=body, headers=headers)
             response = conn.getresponse()
-            lines = response.read().decode().splitlines()
+            answer = response.read()
+            lines = answer.decode().splitlines()
+            replayed = response.getheader("Idempotent-Replayed") == "true"
         finally:
             conn.close()
         if response.status != 200 or not lines:
@@ -701,7 +733,7 @@ class Command(BaseCommand):
         errors = [ln for ln in lines if '"result": "error"' in ln]
         if errors:
             self.stderr.write(f"{len(errors)} lines refused, e.g. {errors[0]}")
-        return last["summary"]
+        return last["summary"], answer, replayed
 
     # --- paced: a steady rate, for reads under writes ------------------------------------
 
