@@ -18,7 +18,7 @@ from storefront.idempotency import Claim, Stored, idempotency_claim
 from storefront.models import IdempotencyRecord
 from tests.factories import CustomerFactory
 from tests.storefront.conftest import Api, assert_problem, make_key
-from tests.storefront.test_import import NDJSON, order_line
+from tests.storefront.test_import import LINES, NDJSON, order_line
 
 pytestmark = pytest.mark.django_db
 
@@ -99,6 +99,20 @@ def test_lines_past_the_limit_count_in_the_request_the_key_stands_for(api, monke
     assert replayed == answer
     other, _ = send(api, head + ndjson(order_line("T-4", customer)), "long")
     assert_problem(other, 422, "idempotency-key-reused")
+
+
+def test_a_key_used_by_another_call_is_refused_both_ways(api):
+    customer = CustomerFactory()
+    order = {"number": "X-1", "customer_id": customer.pk, "lines": LINES}
+    assert api.post("/orders", order, headers={"Idempotency-Key": "once"}).status_code == 201
+    response, _ = send(api, ndjson(order_line("X-2", customer)), "once")
+    assert_problem(response, 422, "idempotency-key-reused")
+
+    send(api, ndjson(order_line("X-3", customer)), "twice")
+    other = {**order, "number": "X-4"}
+    reused = api.post("/orders", other, headers={"Idempotency-Key": "twice"})
+    assert_problem(reused, 422, "idempotency-key-reused")
+    assert not Order.objects.filter(number__in=["X-2", "X-4"]).exists()
 
 
 def test_keys_belong_to_their_caller(api):
