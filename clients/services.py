@@ -420,10 +420,12 @@ def customer_sign_up(
     language: str = "",
     external_id: str = "",
     origin: str = AuditOrigin.CUSTOMER,
+    created_at: datetime | None = None,
 ) -> Customer:
     """A customer created an account in the shop; raises Taken if the email or id is used.
 
-    `origin`: the shop (AuditOrigin.SHOP) when it imports an account from its history."""
+    `origin`: the shop (AuditOrigin.SHOP) when it imports an account from its history, with
+    `created_at` the day the account was opened there (now if None)."""
     _check_unique(email=email, external_id=external_id, exclude=None)
     try:
         with transaction.atomic():
@@ -434,6 +436,7 @@ def customer_sign_up(
                 phone=phone,
                 language=language,
                 external_id=external_id,
+                created_at=created_at,
             )
     except IntegrityError:
         # A concurrent sign-up with the same email or id won the race.

@@ -32,15 +32,18 @@ from typing import Literal
 
 from django.db import DatabaseError, connection, transaction
 from django.http import StreamingHttpResponse
-from django.utils import translation
+from django.utils import timezone, translation
 from ninja import Router
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from clients.models import AuditOrigin, Customer
 from clients.selectors import customers_with_email, customers_with_external_id
 from clients.services import Taken, customer_sign_up, customer_update_by_customer
 from orders.models import OrderStatus
 from orders.services import (
+    EARLIEST_PLACED_AT,
+    FUTURE_TOLERANCE,
     ImportedOrder,
     OrderError,
     order_draft,
@@ -54,7 +57,7 @@ from storefront.idempotency import Claim, HashedBody, idempotency_claim, key_fro
 from storefront.models import Scope
 from storefront.parsing import _no_constant, _no_duplicates
 from storefront.problems import Problem
-from storefront.schemas import Email, In, Language, Phone, Text
+from storefront.schemas import AwareDatetime, Email, In, Language, Phone, Text
 
 logger = logging.getLogger(__name__)
 router = Router()
@@ -84,6 +87,21 @@ class CustomerImport(In):
     external_id: Text(100) = Field(
         "", description="The shop's id: the customer is matched on it, else on the email."
     )
+    created_at: AwareDatetime | None = Field(
+        None,
+        description="When the account was opened on the shop (the client page's \"Customer "
+        'since"): taken when the customer is created, now if left out; a customer already '
+        "there keeps its date.",
+    )
+
+    @field_validator("created_at")
+    @classmethod
+    def _opened(cls, value):
+        if value is not None and value > timezone.now() + FUTURE_TOLERANCE:
+            raise PydanticCustomError("datetime", "is in the future")
+        if value is not None and value < EARLIEST_PLACED_AT:
+            raise PydanticCustomError("datetime", "is before 1990")
+        return value
 
 
 class OrderImport(OrderCreate):
@@ -810,7 +828,8 @@ def _inline(schema: dict) -> dict:
 @call_options(max_body=MAX_BODY, content_types=(NDJSON,), atomic=False)
 def import_ndjson(request):
     """A shop's history, one JSON object per line: `{"type": "customer", ...}` (matched on
-    external_id, else email: created, updated or unchanged) or `{"type": "order", ...}` (an
+    external_id, else email: created, updated or unchanged; `created_at`, the day the account
+    was opened on the shop, is taken when the customer is created) or `{"type": "order", ...}` (an
     order as POST /orders takes it, plus `status` and `refunded_amount`, with `placed_at`
     required; matched on its number). At most 10,000 lines of 64 KiB. Lines are applied in
     the file's order; put a customer's line before its orders. With an `Idempotency-Key`, a

@@ -3,12 +3,14 @@
 import json
 import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from clients.models import Customer
 from orders.models import Order
@@ -104,6 +106,33 @@ def test_customers_and_orders_are_created_then_unchanged_then_updated(api):
     assert (ada.first_name, ada.orders_count, ada.total_spent) == ("Ada B.", 3, Decimal("35.00"))
     assert ada.last_source == "google"
     assert_no_drift()
+
+
+def test_a_customer_line_brings_the_day_the_account_was_opened_on_the_shop(api):
+    opened = {"type": "customer", "email": "old@example.com", "created_at": "2019-04-02T09:30:00Z"}
+    _, answers = send(api, opened, {**opened, "email": "new@example.com"})
+    assert [a["result"] for a in answers[:-1]] == ["created", "created"]
+    old = Customer.objects.get(email="old@example.com")
+    assert old.created_at.isoformat() == "2019-04-02T09:30:00+00:00"
+    # A customer already there keeps its date: the line changes nothing.
+    _, answers = send(api, {**opened, "created_at": "2020-01-01T00:00:00Z"})
+    assert answers[0]["result"] == "unchanged"
+    old.refresh_from_db()
+    assert old.created_at.year == 2019
+    future = (timezone.now() + timedelta(days=2)).isoformat()
+    _, answers = send(
+        api,
+        {**opened, "email": "soon@example.com", "created_at": future},
+        {**opened, "email": "ancient@example.com", "created_at": "1989-12-31T23:00:00Z"},
+        {**opened, "email": "naive@example.com", "created_at": "2019-04-02T09:30:00"},
+    )
+    assert [a["errors"][0] for a in answers[:-1]] == [
+        {"field": "created_at", "message": "is in the future"},
+        {"field": "created_at", "message": "is before 1990"},
+        {"field": "created_at", "message": answers[2]["errors"][0]["message"]},
+    ]
+    assert "time zone" in answers[2]["errors"][0]["message"]
+    assert not Customer.objects.filter(email__in=["soon@example.com", "ancient@example.com"])
 
 
 def test_a_customer_line_changes_the_fields_it_gives_and_keeps_the_others(api):
