@@ -200,6 +200,7 @@ class HashedBody:
 
     def __init__(self, request):
         self._request = request
+        self._declared = int(request.META.get("CONTENT_LENGTH") or 0)
         self._digest = hashlib.sha256(b"stream")
         for part in (request.method.encode(), request.get_full_path().encode()):
             self._digest.update(len(part).to_bytes(8, "big"))
@@ -216,6 +217,13 @@ class HashedBody:
         """The fingerprint, once the rest of the body (what the call did not read) is read."""
         while self.read(_INFLATE_BYTES):
             pass
+        if self._length < self._declared:
+            # The connection dropped: gunicorn and Django end such a body early, no error.
+            raise Problem(
+                "bad-request",
+                f"The body ended after {self._length} of the {self._declared} bytes its "
+                "Content-Length announced.",
+            )
         digest = self._digest.copy()
         digest.update(self._length.to_bytes(8, "big"))
         return digest.hexdigest()

@@ -14,7 +14,9 @@ apply the batches in turn, each on its own connection, so that a batch writes it
 while the one before it updates its customers (_Applying); a batch still touches its
 customers and commits only after the one before it is committed and answered. A line is
 answered only once its batch is committed, so whatever the answer says was done is stored;
-if the connection drops midway, the lines answered are stored and the others are not.
+if the connection drops midway, the lines answered are stored and the others are not (a
+body that ends before its Content-Length stops the import with a `body-incomplete` line:
+_Whole).
 Sending the same file again is safe: what is already there is answered `unchanged`. With an
 `Idempotency-Key`, a retry of a finished import gets its first answer back, and nothing is
 applied again (storefront/idempotency.py, idempotency_claim: the key is held while the import
@@ -303,6 +305,28 @@ class _OrderBatch:
                     answers[number] = _answer(number, result[0], "order", number=item.draft.number)
         answers.update((answer["line"], answer) for answer in ready)
         return [answers[number] for number in sorted(answers)]
+
+
+class _BodyCut(Exception):
+    """The body ended before its Content-Length: the client's connection dropped midway."""
+
+
+class _Whole:
+    """The body, read to its Content-Length: gunicorn and Django end a body early, with no
+    error, when the client's connection drops, and its last line, cut, would be answered as
+    a line of its own. A body cut short raises _BodyCut at its end instead."""
+
+    def __init__(self, body, length: int):
+        self._body = body
+        self._length = length
+        self.received = 0
+
+    def read(self, size: int) -> bytes:
+        block = self._body.read(size)
+        self.received += len(block)
+        if not block and self.received < self._length:
+            raise _BodyCut(f"{self.received} of {self._length} bytes")
+        return block
 
 
 def _read_lines(body) -> Iterator[tuple[int, bytes | None]]:
@@ -714,10 +738,23 @@ def _run(body, outcome: dict) -> Iterator[bytes]:
         if batch:
             yield from flush()
         yield from drain()
-    except Exception:
+    except Exception as error:
         # The answer has started: a problem document cannot replace it. What was answered is
         # stored; say where it stopped.
-        logger.exception("Bulk import failed")
+        if isinstance(error, _BodyCut):
+            logger.warning("Bulk import: the body ended early (%s)", error)
+            problem = {
+                "error": "body-incomplete",
+                "detail": f"The body ended after {error} (the connection dropped?): the lines "
+                "answered above were applied, the others were not; send the file again.",
+            }
+        else:
+            logger.exception("Bulk import failed")
+            problem = {
+                "error": "server-error",
+                "detail": "The import stopped here; the lines answered above were "
+                "applied, the others were not.",
+            }
         if applying is not None and applying.go.is_set():
             # A batch whose turn came (the one before it was answered) commits: answer it.
             job, applying = applying, None
@@ -725,16 +762,7 @@ def _run(body, outcome: dict) -> Iterator[bytes]:
                 yield from emit(job.answers())
             except Exception:
                 logger.exception("Bulk import: the batch in flight failed too")
-        yield (
-            json.dumps(
-                {
-                    "error": "server-error",
-                    "detail": "The import stopped here; the lines answered above were "
-                    "applied, the others were not.",
-                }
-            )
-            + "\n"
-        ).encode()
+        yield (json.dumps(problem) + "\n").encode()
         return
     finally:
         if applying is not None:
@@ -845,13 +873,13 @@ def import_ndjson(request):
     key = key_from(request)
     outcome = {}
     if key is None:
-        answer = _run(request, outcome)
+        answer = _run(_Whole(request, int(length)), outcome)
     else:
         body = HashedBody(request)
         claim = idempotency_claim(caller=request.auth, key=key)
         if not isinstance(claim, Claim):
             return claim.replay(body)
-        answer = _recorded(_run(body, outcome), outcome, claim, body)
+        answer = _recorded(_run(_Whole(body, int(length)), outcome), outcome, claim, body)
     response = StreamingHttpResponse(answer, content_type=NDJSON)
     response["Cache-Control"] = "no-store"
     return response

@@ -295,3 +295,54 @@ def test_two_imports_with_one_key_at_once_apply_the_file_once():
     if len(ran) == 2:
         assert ran[1] == ran[0]
     assert Order.objects.filter(number__startswith="S-").count() == 40
+
+
+def _cut_short(live_server, api_key: str, body: bytes, sent: int, key: str) -> tuple:
+    """POST the body announcing its whole length, send only `sent` bytes and hang up the
+    sending side (a connection dropped midway): (the status, the answer's lines)."""
+    import http.client
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(live_server.url)
+    head = (
+        f"POST /api/v1/import HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"Authorization: Bearer {api_key}\r\nContent-Type: {NDJSON}\r\n"
+        f"Idempotency-Key: {key}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(head + body[:sent])
+        sock.shutdown(socket.SHUT_WR)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, [json.loads(line) for line in response.read().splitlines()]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_body_cut_short_stops_the_import_and_frees_the_key(live_server, monkeypatch):
+    # gunicorn and Django read a body that ends before its Content-Length as complete: the
+    # import answered its cut last line as a line of its own, and stored the answer for the
+    # key, so the retry of the whole file was refused as another request (422).
+    monkeypatch.setattr(imports, "BATCH", 2)
+    monkeypatch.setattr(imports, "AHEAD", 2)
+    api_key = make_key()
+    customer = CustomerFactory()
+    body = ndjson(*(order_line(f"CUT-{n}", customer) for n in range(4)))
+    cut = body.index(b"CUT-3")  # in the middle of the fourth line
+    status, answers = _cut_short(live_server, api_key, body, cut, "cut")
+    assert status == 200
+    # The first batch answered and stored; the third line, whole but in the batch the cut
+    # interrupted, is neither.
+    assert [a.get("result") for a in answers[:-1]] == ["created"] * 2
+    assert answers[-1]["error"] == "body-incomplete"
+    assert f"{cut} of {len(body)} bytes" in answers[-1]["detail"]
+    assert not IdempotencyRecord.objects.filter(key="cut").exists()
+    assert Order.objects.filter(number__startswith="CUT-").count() == 2
+
+    retry, content = send(Api(api_key), body, "cut")
+    assert retry.status_code == 200 and "Idempotent-Replayed" not in retry
+    assert results(content) == ["unchanged"] * 2 + ["created"] * 2
+    # And a retry of the finished import cut short gets a clear 400, not the answer.
+    status, cut_retry = _cut_short(live_server, api_key, body, cut, "cut")
+    assert status == 400 and cut_retry[0]["type"].endswith("/bad-request")
+    assert f"after {cut} of the {len(body)} bytes" in cut_retry[0]["detail"]
