@@ -1,7 +1,10 @@
 """Child processes the tests start (servers, workers)."""
 
 import os
+import socket
 import subprocess
+import time
+from pathlib import Path
 from urllib.parse import urlencode
 
 from django.db import connection
@@ -36,3 +39,17 @@ def worker_env(*, vapid_keys, settings_module: str = "backoffice.settings_test",
         "VAPID_SUBJECT": "mailto:shop@example.com",
         **env,
     }
+
+
+def wait_until_listening(process: subprocess.Popen, port: int, log: Path, *, tries=100) -> None:
+    """Wait for a server process to accept connections on `port`; fail with its log if it
+    exits first or never listens."""
+    for _ in range(tries):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None:
+                raise AssertionError(log.read_text()) from None
+            time.sleep(0.2)
+    raise AssertionError(f"nothing listens on port {port}:\n{log.read_text()}")

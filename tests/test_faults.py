@@ -25,7 +25,7 @@ from django.test import Client
 
 from tests.factories import CustomerFactory, UserFactory
 from tests.markers import fault_test
-from tests.processes import shared_database_url, stop
+from tests.processes import shared_database_url, stop, wait_until_listening
 
 pytestmark = [
     *fault_test(
@@ -123,14 +123,7 @@ def gunicorn(postgres_back_up, tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None:
-                    raise AssertionError(log.read_text()) from None
-                time.sleep(0.2)
+        wait_until_listening(process, port, log)
         yield port
     finally:
         stop(process, timeout=20)

@@ -25,7 +25,7 @@ from django.core.management import call_command
 from orders.models import Order
 from storefront.models import IdempotencyRecord
 from tests.factories import CustomerFactory
-from tests.processes import shared_database_url, stop
+from tests.processes import shared_database_url, stop, wait_until_listening
 from tests.storefront.conftest import make_key
 
 pytestmark = [
@@ -76,14 +76,7 @@ def server(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        for _ in range(150):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None:
-                    raise AssertionError(log.read_text()) from None
-                time.sleep(0.2)
+        wait_until_listening(process, port, log, tries=150)
         yield port, process
     finally:
         stop(process, timeout=20)
