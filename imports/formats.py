@@ -287,6 +287,9 @@ def ours() -> dict[str, str]:
     }
 
 
+# Shopify's orders export (Orders > Export): a row per item, the order on its first one.
+SHOPIFY_ORDERS_SIGNATURE = frozenset({"name", "financial status", "lineitem name", "source"})
+
 ORDERS = _aliases(
     {
         "email": "email",
@@ -390,7 +393,15 @@ def recognize(kind: str, headers: list[str]) -> tuple[str, list[str]]:
     names = [normalize_header(h) for h in headers]
     present = set(names)
     if kind == ImportKind.ORDERS:
-        return ImportFormat.ORDERS, _map(names, ORDERS)
+        mapping = _map(names, ORDERS)
+        if present >= SHOPIFY_ORDERS_SIGNATURE:
+            # Shopify's "Source" is the sales channel (web, pos, an app's id), not where the
+            # customer came from: as the order's source it became the client's "Last source".
+            mapping = [
+                IGNORE if name == "source" else field
+                for name, field in zip(names, mapping, strict=True)
+            ]
+        return ImportFormat.ORDERS, mapping
     if present >= MAGENTO_ADDRESSES_SIGNATURE:
         raise UnreadableFile(
             gettext(

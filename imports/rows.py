@@ -64,6 +64,10 @@ REASONS = {
     "unknown_customer": _(
         "No customer with this email or ID: import the customers first (%(value)s)"
     ),
+    "customer_mismatch": _(
+        "The customer ID and the email are two different customers' (%(value)s): the order "
+        "is not imported rather than credited to the wrong one"
+    ),
     "no_customer": _("No customer email or ID"),
     "order_refused": _("Refused: %(value)s"),
 }
@@ -341,6 +345,9 @@ QUOTED_BY_SHOPIFY = frozenset({"external_id", "phone", "address_phone", "postal_
 # The digits are lost: such a cell is refused, never stored nor used to match customers.
 _ROUNDED = re.compile(r"^\d+(?:[.,]\d+)?E\+\d+$", re.IGNORECASE)
 DIGITS = frozenset({*QUOTED_BY_SHOPIFY, "customer_external_id", "number"})
+# WooCommerce writes a guest (an order or customer without an account) with customer id 0,
+# PrestaShop too: 0 is no shop id. Kept as one, every guest matched the first one stored.
+SHOP_IDS = frozenset({"external_id", "customer_external_id"})
 
 
 def _cells(mapping: list[str], cells: list) -> dict:
@@ -355,6 +362,8 @@ def _cells(mapping: list[str], cells: list) -> dict:
                 cell = cell[1:]
             if field in DIGITS and _ROUNDED.match(cell):
                 raise Refused("rounded_number", cell)
+        if field in SHOP_IDS and cell in ("0", 0):
+            cell = ""
         found[field] = cell
     return found
 

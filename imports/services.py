@@ -610,9 +610,16 @@ def _order_items(reads: list[_Read]) -> tuple[list[tuple[_Read, ImportedOrder]],
     now = timezone.now()
     for read in valid:
         values = read.values
-        customer_id = by_external.get(values.get("customer_external_id")) or by_email.get(
-            values.get("email", "").lower()
-        )
+        by_id = by_external.get(values.get("customer_external_id"))
+        by_address = by_email.get(values.get("email", "").lower())
+        if by_id and by_address and by_id != by_address:
+            # Shop ids of two platforms may collide (a PrestaShop 12, a WooCommerce 12): the
+            # id alone would credit the order to whoever has it. The email alone, when it is
+            # nobody's, may be one the customer has changed since the order.
+            who = f"{values['customer_external_id']}, {values['email']}"
+            refused[read.ordinal] = rows.Refused("customer_mismatch", who)
+            continue
+        customer_id = by_id or by_address
         if customer_id is None:
             who = values.get("email") or values.get("customer_external_id")
             refused[read.ordinal] = rows.Refused("unknown_customer", who)

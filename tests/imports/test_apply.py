@@ -15,7 +15,7 @@ from orders.models import Order
 from privacy.models import ConsentRecord
 from privacy.services import consent_record, consent_state_rebuild
 from tests.factories import CustomerFactory, UserFactory, make_order
-from tests.imports.conftest import apply, check, reasons, upload
+from tests.imports.conftest import FILES, apply, check, reasons, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -297,3 +297,69 @@ def test_an_orders_export_with_one_row_per_item_repeating_the_order():
     assert job.counts == {"create": 2, "refused": 2}
     # The same order with another total is no item of it: a duplicate, as before.
     assert reasons(job) == {3: "order_line", 5: "duplicate_order"}
+
+
+WOO_CUSTOMERS = (FILES / "woocommerce_customers.csv").read_bytes().splitlines(keepends=True)[0]
+WOO_GUEST = b"0,%s,%s,,%s,,2024-03-05 10:12:00,,,,,,,,,,,,,,,,,,,,,0.00,0\n"  # a guest: no login
+WOO_ORDERS = b"order_number,date,status,order_total,order_currency,customer_id,billing_email\n"
+
+
+def test_woocommerce_guests_with_customer_id_0_are_told_apart_by_their_email():
+    """The extension writes every guest with customer_id 0: each guest after the first was
+    refused as a duplicate of it, and guests' orders were credited to the first one."""
+    admin = UserFactory(role="Admin")
+    customers = (
+        WOO_CUSTOMERS
+        + WOO_GUEST % (b"Paul", b"Durand", b"paul.durand@example.fr")
+        + WOO_GUEST % (b"Claire", b"Roux", b"claire.roux@example.fr")
+    )
+    job = check(upload("guests.csv", data=customers))
+    assert job.counts == {"create": 2}, reasons(job)
+    apply(job, admin)
+    assert set(Customer.objects.values_list("email", "external_id")) == {
+        ("paul.durand@example.fr", ""),
+        ("claire.roux@example.fr", ""),
+    }
+    orders = WOO_ORDERS + (
+        b"103,2024-03-07 10:00:00,completed,20.00,EUR,0,claire.roux@example.fr\n"
+        b"104,2024-03-08 10:00:00,completed,30.00,EUR,0,paul.durand@example.fr\n"
+    )
+    apply(check(upload("guest_orders.csv", kind="orders", data=orders)), admin)
+    assert Order.objects.get(number="103").customer.email == "claire.roux@example.fr"
+    assert Order.objects.get(number="104").customer.email == "paul.durand@example.fr"
+
+
+def test_an_order_whose_customer_id_and_email_are_two_customers_is_refused():
+    # Two platforms' ids may collide: the id alone credited the order to whoever had it.
+    CustomerFactory(email="a@example.com", external_id="12")
+    CustomerFactory(email="b@example.com")
+    orders = WOO_ORDERS + (
+        b"201,2024-03-07 10:00:00,completed,20.00,EUR,12,b@example.com\n"
+        b"202,2024-03-07 10:00:00,completed,20.00,EUR,12,renamed@example.com\n"
+    )
+    job = check(upload("collide.csv", kind="orders", data=orders))
+    assert reasons(job) == {2: "customer_mismatch"}
+    apply(job, UserFactory(role="Admin"))
+    # An email that is nobody's may be one the customer changed since: the id decides.
+    assert Order.objects.get(number="202").customer.email == "a@example.com"
+    assert not Order.objects.filter(number="201").exists()
+
+
+def test_shopifys_source_column_is_the_sales_channel_not_the_customers_source():
+    # "web", "pos" or an app's id became the client's "Last source".
+    amelie = CustomerFactory(email="amelie@example.fr")
+    data = (
+        b"Name,Email,Financial Status,Currency,Total,Created at,Lineitem quantity,"
+        b"Lineitem name,Lineitem price,Source,Id\n"
+        b"#3001,amelie@example.fr,paid,EUR,20.00,2024-03-05 10:12:00 +0100,1,Mug,20.00,web,9\n"
+    )
+    job = upload("shopify_orders.csv", kind="orders", data=data)
+    assert dict(zip(job.headers, job.mapping, strict=True))["Source"] == ""
+    apply(check(job), UserFactory(role="Admin"))
+    assert Order.objects.get(number="#3001").source == ""
+    amelie.refresh_from_db()
+    assert (amelie.orders_count, amelie.last_source) == (1, "")
+    # Another orders file's "source" column is the order's source, as before.
+    other = b"number,email,date,total,source\nS-1,amelie@example.fr,2024-03-06,5.00,newsletter\n"
+    apply(check(upload("orders.csv", kind="orders", data=other)), UserFactory(role="Admin"))
+    assert Order.objects.get(number="S-1").source == "newsletter"
