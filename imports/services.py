@@ -556,6 +556,17 @@ def _changes(customer: Customer, values: dict) -> dict:
         # Only the parts the file has columns for: ours has no company nor region.
         if not all(_same(stored.get(k, ""), wanted[k], k) for k in ADDRESS_KEYS if k in wanted):
             changes[f"default_{kind}_address"] = [_address_text(stored), _address_text(wanted)]
+    if (
+        "default_billing_address" in changes
+        and not values.get("shipping_address")
+        and customer.default_shipping_address_id == customer.default_billing_address_id
+    ):
+        # A file with one address (Shopify's "Default Address") made it both defaults: a new
+        # one replaces both (the shipping default was left on the old address).
+        changes["default_shipping_address"] = [
+            changes["default_billing_address"][0],
+            changes["default_billing_address"][1],
+        ]
     for channel in ConsentChannel.values:
         granted = values.get(f"{channel}_consent")
         if granted is None:
@@ -970,15 +981,20 @@ class _CustomerWriter:
                         (customer, kind, self._address(customer, values[f"{kind}_address"]))
                     )
         for customer, values, changes in self.updated:
+            both = None  # the one address of a file with one, when it replaces both defaults
             for kind in ("billing", "shipping"):
                 if f"default_{kind}_address" in changes:
-                    addresses.append(
-                        (customer, kind, self._address(customer, values[f"{kind}_address"]))
-                    )
+                    wanted = values.get(f"{kind}_address")
+                    if wanted is None:  # the billing one, for both (_changes)
+                        address = both
+                    else:
+                        address = both = self._address(customer, wanted)
+                    addresses.append((customer, kind, address))
+        written = list({id(a): a for _c, _k, a in addresses}.values())
         if once:
-            _take_ids(Address, [a for _c, _k, a in addresses])
+            _take_ids(Address, written)
         else:
-            _insert(Address, [a for _c, _k, a in addresses])
+            _insert(Address, written)
         for customer, kind, address in addresses:
             setattr(customer, f"default_{kind}_address", address)
             if kind == "billing":
@@ -1022,7 +1038,7 @@ class _CustomerWriter:
             consents += records
         if once:
             _insert(Customer, new, with_pk=True)
-            _insert(Address, [a for _c, _k, a in addresses], with_pk=True)
+            _insert(Address, written, with_pk=True)
         elif new:
             _update_customers(new, _NEW_COLUMNS)
         if self.updated:

@@ -363,3 +363,22 @@ def test_shopifys_source_column_is_the_sales_channel_not_the_customers_source():
     other = b"number,email,date,total,source\nS-1,amelie@example.fr,2024-03-06,5.00,newsletter\n"
     apply(check(upload("orders.csv", kind="orders", data=other)), UserFactory(role="Admin"))
     assert Order.objects.get(number="S-1").source == "newsletter"
+
+
+def test_a_new_address_from_a_file_with_one_replaces_both_defaults_it_set():
+    # Shopify's one "Default Address" became both defaults; a later file with another
+    # address changed the billing one only, leaving shipping on the old address.
+    admin = UserFactory(role="Admin")
+    first = (FILES / "shopify_customers_export.csv").read_bytes()
+    apply(check(upload("shopify_customers_export.csv")), admin)
+    amelie = Customer.objects.get(email="amelie.poulain@example.fr")
+    assert amelie.default_billing_address_id == amelie.default_shipping_address_id
+    moved = first.replace(b"15 rue des Trois Fr\xc3\xa8res", b"2 place du Tertre")
+    job = check(upload("moved.csv", data=moved))
+    (row,) = [r for r in job.rows.filter(action="update")]
+    assert {"default_billing_address", "default_shipping_address"} <= set(row.changes)
+    apply(job, admin)
+    amelie.refresh_from_db()
+    assert amelie.default_billing_address_id == amelie.default_shipping_address_id
+    assert amelie.default_shipping_address.line1 == "2 place du Tertre"
+    assert amelie.addresses.count() == 2  # the old one stays in the address book
