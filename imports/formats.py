@@ -347,6 +347,11 @@ GENERIC = _aliases(
         "courriel": "email",
         "adresse e-mail": "email",
         "email address": "email",
+        "email 1": "email",  # Wix's contacts
+        "customer email": "email",  # Ecwid's customer_email
+        "street address": "line1",  # HubSpot's contacts
+        "country/region": "country",
+        "create date": "created_at",
         "prenom": "first_name",
         "nom": "last_name",
         "nom de famille": "last_name",

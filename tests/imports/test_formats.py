@@ -493,3 +493,25 @@ def test_a_phone_number_whose_plus_a_spreadsheet_dropped():
     assert rows.phone("15026251199", "US") == "+1 502-625-1199"
     assert rows.phone("0491 1234567", "DE") == "+49 491 1234567"  # national: as before
     assert rows.phone("030 123456", "DE") == "+49 30 123456"
+
+
+def test_other_platforms_email_and_address_columns_are_guessed():
+    # Files of no known format go to the columns page; these headers were not pre-filled
+    # (Wix's "Email 1", Ecwid's "customer_email", HubSpot's address and creation date).
+    data = (
+        b"First Name,Last Name,Email 1,Street Address,City,Country/Region,Create Date\n"
+        b"Ada,Lovelace,ada@example.com,12 St James's Square,London,GB,2024-03-05\n"
+    )
+    job = upload("contacts.csv", data=data)
+    assert job.format == ImportFormat.MANUAL and job.status == ImportStatus.MAPPING
+    assert job.mapping == [
+        "first_name",
+        "last_name",
+        "email",
+        "line1",
+        "city",
+        "country",
+        "created_at",
+    ]
+    ecwid = upload("customers.csv", data=b"customer_email,name\nbob@example.com,Bob Lee\n")
+    assert ecwid.mapping == ["email", "full_name"]
