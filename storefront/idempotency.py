@@ -26,9 +26,10 @@ its record cannot share one transaction with the work. Instead (idempotency_clai
 - At the start it claims the key: a RUNNING record, committed on its own. A request that
   finds the key RUNNING gets 409 `idempotency-key-in-use` with Retry-After; one that finds
   it DONE reads the whole body, then gets the stored answer (the same body) or 422 (another).
-- While it runs it renews the claim (`started_at`) every sixth of
-  STOREFRONT_API_IDEMPOTENCY_LEASE; a claim not renewed for the whole lease belongs to a
-  process that died (`kill -9`) and is taken over by the next request with the key.
+- While it runs, a thread of its own renews the claim (`started_at`) every sixth of
+  STOREFRONT_API_IDEMPOTENCY_LEASE, whatever the call waits on; a claim not renewed for the
+  whole lease belongs to a process that died (`kill -9`) and is taken over by the next
+  request with the key.
 - Once its answer is complete, the answer (compressed: up to 10,000 answer lines) and the
   body's fingerprint (hashed as it was read) are stored and the record is DONE. A call that
   stopped midway (an error, the client gone) frees its key: what it committed is found
@@ -39,9 +40,10 @@ import hashlib
 import logging
 import random
 import secrets
-import time
+import threading
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -118,6 +120,15 @@ def idempotency_lookup(*, caller: Caller, key: str, fingerprint: str) -> HttpRes
     if expired:
         IdempotencyRecord.objects.filter(pk=pk).delete()
         return None
+    if stored_fingerprint.startswith("running:"):  # a streamed call holds it (the import)
+        raise Problem(
+            "idempotency-key-in-use",
+            "A request with this Idempotency-Key is still running; retry once it is done.",
+            extra={"header": HEADER},
+            headers={
+                "Retry-After": str(max(1, round(settings.STOREFRONT_API_IDEMPOTENCY_LEASE / 6)))
+            },
+        )
     if stored_fingerprint != fingerprint:
         raise Problem(
             "idempotency-key-reused",
@@ -274,27 +285,50 @@ def _inflated(packed: bytes) -> Iterator[bytes]:
 
 
 class Claim:
-    """A streamed call's hold on its key (a RUNNING record, committed): renewed while the
-    call writes its answer, then DONE with the answer, or deleted if the call stopped."""
+    """A streamed call's hold on its key (a RUNNING record, committed): renewed by a thread of
+    its own while the call runs (`held`), then DONE with the answer, or deleted if the call
+    stopped."""
 
     def __init__(self, pk: int, token: str):
         self.pk = pk
         self.token = token
-        self._renewed = time.monotonic()
         self._packer = zlib.compressobj()
         self._packed: list[bytes] = []
 
     def answered(self, piece: bytes) -> None:
-        """A piece of the answer, written to the client: kept (packed), the claim renewed."""
+        """A piece of the answer, written to the client: kept (packed)."""
         self._packed.append(self._packer.compress(piece))
-        if time.monotonic() - self._renewed < settings.STOREFRONT_API_IDEMPOTENCY_LEASE / 6:
-            return
-        self._renewed = time.monotonic()
+
+    @contextmanager
+    def held(self):
+        """Renew the claim every sixth of the lease, from a thread with its own connection,
+        for as long as the call runs: whatever the call waits on (a client sending its body
+        slowly, or reading the answer slowly, a lock), a process alive keeps its key, and only
+        one that died (kill -9) stops renewing it. Renewing when the call wrote its answer
+        let a slow client's import lose its key to a retry, which ran the work again."""
+        stop = threading.Event()
+
+        def renew():
+            interval = settings.STOREFRONT_API_IDEMPOTENCY_LEASE / 6
+            try:
+                while not stop.wait(interval):
+                    try:
+                        with connection.cursor() as cursor:
+                            cursor.execute(_RENEW_SQL, [_now(), *self._owned()])
+                    except DatabaseError:  # tried again next time: the lease allows five misses
+                        logger.warning(
+                            "Could not renew the Idempotency-Key of a streamed call", exc_info=True
+                        )
+            finally:
+                connection.close()  # this thread's own
+
+        thread = threading.Thread(target=renew, name="idempotency-renewal", daemon=True)
+        thread.start()
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(_RENEW_SQL, [_now(), *self._owned()])
-        except DatabaseError:  # the next piece tries again; the lease allows five misses
-            logger.warning("Could not renew the Idempotency-Key of a streamed call", exc_info=True)
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def finish(self, *, fingerprint: str, status_code: int, content_type: str) -> bool:
         """The answer is complete: store it, for the retries. False if the claim was taken

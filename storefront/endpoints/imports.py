@@ -166,8 +166,14 @@ def _customer_apply(line: CustomerImport) -> tuple[str, Customer]:
 
 def _customer_line(number: int, line: CustomerImport) -> dict:
     try:
-        with transaction.atomic():  # a savepoint: a line refused leaves the group's others
-            result, customer = _customer_apply(line)
+        try:
+            with transaction.atomic():  # a savepoint: a line refused leaves the group's others
+                result, customer = _customer_apply(line)
+        except Taken:
+            # Another call (the same file sent twice at once) may have just created this very
+            # customer: once more finds it, and answers unchanged rather than taken.
+            with transaction.atomic():
+                result, customer = _customer_apply(line)
     except Taken as taken:
         return _answer(
             number,
@@ -224,6 +230,9 @@ def _error_of(error: OrderError) -> list[dict]:
 
 def _refused(line_no: int, kind: str | None = None, *, errors: list[dict], **fields) -> dict:
     return _answer(line_no, "error", kind, errors=errors, **fields)
+
+
+_ATTEMPTS = 5
 
 
 class _OrderBatch:
@@ -284,7 +293,7 @@ class _OrderBatch:
             items.append(item)
             item_lines.append(number)
         if items:
-            for attempt in range(2):
+            for attempt in range(_ATTEMPTS):
                 try:
                     if wait_turn is None:
                         results = orders_import(items)
@@ -293,8 +302,10 @@ class _OrderBatch:
                     break
                 except DatabaseError:
                     # A concurrent call took one of these numbers or deadlocked with us: the
-                    # batch was rolled back whole; once more sees what the other one did.
-                    if attempt:
+                    # batch was rolled back whole; once more sees what the other one did
+                    # (committed by then: the conflict waited for it). The same file sent
+                    # twice at once may collide on several of its batches in a row.
+                    if attempt == _ATTEMPTS - 1:
                         raise
             for number, item, result in zip(item_lines, items, results, strict=True):
                 if isinstance(result, OrderError):
@@ -322,7 +333,10 @@ class _Whole:
         self.received = 0
 
     def read(self, size: int) -> bytes:
-        block = self._body.read(size)
+        try:
+            block = self._body.read(size)
+        except OSError as error:  # the client reset the connection (UnreadablePostError too)
+            raise _BodyCut(f"{self.received} of {self._length} bytes ({error})") from error
         self.received += len(block)
         if not block and self.received < self._length:
             raise _BodyCut(f"{self.received} of {self._length} bytes")
@@ -784,9 +798,10 @@ def _recorded(
     """The answer as _run writes it, kept for the Idempotency-Key's retries: stored once
     complete, the key freed if the import stops midway (an error, the client gone)."""
     try:
-        for piece in answer:
-            claim.answered(piece)
-            yield piece
+        with claim.held():
+            for piece in answer:
+                claim.answered(piece)
+                yield piece
     finally:
         answer.close()
         if outcome.get("complete"):
@@ -863,8 +878,8 @@ def import_ndjson(request):
     the file's order; put a customer's line before its orders. With an `Idempotency-Key`, a
     retry of a finished import gets the first answer back and applies nothing (409 while the
     first is still running)."""
-    length = request.META.get("CONTENT_LENGTH") or "0"
-    if length == "0":
+    length = int(request.META.get("CONTENT_LENGTH") or 0)  # digits (storefront/calls.py)
+    if length == 0:  # "00" too
         raise Problem(
             "validation",
             "The body is empty: send one JSON object per line.",
@@ -873,13 +888,20 @@ def import_ndjson(request):
     key = key_from(request)
     outcome = {}
     if key is None:
-        answer = _run(_Whole(request, int(length)), outcome)
+        answer = _run(_Whole(request, length), outcome)
     else:
         body = HashedBody(request)
-        claim = idempotency_claim(caller=request.auth, key=key)
+        try:
+            claim = idempotency_claim(caller=request.auth, key=key)
+        except Problem:
+            # 409 while another import holds the key: the body is read (and dropped) first, or
+            # a client still sending it would meet a closed connection, not the answer.
+            while request.read(READ_BYTES):
+                pass
+            raise
         if not isinstance(claim, Claim):
             return claim.replay(body)
-        answer = _recorded(_run(_Whole(body, int(length)), outcome), outcome, claim, body)
+        answer = _recorded(_run(_Whole(body, length), outcome), outcome, claim, body)
     response = StreamingHttpResponse(answer, content_type=NDJSON)
     response["Cache-Control"] = "no-store"
     return response

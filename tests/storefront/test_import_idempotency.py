@@ -4,13 +4,14 @@ over once the process holding it stopped renewing it (killed)."""
 
 import json
 import threading
+import time
 from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-from clients.models import AuditEntry
+from clients.models import AuditEntry, Customer
 from orders.models import Order
 from storefront.auth import Caller
 from storefront.endpoints import imports
@@ -180,18 +181,20 @@ def test_a_claim_taken_over_no_longer_stores_renews_or_frees_the_key(settings):
     assert isinstance(stored, Stored) and stored.fingerprint == "b" * 64
 
 
-def test_a_running_key_is_renewed_while_the_answer_is_written(settings, monkeypatch):
-    caller = Caller(principal="key:test")
-    claim = idempotency_claim(caller=caller, key="k")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_running_key_is_renewed_by_time_while_the_call_waits(settings):
+    # Renewed only when a piece of the answer was written: an import waiting on a slow
+    # client lost its key to a retry, which ran the work again.
+    settings.STOREFRONT_API_IDEMPOTENCY_LEASE = 0.6  # renewed every 0.1 s
+    claim = idempotency_claim(caller=Caller(principal="key:test"), key="k")
     long_ago = timezone.now() - timedelta(hours=1)
     IdempotencyRecord.objects.filter(key="k").update(started_at=long_ago)
-    claim.answered(b"soon\n")  # less than a sixth of the lease since the claim: not renewed
-    assert IdempotencyRecord.objects.get(key="k").started_at == long_ago
-    monkeypatch.setattr(
-        claim, "_renewed", claim._renewed - settings.STOREFRONT_API_IDEMPOTENCY_LEASE
-    )
-    claim.answered(b"later\n")
-    assert IdempotencyRecord.objects.get(key="k").started_at > long_ago
+    with claim.held():
+        time.sleep(0.5)  # no piece of answer written meanwhile
+    renewed = IdempotencyRecord.objects.get(key="k").started_at
+    assert renewed > timezone.now() - timedelta(seconds=1)
+    time.sleep(0.3)
+    assert IdempotencyRecord.objects.get(key="k").started_at == renewed  # stopped with it
 
 
 def test_an_import_that_stops_midway_frees_its_key_and_its_retry_finishes_the_work(
@@ -346,3 +349,107 @@ def test_a_body_cut_short_stops_the_import_and_frees_the_key(live_server, monkey
     status, cut_retry = _cut_short(live_server, api_key, body, cut, "cut")
     assert status == 400 and cut_retry[0]["type"].endswith("/bad-request")
     assert f"after {cut} of the {len(body)} bytes" in cut_retry[0]["detail"]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_slow_sender_keeps_its_key_past_the_lease(live_server, settings):
+    import http.client
+    import socket
+    from urllib.parse import urlsplit
+
+    settings.STOREFRONT_API_IDEMPOTENCY_LEASE = 0.6
+    api_key = make_key()
+    customer = CustomerFactory()
+    body = ndjson(*(order_line(f"SLOW-{n}", customer) for n in range(6)))
+    url = urlsplit(live_server.url)
+    head = (
+        f"POST /api/v1/import HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"Authorization: Bearer {api_key}\r\nContent-Type: {NDJSON}\r\n"
+        f"Idempotency-Key: slow\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(head + body[: len(body) // 2])
+        time.sleep(2)  # three leases without a byte
+        retry, _ = send(Api(api_key), body, "slow")
+        assert_problem(retry, 409, "idempotency-key-in-use")
+        sock.sendall(body[len(body) // 2 :])
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        answer = response.read()
+    assert results(answer) == ["created"] * 6
+    again, replayed = send(Api(api_key), body, "slow")
+    assert again["Idempotent-Replayed"] == "true" and replayed == answer
+    assert Order.objects.filter(number__startswith="SLOW-").count() == 6
+
+
+def test_an_order_call_with_a_key_an_import_holds_gets_409(api):
+    customer = CustomerFactory()
+    api.post(
+        "/import",
+        raw=ndjson(order_line("H-1", customer)),
+        content_type=NDJSON,
+        headers={"Idempotency-Key": "held"},
+    )  # claimed, its answer not read yet
+    order = {"number": "H-2", "customer_id": customer.pk, "lines": LINES}
+    response = api.post("/orders", order, headers={"Idempotency-Key": "held"})
+    assert_problem(response, 409, "idempotency-key-in-use")
+    assert int(response["Retry-After"]) >= 1
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_content_length_of_00_is_an_empty_body(live_server):
+    import http.client
+    import socket
+    from urllib.parse import urlsplit
+
+    api_key = make_key()
+    url = urlsplit(live_server.url)
+    request = (
+        f"POST /api/v1/import HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"Authorization: Bearer {api_key}\r\nContent-Type: {NDJSON}\r\n"
+        "Idempotency-Key: zero\r\nContent-Length: 00\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(request)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        document = json.loads(response.read())
+    assert response.status == 422 and document["type"].endswith("/validation")
+    assert not IdempotencyRecord.objects.filter(key="zero").exists()
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs concurrent connections (PostgreSQL)"
+)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_same_file_sent_twice_at_once_is_applied_once_and_answered_whole(monkeypatch):
+    # Without keys: one import's batches met the other's order numbers and customers, and
+    # ended on server-error, its customers answered "another customer already has it".
+    monkeypatch.setattr(imports, "BATCH", 50)
+    monkeypatch.setattr(imports, "AHEAD", 50)
+    key = make_key()
+    lines = [{"type": "customer", "email": f"twin{n}@example.com"} for n in range(30)]
+    customer = CustomerFactory()
+    lines += [order_line(f"TW-{n}", customer) for n in range(300)]
+    body = ndjson(*lines)
+    start = threading.Barrier(2)
+    answers = []
+
+    def send_one():
+        try:
+            start.wait()
+            answers.append(send(Api(key), body, None))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send_one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for response, content in answers:
+        assert response.status_code == 200
+        assert "summary" in json.loads(content.splitlines()[-1]), content.splitlines()[-1]
+        assert set(results(content)) <= {"created", "unchanged"}
+    assert Order.objects.filter(number__startswith="TW-").count() == 300
+    assert Customer.objects.filter(email__startswith="twin").count() == 30
