@@ -1,4 +1,7 @@
+import http.client
 import json
+import socket
+from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
@@ -86,3 +89,40 @@ def assert_problem(response, status: int, slug: str) -> dict:
     assert document["status"] == status
     assert document["title"]
     return document
+
+
+class RawConnection:
+    """A connection to the live server for requests an HTTP client will not send as they are:
+    a body cut short or sent slowly, chunked by hand, `Content-Length: 00`."""
+
+    def __init__(self, live_server):
+        url = urlsplit(live_server.url)
+        self._host = url.netloc
+        self._sock = socket.create_connection((url.hostname, url.port), timeout=30)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._sock.close()
+
+    def head(self, path: str, headers: dict) -> bytes:
+        """A POST's request line and headers."""
+        lines = [
+            f"POST /api/v1{path} HTTP/1.1",
+            f"Host: {self._host}",
+            *(f"{name}: {value}" for name, value in headers.items()),
+            "Connection: close",
+        ]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def send(self, data: bytes, *, hang_up: bool = False) -> None:
+        """Send `data` in one write; `hang_up`: then close the sending side (EOF)."""
+        self._sock.sendall(data)
+        if hang_up:
+            self._sock.shutdown(socket.SHUT_WR)
+
+    def response(self) -> tuple[http.client.HTTPResponse, bytes]:
+        response = http.client.HTTPResponse(self._sock)
+        response.begin()
+        return response, response.read()

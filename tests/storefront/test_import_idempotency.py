@@ -18,7 +18,7 @@ from storefront.endpoints import imports
 from storefront.idempotency import Claim, Stored, idempotency_claim
 from storefront.models import IdempotencyRecord
 from tests.factories import CustomerFactory
-from tests.storefront.conftest import Api, assert_problem, make_key
+from tests.storefront.conftest import Api, RawConnection, assert_problem, make_key
 from tests.storefront.test_import import LINES, NDJSON, order_line
 
 pytestmark = pytest.mark.django_db
@@ -303,22 +303,20 @@ def test_two_imports_with_one_key_at_once_apply_the_file_once():
 def _cut_short(live_server, api_key: str, body: bytes, sent: int, key: str) -> tuple:
     """POST the body announcing its whole length, send only `sent` bytes and hang up the
     sending side (a connection dropped midway): (the status, the answer's lines)."""
-    import http.client
-    import socket
-    from urllib.parse import urlsplit
+    headers = _headers(api_key, key, len(body))
+    with RawConnection(live_server) as raw:
+        raw.send(raw.head("/import", headers) + body[:sent], hang_up=True)
+        response, content = raw.response()
+    return response.status, [json.loads(line) for line in content.splitlines()]
 
-    url = urlsplit(live_server.url)
-    head = (
-        f"POST /api/v1/import HTTP/1.1\r\nHost: {url.netloc}\r\n"
-        f"Authorization: Bearer {api_key}\r\nContent-Type: {NDJSON}\r\n"
-        f"Idempotency-Key: {key}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode()
-    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
-        sock.sendall(head + body[:sent])
-        sock.shutdown(socket.SHUT_WR)
-        response = http.client.HTTPResponse(sock)
-        response.begin()
-        return response.status, [json.loads(line) for line in response.read().splitlines()]
+
+def _headers(api_key: str, key: str, length) -> dict:
+    return {
+        "Authorization": f"Bearer {api_key}",
+        "Content-Type": NDJSON,
+        "Idempotency-Key": key,
+        "Content-Length": length,
+    }
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -353,29 +351,17 @@ def test_a_body_cut_short_stops_the_import_and_frees_the_key(live_server, monkey
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_slow_sender_keeps_its_key_past_the_lease(live_server, settings):
-    import http.client
-    import socket
-    from urllib.parse import urlsplit
-
     settings.STOREFRONT_API_IDEMPOTENCY_LEASE = 0.6
     api_key = make_key()
     customer = CustomerFactory()
     body = ndjson(*(order_line(f"SLOW-{n}", customer) for n in range(6)))
-    url = urlsplit(live_server.url)
-    head = (
-        f"POST /api/v1/import HTTP/1.1\r\nHost: {url.netloc}\r\n"
-        f"Authorization: Bearer {api_key}\r\nContent-Type: {NDJSON}\r\n"
-        f"Idempotency-Key: slow\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode()
-    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
-        sock.sendall(head + body[: len(body) // 2])
+    with RawConnection(live_server) as raw:
+        raw.send(raw.head("/import", _headers(api_key, "slow", len(body))) + body[: len(body) // 2])
         time.sleep(2)  # three leases without a byte
         retry, _ = send(Api(api_key), body, "slow")
         assert_problem(retry, 409, "idempotency-key-in-use")
-        sock.sendall(body[len(body) // 2 :])
-        response = http.client.HTTPResponse(sock)
-        response.begin()
-        answer = response.read()
+        raw.send(body[len(body) // 2 :])
+        _, answer = raw.response()
     assert results(answer) == ["created"] * 6
     again, replayed = send(Api(api_key), body, "slow")
     assert again["Idempotent-Replayed"] == "true" and replayed == answer
@@ -398,23 +384,10 @@ def test_an_order_call_with_a_key_an_import_holds_gets_409(api):
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_content_length_of_00_is_an_empty_body(live_server):
-    import http.client
-    import socket
-    from urllib.parse import urlsplit
-
-    api_key = make_key()
-    url = urlsplit(live_server.url)
-    request = (
-        f"POST /api/v1/import HTTP/1.1\r\nHost: {url.netloc}\r\n"
-        f"Authorization: Bearer {api_key}\r\nContent-Type: {NDJSON}\r\n"
-        "Idempotency-Key: zero\r\nContent-Length: 00\r\nConnection: close\r\n\r\n"
-    ).encode()
-    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
-        sock.sendall(request)
-        response = http.client.HTTPResponse(sock)
-        response.begin()
-        document = json.loads(response.read())
-    assert response.status == 422 and document["type"].endswith("/validation")
+    with RawConnection(live_server) as raw:
+        raw.send(raw.head("/import", _headers(make_key(), "zero", "00")))
+        response, content = raw.response()
+    assert response.status == 422 and json.loads(content)["type"].endswith("/validation")
     assert not IdempotencyRecord.objects.filter(key="zero").exists()
 
 

@@ -11,7 +11,7 @@ from django.test import Client
 from clients.models import Customer
 from storefront.models import ApiKey, IdempotencyRecord, RateWindow
 from storefront.services import api_key_revoke
-from tests.storefront.conftest import Api, assert_problem, make_key
+from tests.storefront.conftest import Api, RawConnection, assert_problem, make_key
 
 pytestmark = pytest.mark.django_db
 
@@ -524,29 +524,18 @@ def test_a_chunked_body_is_refused_with_411_and_changes_nothing(
 ):
     """Django reads a body only as long as Content-Length says: a chunked one was read as
     empty (the import answered 200, every count 0, having applied nothing)."""
-    import http.client
-    import socket
-    from urllib.parse import urlsplit
-
-    key = make_key()
-    url = urlsplit(live_server.url)
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:10], body[10:]))
-    request = (
-        (
-            f"POST /api/v1{path} HTTP/1.1\r\nHost: {url.netloc}\r\n"
-            f"Authorization: Bearer {key}\r\nContent-Type: {content_type}\r\n"
-            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        ).encode()
-        + chunks
-        + b"0\r\n\r\n"
-    )
+    headers = {
+        "Authorization": f"Bearer {make_key()}",
+        "Content-Type": content_type,
+        "Transfer-Encoding": "chunked",
+    }
     # In one write: the server answers 411 from the headers and closes; a body sent after
     # that answer (in a second write) met a closed socket (BrokenPipeError, now and then).
-    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
-        sock.sendall(request)
-        response = http.client.HTTPResponse(sock)
-        response.begin()
-        document = json.loads(response.read())
+    with RawConnection(live_server) as raw:
+        raw.send(raw.head(path, headers) + chunks + b"0\r\n\r\n")
+        response, content = raw.response()
+    document = json.loads(content)
     assert response.status == 411, document
     assert response.getheader("Content-Type") == "application/problem+json"
     assert document["type"].endswith("/length-required")
