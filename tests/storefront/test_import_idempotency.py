@@ -44,6 +44,27 @@ def written():
     return Order.objects.count(), AuditEntry.objects.count()
 
 
+def _at_once(count: int, call) -> list:
+    """`call()`'s results, called by `count` threads started together (PostgreSQL: each on
+    its own connection)."""
+    start = threading.Barrier(count)
+    found = []
+
+    def one():
+        try:
+            start.wait()
+            found.append(call())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return found
+
+
 def test_a_retry_gets_the_first_answer_back_and_nothing_is_applied_again(api):
     customer = CustomerFactory()
     body = ndjson(
@@ -276,21 +297,7 @@ def test_two_imports_with_one_key_at_once_apply_the_file_once():
     key = make_key()
     customer = CustomerFactory()
     body = ndjson(*(order_line(f"S-{n}", customer) for n in range(40)))
-    start = threading.Barrier(2)
-    answers = []
-
-    def send_one():
-        try:
-            start.wait()
-            answers.append(send(Api(key), body, "same"))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send_one) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = _at_once(2, lambda: send(Api(key), body, "same"))
     statuses = sorted(response.status_code for response, _ in answers)
     assert statuses in ([200, 200], [200, 409])
     ran = [content for response, content in answers if response.status_code == 200]
@@ -405,21 +412,7 @@ def test_the_same_file_sent_twice_at_once_is_applied_once_and_answered_whole(mon
     customer = CustomerFactory()
     lines += [order_line(f"TW-{n}", customer) for n in range(300)]
     body = ndjson(*lines)
-    start = threading.Barrier(2)
-    answers = []
-
-    def send_one():
-        try:
-            start.wait()
-            answers.append(send(Api(key), body, None))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send_one) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = _at_once(2, lambda: send(Api(key), body, None))
     for response, content in answers:
         assert response.status_code == 200
         assert "summary" in json.loads(content.splitlines()[-1]), content.splitlines()[-1]
