@@ -120,14 +120,12 @@ def idempotency_lookup(*, caller: Caller, key: str, fingerprint: str) -> HttpRes
     if expired:
         IdempotencyRecord.objects.filter(pk=pk).delete()
         return None
-    if stored_fingerprint.startswith("running:"):  # a streamed call holds it (the import)
+    if stored_fingerprint.startswith(_TOKEN):  # a streamed call holds it (the import)
         raise Problem(
             "idempotency-key-in-use",
             "A request with this Idempotency-Key is still running; retry once it is done.",
             extra={"header": HEADER},
-            headers={
-                "Retry-After": str(max(1, round(settings.STOREFRONT_API_IDEMPOTENCY_LEASE / 6)))
-            },
+            headers={"Retry-After": _retry_after()},
         )
     if stored_fingerprint != fingerprint:
         raise Problem(
@@ -189,6 +187,7 @@ _CLAIMED_SQL = (
     f"SELECT id, state, fingerprint, created_at < %s, started_at < %s, "
     f"{', '.join(_RESPONSE_COLUMNS)}, encoding FROM {_TABLE} WHERE principal = %s AND key = %s"
 )
+_TOKEN = "running:"
 # While RUNNING, `fingerprint` holds the claim's own token (no request's fingerprint, a
 # SHA-256, can match it): a claim taken over no longer renews, stores or frees the record.
 _TAKE_OVER_SQL = (
@@ -349,6 +348,12 @@ class Claim:
         return [self.pk, _RUNNING, self.token]
 
 
+def _retry_after() -> str:
+    """Seconds until a streamed call holding a key renews it (when a retry may find it done,
+    or taken over)."""
+    return str(max(1, round(settings.STOREFRONT_API_IDEMPOTENCY_LEASE / 6)))
+
+
 def _now():
     return connection.ops.adapt_datetimefield_value(timezone.now())
 
@@ -364,7 +369,7 @@ def idempotency_claim(*, caller: Caller, key: str) -> Claim | Stored:
         stale = connection.ops.adapt_datetimefield_value(now - timedelta(seconds=lease))
         expiry = connection.ops.adapt_datetimefield_value(now - ttl)
         with connection.cursor() as cursor:
-            token = f"running:{secrets.token_hex(16)}"
+            token = f"{_TOKEN}{secrets.token_hex(16)}"
             cursor.execute(
                 _INSERT_SQL,
                 [caller.principal, key, token, _RUNNING, at, at, None, "", "", b""],
@@ -397,5 +402,5 @@ def idempotency_claim(*, caller: Caller, key: str) -> Claim | Stored:
         "A request with this Idempotency-Key is still running; retry once it is done to get "
         "its answer.",
         extra={"header": HEADER},
-        headers={"Retry-After": str(max(1, round(lease / 6)))},
+        headers={"Retry-After": _retry_after()},
     )
