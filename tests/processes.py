@@ -3,10 +3,13 @@
 import os
 import socket
 import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.db import connection
 
 
@@ -53,3 +56,41 @@ def wait_until_listening(process: subprocess.Popen, port: int, log: Path, *, tri
                 raise AssertionError(log.read_text()) from None
             time.sleep(0.2)
     raise AssertionError(f"nothing listens on port {port}:\n{log.read_text()}")
+
+
+@contextmanager
+def gunicorn(log: Path, port: int, *, workers: int, timeout: int, args=(), env=None):
+    """gunicorn serving the test database (connections kept between requests, as in
+    production) on `port`, once it listens: its process. Its output goes to `log`: a pipe
+    nobody reads fills up (with an outage's tracebacks, say) and a worker writing to it
+    blocks."""
+    output = log.open("w")
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "backoffice.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--timeout",
+            str(timeout),
+            *args,
+        ],
+        cwd=settings.BASE_DIR,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "backoffice.settings_test",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "DATABASE_URL": shared_database_url(conn_max_age=600),
+            **(env or {}),
+        },
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_listening(process, port, log, tries=150)
+        yield process
+    finally:
+        stop(process, timeout=20)
+        output.close()

@@ -13,19 +13,17 @@ import http.client
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import Client
 
+from tests import processes
 from tests.factories import CustomerFactory, UserFactory
 from tests.markers import fault_test
-from tests.processes import shared_database_url, stop, wait_until_listening
 
 pytestmark = [
     *fault_test(
@@ -35,7 +33,6 @@ pytestmark = [
     pytest.mark.serial,
 ]
 
-BASE_DIR = Path(settings.BASE_DIR)
 PORTS = range(8014, 8020)
 REQUEST_TIMEOUT = 15  # seconds; a request taking longer counts as a hang
 OUR_500_PAGE = "The error was logged. Please try again in a moment."
@@ -90,44 +87,12 @@ def postgres_back_up():
 
 @pytest.fixture
 def gunicorn(postgres_back_up, tmp_path):
-    # Server output goes to a file: a pipe nobody reads fills up with the error tracebacks of
-    # the outage, and a worker writing to a full pipe blocks.
-    log = tmp_path / "gunicorn.log"
-    output = log.open("w")
     port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "backoffice.settings_test",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        # The test database, with connections kept between requests as in production.
-        "DATABASE_URL": shared_database_url(conn_max_age=600),
-    }
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "backoffice.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--timeout",
-            "60",
-            "--access-logfile",
-            "-",
-            "--access-logformat",
-            "%(t)s %(p)s %(r)s %(s)s %(L)s",
-        ],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until_listening(process, port, log)
+    access_log = ["--access-logfile", "-", "--access-logformat", "%(t)s %(p)s %(r)s %(s)s %(L)s"]
+    with processes.gunicorn(
+        tmp_path / "gunicorn.log", port, workers=2, timeout=60, args=access_log
+    ):
         yield port
-    finally:
-        stop(process, timeout=20)
-        output.close()
 
 
 def fetch(port: int, path: str, cookie: str) -> tuple[int, str, float]:

@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from io import StringIO
 from pathlib import Path
@@ -25,7 +24,7 @@ from django.core.management import call_command
 from orders.models import Order
 from storefront.models import IdempotencyRecord
 from tests.factories import CustomerFactory
-from tests.processes import shared_database_url, stop, wait_until_listening
+from tests.processes import gunicorn
 from tests.storefront.conftest import make_key
 
 pytestmark = [
@@ -49,38 +48,10 @@ def _free_port() -> int:
 @pytest.fixture
 def server(tmp_path):
     """gunicorn, one worker, on the test database: (port, master process)."""
-    log = tmp_path / "gunicorn.log"
-    output = log.open("w")
     port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "backoffice.settings_test",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": shared_database_url(conn_max_age=600),
-        "STOREFRONT_API_IDEMPOTENCY_LEASE": str(LEASE),
-    }
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "backoffice.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--timeout",
-            "120",
-        ],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until_listening(process, port, log, tries=150)
-        yield port, process
-    finally:
-        stop(process, timeout=20)
-        output.close()
+    lease = {"STOREFRONT_API_IDEMPOTENCY_LEASE": str(LEASE)}
+    with gunicorn(tmp_path / "gunicorn.log", port, workers=1, timeout=120, env=lease) as master:
+        yield port, master
 
 
 def _workers(master: subprocess.Popen) -> list[int]:
