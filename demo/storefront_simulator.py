@@ -14,10 +14,10 @@ import time
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from django.utils import timezone
 from faker import Faker
 
 # (source, medium, campaign, weight): where launches come from.
@@ -138,7 +138,8 @@ class Storefront:
     def say(self, action: str, text: str) -> None:
         self.counts[action] = self.counts.get(action, 0) + 1
         if self.out is not None:
-            self.out(f"{datetime.now(UTC):%H:%M:%S} {action:<9} {text}")
+            # The shop's time, as the server's own log lines beside these write it.
+            self.out(f"{timezone.localtime():%H:%M:%S} {action:<9} {text}")
 
     # --- What people do -------------------------------------------------------------------
 
