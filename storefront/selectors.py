@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from backoffice.compiled import CompiledQuery
 from storefront.models import ApiKey, Launch
@@ -121,6 +122,41 @@ def _launch_with_source_query(which: str) -> CompiledQuery:
     with_source = Launch.objects.filter(customer_id=_ANY_CUSTOMER).exclude(source="")
     order = ("occurred_at", "id") if which == "first" else ("-occurred_at", "-id")
     return CompiledQuery(with_source.order_by(*order)[:1], _ANY_CUSTOMER)
+
+
+# What may separate a change's updated_at from the start of the transaction that writes it: the
+# clocks of the machines running the back office against the database's (updated_at is taken in
+# Python), and the moments between a service's timezone.now() and its first statement.
+SYNC_CLOCK_MARGIN = timedelta(seconds=5)
+# SQLite lists no running transaction: its writes are serialized and short (an import's batch
+# at most), so a fixed margin stands in for the oldest one.
+SYNC_SQLITE_MARGIN = timedelta(minutes=1)
+
+# The start of the oldest transaction in progress on this database (the database's clock), or
+# now when there is none. Every transaction counts, not only those that wrote already: one that
+# has not written yet may still write a time it took earlier. Sessions of another role show no
+# xact_start (unless the role may read all statistics): their writes are not waited for.
+_OLDEST_TRANSACTION_SQL = """
+SELECT LEAST(statement_timestamp(), min(xact_start)) FROM pg_stat_activity
+WHERE datname = current_database() AND backend_type = 'client backend'
+"""
+
+
+def customers_sync_horizon() -> datetime:
+    """A time before which every change to a customer that a read made now cannot see yet
+    was stamped: each committed change is visible, each uncommitted one belongs to a
+    transaction that started after it minus SYNC_CLOCK_MARGIN. A platform that syncs the API's
+    customer list again from this time (`updated_since`) misses none of the changes that were
+    still being written while it read, which an `updated_at` it received would not promise (a
+    transaction's changes carry its start time or so, and become visible at its commit).
+
+    Read before the page it comes with (a change committed in between is on the page)."""
+    if connection.vendor != "postgresql":
+        return timezone.now() - SYNC_SQLITE_MARGIN
+    with connection.cursor() as cursor:
+        cursor.execute(_OLDEST_TRANSACTION_SQL)
+        (oldest,) = cursor.fetchone()
+    return oldest - SYNC_CLOCK_MARGIN
 
 
 def api_key_list() -> QuerySet[ApiKey]:

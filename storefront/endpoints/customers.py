@@ -34,6 +34,7 @@ from storefront.schemas import (
     Text,
     Update,
 )
+from storefront.selectors import customers_sync_horizon
 from storefront.services import visitor_link
 
 router = Router()
@@ -86,6 +87,15 @@ class CustomerOut(Out):
 
 class CustomerPage(Page):
     data: list[CustomerOut]
+    sync_from: datetime = Field(
+        description=(
+            "Keep the first page's value and pass it as `updated_since` on the next sync: "
+            "every change this page could not see yet (still being written) is at or after "
+            "it. A customer may come again; none is missed. Not the time of your own clock, "
+            "nor the last `updated_at` received: a change becomes visible when its "
+            "transaction commits, after the time it carries."
+        )
+    )
 
 
 _FIELDS = [*CustomerOut.model_fields]
@@ -199,7 +209,9 @@ class CustomerFilters(In):
 def customer_list(request, filters: Query[CustomerFilters]):
     """Customers in the order their details last changed (then by id), a page at a time:
     follow `next_cursor` until it is null. With `updated_since`, a platform syncs only what
-    changed since its last run (a customer changed during the sync shows up again later)."""
+    changed since its last run: pass the `sync_from` of that run's first page (a customer changed
+    during the sync shows up again later)."""
+    horizon = customers_sync_horizon()  # before the page: what commits meanwhile is on it
     customers = Customer.objects.only(*_FIELDS).filter(erased_at=None)
     changed = "updated_at"
     if connection.vendor == "sqlite":
@@ -224,4 +236,8 @@ def customer_list(request, filters: Query[CustomerFilters]):
     page = list(customers.order_by(changed, "pk")[: filters.limit + 1])
     more = len(page) > filters.limit
     page = page[: filters.limit]
-    return {"data": page, "next_cursor": _cursor_write(page[-1]) if more else None}
+    return {
+        "data": page,
+        "next_cursor": _cursor_write(page[-1]) if more else None,
+        "sync_from": horizon,
+    }
