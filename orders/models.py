@@ -20,7 +20,10 @@ MONEY = {"max_digits": 12, "decimal_places": 2, "default": Decimal("0.00")}
 
 
 class Order(models.Model):
-    number = models.CharField(max_length=32, unique=True)
+    # Unique by a constraint (order_number_unique), not unique=True: that also made a
+    # varchar_pattern_ops index on PostgreSQL, for LIKE queries no page makes, which every
+    # order's INSERT paid for.
+    number = models.CharField(max_length=32)
     # No index of its own: the (customer, -placed_at, -id) index below serves every lookup by
     # customer, and with a second one PostgreSQL may pick it for a big customer's order history
     # and sort thousands of rows instead of reading the first page in order.
@@ -68,6 +71,13 @@ class Order(models.Model):
                 condition=models.Q(push_campaign__isnull=False),
                 name="order_push_campaign_idx",
             ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["number"],
+                name="order_number_unique",
+                violation_error_message=_("An order with this number already exists."),
+            )
         ]
 
     def __str__(self):
