@@ -54,7 +54,14 @@ REASONS = {
     "invalid_date": _("Unreadable date: %(value)s"),
     "future_date": _("Date in the future: %(value)s"),
     "invalid_yes_no": _("Neither yes nor no: %(value)s"),
-    "incomplete_address": _("Incomplete address (street, city and country are needed): %(value)s"),
+    # Notes on a row that is imported: the address is left out, the customer is not.
+    "incomplete_address": _(
+        "Address not imported, incomplete (a street, a city and a country are needed): %(value)s"
+    ),
+    "incomplete_shipping_address": _(
+        "Shipping address not imported, incomplete (a street, a city and a country are "
+        "needed): %(value)s"
+    ),
     "invalid_language": _("Invalid language: %(value)s"),
     "email_taken": _("Another customer already has this email: %(value)s"),
     "external_id_taken": _("This email belongs to a customer with another shop ID: %(value)s"),
@@ -390,6 +397,9 @@ class CustomerRow:
     values: dict
     as_read: dict = dataclasses.field(default_factory=dict)
     refusals: dict = dataclasses.field(default_factory=dict)
+    # What the row is imported without (an incomplete address): {field: (code, value)},
+    # shown with the row unless the stored customer has it already (settled like refusals).
+    notes: dict = dataclasses.field(default_factory=dict)
 
 
 def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") -> CustomerRow:
@@ -429,15 +439,26 @@ def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") ->
         values["first_name"], values["last_name"] = first, last.strip()
     if raw.get("created_at") not in (None, ""):
         values["created_at"] = moment(raw["created_at"], date_order=date_order).isoformat()
+    regions = []
     for prefix in ("", "shipping_"):
         parts = _address_parts(raw, prefix)
-        if parts:
-            check(f"{prefix or 'billing_'}address", parts, _address)
+        if not parts:
+            continue
+        name = f"{prefix or 'billing_'}address"
+        if not all(parts.get(p) for p in ("line1", "city", "country")):
+            # A customer who gave only a country, or a street and no city: the customer is
+            # imported, the address (which needs all three) is not, and the row says so.
+            written = ", ".join(v for v in parts.values() if v)[:200]
+            row.notes[name] = (f"incomplete_{prefix}address", written)
+            row.as_read[name] = parts
+            regions.append(_region(parts.get("country", "")))
+            continue
+        checked = check(name, parts, _address)
+        regions.append(checked["country"] if checked else "")
     number = str(raw.get("phone", "")).strip() or str(raw.get("address_phone", "")).strip()
     if number:
-        region = (values.get("billing_address") or values.get("shipping_address") or {}).get(
-            "country", ""
-        )
+        # The address's country reads a national number, even when the address is not kept.
+        region = next((r for r in regions if r), "")
         try:
             parsed = phone_number(number, region)
         except Refused as refused:
@@ -483,9 +504,19 @@ def _language(_name: str, value: str) -> str:
 
 def _address_parts(raw: dict, prefix: str) -> dict:
     """The address parts the file has columns for (those it has not are not compared, nor
-    written as empty), or {} when it gives no street."""
+    written as empty), or {} when the file has no street column or the row no part at all."""
+    if prefix + "line1" not in raw:
+        return {}  # a file of towns and countries only (WooCommerce Analytics): no address
     parts = {p: str(raw[prefix + p]).strip() for p in ADDRESS_PARTS if prefix + p in raw}
-    return parts if parts.get("line1") else {}
+    return parts if any(parts.values()) else {}
+
+
+def _region(value: str) -> str:
+    """The country code of a cell, or "" when it names none."""
+    try:
+        return country(value) if value else ""
+    except Refused:
+        return ""
 
 
 # Countries whose postal codes are all five digits: a spreadsheet that read one as a number
@@ -494,8 +525,6 @@ FIVE_DIGIT_POSTAL_CODES = frozenset({"US", "FR", "DE", "IT", "ES"})
 
 
 def _address(parts: dict) -> dict:
-    if not parts.get("city") or not parts.get("country"):
-        raise Refused("incomplete_address", ", ".join(v for v in parts.values() if v))
     address = {p: text(p, v) for p, v in parts.items() if p != "country"}
     address["country"] = country(parts["country"])
     code = address.get("postal_code", "")

@@ -1,0 +1,93 @@
+"""Customer files as other platforms export them: what a shop owner expects imported, and a
+per-row word for what is not."""
+
+import pytest
+
+from clients.models import Customer
+from imports import rows
+from tests.factories import UserFactory
+from tests.imports.conftest import apply, check, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def _customers() -> dict[str, Customer]:
+    return {
+        c.email: c
+        for c in Customer.objects.select_related(
+            "default_billing_address", "default_shipping_address"
+        )
+    }
+
+
+def _notes(job) -> dict[int, list]:
+    """{line: [[code, value], ...]} of the rows imported with a note."""
+    return {
+        row.line: row.reasons
+        for row in job.rows.exclude(action="refused").exclude(reasons=[]).order_by("ordinal")
+    }
+
+
+def test_a_shopify_customer_with_a_partial_address_is_imported_without_it(admin_client_role):
+    # Real Shopify files have customers who gave only a country, a street and no city, a
+    # province and a zip: the customer is imported, the address (street, city and country
+    # needed) is not, and the row says so.
+    job = check(upload("shopify_customers_partial_addresses.csv"))
+    assert job.counts == {"create": 4, "noted": 3}
+    assert _notes(job) == {
+        2: [["incomplete_address", "FR"]],
+        3: [["incomplete_address", "Nørregade 10, 1165, DK"]],
+        4: [["incomplete_address", "40202, KY"]],
+    }
+    apply(job, UserFactory(role="Admin"))
+    found = _customers()
+    elodie = found["elodie.marchand@example.fr"]
+    assert (elodie.first_name, elodie.last_name, elodie.email_consent) == (
+        "Élodie",
+        "Marchand",
+        True,
+    )
+    assert elodie.phone == "+33 6 12 34 56 78"  # read in the address's country all the same
+    assert elodie.default_billing_address is None and not elodie.addresses.exists()
+    mary = found["mary.obrien@example.com"]
+    assert (mary.last_name, mary.phone) == ("O'Brien", "+1 502-625-1199")
+    assert mary.default_billing_address is None
+    assert found["soren@example.dk"].default_billing_address is None
+    luis = found["luis.pena@example.es"].default_billing_address
+    assert (luis.line1, luis.line2, luis.city, luis.country, luis.postal_code) == (
+        "Calle Mayor 5",
+        "2º B",
+        "Madrid",
+        "ES",
+        "28013",
+    )
+    page = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "en"})
+    text = page.content.decode()
+    assert 'data-testid="noted-rows"' in text and 'data-testid="count-noted">3<' in text
+    assert "Address not imported, incomplete" in text and "Nørregade 10, 1165, DK" in text
+
+
+def test_a_partial_address_leaves_the_stored_one_as_it_is():
+    admin = UserFactory(role="Admin")
+    apply(check(upload("shopify_customers_export.csv")), admin)
+    stored = Customer.objects.get(email="amelie.poulain@example.fr").default_billing_address
+    data = (
+        b"First Name,Last Name,Email,Accepts Email Marketing,Default Address Address1,"
+        b"Default Address City,Default Address Country Code,Total Spent,Total Orders\n"
+        b"Am\xc3\xa9lie,Poulain,amelie.poulain@example.fr,yes,15 rue des Trois Fr\xc3\xa8res,,FR,"
+        b"120.50,3\n"
+    )
+    job = check(upload("partial.csv", data=data))
+    assert job.counts == {"unchanged": 1, "noted": 1}
+    apply(job, admin)
+    customer = Customer.objects.get(email="amelie.poulain@example.fr")
+    assert customer.default_billing_address == stored and stored.city == "Paris"
+
+
+def test_a_note_is_worded():
+    assert (
+        str(rows.REASONS["incomplete_shipping_address"])
+        % {"value": "FR"}
+        == "Shipping address not imported, incomplete (a street, a city and a country are "
+        "needed): FR"
+    )
