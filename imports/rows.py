@@ -103,9 +103,10 @@ _NO = {"no", "n", "false", "0", "non", "faux", "not subscribed", "unsubscribed",
 _NO |= {"pending", "invalid", "redacted", "opted out", ""}
 # A year of two digits is what a spreadsheet shows (and saves to CSV) in its short date format
 # ("09/01/24 12:49"): read as Excel reads one typed, 00-29 in the 2000s, 30-99 in the 1900s.
+# US files (HubSpot, Stripe, Excel in English (US)) write a 12-hour time: "3/15/2024 2:30 PM".
 _DAY_FIRST = re.compile(
     r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})"
-    r"(?:[ T,]+(\d{1,2})[:h](\d{2})(?::(\d{2}))?)?$"
+    r"(?:[ T,]+(\d{1,2})[:h](\d{2})(?::(\d{2}))?(?:\s*([AaPp])\.?[Mm]\.?)?)?$"
 )
 _SHOPIFY_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}(?::\d{2})?) ?([+-]\d{2}:?\d{2})$")
 _STATUSES = {
@@ -254,17 +255,17 @@ def moment(value, *, date_order: str = "dmy") -> datetime:
         day_first = _DAY_FIRST.match(raw)
         try:
             if day_first:
-                a, b, year, hour, minute, second = day_first.groups()
+                a, b, year, hour, minute, second, meridiem = day_first.groups()
                 day, month = (a, b) if date_order == "dmy" else (b, a)
                 if len(year) == 2:
                     year = int(year) + (2000 if int(year) < 30 else 1900)
+                hour = int(hour or 0)
+                if meridiem:
+                    if not 1 <= hour <= 12:
+                        raise ValueError(value)  # "14:30 PM", "0:15 AM"
+                    hour = hour % 12 + (12 if meridiem in "Pp" else 0)
                 found = datetime(
-                    int(year),
-                    int(month),
-                    int(day),
-                    int(hour or 0),
-                    int(minute or 0),
-                    int(second or 0),
+                    int(year), int(month), int(day), hour, int(minute or 0), int(second or 0)
                 )
             else:
                 found = parse_datetime(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)

@@ -91,3 +91,41 @@ def test_a_note_is_worded():
         == "Shipping address not imported, incomplete (a street, a city and a country are "
         "needed): FR"
     )
+
+
+@pytest.mark.parametrize(
+    ("cell", "order", "expected"),
+    [
+        ("3/15/2024 2:30 PM", "mdy", (2024, 3, 15, 14, 30, 0)),
+        ("03/15/2024 02:30:15 pm", "mdy", (2024, 3, 15, 14, 30, 15)),
+        ("3/5/2024 12:05 AM", "mdy", (2024, 3, 5, 0, 5, 0)),
+        ("3/5/2024 12:05 PM", "mdy", (2024, 3, 5, 12, 5, 0)),
+        ("3/5/2024 11:59 p.m.", "mdy", (2024, 3, 5, 23, 59, 0)),
+        ("15/03/2024 9:01AM", "dmy", (2024, 3, 15, 9, 1, 0)),
+        ("1/2/24 7:00 PM", "dmy", (2024, 2, 1, 19, 0, 0)),
+    ],
+)
+def test_a_twelve_hour_time_is_read(cell, order, expected):
+    from django.utils import timezone
+
+    found = timezone.localtime(rows.moment(cell, date_order=order))
+    assert found.timetuple()[:6] == expected
+
+
+@pytest.mark.parametrize("cell", ["3/15/2024 14:30 PM", "3/15/2024 0:30 AM", "3/15/2024 2:30 XM"])
+def test_an_impossible_twelve_hour_time_is_refused(cell):
+    with pytest.raises(rows.Refused) as refused:
+        rows.moment(cell, date_order="mdy")
+    assert refused.value.code == "invalid_date"
+
+
+def test_twelve_hour_times_tell_the_file_s_day_and_month_order():
+    assert rows.date_orders(["3/15/2024 2:30 PM", "12/1/2024 9:00 AM"]) == (True, {"mdy"})
+    assert rows.date_orders(["15/3/2024 2:30 PM"]) == (True, {"dmy"})
+    data = (
+        b"Email,First Name,Last Name,Create Date\r\n"
+        b"ada@example.com,Ada,Lovelace,3/15/2024 2:30 PM\r\n"
+        b"bob@example.com,Bob,Lee,12/01/2024 09:00:05 am\r\n"
+    )
+    job = upload("contacts.csv", data=data)
+    assert job.date_order == "mdy" and job.mapping[-1] == "created_at"
