@@ -356,6 +356,7 @@ GENERIC = _aliases(
         "nom": "last_name",
         "nom de famille": "last_name",
         "name": "full_name",
+        "full name": "full_name",
         "nom complet": "full_name",
         "telephone": "phone",
         "phone number": "phone",

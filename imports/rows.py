@@ -434,10 +434,11 @@ def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") ->
         cell = str(raw.get(name, "")).strip()
         if cell:
             check(name, cell, partial(_language if name == "language" else text, name))
-    full = str(raw.get("full_name", "")).strip()
+    full = " ".join(str(raw.get("full_name", "")).split())
     if full and not {"first_name", "last_name"} & (values.keys() | row.refusals.keys()):
-        first, _space, last = text("first_name", full).partition(" ")
-        values["first_name"], values["last_name"] = first, last.strip()
+        for name, part in zip(("first_name", "last_name"), split_name(full), strict=True):
+            if part:
+                check(name, part, partial(text, name))
     if raw.get("created_at") not in (None, ""):
         values["created_at"] = moment(raw["created_at"], date_order=date_order).isoformat()
     regions = []
@@ -494,6 +495,16 @@ def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") ->
             at, granted = max(dated, key=lambda found: found[0])
             values["email_consent"], values["email_consent_at"] = granted, at.isoformat()
     return row
+
+
+def split_name(full: str) -> tuple[str, str]:
+    """A name in one cell as first and last name: "Ada Lovelace", "Jean de La Fontaine" (the
+    first word, the rest), or the "Lovelace, Ada" of address books."""
+    last, comma, first = full.partition(",")
+    if comma and first.strip() and last.strip() and "," not in first:
+        return first.strip(), last.strip()
+    first, _space, last = full.partition(" ")
+    return first, last.strip()
 
 
 def _language(_name: str, value: str) -> str:

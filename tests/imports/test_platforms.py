@@ -2,9 +2,10 @@
 per-row word for what is not."""
 
 import pytest
+from django.db import transaction
 
 from clients.models import Customer
-from imports import rows
+from imports import rows, services
 from tests.factories import UserFactory
 from tests.imports.conftest import apply, check, upload
 
@@ -18,6 +19,12 @@ def _customers() -> dict[str, Customer]:
             "default_billing_address", "default_shipping_address"
         )
     }
+
+
+def _confirmed(job, date_order: str = "dmy"):
+    """The job of a file of no known format, its columns as the page guessed them chosen."""
+    with transaction.atomic():
+        return services.import_set_mapping(job=job, mapping=job.mapping, date_order=date_order)
 
 
 def _notes(job) -> dict[int, list]:
@@ -129,3 +136,32 @@ def test_twelve_hour_times_tell_the_file_s_day_and_month_order():
     )
     job = upload("contacts.csv", data=data)
     assert job.date_order == "mdy" and job.mapping[-1] == "created_at"
+
+
+def test_a_single_name_column_fills_first_and_last_name():
+    # Stripe's customers export has one "Name"; address books and lists "Full Name".
+    data = (
+        b"Email,Full Name\r\n"
+        b"ada@example.com,Ada   Lovelace\r\n"
+        b"jean@example.fr,Jean de La Fontaine\r\n"
+        b'grace@example.com,"Hopper, Grace"\r\n'
+        b"cher@example.com,Cher\r\n"
+        b"nobody@example.com,\r\n"
+    )
+    job = upload("list.csv", data=data)
+    assert job.mapping == ["email", "full_name"]
+    apply(check(_confirmed(job)), UserFactory(role="Admin"))
+    names = {c.email: (c.first_name, c.last_name) for c in Customer.objects.all()}
+    assert names == {
+        "ada@example.com": ("Ada", "Lovelace"),
+        "jean@example.fr": ("Jean", "de La Fontaine"),
+        "grace@example.com": ("Grace", "Hopper"),
+        "cher@example.com": ("Cher", ""),
+        "nobody@example.com": ("", ""),
+    }
+
+
+def test_a_full_name_too_long_for_one_field_is_split_before_it_is_checked():
+    first, last = "A" * 100, "B" * 100
+    row = rows.customer_row(["email", "full_name"], ["a@example.com", f"{first} {last}"])
+    assert (row.values["first_name"], row.values["last_name"], row.refusals) == (first, last, {})
