@@ -30,6 +30,8 @@ CUSTOMER_FIELDS = {
     "address_phone": _("Address phone (used when there is no phone)"),
     "language": _("Language"),
     "created_at": _("Customer since"),
+    # Stripe's "Created (UTC)", Wix's "Created At (UTC+0)": times in UTC, not the shop's.
+    "created_at_utc": _("Customer since (a UTC time)"),
     "company": _("Company"),
     "line1": _("Billing address line 1"),
     "line2": _("Billing address line 2"),
@@ -347,11 +349,36 @@ GENERIC = _aliases(
         "courriel": "email",
         "adresse e-mail": "email",
         "email address": "email",
-        "email 1": "email",  # Wix's contacts
+        # Wix's contacts export
+        "email 1": "email",
+        "phone 1": "phone",
+        "address 1 - street": "line1",
+        "address 1 - street line 2": "line2",
+        "address 1 - city": "city",
+        "address 1 - state/region": "region",
+        "address 1 - zip": "postal_code",
+        "address 1 - country": "country",
+        "created at (utc+0)": "created_at_utc",
+        "email subscriber status": "email_consent",
+        "sms subscriber status": "sms_consent",
         "customer email": "email",  # Ecwid's customer_email
-        "street address": "line1",  # HubSpot's contacts
+        # HubSpot's contacts export (its "Marketing contact status" is HubSpot's billing
+        # status, not a consent, and its Record ID HubSpot's own: not imported)
+        "street address": "line1",
+        "state/region": "region",
         "country/region": "country",
         "create date": "created_at",
+        # Stripe's customers export (its id is Stripe's, not the shop's: not imported)
+        "created (utc)": "created_at_utc",
+        # Klaviyo's profiles
+        "address 2": "line2",
+        "state / region": "region",
+        "email marketing consent": "email_consent",
+        "sms consent": "sms_consent",
+        "sms marketing consent": "sms_consent",
+        # BigCommerce's customers export (its "Receive Review/Abandoned Cart Emails?" is no
+        # marketing consent; its "Addresses" all of them in one cell: not imported)
+        "date joined": "created_at",
         "prenom": "first_name",
         "nom": "last_name",
         "nom de famille": "last_name",

@@ -8,7 +8,7 @@ customer imported from a file and one sent by the shop's API are held to the sam
 import dataclasses
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache, partial
 
@@ -101,6 +101,8 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _YES = {"yes", "y", "true", "1", "oui", "o", "vrai", "subscribed", "opted in", "x"}
 _NO = {"no", "n", "false", "0", "non", "faux", "not subscribed", "unsubscribed", "not_subscribed"}
 _NO |= {"pending", "invalid", "redacted", "opted out", ""}
+# Wix's "Never subscribed", Klaviyo's NEVER_SUBSCRIBED: no consent given.
+_NO |= {"never subscribed", "never_subscribed"}
 # A year of two digits is what a spreadsheet shows (and saves to CSV) in its short date format
 # ("09/01/24 12:49"): read as Excel reads one typed, 00-29 in the 2000s, 30-99 in the 1900s.
 # US files (HubSpot, Stripe, Excel in English (US)) write a 12-hour time: "3/15/2024 2:30 PM".
@@ -239,9 +241,9 @@ def yes_no(value: str) -> bool | None:
     raise Refused("invalid_yes_no", value)
 
 
-def moment(value, *, date_order: str = "dmy") -> datetime:
+def moment(value, *, date_order: str = "dmy", utc: bool = False) -> datetime:
     """A date or date and time as spreadsheets and platforms write it; naive ones are in the
-    shop's time zone."""
+    shop's time zone, or in UTC for a column that says so (`utc`)."""
     if isinstance(value, datetime):
         found = value
     elif isinstance(value, date):
@@ -277,7 +279,7 @@ def moment(value, *, date_order: str = "dmy") -> datetime:
             raise Refused("invalid_date", value)
     if timezone.is_naive(found):
         try:
-            found = timezone.make_aware(found)
+            found = timezone.make_aware(found, UTC if utc else None)
         except Exception:  # a time skipped by a clock change
             raise Refused("invalid_date", value) from None
     if found > timezone.now() + timezone.timedelta(days=1):
@@ -289,6 +291,7 @@ def moment(value, *, date_order: str = "dmy") -> datetime:
 DATE_FIELDS = frozenset(
     {
         "created_at",
+        "created_at_utc",
         "email_consent_at",
         "sms_consent_at",
         "email_subscribed_at",
@@ -439,8 +442,10 @@ def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") ->
         for name, part in zip(("first_name", "last_name"), split_name(full), strict=True):
             if part:
                 check(name, part, partial(text, name))
-    if raw.get("created_at") not in (None, ""):
-        values["created_at"] = moment(raw["created_at"], date_order=date_order).isoformat()
+    for name in ("created_at", "created_at_utc"):
+        if raw.get(name) not in (None, "") and "created_at" not in values:
+            at = moment(raw[name], date_order=date_order, utc=name == "created_at_utc")
+            values["created_at"] = at.isoformat()
     regions = []
     for prefix in ("", "shipping_"):
         parts = _address_parts(raw, prefix)

@@ -1,13 +1,18 @@
 """Customer files as other platforms export them: what a shop owner expects imported, and a
 per-row word for what is not."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from clients.models import Customer
 from imports import rows, services
+from imports.models import ImportFormat
+from privacy.models import ConsentRecord
 from tests.factories import UserFactory
-from tests.imports.conftest import apply, check, upload
+from tests.imports.conftest import apply, check, reasons, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -21,10 +26,22 @@ def _customers() -> dict[str, Customer]:
     }
 
 
-def _confirmed(job, date_order: str = "dmy"):
-    """The job of a file of no known format, its columns as the page guessed them chosen."""
+def _confirmed(job):
+    """The job of a file of no known format, its columns and date order as the columns page
+    guessed them chosen."""
     with transaction.atomic():
-        return services.import_set_mapping(job=job, mapping=job.mapping, date_order=date_order)
+        return services.import_set_mapping(job=job, mapping=job.mapping, date_order=job.date_order)
+
+
+def _imported(name: str, *, recognized: str = ImportFormat.MANUAL):
+    """Upload a fixture, check it (its guessed columns confirmed) and apply it."""
+    job = upload(name)
+    assert job.format == recognized
+    if recognized == ImportFormat.MANUAL:
+        job = _confirmed(job)
+    job = check(job)
+    apply(job, UserFactory(role="Admin"))
+    return job
 
 
 def _notes(job) -> dict[int, list]:
@@ -165,3 +182,133 @@ def test_a_full_name_too_long_for_one_field_is_split_before_it_is_checked():
     first, last = "A" * 100, "B" * 100
     row = rows.customer_row(["email", "full_name"], ["a@example.com", f"{first} {last}"])
     assert (row.values["first_name"], row.values["last_name"], row.refusals) == (first, last, {})
+
+
+def _local(customer: Customer) -> tuple:
+    return timezone.localtime(customer.created_at).timetuple()[:5]
+
+
+def test_stripe_customers_export():
+    job = _imported("stripe_customers.csv")
+    assert job.mapping[2:5] == ["email", "full_name", "created_at_utc"]
+    assert job.counts == {"create": 4, "refused": 1}
+    assert reasons(job) == {4: "no_email"}  # a guest's customer object without an email
+    found = _customers()
+    amelie = found["amelie.poulain@example.fr"]
+    assert (amelie.first_name, amelie.last_name) == ("Amélie", "Poulain")
+    # "Created (UTC)": a UTC time, whatever the shop's time zone.
+    assert amelie.created_at == datetime(2024, 3, 15, 14, 30, tzinfo=UTC)
+    assert found["john.smith@example.com"].last_name == "Smith"
+    assert found["john.smith@example.com"].created_at == datetime(2023, 11, 5, 8, 5, 9, tzinfo=UTC)
+    assert (
+        found["mary.obrien@example.com"].first_name,
+        found["mary.obrien@example.com"].last_name,
+    ) == (
+        "Mary",
+        "O'Brien",
+    )
+    assert found["cher@example.com"].first_name == ""
+    assert not any(c.external_id for c in found.values())  # Stripe's ids are not the shop's
+
+
+def test_wix_contacts_export():
+    job = _imported("wix_contacts.csv")
+    assert job.counts == {"create": 3, "noted": 1}
+    assert _notes(job) == {3: [["incomplete_address", "Lee & Co, Louisville, KY, US"]]}
+    found = _customers()
+    helene = found["helene.dupre@example.fr"]
+    assert (helene.first_name, helene.last_name, helene.phone) == (
+        "Hélène",
+        "Dupré",
+        "+33 6 12 34 56 78",
+    )
+    assert (helene.email_consent, helene.sms_consent) == (True, False)  # "Never subscribed"
+    assert helene.created_at == datetime(2024, 3, 15, 9, 30, tzinfo=UTC)  # "(UTC+0)"
+    address = helene.default_billing_address
+    assert (address.line1, address.line2, address.postal_code, address.city, address.country) == (
+        "12 rue de l'Église",
+        "Bât. B",
+        "69002",
+        "Lyon",
+        "FR",
+    )
+    bob = found["bob.lee@example.com"]
+    assert (bob.email_consent, bob.phone, bob.default_billing_address) == (
+        False,
+        "+1 502-625-1199",
+        None,
+    )
+    zoe = found["zoe@example.com"]
+    assert (zoe.first_name, zoe.last_name, zoe.email_consent) == ("Zoë", "", False)
+
+
+def test_hubspot_contacts_export():
+    job = upload("hubspot_contacts.csv")
+    assert job.date_order == "mdy"  # "3/15/2024 2:30 PM" and "12/1/2023 12:05 AM"
+    job = check(_confirmed(job))
+    assert job.counts == {"create": 3, "noted": 1}
+    assert _notes(job) == {3: [["incomplete_address", "Madrid, Spain"]]}
+    apply(job, UserFactory(role="Admin"))
+    found = _customers()
+    ada = found["ada@example.com"]
+    assert _local(ada) == (2024, 3, 15, 14, 30)
+    address = ada.default_billing_address
+    assert (address.line1, address.postal_code, address.city, address.country) == (
+        "12 St James's Square",
+        "SW1Y 4LB",
+        "London",
+        "GB",
+    )
+    jose = found["jose.garcia@example.es"]
+    assert (jose.first_name, jose.phone, jose.default_billing_address) == (
+        "José",
+        "+34 612 34 56 78",
+        None,
+    )
+    assert _local(jose) == (2023, 12, 1, 0, 5)
+    grace = found["grace@example.com"]
+    assert grace.first_name == 'Grace "Amazing"' and _local(grace) == (2024, 1, 31, 23, 59)
+    # "Marketing contact status" is HubSpot's billing status, not a consent.
+    assert not ConsentRecord.objects.exists()
+
+
+def test_klaviyo_profiles():
+    job = _imported("klaviyo_profiles.csv")
+    assert job.counts == {"create": 3}
+    found = _customers()
+    ann = found["ann.bee@example.com"]
+    assert (ann.first_name, ann.phone, ann.email_consent, ann.sms_consent) == (
+        "Ann",
+        "+44 7911 123456",
+        True,
+        False,
+    )
+    francois = found["francois@example.fr"]
+    assert (francois.last_name, francois.email_consent, francois.sms_consent) == (
+        "Pérignon",
+        False,
+        False,
+    )
+    assert not ConsentRecord.objects.filter(customer=francois, channel="sms").exists()
+    sms = found["sms.only@example.com"]
+    assert (sms.email_consent, sms.sms_consent, sms.phone) == (False, True, "+33 6 12 34 56 78")
+    # Its file has a town and a country but no street: no address, nothing to note.
+    assert not any(c.default_billing_address for c in found.values())
+
+
+def test_bigcommerce_customers_export():
+    job = _imported("bigcommerce_customers.csv")
+    assert job.counts == {"create": 3}
+    found = _customers()
+    amelie = found["amelie.poulain@example.fr"]
+    assert (amelie.external_id, amelie.first_name, amelie.phone) == (
+        "101",
+        "Amélie",
+        "+33 1 42 00 00 00",
+    )
+    assert _local(amelie) == (2024, 3, 15, 0, 0)
+    john = found["john.smith@example.com"]
+    assert (john.external_id, john.phone) == ("102", "+1 502-625-1199")
+    # "Receive Review/Abandoned Cart Emails?" is no marketing consent.
+    assert not ConsentRecord.objects.exists()
+    assert found["nina.mueller@example.de"].last_name == "Müller"
