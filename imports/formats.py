@@ -1,7 +1,7 @@
 """What each column of an imported file holds: the fields an import fills, the header sets of
 the formats recognized (this back office's export, the customer exports of Shopify,
-WooCommerce, PrestaShop and Magento, Mailchimp's audience export, an order history file), and
-the recognition itself.
+WooCommerce, PrestaShop, Magento and Squarespace, Mailchimp's audience export, an order
+history file), and the recognition itself.
 
 Headers are compared case-folded, with accents, spacing and punctuation around them ignored,
 so "E-mail", "e-mail " and "EMAIL" are alike.
@@ -258,6 +258,36 @@ def mailchimp(present: set[str]) -> dict[str, str]:
     return {**MAILCHIMP, "confirm time": "email_subscribed_at"}
 
 
+# Squarespace: Contacts > Export all contacts ("profiles.csv"): the profile's names, email and
+# "Accepts Marketing" (true/false), then its shipping and billing details. Its "Created On" is
+# when the profile was made; "Customer Since" (the first order) comes with the order history.
+SQUARESPACE = _aliases(
+    {
+        "Email": "email",
+        "First Name": "first_name",
+        "Last Name": "last_name",
+        "Accepts Marketing": "email_consent",
+        "Created On": "created_at",
+        "Billing Address 1": "line1",
+        "Billing Address 2": "line2",
+        "Billing City": "city",
+        "Billing Province/State": "region",
+        "Billing Zip": "postal_code",
+        "Billing Country": "country",
+        "Billing Phone Number": "address_phone",
+        "Shipping Address 1": "shipping_line1",
+        "Shipping Address 2": "shipping_line2",
+        "Shipping City": "shipping_city",
+        "Shipping Province/State": "shipping_region",
+        "Shipping Zip": "shipping_postal_code",
+        "Shipping Country": "shipping_country",
+    }
+)
+# Before WooCommerce's: this file has WooCommerce's "Email", "Billing Address 1" and "Billing
+# Country" too, and was taken for one (its consent and dates not imported).
+SQUARESPACE_SIGNATURE = ({"email", "accepts marketing", "customer since", "subscriber since"},)
+
+
 # Our own export: its columns' keys (exports/columns.py) to the fields they fill; the
 # statistics, push consent and client ID are the back office's own and are not imported
 # (statistics come from orders: import the order history).
@@ -446,6 +476,7 @@ def recognize(kind: str, headers: list[str]) -> tuple[str, list[str]]:
         )
     candidates = (
         (ImportFormat.SHOPIFY, SHOPIFY, SHOPIFY_SIGNATURE),
+        (ImportFormat.SQUARESPACE, SQUARESPACE, SQUARESPACE_SIGNATURE),
         (ImportFormat.WOOCOMMERCE, WOOCOMMERCE, WOOCOMMERCE_SIGNATURE),
         (ImportFormat.PRESTASHOP, PRESTASHOP, PRESTASHOP_SIGNATURE),
         (ImportFormat.MAGENTO, MAGENTO, MAGENTO_SIGNATURE),

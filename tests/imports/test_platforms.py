@@ -12,7 +12,7 @@ from imports import rows, services
 from imports.models import ImportFormat
 from privacy.models import ConsentRecord
 from tests.factories import UserFactory
-from tests.imports.conftest import apply, check, reasons, upload
+from tests.imports.conftest import FILES, apply, check, reasons, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -312,3 +312,37 @@ def test_bigcommerce_customers_export():
     # "Receive Review/Abandoned Cart Emails?" is no marketing consent.
     assert not ConsentRecord.objects.exists()
     assert found["nina.mueller@example.de"].last_name == "Müller"
+
+
+def test_squarespace_contacts_export():
+    job = _imported("squarespace_profiles.csv", recognized=ImportFormat.SQUARESPACE)
+    assert job.counts == {"create": 3, "noted": 1}
+    assert _notes(job) == {4: [["incomplete_address", "United States"]]}
+    found = _customers()
+    amelie = found["amelie.poulain@example.fr"]
+    assert (amelie.email_consent, amelie.phone) == (True, "+33 1 42 00 00 00")
+    assert _local(amelie) == (2024, 3, 15, 0, 0)
+    assert amelie.default_billing_address.city == amelie.default_shipping_address.city == "Paris"
+    assert found["subscriber@example.com"].email_consent is True
+    john = found["john.smith@example.com"]
+    # Its billing details are only a country (not imported, noted): its one address is the
+    # shipping one, which serves as the default for both.
+    assert john.email_consent is False and john.addresses.count() == 1
+    shipping = john.default_shipping_address
+    assert (shipping.line1, shipping.line2, shipping.city, shipping.region, shipping.country) == (
+        "Chestnut Street 92",
+        "Apartment 2",
+        "Louisville",
+        "KY",
+        "US",
+    )
+
+
+def test_a_squarespace_file_is_not_taken_for_woocommerce():
+    # It has WooCommerce's signature columns (Email, Billing Address 1, Billing Country).
+    from imports.formats import recognize
+
+    headers = (FILES / "squarespace_profiles.csv").read_text().splitlines()[0].split(",")
+    assert recognize("customers", headers)[0] == ImportFormat.SQUARESPACE
+    woo = (FILES / "woocommerce_customers.csv").read_text().splitlines()[0].split(",")
+    assert recognize("customers", woo)[0] == ImportFormat.WOOCOMMERCE
