@@ -1,7 +1,7 @@
 """What each column of an imported file holds: the fields an import fills, the header sets of
 the formats recognized (this back office's export, the customer exports of Shopify,
-WooCommerce, PrestaShop and Magento, Mailchimp's audience export, an order history file), and
-the recognition itself.
+WooCommerce, PrestaShop, Magento and Squarespace, Mailchimp's audience export, an order
+history file), and the recognition itself.
 
 Headers are compared case-folded, with accents, spacing and punctuation around them ignored,
 so "E-mail", "e-mail " and "EMAIL" are alike.
@@ -30,6 +30,8 @@ CUSTOMER_FIELDS = {
     "address_phone": _("Address phone (used when there is no phone)"),
     "language": _("Language"),
     "created_at": _("Customer since"),
+    # Stripe's "Created (UTC)", Wix's "Created At (UTC+0)": times in UTC, not the shop's.
+    "created_at_utc": _("Customer since (a UTC time)"),
     "company": _("Company"),
     "line1": _("Billing address line 1"),
     "line2": _("Billing address line 2"),
@@ -256,6 +258,36 @@ def mailchimp(present: set[str]) -> dict[str, str]:
     return {**MAILCHIMP, "confirm time": "email_subscribed_at"}
 
 
+# Squarespace: Contacts > Export all contacts ("profiles.csv"): the profile's names, email and
+# "Accepts Marketing" (true/false), then its shipping and billing details. Its "Created On" is
+# when the profile was made; "Customer Since" (the first order) comes with the order history.
+SQUARESPACE = _aliases(
+    {
+        "Email": "email",
+        "First Name": "first_name",
+        "Last Name": "last_name",
+        "Accepts Marketing": "email_consent",
+        "Created On": "created_at",
+        "Billing Address 1": "line1",
+        "Billing Address 2": "line2",
+        "Billing City": "city",
+        "Billing Province/State": "region",
+        "Billing Zip": "postal_code",
+        "Billing Country": "country",
+        "Billing Phone Number": "address_phone",
+        "Shipping Address 1": "shipping_line1",
+        "Shipping Address 2": "shipping_line2",
+        "Shipping City": "shipping_city",
+        "Shipping Province/State": "shipping_region",
+        "Shipping Zip": "shipping_postal_code",
+        "Shipping Country": "shipping_country",
+    }
+)
+# Before WooCommerce's: this file has WooCommerce's "Email", "Billing Address 1" and "Billing
+# Country" too, and was taken for one (its consent and dates not imported).
+SQUARESPACE_SIGNATURE = ({"email", "accepts marketing", "customer since", "subscriber since"},)
+
+
 # Our own export: its columns' keys (exports/columns.py) to the fields they fill; the
 # statistics, push consent and client ID are the back office's own and are not imported
 # (statistics come from orders: import the order history).
@@ -347,15 +379,41 @@ GENERIC = _aliases(
         "courriel": "email",
         "adresse e-mail": "email",
         "email address": "email",
-        "email 1": "email",  # Wix's contacts
+        # Wix's contacts export
+        "email 1": "email",
+        "phone 1": "phone",
+        "address 1 - street": "line1",
+        "address 1 - street line 2": "line2",
+        "address 1 - city": "city",
+        "address 1 - state/region": "region",
+        "address 1 - zip": "postal_code",
+        "address 1 - country": "country",
+        "created at (utc+0)": "created_at_utc",
+        "email subscriber status": "email_consent",
+        "sms subscriber status": "sms_consent",
         "customer email": "email",  # Ecwid's customer_email
-        "street address": "line1",  # HubSpot's contacts
+        # HubSpot's contacts export (its "Marketing contact status" is HubSpot's billing
+        # status, not a consent, and its Record ID HubSpot's own: not imported)
+        "street address": "line1",
+        "state/region": "region",
         "country/region": "country",
         "create date": "created_at",
+        # Stripe's customers export (its id is Stripe's, not the shop's: not imported)
+        "created (utc)": "created_at_utc",
+        # Klaviyo's profiles
+        "address 2": "line2",
+        "state / region": "region",
+        "email marketing consent": "email_consent",
+        "sms consent": "sms_consent",
+        "sms marketing consent": "sms_consent",
+        # BigCommerce's customers export (its "Receive Review/Abandoned Cart Emails?" is no
+        # marketing consent; its "Addresses" all of them in one cell: not imported)
+        "date joined": "created_at",
         "prenom": "first_name",
         "nom": "last_name",
         "nom de famille": "last_name",
         "name": "full_name",
+        "full name": "full_name",
         "nom complet": "full_name",
         "telephone": "phone",
         "phone number": "phone",
@@ -418,6 +476,7 @@ def recognize(kind: str, headers: list[str]) -> tuple[str, list[str]]:
         )
     candidates = (
         (ImportFormat.SHOPIFY, SHOPIFY, SHOPIFY_SIGNATURE),
+        (ImportFormat.SQUARESPACE, SQUARESPACE, SQUARESPACE_SIGNATURE),
         (ImportFormat.WOOCOMMERCE, WOOCOMMERCE, WOOCOMMERCE_SIGNATURE),
         (ImportFormat.PRESTASHOP, PRESTASHOP, PRESTASHOP_SIGNATURE),
         (ImportFormat.MAGENTO, MAGENTO, MAGENTO_SIGNATURE),

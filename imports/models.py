@@ -28,6 +28,7 @@ class ImportFormat(models.TextChoices):
     PRESTASHOP = "prestashop", _("PrestaShop customer export")
     MAGENTO = "magento", _("Magento customers main file")
     MAILCHIMP = "mailchimp", _("Mailchimp audience export")
+    SQUARESPACE = "squarespace", _("Squarespace contacts export")
     ORDERS = "orders", _("Order history file")
     MANUAL = "manual", _("Columns chosen by hand")
 

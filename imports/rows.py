@@ -8,7 +8,7 @@ customer imported from a file and one sent by the shop's API are held to the sam
 import dataclasses
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache, partial
 
@@ -54,7 +54,14 @@ REASONS = {
     "invalid_date": _("Unreadable date: %(value)s"),
     "future_date": _("Date in the future: %(value)s"),
     "invalid_yes_no": _("Neither yes nor no: %(value)s"),
-    "incomplete_address": _("Incomplete address (street, city and country are needed): %(value)s"),
+    # Notes on a row that is imported: the address is left out, the customer is not.
+    "incomplete_address": _(
+        "Address not imported, incomplete (a street, a city and a country are needed): %(value)s"
+    ),
+    "incomplete_shipping_address": _(
+        "Shipping address not imported, incomplete (a street, a city and a country are "
+        "needed): %(value)s"
+    ),
     "invalid_language": _("Invalid language: %(value)s"),
     "email_taken": _("Another customer already has this email: %(value)s"),
     "external_id_taken": _("This email belongs to a customer with another shop ID: %(value)s"),
@@ -94,11 +101,14 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _YES = {"yes", "y", "true", "1", "oui", "o", "vrai", "subscribed", "opted in", "x"}
 _NO = {"no", "n", "false", "0", "non", "faux", "not subscribed", "unsubscribed", "not_subscribed"}
 _NO |= {"pending", "invalid", "redacted", "opted out", ""}
+# Wix's "Never subscribed", Klaviyo's NEVER_SUBSCRIBED: no consent given.
+_NO |= {"never subscribed", "never_subscribed"}
 # A year of two digits is what a spreadsheet shows (and saves to CSV) in its short date format
 # ("09/01/24 12:49"): read as Excel reads one typed, 00-29 in the 2000s, 30-99 in the 1900s.
+# US files (HubSpot, Stripe, Excel in English (US)) write a 12-hour time: "3/15/2024 2:30 PM".
 _DAY_FIRST = re.compile(
     r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})"
-    r"(?:[ T,]+(\d{1,2})[:h](\d{2})(?::(\d{2}))?)?$"
+    r"(?:[ T,]+(\d{1,2})[:h](\d{2})(?::(\d{2}))?(?:\s*([AaPp])\.?[Mm]\.?)?)?$"
 )
 _SHOPIFY_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}(?::\d{2})?) ?([+-]\d{2}:?\d{2})$")
 _STATUSES = {
@@ -231,9 +241,9 @@ def yes_no(value: str) -> bool | None:
     raise Refused("invalid_yes_no", value)
 
 
-def moment(value, *, date_order: str = "dmy") -> datetime:
+def moment(value, *, date_order: str = "dmy", utc: bool = False) -> datetime:
     """A date or date and time as spreadsheets and platforms write it; naive ones are in the
-    shop's time zone."""
+    shop's time zone, or in UTC for a column that says so (`utc`)."""
     if isinstance(value, datetime):
         found = value
     elif isinstance(value, date):
@@ -247,17 +257,17 @@ def moment(value, *, date_order: str = "dmy") -> datetime:
         day_first = _DAY_FIRST.match(raw)
         try:
             if day_first:
-                a, b, year, hour, minute, second = day_first.groups()
+                a, b, year, hour, minute, second, meridiem = day_first.groups()
                 day, month = (a, b) if date_order == "dmy" else (b, a)
                 if len(year) == 2:
                     year = int(year) + (2000 if int(year) < 30 else 1900)
+                hour = int(hour or 0)
+                if meridiem:
+                    if not 1 <= hour <= 12:
+                        raise ValueError(value)  # "14:30 PM", "0:15 AM"
+                    hour = hour % 12 + (12 if meridiem in "Pp" else 0)
                 found = datetime(
-                    int(year),
-                    int(month),
-                    int(day),
-                    int(hour or 0),
-                    int(minute or 0),
-                    int(second or 0),
+                    int(year), int(month), int(day), hour, int(minute or 0), int(second or 0)
                 )
             else:
                 found = parse_datetime(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
@@ -269,7 +279,7 @@ def moment(value, *, date_order: str = "dmy") -> datetime:
             raise Refused("invalid_date", value)
     if timezone.is_naive(found):
         try:
-            found = timezone.make_aware(found)
+            found = timezone.make_aware(found, UTC if utc else None)
         except Exception:  # a time skipped by a clock change
             raise Refused("invalid_date", value) from None
     if found > timezone.now() + timezone.timedelta(days=1):
@@ -281,6 +291,7 @@ def moment(value, *, date_order: str = "dmy") -> datetime:
 DATE_FIELDS = frozenset(
     {
         "created_at",
+        "created_at_utc",
         "email_consent_at",
         "sms_consent_at",
         "email_subscribed_at",
@@ -390,6 +401,9 @@ class CustomerRow:
     values: dict
     as_read: dict = dataclasses.field(default_factory=dict)
     refusals: dict = dataclasses.field(default_factory=dict)
+    # What the row is imported without (an incomplete address): {field: (code, value)},
+    # shown with the row unless the stored customer has it already (settled like refusals).
+    notes: dict = dataclasses.field(default_factory=dict)
 
 
 def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") -> CustomerRow:
@@ -423,21 +437,35 @@ def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") ->
         cell = str(raw.get(name, "")).strip()
         if cell:
             check(name, cell, partial(_language if name == "language" else text, name))
-    full = str(raw.get("full_name", "")).strip()
+    full = " ".join(str(raw.get("full_name", "")).split())
     if full and not {"first_name", "last_name"} & (values.keys() | row.refusals.keys()):
-        first, _space, last = text("first_name", full).partition(" ")
-        values["first_name"], values["last_name"] = first, last.strip()
-    if raw.get("created_at") not in (None, ""):
-        values["created_at"] = moment(raw["created_at"], date_order=date_order).isoformat()
+        for name, part in zip(("first_name", "last_name"), split_name(full), strict=True):
+            if part:
+                check(name, part, partial(text, name))
+    for name in ("created_at", "created_at_utc"):
+        if raw.get(name) not in (None, "") and "created_at" not in values:
+            at = moment(raw[name], date_order=date_order, utc=name == "created_at_utc")
+            values["created_at"] = at.isoformat()
+    regions = []
     for prefix in ("", "shipping_"):
         parts = _address_parts(raw, prefix)
-        if parts:
-            check(f"{prefix or 'billing_'}address", parts, _address)
+        if not parts:
+            continue
+        name = f"{prefix or 'billing_'}address"
+        if not all(parts.get(p) for p in ("line1", "city", "country")):
+            # A customer who gave only a country, or a street and no city: the customer is
+            # imported, the address (which needs all three) is not, and the row says so.
+            written = ", ".join(v for v in parts.values() if v)[:200]
+            row.notes[name] = (f"incomplete_{prefix}address", written)
+            row.as_read[name] = parts
+            regions.append(_region(parts.get("country", "")))
+            continue
+        checked = check(name, parts, _address)
+        regions.append(checked["country"] if checked else "")
     number = str(raw.get("phone", "")).strip() or str(raw.get("address_phone", "")).strip()
     if number:
-        region = (values.get("billing_address") or values.get("shipping_address") or {}).get(
-            "country", ""
-        )
+        # The address's country reads a national number, even when the address is not kept.
+        region = next((r for r in regions if r), "")
         try:
             parsed = phone_number(number, region)
         except Refused as refused:
@@ -474,6 +502,16 @@ def customer_row(mapping: list[str], cells: list, *, date_order: str = "dmy") ->
     return row
 
 
+def split_name(full: str) -> tuple[str, str]:
+    """A name in one cell as first and last name: "Ada Lovelace", "Jean de La Fontaine" (the
+    first word, the rest), or the "Lovelace, Ada" of address books."""
+    last, comma, first = full.partition(",")
+    if comma and first.strip() and last.strip() and "," not in first:
+        return first.strip(), last.strip()
+    first, _space, last = full.partition(" ")
+    return first, last.strip()
+
+
 def _language(_name: str, value: str) -> str:
     value = text("language", value)
     if not _LANGUAGE.match(value):
@@ -483,9 +521,19 @@ def _language(_name: str, value: str) -> str:
 
 def _address_parts(raw: dict, prefix: str) -> dict:
     """The address parts the file has columns for (those it has not are not compared, nor
-    written as empty), or {} when it gives no street."""
+    written as empty), or {} when the file has no street column or the row no part at all."""
+    if prefix + "line1" not in raw:
+        return {}  # a file of towns and countries only (WooCommerce Analytics): no address
     parts = {p: str(raw[prefix + p]).strip() for p in ADDRESS_PARTS if prefix + p in raw}
-    return parts if parts.get("line1") else {}
+    return parts if any(parts.values()) else {}
+
+
+def _region(value: str) -> str:
+    """The country code of a cell, or "" when it names none."""
+    try:
+        return country(value) if value else ""
+    except Refused:
+        return ""
 
 
 # Countries whose postal codes are all five digits: a spreadsheet that read one as a number
@@ -494,8 +542,6 @@ FIVE_DIGIT_POSTAL_CODES = frozenset({"US", "FR", "DE", "IT", "ES"})
 
 
 def _address(parts: dict) -> dict:
-    if not parts.get("city") or not parts.get("country"):
-        raise Refused("incomplete_address", ", ".join(v for v in parts.values() if v))
     address = {p: text(p, v) for p, v in parts.items() if p != "country"}
     address["country"] = country(parts["country"])
     code = address.get("postal_code", "")

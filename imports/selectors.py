@@ -26,6 +26,17 @@ def import_refused_rows(job: ImportJob) -> QuerySet[ImportRow]:
     )
 
 
+def import_noted_rows(job: ImportJob) -> QuerySet[ImportRow]:
+    """The rows of a job imported with a note (an address left out), in the file's order."""
+    return (
+        ImportRow.objects.filter(job=job)
+        .exclude(action=RowAction.REFUSED)
+        .exclude(reasons=[])
+        .order_by("ordinal")
+        .only("line", "key", "reasons")
+    )
+
+
 def import_sample_updates(job: ImportJob, limit: int = SAMPLE_UPDATES) -> list[ImportRow]:
     """The first updates of a job with their per-field changes (the dry run's diff)."""
     return list(

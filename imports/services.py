@@ -305,6 +305,7 @@ class _Read:
     # customer (rows.CustomerRow); the dry run's only, never stored.
     as_read: dict = field(default_factory=dict)
     refusals: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
 
 
 def _file_rows(job: ImportJob):
@@ -339,10 +340,11 @@ def _file_rows(job: ImportJob):
                         )
                     else:
                         row = rows.customer_row(job.mapping, cells, date_order=job.date_order)
-                        read.values, read.as_read, read.refusals = (
+                        read.values, read.as_read, read.refusals, read.notes = (
                             row.values,
                             row.as_read,
                             row.refusals,
+                            row.notes,
                         )
                 except rows.Refused as refused:
                     read.refused = refused
@@ -508,12 +510,13 @@ def _among(field: str, values, kind: str, expression=None) -> Q:
 def _settle(read: _Read, customer: Customer | None) -> rows.Refused | None:
     """Settle the cells the checks refused or normalized against the customer the row names:
     a cell equal to what the customer already has is left alone (the field is not imported:
-    unchanged, never refused, even when the stored value would no longer pass the checks);
-    the first refusal left refuses the row."""
+    unchanged, never refused nor noted, even when the stored value would no longer pass the
+    checks); the first refusal left refuses the row."""
     if customer is not None:
         for name, cell in read.as_read.items():
             if _stored_equals(customer, name, cell):
                 read.refusals.pop(name, None)
+                read.notes.pop(name, None)
                 if name != "email":  # the key: kept, and never changed by an update
                     read.values.pop(name, None)
                 if name == "phone":
@@ -704,6 +707,10 @@ def _order_outcomes(reads: list[_Read], *, dry: bool) -> dict[int, tuple[str, ob
 # --- The dry run ------------------------------------------------------------------------------
 
 
+# The key of a dry run's counts for the rows imported with a note (imports.rows.REASONS).
+NOTED = "noted"
+
+
 def _count(counts: dict, action: str, n: int = 1) -> None:
     counts[action] = counts.get(action, 0) + n
 
@@ -732,6 +739,8 @@ def import_check(*, job_id: int) -> ImportJob:
                         _analyze(ImportRow)
                     for row in staged:
                         _count(counts, row.action)
+                        if row.reasons and row.action != RowAction.REFUSED:
+                            _count(counts, NOTED)
                     checked += len(batch)
                     ImportJob.objects.filter(pk=job.pk).update(
                         checked_rows=checked, counts=counts, heartbeat_at=timezone.now()
@@ -824,7 +833,10 @@ def _check_batch(job: ImportJob, batch: list[_Read]) -> list[ImportRow]:
                 ordinal=read.ordinal,
                 line=read.line,
                 action=RowAction.REFUSED if refused else plan.action,
-                reasons=[[refused.code, refused.value]] if refused else [],
+                # A refused row's reasons, or what an imported one is imported without.
+                reasons=[[refused.code, refused.value]]
+                if refused
+                else [list(note) for note in read.notes.values()],
                 key=_key(values, orders) if values else "",
                 external_id=(values or {}).get("external_id", "")[:100] if not orders else "",
                 values=values or {},

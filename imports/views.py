@@ -101,11 +101,20 @@ def job_detail(request, pk: int):
     refused = Paginator(selectors.import_refused_rows(job), selectors.REFUSED_PAGE)
     page = refused.get_page(request.GET.get("page"))
     labels = formats.fields_of(job.kind)
+    noted = None
+    if job.counts.get(services.NOTED) and not job.is_running:
+        # Only a dry run that found some looks for them (no index serves this filter).
+        noted = Paginator(selectors.import_noted_rows(job), selectors.REFUSED_PAGE)
+        noted = noted.get_page(request.GET.get("notes"))
     context = {
         "job": job,
         "stale": services.is_stale(job),
         "refused_page": page,
         "refused": [(row.line, [reason_text(*r) for r in row.reasons]) for row in page],
+        "noted_page": noted,
+        "noted": [
+            (row.line, row.key, [reason_text(*r) for r in row.reasons]) for row in noted or ()
+        ],
         "updates": [
             {
                 "line": row.line,

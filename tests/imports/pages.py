@@ -7,9 +7,10 @@ from clients.models import Customer
 from imports.models import ImportJob, ImportRow
 
 
-def checked_job(*, refused: int = 3, updates: int = 2, user=None) -> ImportJob:
-    """A checked Shopify import with refused rows and updates (no file is read by the pages);
-    the updates name the first customer, if there is one, so their text is the shop's data."""
+def checked_job(*, refused: int = 3, updates: int = 2, noted: int = 1, user=None) -> ImportJob:
+    """A checked Shopify import with refused rows, updates and rows imported with a note (no
+    file is read by the pages); the updates name the first customer, if there is one, so
+    their text is the shop's data."""
     email = Customer.objects.order_by("pk").values_list("email", flat=True).first() or "a@b.fr"
     job = ImportJob.objects.create(
         kind="customers",
@@ -24,10 +25,10 @@ def checked_job(*, refused: int = 3, updates: int = 2, user=None) -> ImportJob:
         delimiter=",",
         headers=["Email", "First Name", "Tags"],
         mapping=["email", "first_name", ""],
-        total_rows=refused + updates,
-        checked_rows=refused + updates,
+        total_rows=refused + updates + noted,
+        checked_rows=refused + updates + noted,
         checked_at=timezone.now(),
-        counts={"refused": refused, "update": updates},
+        counts={"refused": refused, "update": updates, "create": noted, "noted": noted},
     )
     ImportRow.objects.bulk_create(
         [
@@ -51,6 +52,18 @@ def checked_job(*, refused: int = 3, updates: int = 2, user=None) -> ImportJob:
                 changes={"first_name": ["Lefèvre", "Zéphyrine"], "email_consent": ["", True]},
             )
             for n in range(updates)
+        ]
+        + [
+            ImportRow(
+                job=job,
+                ordinal=refused + updates + n + 1,
+                line=refused + updates + n + 2,
+                action="create",
+                key=email,
+                values={"email": email},
+                reasons=[["incomplete_address", "FR"]],
+            )
+            for n in range(noted)
         ]
     )
     return job

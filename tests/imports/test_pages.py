@@ -157,6 +157,7 @@ def test_hostile_posts_change_nothing(admin_client_role):
         assert admin_client_role.get(url).status_code == 405
     assert admin_client_role.get(job.get_absolute_url() + "?page=abc").status_code == 200
     assert admin_client_role.get(job.get_absolute_url() + "?page=99999").status_code == 200
+    assert admin_client_role.get(job.get_absolute_url() + "?notes=-1").status_code == 200
 
 
 def test_cancel_drops_the_rows_and_the_file(admin_client_role):
@@ -178,10 +179,10 @@ def test_query_count_does_not_grow_with_rows(admin_client_role, name):
             assert admin_client_role.get(url).status_code == 200
         return len(queries)
 
-    small = count(checked_job(refused=2, updates=1))
+    small = count(checked_job(refused=2, updates=1, noted=1))
     ImportJob.objects.all().delete()
     for _n in range(5):
-        large_job = checked_job(refused=150, updates=30)
+        large_job = checked_job(refused=150, updates=30, noted=150)
     assert count(large_job) == small
 
 
