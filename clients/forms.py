@@ -13,6 +13,7 @@ from django.core import signing
 from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 
+from backoffice.countries import is_country
 from backoffice.phones import phone_parse
 from clients.models import ADDRESS_FIELDS, Address, Customer
 
@@ -23,6 +24,18 @@ phone_validator = RegexValidator(
     _("Enter a phone number: digits, spaces and + ( ) . - / only, e.g. +33 6 12 34 56 78."),
 )
 country_validator = RegexValidator(r"^[A-Z]{2}$", _("Enter a two-letter country code, e.g. FR."))
+
+
+def _known_country(value: str) -> None:
+    """Two letters that name a country (ZZ, XX or QO do not)."""
+    if len(value) == 2 and value.isascii() and value.isalpha() and not is_country(value):
+        raise forms.ValidationError(
+            _("%(code)s is no country's code: enter an ISO code, e.g. FR, DE, US."),
+            code="unknown_country",
+            params={"code": value},
+        )
+
+
 _DAMAGED = _("This form is damaged or out of date: reload the page and try again.")
 _DAMAGED_FORM_ERRORS = {"required": _DAMAGED, "invalid": _DAMAGED, "min_value": _DAMAGED}
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -150,7 +163,7 @@ class AddressForm(VersionedForm):
         label=_("Country"),
         max_length=2,
         min_length=2,
-        validators=[country_validator],
+        validators=[country_validator, _known_country],
         help_text=_("Two-letter ISO code, e.g. FR, DE, US."),
     )
     phone = forms.CharField(

@@ -5,6 +5,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.core import signing
 from django.urls import reverse
 
 from backoffice.phones import phone_international
@@ -120,3 +121,25 @@ def test_the_client_page_links_the_email(staff_client):
     customer = CustomerFactory(email="a.very.long.address@example.com")
     html = staff_client.get(reverse("clients:client-detail", args=[customer.pk])).text
     assert 'href="mailto:a.very.long.address@example.com"' in html
+
+
+@pytest.mark.parametrize(
+    ("typed", "valid"), [("fr", True), ("DE", True), ("ZZ", False), ("XX", False), ("qo", False)]
+)
+def test_an_address_country_must_be_a_country(typed, valid):
+    # Any two letters were saved (QA: "ZZ" and "XX" in the address book and the history).
+    data = {
+        "version": 0,
+        "base": signing.dumps({}, salt="clients.forms.base"),
+        "name": "Ada",
+        "line1": "1 rue de la Paix",
+        "postal_code": "75002",
+        "city": "Paris",
+        "country": typed,
+    }
+    form = AddressForm(data=data)
+    assert form.is_valid() is valid, form.errors
+    if not valid:
+        assert form.errors["country"] == [
+            f"{typed.upper()} is no country's code: enter an ISO code, e.g. FR, DE, US."
+        ]
