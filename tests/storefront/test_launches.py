@@ -172,10 +172,12 @@ def test_client_page_shows_origin_launches_and_changes_by_the_customer(api, view
     page = viewer_client.get(f"/clients/{customer_id}/")
     text = page.text
     assert "Where the customer comes from" in text
-    first = text.index("First source")
+    first = text.index("First visit's source")
     assert "google / cpc" in text[first : first + 300]
-    last = text.index("Last source")
+    last = text.index("Latest visit's source")
     assert "newsletter / email" in text[last : last + 300]
+    # The tabs' "Last source" is the last order's: the page says which of its sources that is.
+    assert "Last source" not in text.replace("the tabs' “Last source”", "")
     assert "Firefox" in text
     assert text.count("by the customer") >= 2  # sign-up and the change of name
     assert "Details changed" in text and "Oriane" in text
