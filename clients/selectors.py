@@ -9,7 +9,7 @@ from django.db.models.functions import Coalesce, Lower
 from django.http import QueryDict
 
 from backoffice.compiled import CompiledQuery, CompiledStatement
-from clients.filters import CustomerFilter, search_condition
+from clients.filters import CustomerFilter, filter_keys, search_condition
 from clients.models import IS_CLIENT, IS_LEAD, Address, AuditEntry, Customer, Note, TabCount
 from clients.search import MAX_PK, SearchQuery
 from orders.models import Order
@@ -205,7 +205,14 @@ def customer_audience(*, tab: str, audience: str, ids: list, query: str) -> Quer
     if audience == "all":
         return customers
     if audience == "filtered":
-        filterset = CustomerFilter(QueryDict(query or ""), queryset=customers)
+        params = QueryDict(query or "")
+        # Only what the list writes (clients.listing.filter_query): a key no filter reads is a
+        # damaged or hand-made link, and ignoring it would send to more customers than meant
+        # (a query of nothing but junk was the whole tab).
+        unknown = sorted(set(params) - filter_keys())
+        if unknown:
+            raise ValueError("The search and filters are not valid: unknown " + ", ".join(unknown))
+        filterset = CustomerFilter(params, queryset=customers)
         if not filterset.is_valid():
             raise ValueError("The search and filters are not valid: " + filterset.errors_text())
         return filterset.qs

@@ -421,6 +421,9 @@ class TestAudience:
             ({"tab": "clients", "audience": "selected", "ids": []}, "No customer"),
             ({"tab": "clients", "audience": "selected", "ids": ["1; DROP"]}, "not valid"),
             ({"tab": "clients", "audience": "filtered", "query": "spent_min=abc"}, "not valid"),
+            # A hand-edited link: ignoring what no filter reads sent to the whole tab.
+            ({"tab": "clients", "audience": "filtered", "query": "%%%"}, "not valid: unknown"),
+            ({"tab": "clients", "audience": "filtered", "query": "source=x&spent=1"}, "unknown"),
         ],
     )
     def test_invalid_input_is_refused_with_a_message(self, shop, kwargs, message):
