@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.utils import translation
+from django.utils import timezone, translation
+from django.utils.dateparse import parse_datetime
 from django.utils.formats import date_format, localize, number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import get_language, gettext, gettext_lazy, ngettext
@@ -59,6 +60,15 @@ def _value(value: object, name: str = "") -> object:
         return gettext("Yes") if value else gettext("No")
     if name == "status" and value in OrderStatus.values:
         return OrderStatus(value).label
+    if name.endswith("_at") and isinstance(value, str):
+        # A time stored as ISO 8601 ("2026-12-12T08:57:34.377887+00:00"): as the pages write
+        # times, in the shop's time zone.
+        try:
+            moment = parse_datetime(value)
+        except ValueError:
+            moment = None
+        if moment is not None and timezone.is_aware(moment):
+            return date_format(timezone.localtime(moment), "SHORT_DATETIME_FORMAT")
     return value
 
 

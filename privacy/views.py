@@ -10,6 +10,8 @@ from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from django.views import View
 from django_filters.views import FilterView
@@ -74,7 +76,7 @@ class ErasureCreateView(PermissionRequiredMixin, View):
                 messages.success(
                     request,
                     _("The customer's data will be erased on %(date)s unless cancelled before.")
-                    % {"date": erasure.due_at.date().isoformat()},
+                    % {"date": date_format(localtime(erasure.due_at), "SHORT_DATE_FORMAT")},
                 )
                 return redirect(customer)
         return self.render_form(request, customer, form, status=400)

@@ -6,6 +6,8 @@ import pytest
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 
 from clients.models import Customer
 from privacy.models import AccessLogEntry, ArchiveStatus, DataArchive, ErasureRequest
@@ -168,3 +170,16 @@ def test_with_a_grace_period_nothing_is_erased_before_it_ends(
         admin_client_role.post(url, {"reason": "Asked by email", "confirm": "on"})
     customer.refresh_from_db()
     assert customer.erased_at is None and customer.last_name == "Stillhere"
+
+
+def test_the_planned_erasure_s_date_is_written_as_the_pages_write_dates(admin_client_role):
+    # It said "2026-12-12" where every other page says "12 Dec 2026" ("12 déc. 2026").
+    customer = CustomerFactory()
+    url = reverse("privacy:erasure-create", args=[customer.pk])
+    response = admin_client_role.post(
+        url, {"reason": "Asked by email", "confirm": "on"}, follow=True
+    )
+    due = ErasureRequest.objects.get(customer=customer).due_at
+    expected = date_format(localtime(due), "SHORT_DATE_FORMAT")
+    assert f"will be erased on {expected} unless" in response.text
+    assert due.date().isoformat() not in response.text
