@@ -101,10 +101,26 @@ def history_entries(entries) -> list[dict]:
             "by_customer": entry.origin == AuditOrigin.CUSTOMER,
             "by_shop": entry.origin == AuditOrigin.SHOP,
             "action": action_label(entry.action),
-            "changes": change_rows(entry.changes if isinstance(entry.changes, dict) else {}),
+            # An order event names its order (what it is about, not a change of it).
+            "order": _order_number(entry.changes),
+            "changes": change_rows(
+                {
+                    k: v
+                    for k, v in entry.changes.items()
+                    if k != "order" or not _order_number(entry.changes)
+                }
+                if isinstance(entry.changes, dict)
+                else {}
+            ),
         }
         for entry in entries
     ]
+
+
+def _order_number(changes) -> str:
+    """The order an order event is about (orders.services writes {"order": number, ...})."""
+    number = changes.get("order") if isinstance(changes, dict) else None
+    return number if isinstance(number, str) else ""
 
 
 def frequency_text(days: float | None) -> str:

@@ -67,3 +67,23 @@ def test_the_french_history_names_the_push_consent_change(viewer_client):
     history = english[english.index('id="history"') :]
     assert "Push notifications consent changed" in history
     assert "<del>No</del> → <ins>Yes</ins>" in history
+
+
+def test_an_order_event_names_its_order_beside_the_action_not_as_a_change(viewer_client):
+    # It read "Order: (empty) → SIM-…", as if the order itself had changed.
+    from orders.models import OrderStatus
+    from tests.factories import make_order
+
+    customer = CustomerFactory()
+    order = make_order(customer, total="10.00", status=OrderStatus.PENDING)
+    audit_record(
+        customer=customer,
+        actor=None,
+        action=AuditAction.ORDER_PAY,
+        changes={"order": order.number, "status": ["pending", "paid"]},
+    )
+    page = viewer_client.get(reverse("clients:client-detail", args=[customer.pk])).text
+    history = page[page.index('id="history-title"') :]
+    assert f'<span class="nowrap">{order.number}</span>' in history
+    assert f"<ins>{order.number}</ins>" not in history
+    assert "<ins>Paid</ins>" in history
