@@ -1,3 +1,5 @@
+import re
+import secrets
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -41,7 +43,21 @@ def _http_url(value: str) -> None:
         raise forms.ValidationError(_("Use an http:// or https:// address."))
 
 
+# The compose form's one-time token: 24 random bytes in base64url (32 characters).
+SEND_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{32}")
+
+
+def send_token_new() -> str:
+    """A fresh one-time token for a compose form."""
+    return secrets.token_urlsafe(24)
+
+
 class ComposeForm(forms.Form):
+    # Generated when the page is rendered and stored on the campaign it creates: posting the
+    # same page again (Back then Send, a replayed request) cannot create a second campaign.
+    send_token = forms.CharField(
+        required=False, strip=False, widget=forms.HiddenInput, initial=send_token_new
+    )
     title = forms.CharField(label=_("Title"), max_length=120)
     body = forms.CharField(
         label=_("Message"), widget=forms.Textarea(attrs={"rows": 4, "data-push-counted": ""})
@@ -94,11 +110,31 @@ class ComposeForm(forms.Form):
     )
     urgency = forms.ChoiceField(label=_("Urgency"), choices=Urgency.choices, initial=Urgency.NORMAL)
 
-    def __init__(self, *args, base_url: str, **kwargs):
+    def __init__(self, *args, base_url: str, token_required: bool = True, **kwargs):
         self.base_url = base_url
+        # Only sending needs the token; the test send (which creates no campaign) carries it on.
+        self.token_required = token_required
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.fields["title"].widget.attrs["data-push-counted"] = ""
+
+    def clean_send_token(self):
+        value = self.cleaned_data["send_token"]
+        if SEND_TOKEN_RE.fullmatch(value):
+            return value
+        # The page shown again carries a fresh token, so sending after reading the error is
+        # a deliberate new campaign, while the forged or stale request itself creates nothing.
+        self.data = self.data.copy()
+        self.data[self.add_prefix("send_token")] = send_token_new()
+        if self.token_required:
+            raise forms.ValidationError(
+                _(
+                    "This form has expired or is incomplete, so nothing was sent. Check the "
+                    "message, then send it again."
+                ),
+                code="send_token",
+            )
+        return ""
 
     def clean_send_at(self):
         value = self.cleaned_data.get("send_at")
@@ -143,6 +179,9 @@ class ComposeForm(forms.Form):
             ttl=data["ttl"],
             urgency=data["urgency"],
         )
+
+    def send_token_value(self) -> str:
+        return self.cleaned_data["send_token"]
 
     def send_at_value(self) -> datetime | None:
         return self.cleaned_data["send_at"] if self.cleaned_data["when"] == "later" else None

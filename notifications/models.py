@@ -115,6 +115,10 @@ class Campaign(models.Model):
     cancelled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The one-time token of the compose form that created the campaign: the same form posted
+    # again (Back then Send, a replayed request) finds this campaign instead of sending twice.
+    # Empty for campaigns created before the token existed (or by scripts), never unique then.
+    send_token = models.CharField(max_length=64, blank=True, default="")
 
     # --- Denormalized counters ---------------------------------------------------------------
     # The history and the progress bar read these instead of counting up to hundreds of
@@ -136,6 +140,13 @@ class Campaign(models.Model):
             ("send_campaign", "Can create, schedule, send and cancel push campaigns"),
         ]
         indexes = [models.Index(fields=["-created_at", "-id"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["send_token"],
+                condition=~models.Q(send_token=""),
+                name="campaign_send_token_unique",
+            )
+        ]
 
     def __str__(self):
         return self.title

@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -249,6 +249,14 @@ class Message:
     urgency: str = "normal"
 
 
+class CampaignAlreadyCreated(Exception):
+    """The compose form's one-time token was already used: `campaign` is what it created."""
+
+    def __init__(self, campaign: Campaign):
+        super().__init__(f"Campaign {campaign.pk} was already created with this token.")
+        self.campaign = campaign
+
+
 @transaction.atomic
 def campaign_create(
     *,
@@ -258,17 +266,25 @@ def campaign_create(
     send_at: datetime | None,
     public_base_url: str,
     can_defer: bool = True,
+    send_token: str = "",
 ) -> Campaign:
     """Create a campaign that starts now (send_at None) or at send_at, in the background.
 
     Only stores it: `notifications.tasks.campaign_submit` calls this and enqueues the start
     once the transaction has committed (the tasks module is the one that enqueues).
+
+    `send_token`, the compose form's one-time token, makes the creation happen at most once:
+    a token already used raises CampaignAlreadyCreated with the campaign it created, and
+    nothing is stored (so nothing is enqueued). The unique constraint decides, so two
+    identical requests at the same moment also create one campaign.
     """
+    if send_token:
+        _campaign_check_token(send_token)
     if send_at is not None and send_at > timezone.now() and not can_defer:
         raise ValueError("The task backend cannot run tasks later; send it now instead.")
     audience_resolve(audience)  # raises ValueError for an invalid audience: nothing is stored
     now = timezone.now()
-    campaign = Campaign.objects.create(
+    fields = dict(
         title=message.title,
         body=message.body,
         link=message.link,
@@ -285,8 +301,23 @@ def campaign_create(
         created_at=now,
         created_by=actor,
         send_at=send_at or now,
+        send_token=send_token,
     )
-    return campaign
+    try:
+        # A savepoint: the transaction stays usable after a concurrent twin won the race.
+        with transaction.atomic():
+            return Campaign.objects.create(**fields)
+    except IntegrityError:
+        if send_token:
+            _campaign_check_token(send_token)
+        raise
+
+
+def _campaign_check_token(send_token: str) -> None:
+    """Raise CampaignAlreadyCreated if a campaign was created with this form token."""
+    campaign = Campaign.objects.filter(send_token=send_token).first()
+    if campaign is not None:
+        raise CampaignAlreadyCreated(campaign)
 
 
 # Why the deliveries a cancellation stopped were not sent (Delivery.error).

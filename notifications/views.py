@@ -130,7 +130,17 @@ def campaign_create(request):
                 message=form.message(),
                 send_at=form.send_at_value(),
                 public_base_url=base_url,
+                send_token=form.send_token_value(),
             )
+        except services.CampaignAlreadyCreated as exc:
+            messages.warning(
+                request,
+                _(
+                    "This form was already sent: here is the campaign it created. Nothing was "
+                    "sent again. To send another campaign, open “Send a push” again."
+                ),
+            )
+            return redirect(exc.campaign)
         except ValueError as exc:
             form.add_error(None, str(exc))
         else:
@@ -164,7 +174,7 @@ def campaign_test(request):
         return render(
             request, "notifications/campaign_audience_error.html", {"message": str(exc)}, status=400
         )
-    form = ComposeForm(request.POST, base_url=_base_url(request))
+    form = ComposeForm(request.POST, base_url=_base_url(request), token_required=False)
     test_form = TestPushForm(request.POST)
     if not (form.is_valid() and test_form.is_valid()):
         return _compose_page(request, audience_form, form, test_form, counts, status=400)

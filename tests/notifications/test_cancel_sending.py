@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications.delivery import batch_send
+from notifications.forms import send_token_new
 from notifications.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from notifications.services import (
     CANCELLED_ERROR,
@@ -123,6 +124,7 @@ def test_the_being_sent_message_can_be_found_by_the_poll(admin_client_role, push
         "when": "now",
         "ttl": "86400",
         "urgency": "normal",
+        "send_token": send_token_new(),
     }
     response = admin_client_role.post(reverse("notifications:campaign-create"), data, follow=True)
     assert 'id="campaign-sending-message"' in response.text

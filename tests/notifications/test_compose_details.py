@@ -5,6 +5,7 @@ import json
 import pytest
 from django.urls import reverse
 
+from notifications.forms import send_token_new
 from notifications.models import Campaign
 from notifications.payload import campaign_payload
 from tests.notifications.fixtures_push import subscribe, vapid_settings  # noqa: F401
@@ -50,6 +51,7 @@ def test_a_campaign_without_a_link_is_sent_and_opens_the_shops_home(
         "when": "now",
         "ttl": "86400",
         "urgency": "normal",
+        "send_token": send_token_new(),
     }
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client_role.post(CREATE, data)

@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from notifications.forms import send_token_new
 from notifications.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from notifications.payload import payload_size
 from notifications.tokens import click_token
@@ -92,6 +93,7 @@ def test_sending_now_freezes_the_audience_and_delivers(
 ):
     chosen = [s.customer.pk for s in leads["subscriptions"][:2]]
     data = {"tab": "leads", "audience": "selected", "ids": chosen, "query": "", **MESSAGE}
+    data["send_token"] = send_token_new()
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client_role.post(CREATE, data)
     campaign = Campaign.objects.get()
@@ -147,6 +149,7 @@ def test_scheduling_and_cancelling(
         **MESSAGE,
         "when": "later",
         "send_at": when.strftime("%Y-%m-%dT%H:%M"),
+        "send_token": send_token_new(),
     }
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client_role.post(CREATE, data)
