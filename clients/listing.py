@@ -373,11 +373,11 @@ class CustomerList:
         params.pop(PAGE_VAR, None)
         headers = []
         for column in self.table.columns:
+            css = column.column.attrs.get("th", {}).get("class", "")
             if not column.orderable:
                 if column.name != "select":  # the push checkboxes have their own header
-                    headers.append({"label": column.header, "css": "", "url": ""})
+                    headers.append({"label": column.header, "css": css, "url": ""})
                 continue
-            css = column.column.attrs.get("th", {}).get("class", "")
             classes = [css, "orderable"] if css else ["orderable"]
             aria_sort = ""
             alias = column.order_by_alias

@@ -76,9 +76,17 @@ class CustomerTable(tables.Table):
         order_by=("orders_count", "id"),
         attrs={"th": {"class": "num"}, "td": {"class": "num"}},
     )
-    # The lifecycle group (lifecycle app): shown, filtered on, not sorted by.
-    lifecycle_group = ListColumn(verbose_name=_("Group"), orderable=False)
-    created_at = SortColumn(verbose_name=_("Customer since"), order_by=("created_at", "id"))
+    # The lifecycle group (lifecycle app): shown, filtered on, not sorted by. This column and
+    # the next are the ones narrow screens leave out (static/css/app.css): their headers carry
+    # the class of their cells (clients/rows.py).
+    lifecycle_group = ListColumn(
+        verbose_name=_("Group"), orderable=False, attrs={"th": {"class": "cell-group"}}
+    )
+    created_at = SortColumn(
+        verbose_name=_("Customer since"),
+        order_by=("created_at", "id"),
+        attrs={"th": {"class": "cell-since"}},
+    )
     # The push selection, last; only for users who may send push campaigns.
     select = ListColumn(
         verbose_name=_("Select"),
