@@ -428,6 +428,13 @@ def _address_text(values: dict) -> str:
     )
 
 
+def _same_address(one: dict, other: dict) -> bool:
+    """Whether two addresses of a row are the same address: their normalized parts, those the
+    file has columns for in both, are equal (WooCommerce has no shipping company column)."""
+    keys = [k for k in ADDRESS_KEYS if k in one and k in other]
+    return bool(keys) and all(_same(one[k], other[k], k) for k in keys)
+
+
 def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
     """What each (valid) row of a batch does, against the database as it is now."""
     valid = [r for r in reads if r.values is not None]
@@ -987,11 +994,16 @@ class _CustomerWriter:
             _insert(Customer, new)
         addresses = []  # (customer, kind, Address)
         for customer, values in self.new:
+            billing = None
             for kind in ("billing", "shipping"):
-                if values.get(f"{kind}_address"):
-                    addresses.append(
-                        (customer, kind, self._address(customer, values[f"{kind}_address"]))
-                    )
+                wanted = values.get(f"{kind}_address")
+                if not wanted:
+                    continue
+                if billing is not None and _same_address(values["billing_address"], wanted):
+                    address = billing  # the same address twice (Squarespace, WooCommerce): one
+                else:
+                    address = billing = self._address(customer, wanted)
+                addresses.append((customer, kind, address))
         for customer, values, changes in self.updated:
             both = None  # the one address of a file with one, when it replaces both defaults
             for kind in ("billing", "shipping"):
@@ -999,10 +1011,16 @@ class _CustomerWriter:
                     wanted = values.get(f"{kind}_address")
                     if wanted is None:  # the billing one, for both (_changes)
                         address = both
+                    elif kind == "shipping" and _same_address(
+                        values.get("billing_address") or {}, wanted
+                    ):
+                        # The billing one given again as the shipping one: the same address,
+                        # new with this row or the stored billing default it already matches.
+                        address = both or customer.default_billing_address
                     else:
                         address = both = self._address(customer, wanted)
                     addresses.append((customer, kind, address))
-        written = list({id(a): a for _c, _k, a in addresses}.values())
+        written = list({id(a): a for _c, _k, a in addresses if a.pk is None}.values())
         if once:
             _take_ids(Address, written)
         else:

@@ -1,0 +1,94 @@
+"""What QA found in the import: one address for a row whose billing and shipping addresses
+are the same, no withdrawal of a consent never given, the admin credited for an order file,
+worded reasons, a file without rows."""
+
+import pytest
+
+from clients.models import Address, Customer
+from tests.factories import AddressFactory, CustomerFactory, UserFactory
+from tests.imports.conftest import FILES, apply, check, upload
+
+pytestmark = pytest.mark.django_db
+
+WOO = (FILES / "woocommerce_customers.csv").read_bytes().splitlines(keepends=True)[0]
+
+
+def _woo(*rows: str) -> bytes:
+    return WOO + "".join(row + "\n" for row in rows).encode()
+
+
+def test_a_squarespace_row_with_the_same_billing_and_shipping_address_has_one_address():
+    apply(check(upload("squarespace_profiles.csv")), UserFactory(role="Admin"))
+    amelie = Customer.objects.get(email="amelie.poulain@example.fr")
+    assert amelie.addresses.count() == 1
+    assert amelie.default_billing_address_id == amelie.default_shipping_address_id
+    address = amelie.default_billing_address
+    assert (address.line1, address.postal_code, address.city, address.country) == (
+        "15 rue des Trois Frères",
+        "75018",
+        "Paris",
+        "FR",
+    )
+
+
+def test_a_woocommerce_row_with_the_same_billing_and_shipping_address_has_one_address():
+    # The billing company has no shipping column to compare with; the country is written
+    # "FR" on one side, "fr" on the other.
+    job = check(
+        upload(
+            "woo.csv",
+            data=_woo(
+                "14,Lucie,Roy,lucie,lucie@example.fr,$P$B,2024-03-05 10:12:00,Lucie,Roy,Roy SARL,"
+                "lucie@example.fr,,3 place Bellecour,,69002,Lyon,,FR,Lucie,Roy,,"
+                "3 place Bellecour ,,69002,Lyon,,fr,0.00,0",
+                "15,Marc,Blanc,marc,marc@example.fr,$P$B,2024-03-05 10:12:00,Marc,Blanc,,"
+                "marc@example.fr,,3 place Bellecour,,69002,Lyon,,FR,Marc,Blanc,,"
+                "3 place Bellecour,Bât. B,69002,Lyon,,FR,0.00,0",
+            ),
+        )
+    )
+    apply(job, UserFactory(role="Admin"))
+    lucie = Customer.objects.get(email="lucie@example.fr")
+    assert lucie.addresses.count() == 1
+    assert lucie.default_billing_address_id == lucie.default_shipping_address_id
+    assert lucie.default_billing_address.company == "Roy SARL"
+    marc = Customer.objects.get(email="marc@example.fr")  # different: two addresses, as before
+    assert marc.addresses.count() == 2
+    assert marc.default_shipping_address.line2 == "Bât. B"
+    assert marc.default_billing_address.line2 == ""
+
+
+def test_an_update_with_the_same_billing_and_shipping_address_writes_one_address():
+    lucie = CustomerFactory(email="lucie@example.fr", external_id="14")
+    old = AddressFactory(customer=lucie, line1="1 rue Neuve", city="Lyon", country="FR")
+    lucie.default_billing_address = lucie.default_shipping_address = old
+    lucie.save()
+    row = (
+        "14,Lucie,Roy,lucie,lucie@example.fr,$P$B,2024-03-05 10:12:00,Lucie,Roy,,"
+        "lucie@example.fr,,3 place Bellecour,,69002,Lyon,,FR,Lucie,Roy,,"
+        "3 place Bellecour,,69002,Lyon,,FR,0.00,0"
+    )
+    apply(check(upload("woo.csv", data=_woo(row))), UserFactory(role="Admin"))
+    lucie.refresh_from_db()
+    assert Address.objects.filter(customer=lucie).count() == 2  # the old one and one new
+    assert lucie.default_billing_address_id == lucie.default_shipping_address_id != old.pk
+    assert lucie.default_billing_address.line1 == "3 place Bellecour"
+
+
+def test_a_shipping_address_equal_to_the_stored_billing_one_is_that_address():
+    lucie = CustomerFactory(email="lucie@example.fr", external_id="14")
+    billing = AddressFactory(
+        customer=lucie, line1="3 place Bellecour", postal_code="69002", city="Lyon", country="FR"
+    )
+    shipping = AddressFactory(customer=lucie, line1="1 rue Neuve", city="Lyon", country="FR")
+    lucie.default_billing_address, lucie.default_shipping_address = billing, shipping
+    lucie.save()
+    row = (
+        "14,Lucie,Roy,lucie,lucie@example.fr,$P$B,2024-03-05 10:12:00,Lucie,Roy,,"
+        "lucie@example.fr,,3 place Bellecour,,69002,Lyon,,FR,Lucie,Roy,,"
+        "3 place Bellecour,,69002,Lyon,,FR,0.00,0"
+    )
+    apply(check(upload("woo.csv", data=_woo(row))), UserFactory(role="Admin"))
+    lucie.refresh_from_db()
+    assert Address.objects.filter(customer=lucie).count() == 2  # nothing new
+    assert lucie.default_shipping_address_id == lucie.default_billing_address_id == billing.pk
