@@ -582,8 +582,14 @@ def _changes(customer: Customer, values: dict) -> dict:
         if granted is None:
             continue
         before = getattr(customer, f"newest_{channel}_consent")
-        if before is None or before != granted:
-            changes[f"{channel}_consent"] = [before if before is not None else "", granted]
+        if before is None:
+            # No record: the customer's state is what there is to change. A "no" from
+            # someone who never gave consent withdraws nothing (no record of a withdrawal).
+            before = getattr(customer, CONSENT_STATE[channel])
+            if not before and not granted:
+                continue
+        if before != granted:
+            changes[f"{channel}_consent"] = [before, granted]
     return changes
 
 
@@ -1107,6 +1113,8 @@ class _CustomerWriter:
             granted = values.get(f"{channel}_consent")
             if granted is None or (only is not None and f"{channel}_consent" not in only):
                 continue
+            if only is None and not granted:
+                continue  # a new customer's "no": never given, nothing to withdraw
             at = values.get(f"{channel}_consent_at")
             at = datetime.fromisoformat(at) if at else self.now
             found.append(

@@ -3,10 +3,13 @@ are the same, no withdrawal of a consent never given, the admin credited for an 
 worded reasons, a file without rows."""
 
 import pytest
+from django.utils import timezone
 
 from clients.models import Address, Customer
+from privacy.models import ConsentRecord
 from tests.factories import AddressFactory, CustomerFactory, UserFactory
 from tests.imports.conftest import FILES, apply, check, upload
+from tests.imports.test_platforms import _imported
 
 pytestmark = pytest.mark.django_db
 
@@ -92,3 +95,56 @@ def test_a_shipping_address_equal_to_the_stored_billing_one_is_that_address():
     lucie.refresh_from_db()
     assert Address.objects.filter(customer=lucie).count() == 2  # nothing new
     assert lucie.default_shipping_address_id == lucie.default_billing_address_id == billing.pk
+
+
+SHOPIFY = (FILES / "shopify_customers_export.csv").read_bytes().splitlines(keepends=True)[0]
+
+
+def _shopify(email: str, accepts_email: str, accepts_sms: str) -> bytes:
+    row = f",Ann,Bee,{email},{accepts_email},,,,,,,,,,{accepts_sms},0,0,,no,\n"
+    return SHOPIFY + row.encode()
+
+
+def test_a_new_customer_s_no_to_sms_is_no_withdrawal():
+    apply(check(upload("shopify_customers_export.csv")), UserFactory(role="Admin"))
+    amelie = Customer.objects.get(email="amelie.poulain@example.fr")  # "Accepts SMS": no
+    assert amelie.sms_consent is False
+    assert not ConsentRecord.objects.filter(customer=amelie, channel="sms").exists()
+    assert ConsentRecord.objects.get(customer=amelie, channel="email").granted is True
+
+
+def test_wix_never_subscribed_is_no_withdrawal():
+    _imported("wix_contacts.csv")
+    assert not ConsentRecord.objects.filter(granted=False).exists()
+    zoe = Customer.objects.get(email="zoe@example.com")
+    assert (zoe.email_consent, zoe.sms_consent) == (False, False)
+
+
+def test_a_no_from_a_customer_without_consent_nor_record_changes_nothing():
+    CustomerFactory(email="ann@example.com", first_name="Ann", last_name="Bee")
+    job = check(upload("s.csv", data=_shopify("ann@example.com", "no", "no")))
+    assert job.counts == {"unchanged": 1}
+    apply(job, UserFactory(role="Admin"))
+    assert not ConsentRecord.objects.exists()
+
+
+def test_a_no_from_a_customer_whose_consent_is_given_is_a_withdrawal():
+    # Given with a record (the ledger says so), or without one (the customer's state does).
+    ann = CustomerFactory(email="ann@example.com", first_name="Ann", last_name="Bee")
+    ConsentRecord.objects.create(
+        customer=ann, channel="email", granted=True, at=timezone.now(), source="import"
+    )
+    ann.email_consent = True
+    ann.sms_consent = True
+    ann.save()
+    job = check(upload("s.csv", data=_shopify("ann@example.com", "no", "no")))
+    assert job.counts == {"update": 1}
+    assert job.rows.get().changes == {
+        "email_consent": [True, False],
+        "sms_consent": [True, False],
+    }
+    apply(job, UserFactory(role="Admin"))
+    ann.refresh_from_db()
+    assert (ann.email_consent, ann.sms_consent) == (False, False)
+    withdrawn = ConsentRecord.objects.filter(customer=ann, granted=False)
+    assert sorted(withdrawn.values_list("channel", flat=True)) == ["email", "sms"]
