@@ -687,8 +687,9 @@ class _DryRun(Exception):
     """Rolls back the order import a dry run ran to see what it would do."""
 
 
-def _order_outcomes(reads: list[_Read], *, dry: bool) -> dict[int, tuple[str, object]]:
-    """{ordinal: (action, Refused | None)} for a batch of order rows; written unless dry."""
+def _order_outcomes(reads: list[_Read], *, dry: bool, actor=None) -> dict[int, tuple[str, object]]:
+    """{ordinal: (action, Refused | None)} for a batch of order rows; written unless dry,
+    credited to `actor` (who applies the import) in the customers' change history."""
     items, refused = _order_items(reads)
     outcomes = {o: (RowAction.REFUSED, r) for o, r in refused.items()}
     if not items:
@@ -696,7 +697,7 @@ def _order_outcomes(reads: list[_Read], *, dry: bool) -> dict[int, tuple[str, ob
     results = []
     try:
         with transaction.atomic():
-            results = orders_import([item for _read, item in items])
+            results = orders_import([item for _read, item in items], actor=actor)
             if dry:
                 raise _DryRun()
     except _DryRun:
@@ -937,7 +938,7 @@ def _apply_batch(job: ImportJob, batch: list[tuple]) -> dict:
     if not reads:
         return counts
     if job.kind == ImportKind.ORDERS:
-        for action, _refused in _order_outcomes(reads, dry=False).values():
+        for action, _refused in _order_outcomes(reads, dry=False, actor=job.applied_by).values():
             _count(counts, action)
         return counts
     plans = _customer_plans(reads, lock=True)

@@ -2,10 +2,13 @@
 are the same, no withdrawal of a consent never given, the admin credited for an order file,
 worded reasons, a file without rows."""
 
+from decimal import Decimal
+
 import pytest
 from django.utils import timezone
 
-from clients.models import Address, Customer
+from clients.models import Address, AuditAction, AuditEntry, AuditOrigin, Customer
+from orders.services import ImportedOrder, LineInput, order_draft, order_import_check, orders_import
 from privacy.models import ConsentRecord
 from tests.factories import AddressFactory, CustomerFactory, UserFactory
 from tests.imports.conftest import FILES, apply, check, upload
@@ -148,3 +151,31 @@ def test_a_no_from_a_customer_whose_consent_is_given_is_a_withdrawal():
     assert (ann.email_consent, ann.sms_consent) == (False, False)
     withdrawn = ConsentRecord.objects.filter(customer=ann, granted=False)
     assert sorted(withdrawn.values_list("channel", flat=True)) == ["email", "sms"]
+
+
+def test_an_order_file_applied_by_an_admin_credits_the_admin():
+    admin = UserFactory(role="Admin")
+    apply(check(upload("shopify_customers_export.csv")), admin)
+    apply(check(upload("orders.csv", kind="orders")), admin)
+    entries = AuditEntry.objects.filter(action=AuditAction.ORDER_IMPORT)
+    assert entries.count() == 4
+    assert {(e.actor, e.origin) for e in entries} == {(admin, AuditOrigin.STAFF)}
+
+
+def test_orders_imported_without_an_actor_are_the_shop_s():
+    # The storefront API's NDJSON import has no user.
+    customer = CustomerFactory()
+    draft = order_draft(
+        number="A-1",
+        lines=[LineInput(product_name="Mug", sku="", quantity=1, unit_price=Decimal("9.00"))],
+        currency=None,
+        source=None,
+        medium=None,
+        campaign=None,
+        placed_at=timezone.now(),
+        now=timezone.now(),
+    )
+    item = order_import_check(ImportedOrder(draft=draft, customer_id=customer.pk, status="paid"))
+    orders_import([item])
+    entry = AuditEntry.objects.get(action=AuditAction.ORDER_IMPORT)
+    assert (entry.actor, entry.origin) == (None, AuditOrigin.SHOP)
