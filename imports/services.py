@@ -322,7 +322,8 @@ def _file_rows(job: ImportJob):
         for ordinal, (line, cells) in enumerate(iterator, start=1):
             read = _Read(ordinal, line)
             if isinstance(cells, Broken):
-                read.refused = rows.Refused("broken", cells.reason)
+                # A code worded when shown, in the language of whoever reads the page.
+                read.refused = rows.Refused(cells.code or "broken", cells.value or cells.reason)
             else:
                 try:
                     if job.kind == ImportKind.ORDERS:

@@ -12,7 +12,7 @@ from orders.services import ImportedOrder, LineInput, order_draft, order_import_
 from privacy.models import ConsentRecord
 from tests.factories import AddressFactory, CustomerFactory, UserFactory
 from tests.imports.conftest import FILES, apply, check, upload
-from tests.imports.test_platforms import _imported
+from tests.imports.test_platforms import _confirmed, _imported
 
 pytestmark = pytest.mark.django_db
 
@@ -179,3 +179,14 @@ def test_orders_imported_without_an_actor_are_the_shop_s():
     orders_import([item])
     entry = AuditEntry.objects.get(action=AuditAction.ORDER_IMPORT)
     assert (entry.actor, entry.origin) == (None, AuditOrigin.SHOP)
+
+
+def test_a_line_too_long_to_read_is_worded_in_the_language_of_the_page(admin_client_role):
+    data = b'Email,First Name\nok@example.com,Ok\nlong@example.com,"' + b"a" * 70_000 + b"\n"
+    job = check(_confirmed(upload("long.csv", data=data)))
+    assert job.rows.get(action="refused").reasons == [["cell_too_long", "65536"]]
+    english = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "en"})
+    assert "The line cannot be read: a cell is longer than 65536 characters" in english.text
+    french = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "fr"})
+    assert "Ligne illisible\u00a0: une cellule dépasse 65536 caractères" in french.text
+    assert "a cell is longer" not in french.text

@@ -156,7 +156,7 @@ def test_broken_rows_are_refused_one_by_one():
     job = upload("broken_rows.csv")
     job = check(import_set_mapping(job=job, mapping=job.mapping, date_order="dmy"))
     assert job.counts == {"create": 2, "refused": 3}
-    assert reasons(job) == {3: "cells", 4: "broken", 6: "unclosed_quote"}
+    assert reasons(job) == {3: "cells", 4: "nul", 6: "unclosed_quote"}
     assert set(job.rows.filter(action="create").values_list("key", flat=True)) == {
         "ok@example.com",
         "last.ok@example.com",
