@@ -2,6 +2,7 @@
 are the same, no withdrawal of a consent never given, the admin credited for an order file,
 worded reasons, a file without rows."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -190,3 +191,18 @@ def test_a_line_too_long_to_read_is_worded_in_the_language_of_the_page(admin_cli
     french = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "fr"})
     assert "Ligne illisible\u00a0: une cellule dépasse 65536 caractères" in french.text
     assert "a cell is longer" not in french.text
+
+
+def test_the_applied_counts_read_as_plurals_in_french(admin_client_role):
+    job = apply(check(upload("shopify_customers_export.csv")), UserFactory(role="Admin"))
+    french = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "fr"})
+    counts = french.text.split('data-testid="applied-counts"')[1].split("</dl>")[0]
+    assert [label for label in re.findall(r"<dt>([^<]*)</dt>", counts)] == [
+        "Créés",
+        "Mis à jour",
+        "Inchangés",
+        "Refusés",
+    ]
+    english = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "en"})
+    counts = english.text.split('data-testid="applied-counts"')[1].split("</dl>")[0]
+    assert re.findall(r"<dt>([^<]*)</dt>", counts) == ["Created", "Updated", "Unchanged", "Refused"]
