@@ -263,6 +263,8 @@ def import_start_apply(*, job: ImportJob, actor) -> ImportJob:
     stale = job.status == ImportStatus.APPLYING and is_stale(job)
     if job.status != ImportStatus.CHECKED and not resumable and not stale:
         raise NotAllowed()
+    if job.has_no_rows:
+        raise NotAllowed()  # a file with a header and no row: nothing to apply
     job.status = ImportStatus.APPLYING
     job.applied_by = job.applied_by or actor
     job.apply_started_at = job.apply_started_at or timezone.now()

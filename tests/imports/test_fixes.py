@@ -6,9 +6,11 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from clients.models import Address, AuditAction, AuditEntry, AuditOrigin, Customer
+from imports import services
 from orders.services import ImportedOrder, LineInput, order_draft, order_import_check, orders_import
 from privacy.models import ConsentRecord
 from tests.factories import AddressFactory, CustomerFactory, UserFactory
@@ -206,3 +208,24 @@ def test_the_applied_counts_read_as_plurals_in_french(admin_client_role):
     english = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "en"})
     counts = english.text.split('data-testid="applied-counts"')[1].split("</dl>")[0]
     assert re.findall(r"<dt>([^<]*)</dt>", counts) == ["Created", "Updated", "Unchanged", "Refused"]
+
+
+def test_a_file_with_only_a_header_row_says_so_and_cannot_be_applied(admin_client_role):
+    job = check(upload("empty.csv", data=SHOPIFY))
+    assert (job.status, job.total_rows, job.has_no_rows) == ("checked", 0, True)
+    page = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "en"})
+    assert 'data-testid="import-status">No rows to import<' in page.text
+    assert "The file has no rows to import: only its header row." in page.text
+    assert reverse("imports:job-apply", args=[job.pk]) not in page.text
+    french = admin_client_role.get(job.get_absolute_url(), headers={"accept-language": "fr"})
+    assert "Le fichier n’a aucune ligne à importer\u00a0: seulement sa ligne d’en-tête." in (
+        french.text
+    )
+    listed = admin_client_role.get(reverse("imports:job-list"), headers={"accept-language": "en"})
+    assert "No rows to import" in listed.text
+    with pytest.raises(services.NotAllowed):
+        services.import_start_apply(job=job, actor=UserFactory(role="Admin"))
+    refused = admin_client_role.post(reverse("imports:job-apply", args=[job.pk]))
+    assert refused.status_code == 302
+    job.refresh_from_db()
+    assert job.status == "checked" and job.applied_by is None
