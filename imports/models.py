@@ -152,6 +152,17 @@ class ImportJob(models.Model):
         return touched + timedelta(days=settings.IMPORT_ABANDONED_DAYS)
 
     @property
+    def has_no_rows(self) -> bool:
+        """Checked, and the file has no row under its header: nothing to apply."""
+        return self.status == ImportStatus.CHECKED and not self.total_rows
+
+    @property
+    def status_label(self) -> str:
+        if self.has_no_rows:
+            return str(_("No rows to import"))
+        return self.get_status_display()
+
+    @property
     def check_percent(self) -> int:
         return self.percent(self.checked_rows)
 

@@ -57,10 +57,13 @@ class UnreadableFile(Exception):
 
 @dataclass(frozen=True)
 class Broken:
-    """A row that cannot be read as cells (its reason, for the user)."""
+    """A row that cannot be read as cells: its reason, for the user now (in the language
+    of the request), and as a code and value of imports.rows.REASONS, worded when shown."""
 
     reason: str
     detail: str = ""
+    code: str = ""
+    value: str = ""
 
 
 @dataclass(frozen=True)
@@ -518,14 +521,24 @@ def _csv_reader(stream, layout: Layout) -> Iterator[tuple[int, list | Broken]]:
                             "a cell is longer than %(limit)s characters (a quote opened "
                             "here may never be closed); the rest of the file was not read"
                         )
-                        % {"limit": f"{MAX_CELL:,}"}
+                        % {"limit": f"{MAX_CELL:,}"},
+                        code="cell_too_long",
+                        value=str(MAX_CELL),
                     ),
                 )
                 return
-            yield start, Broken(_("the line cannot be read as CSV"), message)
+            yield (
+                start,
+                Broken(_("the line cannot be read as CSV"), message, code="not_csv", value=message),
+            )
             continue
         except UnicodeDecodeError:
-            yield start, Broken(_("the text of this line is not in a known encoding"))
+            yield (
+                start,
+                Broken(
+                    _("the text of this line is not in a known encoding"), code="unknown_encoding"
+                ),
+            )
             return
         line = reader.line_num + 1
         if row and row[0].startswith("\ufeff"):
@@ -533,7 +546,7 @@ def _csv_reader(stream, layout: Layout) -> Iterator[tuple[int, list | Broken]]:
         if start == 1 and _is_sep_line(row):
             continue
         if any("\x00" in cell for cell in row):
-            yield start, Broken(_("the line contains NUL characters"))
+            yield start, Broken(_("the line contains NUL characters"), code="nul")
             continue
         yield start, row[: MAX_COLUMNS + 1]
 

@@ -26,7 +26,14 @@ from storefront.schemas import _PHONE, _email, _text
 
 # Why a row is refused: a code stored with the row, worded in the reader's language.
 REASONS = {
-    "broken": _("The line cannot be read: %(value)s"),
+    "broken": _("The line cannot be read: %(value)s"),  # rows checked before the codes below
+    "cell_too_long": _(
+        "The line cannot be read: a cell is longer than %(value)s characters (a quote opened "
+        "here may never be closed); the rest of the file was not read"
+    ),
+    "not_csv": _("The line cannot be read as CSV: %(value)s"),
+    "unknown_encoding": _("The line cannot be read: its text is not in a known encoding"),
+    "nul": _("The line cannot be read: it contains NUL characters"),
     "unclosed_quote": _(
         "A quote opened on this line is never closed: this line and the ones after it were "
         "read as one cell"

@@ -263,6 +263,8 @@ def import_start_apply(*, job: ImportJob, actor) -> ImportJob:
     stale = job.status == ImportStatus.APPLYING and is_stale(job)
     if job.status != ImportStatus.CHECKED and not resumable and not stale:
         raise NotAllowed()
+    if job.has_no_rows:
+        raise NotAllowed()  # a file with a header and no row: nothing to apply
     job.status = ImportStatus.APPLYING
     job.applied_by = job.applied_by or actor
     job.apply_started_at = job.apply_started_at or timezone.now()
@@ -322,7 +324,8 @@ def _file_rows(job: ImportJob):
         for ordinal, (line, cells) in enumerate(iterator, start=1):
             read = _Read(ordinal, line)
             if isinstance(cells, Broken):
-                read.refused = rows.Refused("broken", cells.reason)
+                # A code worded when shown, in the language of whoever reads the page.
+                read.refused = rows.Refused(cells.code or "broken", cells.value or cells.reason)
             else:
                 try:
                     if job.kind == ImportKind.ORDERS:
@@ -426,6 +429,13 @@ def _address_text(values: dict) -> str:
     return ", ".join(
         values.get(k, "") for k in ("line1", "postal_code", "city", "country") if values.get(k)
     )
+
+
+def _same_address(one: dict, other: dict) -> bool:
+    """Whether two addresses of a row are the same address: their normalized parts, those the
+    file has columns for in both, are equal (WooCommerce has no shipping company column)."""
+    keys = [k for k in ADDRESS_KEYS if k in one and k in other]
+    return bool(keys) and all(_same(one[k], other[k], k) for k in keys)
 
 
 def _customer_plans(reads: list[_Read], *, lock: bool) -> dict[int, _Plan]:
@@ -575,8 +585,14 @@ def _changes(customer: Customer, values: dict) -> dict:
         if granted is None:
             continue
         before = getattr(customer, f"newest_{channel}_consent")
-        if before is None or before != granted:
-            changes[f"{channel}_consent"] = [before if before is not None else "", granted]
+        if before is None:
+            # No record: the customer's state is what there is to change. A "no" from
+            # someone who never gave consent withdraws nothing (no record of a withdrawal).
+            before = getattr(customer, CONSENT_STATE[channel])
+            if not before and not granted:
+                continue
+        if before != granted:
+            changes[f"{channel}_consent"] = [before, granted]
     return changes
 
 
@@ -674,8 +690,9 @@ class _DryRun(Exception):
     """Rolls back the order import a dry run ran to see what it would do."""
 
 
-def _order_outcomes(reads: list[_Read], *, dry: bool) -> dict[int, tuple[str, object]]:
-    """{ordinal: (action, Refused | None)} for a batch of order rows; written unless dry."""
+def _order_outcomes(reads: list[_Read], *, dry: bool, actor=None) -> dict[int, tuple[str, object]]:
+    """{ordinal: (action, Refused | None)} for a batch of order rows; written unless dry,
+    credited to `actor` (who applies the import) in the customers' change history."""
     items, refused = _order_items(reads)
     outcomes = {o: (RowAction.REFUSED, r) for o, r in refused.items()}
     if not items:
@@ -683,7 +700,7 @@ def _order_outcomes(reads: list[_Read], *, dry: bool) -> dict[int, tuple[str, ob
     results = []
     try:
         with transaction.atomic():
-            results = orders_import([item for _read, item in items])
+            results = orders_import([item for _read, item in items], actor=actor)
             if dry:
                 raise _DryRun()
     except _DryRun:
@@ -924,7 +941,7 @@ def _apply_batch(job: ImportJob, batch: list[tuple]) -> dict:
     if not reads:
         return counts
     if job.kind == ImportKind.ORDERS:
-        for action, _refused in _order_outcomes(reads, dry=False).values():
+        for action, _refused in _order_outcomes(reads, dry=False, actor=job.applied_by).values():
             _count(counts, action)
         return counts
     plans = _customer_plans(reads, lock=True)
@@ -987,11 +1004,16 @@ class _CustomerWriter:
             _insert(Customer, new)
         addresses = []  # (customer, kind, Address)
         for customer, values in self.new:
+            billing = None
             for kind in ("billing", "shipping"):
-                if values.get(f"{kind}_address"):
-                    addresses.append(
-                        (customer, kind, self._address(customer, values[f"{kind}_address"]))
-                    )
+                wanted = values.get(f"{kind}_address")
+                if not wanted:
+                    continue
+                if billing is not None and _same_address(values["billing_address"], wanted):
+                    address = billing  # the same address twice (Squarespace, WooCommerce): one
+                else:
+                    address = billing = self._address(customer, wanted)
+                addresses.append((customer, kind, address))
         for customer, values, changes in self.updated:
             both = None  # the one address of a file with one, when it replaces both defaults
             for kind in ("billing", "shipping"):
@@ -999,10 +1021,16 @@ class _CustomerWriter:
                     wanted = values.get(f"{kind}_address")
                     if wanted is None:  # the billing one, for both (_changes)
                         address = both
+                    elif kind == "shipping" and _same_address(
+                        values.get("billing_address") or {}, wanted
+                    ):
+                        # The billing one given again as the shipping one: the same address,
+                        # new with this row or the stored billing default it already matches.
+                        address = both or customer.default_billing_address
                     else:
                         address = both = self._address(customer, wanted)
                     addresses.append((customer, kind, address))
-        written = list({id(a): a for _c, _k, a in addresses}.values())
+        written = list({id(a): a for _c, _k, a in addresses if a.pk is None}.values())
         if once:
             _take_ids(Address, written)
         else:
@@ -1089,6 +1117,8 @@ class _CustomerWriter:
             granted = values.get(f"{channel}_consent")
             if granted is None or (only is not None and f"{channel}_consent" not in only):
                 continue
+            if only is None and not granted:
+                continue  # a new customer's "no": never given, nothing to withdraw
             at = values.get(f"{channel}_consent_at")
             at = datetime.fromisoformat(at) if at else self.now
             found.append(

@@ -165,20 +165,25 @@ _ORIGINS = {
 }
 
 
-def _audit_values(order: Order, action: AuditAction, changes: dict, at=None) -> dict:
-    """The audit entry of an order change, by column (attname)."""
+def _audit_values(order: Order, action: AuditAction, changes: dict, at=None, actor=None) -> dict:
+    """The audit entry of an order change, by column (attname): made by `actor` (staff in the
+    back office) when there is one, else by whoever _ORIGINS says."""
     return {
         "customer_id": order.customer_id,
-        "actor_id": None,
+        "actor_id": actor.pk if actor is not None else None,
         "at": at or timezone.now(),
         "action": action,
-        "origin": _ORIGINS.get(action, AuditOrigin.SHOP),
+        "origin": AuditOrigin.STAFF
+        if actor is not None
+        else _ORIGINS.get(action, AuditOrigin.SHOP),
         "changes": {"order": order.number, **changes},
     }
 
 
-def _audit_entry(order: Order, action: AuditAction, changes: dict, at=None) -> AuditEntry:
-    return AuditEntry(**_audit_values(order, action, changes, at))
+def _audit_entry(
+    order: Order, action: AuditAction, changes: dict, at=None, actor=None
+) -> AuditEntry:
+    return AuditEntry(**_audit_values(order, action, changes, at, actor))
 
 
 _AUDIT_FIELDS = [f for f in AuditEntry._meta.concrete_fields if not f.primary_key]
@@ -193,10 +198,10 @@ _AUDIT_SQL = (
 _AUDIT_ATTNAMES = [f.attname for f in _AUDIT_FIELDS]
 
 
-def _audit_row(order: Order, changes: dict, at) -> list:
+def _audit_row(order: Order, changes: dict, at, actor=None) -> list:
     """The import's audit entry of an order as COPY takes it, in _AUDIT_FIELDS' order (the
     enum members and the changes as their stored text)."""
-    values = _audit_values(order, AuditAction.ORDER_IMPORT, changes, at)
+    values = _audit_values(order, AuditAction.ORDER_IMPORT, changes, at, actor)
     values["action"] = values["action"].value
     values["origin"] = values["origin"].value
     values["changes"] = json.dumps(values["changes"])
@@ -977,7 +982,10 @@ def _import_existing(numbers: list[str]):
 
 @transaction.atomic
 def orders_import(
-    items: list[ImportedOrder], *, wait_turn: Callable[[], None] | None = None
+    items: list[ImportedOrder],
+    *,
+    wait_turn: Callable[[], None] | None = None,
+    actor=None,
 ) -> list[tuple[str, Order] | OrderError]:
     """Apply a batch of checked imported orders (order_import_check) in one transaction: each
     one is created, moved forward (updated) or found as it is (unchanged), or refused with the
@@ -994,6 +1002,9 @@ def orders_import(
     import writes a batch's orders on one connection while the batch before it updates its
     customers on another, and makes each batch wait there until the one before it is
     committed and answered.
+
+    `actor`: the staff member who imports (the back office's CSV import), credited in the
+    customers' change history; without one (the storefront API) the shop is.
     """
     numbers = [item.draft.number for item in items]
     if len(set(numbers)) != len(numbers):
@@ -1086,10 +1097,11 @@ def orders_import(
         for order in (*new_orders, *changed_orders)
     ]
     if copy:
-        _copy(AuditEntry, _AUDIT_FIELDS, (_audit_row(o, c, at) for o, c in moved))
+        _copy(AuditEntry, _AUDIT_FIELDS, (_audit_row(o, c, at, actor) for o, c in moved))
     else:
         AuditEntry.objects.bulk_create(
-            [_audit_entry(o, AuditAction.ORDER_IMPORT, c, at) for o, c in moved], batch_size=1000
+            [_audit_entry(o, AuditAction.ORDER_IMPORT, c, at, actor) for o, c in moved],
+            batch_size=1000,
         )
     finalized = [o for o in (*new_orders, *changed_orders) if o.status in FINALIZED_STATUSES]
     if wait_turn is not None:

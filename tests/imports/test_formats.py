@@ -59,12 +59,12 @@ def test_shopify_current_export_dry_run_then_apply():
     assert entry.action == "import" and entry.actor == admin
     assert entry.changes["file"] == ["", "shopify_customers_export.csv"]
     consents = {(c.customer.email, c.channel): c.granted for c in ConsentRecord.objects.all()}
+    # A new customer's "no" withdraws nothing: no record (the customer's state is False).
     assert consents == {
         ("amelie.poulain@example.fr", "email"): True,
-        ("amelie.poulain@example.fr", "sms"): False,
-        ("John.Smith@Example.com", "email"): False,
         ("John.Smith@Example.com", "sms"): True,
     }
+    assert (amelie.sms_consent, john.email_consent) == (False, False)
     consent = ConsentRecord.objects.filter(customer=amelie).first()
     assert consent.source == "import" and consent.recorded_by == admin
     assert consent.note == "Shopify customer export: shopify_customers_export.csv"
@@ -156,7 +156,7 @@ def test_broken_rows_are_refused_one_by_one():
     job = upload("broken_rows.csv")
     job = check(import_set_mapping(job=job, mapping=job.mapping, date_order="dmy"))
     assert job.counts == {"create": 2, "refused": 3}
-    assert reasons(job) == {3: "cells", 4: "broken", 6: "unclosed_quote"}
+    assert reasons(job) == {3: "cells", 4: "nul", 6: "unclosed_quote"}
     assert set(job.rows.filter(action="create").values_list("key", flat=True)) == {
         "ok@example.com",
         "last.ok@example.com",
@@ -292,8 +292,9 @@ def test_prestashop_customer_export():
         2024, 3, 5, 10, 12
     )
     consents = {(c.customer.email, c.granted) for c in ConsentRecord.objects.all()}
-    # "Newsletter" is the shop's own email marketing; "Partner offers" is not imported.
-    assert consents == {("amelie.poulain@example.fr", True), ("pub@prestashop.com", False)}
+    # "Newsletter" is the shop's own email marketing; "Partner offers" is not imported. A
+    # new customer's "no" is no withdrawal: no record.
+    assert consents == {("amelie.poulain@example.fr", True)}
 
 
 def test_magento_customers_main_file():
@@ -344,7 +345,7 @@ def test_mailchimp_audience_export_subscribed_and_unsubscribed():
     record = ConsentRecord.objects.get(customer=ada)
     assert timezone.localtime(record.at).replace(tzinfo=None) == datetime(2024, 3, 14, 9, 14)
     assert record.note == "Mailchimp audience export: mailchimp_subscribed_members.csv"
-    CustomerFactory(email="bob@example.com")
+    CustomerFactory(email="bob@example.com", email_consent=True)  # consent to withdraw
     job = check(upload("mailchimp_unsubscribed_members.csv"))
     assert job.counts == {"update": 1}, reasons(job)
     apply(job, admin)
