@@ -71,6 +71,30 @@ def _country_code(value: str) -> None:
         )
 
 
+class YesNoField(forms.NullBooleanField):
+    """The value of a yes/no filter's select ("true", "false", or nothing for any): another
+    value is an error, reported with the filters ignored, not read as "any" as
+    NullBooleanField reads it (`push=yes` listed every customer without a word)."""
+
+    _VALUES = {"true": True, "false": False, "1": True, "0": False}
+
+    def to_python(self, value):
+        if value in (None, "") or isinstance(value, bool):
+            return None if value == "" else value
+        found = self._VALUES.get(str(value).strip().lower())
+        if found is None:
+            raise forms.ValidationError(
+                forms.ChoiceField.default_error_messages["invalid_choice"],
+                code="invalid_choice",
+                params={"value": value},
+            )
+        return found
+
+
+class YesNoFilter(django_filters.BooleanFilter):
+    field_class = YesNoField
+
+
 class CustomerFilterForm(forms.Form):
     """The filter form: a minimum above its maximum is reported and the range left out,
     rather than showing an empty list."""
@@ -127,7 +151,7 @@ class CustomerFilter(SegmentFilters):
     )
     last_order = ShopDateRangeFilter(field_name="last_order_at", label=_("Last order between"))
     created = ShopDateRangeFilter(field_name="created_at", label=_("Customer since between"))
-    push = django_filters.BooleanFilter(
+    push = YesNoFilter(
         field_name="push_opt_in",
         label=_("Push notifications"),
         widget=forms.Select(
@@ -135,14 +159,14 @@ class CustomerFilter(SegmentFilters):
         ),
     )
     # The consent ledger's current state (privacy/), denormalized on the customer.
-    email_consent = django_filters.BooleanFilter(
+    email_consent = YesNoFilter(
         field_name="email_consent",
         label=_("Email consent"),
         widget=forms.Select(
             choices=[("", _("Any")), ("true", _("Given")), ("false", _("Not given"))]
         ),
     )
-    sms_consent = django_filters.BooleanFilter(
+    sms_consent = YesNoFilter(
         field_name="sms_consent",
         label=_("SMS consent"),
         widget=forms.Select(

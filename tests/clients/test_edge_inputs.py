@@ -113,3 +113,19 @@ def test_a_malformed_country_gets_one_message(viewer_client, shop):
     response = viewer_client.get(reverse("clients:client-list"), {"country": "1é"})
     assert "Enter a two-letter country code." in response.text
     assert "No country has the code" not in response.text
+
+
+@pytest.mark.parametrize("field", ["push", "email_consent", "sms_consent"])
+def test_a_yes_no_filter_with_another_value_is_reported_not_read_as_any(viewer_client, field):
+    # `push=yes` listed every customer without a word (read as "any").
+    accepted = CustomerFactory(push_opt_in=True, email_consent=True, sms_consent=True)
+    make_order(accepted, total="10.00")
+    refused = CustomerFactory(push_opt_in=False, email_consent=False, sms_consent=False)
+    make_order(refused, total="10.00")
+    url = reverse("clients:client-list")
+    bad = viewer_client.get(url, {field: "yes"}).text
+    assert "Some filters were ignored" in bad and "yes is not one of the available" in bad
+    for value, shown, hidden in (("true", accepted, refused), ("false", refused, accepted)):
+        page = viewer_client.get(url, {field: value}).text
+        assert "Some filters were ignored" not in page
+        assert f"/clients/{shown.pk}/" in page and f"/clients/{hidden.pk}/" not in page
