@@ -50,6 +50,7 @@ FIELD_LABELS = {
     "refunded_amount": gettext_lazy("Refunded"),
     "tags": gettext_lazy("Tags"),
     "file": gettext_lazy("File"),
+    "created_at": gettext_lazy("Customer since"),
 }
 
 

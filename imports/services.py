@@ -553,6 +553,10 @@ def _same(stored: str, imported: str, part: str = "") -> bool:
     return stored.casefold() == imported.casefold() if part == "country" else stored == imported
 
 
+def _day(moment: datetime):
+    return timezone.localtime(moment).date()
+
+
 def _changes(customer: Customer, values: dict) -> dict:
     """{field: [stored, imported]} for what the row changes; the email never changes."""
     changes = {}
@@ -561,6 +565,13 @@ def _changes(customer: Customer, values: dict) -> dict:
             changes[name] = [getattr(customer, name), values[name]]
     if values.get("external_id") and not customer.external_id:
         changes["external_id"] = ["", values["external_id"]]
+    created = values.get("created_at")
+    if created and _day(datetime.fromisoformat(created)) < _day(customer.created_at):
+        # The platform's sign-up date, a day before the one stored or earlier (the customer
+        # reached the back office later, by the API or another file): "Customer since" moves
+        # back, never forward. Compared by the shop's day, as the pages show it: a file that
+        # writes it to the minute or to the day (ours, exported) is the same date.
+        changes["created_at"] = [customer.created_at.isoformat(), created]
     for kind in ("billing", "shipping"):
         wanted = values.get(f"{kind}_address")
         if not wanted:
@@ -1066,6 +1077,8 @@ class _CustomerWriter:
                     setattr(customer, name, values[name])
             if "external_id" in changes:
                 customer.external_id = values["external_id"]
+            if "created_at" in changes:
+                customer.created_at = datetime.fromisoformat(values["created_at"])
             customer.version += 1
             customer.updated_at = self.now
             if "phone" in changes:
@@ -1173,6 +1186,7 @@ _UPDATED_COLUMNS = (
     ("external_id", "text"),
     ("version", "integer"),
     ("updated_at", "timestamptz"),
+    ("created_at", "timestamptz"),
     *_NEW_COLUMNS,
 )
 
@@ -1187,7 +1201,7 @@ def _update_customers(customers: list[Customer], columns) -> None:
 
     def value(customer, name):
         found = getattr(customer, name)
-        return adapt(found) if name == "updated_at" else found
+        return adapt(found) if name in ("updated_at", "created_at") else found
 
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":

@@ -346,3 +346,28 @@ def test_a_squarespace_file_is_not_taken_for_woocommerce():
     assert recognize("customers", headers)[0] == ImportFormat.SQUARESPACE
     woo = (FILES / "woocommerce_customers.csv").read_text().splitlines()[0].split(",")
     assert recognize("customers", woo)[0] == ImportFormat.WOOCOMMERCE
+
+
+def test_a_later_file_moves_customer_since_back_never_forward():
+    # A customer already here (an earlier file, the API) whose platform says they signed up
+    # before: "Customer since" takes the earlier date; a later one leaves it.
+    from tests.factories import CustomerFactory
+
+    early = CustomerFactory(email="early@example.com")
+    late = CustomerFactory(email="late@example.com")
+    stored = late.created_at
+    data = (
+        "Email,Name,Created (UTC)\r\n"
+        "early@example.com,Ada Early,2024-02-29 10:00\r\n"
+        f"late@example.com,Bob Late,{(stored + timezone.timedelta(days=1)):%Y-%m-%d %H:%M}\r\n"
+    ).encode()
+    job = upload("stripe_like.csv", data=data)
+    job = check(_confirmed(job))
+    assert job.counts.get("update") == 2  # the names; the first one's date too
+    apply(job, UserFactory(role="Admin"))
+    early.refresh_from_db()
+    late.refresh_from_db()
+    assert early.created_at == datetime(2024, 2, 29, 10, 0, tzinfo=UTC)
+    assert late.created_at == stored
+    history = early.audit_entries.get(action="import").changes
+    assert history["created_at"][1].startswith("2024-02-29T10:00:00")
