@@ -30,6 +30,35 @@ def audience_counts(audience) -> dict[str, int]:
     return {"customers": customers.count(), "devices": devices}
 
 
+def campaign_twin(*, actor, audience, message, since) -> Campaign | None:
+    """The newest campaign `actor` created since `since` with this message for this audience
+    (cancelled ones apart): what sending the compose form again would repeat, whatever its
+    one-time token (a browser that reloads the form on Back gives it a new one)."""
+    from notifications.models import AudienceKind, CampaignStatus
+
+    twins = Campaign.objects.filter(
+        created_by=actor,
+        created_at__gte=since,
+        title=message.title,
+        body=message.body,
+        link=message.link,
+        audience_tab=audience.tab,
+        audience_kind=audience.kind,
+        audience_query=audience.query if audience.kind == AudienceKind.FILTERED else "",
+    ).exclude(status=CampaignStatus.CANCELLED)
+    ids = list(audience.ids) if audience.kind == AudienceKind.SELECTED else []
+    # The ids compared in Python: a JSON list's equality differs between the databases.
+    for campaign in twins.order_by("-created_at", "-id").only("id", "audience_ids", "created_at"):
+        if campaign.audience_ids == ids:
+            return campaign
+    return None
+
+
+def campaign_with_send_token(token: str) -> Campaign | None:
+    """The campaign a compose form's one-time token created, if any."""
+    return Campaign.objects.filter(send_token=token).only("id").first() if token else None
+
+
 def campaign_list() -> QuerySet[Campaign]:
     """The campaign history, newest first, with the columns the list shows."""
     return Campaign.objects.order_by("-created_at", "-id").defer(

@@ -6,6 +6,9 @@ composing, scheduling, sending and cancelling need notifications.send_campaign (
 checked on every request that acts, including forged POSTs.
 """
 
+from datetime import timedelta
+
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, permission_required
@@ -14,6 +17,9 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -120,7 +126,10 @@ def campaign_create(request):
         )
     base_url = _base_url(request)
     form = ComposeForm(request.POST if request.method == "POST" else None, base_url=base_url)
+    twin = None
     if request.method == "POST" and form.is_valid():
+        twin = _twin_unconfirmed(request, audience, form)
+    if request.method == "POST" and form.is_valid() and twin is None:
         try:
             if not counts["devices"]:
                 raise ValueError(_("No device of this audience accepts notifications."))
@@ -153,6 +162,45 @@ def campaign_create(request):
             return redirect(campaign)
     status = 400 if request.method == "POST" else 200
     return _compose_page(request, audience_form, form, TestPushForm(), counts, status=status)
+
+
+# How long the same message to the same audience asks to be confirmed before going again.
+TWIN_WINDOW = timedelta(hours=1)
+SEND_AGAIN = "send_again"
+
+
+def _twin_unconfirmed(request, audience, form):
+    """The campaign this form would repeat (the same message to the same audience from the
+    same user within TWIN_WINDOW), unless the user ticked "Send it again": then the form
+    gets the error and the checkbox, and nothing is sent."""
+    if request.POST.get(SEND_AGAIN) == "on":
+        return None
+    if selectors.campaign_with_send_token(form.send_token_value()) is not None:
+        return None  # this very form, sent again: the token leads to its campaign
+    twin = selectors.campaign_twin(
+        actor=request.user,
+        audience=audience,
+        message=form.message(),
+        since=timezone.now() - TWIN_WINDOW,
+    )
+    if twin is not None:
+        form.add_error(
+            None,
+            format_html(
+                _(
+                    'This message already went to this audience at {time} (<a href="{url}">'
+                    "campaign {number}</a>), so nothing was sent. To send it again all the "
+                    "same, tick “Send it again” and send."
+                ),
+                time=date_format(timezone.localtime(twin.created_at), "TIME_FORMAT"),
+                url=twin.get_absolute_url(),
+                number=twin.pk,
+            ),
+        )
+        form.fields[SEND_AGAIN] = forms.BooleanField(
+            label=_("Send it again"), required=False, initial=False
+        )
+    return twin
 
 
 @require_POST

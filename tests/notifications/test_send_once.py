@@ -151,14 +151,32 @@ def test_a_post_without_a_valid_token_creates_nothing(
 
 
 @pytest.mark.django_db
-def test_two_pages_two_campaigns(admin_client_role, push_service, deferred_tasks):
+def test_the_same_message_from_a_reloaded_form_asks_before_going_again(
+    admin_client_role, push_service, deferred_tasks
+):
+    # QA: Back reloaded the form from the server (a new token) and the browser refilled the
+    # fields: Send made a second campaign. The same message to the same audience within the
+    # hour now asks first; "Send it again" sends it.
     subscribe(push_service)
-    for _ in range(2):
-        token = _token_on_page(
-            admin_client_role.get(CREATE, {"tab": "leads", "audience": "all"}).text
-        )
-        assert admin_client_role.post(CREATE, {**FORM, "send_token": token}).status_code == 302
-    assert Campaign.objects.count() == 2
+    tokens = [
+        _token_on_page(admin_client_role.get(CREATE, {"tab": "leads", "audience": "all"}).text)
+        for _ in range(2)
+    ]
+    first = admin_client_role.post(CREATE, {**FORM, "send_token": tokens[0]})
+    assert first.status_code == 302
+    campaign = Campaign.objects.get()
+    again = admin_client_role.post(CREATE, {**FORM, "send_token": tokens[1]})
+    assert again.status_code == 400
+    assert "This message already went to this audience at" in again.text
+    assert f'href="{campaign.get_absolute_url()}"' in again.text
+    assert 'name="send_again"' in again.text
+    assert Campaign.objects.count() == 1
+    # Another message, or another audience, is no twin.
+    other = {**FORM, "title": "Another title", "send_token": send_token_new()}
+    assert admin_client_role.post(CREATE, other).status_code == 302
+    confirmed = {**FORM, "send_token": tokens[1], "send_again": "on"}
+    assert admin_client_role.post(CREATE, confirmed).status_code == 302
+    assert Campaign.objects.count() == 3
 
 
 @pytest.mark.django_db
