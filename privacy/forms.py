@@ -72,13 +72,28 @@ class ConsentForm(forms.Form):
 
 
 class RetentionConfirmForm(forms.Form):
-    """The cutoff the Admin previewed: the sweep erases exactly what was counted for it."""
+    """The cutoff the Admin previewed, the counts shown for it, and the Admin's confirmation
+    that they are erased for good: the sweep erases exactly what was counted and confirmed."""
 
     cutoff = forms.DateTimeField(widget=forms.HiddenInput)
+    leads = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
+    clients = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
+    # The label, with the counts, is in templates/privacy/overview.html.
+    confirm = forms.BooleanField(
+        error_messages={
+            "required": _("Tick the box to confirm: the erasure cannot be undone."),
+        },
+    )
 
     def __init__(self, *args, latest=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.latest = latest
+
+    def clean_confirm(self):
+        # Only what a ticked box posts: the widget reads "0" or "no" as ticked too.
+        if self.data.get(self.add_prefix("confirm")) != "on":
+            raise forms.ValidationError(self.fields["confirm"].error_messages["required"])
+        return True
 
     def clean_cutoff(self):
         cutoff = self.cleaned_data["cutoff"]

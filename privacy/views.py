@@ -177,6 +177,20 @@ class OverviewView(PermissionRequiredMixin, View):
             return self.render_page(request, form, status=400)
         cutoff = form.cleaned_data["cutoff"]
         preview = retention_preview(cutoff=cutoff)
+        if not preview["leads"] and not preview["clients"]:
+            form.add_error(
+                None, _("Nobody is past the retention period: there is nothing to erase.")
+            )
+            return self.render_page(request, form, status=400)
+        if (preview["leads"], preview["clients"]) != (
+            form.cleaned_data["leads"],
+            form.cleaned_data["clients"],
+        ):
+            # Only what the Admin saw and confirmed is erased.
+            form.add_error(
+                "confirm", _("The counts changed since the page was shown: check them again.")
+            )
+            return self.render_page(request, form, status=400)
         retention_submit(cutoff=cutoff)
         access_record(
             request,

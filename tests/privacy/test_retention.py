@@ -142,24 +142,92 @@ def test_admin_previews_and_confirms(
     expected = set(retention_candidates(cutoff=previewed["cutoff"]).values_list("pk", flat=True))
     assert previewed["leads"] + previewed["clients"] == len(expected) >= 5
     assert f'data-testid="retention-leads">{previewed["leads"]}<' in page.content.decode()
+    assert 'name="confirm"' in page.content.decode()
+    confirmed = {
+        "cutoff": previewed["cutoff"].isoformat(),
+        "leads": previewed["leads"],
+        "clients": previewed["clients"],
+        "confirm": "on",
+    }
     for bad in (
         {},
-        {"cutoff": "yesterday"},
-        {"cutoff": timezone.now().isoformat()},
-        {"cutoff": (cutoff - timedelta(days=3)).isoformat()},
+        {**confirmed, "cutoff": "yesterday"},
+        {**confirmed, "cutoff": timezone.now().isoformat()},
+        {**confirmed, "cutoff": (cutoff - timedelta(days=3)).isoformat()},
     ):
         assert admin_client_role.post(reverse("privacy:overview"), bad).status_code == 400
     assert not Customer.objects.exclude(erased_at=None).exists()
     with django_capture_on_commit_callbacks(execute=True):
-        done = admin_client_role.post(
-            reverse("privacy:overview"), {"cutoff": previewed["cutoff"].isoformat()}
-        )
+        done = admin_client_role.post(reverse("privacy:overview"), confirmed)
     assert done.status_code == 302
     assert set(Customer.objects.exclude(erased_at=None).values_list("pk", flat=True)) == expected
     assert AccessLogEntry.objects.filter(action="retention_sweep").get().detail == {
         "leads": previewed["leads"],
         "clients": previewed["clients"],
     }
+
+
+def _confirmation(admin_client):
+    """What the overview's form posts once the Admin ticks the box."""
+    previewed = admin_client.get(reverse("privacy:overview")).context["retention"]
+    return {
+        "cutoff": previewed["cutoff"].isoformat(),
+        "leads": previewed["leads"],
+        "clients": previewed["clients"],
+        "confirm": "on",
+    }
+
+
+@pytest.mark.parametrize("confirm", [None, "", "false", "0", "no", "off"])
+def test_the_sweep_erases_nobody_without_the_confirmation(
+    population, admin_client_role, django_capture_on_commit_callbacks, confirm
+):
+    posted = _confirmation(admin_client_role)
+    if confirm is None:
+        del posted["confirm"]
+    else:
+        posted["confirm"] = confirm
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = admin_client_role.post(reverse("privacy:overview"), posted)
+    assert response.status_code == 400
+    assert response.context["form"].errors["confirm"] == [
+        "Tick the box to confirm: the erasure cannot be undone."
+    ]
+    page = response.content.decode()
+    assert "Tick the box to confirm" in page
+    assert f"(leads: {posted['leads']}, inactive clients: {posted['clients']})" in page
+    assert not callbacks
+    assert not Customer.objects.exclude(erased_at=None).exists()
+    assert not AccessLogEntry.objects.filter(action="retention_sweep").exists()
+
+
+@pytest.mark.parametrize("field", ["leads", "clients"])
+def test_the_sweep_erases_nobody_when_the_confirmed_counts_are_not_the_real_ones(
+    population, admin_client_role, django_capture_on_commit_callbacks, field
+):
+    for forged in (1, 1000, -1, "many"):
+        posted = _confirmation(admin_client_role)
+        posted[field] = posted[field] + forged if isinstance(forged, int) else forged
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            response = admin_client_role.post(reverse("privacy:overview"), posted)
+        assert response.status_code == 400
+        assert not callbacks
+    assert not Customer.objects.exclude(erased_at=None).exists()
+
+
+def test_with_nobody_to_erase_there_is_no_button_and_the_post_says_so(
+    admin_client_role, django_capture_on_commit_callbacks
+):
+    page = admin_client_role.get(reverse("privacy:overview"))
+    assert (page.context["retention"]["leads"], page.context["retention"]["clients"]) == (0, 0)
+    assert "Erase them now" not in page.content.decode()
+    posted = {**_confirmation(admin_client_role), "leads": 0, "clients": 0}
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = admin_client_role.post(reverse("privacy:overview"), posted)
+    assert response.status_code == 400
+    assert "there is nothing to erase" in response.content.decode()
+    assert not callbacks
+    assert not AccessLogEntry.objects.filter(action="retention_sweep").exists()
 
 
 def test_the_daily_run_sweeps_only_when_the_shop_turned_it_on(population):
