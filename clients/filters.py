@@ -79,8 +79,10 @@ class YesNoField(forms.NullBooleanField):
     _VALUES = {"true": True, "false": False, "1": True, "0": False}
 
     def to_python(self, value):
-        if value in (None, "") or isinstance(value, bool):
-            return None if value == "" else value
+        if value in (None, ""):
+            return None
+        if isinstance(value, bool):
+            return value
         found = self._VALUES.get(str(value).strip().lower())
         if found is None:
             raise forms.ValidationError(

@@ -93,35 +93,29 @@ def action_label(action: str) -> str:
 
 def history_entries(entries) -> list[dict]:
     """The change history's rows, from a page of audit entries (actor already joined)."""
-    return [
-        {
-            "at": entry.at,
-            "actor": entry.actor,
-            # Changes the customer made in the shop (through the API), told apart from staff's,
-            # and those the shop's platform reported (orders fulfilled, refunded...).
-            "by_customer": entry.origin == AuditOrigin.CUSTOMER,
-            "by_shop": entry.origin == AuditOrigin.SHOP,
-            "action": action_label(entry.action),
-            # An order event names its order (what it is about, not a change of it).
-            "order": _order_number(entry.changes),
-            "changes": change_rows(
-                {
-                    k: v
-                    for k, v in entry.changes.items()
-                    if k != "order" or not _order_number(entry.changes)
-                }
-                if isinstance(entry.changes, dict)
-                else {}
-            ),
-        }
-        for entry in entries
-    ]
+    return [_history_entry(entry) for entry in entries]
 
 
-def _order_number(changes) -> str:
-    """The order an order event is about (orders.services writes {"order": number, ...})."""
-    number = changes.get("order") if isinstance(changes, dict) else None
-    return number if isinstance(number, str) else ""
+def _history_entry(entry) -> dict:
+    changes = entry.changes if isinstance(entry.changes, dict) else {}
+    # An order event names its order (orders.services writes {"order": number, ...}): what
+    # it is about, not a change of it.
+    order = changes.get("order")
+    if isinstance(order, str):
+        changes = {name: pair for name, pair in changes.items() if name != "order"}
+    else:
+        order = ""
+    return {
+        "at": entry.at,
+        "actor": entry.actor,
+        # Changes the customer made in the shop (through the API), told apart from staff's,
+        # and those the shop's platform reported (orders fulfilled, refunded...).
+        "by_customer": entry.origin == AuditOrigin.CUSTOMER,
+        "by_shop": entry.origin == AuditOrigin.SHOP,
+        "action": action_label(entry.action),
+        "order": order,
+        "changes": change_rows(changes),
+    }
 
 
 def frequency_text(days: float | None) -> str:

@@ -7,7 +7,14 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 
 from clients.models import Customer
 from clients.selectors import customer_audience
-from notifications.models import Campaign, Delivery, PushSubscription, SubscriptionStatus
+from notifications.models import (
+    AudienceKind,
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    PushSubscription,
+    SubscriptionStatus,
+)
 from orders.models import FINALIZED_STATUSES, Order, OrderStatus
 
 
@@ -34,8 +41,6 @@ def campaign_twin(*, actor, audience, message, since) -> Campaign | None:
     """The newest campaign `actor` created since `since` with this message for this audience
     (cancelled ones apart): what sending the compose form again would repeat, whatever its
     one-time token (a browser that reloads the form on Back gives it a new one)."""
-    from notifications.models import AudienceKind, CampaignStatus
-
     twins = Campaign.objects.filter(
         created_by=actor,
         created_at__gte=since,

@@ -22,7 +22,7 @@ from notifications.models import (
     PushSubscription,
     SubscriptionStatus,
 )
-from notifications.selectors import audience_resolve
+from notifications.selectors import audience_resolve, campaign_with_send_token
 from privacy.models import ConsentSource
 from privacy.services import consent_push_record
 
@@ -315,7 +315,7 @@ def campaign_create(
 
 def _campaign_check_token(send_token: str) -> None:
     """Raise CampaignAlreadyCreated if a campaign was created with this form token."""
-    campaign = Campaign.objects.filter(send_token=send_token).first()
+    campaign = campaign_with_send_token(send_token)
     if campaign is not None:
         raise CampaignAlreadyCreated(campaign)
 

@@ -66,3 +66,15 @@ def workers(settings, vapid_keys, tmp_path):
         yield pool
     finally:
         pool.stop_all()
+
+
+@pytest.fixture
+def deferred_tasks(settings):
+    """A tasks backend that keeps the enqueued tasks instead of running them (and supports
+    run_after, like the database one). Per thread: each thread has its own."""
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    from django.tasks import default_task_backend
+
+    default_task_backend.clear()
+    yield default_task_backend
+    default_task_backend.clear()

@@ -47,17 +47,6 @@ def _token_on_page(html: str) -> str:
     return token
 
 
-@pytest.fixture
-def deferred_tasks(settings):
-    """A tasks backend that keeps the enqueued tasks instead of running them."""
-    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
-    from django.tasks import default_task_backend
-
-    default_task_backend.clear()
-    yield default_task_backend
-    default_task_backend.clear()
-
-
 @pytest.mark.django_db
 def test_each_compose_page_carries_a_new_token(admin_client_role, push_service):
     subscribe(push_service)

@@ -128,17 +128,6 @@ def test_a_link_must_be_http(admin_client_role, leads):
     assert not Campaign.objects.exists()
 
 
-@pytest.fixture
-def deferred_tasks(settings):
-    """A tasks backend that keeps tasks (and supports run_after), like the database one."""
-    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
-    from django.tasks import default_task_backend
-
-    default_task_backend.clear()
-    yield default_task_backend
-    default_task_backend.clear()
-
-
 def test_scheduling_and_cancelling(
     admin_client_role, leads, deferred_tasks, django_capture_on_commit_callbacks
 ):
